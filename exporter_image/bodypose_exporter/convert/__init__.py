@@ -1,0 +1,1 @@
+"""Keras -> ONNX conversion (tf2onnx) and the checks that the result is faithful."""
