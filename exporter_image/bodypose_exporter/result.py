@@ -1,0 +1,47 @@
+"""The short JSON result a Job's pod leaves as its termination message.
+
+Kubernetes reads a container's termination message from
+`terminationMessagePath` (default /dev/termination-log) and caps it at 4096
+bytes, so the result names artifacts and figures, never file contents. The
+path comes from `BODYPOSE_TERMINATION_LOG` so the CLI writes nothing outside a
+Job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+ENV_VAR = "BODYPOSE_TERMINATION_LOG"
+MAX_BYTES = 4096
+
+
+def _write(payload: dict[str, Any]) -> None:
+    path = os.environ.get(ENV_VAR)
+    if not path:
+        return
+    text = json.dumps(payload, separators=(",", ":"))
+    if len(text.encode()) > MAX_BYTES:
+        payload = {k: payload[k] for k in ("stage", "ok", "reason", "message") if k in payload}
+        payload["truncated"] = True
+        text = json.dumps(payload, separators=(",", ":"))[:MAX_BYTES]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def report_success(stage: str, manifest: dict[str, Any]) -> None:
+    _write(
+        {
+            "stage": stage,
+            "ok": True,
+            "artifacts": [
+                {"kind": a["kind"], "path": a["path"], "sha256": a["sha256"], "bytes": a["bytes"]}
+                for a in manifest.get("artifacts", [])
+            ],
+        }
+    )
+
+
+def report_failure(stage: str, reason: str, message: str) -> None:
+    _write({"stage": stage, "ok": False, "reason": reason, "message": message[:1000]})

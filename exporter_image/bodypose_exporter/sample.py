@@ -1,0 +1,116 @@
+"""`bpnet-sample`: a sample BodyPoseNet .tlt and a few images, for a first export.
+
+The model is the TAO-default BpNet (see `model.bpnet`) with seeded weights,
+saved as Keras HDF5 and encrypted with the given key exactly as a TAO `.tlt`
+is. The images are drawn (people as stick figures on textured backgrounds,
+several sizes and aspect ratios, JPEG and PNG) so that preprocessing and
+calibration meet the same variety real data has. Weights are untrained: the
+outputs are meaningful only as numbers to compare across formats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bodypose_exporter.codec import codec_by_name
+from bodypose_exporter.codec.tao_files import write_tlt
+
+log = logging.getLogger("bpnet-sample")
+
+# (height, width) of the sample images: landscape, portrait, small, large.
+_IMAGE_SIZES = ((480, 640), (640, 480), (240, 320), (720, 1280), (368, 368), (300, 500))
+
+
+def write_sample_model(path: Path, key: str, stages: int = 3, seed: int = 0, codec: str = "auto") -> str:
+    """Write a seeded BpNet as an encrypted `.tlt`; returns the codec name used."""
+    from bodypose_exporter.model.bpnet import build_bpnet
+
+    model = build_bpnet(stages=stages, seed=seed)
+    chosen = codec_by_name(codec)[0]
+    with tempfile.TemporaryDirectory(prefix="bpnet-sample-") as tmp:
+        h5 = Path(tmp) / "model.h5"
+        model.save(str(h5), save_format="h5", include_optimizer=False)
+        write_tlt(h5, path, key, chosen)
+    return chosen.name
+
+
+def draw_person(img: np.ndarray, rng: np.random.Generator) -> None:
+    import cv2
+
+    h, w = img.shape[:2]
+    scale = rng.uniform(0.25, 0.7) * h
+    cx, top = rng.uniform(0.2, 0.8) * w, rng.uniform(0.05, 0.3) * h
+    color = tuple(int(c) for c in rng.integers(0, 256, 3))
+    thick = max(2, int(scale / 25))
+
+    def pt(dx: float, dy: float) -> tuple[int, int]:
+        return int(cx + dx * scale), int(top + dy * scale)
+
+    cv2.circle(img, pt(0, 0.08), max(3, int(scale * 0.08)), color, -1)
+    neck, hip = pt(0, 0.18), pt(0, 0.55)
+    cv2.line(img, neck, hip, color, thick)
+    for side in (-1, 1):
+        elbow = pt(side * rng.uniform(0.1, 0.2), rng.uniform(0.25, 0.4))
+        cv2.line(img, neck, elbow, color, thick)
+        cv2.line(img, elbow, pt(side * rng.uniform(0.1, 0.3), rng.uniform(0.3, 0.6)), color, thick)
+        knee = pt(side * rng.uniform(0.05, 0.15), 0.75)
+        cv2.line(img, hip, knee, color, thick)
+        cv2.line(img, knee, pt(side * rng.uniform(0.05, 0.2), 0.97), color, thick)
+
+
+def write_sample_images(directory: Path, count: int, seed: int = 0) -> list[Path]:
+    import cv2
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    written = []
+    for i in range(count):
+        h, w = _IMAGE_SIZES[i % len(_IMAGE_SIZES)]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        base = rng.uniform(40, 200, 3)
+        img = np.stack(
+            [base[c] + 40 * np.sin(xx / rng.uniform(20, 90) + yy / rng.uniform(20, 90)) for c in range(3)],
+            axis=-1,
+        )
+        img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            draw_person(img, rng)
+        suffix = ".png" if i % 4 == 3 else ".jpg"
+        path = directory / f"sample_{i:04d}{suffix}"
+        cv2.imwrite(str(path), img)
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="bpnet-sample",
+        description="Write a sample BodyPoseNet .tlt (seeded, untrained weights) and sample images.",
+    )
+    p.add_argument("-o", "--output_dir", default="sample", help="where to write (default: ./sample)")
+    p.add_argument("-k", "--key", required=True, help="key to encrypt the .tlt with")
+    p.add_argument("--images", type=int, default=8, help="number of sample images (default: 8)")
+    p.add_argument("--stages", type=int, default=3, help="refinement stages (TAO default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights and images")
+    p.add_argument("--codec", default="auto", choices=("auto", "nvidia", "open"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [bpnet-sample] %(message)s")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / "bpnet_sample.tlt"
+    codec = write_sample_model(model_path, args.key, args.stages, args.seed, args.codec)
+    images = write_sample_images(out / "images", args.images, args.seed)
+    print(f"model  {model_path} ({model_path.stat().st_size} bytes, codec {codec})")
+    print(f"images {out / 'images'} ({len(images)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

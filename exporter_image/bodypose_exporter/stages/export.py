@@ -1,0 +1,214 @@
+"""The export stage: fetch, decrypt, convert, check, encrypt, publish.
+
+`.tlt` -> Keras model -> deploy model at the requested size -> ONNX (tf2onnx)
+-> fidelity check against Keras -> `.etlt` (encrypted ONNX) plus the plain
+`.onnx` (TAO 5 and current DeepStream read ONNX directly) plus `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bodypose_exporter.codec import codec_by_name
+from bodypose_exporter.codec.tao_files import check_hdf5_complete, read_tlt, write_etlt
+from bodypose_exporter.convert.fidelity import DEFAULT_TOLERANCE, compare_with_keras, reference_inputs
+from bodypose_exporter.errors import CorruptModelError, UserError
+from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
+from bodypose_exporter.storage import inputs as input_files
+from bodypose_exporter.storage.outputs import OutputSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputDims:
+    """Network input, channels_last: height, width, channels."""
+
+    height: int
+    width: int
+    channels: int
+
+    @classmethod
+    def parse(cls, text: str) -> InputDims:
+        try:
+            values = [int(v) for v in text.replace(" ", "").split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 3:
+            raise UserError(
+                f"-d/--input_dims {text!r}: give three comma-separated integers, "
+                "height,width,channels (channels_last), for example 320,448,3"
+            )
+        dims = cls(*values)
+        dims.validate()
+        return dims
+
+    def validate(self) -> None:
+        bad = [f"{n} {v}" for n, v in (("height", self.height), ("width", self.width)) if v % 8 or v <= 0]
+        if bad:
+            raise UserError(
+                f"-d/--input_dims: {' and '.join(bad)} must be a positive multiple of 8 "
+                "(the network's stride is 8; multiples of 16, 32 or 64 are better still)"
+            )
+        if self.channels != 3:
+            raise UserError(
+                f"-d/--input_dims: channels must be 3 (BodyPoseNet takes RGB images), got "
+                f"{self.channels}"
+            )
+
+    def as_list(self) -> list[int]:
+        return [self.height, self.width, self.channels]
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: str
+    key: str
+    output: str
+    dims: InputDims
+    sdk_compatible: bool = False
+    upsample_ratio: int = 4
+    codec: str = "auto"
+    experiment_spec: str | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    data_type: str = "fp32"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    published: list[str]
+    manifest: dict[str, Any]
+
+
+def default_output(model: str) -> str:
+    """`<input>.etlt`, as TAO's bpnet export defaulted (the .tlt suffix replaced)."""
+    stem = model[: -len(".tlt")] if model.endswith(".tlt") else model
+    return f"{stem}.etlt"
+
+
+def onnx_name_for(etlt_name: str) -> str:
+    stem = etlt_name[: -len(".etlt")] if etlt_name.endswith(".etlt") else etlt_name
+    return f"{stem}.onnx"
+
+
+def _load_keras(h5_path: Path, source: str) -> Any:
+    from bodypose_exporter.model.keras_backend import keras
+
+    try:
+        return keras.models.load_model(str(h5_path), compile=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptModelError(
+            f"{source} decrypts with this key but is not a loadable Keras model: {exc}"
+        ) from exc
+
+
+def _normalization(spec_path: Path | None) -> dict[str, Any]:
+    """TAO's dataloader normalization (offset 0.5, scale 256 unless the spec says otherwise)."""
+    offset, scale = [0.5, 0.5, 0.5], [256.0, 256.0, 256.0]
+    if spec_path is not None:
+        import yaml
+
+        try:
+            spec = yaml.safe_load(spec_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"-e/--experiment_spec {spec_path} is not valid YAML: {exc}") from exc
+        params = (spec.get("dataloader") or {}).get("normalization_params") or {}
+        offset = list(params.get("image_offset", offset))
+        scale = list(params.get("image_scale", scale))
+    return {"imageOffset": offset, "imageScale": scale, "channelOrder": "RGB", "layout": "NHWC"}
+
+
+def run_export(request: ExportRequest) -> ExportResult:
+    """Run the export stage end to end; nothing is published unless all of it succeeds."""
+    from bodypose_exporter.convert.keras_to_onnx import keras_to_onnx
+    from bodypose_exporter.model.bpnet import stage_count
+    from bodypose_exporter.model.deploy import build_deploy_model
+
+    codecs = codec_by_name(request.codec)
+    manifest = Manifest(command="export")
+    etlt_name = Path(request.output.rpartition("/")[2]).name
+    if not etlt_name.endswith(".etlt"):
+        raise UserError(f"-o/--output_file {request.output!r} must name an .etlt file")
+    onnx_name = onnx_name_for(etlt_name)
+
+    with OutputSet(request.output) as out, tempfile.TemporaryDirectory(prefix="bpnet-export-") as tmp:
+        work = Path(tmp)
+        with manifest.timed("fetch"):
+            model_path = input_files.fetch(request.model, work, "model")
+            spec_path = (
+                input_files.fetch(request.experiment_spec, work, "experiment spec")
+                if request.experiment_spec
+                else None
+            )
+        with manifest.timed("decrypt"):
+            decrypted = read_tlt(model_path, request.key, codecs, work / "model.h5")
+            check_hdf5_complete(decrypted.path, Path(request.model))
+            trained = _load_keras(decrypted.path, request.model)
+            log.info("decrypted %s with codec %s", request.model, decrypted.codec)
+        with manifest.timed("convert"):
+            try:
+                stages = stage_count(trained)
+            except ValueError as exc:
+                raise CorruptModelError(f"{request.model} is not a BodyPoseNet model: {exc}") from exc
+            deploy = build_deploy_model(
+                trained,
+                request.dims.height,
+                request.dims.width,
+                sdk_compatible=request.sdk_compatible,
+                upsample_ratio=request.upsample_ratio,
+            )
+            info = keras_to_onnx(deploy, out.staged(onnx_name))
+            log.info("converted to ONNX: outputs %s", ", ".join(info.output_names))
+        with manifest.timed("verify"):
+            report = compare_with_keras(
+                deploy,
+                info.path,
+                reference_inputs(request.dims.height, request.dims.width),
+                request.tolerance,
+            )
+            log.info(
+                "ONNX Runtime vs Keras: max abs difference %.3g (tolerance %g)",
+                report.worst,
+                report.tolerance,
+            )
+        with manifest.timed("encrypt"):
+            write_etlt(info.path, out.staged(etlt_name), request.key, codecs[0])
+
+        manifest.inputs = {
+            "model": request.model,
+            "modelSha256": _sha(model_path),
+            "experimentSpec": request.experiment_spec,
+        }
+        manifest.add_artifact("etlt", out.staged(etlt_name), out.final_location(etlt_name))
+        manifest.add_artifact("onnx", out.staged(onnx_name), out.final_location(onnx_name))
+        manifest.details = {
+            "inputDims": request.dims.as_list(),
+            "dataFormat": "channels_last",
+            "dataType": request.data_type,
+            "stages": stages,
+            "sdkCompatible": request.sdk_compatible,
+            "tensors": {
+                "input": {"name": info.input_name, "shape": info.input_shape},
+                "outputs": [
+                    {"name": n, "shape": s}
+                    for n, s in zip(info.output_names, info.output_shapes, strict=True)
+                ],
+            },
+            "onnxOpset": info.opset,
+            "codec": {"etlt": codecs[0].name, "tlt": decrypted.codec},
+            "preprocessing": _normalization(spec_path),
+            "fidelity": report.as_dict(),
+        }
+        manifest.write(out.staged(MANIFEST_NAME))
+        published = out.publish([etlt_name, onnx_name, MANIFEST_NAME])
+    return ExportResult(published=published, manifest=manifest.to_dict())
+
+
+def _sha(path: Path) -> str:
+    from bodypose_exporter.manifest import sha256_of
+
+    return sha256_of(path)

@@ -1,0 +1,1 @@
+"""Where inputs come from and outputs go: local paths or s3:// URIs."""

@@ -1,0 +1,93 @@
+"""S3 access through boto3, configured only by the standard AWS environment.
+
+The endpoint comes from `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` (boto3 reads
+them itself since 1.28), credentials from the usual chain. Nothing here knows
+whether the far side is AWS, MinIO or a test server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from bodypose_exporter.errors import NotFoundError, OutputNotWritableError, UserError
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        if not uri.startswith("s3://"):
+            raise UserError(f"not an s3:// URI: {uri!r}")
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        if not bucket:
+            raise UserError(f"s3 URI without a bucket: {uri!r}")
+        return cls(bucket, key)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def sibling(self, name: str) -> S3Uri:
+        """The object `name` in the same 'directory' as this one."""
+        prefix = self.key.rpartition("/")[0]
+        return S3Uri(self.bucket, f"{prefix}/{name}" if prefix else name)
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def client() -> Any:
+    # Bounded retries: an unreachable endpoint must fail in seconds, not minutes.
+    return boto3.client(
+        "s3", config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5)
+    )
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def download(uri: S3Uri, dst: Path) -> None:
+    """Fetch one object; a missing bucket or key is a NotFoundError naming the URI."""
+    try:
+        client().download_file(uri.bucket, uri.key, str(dst))
+    except ClientError as exc:
+        if _error_code(exc) in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+            raise NotFoundError(f"{uri} does not exist") from exc
+        raise UserError(f"cannot read {uri}: {exc}") from exc
+    except EndpointConnectionError as exc:
+        raise UserError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise UserError(f"cannot read {uri}: {exc}") from exc
+
+
+def upload(src: Path, uri: S3Uri) -> None:
+    try:
+        client().upload_file(str(src), uri.bucket, uri.key)
+    except ClientError as exc:
+        raise OutputNotWritableError(f"cannot write {uri}: {exc}") from exc
+    except (EndpointConnectionError, BotoCoreError) as exc:
+        raise OutputNotWritableError(f"cannot write {uri}: {exc}") from exc
+
+
+def check_writable(uri: S3Uri) -> None:
+    """Fail early, before hours of work, if the output bucket is not there."""
+    try:
+        client().head_bucket(Bucket=uri.bucket)
+    except ClientError as exc:
+        raise OutputNotWritableError(f"cannot write to {uri}: bucket {uri.bucket!r}: {exc}") from exc
+    except (EndpointConnectionError, BotoCoreError) as exc:
+        raise OutputNotWritableError(f"cannot write to {uri}: {exc}") from exc
+
+
+def delete(uri: S3Uri) -> None:
+    client().delete_object(Bucket=uri.bucket, Key=uri.key)
