@@ -95,10 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=None, help="images per batch (default: 1)")
     p.add_argument("--max_batch_size", type=int, default=None, help="engine max batch (default: 1)")
     p.add_argument(
-        "--max_workspace_size", type=int, default=None, help="engine workspace bytes (default: 2 GiB)"
+        "--max_workspace_size",
+        type=int,
+        default=None,
+        help="engine workspace bytes (default: 2 GiB)",
     )
     p.add_argument("--engine_file", default=None, help="also build this TensorRT engine")
-    p.add_argument("--force_ptq", action="store_true", default=None, help="force post-training quantization")
+    p.add_argument(
+        "--force_ptq", action="store_true", default=None, help="force post-training quantization"
+    )
     p.add_argument(
         "-s",
         "--strict_type_constraints",
@@ -113,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(outputs conv2d_transpose_1/BiasAdd:0 and heatmap_out/BiasAdd:0)",
     )
     p.add_argument(
-        "-u", "--upsample_ratio", type=int, default=4, help="PAF upsampling for --sdk_compatible_model"
+        "-u",
+        "--upsample_ratio",
+        type=int,
+        default=4,
+        help="PAF upsampling for --sdk_compatible_model",
     )
     p.add_argument(
         "--data_format",
@@ -220,8 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report_failure("export", exc.reason, str(exc))
         return exc.exit_code
     for artifact in result.manifest["artifacts"]:
-        print(f"{artifact['kind']:5} {artifact['path']}  {artifact['bytes']} bytes  "
-              f"sha256 {artifact['sha256']}")
+        print(
+            f"{artifact['kind']:5} {artifact['path']}  {artifact['bytes']} bytes  "
+            f"sha256 {artifact['sha256']}"
+        )
     print(f"manifest {result.published[-1]}")
     report_success("export", result.manifest)
     return 0

@@ -28,7 +28,9 @@ log = logging.getLogger("bpnet-sample")
 _IMAGE_SIZES = ((480, 640), (640, 480), (240, 320), (720, 1280), (368, 368), (300, 500))
 
 
-def write_sample_model(path: Path, key: str, stages: int = 3, seed: int = 0, codec: str = "auto") -> str:
+def write_sample_model(
+    path: Path, key: str, stages: int = 3, seed: int = 0, codec: str = "auto"
+) -> str:
     """Write a seeded BpNet as an encrypted `.tlt`; returns the codec name used."""
     from bodypose_exporter.model.bpnet import build_bpnet
 
@@ -76,7 +78,10 @@ def write_sample_images(directory: Path, count: int, seed: int = 0) -> list[Path
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         base = rng.uniform(40, 200, 3)
         img = np.stack(
-            [base[c] + 40 * np.sin(xx / rng.uniform(20, 90) + yy / rng.uniform(20, 90)) for c in range(3)],
+            [
+                base[c] + 40 * np.sin(xx / rng.uniform(20, 90) + yy / rng.uniform(20, 90))
+                for c in range(3)
+            ],
             axis=-1,
         )
         img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
@@ -92,9 +97,11 @@ def write_sample_images(directory: Path, count: int, seed: int = 0) -> list[Path
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="bpnet-sample",
-        description="Write a sample BodyPoseNet .tlt (seeded, untrained weights) and sample images.",
+        description="Write a sample BodyPoseNet .tlt (seeded, untrained weights) and images.",
     )
-    p.add_argument("-o", "--output_dir", default="sample", help="where to write (default: ./sample)")
+    p.add_argument(
+        "-o", "--output_dir", default="sample", help="where to write (default: ./sample)"
+    )
     p.add_argument("-k", "--key", required=True, help="key to encrypt the .tlt with")
     p.add_argument("--images", type=int, default=8, help="number of sample images (default: 8)")
     p.add_argument("--stages", type=int, default=3, help="refinement stages (TAO default: 3)")

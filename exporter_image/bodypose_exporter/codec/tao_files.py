@@ -56,19 +56,37 @@ def _entropy_bits_per_byte(data: bytes) -> float:
     return -sum(c / total * math.log2(c / total) for c in counts.values())
 
 
+_MAGIC = (
+    (HDF5_SIGNATURE, "an unencrypted HDF5 (Keras) file"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"\xff\xd8\xff", "an image (JPEG)"),
+    (b"\x89PNG", "an image (PNG)"),
+)
+
+
+def _known_format(head: bytes) -> str | None:
+    """Name of a well-known plain format `head` starts with (checked before entropy:
+    compressed formats look as random as ciphertext)."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
 def _describe_plain(head: bytes) -> str:
-    if head.startswith(HDF5_SIGNATURE):
-        return "an unencrypted HDF5 (Keras) file"
-    if head.startswith(b"PK\x03\x04"):
-        return "a zip archive"
-    if head.startswith((b"\xff\xd8\xff", b"\x89PNG")):
-        return "an image"
-    if head[:1] in (b"{", b"[") or all(32 <= b < 127 or b in (9, 10, 13) for b in head[:256]):
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:256]):
         return "a text file"
     return "plain (unencrypted) data"
 
 
 def _check_looks_encrypted(path: Path, ciphertext_head: bytes, kind: str) -> None:
+    known = _known_format(ciphertext_head)
+    if known is not None:
+        raise NotATaoModelError(
+            f"{path} is not a TAO {kind} model: it is {known}, not an encrypted model "
+            f"(TAO {kind} files are encrypted with the model key)"
+        )
     if len(ciphertext_head) < MIN_MODEL_BYTES:
         raise NotATaoModelError(
             f"{path} is not a TAO {kind} model: it holds only {len(ciphertext_head)} bytes "

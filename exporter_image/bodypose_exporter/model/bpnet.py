@@ -92,12 +92,16 @@ def _backbone(x: Any) -> Any:
     return x
 
 
-def _branch_outputs(x: Any, hidden: int, scope: str, conv_index: int, final: bool) -> tuple[Any, Any]:
+def _branch_outputs(
+    x: Any, hidden: int, scope: str, conv_index: int, final: bool
+) -> tuple[Any, Any]:
     paf = _conv(x, hidden, 1, f"{scope}paf/conv{conv_index}", "relu")
     cmap = _conv(x, hidden, 1, f"{scope}cmap/conv{conv_index}", "relu")
     paf_name = "paf_out" if final else f"{scope}paf_branch/out"
     cmap_name = "heatmap_out" if final else f"{scope}heat_branch/out"
-    return _conv(paf, PAF_CHANNELS, 1, paf_name, None), _conv(cmap, HEATMAP_CHANNELS, 1, cmap_name, None)
+    return _conv(paf, PAF_CHANNELS, 1, paf_name, None), _conv(
+        cmap, HEATMAP_CHANNELS, 1, cmap_name, None
+    )
 
 
 def build_bpnet(
@@ -140,8 +144,7 @@ def build_bpnet(
 def _randomise_batchnorm(model: keras.Model, rng: np.random.Generator) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            n = gamma.shape[0]
+            n = layer.get_weights()[0].shape[0]
             layer.set_weights(
                 [
                     rng.uniform(0.5, 1.5, n).astype(np.float32),

@@ -14,6 +14,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the export stage never needs a GPU
 
-import tf_keras as keras  # noqa: E402
+import tf_keras as keras
 
 __all__ = ["keras"]

@@ -15,7 +15,11 @@ from typing import Any
 
 from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import check_hdf5_complete, read_tlt, write_etlt
-from bodypose_exporter.convert.fidelity import DEFAULT_TOLERANCE, compare_with_keras, reference_inputs
+from bodypose_exporter.convert.fidelity import (
+    DEFAULT_TOLERANCE,
+    compare_with_keras,
+    reference_inputs,
+)
 from bodypose_exporter.errors import CorruptModelError, UserError
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
 from bodypose_exporter.storage import inputs as input_files
@@ -48,7 +52,11 @@ class InputDims:
         return dims
 
     def validate(self) -> None:
-        bad = [f"{n} {v}" for n, v in (("height", self.height), ("width", self.width)) if v % 8 or v <= 0]
+        bad = [
+            f"{n} {v}"
+            for n, v in (("height", self.height), ("width", self.width))
+            if v % 8 or v <= 0
+        ]
         if bad:
             raise UserError(
                 f"-d/--input_dims: {' and '.join(bad)} must be a positive multiple of 8 "
@@ -135,7 +143,10 @@ def run_export(request: ExportRequest) -> ExportResult:
         raise UserError(f"-o/--output_file {request.output!r} must name an .etlt file")
     onnx_name = onnx_name_for(etlt_name)
 
-    with OutputSet(request.output) as out, tempfile.TemporaryDirectory(prefix="bpnet-export-") as tmp:
+    with (
+        OutputSet(request.output) as out,
+        tempfile.TemporaryDirectory(prefix="bpnet-export-") as tmp,
+    ):
         work = Path(tmp)
         with manifest.timed("fetch"):
             model_path = input_files.fetch(request.model, work, "model")
@@ -153,7 +164,9 @@ def run_export(request: ExportRequest) -> ExportResult:
             try:
                 stages = stage_count(trained)
             except ValueError as exc:
-                raise CorruptModelError(f"{request.model} is not a BodyPoseNet model: {exc}") from exc
+                raise CorruptModelError(
+                    f"{request.model} is not a BodyPoseNet model: {exc}"
+                ) from exc
             deploy = build_deploy_model(
                 trained,
                 request.dims.height,

@@ -84,7 +84,9 @@ def check_writable(uri: S3Uri) -> None:
     try:
         client().head_bucket(Bucket=uri.bucket)
     except ClientError as exc:
-        raise OutputNotWritableError(f"cannot write to {uri}: bucket {uri.bucket!r}: {exc}") from exc
+        raise OutputNotWritableError(
+            f"cannot write to {uri}: bucket {uri.bucket!r}: {exc}"
+        ) from exc
     except (EndpointConnectionError, BotoCoreError) as exc:
         raise OutputNotWritableError(f"cannot write to {uri}: {exc}") from exc
 

@@ -1,0 +1,145 @@
+"""Every bad input the exporter names: the message a user sees, and nothing left behind."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_KEY
+from tests.exporter.conftest import RunCli, leftovers
+
+
+@pytest.fixture
+def model(sample_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the sample .tlt, in a directory the test owns."""
+    dst = tmp_path / "bpnet_model.tlt"
+    shutil.copy(sample_dir / "bpnet_sample.tlt", dst)
+    return dst
+
+
+def test_wrong_key(run_cli: RunCli, model: Path) -> None:
+    r = run_cli("-m", str(model), "-k", "not-the-key", "-d", "224,320,3")
+    assert r.code == 2
+    assert "wrong key for" in r.err and "Check -k/--key" in r.err
+    assert leftovers(model.parent) == []
+
+
+def test_truncated_tlt(run_cli: RunCli, model: Path) -> None:
+    data = model.read_bytes()
+    model.write_bytes(data[: len(data) // 3])
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3")
+    assert r.code == 2
+    assert "is truncated or corrupted: the key is right" in r.err
+    assert leftovers(model.parent) == []
+
+
+def test_corrupted_tlt(run_cli: RunCli, model: Path) -> None:
+    data = bytearray(model.read_bytes())
+    # Damage the HDF5 metadata just after the signature (ciphertext offset 16 + 64).
+    for i in range(80, 2080):
+        data[i] ^= 0xA5
+    model.write_bytes(bytes(data))
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3")
+    assert r.code == 2
+    assert "truncated or corrupted" in r.err or "not a loadable Keras model" in r.err
+    assert leftovers(model.parent) == []
+
+
+def test_image_that_is_not_a_tao_model(run_cli: RunCli, sample_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "photo.tlt"
+    shutil.copy(sample_dir / "images" / "sample_0000.jpg", path)
+    r = run_cli("-m", str(path), "-k", SAMPLE_KEY, "-d", "224,320,3")
+    assert r.code == 2
+    assert "is not a TAO .tlt model: it is an image (JPEG), not an encrypted model" in r.err
+
+
+def test_text_file_that_is_not_a_tao_model(run_cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "spec.tlt"
+    path.write_text("model:\n  stages: 3\n" * 200)
+    r = run_cli("-m", str(path), "-k", SAMPLE_KEY, "-d", "224,320,3")
+    assert r.code == 2
+    assert "is not a TAO .tlt model: it looks like a text file" in r.err
+
+
+@pytest.mark.parametrize("dims", ["250,448,3", "320,452,3"])
+def test_height_or_width_not_multiple_of_8(run_cli: RunCli, model: Path, dims: str) -> None:
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", dims)
+    assert r.code == 2
+    assert "must be a positive multiple of 8" in r.err
+    assert "multiples of 16, 32 or 64 are better" in r.err
+
+
+def test_channels_other_than_3(run_cli: RunCli, model: Path) -> None:
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "320,448,1")
+    assert r.code == 2
+    assert "channels must be 3" in r.err
+
+
+def test_malformed_dims(run_cli: RunCli, model: Path) -> None:
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "320x448")
+    assert r.code == 2
+    assert "give three comma-separated integers" in r.err
+
+
+def test_missing_model_path(run_cli: RunCli, tmp_path: Path) -> None:
+    r = run_cli("-m", str(tmp_path / "nope.tlt"), "-k", SAMPLE_KEY, "-d", "224,320,3")
+    assert r.code == 2
+    assert f"model {tmp_path / 'nope.tlt'} does not exist" in r.err
+    assert leftovers(tmp_path) == []
+
+
+def test_output_directory_that_cannot_be_written(run_cli: RunCli, model: Path) -> None:
+    blocker = model.parent / "not-a-dir"
+    blocker.write_text("a file where the output directory should be")
+    out = blocker / "sub" / "model.etlt"
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3", "-o", str(out))
+    assert r.code == 2
+    assert f"cannot write the output {out}" in r.err
+
+
+def test_unknown_data_type(run_cli: RunCli, model: Path) -> None:
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "--data_type", "int4")
+    assert r.code == 2
+    assert "argument --data_type: invalid choice: 'int4'" in r.err
+    assert "fp32" in r.err and "int8" in r.err
+
+
+@pytest.mark.parametrize("backend", ["onnx", "uff"])
+def test_backends_other_than_tfonnx(run_cli: RunCli, model: Path, backend: str) -> None:
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-t", backend)
+    assert r.code == 2
+    assert f"-t/--backend {backend}: BodyPoseNet export supports only the tfonnx backend" in r.err
+
+
+def test_channels_first_is_refused(run_cli: RunCli, model: Path) -> None:
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "--data_format", "channels_first")
+    assert r.code == 2
+    assert "channels_first is not supported" in r.err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--data_type", "int8"], "--data_type int8 is not available yet"),
+        (["--engine_file", "x.engine"], "--engine_file: not available yet"),
+        (["--max_batch_size", "8"], "--max_batch_size: not available yet"),
+        (["-s"], "-s/--strict_type_constraints: not available yet"),
+        (["--cal_image_dir", "imgs"], "--cal_image_dir: not available yet"),
+    ],
+)
+def test_unbuilt_flags_fail_loudly(
+    run_cli: RunCli, model: Path, flags: list[str], named: str
+) -> None:
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3", *flags)
+    assert r.code == 2
+    assert named in r.err
+    assert leftovers(model.parent) == []
+
+
+def test_help_teaches(run_cli: RunCli) -> None:
+    r = run_cli("--help")
+    assert r.code == 0
+    for text in ("--sdk_compatible_model", "s3://", "manifest.json", "Exit codes"):
+        assert text in r.out
