@@ -1,0 +1,345 @@
+"""BodyPoseExport, group bodypose.dev, version v1alpha1: spec and status models.
+
+These models are the single source of the resource's schema: `api.crd`
+turns them into the CRD's structural OpenAPI schema (descriptions become
+`kubectl explain` text, `x-kubernetes-validations` CEL rules come from the
+`cel` entries below), and the operator re-validates every object with them.
+Field names are camelCase as the Kubernetes API conventions ask
+(https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GROUP = "bodypose.dev"
+VERSION = "v1alpha1"
+KIND = "BodyPoseExport"
+PLURAL = "bodyposeexports"
+SINGULAR = "bodyposeexport"
+SHORT_NAME = "bpe"
+
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def cel(rule: str, message: str) -> dict[str, str]:
+    """One x-kubernetes-validations entry."""
+    return {"rule": rule, "message": message}
+
+
+class ApiModel(BaseModel):
+    """Base: camelCase on the wire, unknown fields refused (as a structural schema prunes)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SecretKeyRef(ApiModel):
+    name: str = Field(
+        min_length=1, max_length=253, description="Name of a Secret in the resource's namespace."
+    )
+    key: str = Field(min_length=1, max_length=253, description="Key inside that Secret.")
+
+
+class SecretRef(ApiModel):
+    name: str = Field(
+        min_length=1, max_length=253, description="Name of a Secret in the resource's namespace."
+    )
+
+
+class ModelSource(ApiModel):
+    uri: str = Field(
+        pattern=S3_URI_PATTERN,
+        description="s3:// URI of the trained BodyPoseNet .tlt (encrypted Keras model).",
+    )
+    keySecretRef: SecretKeyRef = Field(
+        description="The Secret key holding the model's encryption key (TAO's -k). It reaches "
+        "the export pod only as a secretKeyRef environment variable."
+    )
+    experimentSpecUri: str | None = Field(
+        default=None,
+        pattern=S3_URI_PATTERN,
+        description="Optional s3:// URI of the TAO experiment spec (normalization parameters).",
+    )
+
+
+class InputSpec(ApiModel):
+    height: int = Field(
+        ge=8,
+        le=4096,
+        description="Network input height in pixels: a multiple of 8 "
+        "(multiples of 16, 32 or 64 are better).",
+    )
+    width: int = Field(
+        ge=8,
+        le=4096,
+        description="Network input width in pixels: a multiple of 8 "
+        "(multiples of 16, 32 or 64 are better).",
+    )
+    channels: Literal[3] = Field(default=3, description="Input channels: 3 (RGB).")
+    dataFormat: Literal["channels_last"] = Field(
+        default="channels_last", description="Input layout: channels_last (NHWC), as TAO trains it."
+    )
+
+
+class CalibrationSpec(ApiModel):
+    imagesUri: str | None = Field(
+        default=None,
+        pattern=S3_URI_PATTERN,
+        description="s3:// prefix of calibration images (.jpg, .jpeg, .png); they must number "
+        "at least batches x batchSize.",
+    )
+    tensorfileUri: str | None = Field(
+        default=None,
+        pattern=S3_URI_PATTERN,
+        description="s3:// URI of a calibration tensorfile to reuse.",
+    )
+    cacheUri: str | None = Field(
+        default=None,
+        pattern=S3_URI_PATTERN,
+        description="s3:// URI of a cal.bin to reuse (skips calibration).",
+    )
+    batches: int = Field(
+        default=10, ge=1, le=100_000, description="Calibration batches (TAO's --batches)."
+    )
+    batchSize: int = Field(
+        default=1, ge=1, le=256, description="Images per calibration batch (TAO's --batch_size)."
+    )
+    forcePtq: bool = Field(
+        default=False, description="Force post-training quantization (TAO's --force_ptq)."
+    )
+
+
+class EngineSpec(ApiModel):
+    maxBatchSize: int = Field(
+        default=1, ge=1, le=256, description="Largest batch the engine accepts."
+    )
+    maxWorkspaceSize: int = Field(
+        default=2 * (1 << 30),
+        ge=1 << 20,
+        description="TensorRT workspace memory-pool limit, bytes.",
+    )
+    strictTypeConstraints: bool = Field(
+        default=False, description="Make TensorRT obey the requested precision (TAO's -s)."
+    )
+    sdkCompatible: bool = Field(
+        default=False,
+        description="Add the PAF upsampling DeepStream's bodypose2d app expects "
+        "(TAO's --sdk_compatible_model).",
+    )
+
+
+class Toleration(ApiModel):
+    key: str | None = Field(default=None, description="Taint key the toleration applies to.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal."
+    )
+    value: str | None = Field(default=None, description="Taint value for operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match; empty matches all."
+    )
+    tolerationSeconds: int | None = Field(
+        default=None, description="For NoExecute: how long to stay bound."
+    )
+
+
+class Resources(ApiModel):
+    requests: dict[str, str] = Field(default_factory=dict, description="Resource requests.")
+    limits: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu": "1"},
+        description="Resource limits; the default is one nvidia.com/gpu.",
+    )
+
+
+class Target(ApiModel):
+    name: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=DNS_LABEL_PATTERN,
+        description="Target name: a DNS label, unique in the resource; names its engine and Job.",
+    )
+    nodeSelector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels of the pool to build on (its own hardware)."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Tolerations for the pool's taints."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Build pod resources.")
+    backend: Literal["tensorrt", "onnxruntime"] = Field(
+        default="tensorrt",
+        description="tensorrt builds a TensorRT engine on the pool's GPU; onnxruntime an "
+        "ONNX Runtime-optimized model (CPU pools, demos).",
+    )
+
+
+class OutputSpec(ApiModel):
+    uri: str = Field(
+        pattern=S3_URI_PATTERN,
+        description="s3:// prefix; artifacts go under <prefix>/<namespace>/<name>/<contentKey>/.",
+    )
+    credentialsSecretRef: SecretRef | None = Field(
+        default=None,
+        description="Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally "
+        "AWS_ENDPOINT_URL for the output bucket (and the model's, if the same store).",
+    )
+
+
+class VerificationSpec(ApiModel):
+    maxAbsDiff: float | None = Field(
+        default=None, gt=0, description="Gate: max |engine - FP32 reference|."
+    )
+    minCosine: float | None = Field(
+        default=None, ge=0, le=1, description="Gate: min cosine similarity of heatmaps and PAFs."
+    )
+    minPeakAgreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Gate: min share of heatmap peaks at the same location.",
+    )
+
+
+Precision = Literal["fp32", "fp16", "int8"]
+
+SPEC_RULES = [
+    cel(
+        "self.input.height % 8 == 0 && self.input.width % 8 == 0",
+        "input.height and input.width must be multiples of 8 (preferably of 16, 32 or 64)",
+    ),
+    cel(
+        "self.precision != 'int8' || (has(self.calibration) && (has(self.calibration.imagesUri) "
+        "|| has(self.calibration.tensorfileUri) || has(self.calibration.cacheUri)))",
+        "precision int8 needs a calibration source: "
+        "calibration.imagesUri, tensorfileUri or cacheUri",
+    ),
+    cel(
+        "self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
+        "target names must be unique",
+    ),
+    cel(
+        "!has(self.calibration) "
+        "|| self.calibration.batches * self.calibration.batchSize <= 1000000",
+        "calibration.batches x calibration.batchSize must be at most 1000000 images",
+    ),
+]
+
+
+class BodyPoseExportSpec(ApiModel):
+    """Desired state: which model to export, how, and for which node pools."""
+
+    model: ModelSource = Field(description="The trained model and its key.")
+    input: InputSpec = Field(description="Network input resolution.")
+    precision: Precision = Field(
+        default="fp32", description="Engine precision: fp32, fp16 or int8."
+    )
+    calibration: CalibrationSpec | None = Field(
+        default=None, description="INT8 calibration (required for int8)."
+    )
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="Engine build settings.")
+    targets: Annotated[list[Target], Field(min_length=1, max_length=32)] = Field(
+        description="Node pools to build an engine for, one build Job each."
+    )
+    output: OutputSpec = Field(description="Where artifacts go.")
+    verification: VerificationSpec = Field(
+        default_factory=VerificationSpec,
+        description="Accuracy gates; unset fields use per-precision defaults.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"x-kubernetes-validations": cast(Any, SPEC_RULES)},
+    )
+
+    @model_validator(mode="after")
+    def _same_rules_as_admission(self) -> BodyPoseExportSpec:
+        """The CEL rules again: objects created before the CRD had them still get checked."""
+        if self.input.height % 8 or self.input.width % 8:
+            raise ValueError(SPEC_RULES[0]["message"])
+        cal = self.calibration
+        if self.precision == "int8" and not (
+            cal and (cal.imagesUri or cal.tensorfileUri or cal.cacheUri)
+        ):
+            raise ValueError(SPEC_RULES[1]["message"])
+        names = [t.name for t in self.targets]
+        if len(names) != len(set(names)):
+            raise ValueError(SPEC_RULES[2]["message"])
+        return self
+
+
+# ----- status -----
+
+
+class Condition(ApiModel):
+    """A condition in the Kubernetes API conventions shape."""
+
+    type: str = Field(description="Condition type: Ready, Exported, Calibrated, Built.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase reason for the last transition.")
+    message: str = Field(default="", description="Human-readable details.")
+    lastTransitionTime: str = Field(description="RFC 3339 time of the last status change.")
+    observedGeneration: int | None = Field(
+        default=None, description="Generation this condition is about."
+    )
+
+
+class ArtifactRef(ApiModel):
+    uri: str = Field(description="s3:// URI of the artifact.")
+    sha256: str | None = Field(default=None, description="sha256 of its bytes.")
+    sizeBytes: int | None = Field(default=None, description="Size in bytes.")
+
+
+class SharedArtifacts(ApiModel):
+    etlt: ArtifactRef | None = Field(default=None, description="The encrypted ONNX (.etlt).")
+    onnx: ArtifactRef | None = Field(default=None, description="The plain ONNX model.")
+    calibrationCache: ArtifactRef | None = Field(default=None, description="cal.bin (int8).")
+    tensorfile: ArtifactRef | None = Field(
+        default=None, description="Calibration tensorfile (int8)."
+    )
+    manifest: ArtifactRef | None = Field(default=None, description="Export stage manifest.")
+
+
+class TargetStatus(ApiModel):
+    name: str = Field(description="Target name.")
+    phase: Literal["Pending", "Building", "Ready", "Failed"] = Field(description="Target phase.")
+    jobName: str | None = Field(default=None, description="Build Job.")
+    engineUri: str | None = Field(default=None, description="s3:// URI of the engine or artifact.")
+    sha256: str | None = Field(default=None, description="sha256 of the engine.")
+    sizeBytes: int | None = Field(default=None, description="Engine size.")
+    gpuName: str | None = Field(default=None, description="GPU the engine was built on.")
+    computeCapability: str | None = Field(default=None, description="GPU compute capability.")
+    tensorrtVersion: str | None = Field(default=None, description="TensorRT version used.")
+    buildSeconds: float | None = Field(default=None, description="Build duration.")
+    verification: dict[str, float] | None = Field(default=None, description="Verification figures.")
+    message: str | None = Field(default=None, description="Why the target is not ready.")
+
+
+class BodyPoseExportStatus(ApiModel):
+    """Observed state, from facts the Jobs reported."""
+
+    observedGeneration: int | None = Field(
+        default=None, description="Generation the status describes."
+    )
+    phase: Literal["Pending", "Exporting", "Building", "Ready", "Failed"] | None = Field(
+        default=None, description="Overall phase."
+    )
+    contentKey: str | None = Field(
+        default=None, description="Key of the artifact set (digest + settings)."
+    )
+    readyTargets: str | None = Field(
+        default=None, description="Ready targets out of all, e.g. 2/3."
+    )
+    resolution: str | None = Field(default=None, description="Input resolution, HEIGHTxWIDTH.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Exported, Calibrated, Built."
+    )
+    artifacts: SharedArtifacts | None = Field(
+        default=None, description="Artifacts shared by all targets."
+    )
+    targets: list[TargetStatus] = Field(default_factory=list, description="Per-target results.")
+
+
+def parse_spec(raw: dict[str, Any]) -> BodyPoseExportSpec:
+    return BodyPoseExportSpec.model_validate(raw)

@@ -1,0 +1,1 @@
+"""Pure functions from a BodyPoseExport to the Kubernetes objects it needs."""

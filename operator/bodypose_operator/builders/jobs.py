@@ -1,0 +1,193 @@
+"""Job manifests for the export stage and the per-target build stage.
+
+Pure functions: resource in, manifest dict out, so they are tested without a
+cluster. Every pod runs with the restricted Pod Security Standard
+(https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted):
+non-root, no privilege escalation, all capabilities dropped, RuntimeDefault
+seccomp, and a read-only root filesystem with an emptyDir scratch volume.
+The model key reaches the export pod only as a `secretKeyRef` environment
+variable (BODYPOSE_MODEL_KEY, which `bpnet-export` reads when `-k` is absent):
+it never appears in args, so never in the Job spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec
+from bodypose_operator.builders.naming import (
+    LABEL_CONTENT_KEY,
+    LABEL_GENERATION,
+    LABEL_RESOURCE,
+    LABEL_STAGE,
+    LABEL_TARGET,
+    job_name,
+)
+from bodypose_operator.settings import Settings
+
+SCRATCH = "/scratch"
+TERMINATION_LOG = "/dev/termination-log"
+KEY_ENV = "BODYPOSE_MODEL_KEY"
+ETLT_NAME = "bpnet_model.etlt"
+
+
+def artifact_prefix(spec: BodyPoseExportSpec, namespace: str, name: str, key: str) -> str:
+    """s3://<output>/<namespace>/<name>/<contentKey>: where one artifact set lives."""
+    return f"{spec.output.uri.rstrip('/')}/{namespace}/{name}/{key}"
+
+
+def _owner_reference(resource: dict[str, Any]) -> dict[str, Any]:
+    meta = resource["metadata"]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _s3_env(spec: BodyPoseExportSpec) -> list[dict[str, Any]]:
+    ref = spec.output.credentialsSecretRef
+    if ref is None:
+        return []
+    return [{"secretRef": {"name": ref.name}}]
+
+
+def _base_job(
+    resource: dict[str, Any],
+    settings: Settings,
+    name: str,
+    labels: dict[str, str],
+    container: dict[str, Any],
+    pod_extra: dict[str, Any],
+) -> dict[str, Any]:
+    meta = resource["metadata"]
+    pod_labels = {**labels, **dict(settings.extra_pod_labels)}
+    container = {
+        "image": settings.exporter_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "workingDir": SCRATCH,
+        "securityContext": _security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
+        **container,
+    }
+    container["env"] = [
+        {"name": "HOME", "value": SCRATCH},
+        {"name": "TMPDIR", "value": SCRATCH},
+        {"name": "BODYPOSE_TERMINATION_LOG", "value": TERMINATION_LOG},
+        *container.get("env", []),
+    ]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}}],
+        **pod_extra,
+    }
+    if settings.job_service_account:
+        pod_spec["serviceAccountName"] = settings.job_service_account
+    pod_spec["automountServiceAccountToken"] = False
+    job: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [_owner_reference(resource)],
+        },
+        "spec": {
+            "backoffLimit": settings.backoff_limit,
+            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        },
+    }
+    if settings.ttl_seconds_after_finished is not None:
+        job["spec"]["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
+    return job
+
+
+def _labels(
+    resource: dict[str, Any], stage: str, key: str, target: str | None = None
+) -> dict[str, str]:
+    meta = resource["metadata"]
+    labels = {
+        "app.kubernetes.io/name": "bodypose-export",
+        "app.kubernetes.io/managed-by": "bodypose-operator",
+        LABEL_RESOURCE: meta["name"],
+        LABEL_GENERATION: str(meta.get("generation", 1)),
+        LABEL_STAGE: stage,
+        LABEL_CONTENT_KEY: key,
+    }
+    if target:
+        labels[LABEL_TARGET] = target
+    return labels
+
+
+def export_args(spec: BodyPoseExportSpec, prefix: str) -> list[str]:
+    """`bpnet-export` arguments for the export stage (the key comes from the environment)."""
+    args = [
+        "-m", spec.model.uri,
+        "-d", f"{spec.input.height},{spec.input.width},{spec.input.channels}",
+        "-o", f"{prefix}/{ETLT_NAME}",
+        "--data_format", spec.input.dataFormat,
+    ]  # fmt: skip
+    if spec.model.experimentSpecUri:
+        args += ["-e", spec.model.experimentSpecUri]
+    if spec.engine.sdkCompatible:
+        args.append("--sdk_compatible_model")
+    return args
+
+
+def build_export_job(
+    resource: dict[str, Any], spec: BodyPoseExportSpec, key: str, settings: Settings
+) -> dict[str, Any]:
+    """The one export Job of a content key: decrypt, convert, encrypt (no GPU)."""
+    meta = resource["metadata"]
+    prefix = artifact_prefix(spec, meta["namespace"], meta["name"], key)
+    container = {
+        "name": "export",
+        "command": ["bpnet-export"],
+        "args": export_args(spec, prefix),
+        "env": [
+            {
+                "name": KEY_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": spec.model.keySecretRef.name,
+                        "key": spec.model.keySecretRef.key,
+                    }
+                },
+            }
+        ],
+        "envFrom": _s3_env(spec),
+        "resources": {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}},
+    }
+    return _base_job(
+        resource,
+        settings,
+        job_name(meta["name"], "export", key),
+        _labels(resource, "export", key),
+        container,
+        {},
+    )

@@ -1,0 +1,54 @@
+"""Deterministic names, labels and the content key.
+
+A restarted operator must compute the same Job name for the same work, so
+names derive only from the resource and the content key: never from time or
+randomness. Kubernetes names are at most 63 characters for a Job (its pods get
+a suffix and the `job-name` label value is capped at 63).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from bodypose_operator.api.v1alpha1 import GROUP, BodyPoseExportSpec
+
+MAX_JOB_NAME = 63
+LABEL_PREFIX = GROUP
+LABEL_RESOURCE = f"{LABEL_PREFIX}/export"
+LABEL_GENERATION = f"{LABEL_PREFIX}/generation"
+LABEL_STAGE = f"{LABEL_PREFIX}/stage"
+LABEL_TARGET = f"{LABEL_PREFIX}/target"
+LABEL_CONTENT_KEY = f"{LABEL_PREFIX}/content-key"
+
+
+def short_hash(*parts: str, length: int = 8) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+def content_key(model_digest: str, spec: BodyPoseExportSpec) -> str:
+    """Key of the artifact set: the model's digest plus every field that changes an artifact.
+
+    Targets' scheduling fields (nodeSelector, tolerations, resources) do not change
+    the shared artifacts and are left out; the engine's inputs are in.
+    """
+    relevant: dict[str, Any] = {
+        "model": model_digest,
+        "experimentSpec": spec.model.experimentSpecUri,
+        "input": spec.input.model_dump(),
+        "precision": spec.precision,
+        "calibration": spec.calibration.model_dump() if spec.calibration else None,
+        "engine": spec.engine.model_dump(),
+    }
+    blob = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def job_name(resource: str, stage: str, key: str, target: str | None = None) -> str:
+    """`<resource>-<stage>[-<target>]-<hash>`, truncated to fit 63 characters."""
+    suffix = short_hash(resource, stage, target or "", key)
+    readable = f"{resource}-{stage}" + (f"-{target}" if target else "")
+    room = MAX_JOB_NAME - len(suffix) - 1
+    readable = readable[:room].rstrip("-.")
+    return f"{readable}-{suffix}"
