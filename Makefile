@@ -39,7 +39,7 @@ lint: env
 	$(VENV)/bin/ruff format --check .
 
 typecheck: env
-	$(VENV)/bin/mypy exporter_image/bodypose_exporter
+	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator
 
 unit: env
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,8 @@ from bodypose_exporter.errors import NotAvailableYetError, UserError
 from bodypose_exporter.result import report_failure, report_success
 
 log = logging.getLogger("bpnet-export")
+
+KEY_ENV = "BODYPOSE_MODEL_KEY"
 
 DEFAULT_MAX_WORKSPACE_SIZE = 2 * (1 << 30)
 # Engine and calibration flags: resolved to these defaults after parsing, so
@@ -55,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-m", "--model", required=True, help="the .tlt model: a path or s3:// URI")
-    p.add_argument("-k", "--key", default="", help="the key the model was encrypted with")
+    p.add_argument(
+        "-k",
+        "--key",
+        default=None,
+        help="the key the model was encrypted with (default: $BODYPOSE_MODEL_KEY, so that a "
+        "Job passes it from a Secret without putting it in its args)",
+    )
     p.add_argument(
         "-o",
         "--output_file",
@@ -213,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("--data_type fp16 applies to engines; the .etlt and .onnx are precision-free")
         request = ExportRequest(
             model=args.model,
-            key=args.key,
+            key=args.key if args.key is not None else os.environ.get(KEY_ENV, ""),
             output=args.output_file or default_output(args.model),
             dims=dims,
             sdk_compatible=args.sdk_compatible_model,

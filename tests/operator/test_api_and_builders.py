@@ -1,0 +1,124 @@
+"""The resource's schema (models vs committed CRD) and the Job builders, without a cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bodypose_operator.api.crd import render
+from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+from bodypose_operator.builders.jobs import KEY_ENV, build_export_job
+from bodypose_operator.builders.naming import content_key, job_name
+from bodypose_operator.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spec_dict(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {
+            "uri": "s3://models/bpnet/model.tlt",
+            "keySecretRef": {"name": "bpnet-key", "key": "key"},
+        },
+        "input": {"height": 320, "width": 448},
+        "precision": "fp16",
+        "targets": [{"name": "a100", "nodeSelector": {"nvidia.com/gpu.product": "A100"}}],
+        "output": {"uri": "s3://artifacts/bpnet", "credentialsSecretRef": {"name": "s3"}},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def resource(spec: dict[str, Any], name: str = "demo") -> dict[str, Any]:
+    return {
+        "apiVersion": "bodypose.dev/v1alpha1",
+        "kind": "BodyPoseExport",
+        "metadata": {"name": name, "namespace": "ml", "uid": "1234-uid", "generation": 3},
+        "spec": spec,
+    }
+
+
+def test_committed_crd_is_generated_from_the_models() -> None:
+    committed = (ROOT / "crds" / "bodyposeexports.bodypose.dev.yaml").read_text()
+    assert committed == render(), (
+        "crds/ differs from the pydantic models: run "
+        "`.venv/bin/python -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"input": {"height": 322, "width": 448}}, "must be multiples of 8"),
+        ({"precision": "int8"}, "precision int8 needs a calibration source"),
+        (
+            {"targets": [{"name": "a"}, {"name": "a"}]},
+            "target names must be unique",
+        ),
+        ({"targets": []}, "at least 1 item"),
+        ({"targets": [{"name": "Bad_Name"}]}, "String should match pattern"),
+        ({"input": {"height": 320, "width": 448, "channels": 1}}, "Input should be 3"),
+    ],
+)
+def test_spec_validation_messages(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        BodyPoseExportSpec.model_validate(spec_dict(**overrides))
+
+
+def test_defaults_follow_tao() -> None:
+    spec = BodyPoseExportSpec.model_validate(spec_dict())
+    assert spec.engine.maxBatchSize == 1
+    assert spec.engine.maxWorkspaceSize == 2 << 30
+    assert spec.targets[0].backend == "tensorrt"
+    assert spec.targets[0].resources.limits == {"nvidia.com/gpu": "1"}
+
+
+def test_content_key_ignores_scheduling_but_not_artifact_fields() -> None:
+    base = BodyPoseExportSpec.model_validate(spec_dict())
+    moved = BodyPoseExportSpec.model_validate(
+        spec_dict(targets=[{"name": "a100", "nodeSelector": {"pool": "other"}}])
+    )
+    resized = BodyPoseExportSpec.model_validate(spec_dict(input={"height": 288, "width": 384}))
+    assert content_key("sha256:x", base) == content_key("sha256:x", moved)
+    assert content_key("sha256:x", base) != content_key("sha256:x", resized)
+    assert content_key("sha256:x", base) != content_key("sha256:y", base)
+
+
+def test_job_names_are_deterministic_and_fit_63_characters() -> None:
+    long = "a" * 60
+    name = job_name(long, "build", "k" * 16, target="t" * 40)
+    assert len(name) <= 63
+    assert name == job_name(long, "build", "k" * 16, target="t" * 40)
+    assert name != job_name(long, "build", "k" * 16, target="u" * 40)
+
+
+def test_export_job_keeps_the_key_out_of_the_spec_and_runs_restricted() -> None:
+    spec = BodyPoseExportSpec.model_validate(spec_dict())
+    job = build_export_job(resource(spec_dict()), spec, "0123456789abcdef", Settings())
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["bpnet-export"]
+    assert "-k" not in container["args"]
+    key_env = next(e for e in container["env"] if e["name"] == KEY_ENV)
+    assert key_env["valueFrom"]["secretKeyRef"] == {"name": "bpnet-key", "key": "key"}
+    assert "-o" in container["args"]
+    out = container["args"][container["args"].index("-o") + 1]
+    assert out == "s3://artifacts/bpnet/ml/demo/0123456789abcdef/bpnet_model.etlt"
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["volumes"][0]["emptyDir"]
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == (
+        "BodyPoseExport",
+        "1234-uid",
+        True,
+    )
+    labels = job["metadata"]["labels"]
+    assert labels["bodypose.dev/export"] == "demo" and labels["bodypose.dev/generation"] == "3"
+    assert "nvidia.com/gpu" not in json.dumps(container["resources"])
