@@ -15,6 +15,9 @@ class Settings:
     ttl_seconds_after_finished: int | None = None
     scratch_size_limit: str = "20Gi"
     job_service_account: str | None = None
+    # A build pod unschedulable this long fails its target (no matching nodes).
+    pending_deadline_seconds: int = 600
+    resync_seconds: float = 10.0
     # Extra pod labels, e.g. the test executor's selector.
     extra_pod_labels: tuple[tuple[str, str], ...] = ()
 
@@ -37,5 +40,9 @@ class Settings:
             backoff_limit=int(e.get("BODYPOSE_BACKOFF_LIMIT", cls.backoff_limit)),
             scratch_size_limit=e.get("BODYPOSE_SCRATCH_SIZE_LIMIT", cls.scratch_size_limit),
             job_service_account=e.get("BODYPOSE_JOB_SERVICE_ACCOUNT") or None,
+            pending_deadline_seconds=int(
+                e.get("BODYPOSE_PENDING_DEADLINE_SECONDS", cls.pending_deadline_seconds)
+            ),
+            resync_seconds=float(e.get("BODYPOSE_RESYNC_SECONDS", cls.resync_seconds)),
             extra_pod_labels=labels,
         )

@@ -147,10 +147,7 @@ class Toleration(ApiModel):
 
 class Resources(ApiModel):
     requests: dict[str, str] = Field(default_factory=dict, description="Resource requests.")
-    limits: dict[str, str] = Field(
-        default_factory=lambda: {"nvidia.com/gpu": "1"},
-        description="Resource limits; the default is one nvidia.com/gpu.",
-    )
+    limits: dict[str, str] = Field(default_factory=dict, description="Resource limits.")
 
 
 class Target(ApiModel):
@@ -166,7 +163,11 @@ class Target(ApiModel):
     tolerations: list[Toleration] = Field(
         default_factory=list, description="Tolerations for the pool's taints."
     )
-    resources: Resources = Field(default_factory=Resources, description="Build pod resources.")
+    resources: Resources | None = Field(
+        default=None,
+        description="Build pod resources. Default: one nvidia.com/gpu for the tensorrt backend, "
+        "one CPU for onnxruntime.",
+    )
     backend: Literal["tensorrt", "onnxruntime"] = Field(
         default="tensorrt",
         description="tensorrt builds a TensorRT engine on the pool's GPU; onnxruntime an "

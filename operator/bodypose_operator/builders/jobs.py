@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec
+from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec, Target
 from bodypose_operator.builders.naming import (
     LABEL_CONTENT_KEY,
     LABEL_GENERATION,
@@ -190,4 +190,80 @@ def build_export_job(
         _labels(resource, "export", key),
         container,
         {},
+    )
+
+
+def engine_file_name(spec: BodyPoseExportSpec) -> str:
+    """The seed's engine name: bpnet_model.$H.$W.$precision.engine (.deploy.engine for SDK)."""
+    kind = "deploy.engine" if spec.engine.sdkCompatible else "engine"
+    return f"bpnet_model.{spec.input.height}.{spec.input.width}.{spec.precision}.{kind}"
+
+
+def target_resources(target: Target) -> dict[str, Any]:
+    if target.resources is not None:
+        return target.resources.model_dump(exclude_defaults=False)
+    if target.backend == "tensorrt":
+        return {"limits": {"nvidia.com/gpu": "1"}}
+    return {"requests": {"cpu": "1", "memory": "2Gi"}}
+
+
+def build_args(spec: BodyPoseExportSpec, target: Target, prefix: str) -> list[str]:
+    """`bpnet-build` arguments: the shared artifacts in, one target's engine out."""
+    args = [
+        "--onnx", f"{prefix}/bpnet_model.onnx",
+        "--data_type", spec.precision,
+        "--engine_backend", target.backend,
+        "--max_batch_size", str(spec.engine.maxBatchSize),
+        "--max_workspace_size", str(spec.engine.maxWorkspaceSize),
+        "--engine_file", f"{prefix}/targets/{target.name}/{engine_file_name(spec)}",
+        "--reference", f"{prefix}/reference.npz",
+    ]  # fmt: skip
+    if spec.precision == "int8":
+        args += [
+            "--cal_cache_file",
+            f"{prefix}/cal.bin",
+            "--qdq_model",
+            f"{prefix}/bpnet_model.qdq.onnx",
+        ]
+    if spec.engine.strictTypeConstraints:
+        args.append("-s")
+    gates = spec.verification
+    for flag, value in (
+        ("--max_abs_diff", gates.maxAbsDiff),
+        ("--min_cosine", gates.minCosine),
+        ("--min_peak_agreement", gates.minPeakAgreement),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def build_target_job(
+    resource: dict[str, Any],
+    spec: BodyPoseExportSpec,
+    target: Target,
+    key: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    """One build Job per target, on that target's pool and hardware."""
+    meta = resource["metadata"]
+    prefix = artifact_prefix(spec, meta["namespace"], meta["name"], key)
+    container = {
+        "name": "build",
+        "command": ["bpnet-build"],
+        "args": build_args(spec, target, prefix),
+        "envFrom": _s3_env(spec),
+        "resources": target_resources(target),
+    }
+    pod_extra: dict[str, Any] = {
+        "nodeSelector": dict(target.nodeSelector),
+        "tolerations": [t.model_dump(exclude_none=True) for t in target.tolerations],
+    }
+    return _base_job(
+        resource,
+        settings,
+        job_name(meta["name"], "build", key, target.name),
+        _labels(resource, "build", key, target.name),
+        container,
+        pod_extra,
     )

@@ -1,0 +1,1 @@
+"""The controller: kopf handlers that observe, decide and record; nothing else."""

@@ -1,0 +1,46 @@
+"""`bodypose-operator`: run the operator (kopf) with a liveness endpoint and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+from bodypose_operator.controller import handlers  # noqa: F401  (registers the handlers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="bodypose-operator",
+        description="Reconcile BodyPoseExport resources into export and per-pool build Jobs.",
+    )
+    p.add_argument("--namespace", action="append", default=[], help="watch only these (repeatable)")
+    p.add_argument(
+        "--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL"
+    )
+    p.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus metrics port (0: off)"
+    )
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s [bodypose-operator] %(levelname)s %(name)s: %(message)s",
+    )
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    kopf.run(
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
