@@ -33,9 +33,9 @@ def _view() -> ClusterView:
     global _cluster
     if _cluster is None:
         try:
-            kube_config.load_incluster_config()
+            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kube_config.ConfigException:
-            kube_config.load_kube_config()
+            kube_config.load_kube_config()  # type: ignore[no-untyped-call]
         _cluster = ClusterView()
     return _cluster
 
