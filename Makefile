@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: env demo test lint typecheck unit bench-calibration clean help
+.PHONY: env demo test lint typecheck unit crds clean help
 
 help:
 	@echo "make demo   - make the sample model and export it at 320x448 (writes $(DEMO_DIR)/)"
@@ -45,6 +45,10 @@ unit: env
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+crds: env
+	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml
+	cp crds/bodyposeexports.bodypose.dev.yaml charts/bodypose-operator/crds/
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

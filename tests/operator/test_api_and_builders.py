@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from bodypose_operator.api.crd import render
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
-from bodypose_operator.builders.jobs import KEY_ENV, build_export_job
+from bodypose_operator.builders.jobs import KEY_ENV, build_export_job, target_resources
 from bodypose_operator.builders.naming import content_key, job_name
 from bodypose_operator.settings import Settings
 
@@ -44,10 +44,7 @@ def resource(spec: dict[str, Any], name: str = "demo") -> dict[str, Any]:
 
 def test_committed_crd_is_generated_from_the_models() -> None:
     committed = (ROOT / "crds" / "bodyposeexports.bodypose.dev.yaml").read_text()
-    assert committed == render(), (
-        "crds/ differs from the pydantic models: run "
-        "`.venv/bin/python -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml`"
-    )
+    assert committed == render(), "crds/ differs from the pydantic models: run `make crds`"
 
 
 @pytest.mark.parametrize(
@@ -74,7 +71,11 @@ def test_defaults_follow_tao() -> None:
     assert spec.engine.maxBatchSize == 1
     assert spec.engine.maxWorkspaceSize == 2 << 30
     assert spec.targets[0].backend == "tensorrt"
-    assert spec.targets[0].resources.limits == {"nvidia.com/gpu": "1"}
+    assert target_resources(spec.targets[0]) == {"limits": {"nvidia.com/gpu": "1"}}
+    cpu = BodyPoseExportSpec.model_validate(
+        spec_dict(targets=[{"name": "cpu", "backend": "onnxruntime"}])
+    ).targets[0]
+    assert "nvidia.com/gpu" not in json.dumps(target_resources(cpu))
 
 
 def test_content_key_ignores_scheduling_but_not_artifact_fields() -> None:
@@ -122,3 +123,10 @@ def test_export_job_keeps_the_key_out_of_the_spec_and_runs_restricted() -> None:
     labels = job["metadata"]["labels"]
     assert labels["bodypose.dev/export"] == "demo" and labels["bodypose.dev/generation"] == "3"
     assert "nvidia.com/gpu" not in json.dumps(container["resources"])
+
+
+def test_chart_ships_the_generated_crd() -> None:
+    chart_crd = ROOT / "charts" / "bodypose-operator" / "crds" / "bodyposeexports.bodypose.dev.yaml"
+    assert chart_crd.read_text() == render(), (
+        "the chart's CRD differs from the models: run `make crds`"
+    )
