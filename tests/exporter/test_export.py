@@ -12,6 +12,7 @@ import pytest
 
 from bodypose_exporter.codec.registry import available_codecs
 from bodypose_exporter.codec.tao_files import read_etlt
+from bodypose_exporter.convert.fidelity import read_reference
 from bodypose_exporter.errors import FidelityError
 from bodypose_exporter.manifest import sha256_of
 from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
@@ -38,6 +39,7 @@ def test_export_fidelity_and_outputs(
     assert {a["kind"]: a["path"] for a in manifest["artifacts"]} == {
         "etlt": str(etlt),
         "onnx": str(onnx_path),
+        "reference": str(work / "reference.npz"),
     }
     for artifact in manifest["artifacts"]:
         assert artifact["sha256"] == sha256_of(Path(artifact["path"]))
@@ -46,6 +48,11 @@ def test_export_fidelity_and_outputs(
     assert manifest["codec"]["etlt"] == "open-pbkdf2-aes256ctr-v1"
     assert set(manifest["timingsSeconds"]) >= {"fetch", "decrypt", "convert", "verify", "encrypt"}
     assert "tf2onnx" in manifest["versions"] and "onnxruntime" in manifest["versions"]
+
+    # The reference the build stage verifies engines against: inputs and FP32 outputs.
+    ref_in, ref_out = read_reference(work / "reference.npz")
+    assert ref_in.shape[1:] == (height, width, 3)
+    assert list(ref_out) == ["paf_out/BiasAdd:0", "heatmap_out/BiasAdd:0"]
     worst = manifest["fidelity"]["worst"]
     assert worst < 1e-4
     FIGURES.append(
@@ -67,6 +74,9 @@ def test_export_fidelity_and_outputs(
     }
     batch = np.zeros((3, height, width, 3), np.float32)
     assert session.run(None, {"input_1:0": batch})[0].shape[0] == 3
+    np.testing.assert_allclose(
+        session.run(None, {"input_1:0": ref_in})[1], ref_out["heatmap_out/BiasAdd:0"], atol=1e-5
+    )
     assert str(etlt) in r.out
 
 

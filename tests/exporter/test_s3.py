@@ -28,12 +28,17 @@ def test_export_from_and_to_s3(
         "models/bpnet.tlt",
         "exports/224x320/bpnet.etlt",
         "exports/224x320/bpnet.onnx",
+        "exports/224x320/reference.npz",
         "exports/224x320/manifest.json",
     }
     manifest = json.loads(
         s3.get_object(Bucket=s3_bucket, Key="exports/224x320/manifest.json")["Body"].read()
     )
-    assert [a["path"] for a in manifest["artifacts"]] == [out, out.replace(".etlt", ".onnx")]
+    assert [a["path"] for a in manifest["artifacts"]] == [
+        out,
+        out.replace(".etlt", ".onnx"),
+        out.replace("bpnet.etlt", "reference.npz"),
+    ]
     etlt_size = s3.head_object(Bucket=s3_bucket, Key="exports/224x320/bpnet.etlt")["ContentLength"]
     assert manifest["artifacts"][0]["bytes"] == etlt_size
 

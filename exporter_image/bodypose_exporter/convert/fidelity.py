@@ -9,7 +9,7 @@ around 1e-6 for this network, a wrong layer or weight is orders above).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,9 @@ class FidelityReport:
     max_abs_diff: dict[str, float]
     tolerance: float
     samples: int
+    #: ONNX Runtime's outputs on the checked inputs: the FP32 reference later
+    #: stages verify engines against (kept out of `as_dict`).
+    onnx_outputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def worst(self) -> float:
@@ -74,10 +77,41 @@ def compare_with_keras(
         if g.shape != e_np.shape:
             raise FidelityError(f"ONNX output {name} has shape {g.shape}, Keras gives {e_np.shape}")
         diffs[name] = float(np.max(np.abs(g - e_np)))
-    report = FidelityReport(max_abs_diff=diffs, tolerance=tolerance, samples=len(inputs))
+    report = FidelityReport(
+        max_abs_diff=diffs,
+        tolerance=tolerance,
+        samples=len(inputs),
+        onnx_outputs=dict(zip(output_names, got, strict=True)),
+    )
     if report.worst > tolerance:
         raise FidelityError(
             f"the ONNX model does not reproduce the Keras model: max abs difference "
             f"{report.worst:.3g} > tolerance {tolerance:g} ({diffs})"
         )
     return report
+
+
+REFERENCE_NAME = "reference.npz"
+
+
+def write_reference(path: Path, inputs: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+    """Reference inputs and FP32 outputs for the build stage's verification.
+
+    Layout: `input` (N, H, W, 3) float32, `output_names` (str array), and
+    `output_<i>` in that order (tensor names hold '/' and ':', which make poor
+    member names inside an .npz).
+    """
+    arrays: dict[str, np.ndarray] = {
+        "input": inputs.astype(np.float32),
+        "output_names": np.array(list(outputs)),
+    }
+    for i, value in enumerate(outputs.values()):
+        arrays[f"output_{i}"] = value.astype(np.float32)
+    with path.open("wb") as f:
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
+
+
+def read_reference(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    with np.load(path, allow_pickle=False) as data:
+        names = [str(n) for n in data["output_names"]]
+        return data["input"], {n: data[f"output_{i}"] for i, n in enumerate(names)}

@@ -17,8 +17,10 @@ from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import check_hdf5_complete, read_tlt, write_etlt
 from bodypose_exporter.convert.fidelity import (
     DEFAULT_TOLERANCE,
+    REFERENCE_NAME,
     compare_with_keras,
     reference_inputs,
+    write_reference,
 )
 from bodypose_exporter.errors import CorruptModelError, UserError
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
@@ -177,12 +179,9 @@ def run_export(request: ExportRequest) -> ExportResult:
             info = keras_to_onnx(deploy, out.staged(onnx_name))
             log.info("converted to ONNX: outputs %s", ", ".join(info.output_names))
         with manifest.timed("verify"):
-            report = compare_with_keras(
-                deploy,
-                info.path,
-                reference_inputs(request.dims.height, request.dims.width),
-                request.tolerance,
-            )
+            ref_inputs = reference_inputs(request.dims.height, request.dims.width)
+            report = compare_with_keras(deploy, info.path, ref_inputs, request.tolerance)
+            write_reference(out.staged(REFERENCE_NAME), ref_inputs, report.onnx_outputs)
             log.info(
                 "ONNX Runtime vs Keras: max abs difference %.3g (tolerance %g)",
                 report.worst,
@@ -198,6 +197,9 @@ def run_export(request: ExportRequest) -> ExportResult:
         }
         manifest.add_artifact("etlt", out.staged(etlt_name), out.final_location(etlt_name))
         manifest.add_artifact("onnx", out.staged(onnx_name), out.final_location(onnx_name))
+        manifest.add_artifact(
+            "reference", out.staged(REFERENCE_NAME), out.final_location(REFERENCE_NAME)
+        )
         manifest.details = {
             "inputDims": request.dims.as_list(),
             "dataFormat": "channels_last",
@@ -217,7 +219,7 @@ def run_export(request: ExportRequest) -> ExportResult:
             "fidelity": report.as_dict(),
         }
         manifest.write(out.staged(MANIFEST_NAME))
-        published = out.publish([etlt_name, onnx_name, MANIFEST_NAME])
+        published = out.publish([etlt_name, onnx_name, REFERENCE_NAME, MANIFEST_NAME])
     return ExportResult(published=published, manifest=manifest.to_dict())
 
 
