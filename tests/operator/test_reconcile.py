@@ -1,0 +1,243 @@
+"""The reconcile pass against a real S3 server, with an in-memory record of Jobs.
+
+The Kubernetes side here is a plain list of kubernetes-client objects standing
+in for the API server, to pin the decisions (which Job, which status) one by
+one; the end-to-end test on the real control plane checks the same flow live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from kubernetes.client import (
+    V1ContainerState,
+    V1ContainerStateTerminated,
+    V1ContainerStateWaiting,
+    V1ContainerStatus,
+    V1Job,
+    V1JobCondition,
+    V1JobStatus,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodCondition,
+    V1PodStatus,
+)
+
+from bodypose_operator.builders.naming import LABEL_STAGE, LABEL_TARGET
+from bodypose_operator.controller.reconcile import reconcile
+from bodypose_operator.settings import Settings
+from tests.conftest import S3Endpoint
+from tests.operator.test_api_and_builders import resource, spec_dict
+
+
+class RecordedCluster:
+    """Jobs created by the reconcile pass, and pods we attach to them."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, V1Job] = {}
+        self.pods: dict[str, list[V1Pod]] = {}
+        self.deleted: list[str] = []
+
+    def jobs_of(self, namespace: str, resource: str) -> list[Any]:
+        return list(self.jobs.values())
+
+    def pods_of(self, namespace: str, job: str) -> list[Any]:
+        return self.pods.get(job, [])
+
+    def create_job(self, manifest: dict[str, Any]) -> bool:
+        name = manifest["metadata"]["name"]
+        if name in self.jobs:
+            return False
+        self.jobs[name] = V1Job(
+            metadata=V1ObjectMeta(
+                name=name,
+                labels=manifest["metadata"]["labels"],
+                creation_timestamp=dt.datetime.now(dt.UTC),
+            ),
+            status=V1JobStatus(),
+        )
+        return True
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.deleted.append(name)
+        self.jobs.pop(name, None)
+
+    def job(self, stage: str, target: str | None = None) -> V1Job:
+        return next(
+            j
+            for j in self.jobs.values()
+            if j.metadata.labels[LABEL_STAGE] == stage
+            and j.metadata.labels.get(LABEL_TARGET) == target
+        )
+
+    def fail(self, job: V1Job, message: dict[str, Any]) -> None:
+        job.status = V1JobStatus(
+            failed=1, conditions=[V1JobCondition(type="Failed", status="True")]
+        )
+        self.pods[job.metadata.name] = [
+            _pod(V1ContainerState(terminated=V1ContainerStateTerminated(
+                exit_code=2, message=json.dumps(message))))
+        ]  # fmt: skip
+
+
+def _pod(state: V1ContainerState, conditions: list[V1PodCondition] | None = None) -> V1Pod:
+    return V1Pod(
+        metadata=V1ObjectMeta(creation_timestamp=dt.datetime.now(dt.UTC)),
+        status=V1PodStatus(
+            container_statuses=[
+                V1ContainerStatus(
+                    name="c", image="i", image_id="", ready=False, restart_count=0, state=state
+                )
+            ],
+            conditions=conditions,
+        ),
+    )
+
+
+@pytest.fixture
+def bucket(s3_endpoint: S3Endpoint, s3_bucket: str) -> str:
+    s3_endpoint.client().put_object(Bucket=s3_bucket, Key="models/m.tlt", Body=b"x" * 2048)
+    return s3_bucket
+
+
+def body(bucket: str, **overrides: Any) -> dict[str, Any]:
+    spec = spec_dict(
+        model={"uri": f"s3://{bucket}/models/m.tlt", "keySecretRef": {"name": "k", "key": "key"}},
+        output={"uri": f"s3://{bucket}/out"},
+        targets=[{"name": "a100"}, {"name": "cpu", "backend": "onnxruntime"}],
+        **overrides,
+    )
+    return resource(spec)
+
+
+def put_manifest(endpoint: S3Endpoint, uri: str, manifest: dict[str, Any]) -> None:
+    bucket, _, key = uri[5:].partition("/")
+    endpoint.client().put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+
+
+def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: S3Endpoint) -> None:
+    cluster, settings = RecordedCluster(), Settings()
+    first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert first.status["phase"] == "Exporting"
+    assert [j.metadata.labels[LABEL_STAGE] for j in cluster.jobs.values()] == ["export"]
+    assert cond(first.status, "Ready")["status"] == "False"
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+
+    # A second pass makes no second Job (deterministic names, create-if-absent).
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert len(cluster.jobs) == 1
+
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": [
+        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
+    ]})  # fmt: skip
+    building = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert building.status["phase"] == "Building"
+    assert building.status["artifacts"]["etlt"]["sha256"] == "ab"
+    assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
+        None,
+        "a100",
+        "cpu",
+    }
+    for target in ("a100", "cpu"):
+        put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {
+            "artifacts": [{"kind": "engine", "path": f"{prefix}/targets/{target}/e",
+                           "sha256": "cd", "bytes": 7}],
+            "hardware": {"gpuName": "NVIDIA A100", "computeCapability": "8.0"},
+            "timingsSeconds": {"build": 12.5},
+            "verification": {"figures": {"cosine": 0.999}},
+        })  # fmt: skip
+    ready = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert ready.status["phase"] == "Ready"
+    assert ready.status["readyTargets"] == "2/2"
+    assert cond(ready.status, "Ready")["status"] == "True"
+    a100 = ready.status["targets"][0]
+    assert (a100["engineUri"], a100["gpuName"], a100["buildSeconds"]) == (
+        f"{prefix}/targets/a100/e",
+        "NVIDIA A100",
+        12.5,
+    )
+
+    # Another resource with the same content reuses everything: no Job at all.
+    fresh = RecordedCluster()
+    again = reconcile(body(bucket), fresh, settings)  # type: ignore[arg-type]
+    assert again.status["phase"] == "Ready" and fresh.jobs == {}
+
+
+def test_wrong_key_surfaces_as_condition(bucket: str) -> None:
+    cluster, settings = RecordedCluster(), Settings()
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    cluster.fail(cluster.job("export"), {"ok": False, "reason": "WrongKey",
+                                         "message": "wrong key for s3://b/m.tlt"})  # fmt: skip
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert out.status["phase"] == "Failed"
+    ready = cond(out.status, "Ready")
+    assert (ready["reason"], ready["status"]) == ("WrongKey", "False")
+    assert "wrong key" in ready["message"]
+    assert cond(out.status, "Exported")["reason"] == "WrongKey"
+    assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
+
+
+def test_missing_key_secret_surfaces_as_condition(bucket: str) -> None:
+    cluster, settings = RecordedCluster(), Settings()
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    job = cluster.job("export")
+    cluster.pods[job.metadata.name] = [
+        _pod(V1ContainerState(waiting=V1ContainerStateWaiting(
+            reason="CreateContainerConfigError", message='secret "k" not found')))
+    ]  # fmt: skip
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    ready = cond(out.status, "Ready")
+    assert ready["reason"] == "ConfigError" and 'secret "k" not found' in ready["message"]
+
+
+def test_missing_model_object(s3_bucket: str) -> None:
+    out = reconcile(body(s3_bucket), RecordedCluster(), Settings())  # type: ignore[arg-type]
+    ready = cond(out.status, "Ready")
+    assert ready["reason"] == "ModelNotFound"
+    assert f"s3://{s3_bucket}/models/m.tlt does not exist" in ready["message"]
+
+
+def test_invalid_spec_is_reported_not_raised(bucket: str) -> None:
+    out = reconcile(body(bucket, precision="int8"), RecordedCluster(), Settings())  # type: ignore[arg-type]
+    ready = cond(out.status, "Ready")
+    assert ready["reason"] == "InvalidSpec"
+    assert "int8 needs a calibration source" in ready["message"]
+
+
+def test_spec_change_supersedes_running_jobs(bucket: str) -> None:
+    cluster, settings = RecordedCluster(), Settings()
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    old = cluster.job("export").metadata.name
+    changed = body(bucket, input={"height": 288, "width": 384})
+    changed["metadata"]["generation"] = 4
+    out = reconcile(changed, cluster, settings)  # type: ignore[arg-type]
+    assert cluster.deleted == [old]
+    assert cluster.job("export").metadata.name != old
+    assert out.status["observedGeneration"] == 4
+
+
+def test_unschedulable_build_fails_after_the_deadline(bucket: str, s3_endpoint: S3Endpoint) -> None:
+    cluster, settings = RecordedCluster(), Settings(pending_deadline_seconds=0)
+    first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    job = cluster.job("build", "a100")
+    job.metadata.creation_timestamp -= dt.timedelta(seconds=5)
+    cluster.pods[job.metadata.name] = [
+        _pod(V1ContainerState(), [V1PodCondition(
+            type="PodScheduled", status="False", reason="Unschedulable",
+            message="0/3 nodes are available: 3 node(s) didn't match node selector")])
+    ]  # fmt: skip
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    a100 = out.status["targets"][0]
+    assert a100["phase"] == "Failed"
+    assert "didn't match node selector" in a100["message"]
+    assert cond(out.status, "Ready")["reason"] == "NoMatchingNodes"
