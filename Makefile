@@ -8,12 +8,13 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: env demo test lint typecheck unit crds clean help
+.PHONY: env demo test lint typecheck unit crds cluster-binaries cluster-up cluster-down clean help
 
 help:
 	@echo "make demo   - make the sample model and export it at 320x448 (writes $(DEMO_DIR)/)"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make env    - create/refresh the Python environment in $(VENV)"
+	@echo "make cluster-up / cluster-down - a local control plane with fake GPU pools (.cluster/)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,15 @@ unit: env
 
 test: lint typecheck unit
 
+cluster-binaries:
+	hack/cluster/build.sh
+
+cluster-up: env cluster-binaries
+	$(PY) -m tests.infra.controlplane up --state-dir .cluster
+
+cluster-down: env
+	$(PY) -m tests.infra.controlplane down --state-dir .cluster
+
 crds: env
 	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml
 	cp crds/bodyposeexports.bodypose.dev.yaml charts/bodypose-operator/crds/
@@ -53,4 +63,3 @@ crds: env
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
 
--include hack/cluster/cluster.mk

@@ -12,6 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+pytest_plugins = ["tests.infra.fixtures"]
+
 SAMPLE_KEY = "nvidia_tlt"
 # Figures tests measure (fidelity, ...) are printed at the end of the run.
 FIGURES: list[str] = []
