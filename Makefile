@@ -42,7 +42,7 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator
 
-unit: env
+unit: env cluster-binaries
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
