@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> An
 
 
 def test_kubectl_lists_the_pools(cluster: LocalCluster, kubectl: Path) -> None:
-    env = {"KUBECONFIG": str(cluster.kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     nodes = json.loads(
         subprocess.run(
             [kubectl, "get", "nodes", "-o", "json"],
