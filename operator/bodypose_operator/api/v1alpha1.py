@@ -238,13 +238,19 @@ class BodyPoseExportSpec(ApiModel):
     calibration: CalibrationSpec | None = Field(
         default=None, description="INT8 calibration (required for int8)."
     )
-    engine: EngineSpec = Field(default_factory=EngineSpec, description="Engine build settings.")
+    # `default: {}` in the CRD lets the API server fill the nested defaults.
+    engine: EngineSpec = Field(
+        default_factory=EngineSpec,
+        description="Engine build settings.",
+        json_schema_extra={"default": {}},
+    )
     targets: Annotated[list[Target], Field(min_length=1, max_length=32)] = Field(
         description="Node pools to build an engine for, one build Job each."
     )
     output: OutputSpec = Field(description="Where artifacts go.")
     verification: VerificationSpec = Field(
         default_factory=VerificationSpec,
+        json_schema_extra={"default": {}},
         description="Accuracy gates; unset fields use per-precision defaults.",
     )
 

@@ -1,0 +1,113 @@
+"""The generated CRD on a real API server: structural, explained, and refusing bad resources."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.infra.controlplane import LocalCluster
+from tests.infra.crd import install_crd
+
+GOOD: dict[str, Any] = {
+    "apiVersion": "bodypose.dev/v1alpha1",
+    "kind": "BodyPoseExport",
+    "metadata": {"name": "demo"},
+    "spec": {
+        "model": {"uri": "s3://models/bpnet.tlt", "keySecretRef": {"name": "k", "key": "key"}},
+        "input": {"height": 320, "width": 448},
+        "precision": "fp16",
+        "targets": [{"name": "a100"}],
+        "output": {"uri": "s3://artifacts/bpnet"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def crd(cluster: LocalCluster) -> LocalCluster:
+    install_crd(cluster.api_client())
+    return cluster
+
+
+def create(cluster: LocalCluster, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    api = client.CustomObjectsApi(cluster.api_client())
+    result: dict[str, Any] = api.create_namespaced_custom_object(
+        "bodypose.dev", "v1alpha1", namespace, "bodyposeexports", body
+    )
+    return result
+
+
+def with_spec(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(GOOD)
+    body["spec"].update(changes)
+    return body
+
+
+def test_good_resource_gets_defaults(crd: LocalCluster, namespace: str) -> None:
+    created = create(crd, namespace, GOOD)
+    spec = created["spec"]
+    assert spec["engine"]["maxBatchSize"] == 1
+    assert spec["engine"]["maxWorkspaceSize"] == 2 << 30
+    assert spec["input"]["channels"] == 3
+    assert spec["targets"][0]["backend"] == "tensorrt"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"input": {"height": 322, "width": 448}},
+            "input.height and input.width must be multiples of 8",
+        ),
+        ({"precision": "int8"}, "precision int8 needs a calibration source"),
+        ({"targets": [{"name": "a"}, {"name": "a"}]}, "target names must be unique"),
+        ({"targets": []}, "should have at least 1 items"),
+        ({"targets": [{"name": "Not_A_Label"}]}, "spec.targets[0].name"),
+        ({"precision": "int4"}, 'Unsupported value: "int4"'),
+        (
+            {"calibration": {"imagesUri": "s3://b/i", "batches": 0}},
+            "spec.calibration.batches: Invalid value: 0",
+        ),
+        (
+            {"model": {"uri": "http://x/m.tlt", "keySecretRef": {"name": "k", "key": "k"}}},
+            "spec.model.uri",
+        ),
+    ],
+)
+def test_bad_resources_are_refused_at_admission(
+    crd: LocalCluster, namespace: str, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ApiException) as info:
+        create(crd, namespace, with_spec(**changes))
+    assert info.value.status == 422
+    assert message in json.loads(info.value.body)["message"]
+
+
+def test_kubectl_explain_and_columns(crd: LocalCluster, namespace: str, kubectl: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(crd.kubeconfig)}
+    explain = subprocess.run(
+        [kubectl, "explain", "bpe.spec.input.height"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "multiple of 8" in explain
+    create(crd, namespace, GOOD)
+    table = subprocess.run(
+        [kubectl, "get", "bpe", "-n", namespace],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    header = table.splitlines()[0].split()
+    assert header == ["NAME", "PRECISION", "RESOLUTION", "READY", "PHASE", "AGE"]
+    assert "fp16" in table
