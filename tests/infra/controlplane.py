@@ -218,7 +218,9 @@ class LocalCluster:
         ])  # fmt: skip
         self._wait_http(f"https://127.0.0.1:{kcm_port}/healthz", "kube-controller-manager",
                         self_signed=True)  # fmt: skip
-        self._wait_http(f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler", self_signed=True)
+        self._wait_http(
+            f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler", self_signed=True
+        )
         (self.state_dir / "cluster.json").write_text(
             json.dumps({"server": self.server, "kubeconfig": str(self.kubeconfig)})
         )
