@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +93,17 @@ def test_bad_resources_are_refused_at_admission(
 
 def test_kubectl_explain_and_columns(crd: LocalCluster, namespace: str, kubectl: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(crd.kubeconfig)}
-    explain = subprocess.run(
-        [kubectl, "explain", "bpe.spec.input.height"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    # The API server publishes a new CRD's OpenAPI a few seconds after it is Established.
+    deadline = time.monotonic() + 60
+    while True:
+        done = subprocess.run(
+            [kubectl, "explain", "bpe.spec.input.height"], env=env, capture_output=True, text=True
+        )
+        if done.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert done.returncode == 0, done.stderr
+    explain = done.stdout
     assert "multiple of 8" in explain
     create(crd, namespace, GOOD)
     table = subprocess.run(
