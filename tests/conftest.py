@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-pytest_plugins = ["tests.infra.fixtures"]
+pytest_plugins = ["tests.infra.cluster"]
 
 SAMPLE_KEY = "nvidia_tlt"
 # Figures tests measure (fidelity, ...) are printed at the end of the run.

@@ -1,20 +1,25 @@
-"""The local control plane is a real cluster: scheduling, Jobs, RBAC, PodSecurity, tools."""
+"""The local cluster is a real one: scheduling on GPU pools, Jobs, RBAC, PodSecurity,
+kubectl, helm, and the executor that plays the kubelet for labelled pods."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import psutil
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.infra.controlplane import LocalCluster
 
+T = TypeVar("T")
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "runAsNonRoot": True,
@@ -22,109 +27,365 @@ RESTRICTED = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+EXECUTOR = {"bodypose.dev/executor": "local"}
 
 
-def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], T | None], timeout: float = 60, what: str = "it") -> T:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if value:
             return value
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.3)
 
 
-def test_kubectl_lists_the_pools(cluster: LocalCluster, kubectl: Path) -> None:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-    nodes = json.loads(
-        subprocess.run(
-            [kubectl, "get", "nodes", "-o", "json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )["items"]
-    pools = {n["metadata"]["labels"]["bodypose.dev/pool"] for n in nodes}
-    assert pools == {"a100", "t4", "cpu"}
-    a100 = next(n for n in nodes if n["metadata"]["name"] == "a100-0")
-    assert a100["metadata"]["labels"]["nvidia.com/gpu.compute.major"] == "8"
-    assert a100["status"]["allocatable"]["nvidia.com/gpu"] == "8"
-    assert a100["spec"]["taints"][0]["key"] == "nvidia.com/gpu"
-
-    def ready_table() -> str | None:
-        out = subprocess.run([kubectl, "get", "nodes"], env=env, capture_output=True, text=True)
-        return out.stdout if " Ready " in out.stdout else None
-
-    table = wait_for(ready_table, what="nodes Ready")
-    assert "t4-1" in table and "cpu-0" in table
+# The client takes plain manifests (dicts); its annotations name only its model
+# classes, so the APIs are held as Any here.
+def core_api(cluster: LocalCluster) -> Any:
+    return client.CoreV1Api(cluster.api)
 
 
-def test_job_runs_on_its_gpu_pool(cluster: LocalCluster, namespace: str) -> None:
-    script = (
-        "import json, os; open(os.environ['BODYPOSE_TERMINATION_LOG'], 'w')"
-        ".write(json.dumps({'ok': True, 'node': os.environ.get('NODE', '?')}))"
-    )
-    job = {
+def batch_api(cluster: LocalCluster) -> Any:
+    return client.BatchV1Api(cluster.api)
+
+
+def container(command: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "work",
+        "image": "local/python",
+        "command": command,
+        "securityContext": RESTRICTED,
+        **extra,
+    }
+
+
+def job(
+    name: str, pod_spec: dict[str, Any], labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "gpu-job", "namespace": namespace},
+        "metadata": {"name": name},
         "spec": {
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {"bodypose.dev/executor": "local"}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "nodeSelector": {"bodypose.dev/pool": "t4"},
-                    "tolerations": [
-                        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-                    ],
-                    "containers": [
-                        {
-                            "name": "work",
-                            "image": "local/python",
-                            "command": ["python", "-c", script],
-                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                            "securityContext": RESTRICTED,
-                        }
-                    ],
-                },
+                "metadata": {"labels": EXECUTOR if labels is None else labels},
+                "spec": {"restartPolicy": "Never", **pod_spec},
             },
         },
     }
-    api = cluster.api_client()
-    client.BatchV1Api(api).create_namespaced_job(namespace, job)
-    wait_for(
-        lambda: (
-            client.BatchV1Api(api)
-            .read_namespaced_job(job["metadata"]["name"], namespace)
-            .status.succeeded
-        ),
-        timeout=90,
-        what="the Job to complete",
-    )
-    (pod,) = (
-        client.CoreV1Api(api)
-        .list_namespaced_pod(namespace, label_selector="job-name=gpu-job")
-        .items
-    )
-    assert pod.spec.node_name.startswith("t4-")
-    terminated = pod.status.container_statuses[0].state.terminated
-    assert terminated.exit_code == 0
-    assert json.loads(terminated.message)["ok"] is True
 
 
-def test_unschedulable_without_toleration(cluster: LocalCluster, namespace: str) -> None:
-    pod = {
-        "metadata": {"name": "no-toleration", "labels": {"bodypose.dev/executor": "local"}},
-        "spec": {
+def only_pod(core: Any, namespace: str, job_name: str) -> Any:
+    (pod,) = core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+    return pod
+
+
+def pod_phase(core: Any, namespace: str, name: str, phases: tuple[str, ...]) -> Any:
+    pod = core.read_namespaced_pod(name, namespace)
+    return pod if pod.status.phase in phases else None
+
+
+# ---- the cluster and its tools ---------------------------------------------------------
+def test_kubectl_lists_the_pools(cluster: LocalCluster) -> None:
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    by_pool: dict[str, list[dict[str, Any]]] = {}
+    for node in nodes:
+        by_pool.setdefault(node["metadata"]["labels"]["bodypose.dev/pool"], []).append(node)
+    assert sorted(by_pool) == ["a100", "cpu", "t4"]
+    a100 = by_pool["a100"][0]
+    labels = a100["metadata"]["labels"]
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
+    assert (labels["nvidia.com/gpu.compute.major"], labels["nvidia.com/gpu.compute.minor"]) == (
+        "8",
+        "0",
+    )
+    assert labels["nvidia.com/gpu.memory"] == "81920" and labels["nvidia.com/gpu.count"] == "8"
+    assert a100["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in a100["spec"][
+        "taints"
+    ]
+    assert by_pool["t4"][0]["metadata"]["labels"]["nvidia.com/gpu.compute.minor"] == "5"
+    cpu = by_pool["cpu"][0]
+    assert "nvidia.com/gpu" not in cpu["status"]["allocatable"] and not cpu["spec"].get("taints")
+
+    table = cluster.kubectl("get", "nodes", "-L", "bodypose.dev/pool").stdout
+    rows = [line.split() for line in table.splitlines()[1:]]
+    assert len(rows) == 5 and all(row[1] == "Ready" for row in rows), table
+    assert {row[-1] for row in rows} == {"a100", "t4", "cpu"}
+
+
+def test_versions_are_the_pinned_ones(cluster: LocalCluster, helm: Path) -> None:
+    versions = json.loads(cluster.kubectl("version", "-o", "json").stdout)
+    assert versions["serverVersion"]["gitVersion"] == versions["clientVersion"]["gitVersion"]
+    assert versions["serverVersion"]["gitVersion"].startswith("v1.")
+    out = subprocess.run([helm, "version", "--short"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("v3.") and "dirty" not in out.stdout
+
+
+# ---- the done-when of issue 5 ------------------------------------------------------------
+def test_gpu_job_is_scheduled_on_its_pool_and_run_by_the_executor(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    script = (
+        "import json, os\n"
+        "with open(os.environ['BODYPOSE_TERMINATION_LOG'], 'w') as f:\n"
+        "    json.dump({'ok': True, 'pid': os.getpid(), 'node': os.environ['NODE']}, f)\n"
+    )
+    manifest = job(
+        "gpu-job",
+        {
             "nodeSelector": {"bodypose.dev/pool": "a100"},
+            "tolerations": [GPU_TOLERATION],
             "containers": [
-                {"name": "c", "image": "x", "command": ["true"], "securityContext": RESTRICTED}
+                container(
+                    ["python", "-c", script],
+                    env=[
+                        {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+                    ],
+                    resources={"limits": {"nvidia.com/gpu": "1"}},
+                )
+            ],
+        },
+    )
+    batch_api(cluster).create_namespaced_job(namespace, manifest)
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Complete", "job/gpu-job", "--timeout=90s"
+    )
+
+    pod = only_pod(core_api(cluster), namespace, "gpu-job")
+    assert pod.spec.node_name.startswith("a100-")
+    assert pod.status.phase == "Succeeded"
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert terminated.exit_code == 0 and terminated.reason == "Completed"
+    result = json.loads(terminated.message)
+    assert result["ok"] is True and result["node"] == pod.spec.node_name
+    assert pod.status.container_statuses[0].state.running is None
+
+
+def test_executor_resolves_env_and_maps_volumes(cluster: LocalCluster, namespace: str) -> None:
+    core = core_api(cluster)
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "key"}, "stringData": {"key": "s3cr3t"}}
+    )
+    cfg = {"metadata": {"name": "cfg"}, "data": {"mode": "fp16", "x.yaml": "a: 1"}}
+    core.create_namespaced_config_map(namespace, cfg)
+    script = (
+        "import json, os, sys\n"
+        "out = sys.argv[1]\n"
+        "os.makedirs(os.path.dirname(out))\n"
+        "open(out, 'w').write('written')\n"
+        "json.dump({'argv': sys.argv[1:], 'cwd': os.getcwd(),\n"
+        "           'env': {k: os.environ.get(k) for k in ('KEY', 'MODE', 'OUT', 'EXPANDED')},\n"
+        "           'exists': os.path.exists(out),\n"
+        "           'cfg': open(os.environ['CFG_DIR'] + '/x.yaml').read()},\n"
+        "          open(os.environ['BODYPOSE_TERMINATION_LOG'], 'w'))\n"
+    )
+    manifest = job(
+        "env-job",
+        {
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+            ],
+            "containers": [
+                container(
+                    ["python", "-c", script],
+                    args=["$(OUT)/result.txt"],
+                    workingDir="/scratch",
+                    volumeMounts=[
+                        {"name": "scratch", "mountPath": "/scratch"},
+                        {"name": "cfg", "mountPath": "/etc/cfg"},
+                    ],
+                    env=[
+                        {
+                            "name": "KEY",
+                            "valueFrom": {"secretKeyRef": {"name": "key", "key": "key"}},
+                        },
+                        {
+                            "name": "MODE",
+                            "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}},
+                        },
+                        {"name": "OUT", "value": "/scratch/out"},
+                        {"name": "EXPANDED", "value": "$(MODE)-$$(MODE)"},
+                        {"name": "CFG_DIR", "value": "/etc/cfg"},
+                    ],
+                )
+            ],
+        },
+    )
+    batch_api(cluster).create_namespaced_job(namespace, manifest)
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Complete", "job/env-job", "--timeout=90s"
+    )
+    pod = only_pod(core, namespace, "env-job")
+    seen = json.loads(pod.status.container_statuses[0].state.terminated.message)
+    scratch = seen["cwd"]
+    assert scratch != "/scratch" and Path(scratch).name == "scratch"
+    assert seen["argv"] == [f"{scratch}/out/result.txt"] and seen["exists"] is True
+    assert seen["env"] == {
+        "KEY": "s3cr3t",
+        "MODE": "fp16",
+        "OUT": f"{scratch}/out",
+        "EXPANDED": "fp16-$(MODE)",
+    }
+    assert seen["cfg"] == "a: 1"
+    # The pod's work directory is gone once it ends, as an emptyDir would be.
+    assert not Path(scratch).exists()
+
+
+def test_failed_job_reports_exit_code_and_log_tail(cluster: LocalCluster, namespace: str) -> None:
+    script = "import sys\nfor i in range(100): print('line', i)\nsys.exit(3)\n"
+    manifest = job(
+        "fails",
+        {
+            "nodeSelector": {"bodypose.dev/pool": "t4"},
+            "tolerations": [GPU_TOLERATION],
+            "containers": [
+                container(
+                    ["python", "-c", script], terminationMessagePolicy="FallbackToLogsOnError"
+                )
+            ],
+        },
+    )
+    batch_api(cluster).create_namespaced_job(namespace, manifest)
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Failed", "job/fails", "--timeout=90s")
+    pod = only_pod(core_api(cluster), namespace, "fails")
+    assert pod.status.phase == "Failed"
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert terminated.exit_code == 3 and terminated.reason == "Error"
+    lines = terminated.message.splitlines()
+    # The kubelet's fallback: the log's last 80 lines, at most 2048 bytes.
+    assert lines[-1] == "line 99" and len(lines) == 80 and "line 19\n" not in terminated.message
+
+
+def test_missing_secret_waits_like_a_kubelet(cluster: LocalCluster, namespace: str) -> None:
+    core = core_api(cluster)
+    pod = {
+        "metadata": {"name": "needs-key", "labels": EXECUTOR},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "containers": [
+                container(
+                    ["python", "-c", "import os; assert os.environ['KEY'] == 'late'"],
+                    env=[
+                        {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}
+                    ],
+                )
             ],
         },
     }
-    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespaced_pod(namespace, pod)
+
+    def waiting_reason() -> str | None:
+        statuses = core.read_namespaced_pod("needs-key", namespace).status.container_statuses
+        state = statuses[0].state if statuses else None
+        return state.waiting.reason if state and state.waiting else None
+
+    assert wait_for(waiting_reason, what="CreateContainerConfigError") == (
+        "CreateContainerConfigError"
+    )
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "late"}, "stringData": {"k": "late"}}
+    )
+    done = wait_for(
+        lambda: pod_phase(core, namespace, "needs-key", ("Succeeded", "Failed")),
+        what="the pod to run once the Secret exists",
+    )
+    assert done.status.phase == "Succeeded"
+
+
+def test_deleting_a_pod_kills_its_process(cluster: LocalCluster, namespace: str) -> None:
+    core = core_api(cluster)
+    pod = {
+        "metadata": {"name": "sleeper", "labels": EXECUTOR},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 5,
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "containers": [container(["python", "-c", "import time; time.sleep(600)"])],
+        },
+    }
+    core.create_namespaced_pod(namespace, pod)
+    running = wait_for(
+        lambda: pod_phase(core, namespace, "sleeper", ("Running",)), what="the pod to run"
+    )
+    pid = int(running.status.container_statuses[0].container_id.removeprefix("local://"))
+    assert psutil.pid_exists(pid) and "time.sleep(600)" in " ".join(psutil.Process(pid).cmdline())
+    core.delete_namespaced_pod("sleeper", namespace)
+    wait_for(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
+        timeout=20,
+        what="the process to end",
+    )
+
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod("sleeper", namespace)
+        except ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    wait_for(gone, what="kwok to finish the deletion")
+
+
+def test_active_deadline_fails_the_pod(cluster: LocalCluster, namespace: str) -> None:
+    core = core_api(cluster)
+    pod = {
+        "metadata": {"name": "slow", "labels": EXECUTOR},
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": 2,
+            "terminationGracePeriodSeconds": 1,
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "containers": [container(["python", "-c", "import time; time.sleep(600)"])],
+        },
+    }
+    core.create_namespaced_pod(namespace, pod)
+    failed = wait_for(
+        lambda: pod_phase(core, namespace, "slow", ("Failed", "Succeeded")),
+        timeout=30,
+        what="the deadline",
+    )
+    assert failed.status.phase == "Failed" and failed.status.reason == "DeadlineExceeded"
+
+
+def test_unlabelled_pods_follow_kwok(cluster: LocalCluster, namespace: str) -> None:
+    """Pods without the executor's label never run: kwok reports them Running, and
+    completes Job pods at once (kwok's fast stages)."""
+    manifest = job(
+        "kwok-job",
+        {
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "containers": [container(["false"])],
+        },
+        labels={},
+    )
+    batch_api(cluster).create_namespaced_job(namespace, manifest)
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Complete", "job/kwok-job", "--timeout=90s"
+    )
+    pod = only_pod(core_api(cluster), namespace, "kwok-job")
+    # `false` would have failed had it run; kwok's pod IPs are on loopback.
+    assert pod.status.phase == "Succeeded" and pod.status.pod_ip.startswith("127.")
+
+
+def test_gpu_pools_refuse_pods_without_the_toleration(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    core = core_api(cluster)
+    pod = {
+        "metadata": {"name": "no-toleration", "labels": EXECUTOR},
+        "spec": {
+            "nodeSelector": {"bodypose.dev/pool": "a100"},
+            "containers": [container(["true"])],
+        },
+    }
     core.create_namespaced_pod(namespace, pod)
 
     def unschedulable() -> bool:
@@ -134,6 +395,7 @@ def test_unschedulable_without_toleration(cluster: LocalCluster, namespace: str)
     wait_for(unschedulable, what="the scheduler to refuse the tainted pool")
 
 
+# ---- security as a real cluster has it ----------------------------------------------------
 def test_pod_security_rejects_a_privileged_pod(cluster: LocalCluster, namespace: str) -> None:
     pod = {
         "metadata": {"name": "privileged"},
@@ -142,15 +404,16 @@ def test_pod_security_rejects_a_privileged_pod(cluster: LocalCluster, namespace:
         },
     }
     with pytest.raises(ApiException) as info:
-        client.CoreV1Api(cluster.api_client()).create_namespaced_pod(namespace, pod)
+        core_api(cluster).create_namespaced_pod(namespace, pod)
     assert info.value.status == 403
-    assert "violates PodSecurity" in info.value.body
+    message = json.loads(str(info.value.body))["message"]
+    assert 'violates PodSecurity "restricted:latest": privileged' in message
 
 
 def test_service_account_kubeconfig_is_bound_by_rbac(cluster: LocalCluster, namespace: str) -> None:
-    core = client.CoreV1Api(cluster.api_client())
+    core = core_api(cluster)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "reader"}})
-    rbac = client.RbacAuthorizationV1Api(cluster.api_client())
+    rbac: Any = client.RbacAuthorizationV1Api(cluster.api)
     rbac.create_namespaced_role(
         namespace,
         {
@@ -170,17 +433,57 @@ def test_service_account_kubeconfig_is_bound_by_rbac(cluster: LocalCluster, name
             "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
         },
     )
-    as_sa = client.CoreV1Api(
-        cluster.api_client(cluster.kubeconfig_for_service_account(namespace, "reader"))
-    )
-    as_sa.list_namespaced_pod(namespace)  # allowed
+    kubeconfig = cluster.kubeconfig_for_service_account(namespace, "reader")
+    as_reader: Any = client.CoreV1Api(cluster.api_client(kubeconfig))
+    as_reader.list_namespaced_pod(namespace)  # allowed
     with pytest.raises(ApiException) as info:
-        as_sa.list_namespaced_secret(namespace)
+        as_reader.list_namespaced_secret(namespace)
     assert info.value.status == 403
-
-
-def test_helm_runs(cluster: LocalCluster) -> None:
-    out = subprocess.run(
-        [cluster.bins["helm"], "version", "--short"], capture_output=True, text=True, check=True
+    assert f"system:serviceaccount:{namespace}:reader" in str(info.value.body)
+    whoami = cluster.kubectl(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=kubeconfig
     ).stdout
-    assert out.startswith("v3.")
+    assert whoami == f"system:serviceaccount:{namespace}:reader"
+    can = cluster.kubectl(
+        "auth", "can-i", "delete", "pods", "-n", namespace, kubeconfig=kubeconfig, check=False
+    )
+    assert can.stdout.strip() == "no"
+
+
+# ---- for people: make cluster-up / cluster-down ---------------------------------------------
+def test_cluster_up_status_down(cluster_binaries: dict[str, Path], tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    run = [sys.executable, "-m", "tests.infra.controlplane"]
+    repo = Path(__file__).resolve().parents[2]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*run, *args, "--state-dir", str(state)],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    pids: list[int] = []
+    up = cli("up")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"export KUBECONFIG={state}/admin.kubeconfig" in up.stdout
+        assert "a100-0" in up.stdout and "Tesla-T4" in up.stdout
+        pids += [int(p.read_text()) for p in (state / "pids").iterdir()]
+        assert len(pids) == 6 and all(psutil.pid_exists(p) for p in pids)
+        assert cli("status").returncode == 0
+        nodes = subprocess.run(
+            [cluster_binaries["kubectl"], "get", "nodes", "-o", "name"],
+            env={**os.environ, "KUBECONFIG": str(state / "admin.kubeconfig")},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert len(nodes) == 5
+    finally:
+        down = cli("down")
+    assert down.returncode == 0, down.stderr
+    assert not state.exists()
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)

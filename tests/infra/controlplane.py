@@ -1,22 +1,43 @@
 """A real Kubernetes control plane on loopback, without Docker.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from
-their Go modules (`hack/cluster/build.sh`), kwok for fake nodes, all as child
-processes bound to 127.0.0.1 on free ports, with locally generated
-certificates, RBAC, the admission plugins of a real cluster (PodSecurity
-included) and service-account tokens.
+their Go modules (`hack/cluster/build.sh`), kwok playing the kubelet of fake
+GPU and CPU nodes (`tests/infra/nodes.py`), and the test executor that runs
+labelled pods as local processes (`tests/infra/executor.py`). All are child
+processes bound to 127.0.0.1 on free ports, configured as kubeadm configures a
+single control-plane node, less what needs real kubelets:
 
-    python -m tests.infra.controlplane up [--state-dir .cluster]   # for people
-    python -m tests.infra.controlplane down [--state-dir .cluster]
+- certificates made locally (`tests/infra/pki.py`); every component
+  authenticates with its own client certificate, and the controller manager
+  runs each controller under its own service account
+  (`--use-service-account-credentials`), so RBAC is what a real cluster enforces;
+- `--authorization-mode=Node,RBAC`, the admission plugins of a real cluster
+  (PodSecurity included: namespaces opt in with `pod-security.kubernetes.io/*`
+  labels), service-account tokens signed with our key (TokenRequest);
+- an admin kubeconfig with the credentials embedded, and
+  `kubeconfig_for_service_account()` for acting as a given service account;
+- kwok in its controller mode against this API server (not kwokctl), managing
+  nodes annotated `kwok.x-k8s.io/node=fake`, with the Stages of
+  `hack/cluster/kwok-stages.yaml`; its node IP and pod CIDR are on loopback, so
+  nothing ever tries to reach a private address.
 
-Followed: the kube-apiserver, kube-controller-manager and kube-scheduler flag
-references (kubernetes.io/docs/reference/command-line-tools-reference/) and
-kwok's docs on running `kwok` against an existing cluster (kwok.sigs.k8s.io).
+    python -m tests.infra.controlplane up [--state-dir .cluster]   # make cluster-up
+    python -m tests.infra.controlplane status [--state-dir .cluster]
+    python -m tests.infra.controlplane down [--state-dir .cluster] # make cluster-down
+
+Followed: the command-line references of kube-apiserver, kube-controller-manager
+and kube-scheduler (kubernetes.io/docs/reference/command-line-tools-reference/),
+kubeadm's static-pod manifests for which flags a real control plane sets,
+"PKI certificates and requirements" (kubernetes.io/docs/setup/best-practices/
+certificates/), and kwok's `kwok` command (`kwok --help` and
+pkg/kwok/cmd/root.go at v0.8.0: --manage-nodes-with-annotation-selector,
+--node-ip, --node-port, --cidr, --node-lease-duration-seconds, --config).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -28,261 +49,466 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
+from tests.infra.nodes import create_pools
 from tests.infra.pki import make_pki
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "cluster" / "build.sh"
 KWOK_STAGES = REPO / "hack" / "cluster" / "kwok-stages.yaml"
+EXECUTOR = Path(__file__).resolve().parent / "executor.py"
+SERVICE_CIDR = "10.96.0.0/16"
+# kwok gives its pods addresses from here: loopback, so that nothing that
+# follows a pod IP ever leaves the machine.
+POD_CIDR = "127.100.0.0/16"
 ADMISSION_PLUGINS = ",".join(
     [
+        # kube-apiserver's defaults (listed so that the set is visible here)...
         "NamespaceLifecycle",
         "LimitRanger",
         "ServiceAccount",
-        "DefaultTolerationSeconds",
+        "TaintNodesByCondition",
         "PodSecurity",
         "Priority",
+        "DefaultTolerationSeconds",
+        "DefaultStorageClass",
+        "StorageObjectInUseProtection",
+        "PersistentVolumeClaimResize",
+        "RuntimeClass",
+        "CertificateApproval",
+        "CertificateSigning",
+        "CertificateSubjectRestriction",
+        "DefaultIngressClass",
         "MutatingAdmissionWebhook",
-        "ValidatingAdmissionWebhook",
         "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionWebhook",
         "ResourceQuota",
+        # ...and the one kubeadm adds.
+        "NodeRestriction",
     ]
+)
+# Components started after the API server, stopped in reverse.
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "pod-executor",
 )
 
 
 def free_port() -> int:
+    """A port free on 127.0.0.1 now (the component binds it a moment later)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def binaries() -> dict[str, Path]:
-    """Paths of the built binaries, building what is missing (slow only the first time)."""
+def ensure_binaries(
+    components: Sequence[str] = (), progress: IO[str] | None = None
+) -> dict[str, Path]:
+    """Paths of the built binaries by name, building what is missing first.
+
+    A cold build takes many minutes (hack/cluster/README.md); build.sh logs its
+    progress to `progress` (default: this process's stderr)."""
     out = subprocess.run(
-        [str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
+        [str(BUILD_SCRIPT), *components],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=progress if progress is not None else None,
+        text=True,
     ).stdout.split()
     found: dict[str, Path] = {}
     for directory in map(Path, out):
         for exe in directory.iterdir():
-            found[exe.name] = exe
+            if not exe.name.startswith("."):
+                found[exe.name] = exe
     return found
 
 
-def write_kubeconfig(path: Path, server: str, ca: Path, auth: dict[str, str], user: str) -> Path:
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def write_kubeconfig(path: Path, server: str, ca: Path, user: str, auth: dict[str, str]) -> Path:
+    """A self-contained kubeconfig (credentials embedded): copy it anywhere."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca)}}
+            {
+                "name": "bodypose-local",
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca)},
+            }
         ],
         "users": [{"name": user, "user": auth}],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
-        "current-context": "local",
+        "contexts": [
+            {"name": user, "context": {"cluster": "bodypose-local", "user": user}},
+        ],
+        "current-context": user,
     }
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
 
 
+def _cert_auth(pki: dict[str, Path], stem: str) -> dict[str, str]:
+    return {
+        "client-certificate-data": _b64(pki[f"{stem}.crt"]),
+        "client-key-data": _b64(pki[f"{stem}.key"]),
+    }
+
+
 @dataclass
 class LocalCluster:
+    """One local control plane. `start()` brings everything up; `stop()` ends it."""
+
     state_dir: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    bins: dict[str, Path]
     server: str = ""
     kubeconfig: Path = Path()
-    bins: dict[str, Path] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _api: Any = None
 
     @property
     def pki(self) -> Path:
         return self.state_dir / "pki"
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        log = (self.state_dir / "logs" / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    # ---- processes -------------------------------------------------------------------
+    def _spawn(self, name: str, args: Sequence[str | Path]) -> None:
+        with (self.logs / f"{name}.log").open("ab") as log:
+            # Own session: `make cluster-up` returns while they keep running, and
+            # a signal to the group reaches a component's children too.
+            self.procs[name] = subprocess.Popen(
+                [str(a) for a in args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.state_dir,
+            )
         (self.state_dir / "pids").mkdir(exist_ok=True)
         (self.state_dir / "pids" / name).write_text(str(self.procs[name].pid))
 
-    def _wait_http(
-        self, url: str, what: str, timeout: float = 60, tls: bool = False, self_signed: bool = False
-    ) -> None:
-        ctx = None
-        if self_signed:
-            # Controller manager and scheduler serve /healthz with a certificate they
-            # made themselves; only liveness is checked here, on loopback.
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    def _wait_http(self, url: str, what: str, timeout: float = 60, ca: bool = True) -> None:
+        if ca:
+            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+            ctx.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
+        else:
+            # The controller manager and the scheduler serve /healthz with a
+            # certificate they made themselves: only liveness is asked, on loopback.
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        elif tls:
-            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-            ctx.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
         deadline = time.monotonic() + timeout
         while True:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    tail = (self.state_dir / "logs" / f"{name}.log").read_text()[-3000:]
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-            try:
-                with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+            self._check_alive()
+            with contextlib.suppress(OSError):
+                scheme_ctx = ctx if url.startswith("https") else None
+                with urllib.request.urlopen(url, context=scheme_ctx, timeout=2) as resp:
                     if resp.status == 200:
                         return
-            except OSError:
-                pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} not ready at {url} after {timeout}s")
-            time.sleep(0.3)
+            time.sleep(0.2)
 
-    def start(self) -> LocalCluster:
+    def start(self, *, nodes: bool = True, executor: bool = True) -> LocalCluster:
+        """Start everything; on any failure, stop what was started and re-raise."""
+        try:
+            return self._start(nodes=nodes, executor=executor)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, *, nodes: bool, executor: bool) -> LocalCluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "logs").mkdir(exist_ok=True)
-        self.bins = binaries()
+        self.logs.mkdir(exist_ok=True)
         pki = make_pki(self.pki)
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        b = self.bins
+        etcd_url = f"http://127.0.0.1:{free_port()}"
+        peer_url = f"http://127.0.0.1:{free_port()}"
         self._spawn("etcd", [
-            str(self.bins["etcd"]), "--name", "local",
-            "--data-dir", str(self.state_dir / "etcd"),
+            b["etcd"], "--name", "local", "--data-dir", self.state_dir / "etcd",
             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster", f"local=http://127.0.0.1:{peer_port}",
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", f"local={peer_url}",
             "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
+            # Throwaway data: fsync buys nothing here and costs seconds.
             "--unsafe-no-fsync", "--log-level", "warn",
         ])  # fmt: skip
         self._wait_http(f"{etcd_url}/health", "etcd")
+
+        api_port = free_port()
         self.server = f"https://127.0.0.1:{api_port}"
         self._spawn("kube-apiserver", [
-            str(self.bins["kube-apiserver"]),
+            b["kube-apiserver"],
             "--etcd-servers", etcd_url,
             "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
             "--secure-port", str(api_port),
-            "--tls-cert-file", str(pki["apiserver.crt"]),
-            "--tls-private-key-file", str(pki["apiserver.key"]),
-            "--client-ca-file", str(pki["ca.crt"]),
-            "--authorization-mode", "RBAC",
+            "--tls-cert-file", pki["apiserver.crt"], "--tls-private-key-file", pki["apiserver.key"],
+            "--client-ca-file", pki["ca.crt"],
+            "--authorization-mode", "Node,RBAC",
             "--enable-admission-plugins", ADMISSION_PLUGINS,
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(pki["sa.pub"]),
-            "--service-account-signing-key-file", str(pki["sa.key"]),
-            "--service-cluster-ip-range", "10.96.0.0/16",
-            "--endpoint-reconciler-type", "none",
             "--allow-privileged=true",
+            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file", pki["sa.pub"],
+            "--service-account-signing-key-file", pki["sa.key"],
+            "--service-cluster-ip-range", SERVICE_CIDR,
+            # The `kubernetes` Service cannot point at a loopback address.
+            "--endpoint-reconciler-type", "none",
+            # kwok's node addresses are 127.0.0.1; never look a node name up in DNS.
+            "--kubelet-preferred-address-types", "InternalIP",
             "--profiling=false",
-            "--cert-dir", str(self.state_dir / "apiserver-certs"),
+            "--cert-dir", self.state_dir / "apiserver-certs",
         ])  # fmt: skip
-        self._wait_http(f"{self.server}/readyz", "kube-apiserver", timeout=90, tls=True)
+        self._wait_http(f"{self.server}/readyz", "kube-apiserver", timeout=90)
         self.kubeconfig = write_kubeconfig(
             self.state_dir / "admin.kubeconfig",
             self.server,
             pki["ca.crt"],
-            {"client-certificate": str(pki["admin.crt"]), "client-key": str(pki["admin.key"])},
             "admin",
+            _cert_auth(pki, "admin"),
         )
-        kcm_port, sched_port = free_port(), free_port()
+        component_config = {
+            stem: write_kubeconfig(
+                self.state_dir / f"{stem}.kubeconfig",
+                self.server,
+                pki["ca.crt"],
+                stem,
+                _cert_auth(pki, stem),
+            )
+            for stem in ("kube-controller-manager", "kube-scheduler")
+        }
+        kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
+        kcm = component_config["kube-controller-manager"]
         self._spawn("kube-controller-manager", [
-            str(self.bins["kube-controller-manager"]),
-            "--kubeconfig", str(self.kubeconfig),
-            "--authentication-kubeconfig", str(self.kubeconfig),
-            "--authorization-kubeconfig", str(self.kubeconfig),
+            b["kube-controller-manager"],
+            "--kubeconfig", kcm, "--authentication-kubeconfig", kcm,
+            "--authorization-kubeconfig", kcm,
             "--bind-address", "127.0.0.1", "--secure-port", str(kcm_port),
             "--leader-elect=false",
-            "--service-account-private-key-file", str(pki["sa.key"]),
-            "--root-ca-file", str(pki["ca.crt"]),
-            # No node IPAM (no pod network); node lifecycle stays: it lifts the
-            # not-ready taint once kwok reports the fake nodes Ready.
-            "--controllers",
-            "*,-node-ipam-controller",
+            "--use-service-account-credentials=true",
+            "--service-account-private-key-file", pki["sa.key"],
+            "--root-ca-file", pki["ca.crt"],
+            "--cluster-signing-cert-file", pki["ca.crt"],
+            "--cluster-signing-key-file", pki["ca.key"],
+            "--controllers", "*,bootstrapsigner,tokencleaner",
+            "--cluster-name", "bodypose-local",
         ])  # fmt: skip
+        sched = component_config["kube-scheduler"]
         self._spawn("kube-scheduler", [
-            str(self.bins["kube-scheduler"]),
-            "--kubeconfig", str(self.kubeconfig),
-            "--authentication-kubeconfig", str(self.kubeconfig),
-            "--authorization-kubeconfig", str(self.kubeconfig),
+            b["kube-scheduler"],
+            "--kubeconfig", sched, "--authentication-kubeconfig", sched,
+            "--authorization-kubeconfig", sched,
             "--bind-address", "127.0.0.1", "--secure-port", str(sched_port),
             "--leader-elect=false",
         ])  # fmt: skip
         self._spawn("kwok", [
-            str(self.bins["kwok"]),
-            "--kubeconfig", str(self.kubeconfig),
-            "--config", str(KWOK_STAGES),
+            b["kwok"],
+            "--kubeconfig", self.kubeconfig,
+            "--config", KWOK_STAGES,
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
-            "--server-address", f"127.0.0.1:{free_port()}",
+            "--node-ip", "127.0.0.1", "--node-port", str(kwok_port),
+            "--server-address", f"127.0.0.1:{kwok_port}",
+            "--cidr", POD_CIDR,
             "--node-lease-duration-seconds", "40",
         ])  # fmt: skip
-        self._wait_http(f"https://127.0.0.1:{kcm_port}/healthz", "kube-controller-manager",
-                        self_signed=True)  # fmt: skip
+        if executor:
+            self._spawn("pod-executor", [
+                sys.executable, EXECUTOR, "--kubeconfig", self.kubeconfig,
+                "--work-dir", self.state_dir / "pods", "--log-dir", self.logs / "pods",
+            ])  # fmt: skip
+        if nodes:
+            create_pools(self.api)
         self._wait_http(
-            f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler", self_signed=True
+            f"https://127.0.0.1:{kcm_port}/healthz", "kube-controller-manager", ca=False
         )
+        self._wait_http(f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler", ca=False)
+        if nodes:
+            self.wait_nodes_ready()
         (self.state_dir / "cluster.json").write_text(
             json.dumps({"server": self.server, "kubeconfig": str(self.kubeconfig)})
         )
         return self
 
-    def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.procs.clear()
-
-    def api_client(self, kubeconfig: Path | None = None) -> Any:
-        from kubernetes import config
-
-        return config.new_client_from_config(str(kubeconfig or self.kubeconfig))
-
-    def kubeconfig_for_service_account(self, namespace: str, name: str) -> Path:
-        """A kubeconfig authenticating as the service account, via a TokenRequest."""
+    def wait_nodes_ready(self, timeout: float = 60) -> None:
+        """Until every node is Ready and carries no not-ready/unreachable taint
+        (the node lifecycle controller lifts those a few seconds after kwok
+        reports Ready): then the scheduler can place pods on every pool."""
         from kubernetes import client
 
-        core = client.CoreV1Api(self.api_client())
+        core: Any = client.CoreV1Api(self.api)
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            waiting = [
+                n.metadata.name
+                for n in core.list_node().items
+                if not any(
+                    c.type == "Ready" and c.status == "True" for c in n.status.conditions or []
+                )
+                or any(t.key.startswith("node.kubernetes.io/") for t in n.spec.taints or [])
+            ]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nodes not Ready after {timeout}s: {waiting}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        """Stop every component, the executor first (it kills its pods' processes)."""
+        _terminate(list(reversed(self.procs.values())))
+        self.procs.clear()
+
+    # ---- clients ---------------------------------------------------------------------
+    @property
+    def api(self) -> Any:
+        """A `kubernetes.client.ApiClient` authenticated as the cluster admin."""
+        if self._api is None:
+            self._api = self.api_client()
+        return self._api
+
+    def api_client(self, kubeconfig: Path | None = None) -> Any:
+        """A new ApiClient for `kubeconfig` (default: the admin's)."""
+        from kubernetes import config
+
+        return config.new_client_from_config(str(kubeconfig or self.kubeconfig))  # type: ignore[no-untyped-call]
+
+    def kubeconfig_for_service_account(
+        self, namespace: str, name: str, expiration_seconds: int = 3600
+    ) -> Path:
+        """A kubeconfig that authenticates as system:serviceaccount:<namespace>:<name>,
+        with a token from the TokenRequest API (what `kubectl create token` does)."""
+        from kubernetes import client
+
+        # The client takes plain manifests; its annotations name only its models.
+        core: Any = client.CoreV1Api(self.api)
         token = core.create_namespaced_service_account_token(
-            name, namespace, {"spec": {"expirationSeconds": 3600}}
+            name, namespace, {"spec": {"expirationSeconds": expiration_seconds}}
         ).status.token
         path = self.state_dir / f"sa-{namespace}-{name}.kubeconfig"
-        return write_kubeconfig(path, self.server, self.pki / "ca.crt", {"token": token},
-                                f"{namespace}:{name}")  # fmt: skip
+        return write_kubeconfig(
+            path, self.server, self.pki / "ca.crt", f"{namespace}-{name}", {"token": token}
+        )
+
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | None = None,
+        input: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the built kubectl against this cluster (admin unless `kubeconfig`)."""
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
+        done = subprocess.run(
+            [str(self.bins["kubectl"]), *args],
+            env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and done.returncode:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")
+        return done
 
 
-def _stop_from_pids(state_dir: Path) -> None:
-    for pid_file in sorted((state_dir / "pids").glob("*")):
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        pid_file.unlink()
+def _terminate(procs: Iterable[subprocess.Popen[bytes]], grace: float = 10) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# ---- the command line, for people (make cluster-up / cluster-down) ----------------------
+def _pids(state_dir: Path) -> dict[str, int]:
+    pids = {}
+    for name in COMPONENTS:
+        file = state_dir / "pids" / name
+        if file.exists():
+            pids[name] = int(file.read_text())
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not alive; /proc says so where kill(0) cannot.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def _down(state_dir: Path, grace: float = 10) -> None:
+    for name, pid in reversed(list(_pids(state_dir).items())):
+        if not _alive(pid):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        print(f"stopped {name} ({pid})")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.infra.controlplane")
-    p.add_argument("action", choices=["up", "down"])
-    p.add_argument("--state-dir", default=".cluster")
-    args = p.parse_args(argv)
-    state = Path(args.state_dir).resolve()
+    parser = argparse.ArgumentParser(prog="python -m tests.infra.controlplane")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--state-dir", type=Path, default=Path(".cluster"))
+    args = parser.parse_args(argv)
+    state: Path = args.state_dir.resolve()
+    running = {n: p for n, p in _pids(state).items() if _alive(p)}
     if args.action == "down":
-        if (state / "pids").exists():
-            _stop_from_pids(state)
+        _down(state)
         shutil.rmtree(state, ignore_errors=True)
-        print(f"stopped and removed {state}")
+        print(f"removed {state}")
         return 0
-    from tests.infra.nodes import create_pools
-
-    start = time.monotonic()
-    cluster = LocalCluster(state).start()
-    create_pools(cluster.api_client())
-    print(f"control plane up in {time.monotonic() - start:.1f}s")
+    if args.action == "status":
+        for name in COMPONENTS:
+            pid = running.get(name)
+            print(f"{name:24} {'running, pid ' + str(pid) if pid else 'not running'}")
+        return 0 if len(running) == len(COMPONENTS) else 1
+    if running:
+        print(f"already up ({', '.join(running)}): export KUBECONFIG={state}/admin.kubeconfig")
+        return 0
+    shutil.rmtree(state, ignore_errors=True)  # leftovers of a cluster that died
+    bins = ensure_binaries()
+    started = time.monotonic()
+    cluster = LocalCluster(state, bins).start()
+    print(f"local cluster up in {time.monotonic() - started:.1f}s (logs: {cluster.logs})")
+    print(cluster.kubectl("get", "nodes", "-L", "bodypose.dev/pool,nvidia.com/gpu.product").stdout)
     print(f"export KUBECONFIG={cluster.kubeconfig}")
-    # Children run in their own sessions: they outlive this command until `down`.
+    print(f"export PATH={bins['kubectl'].parent}:{bins['helm'].parent}:$PATH")
+    # The components run in their own sessions and outlive this command; `down`
+    # stops them by the pids written under {state}/pids.
     cluster.procs.clear()
     return 0
 

@@ -2,10 +2,12 @@
 
 Labels are those NVIDIA's GPU feature discovery sets
 (github.com/NVIDIA/gpu-feature-discovery: nvidia.com/gpu.product,
-nvidia.com/gpu.compute.major/minor, nvidia.com/gpu.memory, nvidia.com/gpu.count),
+nvidia.com/gpu.compute.major/minor, nvidia.com/gpu.memory in MiB, nvidia.com/gpu.count,
+nvidia.com/gpu.family), every node has `bodypose.dev/pool=<pool>`,
 GPU nodes carry the usual `nvidia.com/gpu=present:NoSchedule` taint and
 allocatable `nvidia.com/gpu`. kwok manages nodes annotated
-`kwok.x-k8s.io/node: fake` (its default node stages make them Ready).
+`kwok.x-k8s.io/node: fake` (the node Stages of hack/cluster/kwok-stages.yaml make
+them Ready and renew their leases).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ class Pool:
     compute: tuple[int, int] | None = None
     gpu_memory_mib: int | None = None
     gpus_per_node: int = 0
+    gpu_family: str | None = None
 
 
 POOLS = (
-    Pool("a100", 2, "NVIDIA-A100-SXM4-80GB", (8, 0), 81920, 8),
-    Pool("t4", 2, "Tesla-T4", (7, 5), 15360, 1),
+    Pool("a100", 2, "NVIDIA-A100-SXM4-80GB", (8, 0), 81920, 8, "ampere"),
+    Pool("t4", 2, "Tesla-T4", (7, 5), 15360, 1, "turing"),
     Pool("cpu", 1),
 )
 
@@ -54,6 +57,7 @@ def node_manifest(pool: Pool, index: int) -> dict[str, Any]:
                 "nvidia.com/gpu.compute.minor": str(pool.compute[1]),
                 "nvidia.com/gpu.memory": str(pool.gpu_memory_mib),
                 "nvidia.com/gpu.count": str(pool.gpus_per_node),
+                "nvidia.com/gpu.family": pool.gpu_family or "",
             }
         )
         capacity["nvidia.com/gpu"] = str(pool.gpus_per_node)
@@ -74,7 +78,7 @@ def node_manifest(pool: Pool, index: int) -> dict[str, Any]:
 def create_pools(api_client: Any, pools: tuple[Pool, ...] = POOLS) -> list[str]:
     from kubernetes import client
 
-    core = client.CoreV1Api(api_client)
+    core: Any = client.CoreV1Api(api_client)  # takes plain manifests
     names = []
     for pool in pools:
         for i in range(pool.nodes):

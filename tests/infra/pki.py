@@ -1,8 +1,17 @@
 """Certificates and keys for the local control plane, made with `cryptography`.
 
-A CA, the API server's serving certificate (for 127.0.0.1 and localhost), an
-admin client certificate in group system:masters, and the service-account
-signing key pair. Everything stays in the state directory.
+The set kubeadm makes for a single control-plane node, minus what a cluster
+without kubelets does not need (https://kubernetes.io/docs/setup/best-practices/certificates/):
+
+- a CA, which also signs CSRs for the controller manager's CSR signer;
+- the API server's serving certificate for 127.0.0.1, localhost and the
+  in-cluster names;
+- client certificates: `admin` (group system:masters, for people, tests, kwok
+  and the executor), `kube-controller-manager` and `kube-scheduler` (users the
+  RBAC bootstrap policy already grants exactly what those components need);
+- the service-account token signing key pair.
+
+Everything stays in the state directory, readable by its owner only.
 """
 
 from __future__ import annotations
@@ -15,6 +24,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Client identities: file stem -> (common name = user, organization = group).
+CLIENTS = {
+    "admin": ("bodypose-admin", "system:masters"),
+    "kube-controller-manager": ("system:kube-controller-manager", None),
+    "kube-scheduler": ("system:kube-scheduler", None),
+}
+# The first address of the API server's --service-cluster-ip-range: the
+# `kubernetes` Service's ClusterIP, which a real serving certificate names.
+SERVICE_IP = "10.96.0.1"
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -49,13 +68,25 @@ def _issue(
         .issuer_name(ca_cert.subject if ca_cert else subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
+        # Five minutes of slack for clocks that disagree by a little.
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
     if is_ca:
         builder = builder.add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
         )
     else:
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -72,34 +103,45 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def make_pki(directory: Path) -> dict[str, Path]:
-    """Write every certificate and key; returns their paths by role."""
+    """Write every certificate and key; returns their paths by file name."""
     directory.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    paths: dict[str, Path] = {}
+
+    def save(stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+        paths[f"{stem}.crt"] = _write(directory / f"{stem}.crt", cert.public_bytes(pem))
+        paths[f"{stem}.key"] = _write(directory / f"{stem}.key", _key_pem(key))
+
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _issue(_name("bodypose-local-ca"), ca_key, None, None, is_ca=True)
+    save("ca", ca, ca_key)
 
     server_key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address(SERVICE_IP)),
         x509.DNSName("localhost"),
+        x509.DNSName("kubernetes"),
+        x509.DNSName("kubernetes.default"),
         x509.DNSName("kubernetes.default.svc"),
+        x509.DNSName("kubernetes.default.svc.cluster.local"),
     ]
-    server = _issue(_name("kube-apiserver"), server_key, ca, ca_key, server=True, sans=sans)
+    save(
+        "apiserver",
+        _issue(_name("kube-apiserver"), server_key, ca, ca_key, server=True, sans=sans),
+        server_key,
+    )
 
-    admin_key = ec.generate_private_key(ec.SECP256R1())
-    admin = _issue(_name("bodypose-admin", "system:masters"), admin_key, ca, ca_key)
+    for stem, (user, group) in CLIENTS.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        save(stem, _issue(_name(user, group), key, ca, ca_key), key)
 
+    # Service-account tokens are RS256 JWTs: the API server signs them with this
+    # key (TokenRequest) and verifies them with its public half.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = serialization.Encoding.PEM
-    paths = {
-        "ca.crt": _write(directory / "ca.crt", ca.public_bytes(pem)),
-        "apiserver.crt": _write(directory / "apiserver.crt", server.public_bytes(pem)),
-        "apiserver.key": _write(directory / "apiserver.key", _key_pem(server_key)),
-        "admin.crt": _write(directory / "admin.crt", admin.public_bytes(pem)),
-        "admin.key": _write(directory / "admin.key", _key_pem(admin_key)),
-        "sa.key": _write(directory / "sa.key", _key_pem(sa_key)),
-        "sa.pub": _write(
-            directory / "sa.pub",
-            sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
-        ),
-    }
+    paths["sa.key"] = _write(directory / "sa.key", _key_pem(sa_key))
+    paths["sa.pub"] = _write(
+        directory / "sa.pub",
+        sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
+    )
     return paths

@@ -1,0 +1,110 @@
+"""A MinIO server on loopback, built from its Go module (hack/cluster/build.sh minio).
+
+Single drive, in a temporary directory, with root credentials of its own; the
+web console is off. Reached only through boto3 with an endpoint URL, as a user's
+MinIO would be. Followed: MinIO's `minio server --help` (--address,
+--console-address, MINIO_ROOT_USER/MINIO_ROOT_PASSWORD, MINIO_BROWSER) and its
+health-check API (/minio/health/live, /minio/health/ready).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.infra.controlplane import free_port
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """Where an S3 server listens and how to sign in; `client()` is a boto3 S3 client."""
+
+    url: str
+    access_key: str
+    secret_key: str
+    region: str = "us-east-1"
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The standard AWS_* variables a process (or a pod's Secret) needs to reach it."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+
+@contextlib.contextmanager
+def start_minio(binary: Path, directory: Path, timeout: float = 60) -> Iterator[S3Server]:
+    port = free_port()
+    server = S3Server(
+        url=f"http://127.0.0.1:{port}",
+        access_key=f"bodypose-{secrets.token_hex(4)}",
+        secret_key=secrets.token_urlsafe(24),
+    )
+    env = {
+        **os.environ,
+        "MINIO_ROOT_USER": server.access_key,
+        "MINIO_ROOT_PASSWORD": server.secret_key,
+        "MINIO_REGION": server.region,
+        "MINIO_BROWSER": "off",
+    }
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    log_path = directory / "minio.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [
+                str(binary),
+                "server",
+                str(directory / "data"),
+                "--quiet",
+                "--address",
+                f"127.0.0.1:{port}",
+                "--console-address",
+                f"127.0.0.1:{free_port()}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"minio exited with {proc.returncode}:\n{log_path.read_text()}")
+            with contextlib.suppress(OSError):
+                ready = f"{server.url}/minio/health/ready"
+                with urllib.request.urlopen(ready, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"minio not ready after {timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
