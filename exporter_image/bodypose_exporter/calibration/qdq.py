@@ -1,0 +1,113 @@
+"""The explicitly quantized (QDQ) ONNX model, built from our calibration ranges.
+
+ONNX Runtime's `quantize_static` inserts the QuantizeLinear/DequantizeLinear
+pairs; it only needs the ranges, and those must be ours, so its own
+calibration must not run. Recent ONNX Runtime reads precomputed ranges from
+`calibration_cache_path` (a `TensorsData` JSON written by
+`save_tensors_data`) and then skips calibration; older releases lack that
+parameter, and there we drive its `QDQQuantizer` with a `TensorsData` directly,
+which is what `quantize_static` does after calibrating. Where the library
+falls short: it cannot take ranges any other way (no public hook before that
+parameter), and it quantizes every supported op's inputs and outputs, not
+only where TensorRT would place Q/DQ; TensorRT accepts the extra pairs.
+
+Settings, chosen so that TensorRT (explicit quantization) and ONNX Runtime
+run the same model: int8 activations and weights, both symmetric (zero point
+0, activation scale = amax / 127, the scale `cal.bin` holds), weights
+per output channel.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import onnxruntime.quantization as ortq
+from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+log = logging.getLogger(__name__)
+
+#: Never a zero-width range: a DequantizeLinear scale must be positive.
+_MIN_AMAX = 1e-8
+_EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True}
+
+
+def tensors_data(amax: Mapping[str, float]) -> TensorsData:
+    data = {}
+    for name, value in amax.items():
+        top = max(float(value), _MIN_AMAX)
+        data[name] = TensorData(
+            lowest=np.array(-top, dtype=np.float32), highest=np.array(top, dtype=np.float32)
+        )
+    return TensorsData(ortq.CalibrationMethod.MinMax, data)
+
+
+class _DropPreprocessHint(logging.Filter):
+    """quantize_static advises its pre-processing on the root logger; not our user's concern."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_root() -> Iterator[None]:
+    root = logging.getLogger()
+    hint = _DropPreprocessHint()
+    root.addFilter(hint)
+    try:
+        yield
+    finally:
+        root.removeFilter(hint)
+
+
+def write_qdq_model(fp32_model: Path, amax: Mapping[str, float], qdq_model: Path) -> None:
+    """Quantize `fp32_model` with the given per-tensor amax into `qdq_model` (QDQ format)."""
+    ranges = tensors_data(amax)
+    common = {
+        "quant_format": ortq.QuantFormat.QDQ,
+        "per_channel": True,
+        "reduce_range": False,
+        "activation_type": ortq.QuantType.QInt8,
+        "weight_type": ortq.QuantType.QInt8,
+        "extra_options": dict(_EXTRA_OPTIONS),
+    }
+    qdq_model.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet_root():
+        if "calibration_cache_path" in inspect.signature(ortq.quantize_static).parameters:
+            from onnxruntime.quantization.calibrate import save_tensors_data
+
+            with tempfile.TemporaryDirectory(prefix="bpcal-qdq-") as tmp:
+                cache = Path(tmp) / "ranges.json"
+                save_tensors_data(ranges, cache)
+                ortq.quantize_static(
+                    str(fp32_model),
+                    str(qdq_model),
+                    calibration_data_reader=None,
+                    calibrate_method=ortq.CalibrationMethod.MinMax,
+                    calibration_cache_path=cache,
+                    **common,  # type: ignore[arg-type]
+                )
+        else:  # pragma: no cover - ONNX Runtime releases before calibration_cache_path
+            from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+            from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+            quantizer = QDQQuantizer(
+                load_model_with_shape_infer(fp32_model),
+                common["per_channel"],
+                common["reduce_range"],
+                common["weight_type"],
+                common["activation_type"],
+                ranges,
+                None,
+                None,
+                None,
+                common["extra_options"],
+            )
+            quantizer.quantize_model()
+            quantizer.model.save_model_to_file(str(qdq_model), False)
+    log.info("wrote the QDQ model %s", qdq_model)
