@@ -13,7 +13,6 @@
 #
 #   hack/cluster/build.sh                 build the default set if missing (etcd kubernetes kwok helm)
 #   hack/cluster/build.sh kwok minio      build just these if missing
-#   hack/cluster/build.sh --dirs          print the bin dir of each default component, build nothing
 #   hack/cluster/build.sh pin kwok v0.9.0 re-pin a component (rewrites its go.mod/go.sum)
 #
 # stdout carries only the bin directories (one a line) so callers can parse it;
@@ -165,10 +164,6 @@ pin() {
 if [[ "${1:-}" == pin ]]; then
   [[ $# -eq 3 ]] || { log "usage: build.sh pin <component> <version>"; exit 2; }
   pin "$2" "$3"
-  exit 0
-fi
-if [[ "${1:-}" == --dirs ]]; then
-  for component in "${default_components[@]}"; do bin_dir "$component"; done
   exit 0
 fi
 

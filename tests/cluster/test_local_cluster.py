@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.infra.controlplane import LocalCluster
+from tests.infra.minio import S3Server
 
 T = TypeVar("T")
 RESTRICTED = {
@@ -452,6 +453,8 @@ def test_service_account_kubeconfig_is_bound_by_rbac(cluster: LocalCluster, name
 
 # ---- for people: make cluster-up / cluster-down ---------------------------------------------
 def test_cluster_up_status_down(cluster_binaries: dict[str, Path], tmp_path: Path) -> None:
+    """What `make cluster-up` / `make cluster-down` run: a cluster and MinIO that
+    outlive the command, an env.sh to source, and nothing left running after down."""
     state = tmp_path / "state"
     run = [sys.executable, "-m", "tests.infra.controlplane"]
     repo = Path(__file__).resolve().parents[2]
@@ -469,19 +472,25 @@ def test_cluster_up_status_down(cluster_binaries: dict[str, Path], tmp_path: Pat
     up = cli("up")
     try:
         assert up.returncode == 0, up.stderr
-        assert f"export KUBECONFIG={state}/admin.kubeconfig" in up.stdout
+        assert f"source {state}/env.sh" in up.stdout
         assert "a100-0" in up.stdout and "Tesla-T4" in up.stdout
         pids += [int(p.read_text()) for p in (state / "pids").iterdir()]
-        assert len(pids) == 6 and all(psutil.pid_exists(p) for p in pids)
+        assert len(pids) == 7 and all(psutil.pid_exists(p) for p in pids)
         assert cli("status").returncode == 0
+        exports = dict(
+            line.removeprefix("export ").replace('"', "").split("=", 1)
+            for line in (state / "env.sh").read_text().splitlines()
+        )
         nodes = subprocess.run(
             [cluster_binaries["kubectl"], "get", "nodes", "-o", "name"],
-            env={**os.environ, "KUBECONFIG": str(state / "admin.kubeconfig")},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
+            env={**os.environ, "KUBECONFIG": exports["KUBECONFIG"]},
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
         assert len(nodes) == 5
+        s3 = S3Server(exports["AWS_ENDPOINT_URL"], exports["AWS_ACCESS_KEY_ID"],
+                      exports["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        s3.client().create_bucket(Bucket="demo")
+        assert [b["Name"] for b in s3.client().list_buckets()["Buckets"]] == ["demo"]
     finally:
         down = cli("down")
     assert down.returncode == 0, down.stderr

@@ -43,7 +43,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -56,6 +55,8 @@ from typing import IO, Any
 
 import yaml
 
+from tests.infra.minio import minio_command, wait_ready
+from tests.infra.net import free_port
 from tests.infra.nodes import create_pools
 from tests.infra.pki import make_pki
 
@@ -93,7 +94,7 @@ ADMISSION_PLUGINS = ",".join(
         "NodeRestriction",
     ]
 )
-# Components started after the API server, stopped in reverse.
+# Every process `up` may start, in start order; `down` stops them in reverse.
 COMPONENTS = (
     "etcd",
     "kube-apiserver",
@@ -101,14 +102,8 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "pod-executor",
+    "minio",  # make cluster-up only
 )
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 now (the component binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_binaries(
@@ -186,7 +181,9 @@ class LocalCluster:
         return self.state_dir / "logs"
 
     # ---- processes -------------------------------------------------------------------
-    def _spawn(self, name: str, args: Sequence[str | Path]) -> None:
+    def _spawn(
+        self, name: str, args: Sequence[str | Path], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as log:
             # Own session: `make cluster-up` returns while they keep running, and
             # a signal to the group reaches a component's children too.
@@ -197,9 +194,11 @@ class LocalCluster:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 cwd=self.state_dir,
+                env=env,
             )
         (self.state_dir / "pids").mkdir(exist_ok=True)
         (self.state_dir / "pids" / name).write_text(str(self.procs[name].pid))
+        return self.procs[name]
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -264,6 +263,14 @@ class LocalCluster:
             "--secure-port", str(api_port),
             "--tls-cert-file", pki["apiserver.crt"], "--tls-private-key-file", pki["apiserver.key"],
             "--client-ca-file", pki["ca.crt"],
+            # The aggregation layer's front proxy, as kubeadm sets it up.
+            "--requestheader-client-ca-file", pki["front-proxy-ca.crt"],
+            "--requestheader-allowed-names", "front-proxy-client",
+            "--requestheader-username-headers", "X-Remote-User",
+            "--requestheader-group-headers", "X-Remote-Group",
+            "--requestheader-extra-headers-prefix", "X-Remote-Extra-",
+            "--proxy-client-cert-file", pki["front-proxy-client.crt"],
+            "--proxy-client-key-file", pki["front-proxy-client.key"],
             "--authorization-mode", "Node,RBAC",
             "--enable-admission-plugins", ADMISSION_PLUGINS,
             "--allow-privileged=true",
@@ -310,6 +317,9 @@ class LocalCluster:
             "--cluster-signing-cert-file", pki["ca.crt"],
             "--cluster-signing-key-file", pki["ca.key"],
             "--controllers", "*,bootstrapsigner,tokencleaner",
+            # New nodes carry the not-ready taint until the node lifecycle
+            # controller sees them Ready: look every second, not every five.
+            "--node-monitor-period", "1s",
             "--cluster-name", "bodypose-local",
         ])  # fmt: skip
         sched = component_config["kube-scheduler"]
@@ -500,13 +510,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"already up ({', '.join(running)}): export KUBECONFIG={state}/admin.kubeconfig")
         return 0
     shutil.rmtree(state, ignore_errors=True)  # leftovers of a cluster that died
-    bins = ensure_binaries()
+    bins = ensure_binaries(("etcd", "kubernetes", "kwok", "helm", "minio"))
     started = time.monotonic()
     cluster = LocalCluster(state, bins).start()
+    try:
+        # An S3 endpoint too, so that the whole flow can be tried by hand.
+        argv, env, s3 = minio_command(bins["minio"], state / "minio")
+        wait_ready(s3, cluster._spawn("minio", argv, env), cluster.logs / "minio.log")
+    except BaseException:
+        cluster.stop()
+        raise
     print(f"local cluster up in {time.monotonic() - started:.1f}s (logs: {cluster.logs})")
     print(cluster.kubectl("get", "nodes", "-L", "bodypose.dev/pool,nvidia.com/gpu.product").stdout)
-    print(f"export KUBECONFIG={cluster.kubeconfig}")
-    print(f"export PATH={bins['kubectl'].parent}:{bins['helm'].parent}:$PATH")
+    exports = {
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "PATH": f"{bins['kubectl'].parent}:{bins['helm'].parent}:$PATH",
+        **s3.environment(),
+    }
+    env_file = state / "env.sh"
+    env_file.write_text("".join(f'export {k}="{v}"\n' for k, v in exports.items()))
+    env_file.chmod(0o600)
+    print(f"MinIO (S3) at {s3.url}; kubectl, helm and boto3 find everything after:")
+    print(f"  source {env_file}")
     # The components run in their own sessions and outlive this command; `down`
     # stops them by the pids written under {state}/pids.
     cluster.procs.clear()

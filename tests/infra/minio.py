@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.infra.controlplane import free_port
+from tests.infra.net import free_port
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ class S3Server:
         }
 
 
-@contextlib.contextmanager
-def start_minio(binary: Path, directory: Path, timeout: float = 60) -> Iterator[S3Server]:
+def minio_command(binary: Path, directory: Path) -> tuple[list[str], dict[str, str], S3Server]:
+    """The command line and environment of a MinIO server on a free loopback port,
+    with fresh root credentials, keeping its data in `directory`."""
     port = free_port()
     server = S3Server(
         url=f"http://127.0.0.1:{port}",
@@ -69,37 +70,39 @@ def start_minio(binary: Path, directory: Path, timeout: float = 60) -> Iterator[
         "MINIO_BROWSER": "off",
     }
     (directory / "data").mkdir(parents=True, exist_ok=True)
+    argv = [str(binary), "server", str(directory / "data"), "--quiet",
+            "--address", f"127.0.0.1:{port}",
+            "--console-address", f"127.0.0.1:{free_port()}"]  # fmt: skip
+    return argv, env, server
+
+
+def wait_ready(
+    server: S3Server, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"minio exited with {proc.returncode}:\n{log_path.read_text()}")
+        ready = f"{server.url}/minio/health/ready"
+        with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"minio not ready after {timeout}s:\n{log_path.read_text()}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def start_minio(binary: Path, directory: Path) -> Iterator[S3Server]:
+    """MinIO for the length of the `with` block."""
+    argv, env, server = minio_command(binary, directory)
     log_path = directory / "minio.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [
-                str(binary),
-                "server",
-                str(directory / "data"),
-                "--quiet",
-                "--address",
-                f"127.0.0.1:{port}",
-                "--console-address",
-                f"127.0.0.1:{free_port()}",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"minio exited with {proc.returncode}:\n{log_path.read_text()}")
-            with contextlib.suppress(OSError):
-                ready = f"{server.url}/minio/health/ready"
-                with urllib.request.urlopen(ready, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"minio not ready after {timeout}s:\n{log_path.read_text()}")
-            time.sleep(0.2)
+        wait_ready(server, proc, log_path)
         yield server
     finally:
         proc.terminate()

@@ -9,7 +9,10 @@ without kubelets does not need (https://kubernetes.io/docs/setup/best-practices/
 - client certificates: `admin` (group system:masters, for people, tests, kwok
   and the executor), `kube-controller-manager` and `kube-scheduler` (users the
   RBAC bootstrap policy already grants exactly what those components need);
-- the service-account token signing key pair.
+- the service-account token signing key pair;
+- a separate front-proxy CA and its `front-proxy-client` certificate, with
+  which the API server authenticates to aggregated API servers (and which
+  the controller manager and scheduler read to authenticate requests).
 
 Everything stays in the state directory, readable by its owner only.
 """
@@ -135,6 +138,18 @@ def make_pki(directory: Path) -> dict[str, Path]:
     for stem, (user, group) in CLIENTS.items():
         key = ec.generate_private_key(ec.SECP256R1())
         save(stem, _issue(_name(user, group), key, ca, ca_key), key)
+
+    # Its own CA, as kubeadm does: a certificate from the cluster CA must never
+    # pass for the proxy that asserts other users' identities.
+    proxy_ca_key = ec.generate_private_key(ec.SECP256R1())
+    proxy_ca = _issue(_name("front-proxy-ca"), proxy_ca_key, None, None, is_ca=True)
+    save("front-proxy-ca", proxy_ca, proxy_ca_key)
+    proxy_key = ec.generate_private_key(ec.SECP256R1())
+    save(
+        "front-proxy-client",
+        _issue(_name("front-proxy-client"), proxy_key, proxy_ca, proxy_ca_key),
+        proxy_key,
+    )
 
     # Service-account tokens are RS256 JWTs: the API server signs them with this
     # key (TokenRequest) and verifies them with its public half.
