@@ -11,7 +11,7 @@ Runtime runs with its multithreaded kernels:
     amax   = ReduceMax(a)                   -> output: exact max |x| this batch
     range  = range_in > 0 ? range_in * 2^max(0, ceil(log2(amax / range_in)))
                           : amax            -> output: TensorRT's grown range
-    index  = Cast<uint16>(Clip(a * (2048 / max(range, 1e-30)), 0, 2047))
+    index  = Cast<uint16>(a * (2048 / max(range, 1e-30)))
                                             -> output: bin of every element
 
 `range_in` is a scalar input per tensor carrying the range so far (0 before
@@ -21,8 +21,8 @@ fusions stay intact because the subgraph reads the Relu output. The original
 model outputs are dropped from the calibration model: nothing reads them.
 
 The ops used (Abs, ReduceMax without axes, Div, Log, Ceil, Max, Pow, Mul,
-Greater, Where, Clip with min/max inputs, Cast) exist unchanged from opset 11
-on; older models are refused.
+Greater, Where, Cast) exist unchanged from opset 11 on; older models are
+refused.
 """
 
 from __future__ import annotations
@@ -62,6 +62,35 @@ def _add(
     nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
 
 
+def _probe(
+    p: str, tensor: str, nonnegative: bool, c: str
+) -> tuple[TensorProbe, list[onnx.NodeProto]]:
+    probe = TensorProbe(tensor, f"{p}_range_in", f"{p}_range", f"{p}_amax", f"{p}_index")
+    nodes: list[onnx.NodeProto] = []
+    source = tensor
+    if not nonnegative:
+        source = f"{p}_abs"
+        _add(nodes, "Abs", [tensor], source)
+    _add(nodes, "ReduceMax", [source], probe.amax, keepdims=0)
+    _add(nodes, "Div", [probe.amax, probe.range_in], f"{p}_ratio")
+    _add(nodes, "Log", [f"{p}_ratio"], f"{p}_ln")
+    _add(nodes, "Div", [f"{p}_ln", f"{c}_ln2"], f"{p}_log2")
+    _add(nodes, "Ceil", [f"{p}_log2"], f"{p}_ceil")
+    _add(nodes, "Max", [f"{p}_ceil", f"{c}_zero"], f"{p}_doublings")
+    _add(nodes, "Pow", [f"{c}_two", f"{p}_doublings"], f"{p}_growth")
+    _add(nodes, "Mul", [probe.range_in, f"{p}_growth"], f"{p}_grown")
+    _add(nodes, "Greater", [probe.range_in, f"{c}_zero"], f"{p}_started")
+    _add(nodes, "Where", [f"{p}_started", f"{p}_grown", probe.amax], probe.range_out)
+    _add(nodes, "Max", [probe.range_out, f"{c}_tiny"], f"{p}_safe_range")
+    _add(nodes, "Div", [f"{c}_bins", f"{p}_safe_range"], f"{p}_scale")
+    _add(nodes, "Mul", [source, f"{p}_scale"], f"{p}_scaled")
+    # No Clip before the Cast: only values equal to the range reach 2048, and
+    # `histogram.count_indices` folds them into the top bin; a Clip would cost
+    # another float copy of the tensor.
+    _add(nodes, "Cast", [f"{p}_scaled"], probe.index, to=TensorProto.UINT16)
+    return probe, nodes
+
+
 def default_opset(model: onnx.ModelProto) -> int:
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
@@ -89,35 +118,13 @@ def augment(
             _const(f"{c}_ln2", math.log(2.0)),
             _const(f"{c}_tiny", 1e-30),
             _const(f"{c}_bins", float(BINS)),
-            _const(f"{c}_top", float(BINS - 1)),
         ]
     )
-    probes = []
+    probes: dict[str, TensorProbe] = {}
+    branches: dict[str, list[onnx.NodeProto]] = {}
     for i, tensor in enumerate(tensors.measured):
-        p = f"{PREFIX}{i}"
-        probe = TensorProbe(tensor, f"{p}_range_in", f"{p}_range", f"{p}_amax", f"{p}_index")
-        source = tensor
-        nodes: list[onnx.NodeProto] = []
-        if tensor not in tensors.nonnegative:
-            source = f"{p}_abs"
-            _add(nodes, "Abs", [tensor], source)
-
-        _add(nodes, "ReduceMax", [source], probe.amax, keepdims=0)
-        _add(nodes, "Div", [probe.amax, probe.range_in], f"{p}_ratio")
-        _add(nodes, "Log", [f"{p}_ratio"], f"{p}_ln")
-        _add(nodes, "Div", [f"{p}_ln", f"{c}_ln2"], f"{p}_log2")
-        _add(nodes, "Ceil", [f"{p}_log2"], f"{p}_ceil")
-        _add(nodes, "Max", [f"{p}_ceil", f"{c}_zero"], f"{p}_doublings")
-        _add(nodes, "Pow", [f"{c}_two", f"{p}_doublings"], f"{p}_growth")
-        _add(nodes, "Mul", [probe.range_in, f"{p}_growth"], f"{p}_grown")
-        _add(nodes, "Greater", [probe.range_in, f"{c}_zero"], f"{p}_started")
-        _add(nodes, "Where", [f"{p}_started", f"{p}_grown", probe.amax], probe.range_out)
-        _add(nodes, "Max", [probe.range_out, f"{c}_tiny"], f"{p}_safe_range")
-        _add(nodes, "Div", [f"{c}_bins", f"{p}_safe_range"], f"{p}_scale")
-        _add(nodes, "Mul", [source, f"{p}_scale"], f"{p}_scaled")
-        _add(nodes, "Clip", [f"{p}_scaled", f"{c}_zero", f"{c}_top"], f"{p}_clipped")
-        _add(nodes, "Cast", [f"{p}_clipped"], probe.index, to=TensorProto.UINT16)
-        graph.node.extend(nodes)
+        probe, nodes = _probe(f"{PREFIX}{i}", tensor, tensor in tensors.nonnegative, c)
+        probes[tensor], branches[tensor] = probe, nodes
         graph.input.append(helper.make_tensor_value_info(probe.range_in, TensorProto.FLOAT, []))
         graph.output.extend(
             [
@@ -126,5 +133,17 @@ def augment(
                 helper.make_tensor_value_info(probe.amax, TensorProto.FLOAT, []),
             ]
         )
-        probes.append(probe)
-    return out, probes
+    # Each branch goes right after the node that produces its tensor: ONNX Runtime
+    # executes in this order, so the branch's temporaries are freed at once and the
+    # tensor itself is not kept alive to the end of the graph (appending every branch
+    # at the end held all activations of a batch at the same time, gigabytes at 320x448).
+    ordered: list[onnx.NodeProto] = []
+    for name in [v.name for v in graph.input]:
+        ordered += branches.pop(name, [])
+    for original in model.graph.node:
+        ordered.append(original)
+        for name in original.output:
+            ordered += branches.pop(name, [])
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return out, [probes[name] for name in tensors.measured]

@@ -63,13 +63,18 @@ def bin_indices(values: npt.NDArray[np.float32], range_: float) -> npt.NDArray[n
 
 
 def count_indices(indices: npt.NDArray[np.uint16]) -> Counts:
-    """Counts of bin indices 0..2047 (uint16 array of any shape), exactly, as int64."""
+    """Counts of bin indices (uint16 array, any shape), exactly, as int64 over 2048 bins.
+
+    Indices of 2048 and above (values at the range's top edge, which the graph
+    does not clip) are counted in the top bin, as clamping would have put them.
+    """
     flat = np.ascontiguousarray(indices).reshape(-1)
     counts = np.zeros(BINS, dtype=np.int64)
     for start in range(0, flat.size, _EXACT_FLOAT32_COUNT):
         chunk = flat[start : start + _EXACT_FLOAT32_COUNT].reshape(1, -1)
         hist = cv2.calcHist([chunk], [0], None, [BINS], [0, BINS])
         counts += np.rint(hist.reshape(-1)).astype(np.int64)
+    counts[BINS - 1] += flat.size - int(counts.sum())
     return counts
 
 
