@@ -1,14 +1,17 @@
-"""An exported sample model (224x320) shared by the engine tests."""
+"""Shared by the engine tests: the sample model exported at 224x320, and its int8 calibration."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
 from tests.conftest import SAMPLE_KEY
+
+HEIGHT, WIDTH = 224, 320
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +23,39 @@ def exported(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
             model=str(out / "bpnet_model.tlt"),
             key=SAMPLE_KEY,
             output=str(out / "bpnet_model.etlt"),
-            dims=InputDims(224, 320, 3),
+            dims=InputDims(HEIGHT, WIDTH, 3),
         )
     )
     return out
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    cal_bin: Path
+    qdq_model: Path
+    images: Path  # every sample image; the last ones were held back from calibration
+
+
+@pytest.fixture(scope="session")
+def calibrated(
+    exported: Path, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Calibrated:
+    """cal.bin and the QDQ model of the exported sample, from 6 of its 8 sample images."""
+    from bodypose_exporter.calibration import CalibrationOptions, run_calibration
+
+    out = tmp_path_factory.mktemp("calibrated")
+    result = run_calibration(
+        exported / "bpnet_model.onnx",
+        CalibrationOptions(
+            cache_file=out / "cal.bin",
+            batches=6,
+            batch_size=1,
+            input_hw=(HEIGHT, WIDTH),
+            image_dir=sample_dir / "images",
+            held_back=0,
+            progress=False,
+        ),
+        out,
+    )
+    assert result.qdq_model is not None
+    return Calibrated(out / "cal.bin", result.qdq_model, sample_dir / "images")

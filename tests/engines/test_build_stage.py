@@ -1,4 +1,4 @@
-"""`bpnet-build`: the ONNX Runtime backend for real, TensorRT where it exists, and the gates."""
+"""`bpnet-build` with the ONNX Runtime backend for real, and what happens when a gate fails."""
 
 from __future__ import annotations
 
@@ -10,39 +10,148 @@ import pytest
 
 from bodypose_exporter.build_cli import main
 from bodypose_exporter.convert.fidelity import read_reference, write_reference
+from tests.conftest import FIGURES
+from tests.engines.conftest import Calibrated
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
     code = main(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
-def test_onnxruntime_build_is_verified_and_described(
-    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    engine = tmp_path / "cpu" / "bpnet_model.224.320.fp32.engine"
-    code, out, err = run(
-        capsys,
+def ort_build(exported: Path, engine: Path, *extra: str) -> list[str]:
+    return [
         "--onnx", str(exported / "bpnet_model.onnx"),
         "--reference", str(exported / "reference.npz"),
         "--engine_backend", "onnxruntime",
         "--engine_file", str(engine),
-        "--max_batch_size", "2",
-    )  # fmt: skip
+        *extra,
+    ]  # fmt: skip
+
+
+def test_fp32_artifact_is_verified_and_described(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = tmp_path / "cpu" / "bpnet_model.224.320.fp32.engine"
+    code, out, err = run(capsys, *ort_build(exported, engine, "--max_batch_size", "2"))
     assert code == 0, err
     manifest = json.loads((engine.parent / "manifest.json").read_text())
     assert manifest["artifacts"][0]["path"] == str(engine)
-    figures = manifest["verification"]["figures"]
-    assert figures["maxAbsDiff"] < 1e-4 and figures["cosine"] > 0.9999
+    verification = manifest["verification"]
+    assert verification["passed"] and verification["gates"]["cosine"] == 0.9999
+    figures = verification["figures"]
+    assert figures["maxAbsDiff"] < 1e-4 and figures["cosine"] > 0.99999
     assert figures["peakAgreement"] == 1.0
-    assert manifest["hardware"]["onnxruntimeVersion"]
-    assert "verification maxAbsDiff" in out
+    assert manifest["hardware"]["onnxruntimeVersion"] and manifest["hardware"]["cpuModel"]
+    assert manifest["build"]["optimizationLevel"] == "ORT_ENABLE_EXTENDED"
+    assert "verification maxAbsDiff" in out and "passed" in out
+    FIGURES.append(
+        f"engines: ORT fp32 artifact vs FP32 reference, maxAbsDiff {figures['maxAbsDiff']:.2e}"
+    )
+
+
+def test_fp16_on_a_cpu_target_is_the_fp32_graph_and_says_so(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = tmp_path / "bpnet_model.224.320.fp16.engine"
+    code, _, err = run(capsys, *ort_build(exported, engine, "--data_type", "fp16"))
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["build"]["effectivePrecision"] == "fp32"
+    assert manifest["verification"]["gates"]["cosine"] == 0.999
+
+
+@pytest.mark.parametrize("source", ["qdq", "cal.bin"])
+def test_int8_artifact_passes_its_gate_on_sample_images(
+    exported: Path,
+    calibrated: Calibrated,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+) -> None:
+    engine = tmp_path / "bpnet_model.224.320.int8.engine"
+    int8 = (
+        ["--qdq_model", str(calibrated.qdq_model)]
+        if source == "qdq"
+        else ["--cal_cache_file", str(calibrated.cal_bin)]
+    )
+    code, _, err = run(
+        capsys,
+        "--onnx", str(exported / "bpnet_model.onnx"),
+        "--reference_images", str(calibrated.images),
+        "--engine_backend", "onnxruntime",
+        "--engine_file", str(engine),
+        "--data_type", "int8",
+        *int8,
+    )  # fmt: skip
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["build"]["source"] == ("qdq" if source == "qdq" else "calibration-cache")
+    figures = manifest["verification"]["figures"]
+    assert figures["cosine"] >= 0.98 and figures["peakAgreement"] >= 0.85
+    assert "8 images" in manifest["verification"]["reference"]
+    FIGURES.append(
+        f"engines: ORT int8 ({source}) vs FP32 on 8 sample images at 224x320: cosine "
+        f"{figures['cosine']:.4f} (worst image {figures['cosineWorstImage']:.4f}), peaks "
+        f"{figures['peakAgreement']:.3f}, maxAbsDiff {figures['maxAbsDiff']:.3g}"
+    )
+
+
+def test_int8_without_calibration_is_refused(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = tmp_path / "e.engine"
+    code, _, err = run(capsys, *ort_build(exported, engine, "--data_type", "int8"))
+    assert code == 2
+    assert "needs the QDQ model" in err and "--cal_cache_file" in err
+    assert not engine.exists()
+
+
+def test_a_disagreeing_engine_is_not_published_but_its_figures_are(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs, outputs = read_reference(exported / "reference.npz")
+    # A reference the model cannot match: its outputs mirrored left to right.
+    wrong = {name: np.flip(value, axis=2).copy() for name, value in outputs.items()}
+    write_reference(tmp_path / "wrong.npz", inputs, wrong)
+    engine = tmp_path / "out" / "bpnet_model.224.320.fp32.engine"
+    code, _, err = run(
+        capsys,
+        "--onnx", str(exported / "bpnet_model.onnx"),
+        "--reference", str(tmp_path / "wrong.npz"),
+        "--engine_backend", "onnxruntime",
+        "--engine_file", str(engine),
+    )  # fmt: skip
+    assert code == 3
+    assert "the fp32 onnxruntime engine disagrees with the FP32 reference" in err
+    assert "gate 0.9999 (--min_cosine)" in err and "verification maxAbsDiff" in err
+    assert sorted(p.name for p in engine.parent.iterdir()) == ["manifest.rejected.json"]
+    rejected = json.loads((engine.parent / "manifest.rejected.json").read_text())
+    assert rejected["verification"]["passed"] is False
+    assert rejected["artifacts"] == [] and rejected["verification"]["failures"]
+
+
+def test_int8_failure_names_the_calibration_causes(
+    exported: Path, calibrated: Calibrated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = tmp_path / "e.engine"
+    code, _, err = run(
+        capsys,
+        *ort_build(exported, engine, "--data_type", "int8"),
+        "--qdq_model", str(calibrated.qdq_model),
+        "--min_cosine", "1.01",
+    )  # fmt: skip
+    assert code == 3
+    assert "< gate 1.01 (--min_cosine)" in err
+    assert "too little calibration data" in err and "do not represent" in err
 
 
 def test_tensorrt_backend_says_where_it_runs(
     exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    pytest.importorskip("onnxruntime")
     try:
         import tensorrt  # noqa: F401
     except ImportError:
@@ -57,42 +166,4 @@ def test_tensorrt_backend_says_where_it_runs(
     )  # fmt: skip
     assert code == 2
     assert "needs TensorRT and a GPU" in err and "--engine_backend onnxruntime" in err
-    assert not (tmp_path / "x.engine").exists()
-
-
-def test_disagreeing_engine_fails_with_figure_and_gate(
-    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    inputs, outputs = read_reference(exported / "reference.npz")
-    # A reference the model cannot match: its outputs scrambled along the width.
-    wrong = {name: np.flip(value, axis=2).copy() for name, value in outputs.items()}
-    write_reference(tmp_path / "wrong.npz", inputs, wrong)
-    engine = tmp_path / "out" / "e.engine"
-    code, _, err = run(
-        capsys,
-        "--onnx", str(exported / "bpnet_model.onnx"),
-        "--reference", str(tmp_path / "wrong.npz"),
-        "--engine_backend", "onnxruntime",
-        "--data_type", "int8",
-        "--qdq_model", str(exported / "bpnet_model.onnx"),
-        "--engine_file", str(engine),
-    )  # fmt: skip
-    assert code == 3
-    assert "the int8 engine disagrees with the FP32 reference" in err
-    assert "gate 0.98" in err and "too little calibration data" in err
-    assert not engine.parent.exists() or list(engine.parent.iterdir()) == []
-
-
-def test_int8_onnxruntime_needs_the_qdq_model(
-    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run(
-        capsys,
-        "--onnx", str(exported / "bpnet_model.onnx"),
-        "--reference", str(exported / "reference.npz"),
-        "--engine_backend", "onnxruntime",
-        "--data_type", "int8",
-        "--engine_file", str(tmp_path / "e.engine"),
-    )  # fmt: skip
-    assert code == 2
-    assert "needs the QDQ model" in err
+    assert list(tmp_path.iterdir()) == []

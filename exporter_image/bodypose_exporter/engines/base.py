@@ -2,8 +2,10 @@
 
 A backend turns the exported FP32 ONNX model (plus, for int8, the calibration
 cache or the QDQ model) into a runnable artifact for the hardware it runs on,
-and runs that artifact. The rest of the exporter never knows which backend it
-holds.
+and loads that artifact into a runner. The rest of the exporter holds a
+backend chosen by name (`registry.backend_by_name`) and never knows which one
+it is. Followed: NVIDIA/TensorRT `tools/Polygraphy/polygraphy/backend/*`
+(loaders that build, runners that infer, one shape for every backend).
 """
 
 from __future__ import annotations
@@ -13,10 +15,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
+
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
 class BuildRequest:
+    """What to build; paths are local (the stage fetched any s3:// inputs).
+
+    int8 sources, in order of preference: `calibration_cache` (cal.bin) when
+    the file exists; else `calibration_data` (the tensorfile) when given: the
+    backend calibrates and writes the cache to `calibration_cache` (TAO's
+    `--cal_cache_file` semantics: used if present, written if not); else
+    `qdq_model` (explicitly quantized ONNX).
+    """
+
     onnx_path: Path
     engine_path: Path
     precision: str  # fp32 | fp16 | int8
@@ -24,19 +38,33 @@ class BuildRequest:
     max_workspace_size: int = 2 << 30
     strict_types: bool = False
     calibration_cache: Path | None = None
+    calibration_data: Path | None = None
+    calibration_batches: int = 10
+    calibration_batch_size: int = 1
     qdq_model: Path | None = None
     timing_cache: Path | None = None
 
 
 @dataclass(frozen=True)
 class BuiltEngine:
+    """A built artifact, the hardware it was built for, and how it was built."""
+
     path: Path
     backend: str
     hardware: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class EngineRunner(Protocol):
-    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]: ...
+    """A loaded artifact: NHWC float32 batches in, outputs by tensor name out."""
+
+    input_name: str
+    output_names: list[str]
+    max_batch_size: int
+
+    def run(self, inputs: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]: ...
+
+    def close(self) -> None: ...
 
 
 class EngineBackend(Protocol):
@@ -45,3 +73,15 @@ class EngineBackend(Protocol):
     def build(self, request: BuildRequest) -> BuiltEngine: ...
 
     def load(self, engine_path: Path) -> EngineRunner: ...
+
+
+def run_batched(
+    runner: EngineRunner, inputs: npt.NDArray[np.float32]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Run `inputs` (any count) through `runner` in chunks of its max batch size."""
+    step = max(1, runner.max_batch_size)
+    parts: dict[str, list[npt.NDArray[np.float32]]] = {}
+    for start in range(0, len(inputs), step):
+        for name, value in runner.run(inputs[start : start + step]).items():
+            parts.setdefault(name, []).append(value)
+    return {name: np.concatenate(values) for name, values in parts.items()}

@@ -1,68 +1,127 @@
 """The build stage: shared artifacts in, one target's verified engine out.
 
 Runs on the target pool's own hardware. Inputs come from the export stage
-(the FP32 ONNX, `reference.npz`, and for int8 `cal.bin` or the QDQ model), by
-path or s3:// URI; the engine and its `manifest.json` (hardware, timings,
-verification figures) are published together, the manifest last.
+(the FP32 ONNX, `reference.npz`, and for int8 `cal.bin`, the tensorfile or
+the QDQ model), by path or s3:// URI. The engine is built by the chosen
+backend (`engines`), run over the reference, and judged by the gates of its
+precision (`verification`). Then:
+
+- passed: the engine and its `manifest.json` (hardware, build details,
+  timings, verification figures and gates) are published together, the
+  manifest last; a timing cache, and a cal.bin TensorRT calibrated itself,
+  go back to where they were named;
+- failed: no engine is published. The manifest, with `verification.passed`
+  false, is published as `manifest.rejected.json` (unless the caller keeps
+  it, `publish_rejected=False`), so the figures are kept either way while
+  `manifest.json`, the operator's sign of a complete target, never appears;
+  `VerificationError` (exit code 3) names the failed gates.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bodypose_exporter.convert.fidelity import read_reference
 from bodypose_exporter.engines import BuildRequest, backend_by_name
-from bodypose_exporter.errors import NotFoundError
+from bodypose_exporter.engines.naming import timing_cache_beside
+from bodypose_exporter.errors import NotFoundError, UserError
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
 from bodypose_exporter.storage import inputs as input_files
 from bodypose_exporter.storage import s3
 from bodypose_exporter.storage.outputs import OutputSet
-from bodypose_exporter.verification.compare import check, figures
+from bodypose_exporter.verification import reference as references
+from bodypose_exporter.verification.gates import Verdict, VerificationError, enforce
+from bodypose_exporter.verification.verify import verify
 
 log = logging.getLogger(__name__)
+
+REJECTED_MANIFEST_NAME = "manifest.rejected.json"
+DEFAULT_REFERENCE_IMAGES = 8
 
 
 @dataclass(frozen=True)
 class BuildStageRequest:
     onnx: str
     engine_file: str
-    reference: str
+    reference: str | None = None  # reference.npz (path or s3://)
+    reference_images: str | None = None  # a local directory of images (overrides `reference`)
+    reference_image_count: int = DEFAULT_REFERENCE_IMAGES
     precision: str = "fp32"
     backend: str = "tensorrt"
     max_batch_size: int = 1
     max_workspace_size: int = 2 << 30
     strict_types: bool = False
     calibration_cache: str | None = None
+    calibration_data: str | None = None
+    calibration_batches: int = 10
+    calibration_batch_size: int = 1
     qdq_model: str | None = None
-    timing_cache: str | None = None
+    timing_cache: str | None = None  # default for tensorrt: beside the engine
     gates: tuple[tuple[str, float | None], ...] = ()
+    #: None: publish the engine alone and leave the manifest to the caller
+    #: (`bpnet-export --engine_file` adds it to the export's manifest).
+    manifest_name: str | None = MANIFEST_NAME
+    publish_rejected: bool = True
 
 
-def _optional_fetch(uri: str | None, work: Path, what: str) -> Path | None:
-    return input_files.fetch(uri, work, what) if uri else None
+@dataclass(frozen=True)
+class BuildStageResult:
+    manifest: dict[str, Any]
+    verdict: Verdict
+    published: list[str] = field(default_factory=list)
 
 
-def _fetch_timing_cache(uri: str | None, work: Path) -> Path | None:
+def _fetch_optional(uri: str | None, work: Path, what: str) -> Path | None:
+    """A local copy of `uri`, or None when it is not given or does not exist yet."""
     if not uri:
         return None
-    local = work / "timing.cache"
     try:
-        fetched = input_files.fetch(uri, work, "timing cache")
+        fetched = input_files.fetch(uri, work, what)
     except NotFoundError:
-        log.info("no timing cache at %s yet: this build starts one", uri)
-        return local
-    if fetched != local:
-        local.write_bytes(fetched.read_bytes())
+        log.info("no %s at %s yet", what, uri)
+        return None
+    return fetched
+
+
+def _local_copy(fetched: Path | None, work: Path, name: str) -> Path:
+    """A writable path in `work` for a file this build may update (cache, cal.bin)."""
+    local = work / name
+    if fetched is not None and fetched != local:
+        shutil.copyfile(fetched, local)
     return local
 
 
-def run_build(request: BuildStageRequest) -> dict[str, Any]:
+def _put_back(local: Path, uri: str) -> None:
+    if s3.is_s3(uri):
+        s3.upload(local, s3.S3Uri.parse(uri))
+    else:
+        Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, Path(uri).expanduser())
+
+
+def _reference(request: BuildStageRequest, onnx_path: Path, work: Path) -> references.Reference:
+    if request.reference_images:
+        paths = references.image_paths(
+            Path(request.reference_images).expanduser(), request.reference_image_count
+        )
+        height, width = references.input_hw(onnx_path)
+        return references.from_images(onnx_path, paths, height, width)
+    if not request.reference:
+        raise UserError("verification needs --reference (reference.npz) or --reference_images")
+    return references.from_npz(input_files.fetch(request.reference, work, "reference"))
+
+
+def run_build(request: BuildStageRequest) -> BuildStageResult:
+    if request.max_batch_size < 1:
+        raise UserError(f"--max_batch_size must be at least 1, got {request.max_batch_size}")
     backend = backend_by_name(request.backend)
+    timing_uri = request.timing_cache
+    if timing_uri is None and backend.name == "tensorrt":
+        timing_uri = timing_cache_beside(request.engine_file)
     manifest = Manifest(command="build")
     engine_name = Path(request.engine_file.rpartition("/")[2]).name
     with (
@@ -72,11 +131,24 @@ def run_build(request: BuildStageRequest) -> dict[str, Any]:
         work = Path(tmp)
         with manifest.timed("fetch"):
             onnx_path = input_files.fetch(request.onnx, work, "ONNX model")
-            reference = input_files.fetch(request.reference, work, "reference")
-            cal = _optional_fetch(request.calibration_cache, work, "calibration cache")
-            qdq = _optional_fetch(request.qdq_model, work, "QDQ model")
-            timing = _fetch_timing_cache(request.timing_cache, work)
-        started = time.perf_counter()
+            cal_given = _fetch_optional(request.calibration_cache, work, "calibration cache")
+            cal = _local_copy(cal_given, work, "cal.bin") if request.calibration_cache else None
+            data = (
+                input_files.fetch(request.calibration_data, work, "calibration tensorfile")
+                if request.calibration_data
+                else None
+            )
+            qdq = (
+                input_files.fetch(request.qdq_model, work, "QDQ model")
+                if request.qdq_model
+                else None
+            )
+            timing = (
+                _local_copy(_fetch_optional(timing_uri, work, "timing cache"), work, "timing.cache")
+                if timing_uri
+                else None
+            )
+            reference = _reference(request, onnx_path, work)
         with manifest.timed("build"):
             built = backend.build(
                 BuildRequest(
@@ -87,42 +159,71 @@ def run_build(request: BuildStageRequest) -> dict[str, Any]:
                     max_workspace_size=request.max_workspace_size,
                     strict_types=request.strict_types,
                     calibration_cache=cal,
+                    calibration_data=data,
+                    calibration_batches=request.calibration_batches,
+                    calibration_batch_size=request.calibration_batch_size,
                     qdq_model=qdq,
                     timing_cache=timing,
                 )
             )
-        log.info("built %s engine in %.1fs", backend.name, time.perf_counter() - started)
+        log.info(
+            "built the %s %s engine in %.1f s",
+            request.precision,
+            backend.name,
+            manifest.timings["build"],
+        )
         with manifest.timed("verify"):
-            inputs, expected = read_reference(reference)
             runner = backend.load(built.path)
-            got: dict[str, Any] = {}
-            for i in range(0, len(inputs), request.max_batch_size):
-                part = runner.run(inputs[i : i + request.max_batch_size])
-                for name, value in part.items():
-                    got.setdefault(name, []).append(value)
-            import numpy as np
-
-            merged = {name: np.concatenate(values) for name, values in got.items()}
-            measured = figures(expected, merged)
-            manifest.details["verification"] = {"figures": measured}
-            verdict = check(request.precision, measured, dict(request.gates))
-            log.info("verification: %s", ", ".join(f"{k} {v:.4g}" for k, v in measured.items()))
-        manifest.inputs = {"onnx": request.onnx, "reference": request.reference}
-        manifest.add_artifact("engine", out.staged(engine_name), out.final_location(engine_name))
+            try:
+                verdict = verify(runner, reference, request.precision, dict(request.gates))
+            finally:
+                runner.close()
+        log.info(
+            "verification on %s: %s (%s)",
+            reference.source,
+            ", ".join(f"{k} {v:.4g}" for k, v in verdict.figures.items()),
+            "passed" if verdict.passed else "FAILED",
+        )
+        manifest.inputs = {
+            "onnx": request.onnx,
+            "reference": request.reference_images or request.reference,
+            "calibrationCache": request.calibration_cache,
+            "calibrationData": request.calibration_data,
+            "qdqModel": request.qdq_model,
+        }
         manifest.details.update(
             {
                 "backend": backend.name,
                 "precision": request.precision,
                 "maxBatchSize": request.max_batch_size,
                 "hardware": built.hardware,
-                "verification": verdict.as_dict(),
+                "build": built.details,
+                "verification": {**verdict.as_dict(), "reference": reference.source},
             }
         )
-        manifest.write(out.staged(MANIFEST_NAME))
-        out.publish([engine_name, MANIFEST_NAME])
-        if timing is not None and request.timing_cache and timing.exists():
-            if s3.is_s3(request.timing_cache):
-                s3.upload(timing, s3.S3Uri.parse(request.timing_cache))
-            else:
-                Path(request.timing_cache).write_bytes(timing.read_bytes())
-    return manifest.to_dict()
+        published: list[str] = []
+        if not verdict.passed:
+            if request.publish_rejected:
+                manifest.write(out.staged(REJECTED_MANIFEST_NAME))
+                published = out.publish([REJECTED_MANIFEST_NAME])
+            try:
+                enforce(verdict, backend.name)
+            except VerificationError as exc:
+                exc.manifest = manifest.to_dict()
+                raise
+        manifest.add_artifact("engine", out.staged(engine_name), out.final_location(engine_name))
+        names = [engine_name]
+        if request.manifest_name:
+            manifest.write(out.staged(request.manifest_name))
+            names.append(request.manifest_name)
+        published = out.publish(names)
+        if timing is not None and timing_uri and timing.exists():
+            _put_back(timing, timing_uri)
+        if (
+            cal is not None
+            and request.calibration_cache
+            and built.details.get("int8Source") == "tensorfile"
+            and cal.exists()
+        ):
+            _put_back(cal, request.calibration_cache)
+    return BuildStageResult(manifest=manifest.to_dict(), verdict=verdict, published=published)

@@ -1,0 +1,45 @@
+"""Engine file names, as TAO's BodyPoseNet notebook names them.
+
+NVIDIA/tao_tutorials `notebooks/tao_launcher_starter_kit/bpnet/bpnet.ipynb`
+(sections 9.3 and 10.4): `bpnet_model.$IN_HEIGHT.$IN_WIDTH.int8.engine` for the
+plain model, `bpnet_model.$IN_HEIGHT.$IN_WIDTH.int8.deploy.engine` for the
+`--sdk_compatible_model` one (whose ONNX is `bpnet_model.deploy.onnx` and whose
+cache is `calibration.$IN_HEIGHT.$IN_WIDTH.deploy.bin`). The operator's build
+Jobs use the same names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bodypose_exporter.engines.base import PRECISIONS
+
+STEM = "bpnet_model"
+
+
+def engine_file_name(height: int, width: int, precision: str, sdk_compatible: bool) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}")
+    kind = "deploy.engine" if sdk_compatible else "engine"
+    return f"{STEM}.{height}.{width}.{precision}.{kind}"
+
+
+def resolve_engine_file(
+    given: str, height: int, width: int, precision: str, sdk_compatible: bool
+) -> str:
+    """`--engine_file` as given, or the conventional name inside it when it names a directory.
+
+    A value ending in `/` (a path or an s3:// prefix) or an existing local
+    directory gets `engine_file_name(...)` appended.
+    """
+    name = engine_file_name(height, width, precision, sdk_compatible)
+    if given.endswith("/"):
+        return given + name
+    if "://" not in given and Path(given).expanduser().is_dir():
+        return str(Path(given).expanduser() / name)
+    return given
+
+
+def timing_cache_beside(engine_file: str) -> str:
+    """The timing cache kept beside an engine: `<engine file>.timing.cache`."""
+    return f"{engine_file}.timing.cache"

@@ -1,0 +1,21 @@
+"""Run an engine over the reference and judge it against the gates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bodypose_exporter.engines.base import EngineRunner, run_batched
+from bodypose_exporter.verification.figures import agreement
+from bodypose_exporter.verification.gates import Verdict, judge
+from bodypose_exporter.verification.reference import Reference
+
+
+def verify(
+    runner: EngineRunner,
+    reference: Reference,
+    precision: str,
+    overrides: Mapping[str, float | None],
+) -> Verdict:
+    """Figures and verdict (never raises on a failed gate: see `gates.enforce`)."""
+    got = run_batched(runner, reference.inputs)
+    return judge(precision, agreement(reference.outputs, got), overrides)
