@@ -55,8 +55,8 @@ from typing import IO, Any
 
 import yaml
 
+from tests.infra.host import die_with_parent, free_port
 from tests.infra.minio import minio_command, wait_ready
-from tests.infra.net import free_port
 from tests.infra.nodes import create_pools
 from tests.infra.pki import make_pki
 
@@ -169,6 +169,9 @@ class LocalCluster:
     bins: dict[str, Path]
     server: str = ""
     kubeconfig: Path = Path()
+    # False: the components end when the process that started them dies (tests).
+    # True: they run on until `down` (make cluster-up).
+    outlive_caller: bool = False
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _api: Any = None
 
@@ -187,8 +190,12 @@ class LocalCluster:
         with (self.logs / f"{name}.log").open("ab") as log:
             # Own session: `make cluster-up` returns while they keep running, and
             # a signal to the group reaches a component's children too.
+            argv = [str(a) for a in args]
             self.procs[name] = subprocess.Popen(
-                [str(a) for a in args],
+                # The executor needs its SIGTERM: it ends the pods' processes.
+                argv
+                if self.outlive_caller
+                else die_with_parent(argv, "TERM" if name == "pod-executor" else "KILL"),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -512,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(state, ignore_errors=True)  # leftovers of a cluster that died
     bins = ensure_binaries(("etcd", "kubernetes", "kwok", "helm", "minio"))
     started = time.monotonic()
-    cluster = LocalCluster(state, bins).start()
+    cluster = LocalCluster(state, bins, outlive_caller=True).start()
     try:
         # An S3 endpoint too, so that the whole flow can be tried by hand.
         argv, env, s3 = minio_command(bins["minio"], state / "minio")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.infra.net import free_port
+from tests.infra.host import die_with_parent, free_port
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,9 @@ def start_minio(binary: Path, directory: Path) -> Iterator[S3Server]:
     log_path = directory / "minio.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+            die_with_parent(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
     try:
         wait_ready(server, proc, log_path)
         yield server

@@ -1,0 +1,36 @@
+"""Servers started for tests end when the test process dies, even by SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+PARENT = """
+import subprocess, sys, time
+from tests.infra.host import die_with_parent
+child = subprocess.Popen(die_with_parent([sys.executable, "-c", "import time; time.sleep(120)"]),
+                         start_new_session=True)
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_children_end_when_their_parent_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = psutil.Process(int(parent.stdout.readline()))
+    try:
+        assert child.is_running()
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the child outlived its parent"
+            time.sleep(0.1)
+    finally:
+        if child.is_running():
+            child.kill()
