@@ -16,6 +16,12 @@ import sys
 from collections.abc import Sequence
 
 from bodypose_exporter import __version__
+from bodypose_exporter.cli_engine import (
+    add_engine_flags,
+    build_engine,
+    plan_engine,
+    verification_line,
+)
 from bodypose_exporter.codec.registry import CODEC_CHOICES
 from bodypose_exporter.errors import NotAvailableYetError, UserError
 from bodypose_exporter.result import report_failure, report_success
@@ -109,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="engine workspace bytes (default: 2 GiB)",
     )
-    p.add_argument("--engine_file", default=None, help="also build this TensorRT engine")
+    p.add_argument(
+        "--engine_file",
+        default=None,
+        help="also build, verify and write this engine (a directory gets TAO's name "
+        "bpnet_model.H.W.precision.engine); see --engine_backend",
+    )
     p.add_argument(
         "--force_ptq", action="store_true", default=None, help="force post-training quantization"
     )
@@ -146,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="model-file cipher: NVIDIA's (inside TAO containers, byte-compatible with TAO and "
         "DeepStream), our open one, or auto (NVIDIA's when present)",
     )
+    add_engine_flags(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -159,10 +171,6 @@ def _refuse_unbuilt(args: argparse.Namespace) -> None:
             "(cal.bin) is not built yet; use fp32 or fp16"
         )
     engine_flags = {
-        "--engine_file": args.engine_file,
-        "--max_batch_size": args.max_batch_size,
-        "--max_workspace_size": args.max_workspace_size,
-        "-s/--strict_type_constraints": args.strict_type_constraints,
         "--force_ptq": args.force_ptq,
         "--cal_image_dir": args.cal_image_dir,
         "--cal_data_file": args.cal_data_file,
@@ -173,8 +181,8 @@ def _refuse_unbuilt(args: argparse.Namespace) -> None:
     given = [flag for flag, value in engine_flags.items() if value is not None]
     if given:
         raise NotAvailableYetError(
-            f"{', '.join(given)}: not available yet in this version: building TensorRT engines "
-            "and INT8 calibration are not built yet; this version writes the .etlt and .onnx"
+            f"{', '.join(given)}: not available yet in this version: INT8 calibration is not "
+            "wired to bpnet-export yet; this version writes the .etlt, .onnx and fp32/fp16 engines"
         )
 
 
@@ -218,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _validate(args)
         dims = InputDims.parse(args.input_dims)
         _refuse_unbuilt(args)
+        engine_plan = plan_engine(args, dims.height, dims.width)
         if args.data_type == "fp16":
             log.info("--data_type fp16 applies to engines; the .etlt and .onnx are precision-free")
         request = ExportRequest(
@@ -232,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_type=args.data_type,
         )
         result = run_export(request)
+        if engine_plan is not None:
+            build_engine(engine_plan, result.manifest, result.published[-1])
     except UserError as exc:
         log.error("%s", exc)
         print(f"bpnet-export: error: {exc}", file=sys.stderr)
@@ -242,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{artifact['kind']:5} {artifact['path']}  {artifact['bytes']} bytes  "
             f"sha256 {artifact['sha256']}"
         )
+    if engine_plan is not None:
+        print(verification_line(result.manifest))
     print(f"manifest {result.published[-1]}")
     report_success("export", result.manifest)
     return 0
