@@ -89,3 +89,9 @@ def test_calibration_graph_matches_numpy_on_the_activations(small_model: Path) -
         assert got.amax == want.amax, name
         np.testing.assert_array_equal(got.counts, want.counts, err_msg=name)
     assert collector.images == 6 and collector.batches == 3
+
+
+def test_indices_past_the_top_edge_count_in_the_top_bin() -> None:
+    # The graph does not clip: a value equal to the range gives index 2048.
+    counts = count_indices(np.array([0, 5, BINS - 1, BINS, BINS + 1], dtype=np.uint16))
+    assert counts[0] == 1 and counts[5] == 1 and counts[BINS - 1] == 3 and counts.sum() == 5

@@ -246,10 +246,104 @@ def _ranges_record(
     }
 
 
+@dataclass
+class _Ranges:
+    """What the calibration part produced (or the reused cache gave)."""
+
+    amax: dict[str, float]
+    cache: CalibrationCache
+    reused: bool = False
+    images: int = 0
+    batches: int = 0
+    images_per_second: float = 0.0
+    tensorfile: Path | None = None
+    tensorfile_written: bool = False
+    ranges_file: Path | None = None
+
+
+def _reuse_cache(options: CalibrationOptions, tensors: CalibrationTensors) -> _Ranges:
+    cache = calibration_cache.read(options.cache_file)
+    _check_cache(cache, tensors, options.cache_file)
+    log.info(
+        "--cal_cache_file %s exists (%d tensors, %s): calibration skipped",
+        options.cache_file,
+        len(cache.scales),
+        cache.header,
+    )
+    return _Ranges(amax=cache.amax(), cache=cache, reused=True)
+
+
+def _calibrate(
+    model: onnx.ModelProto,
+    tensors: CalibrationTensors,
+    listing: ImageListing | None,
+    images_source: ImageBatches | None,
+    options: CalibrationOptions,
+    out_dir: Path,
+    seconds: dict[str, float],
+) -> _Ranges:
+    need = options.batches * options.batch_size
+    with ExitStack() as stack:
+        batch_iter: Iterator[npt.NDArray[np.float32]]
+        tensorfile: Path | None = None
+        if images_source is None:
+            assert options.data_file is not None
+            tensorfile = options.data_file
+            log.info("calibrating from the tensorfile %s", tensorfile)
+            batch_iter = prefetch(read_batches(tensorfile, options.batches, options.batch_size))
+        else:
+            batch_iter = images_source.batches(options.batches)
+            if options.data_file is not None:
+                # Closed (and renamed into place) as soon as the batches are through,
+                # whatever happens to the QDQ model afterwards.
+                writer = stack.enter_context(TensorFileWriter(options.data_file))
+                batch_iter = _tee(batch_iter, writer)
+                tensorfile = options.data_file
+
+        t0 = time.perf_counter()
+        collector = RangeCollector(model, tensors)
+        seconds["session"] = time.perf_counter() - t0
+        try:
+            collected = collect(collector, batch_iter, need, options.progress)
+        except ImagesExhaustedError as exc:
+            assert listing is not None and images_source is not None
+            message = _exhausted_message(listing, exc.produced, images_source.stats.corrupt, need)
+            raise UserError(message) from exc
+        seconds["calibrate"] = collected.seconds
+
+    t0 = time.perf_counter()
+    measured = {
+        name: choose_amax(hist, options.method, options.percentile)
+        for name, hist in collected.histograms.items()
+    }
+    amax = {name: measured[tensors.source(name)] for name in tensors.names}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ranges_file = out_dir / RANGES_NAME
+    record = _ranges_record(collected.histograms, tensors, options)
+    ranges_file.write_text(json.dumps(record, indent=1))
+    cache = CalibrationCache.from_amax(amax, options.trt_version)
+    calibration_cache.write(options.cache_file, cache)
+    seconds["ranges"] = time.perf_counter() - t0
+    return _Ranges(
+        amax=amax,
+        cache=cache,
+        images=collected.images,
+        batches=collected.batches,
+        images_per_second=collected.images_per_second,
+        tensorfile=tensorfile,
+        tensorfile_written=tensorfile is not None and images_source is not None,
+        ranges_file=ranges_file,
+    )
+
+
 def run_calibration(
     onnx_path: Path, options: CalibrationOptions, out_dir: Path
 ) -> CalibrationResult:
-    """Calibrate `onnx_path` (FP32, NHWC input) and write cal.bin, the QDQ model and figures."""
+    """Calibrate `onnx_path` (FP32, NHWC input) and write cal.bin, the QDQ model and figures.
+
+    Checks that need no computation (options, model input, cache format,
+    tensorfile shape, image count) all come before the first forward pass.
+    """
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     _validate(options)
@@ -267,43 +361,19 @@ def run_calibration(
         _log_ignored(listing)
 
     with ExitStack() as stack:
-        held_back: list[npt.NDArray[np.float32]] = []
         images_source: ImageBatches | None = None
-        corrupt: list[tuple[Path, str]] = []
-        tensorfile_written = False
-        tensorfile: Path | None = None
-        images = batches = 0
-        ips = 0.0
-        ranges_file: Path | None = None
-        reused = options.cache_file.exists()
-
-        if reused:
-            cache = calibration_cache.read(options.cache_file)
-            _check_cache(cache, tensors, options.cache_file)
-            amax = cache.amax()
-            log.info(
-                "--cal_cache_file %s exists (%d tensors, %s): calibration skipped",
-                options.cache_file,
-                len(cache.scales),
-                cache.header,
-            )
+        if options.cache_file.exists():
+            ranges = _reuse_cache(options, tensors)
         else:
-            t0 = time.perf_counter()
-            batch_iter: Iterator[npt.NDArray[np.float32]]
             if options.data_file is not None and options.data_file.exists():
-                tensorfile = options.data_file
                 info = inspect(options.data_file)
                 check_matches(info, options.batches, options.batch_size, options.input_hw)
-                log.info("calibrating from the tensorfile %s", options.data_file)
-                batch_iter = prefetch(
-                    read_batches(options.data_file, options.batches, options.batch_size)
+            elif listing is None:
+                raise UserError(
+                    "--data_type int8 needs calibration data: --cal_image_dir, an existing "
+                    "--cal_data_file, or an existing --cal_cache_file"
                 )
             else:
-                if listing is None:
-                    raise UserError(
-                        "--data_type int8 needs calibration data: --cal_image_dir, an existing "
-                        "--cal_data_file, or an existing --cal_cache_file"
-                    )
                 _refuse_too_few(listing, need, options)
                 images_source = stack.enter_context(
                     ImageBatches(
@@ -314,51 +384,15 @@ def run_calibration(
                         options.workers,
                     )
                 )
-                batch_iter = images_source.batches(options.batches)
-                if options.data_file is not None:
-                    writer = stack.enter_context(TensorFileWriter(options.data_file))
-                    batch_iter = _tee(batch_iter, writer)
-                    tensorfile = options.data_file
-            seconds["prepare"] = time.perf_counter() - t0
-
-            out_dir.mkdir(parents=True, exist_ok=True)
-            t0 = time.perf_counter()
-            collector = RangeCollector(model, tensors)
-            seconds["session"] = time.perf_counter() - t0
-            try:
-                collected = collect(collector, batch_iter, need, options.progress)
-            except ImagesExhaustedError as exc:
-                assert listing is not None and images_source is not None
-                raise UserError(
-                    _exhausted_message(listing, exc.produced, images_source.stats.corrupt, need)
-                ) from exc
-            seconds["calibrate"] = collected.seconds
-            images, batches, ips = collected.images, collected.batches, collected.images_per_second
-            if images_source is not None:
-                corrupt = list(images_source.stats.corrupt)
-
-            t0 = time.perf_counter()
-            measured = {
-                name: choose_amax(hist, options.method, options.percentile)
-                for name, hist in collected.histograms.items()
-            }
-            amax = {name: measured[tensors.source(name)] for name in tensors.names}
-            ranges_file = out_dir / RANGES_NAME
-            ranges_file.write_text(
-                json.dumps(_ranges_record(collected.histograms, tensors, options), indent=1)
-            )
-            seconds["ranges"] = time.perf_counter() - t0
-            cache = CalibrationCache.from_amax(amax, options.trt_version)
-            calibration_cache.write(options.cache_file, cache)
-            tensorfile_written = tensorfile is not None and images_source is not None
+            ranges = _calibrate(model, tensors, listing, images_source, options, out_dir, seconds)
 
         qdq_path: Path | None = None
         agreement: Agreement | None = None
         if options.write_qdq:
-            out_dir.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
+            out_dir.mkdir(parents=True, exist_ok=True)
             qdq_path = out_dir / f"{onnx_path.stem}_int8_qdq.onnx"
-            write_qdq_model(onnx_path, amax, qdq_path)
+            write_qdq_model(onnx_path, ranges.amax, qdq_path)
             seconds["qdq"] = time.perf_counter() - t0
             if options.held_back > 0 and listing is not None:
                 t0 = time.perf_counter()
@@ -371,23 +405,22 @@ def run_calibration(
                         "no images left after the calibration set: no QDQ agreement figures"
                     )
                 seconds["agreement"] = time.perf_counter() - t0
-        if images_source is not None:
-            corrupt = list(images_source.stats.corrupt)
+        corrupt = list(images_source.stats.corrupt) if images_source is not None else []
 
     seconds["total"] = time.perf_counter() - started
     result = CalibrationResult(
         cache_file=options.cache_file,
-        cache_reused=reused,
+        cache_reused=ranges.reused,
         method=options.method,
-        tensors=len(cache.scales),
+        tensors=len(ranges.cache.scales),
         measured_tensors=len(tensors.measured),
-        images=images,
-        batches=batches,
-        images_per_second=ips,
-        tensorfile=tensorfile,
-        tensorfile_written=tensorfile_written,
+        images=ranges.images,
+        batches=ranges.batches,
+        images_per_second=ranges.images_per_second,
+        tensorfile=ranges.tensorfile,
+        tensorfile_written=ranges.tensorfile_written,
         qdq_model=qdq_path,
-        ranges_file=ranges_file,
+        ranges_file=ranges.ranges_file,
         corrupt_images=tuple(p.name for p, _ in corrupt),
         ignored_files=len(listing.ignored) if listing else 0,
         agreement=agreement,
