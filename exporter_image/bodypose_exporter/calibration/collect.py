@@ -53,20 +53,23 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     slots: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
 
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():  # never block forever on a consumer that has gone
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put((True, item)):
                     return
-            slots.put((False, None))
+            put((False, None))
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            slots.put((False, exc))
+            put((False, exc))
 
     worker = threading.Thread(target=produce, name="cal-prefetch", daemon=True)
     worker.start()
