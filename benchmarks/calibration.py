@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/calibration.py --n 16 100 --ort-n 4   # a quicker look
 
 The BpNet model (TAO's default, seeded weights) at 320x448, sample images of
-several sizes (`bpnet-sample`'s generator), batch size 8 by default. For each
+several sizes (`bpnet-sample`'s generator), batch size 4 by default. For each
 N it measures, on the same N images:
 
 - forward: ONNX Runtime running the FP32 model over the preprocessed batches
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ort-n", type=int, nargs="*", default=[4, 16], help="image counts for ORT quantize_static"
     )
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--height", type=int, default=320)
     p.add_argument("--width", type=int, default=448)
     p.add_argument(

@@ -4,7 +4,8 @@ Flag names and defaults follow TAO's bpnet export
 (NVIDIA/tao_tensorflow1_backend `nvidia_tao_tf1/cv/bpnet/scripts/export.py`
 and the TAO BodyPoseNet documentation), so TAO's documentation still reads
 true; where this tool differs it says so in `--help` and in its errors.
-Flags whose work is not built yet fail loudly instead of being ignored.
+Flags that would do nothing in a run (calibration flags without int8, engine
+flags without --engine_file) fail loudly instead of being ignored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bodypose_exporter import __version__
 from bodypose_exporter.cli_engine import (
@@ -23,23 +25,15 @@ from bodypose_exporter.cli_engine import (
     verification_line,
 )
 from bodypose_exporter.codec.registry import CODEC_CHOICES
-from bodypose_exporter.errors import NotAvailableYetError, UserError
+from bodypose_exporter.errors import UserError
 from bodypose_exporter.result import report_failure, report_success
+
+if TYPE_CHECKING:
+    from bodypose_exporter.stages.calibrate import CalibrationRequest
 
 log = logging.getLogger("bpnet-export")
 
 KEY_ENV = "BODYPOSE_MODEL_KEY"
-
-DEFAULT_MAX_WORKSPACE_SIZE = 2 * (1 << 30)
-# Engine and calibration flags: resolved to these defaults after parsing, so
-# that we can tell an explicit flag (which needs work not built yet) from none.
-ENGINE_DEFAULTS = {
-    "max_batch_size": 1,
-    "max_workspace_size": DEFAULT_MAX_WORKSPACE_SIZE,
-    "batches": 10,
-    "batch_size": 1,
-    "cal_cache_file": "./cal.bin",
-}
 
 EPILOG = """\
 examples:
@@ -48,11 +42,16 @@ examples:
   bpnet-export -m s3://models/bpnet/model.tlt -k $KEY -d 288,384,3 \\
       -o s3://artifacts/bpnet/288x384/model.etlt --sdk_compatible_model
       reads and writes S3 (endpoint and credentials from the AWS_* environment)
+  bpnet-export -m model.tlt -k $KEY -d 320,448,3 --data_type int8 \\
+      --cal_image_dir s3://data/coco/val2017 --batches 500 --batch_size 8
+      also calibrates: cal.bin (TensorRT's cache), model.qdq.onnx, calibration.json
 
 outputs: the .etlt (encrypted ONNX, input-name length 0), the plain .onnx
 (TAO 5 and current DeepStream read it directly) and manifest.json (sizes,
-sha256, tensor names, versions, timings). Nothing is left at the output
-path when a run fails. Exit codes: 0 ok, 2 bad input, 3 fidelity check failed.
+sha256, tensor names, versions, timings); with int8 also cal.bin, the QDQ
+model and its agreement with FP32 on held-back images. Nothing is left at the
+output path when a run fails. Exit codes: 0 ok, 2 bad input, 3 a fidelity or
+verification gate failed.
 """
 
 
@@ -101,13 +100,31 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fp32", "fp16", "int8"],
         help="precision of the TensorRT engine (default: fp32); the .etlt is the same for all",
     )
-    p.add_argument("--cal_image_dir", default=None, help="images for int8 calibration")
-    p.add_argument("--cal_data_file", default=None, help="calibration tensorfile (used or written)")
     p.add_argument(
-        "--cal_cache_file", default=None, help="calibration cache to write or reuse (./cal.bin)"
+        "--cal_image_dir", default=None,
+        help="int8: calibration images (.jpg, .jpeg, .png), a directory or an s3:// prefix; "
+        "at least --batches x --batch_size of them, preprocessed as TAO's strict mode",
+    )  # fmt: skip
+    p.add_argument(
+        "--cal_data_file", default=None,
+        help="int8: calibration tensorfile (path or s3://): used if it exists, else written "
+        "from --cal_image_dir",
+    )  # fmt: skip
+    p.add_argument(
+        "--cal_cache_file", default=None,
+        help="int8: calibration cache (path or s3://; default ./cal.bin): reused if it exists "
+        "(calibration skipped), else written",
+    )  # fmt: skip
+    p.add_argument(
+        "--cal_method", default="entropy", choices=["entropy", "minmax", "percentile"],
+        help="int8: how each tensor's range is chosen (default: entropy, TensorRT's KL search)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batches", type=int, default=None, help="int8: calibration batches (default: 10)"
     )
-    p.add_argument("--batches", type=int, default=None, help="calibration batches (default: 10)")
-    p.add_argument("--batch_size", type=int, default=None, help="images per batch (default: 1)")
+    p.add_argument(
+        "--batch_size", type=int, default=None, help="int8: images per batch (default: 1)"
+    )
     p.add_argument("--max_batch_size", type=int, default=None, help="engine max batch (default: 1)")
     p.add_argument(
         "--max_workspace_size",
@@ -163,14 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _refuse_unbuilt(args: argparse.Namespace) -> None:
-    """Flags whose work comes in later versions fail, never silently do nothing."""
-    if args.data_type == "int8":
-        raise NotAvailableYetError(
-            "--data_type int8 is not available yet in this version: INT8 calibration "
-            "(cal.bin) is not built yet; use fp32 or fp16"
-        )
-    engine_flags = {
+def _calibration_request(args: argparse.Namespace) -> CalibrationRequest | None:
+    """The int8 flags; given without `--data_type int8` they are refused, never ignored."""
+    flags = {
         "--force_ptq": args.force_ptq,
         "--cal_image_dir": args.cal_image_dir,
         "--cal_data_file": args.cal_data_file,
@@ -178,12 +190,25 @@ def _refuse_unbuilt(args: argparse.Namespace) -> None:
         "--batches": args.batches,
         "--batch_size": args.batch_size,
     }
-    given = [flag for flag, value in engine_flags.items() if value is not None]
-    if given:
-        raise NotAvailableYetError(
-            f"{', '.join(given)}: not available yet in this version: INT8 calibration is not "
-            "wired to bpnet-export yet; this version writes the .etlt, .onnx and fp32/fp16 engines"
-        )
+    if args.data_type != "int8":
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given:
+            raise UserError(
+                f"{', '.join(given)}: only used with --data_type int8 (INT8 calibration); "
+                f"this run is {args.data_type}"
+            )
+        return None
+    from bodypose_exporter.stages.calibrate import DEFAULT_CACHE_FILE, CalibrationRequest
+
+    return CalibrationRequest(
+        cache_file=args.cal_cache_file or DEFAULT_CACHE_FILE,
+        image_dir=args.cal_image_dir,
+        data_file=args.cal_data_file,
+        batches=args.batches if args.batches is not None else 10,
+        batch_size=args.batch_size if args.batch_size is not None else 1,
+        force_ptq=bool(args.force_ptq),
+        method=args.cal_method,
+    )
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -225,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         _validate(args)
         dims = InputDims.parse(args.input_dims)
-        _refuse_unbuilt(args)
+        calibration = _calibration_request(args)
         engine_plan = plan_engine(args, dims.height, dims.width)
         if args.data_type == "fp16":
             log.info("--data_type fp16 applies to engines; the .etlt and .onnx are precision-free")
@@ -239,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             codec=args.codec,
             experiment_spec=args.experiment_spec,
             data_type=args.data_type,
+            calibration=calibration,
         )
         result = run_export(request)
         if engine_plan is not None:

@@ -104,6 +104,42 @@ def test_same_ranges_from_the_tensorfile_and_cache_reuse(
     assert reused.qdq_model is not None and reused.qdq_model.exists()
 
 
+def test_cache_missing_a_tensor_warns_and_keeps_its_nodes_in_float(
+    tmp_path: Path,
+    small_model: Path,
+    write_images: WriteImages,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    write_images(tmp_path / "images", 6)
+    run_calibration(small_model, _options(tmp_path, data_file=None), tmp_path / "out")
+    cache = cal_cache.read(tmp_path / "cal.bin")
+    dropped = "block_1a_conv_1/Relu:0"
+    scales = {k: v for k, v in cache.scales.items() if k != dropped}
+    cal_cache.write(tmp_path / "cal.bin", cal_cache.CalibrationCache(scales, cache.version))
+
+    with caplog.at_level(logging.WARNING):
+        reused = run_calibration(
+            small_model, _options(tmp_path, image_dir=None, data_file=None), tmp_path / "out2"
+        )
+    assert reused.cache_reused
+    assert f"has no scale for 1 of the model's {cache_len(cache)} tensors" in caplog.text
+    assert "stay in float in the QDQ model" in caplog.text
+    assert reused.qdq_model is not None
+    qdq = onnx.load(str(reused.qdq_model))
+    # The tensor without a range is never quantized ...
+    assert any(dropped in n.output for n in qdq.graph.node)
+    assert not any(n.op_type == "QuantizeLinear" and dropped in n.input for n in qdq.graph.node)
+    assert any(n.op_type == "QuantizeLinear" for n in qdq.graph.node)
+    # ... and the model still runs.
+    session = ort.InferenceSession(str(reused.qdq_model), providers=["CPUExecutionProvider"])
+    x = np.zeros((1, HEIGHT, WIDTH, 3), np.float32)
+    assert all(np.isfinite(o).all() for o in session.run(None, {"input_1:0": x}))
+
+
+def cache_len(cache: cal_cache.CalibrationCache) -> int:
+    return len(cache.scales)
+
+
 def test_methods_give_different_ranges(
     tmp_path: Path, small_model: Path, write_images: WriteImages
 ) -> None:

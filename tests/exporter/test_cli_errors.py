@@ -122,13 +122,21 @@ def test_channels_first_is_refused(run_cli: RunCli, model: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "named"),
     [
-        (["--data_type", "int8"], "--data_type int8 is not available yet"),
+        (
+            ["--data_type", "int8"],
+            "--data_type int8 needs calibration data: --cal_image_dir, an existing "
+            "--cal_data_file, or an existing --cal_cache_file",
+        ),
         (["--max_batch_size", "8"], "--max_batch_size: only used when building an engine"),
         (["-s"], "-s/--strict_type_constraints: only used when building an engine"),
-        (["--cal_image_dir", "imgs"], "--cal_image_dir: not available yet"),
+        (
+            ["--cal_image_dir", "imgs", "--batches", "4"],
+            "--cal_image_dir, --batches: only used with --data_type int8 (INT8 calibration); "
+            "this run is fp32",
+        ),
     ],
 )
-def test_unbuilt_flags_fail_loudly(
+def test_flags_that_would_do_nothing_fail_loudly(
     run_cli: RunCli, model: Path, flags: list[str], named: str
 ) -> None:
     r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3", *flags)

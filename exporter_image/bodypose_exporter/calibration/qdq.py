@@ -27,8 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime.quantization as ortq
 from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+from bodypose_exporter.calibration.tensors import select_tensors
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,32 @@ def _quiet_root() -> Iterator[None]:
         root.removeFilter(hint)
 
 
+def nodes_without_ranges(model: onnx.ModelProto, amax: Mapping[str, float]) -> list[str]:
+    """Nodes touching a calibration tensor that has no range (a reused cache may lack some).
+
+    quantize_static refuses to quantize a node without ranges for all its
+    tensors; such nodes stay in float, as TensorRT runs the layers a cache has
+    no scale for in higher precision.
+    """
+    missing = set(select_tensors(model).names) - set(amax)
+    return [
+        node.name
+        for node in model.graph.node
+        if missing.intersection(node.input) or missing.intersection(node.output)
+    ]
+
+
 def write_qdq_model(fp32_model: Path, amax: Mapping[str, float], qdq_model: Path) -> None:
     """Quantize `fp32_model` with the given per-tensor amax into `qdq_model` (QDQ format)."""
     ranges = tensors_data(amax)
+    excluded = nodes_without_ranges(onnx.load(str(fp32_model), load_external_data=False), amax)
+    if excluded:
+        log.warning(
+            "%d nodes have a tensor without a calibration range and stay in float in the "
+            "QDQ model (e.g. %s)",
+            len(excluded),
+            excluded[0],
+        )
     common = {
         "quant_format": ortq.QuantFormat.QDQ,
         "per_channel": True,
@@ -75,6 +101,7 @@ def write_qdq_model(fp32_model: Path, amax: Mapping[str, float], qdq_model: Path
         "activation_type": ortq.QuantType.QInt8,
         "weight_type": ortq.QuantType.QInt8,
         "extra_options": dict(_EXTRA_OPTIONS),
+        "nodes_to_exclude": excluded,
     }
     qdq_model.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_root():
@@ -104,7 +131,7 @@ def write_qdq_model(fp32_model: Path, amax: Mapping[str, float], qdq_model: Path
                 common["activation_type"],
                 ranges,
                 None,
-                None,
+                excluded,
                 None,
                 common["extra_options"],
             )

@@ -187,17 +187,17 @@ def _check_cache(cache: CalibrationCache, tensors: CalibrationTensors, path: Pat
         )
 
 
-def _refuse_too_few(listing: ImageListing, need: int, options: CalibrationOptions) -> None:
-    found = len(listing.images)
+def refuse_too_few(where: str, found: int, ignored: int, batches: int, batch_size: int) -> None:
+    """The seed's sentence when `where` (a directory or s3:// prefix) holds too few images."""
+    need = batches * batch_size
     if found >= need:
         return
-    where = f"--cal_image_dir {listing.directory}"
     kinds = ", ".join(IMAGE_SUFFIXES)
     holds = f"holds no images ({kinds})" if found == 0 else f"holds {found} images ({kinds})"
-    extra = f"; {len(listing.ignored)} other files were ignored" if listing.ignored else ""
+    extra = f"; {ignored} other files were ignored" if ignored else ""
     raise UserError(
-        f"{TOO_FEW_IMAGES}: {where} {holds}, fewer than --batches {options.batches} x "
-        f"--batch_size {options.batch_size} = {need}{extra}"
+        f"{TOO_FEW_IMAGES}: --cal_image_dir {where} {holds}, fewer than --batches {batches} x "
+        f"--batch_size {batch_size} = {need}{extra}"
     )
 
 
@@ -374,7 +374,13 @@ def run_calibration(
                     "--cal_data_file, or an existing --cal_cache_file"
                 )
             else:
-                _refuse_too_few(listing, need, options)
+                refuse_too_few(
+                    str(listing.directory),
+                    len(listing.images),
+                    len(listing.ignored),
+                    options.batches,
+                    options.batch_size,
+                )
                 images_source = stack.enter_context(
                     ImageBatches(
                         listing.images,

@@ -58,6 +58,11 @@ def keras_to_onnx(model: Any, onnx_path: Path) -> OnnxExportInfo:
     """Write `model` (fixed H, W; dynamic batch) as ONNX at `onnx_path`."""
     _, height, width, channels = model.inputs[0].shape
     spec = (tf.TensorSpec((None, height, width, channels), tf.float32, name="input_1"),)
+    # tf2onnx names the nodes it inserts from a process-wide counter
+    # (tf2onnx.utils.make_name), so a second conversion in one process names the
+    # same tensors differently. cal.bin is keyed by those names: start the
+    # counter afresh so the same model always gives the same names.
+    tf2onnx.utils.INTERNAL_NAME = 1
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET)
     graph = proto.graph
 

@@ -11,7 +11,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import check_hdf5_complete, read_tlt, write_etlt
@@ -26,6 +26,9 @@ from bodypose_exporter.errors import CorruptModelError, UserError
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
 from bodypose_exporter.storage import inputs as input_files
 from bodypose_exporter.storage.outputs import OutputSet
+
+if TYPE_CHECKING:
+    from bodypose_exporter.stages.calibrate import CalibrationRequest
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ class ExportRequest:
     experiment_spec: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
     data_type: str = "fp32"
+    #: int8 only: the calibration flags (cal.bin, the QDQ model and ranges are published too).
+    calibration: CalibrationRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,15 @@ def run_export(request: ExportRequest) -> ExportResult:
     if not etlt_name.endswith(".etlt"):
         raise UserError(f"-o/--output_file {request.output!r} must name an .etlt file")
     onnx_name = onnx_name_for(etlt_name)
+    hw = (request.dims.height, request.dims.width)
+    if request.data_type == "int8" and request.calibration is None:
+        raise UserError("--data_type int8 needs the calibration flags (--cal_image_dir, ...)")
+    cal_plan = None
+    if request.calibration is not None:
+        from bodypose_exporter.stages import calibrate as calibration_step
+
+        # Before the model is fetched: a wrong image prefix must not cost a conversion.
+        cal_plan = calibration_step.preflight(request.calibration, hw)
 
     with (
         OutputSet(request.output) as out,
@@ -189,6 +203,23 @@ def run_export(request: ExportRequest) -> ExportResult:
             )
         with manifest.timed("encrypt"):
             write_etlt(info.path, out.staged(etlt_name), request.key, codecs[0])
+        normalization = _normalization(spec_path)
+        calibrated = None
+        if request.calibration is not None and cal_plan is not None:
+            from bodypose_exporter.calibration.preprocess import Normalization
+
+            with manifest.timed("calibrate"):
+                calibrated = calibration_step.calibrate(
+                    request.calibration,
+                    cal_plan,
+                    info.path,
+                    hw,
+                    Normalization.from_lists(
+                        normalization["imageOffset"], normalization["imageScale"]
+                    ),
+                    work,
+                    out.staging,
+                )
 
         manifest.inputs = {
             "model": request.model,
@@ -200,6 +231,11 @@ def run_export(request: ExportRequest) -> ExportResult:
         manifest.add_artifact(
             "reference", out.staged(REFERENCE_NAME), out.final_location(REFERENCE_NAME)
         )
+        extra_names = []
+        if calibrated is not None:
+            for kind, name in calibrated.published_names:
+                manifest.add_artifact(kind, out.staged(name), out.final_location(name))
+                extra_names.append(name)
         manifest.details = {
             "inputDims": request.dims.as_list(),
             "dataFormat": "channels_last",
@@ -215,11 +251,13 @@ def run_export(request: ExportRequest) -> ExportResult:
             },
             "onnxOpset": info.opset,
             "codec": {"etlt": codecs[0].name, "tlt": decrypted.codec},
-            "preprocessing": _normalization(spec_path),
+            "preprocessing": normalization,
             "fidelity": report.as_dict(),
         }
+        if calibrated is not None:
+            manifest.details["calibration"] = calibrated.details
         manifest.write(out.staged(MANIFEST_NAME))
-        published = out.publish([etlt_name, onnx_name, REFERENCE_NAME, MANIFEST_NAME])
+        published = out.publish([etlt_name, onnx_name, REFERENCE_NAME, *extra_names, MANIFEST_NAME])
     return ExportResult(published=published, manifest=manifest.to_dict())
 
 
