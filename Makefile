@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: env demo test lint typecheck unit crds cluster-binaries cluster-up cluster-down clean help
+.PHONY: env demo test lint typecheck unit crds clean help
 
 help:
 	@echo "make demo   - make the sample model and export it at 320x448 (writes $(DEMO_DIR)/)"
@@ -47,15 +47,6 @@ unit: env cluster-binaries
 
 test: lint typecheck unit
 
-cluster-binaries:
-	hack/cluster/build.sh
-
-cluster-up: env cluster-binaries
-	$(PY) -m tests.infra.controlplane up --state-dir .cluster
-
-cluster-down: env
-	$(PY) -m tests.infra.controlplane down --state-dir .cluster
-
 crds: env
 	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml
 	cp crds/bodyposeexports.bodypose.dev.yaml charts/bodypose-operator/crds/
@@ -63,3 +54,5 @@ crds: env
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
 
+# cluster-binaries, cluster-up, cluster-status, cluster-down (after `help`: not the default goal)
+include hack/cluster/cluster.mk
