@@ -25,6 +25,12 @@ def test_children_end_when_their_parent_is_killed() -> None:
     child = psutil.Process(int(parent.stdout.readline()))
     try:
         assert child.is_running()
+        # setpriv sets the death signal and then execs: kill the parent only after
+        # the exec, or (on a loaded machine) it may die before the flag is set.
+        deadline = time.monotonic() + 10
+        while "setpriv" in " ".join(child.cmdline()):
+            assert time.monotonic() < deadline, "setpriv never exec'd the child"
+            time.sleep(0.05)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 10

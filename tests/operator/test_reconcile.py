@@ -140,6 +140,8 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     building = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert building.status["phase"] == "Building"
     assert building.status["artifacts"]["etlt"]["sha256"] == "ab"
+    assert "Exported" in [r for _, r, _ in building.events]
+    assert building.durations == [("export", 0.0)]
     assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
         None,
         "a100",
@@ -156,6 +158,9 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     ready = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert ready.status["phase"] == "Ready"
     assert ready.status["readyTargets"] == "2/2"
+    built = [m for _, r, m in ready.events if r == "Built"]
+    assert built[0] == "target a100: engine verified and published in 12s"
+    assert [d for d in ready.durations if d[0] == "build"] == [("build", 12.5), ("build", 12.5)]
     assert cond(ready.status, "Ready")["status"] == "True"
     a100 = ready.status["targets"][0]
     assert (a100["engineUri"], a100["gpuName"], a100["buildSeconds"]) == (
@@ -241,3 +246,59 @@ def test_unschedulable_build_fails_after_the_deadline(bucket: str, s3_endpoint: 
     assert a100["phase"] == "Failed"
     assert "didn't match node selector" in a100["message"]
     assert cond(out.status, "Ready")["reason"] == "NoMatchingNodes"
+
+
+def _complete(endpoint: S3Endpoint, prefix: str, targets: tuple[str, ...]) -> None:
+    put_manifest(endpoint, f"{prefix}/manifest.json", {"artifacts": [
+        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
+    ]})  # fmt: skip
+    for target in targets:
+        put_manifest(endpoint, f"{prefix}/targets/{target}/manifest.json", {"artifacts": [
+            {"kind": "engine", "path": f"{prefix}/targets/{target}/e", "sha256": "cd", "bytes": 7},
+        ]})  # fmt: skip
+
+
+def test_second_resource_with_the_same_content_reuses_through_the_index(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    first_cluster, settings = RecordedCluster(), Settings()
+    first = reconcile(body(bucket), first_cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    _complete(s3_endpoint, prefix, ("a100", "cpu"))
+    assert reconcile(body(bucket), first_cluster, settings).status["phase"] == "Ready"  # type: ignore[arg-type]
+
+    # Another name, same content; the GPU target is named differently but builds on
+    # the same pool, and one new target builds on a pool nobody built for yet.
+    other = body(bucket)
+    other["metadata"]["name"] = "copy"
+    other["spec"]["targets"] = [
+        {"name": "gpu-a", "backend": "tensorrt"},  # same pool as a100: no nodeSelector
+        {"name": "cpu", "backend": "onnxruntime"},
+        {"name": "t4", "backend": "tensorrt", "nodeSelector": {"bodypose.dev/pool": "t4"}},
+    ]
+    cluster = RecordedCluster()
+    out = reconcile(other, cluster, settings)  # type: ignore[arg-type]
+    assert out.status["artifacts"]["etlt"]["uri"] == f"{prefix}/bpnet_model.etlt"
+    assert out.status["artifacts"]["manifest"]["uri"] == f"{prefix}/manifest.json"
+    phases = {t["name"]: t["phase"] for t in out.status["targets"]}
+    assert phases == {"gpu-a": "Ready", "cpu": "Ready", "t4": "Pending"}
+    # Only the new pool gets a Job, and it reads the first resource's artifacts.
+    assert [j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()] == ["t4"]
+    reasons = [(r, m) for _, r, m in out.events if r == "Reused"]
+    assert len(reasons) == 3 and f"reusing {prefix}/manifest.json" in reasons[0][1]
+    # The next pass, with that status as the old one, announces nothing again.
+    other["status"] = out.status
+    again = reconcile(other, cluster, settings)  # type: ignore[arg-type]
+    assert [r for _, r, _ in again.events if r == "Reused"] == []
+
+
+def test_build_job_of_a_reusing_resource_reads_the_shared_artifacts() -> None:
+    from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+    from bodypose_operator.builders.jobs import build_args
+
+    spec = BodyPoseExportSpec.model_validate(body("bkt")["spec"])
+    args = build_args(spec, spec.targets[0], "s3://bkt/out/ml/copy/k", "s3://bkt/out/ml/demo/k")
+    flags = dict(zip(args[::2], args[1::2], strict=False))
+    assert flags["--onnx"] == "s3://bkt/out/ml/demo/k/bpnet_model.onnx"
+    assert flags["--reference"] == "s3://bkt/out/ml/demo/k/reference.npz"
+    assert flags["--engine_file"].startswith("s3://bkt/out/ml/copy/k/targets/a100/")

@@ -302,6 +302,9 @@ class SharedArtifacts(ApiModel):
     etlt: ArtifactRef | None = Field(default=None, description="The encrypted ONNX (.etlt).")
     onnx: ArtifactRef | None = Field(default=None, description="The plain ONNX model.")
     calibrationCache: ArtifactRef | None = Field(default=None, description="cal.bin (int8).")
+    qdqModel: ArtifactRef | None = Field(
+        default=None, description="The explicitly quantized (QDQ) ONNX model (int8)."
+    )
     tensorfile: ArtifactRef | None = Field(
         default=None, description="Calibration tensorfile (int8)."
     )

@@ -156,6 +156,22 @@ def export_args(spec: BodyPoseExportSpec, prefix: str) -> list[str]:
         args += ["-e", spec.model.experimentSpecUri]
     if spec.engine.sdkCompatible:
         args.append("--sdk_compatible_model")
+    if spec.precision == "int8" and spec.calibration is not None:
+        cal = spec.calibration
+        args += [
+            "--data_type", "int8",
+            "--batches", str(cal.batches),
+            "--batch_size", str(cal.batchSize),
+            # Reused when it names an existing cal.bin; else a scratch file (the
+            # published copy is <prefix>/cal.bin either way).
+            "--cal_cache_file", cal.cacheUri or f"{SCRATCH}/cal.bin",
+        ]  # fmt: skip
+        if cal.imagesUri:
+            args += ["--cal_image_dir", cal.imagesUri]
+        if cal.tensorfileUri:
+            args += ["--cal_data_file", cal.tensorfileUri]
+        if cal.forcePtq:
+            args.append("--force_ptq")
     return args
 
 
@@ -207,23 +223,27 @@ def target_resources(target: Target) -> dict[str, Any]:
     return {"requests": {"cpu": "1", "memory": "2Gi"}}
 
 
-def build_args(spec: BodyPoseExportSpec, target: Target, prefix: str) -> list[str]:
-    """`bpnet-build` arguments: the shared artifacts in, one target's engine out."""
+def build_args(
+    spec: BodyPoseExportSpec, target: Target, prefix: str, shared: str | None = None
+) -> list[str]:
+    """`bpnet-build` arguments: the shared artifacts (under `shared`, default `prefix`) in,
+    one target's engine out (under `prefix`)."""
+    shared = shared or prefix
     args = [
-        "--onnx", f"{prefix}/bpnet_model.onnx",
+        "--onnx", f"{shared}/bpnet_model.onnx",
         "--data_type", spec.precision,
         "--engine_backend", target.backend,
         "--max_batch_size", str(spec.engine.maxBatchSize),
         "--max_workspace_size", str(spec.engine.maxWorkspaceSize),
         "--engine_file", f"{prefix}/targets/{target.name}/{engine_file_name(spec)}",
-        "--reference", f"{prefix}/reference.npz",
+        "--reference", f"{shared}/reference.npz",
     ]  # fmt: skip
     if spec.precision == "int8":
         args += [
             "--cal_cache_file",
-            f"{prefix}/cal.bin",
+            f"{shared}/cal.bin",
             "--qdq_model",
-            f"{prefix}/bpnet_model.qdq.onnx",
+            f"{shared}/bpnet_model.qdq.onnx",
         ]
     if spec.engine.strictTypeConstraints:
         args.append("-s")
@@ -244,14 +264,19 @@ def build_target_job(
     target: Target,
     key: str,
     settings: Settings,
+    shared: str | None = None,
 ) -> dict[str, Any]:
-    """One build Job per target, on that target's pool and hardware."""
+    """One build Job per target, on that target's pool and hardware.
+
+    `shared`: where the export stage's artifacts are, when another resource with
+    the same content made them (default: this resource's own prefix).
+    """
     meta = resource["metadata"]
     prefix = artifact_prefix(spec, meta["namespace"], meta["name"], key)
     container = {
         "name": "build",
         "command": ["bpnet-build"],
-        "args": build_args(spec, target, prefix),
+        "args": build_args(spec, target, prefix, shared),
         "envFrom": _s3_env(spec),
         "resources": target_resources(target),
     }

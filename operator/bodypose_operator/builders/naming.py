@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from bodypose_operator.api.v1alpha1 import GROUP, BodyPoseExportSpec
+from bodypose_operator.api.v1alpha1 import GROUP, BodyPoseExportSpec, Target
 
 MAX_JOB_NAME = 63
 LABEL_PREFIX = GROUP
@@ -52,3 +52,16 @@ def job_name(resource: str, stage: str, key: str, target: str | None = None) -> 
     room = MAX_JOB_NAME - len(suffix) - 1
     readable = readable[:room].rstrip("-.")
     return f"{readable}-{suffix}"
+
+
+def pool_identity(target: Target) -> str:
+    """What makes two targets' engines interchangeable: the pool they build on and the backend.
+
+    An engine belongs to the hardware it was built on; the nodeSelector names that
+    pool. The target's name and scheduling details (tolerations, resources) do not
+    change the engine.
+    """
+    blob = json.dumps(
+        {"backend": target.backend, "nodeSelector": target.nodeSelector}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

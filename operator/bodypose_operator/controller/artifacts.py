@@ -1,8 +1,14 @@
-"""What S3 already holds: the model's digest, and which stages are complete.
+"""What S3 already holds: the model's digest, which stages are complete, the content index.
 
 A stage is complete when its manifest exists (written last by the stage), so
-the operator can reuse artifacts across re-applies, restarts and resources with
-the same content key without running a Job. The operator reaches S3 with its
+the operator can reuse artifacts across re-applies and restarts without running
+a Job. Artifacts live under each resource's own prefix
+(`<output>/<namespace>/<name>/<contentKey>`), so a second resource with the
+same content finds them through the content index: small objects under
+`<output>/.content-index/<contentKey>/` (`export.json`, and
+`pool-<identity>.json` per build pool) that name a complete stage's manifest.
+The operator writes an entry once it sees the manifest it names, and trusts an
+entry only while that manifest still exists. The operator reaches S3 with its
 own credentials from the standard AWS_* environment.
 """
 
@@ -64,3 +70,40 @@ def read_manifest(uri: str) -> dict[str, Any] | None:
         raise S3Unreachable(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
     parsed = json.loads(body)
     return parsed if isinstance(parsed, dict) else None
+
+
+INDEX_DIR = ".content-index"
+
+
+def index_uri(output_uri: str, key: str, entry: str) -> str:
+    """`<output>/.content-index/<contentKey>/<entry>.json`."""
+    return f"{output_uri.rstrip('/')}/{INDEX_DIR}/{key}/{entry}.json"
+
+
+def reusable(index: str) -> tuple[str, dict[str, Any]] | None:
+    """The manifest URI an index entry names and the manifest, if both still exist."""
+    entry = read_manifest(index)
+    if entry is None or not isinstance(entry.get("manifest"), str):
+        return None
+    manifest = read_manifest(entry["manifest"])
+    return (entry["manifest"], manifest) if manifest is not None else None
+
+
+def record(index: str, manifest_uri: str) -> bool:
+    """Point the index entry at `manifest_uri` unless it names an existing manifest already.
+
+    True if written. The first complete set stays the one others reuse.
+    """
+    current = read_manifest(index)
+    named = current.get("manifest") if current is not None else None
+    if isinstance(named, str) and (named == manifest_uri or read_manifest(named) is not None):
+        return False
+    bucket, key = _split(index)
+    body = json.dumps({"manifest": manifest_uri}).encode()
+    try:
+        _client().put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except ClientError as exc:
+        raise S3Unreachable(f"cannot write {index}: {exc}") from exc
+    except (EndpointConnectionError, BotoCoreError) as exc:
+        raise S3Unreachable(f"cannot reach the S3 endpoint for {index}: {exc}") from exc
+    return True

@@ -67,6 +67,8 @@ def _run(body: kopf.Body, patch: kopf.Patch, logger: Log) -> None:
         metrics.record(
             meta["name"], meta["namespace"], outcome.status["phase"], outcome.jobs_running
         )
+        for stage, seconds in outcome.durations:
+            metrics.STAGE_SECONDS.labels(stage).observe(seconds)
         for type_, reason, message in outcome.events:
             if type_ == "Warning":
                 kopf.warn(body, reason=reason, message=message)

@@ -27,6 +27,7 @@ from bodypose_operator.builders.naming import (
     LABEL_STAGE,
     LABEL_TARGET,
     content_key,
+    pool_identity,
 )
 from bodypose_operator.controller import artifacts, pods
 from bodypose_operator.controller.cluster import ClusterView
@@ -49,6 +50,8 @@ class Outcome:
     status: dict[str, Any]
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     jobs_running: int = 0
+    #: (stage, seconds) of stages seen complete for the first time, from their manifests.
+    durations: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,30 @@ def _artifact(manifest: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def _tensorfile(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The tensorfile lives where the spec named it, not among the published artifacts."""
+    uri = (manifest.get("calibration") or {}).get("tensorfile")
+    return {"uri": uri} if uri else None
+
+
+def _calibration_message(manifest: dict[str, Any]) -> str:
+    cal = manifest.get("calibration") or {}
+    if cal.get("cacheReused"):
+        return f"cal.bin reused from {cal.get('cacheFile')}"
+    text = (
+        f"cal.bin from {cal.get('images', 0)} images in {cal.get('batches', 0)} batches "
+        f"({cal.get('method', 'entropy')})"
+    )
+    agreement = cal.get("agreement") or {}
+    if agreement:
+        text += (
+            f"; QDQ vs FP32 on {agreement.get('images')} held-back images: heatmap cosine "
+            f"{agreement.get('heatmap_cosine_mean', 0):.4f}, peaks at the same pixel "
+            f"{100 * agreement.get('peak_match', 0):.1f}%"
+        )
+    return text
+
+
 def _target_status(target: Target, state: StageState) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": target.name,
@@ -163,12 +190,35 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
     return out
 
 
+def _seconds(manifest: dict[str, Any]) -> float:
+    timings = manifest.get("timingsSeconds") or {}
+    return float(sum(v for v in timings.values() if isinstance(v, int | float)))
+
+
+def _stage_manifest(
+    own_uri: str, index: str, may_reuse: bool
+) -> tuple[str, dict[str, Any] | None, bool]:
+    """A stage's manifest URI, the manifest (None while incomplete) and whether it is reused:
+    this resource's own, else (no Job of ours running) one the content index names,
+    made by another resource with the same content."""
+    own = artifacts.read_manifest(own_uri)
+    if own is not None:
+        artifacts.record(index, own_uri)
+        return own_uri, own, False
+    if may_reuse:
+        found = artifacts.reusable(index)
+        if found is not None:
+            return found[0], found[1], True
+    return own_uri, None, False
+
+
 def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) -> Outcome:
     meta, raw_spec = body["metadata"], body.get("spec") or {}
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation", 1))
     old = dict(body.get("status") or {})
     conditions: list[dict[str, Any]] = [c for c in old.get("conditions", []) if isinstance(c, dict)]
     events: list[tuple[str, str, str]] = []
+    durations: list[tuple[str, float]] = []
     status: dict[str, Any] = {"observedGeneration": generation}
 
     def finish(phase: str, ready: bool | None, reason: str, message: str) -> Outcome:
@@ -178,7 +228,7 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
         status["phase"] = phase
         if old.get("phase") != phase:
             events.append(("Normal" if phase != "Failed" else "Warning", phase, message))
-        return Outcome(status, events)
+        return Outcome(status, events, durations=durations)
 
     try:
         spec = BodyPoseExportSpec.model_validate(raw_spec)
@@ -227,11 +277,18 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
                 return job
         return None
 
+    export_job = find("export")
     try:
-        export_manifest = artifacts.read_manifest(f"{prefix}/manifest.json")
+        export_uri, export_manifest, reused = _stage_manifest(
+            f"{prefix}/manifest.json",
+            artifacts.index_uri(spec.output.uri, key, "export"),
+            export_job is None,
+        )
     except artifacts.S3Unreachable as exc:
         return finish("Pending", False, "S3Unreachable", str(exc))
-    export_job = find("export")
+    if reused and (old.get("artifacts") or {}).get("manifest", {}).get("uri") != export_uri:
+        events.append(("Normal", "Reused", f"export: reusing {export_uri} (same content)"))
+    shared = export_uri.rsplit("/", 1)[0]
     if export_manifest is None and export_job is None:
         manifest = build_export_job(body, spec, key, settings)
         if cluster.create_job(manifest):
@@ -255,9 +312,19 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
             CALIBRATED,
             {"Ready": True, "Failed": False}.get(export.phase),
             export.reason,
-            "cal.bin written" if export.phase == "Ready" else export.message,
+            _calibration_message(export_manifest)
+            if export.phase == "Ready" and export_manifest is not None
+            else export.message,
             generation,
         )
+    was_exported = any(
+        c.get("type") == EXPORTED and c.get("status") == "True" for c in old.get("conditions", [])
+    )
+    if export_manifest is not None and not was_exported and not reused:
+        seconds = _seconds(export_manifest)
+        durations.append(("export", seconds))
+        etlt = _artifact(export_manifest, "etlt") or {"uri": export_uri}
+        events.append(("Normal", "Exported", f"export complete in {seconds:.0f}s: {etlt['uri']}"))
     if export_manifest is not None:
         status["artifacts"] = {
             k: v
@@ -265,8 +332,9 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
                 "etlt": _artifact(export_manifest, "etlt"),
                 "onnx": _artifact(export_manifest, "onnx"),
                 "calibrationCache": _artifact(export_manifest, "calibration-cache"),
-                "tensorfile": _artifact(export_manifest, "tensorfile"),
-                "manifest": {"uri": f"{prefix}/manifest.json"},
+                "qdqModel": _artifact(export_manifest, "qdq-model"),
+                "tensorfile": _tensorfile(export_manifest),
+                "manifest": {"uri": export_uri},
             }.items()
             if v
         }
@@ -280,16 +348,26 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
         out.jobs_running = running
         return out
 
+    old_targets = {
+        t.get("name"): t.get("phase") for t in old.get("targets") or [] if isinstance(t, dict)
+    }
     target_states = []
     for target in spec.targets:
+        job = find("build", target.name)
         try:
-            manifest_uri = f"{prefix}/targets/{target.name}/manifest.json"
-            target_manifest = artifacts.read_manifest(manifest_uri)
+            target_uri, target_manifest, reused = _stage_manifest(
+                f"{prefix}/targets/{target.name}/manifest.json",
+                artifacts.index_uri(spec.output.uri, key, f"pool-{pool_identity(target)}"),
+                job is None,
+            )
         except artifacts.S3Unreachable as exc:
             return finish("Pending", False, "S3Unreachable", str(exc))
-        job = find("build", target.name)
+        if reused and old_targets.get(target.name) != "Ready":
+            events.append(
+                ("Normal", "Reused", f"target {target.name}: reusing {target_uri} (same content)")
+            )
         if target_manifest is None and job is None:
-            manifest = build_target_job(body, spec, target, key, settings)
+            manifest = build_target_job(body, spec, target, key, settings, shared)
             if cluster.create_job(manifest):
                 events.append(
                     ("Normal", "BuildStarted", f"created build Job {manifest['metadata']['name']} "
@@ -299,6 +377,11 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
         state = _observe_stage(
             cluster, namespace, job, target_manifest, f"target {target.name}", settings
         )
+        if target_manifest is not None and not reused and old_targets.get(target.name) != "Ready":
+            seconds = _seconds(target_manifest)
+            durations.append(("build", seconds))
+            events.append(("Normal", "Built", f"target {target.name}: engine verified and "
+                           f"published in {seconds:.0f}s"))  # fmt: skip
         target_states.append((target, state))
 
     status["targets"] = [_target_status(t, s) for t, s in target_states]

@@ -1,0 +1,375 @@
+"""Benchmark: FP32 vs INT8 latency of the ONNX Runtime artifacts our build stage produces.
+
+    .venv/bin/python benchmarks/engines.py                          # 224x320, 288x384, 320x448
+    .venv/bin/python benchmarks/engines.py --resolutions 224x320 --runs 20   # a quicker look
+    .venv/bin/python benchmarks/engines.py --threads 0 1            # also single-threaded
+
+The CPU targets of an int8 resource deploy the ONNX Runtime artifact, and
+int8 is only worth its accuracy cost if it is markedly faster than fp32 on a
+CPU with int8 dot-product instructions. Goal: int8 at least 3x faster than
+FP32 on a VNNI CPU, with the int8 artifact inside its verification gate
+(`verification/gates.py`). For each resolution (height x width), in this one
+process, the artifacts are made exactly as the product makes them:
+
+- export: the sample BpNet (`bpnet-sample`'s seeded .tlt) through
+  `run_export`, giving bpnet_model.onnx and reference.npz;
+- calibration: `run_calibration` on N sample images (batch size 1, no
+  held-back images), giving cal.bin and the QDQ model;
+- build: `run_build` with the onnxruntime backend, fp32 from the ONNX model,
+  int8 from the QDQ model and cal.bin, each verified against reference.npz
+  with its precision's default gates, as the operator's build Job does
+  (`--reference .../reference.npz`). The int8 verdict printed is that
+  verification; for comparison the int8 artifact is also verified on 8
+  sample images calibration never saw (the basis the int8 gates were set on).
+  An int8 artifact that fails its gate is not published, so it is built
+  once more with the gates lifted, only to be timed.
+
+Latency: each artifact is opened with the ORT backend's own runner
+(`OrtRunner`: default SessionOptions, so optimization level ALL and
+`intra_op_num_threads` 0, one thread per core, unless --threads says
+otherwise), warmed up, then `session.run` on one preprocessed sample image
+(batch 1) is timed with `time.perf_counter`, fp32 and int8 alternating run by
+run (and which goes first alternating too) so that load from other processes
+falls on both alike. Reported: the median of each, their ratio fp32/int8,
+and the median of the per-round ratios as a check. Figures are ratios on a
+shared machine; absolute milliseconds are only indicative.
+
+The int8 artifact's op types (QLinearConv vs float Conv, leftover
+QuantizeLinear/DequantizeLinear) are listed, from the saved artifact
+(level EXTENDED) and from the graph the runner actually executes (level ALL,
+saved to the work directory), since int8 is only fast where the
+convolutions really run as int8 kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "exporter_image"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SAMPLE_KEY = "nvidia_tlt"
+DEFAULT_RESOLUTIONS = ("224x320", "288x384", "320x448")
+HELD_OUT_IMAGES = 8
+WARMUP = 5
+
+Array = npt.NDArray[np.float32]
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    engine: Path
+    passed: bool
+    figures: dict[str, float]
+    failures: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    threads: int
+    fp32_ms: float
+    int8_ms: float
+    paired_ratio: float
+
+    @property
+    def speedup(self) -> float:
+        return self.fp32_ms / self.int8_ms
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 224x320") from None
+    return height, width
+
+
+def export(model: Path, out: Path, height: int, width: int) -> Path:
+    from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
+
+    run_export(
+        ExportRequest(
+            model=str(model),
+            key=SAMPLE_KEY,
+            output=str(out / "bpnet_model.etlt"),
+            dims=InputDims(height, width, 3),
+        )
+    )
+    return out
+
+
+def calibrate(onnx: Path, images: Path, count: int, out: Path, hw: tuple[int, int]) -> Path:
+    from bodypose_exporter.calibration import CalibrationOptions, run_calibration
+
+    result = run_calibration(
+        onnx,
+        CalibrationOptions(
+            cache_file=out / "cal.bin",
+            batches=count,
+            batch_size=1,
+            input_hw=hw,
+            image_dir=images,
+            held_back=0,
+            progress=False,
+        ),
+        out,
+    )
+    qdq: Path | None = result.qdq_model
+    if qdq is None:
+        raise SystemExit("calibration wrote no QDQ model")
+    return qdq
+
+
+def build(
+    exported: Path, out: Path, precision: str, hw: tuple[int, int], qdq: Path | None
+) -> Built:
+    """`run_build` as the operator's build Job runs it; the verdict is the product's."""
+    from bodypose_exporter.stages.build import BuildStageRequest, run_build
+    from bodypose_exporter.verification.gates import VerificationError
+
+    engine = out / f"bpnet_model.{hw[0]}.{hw[1]}.{precision}.engine"
+    request = BuildStageRequest(
+        onnx=str(exported / "bpnet_model.onnx"),
+        engine_file=str(engine),
+        reference=str(exported / "reference.npz"),
+        precision=precision,
+        backend="onnxruntime",
+        calibration_cache=str(qdq.parent / "cal.bin") if qdq else None,
+        qdq_model=str(qdq) if qdq else None,
+    )
+    try:
+        verdict = run_build(request).verdict
+    except VerificationError as exc:
+        verdict = exc.verdict
+        # Not published when it fails: the same build with the gates lifted, only to time it.
+        lifted = tuple((name, 0.0) for name in ("cosine", "peakAgreement"))
+        run_build(dataclasses.replace(request, gates=lifted, publish_rejected=False))
+    return Built(engine, verdict.passed, verdict.figures, verdict.failures)
+
+
+def verify_on_images(engine: Path, onnx: Path, images: Path, hw: tuple[int, int]) -> dict[str, Any]:
+    """The int8 artifact against FP32 on sample images calibration never saw."""
+    from bodypose_exporter.engines.ort.backend import OrtRunner
+    from bodypose_exporter.verification import reference as references
+    from bodypose_exporter.verification.verify import verify
+
+    paths = references.image_paths(images, HELD_OUT_IMAGES)
+    reference = references.from_images(onnx, paths, *hw)
+    runner = OrtRunner(engine)
+    try:
+        verdict = verify(runner, reference, "int8", {})
+    finally:
+        runner.close()
+    return {"passed": verdict.passed, **verdict.figures}
+
+
+def op_types(model: Path) -> Counter[str]:
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return Counter(f"{n.domain + '.' if n.domain else ''}{n.op_type}" for n in graph.node)
+
+
+def runtime_graph(engine: Path, out: Path) -> Path:
+    """The graph the runner executes (default level ALL), saved for inspection."""
+    import onnxruntime as ort
+
+    from bodypose_exporter.engines.ort.backend import PROVIDERS
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(out)
+    options.log_severity_level = 3  # the "hardware specific optimizations" warning
+    ort.InferenceSession(str(engine), options, providers=PROVIDERS)
+    return out
+
+
+def describe_ops(counts: Counter[str]) -> str:
+    conv = {k: v for k, v in counts.items() if "conv" in k.lower()}
+    qdq = {k: v for k, v in counts.items() if k.endswith(("QuantizeLinear", "DequantizeLinear"))}
+    shown = {**conv, **qdq}
+    return ", ".join(f"{v} {k}" for k, v in sorted(shown.items())) or "no Conv/QDQ ops"
+
+
+# ---------------------------------------------------------------- timing
+
+
+def sample_input(images: Path, hw: tuple[int, int]) -> Array:
+    from bodypose_exporter.verification import reference as references
+
+    first = references.image_paths(images, 1)
+    return np.ascontiguousarray(references.preprocess_images(first, *hw), dtype=np.float32)
+
+
+def time_pair(fp32: Path, int8: Path, batch: Array, runs: int, threads: int) -> Timing:
+    from bodypose_exporter.engines.ort.backend import OrtRunner
+
+    runners = {"fp32": OrtRunner(fp32, threads), "int8": OrtRunner(int8, threads)}
+    seconds: dict[str, list[float]] = {"fp32": [], "int8": []}
+    try:
+        feeds = {k: {r.input_name: batch} for k, r in runners.items()}
+        for _ in range(WARMUP):
+            for k, r in runners.items():
+                r.session.run(r.output_names, feeds[k])
+        for i in range(runs):
+            for k in ("fp32", "int8") if i % 2 == 0 else ("int8", "fp32"):
+                r = runners[k]
+                t0 = time.perf_counter()
+                r.session.run(r.output_names, feeds[k])
+                seconds[k].append(time.perf_counter() - t0)
+    finally:
+        for r in runners.values():
+            r.close()
+    paired = statistics.median(a / b for a, b in zip(seconds["fp32"], seconds["int8"], strict=True))
+    return Timing(
+        threads,
+        1000 * statistics.median(seconds["fp32"]),
+        1000 * statistics.median(seconds["int8"]),
+        paired,
+    )
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--resolutions",
+        type=parse_resolution,
+        nargs="+",
+        default=[parse_resolution(r) for r in DEFAULT_RESOLUTIONS],
+        metavar="HxW",
+        help=f"input sizes, height x width (default: {' '.join(DEFAULT_RESOLUTIONS)})",
+    )
+    p.add_argument("--runs", type=int, default=50, help="timed runs of each (default: 50)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="intra-op threads to time with; 0 is the runner's default, one per core (default: 0)",
+    )
+    p.add_argument(
+        "--calibration-images", type=int, default=16, help="images to calibrate on (default: 16)"
+    )
+    p.add_argument(
+        "--work-dir", type=Path, help="keep the artifacts here (default: a temporary directory)"
+    )
+    args = p.parse_args(argv)
+    if args.runs < 1 or args.calibration_images < 1:
+        p.error("--runs and --calibration-images must be at least 1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-engines-"))
+    try:
+        return run(args, work)
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    import onnxruntime as ort
+
+    from bodypose_exporter.engines.ort.cpu import cpu_description
+    from bodypose_exporter.sample import write_sample_images, write_sample_model
+
+    work.mkdir(parents=True, exist_ok=True)
+    cpu = cpu_description()
+    print(
+        f"CPU {cpu['cpuModel']}, {cpu['logicalCpus']} logical CPUs, int8 dot product: "
+        f"{cpu['int8DotProduct']} ({' '.join(cpu['instructionSets'])}); "
+        f"onnxruntime {ort.__version__}",
+        flush=True,
+    )
+    model = work / "bpnet_model.tlt"
+    if not model.exists():
+        write_sample_model(model, SAMPLE_KEY)
+    cal_images, held_out = work / "images", work / "held_out"
+    if not cal_images.exists():
+        write_sample_images(cal_images, args.calibration_images, seed=0)
+    if not held_out.exists():
+        write_sample_images(held_out, HELD_OUT_IMAGES, seed=1)
+
+    rows: list[tuple[tuple[int, int], Built, dict[str, Any], list[Timing]]] = []
+    for hw in args.resolutions:
+        name = f"{hw[0]}x{hw[1]}"
+        here = work / name
+        t0 = time.perf_counter()
+        exported = here / "export"
+        if not (exported / "bpnet_model.onnx").exists():
+            export(model, exported, *hw)
+        qdq = here / "calibration" / "bpnet_model_int8_qdq.onnx"  # run_calibration's name
+        if not qdq.exists():
+            qdq = calibrate(
+                exported / "bpnet_model.onnx", cal_images, args.calibration_images, qdq.parent, hw
+            )
+        fp32 = build(exported, here / "fp32", "fp32", hw, None)
+        int8 = build(exported, here / "int8", "int8", hw, qdq)
+        on_images = verify_on_images(int8.engine, exported / "bpnet_model.onnx", held_out, hw)
+        print(
+            f"{name}: artifacts in {time.perf_counter() - t0:.0f} s; fp32 verification "
+            f"{'passed' if fp32.passed else 'FAILED'} "
+            f"(maxAbsDiff {fp32.figures['maxAbsDiff']:.2g})",
+            flush=True,
+        )
+        print(f"  int8 artifact (EXTENDED): {describe_ops(op_types(int8.engine))}")
+        executed = runtime_graph(int8.engine, here / "int8" / "runtime_all.onnx")
+        print(f"  int8 as executed (ALL):   {describe_ops(op_types(executed))}")
+        fp32_executed = runtime_graph(fp32.engine, here / "fp32" / "runtime_all.onnx")
+        print(f"  fp32 as executed (ALL):   {describe_ops(op_types(fp32_executed))}", flush=True)
+
+        batch = sample_input(held_out, hw)
+        timings = [time_pair(fp32.engine, int8.engine, batch, args.runs, t) for t in args.threads]
+        rows.append((hw, int8, on_images, timings))
+        for timing in timings:
+            print(row_line(hw, int8, on_images, timing), flush=True)
+
+    print()
+    for hw, int8, on_images, timings in rows:
+        for timing in timings:
+            print(row_line(hw, int8, on_images, timing))
+    for threads in args.threads:
+        worst = min(t.speedup for _, _, _, ts in rows for t in ts if t.threads == threads)
+        gates_ok = all(b.passed for _, b, _, _ in rows)
+        print(
+            f"goal (threads {threads or 'default'}): int8 >= 3x faster than fp32 on a VNNI CPU: "
+            f"worst speedup {worst:.2f}x -> {'met' if worst >= 3 else 'NOT met'}; int8 gates "
+            f"(reference.npz) {'all passed' if gates_ok else 'NOT all passed'}  "
+            f"[load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs]"
+        )
+    return 0
+
+
+def row_line(hw: tuple[int, int], int8: Built, on_images: dict[str, Any], t: Timing) -> str:
+    gate = "passed" if int8.passed else "FAILED " + "; ".join(int8.failures)
+    return (
+        f"{hw[0]}x{hw[1]} threads {t.threads or 'default'}: fp32 {t.fp32_ms:7.1f} ms  "
+        f"int8 {t.int8_ms:7.1f} ms  speedup {t.speedup:4.2f}x (paired {t.paired_ratio:4.2f}x) | "
+        f"int8 gate {gate}: cosine {int8.figures['cosine']:.4f}, peakAgreement "
+        f"{int8.figures['peakAgreement']:.3f} (reference.npz); on {HELD_OUT_IMAGES} unseen "
+        f"images cosine {on_images['cosine']:.4f}, peakAgreement "
+        f"{on_images['peakAgreement']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
