@@ -8,10 +8,11 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: env demo test lint typecheck unit crds clean help
+.PHONY: env demo demo-export test lint typecheck unit crds clean help
 
 help:
-	@echo "make demo   - make the sample model and export it at 320x448 (writes $(DEMO_DIR)/)"
+	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
+	@echo "make demo-export - the exporter alone: sample model -> .etlt, cal.bin, int8 engine"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make env    - create/refresh the Python environment in $(VENV)"
 	@echo "make cluster-up / cluster-down - a local control plane with fake GPU pools (.cluster/)"
@@ -24,16 +25,19 @@ $(VENV)/.installed: pyproject.toml
 
 env: $(VENV)/.installed
 
-demo: env
-	$(VENV)/bin/bpnet-sample -o $(DEMO_DIR) -k $(DEMO_KEY) --images 8
-	$(VENV)/bin/bpnet-export -m $(DEMO_DIR)/bpnet_sample.tlt -k $(DEMO_KEY) \
-		-d 320,448,3 -o $(DEMO_DIR)/bpnet_model.etlt
-	@echo
-	@echo "The export wrote:"
-	@ls -l $(DEMO_DIR)/bpnet_model.etlt $(DEMO_DIR)/bpnet_model.onnx $(DEMO_DIR)/manifest.json
-	@$(PY) -c "import json,sys; m=json.load(open('$(DEMO_DIR)/manifest.json')); \
-		print('tensors:', m['tensors']['input']['name'], '->', ', '.join(o['name'] for o in m['tensors']['outputs'])); \
-		print('fidelity: max |ONNX Runtime - Keras| =', '%.3g' % m['fidelity']['worst'])"
+# The whole flow: local control plane with GPU pools, MinIO, the operator, an
+# int8 BodyPoseExport (examples/), Ready, then `kubectl get bpe` and the artifacts.
+demo: env cluster-binaries
+	$(PY) -m tests.infra.demo --state-dir $(DEMO_DIR)
+
+# The exporter alone, no cluster: a sample model exported at 320x448, int8.
+demo-export: env
+	$(VENV)/bin/bpnet-sample -o $(DEMO_DIR)/export -k $(DEMO_KEY) --images 24
+	$(VENV)/bin/bpnet-export -m $(DEMO_DIR)/export/bpnet_sample.tlt -k $(DEMO_KEY) \
+		-d 320,448,3 -o $(DEMO_DIR)/export/bpnet_model.etlt --data_type int8 \
+		--cal_image_dir $(DEMO_DIR)/export/images --batches 4 --batch_size 2 \
+		--cal_cache_file $(DEMO_DIR)/export/cal.bin \
+		--engine_file $(DEMO_DIR)/export/ --engine_backend onnxruntime
 
 lint: env
 	$(VENV)/bin/ruff check .

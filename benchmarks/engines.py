@@ -343,7 +343,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         for timing in timings:
             print(row_line(hw, int8, on_images, timing), flush=True)
 
-    print()
+    print("\nsummary:")
     for hw, int8, on_images, timings in rows:
         for timing in timings:
             print(row_line(hw, int8, on_images, timing))

@@ -13,7 +13,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,34 @@ from tests.infra.controlplane import LocalCluster
 from tests.infra.crd import install_crd
 
 
+@dataclass
+class OperatorProcess:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    metrics_port: int
+    liveness_port: int
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is not None:
+            return
+        if kill:  # what a node failure or OOM kill does: no chance to clean up
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.fixture
-def operator(cluster: LocalCluster, s3_endpoint: S3Endpoint, tmp_path: Path) -> Iterator[Path]:
+def operators(
+    cluster: LocalCluster, s3_endpoint: S3Endpoint, tmp_path: Path
+) -> Iterator[Callable[[], OperatorProcess]]:
+    """start() runs one `bodypose-operator` process; every one started is stopped at the end."""
     install_crd(cluster.api_client())
-    log = tmp_path / "operator.log"
+    started: list[OperatorProcess] = []
     env = {
         **os.environ,
         "KUBECONFIG": str(cluster.kubeconfig),
@@ -37,22 +63,29 @@ def operator(cluster: LocalCluster, s3_endpoint: S3Endpoint, tmp_path: Path) -> 
         "BODYPOSE_EXTRA_POD_LABELS": "bodypose.dev/executor=local",
         "BODYPOSE_EXPORTER_IMAGE": "local/bodypose-exporter:test",
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "bodypose-operator"),
-             f"--liveness=http://127.0.0.1:{free_port()}/healthz",
-             f"--metrics-port={free_port()}"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+
+    def start() -> OperatorProcess:
+        log = tmp_path / f"operator-{len(started)}.log"
+        metrics_port, liveness_port = free_port(), free_port()
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "bodypose-operator"),
+                 f"--liveness=http://127.0.0.1:{liveness_port}/healthz",
+                 f"--metrics-port={metrics_port}"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started.append(OperatorProcess(proc, log, metrics_port, liveness_port))
+        return started[-1]
+
     try:
-        yield log
+        yield start
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for op in started:
+            op.stop()
+
+
+def logs(*ops: OperatorProcess) -> str:
+    return "\n".join(op.log.read_text()[-3000:] for op in ops)
 
 
 def kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> str:
@@ -77,7 +110,9 @@ def resource(name: str, bucket: str) -> dict[str, Any]:
                 "keySecretRef": {"name": "bpnet-key", "key": "key"},
             },
             "input": {"height": 224, "width": 320},
-            "precision": "fp16",
+            "precision": "int8",
+            "calibration": {"imagesUri": f"s3://{bucket}/calibration/images",
+                            "batches": 2, "batchSize": 2},
             "engine": {"maxBatchSize": 2},
             "targets": [
                 {"name": "a100", "nodeSelector": {"bodypose.dev/pool": "a100"},
@@ -95,16 +130,31 @@ def resource(name: str, bucket: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def test_apply_wait_ready_and_reapply_makes_no_job(
+def wait_ready(cluster: LocalCluster, namespace: str, name: str, *ops: OperatorProcess) -> None:
+    try:
+        kubectl(cluster, "wait", "-n", namespace, "--for=condition=Ready", f"bpe/{name}",
+                "--timeout=600s")  # fmt: skip
+    except AssertionError:
+        status = kubectl(cluster, "get", "bpe", name, "-n", namespace, "-o", "yaml")
+        raise AssertionError(f"not Ready:\n{status}\n{logs(*ops)}") from None
+
+
+def jobs_of(cluster: LocalCluster, namespace: str) -> list[Any]:
+    return list(client.BatchV1Api(cluster.api_client()).list_namespaced_job(namespace).items)
+
+
+def test_int8_three_pools_through_an_operator_restart_then_reuse(
     cluster: LocalCluster,
     namespace: str,
     s3_endpoint: S3Endpoint,
     s3_bucket: str,
     sample_dir: Path,
-    operator: Path,
+    operators: Callable[[], OperatorProcess],
 ) -> None:
     s3 = s3_endpoint.client()
     s3.upload_file(str(sample_dir / "bpnet_sample.tlt"), s3_bucket, "models/bpnet.tlt")
+    for image in sorted((sample_dir / "images").iterdir()):
+        s3.upload_file(str(image), s3_bucket, f"calibration/images/{image.name}")
     core = client.CoreV1Api(cluster.api_client())
     core.create_namespaced_secret(namespace, {"metadata": {"name": "bpnet-key"},
                                               "stringData": {"key": SAMPLE_KEY}})  # fmt: skip
@@ -115,51 +165,98 @@ def test_apply_wait_ready_and_reapply_makes_no_job(
                        "AWS_ENDPOINT_URL": s3_endpoint.url,
                        "AWS_DEFAULT_REGION": s3_endpoint.region},
     })  # fmt: skip
+
+    first = operators()
     manifest = yaml.safe_dump(resource("demo", s3_bucket))
     kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=manifest)
     started = time.monotonic()
-    try:
-        kubectl(cluster, "wait", "-n", namespace, "--for=condition=Ready", "bpe/demo",
-                "--timeout=600s")  # fmt: skip
-    except AssertionError:
-        status = kubectl(cluster, "get", "bpe", "demo", "-n", namespace, "-o", "yaml")
-        raise AssertionError(f"not Ready:\n{status}\n{operator.read_text()[-4000:]}") from None
+    # Restart safety: kill the operator (SIGKILL) as soon as it has created the
+    # export Job, while that Job runs; a new operator must neither make a second
+    # Job nor lose the Job's result.
+    deadline = time.monotonic() + 120
+    while not jobs_of(cluster, namespace):
+        assert time.monotonic() < deadline, f"no export Job:\n{logs(first)}"
+        time.sleep(0.5)
+    first.stop(kill=True)
+    second = operators()
+    wait_ready(cluster, namespace, "demo", first, second)
     from tests.conftest import FIGURES
 
-    FIGURES.append(f"operator e2e fp16, 3 targets: Ready after {time.monotonic() - started:.0f}s")
+    FIGURES.append(
+        f"operator e2e int8, 3 targets, operator killed and restarted mid-export: Ready after "
+        f"{time.monotonic() - started:.0f}s"
+    )
 
     bpe = yaml.safe_load(kubectl(cluster, "get", "bpe", "demo", "-n", namespace, "-o", "yaml"))
     status = bpe["status"]
     assert status["phase"] == "Ready" and status["readyTargets"] == "3/3"
     assert status["observedGeneration"] == bpe["metadata"]["generation"]
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "True"
-    prefix = f"s3://{s3_bucket}/artifacts/{namespace}/demo/{status['contentKey']}"
-    assert status["artifacts"]["etlt"]["uri"] == f"{prefix}/bpnet_model.etlt"
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    conditions = {c["type"]: c for c in status["conditions"]}
+    for kind in ("Ready", "Exported", "Calibrated", "Built"):
+        assert conditions[kind]["status"] == "True", conditions[kind]
+    assert conditions["Calibrated"]["message"].startswith(
+        "cal.bin from 4 images in 2 batches (entropy); QDQ vs FP32 on 4 held-back images"
+    )
     base = f"artifacts/{namespace}/demo/{status['contentKey']}"
-    assert {f"{base}/bpnet_model.etlt", f"{base}/bpnet_model.onnx", f"{base}/manifest.json"} <= keys
+    prefix = f"s3://{s3_bucket}/{base}"
+    artifacts = status["artifacts"]
+    assert artifacts["etlt"]["uri"] == f"{prefix}/bpnet_model.etlt"
+    assert artifacts["calibrationCache"]["uri"] == f"{prefix}/cal.bin"
+    assert artifacts["qdqModel"]["uri"] == f"{prefix}/bpnet_model.qdq.onnx"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    shared = {"bpnet_model.etlt", "bpnet_model.onnx", "cal.bin", "bpnet_model.qdq.onnx",
+              "manifest.json"}  # fmt: skip
+    assert {f"{base}/{name}" for name in shared} <= keys
+    cal_bin = s3.get_object(Bucket=s3_bucket, Key=f"{base}/cal.bin")["Body"].read()
+    assert cal_bin.startswith(b"TRT-") and b"input_1:0: " in cal_bin
     for target in status["targets"]:
         assert target["phase"] == "Ready"
+        assert target["engineUri"].endswith(".int8.engine")
         engine_key = target["engineUri"][len(f"s3://{s3_bucket}/") :]
         assert engine_key in keys and f"{base}/targets/{target['name']}/manifest.json" in keys
-        assert target["verification"]["cosine"] > 0.999
+        assert target["verification"]["cosine"] > 0.99
 
-    # The Jobs ran on their own pools, with the key only as a secretKeyRef.
+    # The Jobs ran on their own pools, once each, with the key only as a secretKeyRef.
     pods = core.list_namespaced_pod(namespace).items
     pools = {
         p.metadata.labels.get("bodypose.dev/target", "export"): p.spec.node_name.rsplit("-", 1)[0]
         for p in pods
     }
     assert pools["a100"] == "a100" and pools["t4"] == "t4" and pools["cpu"] == "cpu"
-    jobs = client.BatchV1Api(cluster.api_client()).list_namespaced_job(namespace).items
-    assert len(jobs) == 4
+    jobs = jobs_of(cluster, namespace)
+    assert sorted(j.metadata.labels.get("bodypose.dev/target", "export") for j in jobs) == [
+        "a100", "cpu", "export", "t4"
+    ]  # fmt: skip
     for job in jobs:
         assert SAMPLE_KEY not in str(job.to_dict())
+
+    # What happened is in the events, and the restarted operator's metrics say Ready.
+    events = core.list_namespaced_event(
+        namespace, field_selector="involvedObject.kind=BodyPoseExport,involvedObject.name=demo"
+    ).items
+    reasons = {e.reason for e in events}
+    assert {"ExportStarted", "Exported", "BuildStarted", "Built", "Ready"} <= reasons, reasons
+    body = urllib.request.urlopen(f"http://127.0.0.1:{second.metrics_port}/metrics").read()
+    assert b'bodypose_exports{phase="Ready"} 1.0' in body
+    assert b"bodypose_reconciles_total" in body
+    with urllib.request.urlopen(f"http://127.0.0.1:{second.liveness_port}/healthz") as health:
+        assert health.status == 200
 
     # Re-applying the same spec creates no Job; the status stays Ready.
     kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=manifest)
     time.sleep(6)
-    assert len(client.BatchV1Api(cluster.api_client()).list_namespaced_job(namespace).items) == 4
+    assert len(jobs_of(cluster, namespace)) == 4
     table = kubectl(cluster, "get", "bpe", "-n", namespace)
     assert "224x320" in table and "3/3" in table and "Ready" in table
+
+    # A second resource with the same content is Ready without any new Job.
+    kubectl(cluster, "apply", "-n", namespace, "-f", "-",
+            stdin=yaml.safe_dump(resource("copy", s3_bucket)))  # fmt: skip
+    wait_ready(cluster, namespace, "copy", second)
+    assert len(jobs_of(cluster, namespace)) == 4
+    copy = yaml.safe_load(kubectl(cluster, "get", "bpe", "copy", "-n", namespace, "-o", "yaml"))
+    assert copy["status"]["artifacts"]["calibrationCache"]["uri"] == f"{prefix}/cal.bin"
+    copy_events = core.list_namespaced_event(
+        namespace, field_selector="involvedObject.kind=BodyPoseExport,involvedObject.name=copy"
+    ).items
+    assert "Reused" in {e.reason for e in copy_events}

@@ -130,3 +130,17 @@ def test_chart_ships_the_generated_crd() -> None:
     assert chart_crd.read_text() == render(), (
         "the chart's CRD differs from the models: run `make crds`"
     )
+
+
+def test_the_example_resources_are_valid() -> None:
+    """examples/ is what users copy into GitOps repositories: it must stay valid."""
+    import yaml
+
+    from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+
+    examples = sorted((ROOT / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        doc = yaml.safe_load(path.read_text().replace("BUCKET", "bodypose-demo"))
+        spec = BodyPoseExportSpec.model_validate(doc["spec"])
+        assert spec.precision == "int8" and spec.calibration is not None
