@@ -302,3 +302,39 @@ def test_build_job_of_a_reusing_resource_reads_the_shared_artifacts() -> None:
     assert flags["--onnx"] == "s3://bkt/out/ml/demo/k/bpnet_model.onnx"
     assert flags["--reference"] == "s3://bkt/out/ml/demo/k/reference.npz"
     assert flags["--engine_file"].startswith("s3://bkt/out/ml/copy/k/targets/a100/")
+
+
+def test_unreachable_s3_endpoint_is_a_pending_condition(
+    bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    out = reconcile(body(bucket), RecordedCluster(), Settings())  # type: ignore[arg-type]
+    assert out.status["phase"] == "Pending"
+    ready = cond(out.status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "S3Unreachable")
+    assert f"cannot reach the S3 endpoint for s3://{bucket}/models/m.tlt" in ready["message"]
+
+
+def test_failed_build_job_fails_its_target_with_the_jobs_reason(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    cluster, settings = RecordedCluster(), Settings()
+    first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    message = "int8 heatmapCosine 0.91 is below its gate 0.98 (--min_cosine)"
+    cluster.fail(cluster.job("build", "a100"), {"ok": False, "reason": "VerificationFailed",
+                                                 "message": message})  # fmt: skip
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    a100 = next(t for t in out.status["targets"] if t["name"] == "a100")
+    assert a100["phase"] == "Failed" and message in a100["message"]
+    assert out.status["phase"] == "Failed"
+    assert (cond(out.status, "Built")["status"], cond(out.status, "Built")["reason"]) == (
+        "False",
+        "VerificationFailed",
+    )
+    assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
