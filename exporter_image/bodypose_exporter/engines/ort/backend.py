@@ -12,12 +12,13 @@ fusions, QDQ -> QLinear fusions for int8) stays valid on any CPU with the
 same ONNX Runtime; the runner opens the artifact at the default level (ALL),
 so the layout work is redone, cheaply, on the machine that runs it.
 
-Precisions: fp32 optimizes the FP32 graph; int8 optimizes the QDQ model
-(calibration's explicitly quantized ONNX, with our ranges; made here from
-cal.bin with calibration's `write_qdq_model` when only the cache is given,
-so the same cal.bin drives both backends), which ONNX
-Runtime fuses into QLinearConv/QLinearMatMul kernels (VNNI/AMX where the CPU
-has them); fp16 builds the FP32 graph and says so (`effectivePrecision` in
+Precisions: fp32 optimizes the FP32 graph; int8 optimizes a QDQ model made
+here from cal.bin (so the same cal.bin drives both backends) in the ONNX
+Runtime flavour of calibration's `write_qdq_model` (uint8 activations, Relu
+outputs [0, amax]: ONNX Runtime then fuses every Conv+Relu into QLinearConv,
+VNNI/AMX where the CPU has them; faster and closer to FP32 than the
+TensorRT-flavoured published QDQ model, which is used only when no cal.bin is
+given); fp16 builds the FP32 graph and says so (`effectivePrecision` in
 the details, a log line): ONNX Runtime's CPU provider has no FP16
 convolution kernels on x86, and a resource's precision applies to all its
 targets, so a CPU target of an fp16 resource gets the nearest thing it can
@@ -80,9 +81,9 @@ class OnnxRuntimeBackend:
             )
         if request.precision != "int8":
             return request.onnx_path
-        if request.qdq_model is not None:
-            return request.qdq_model
         cache = request.calibration_cache
+        if (cache is None or not cache.exists()) and request.qdq_model is not None:
+            return request.qdq_model
         if cache is None or not cache.exists():
             raise UserError(
                 "--engine_backend onnxruntime with --data_type int8 needs the QDQ model that "
@@ -92,7 +93,9 @@ class OnnxRuntimeBackend:
         from bodypose_exporter.calibration.qdq import write_qdq_model
 
         qdq = work / "qdq.onnx"
-        write_qdq_model(request.onnx_path, calibration_cache.read(cache).amax(), qdq)
+        write_qdq_model(
+            request.onnx_path, calibration_cache.read(cache).amax(), qdq, flavour="onnxruntime"
+        )
         return qdq
 
     def build(self, request: BuildRequest) -> BuiltEngine:
@@ -122,7 +125,11 @@ class OnnxRuntimeBackend:
         details = {
             "source": "fp32"
             if request.precision != "int8"
-            else ("qdq" if request.qdq_model is not None else "calibration-cache"),
+            else (
+                "calibration-cache"
+                if request.calibration_cache is not None and request.calibration_cache.exists()
+                else "qdq"
+            ),
             "effectivePrecision": "int8" if request.precision == "int8" else "fp32",
             "optimizationLevel": "ORT_ENABLE_EXTENDED",
             "optimizeSeconds": round(seconds, 3),
