@@ -70,10 +70,9 @@ def _run(body: kopf.Body, patch: kopf.Patch, logger: Log) -> None:
         for stage, seconds in outcome.durations:
             metrics.STAGE_SECONDS.labels(stage).observe(seconds)
         for type_, reason, message in outcome.events:
-            if type_ == "Warning":
-                kopf.warn(body, reason=reason, message=message)
-            else:
-                kopf.info(body, reason=reason, message=message)
+            # kopf.event, not kopf.info: posting.level (WARNING, to keep kopf's own
+            # handler chatter out of the events) would drop our Normal events too.
+            kopf.event(body, type=type_, reason=reason, message=message)
             logger.info("%s: %s", reason, message)
 
 
