@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +21,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.conftest import SAMPLE_KEY, S3Endpoint, free_port
+from tests.conftest import SAMPLE_KEY, S3Endpoint
 from tests.infra.controlplane import LocalCluster
 from tests.infra.crd import install_crd
-
-
-@dataclass
-class OperatorProcess:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    metrics_port: int
-    liveness_port: int
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc.poll() is not None:
-            return
-        if kill:  # what a node failure or OOM kill does: no chance to clean up
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+from tests.infra.operator_process import OperatorProcess, start_operator
 
 
 @pytest.fixture
@@ -56,25 +34,10 @@ def operators(
     """start() runs one `bodypose-operator` process; every one started is stopped at the end."""
     install_crd(cluster.api_client())
     started: list[OperatorProcess] = []
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "BODYPOSE_RESYNC_SECONDS": "2",
-        "BODYPOSE_EXTRA_POD_LABELS": "bodypose.dev/executor=local",
-        "BODYPOSE_EXPORTER_IMAGE": "local/bodypose-exporter:test",
-    }
 
     def start() -> OperatorProcess:
         log = tmp_path / f"operator-{len(started)}.log"
-        metrics_port, liveness_port = free_port(), free_port()
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "bodypose-operator"),
-                 f"--liveness=http://127.0.0.1:{liveness_port}/healthz",
-                 f"--metrics-port={metrics_port}"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        started.append(OperatorProcess(proc, log, metrics_port, liveness_port))
+        started.append(start_operator(cluster.kubeconfig, log))
         return started[-1]
 
     try:

@@ -18,9 +18,7 @@ pool gets. Lives beside the control plane it drives, which is test tooling.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,8 +27,8 @@ import yaml
 
 from tests.infra.controlplane import LocalCluster, ensure_binaries
 from tests.infra.crd import install_crd
-from tests.infra.host import free_port
 from tests.infra.minio import start_minio
+from tests.infra.operator_process import OperatorProcess, start_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bodyposeexport-int8.yaml"
@@ -79,7 +77,7 @@ def run(state: Path, timeout: float) -> int:
     state.mkdir(parents=True)
     _say("starting the control plane (pools a100, t4: fake GPUs; cpu) and MinIO")
     cluster = LocalCluster(state / "cluster", bins).start()
-    operator: subprocess.Popen[bytes] | None = None
+    operator: OperatorProcess | None = None
     try:
         with start_minio(bins["minio"], state / "minio") as s3:
             _say(f"MinIO at {s3.url}; writing the sample model and 16 images to s3://{BUCKET}")
@@ -102,22 +100,8 @@ def run(state: Path, timeout: float) -> int:
                 NAMESPACE,
                 {"metadata": {"name": "s3-credentials"}, "stringData": s3.environment()},
             )
-            env = {
-                **os.environ,
-                **s3.environment(),
-                "KUBECONFIG": str(cluster.kubeconfig),
-                "BODYPOSE_RESYNC_SECONDS": "2",
-                "BODYPOSE_EXTRA_POD_LABELS": "bodypose.dev/executor=local",
-                "BODYPOSE_EXPORTER_IMAGE": "local/bodypose-exporter:demo",
-            }
             log = state / "operator.log"
-            with log.open("wb") as out:
-                operator = subprocess.Popen(
-                    [str(Path(sys.executable).parent / "bodypose-operator"),
-                     f"--liveness=http://127.0.0.1:{free_port()}/healthz",
-                     f"--metrics-port={free_port()}"],
-                    env=env, stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+            operator = start_operator(cluster.kubeconfig, log, s3.environment())
             _say(f"operator running (log: {log})")
 
             resource = yaml.safe_load(EXAMPLE.read_text().replace("BUCKET", BUCKET))
@@ -149,8 +133,7 @@ def run(state: Path, timeout: float) -> int:
             return 0 if phase == "Ready" else 1
     finally:
         if operator is not None:
-            operator.terminate()
-            operator.wait(timeout=20)
+            operator.stop()
         cluster.stop()
 
 

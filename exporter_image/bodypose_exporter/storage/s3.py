@@ -7,6 +7,8 @@ whether the far side is AWS, MinIO or a test server.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,20 +97,30 @@ def delete(uri: S3Uri) -> None:
     client().delete_object(Bucket=uri.bucket, Key=uri.key)
 
 
-def exists(uri: S3Uri) -> bool:
-    """Whether the object exists; other failures (no endpoint, no access) are errors."""
+@contextmanager
+def _reading(uri: S3Uri, verb: str = "read") -> Iterator[None]:
+    """S3 failures while reading `uri` as the UserError a user can act on."""
     try:
-        client().head_object(Bucket=uri.bucket, Key=uri.key)
+        yield
     except ClientError as exc:
-        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return False
         if _error_code(exc) == "NoSuchBucket":
             raise NotFoundError(f"{uri}: bucket {uri.bucket!r} does not exist") from exc
-        raise UserError(f"cannot read {uri}: {exc}") from exc
+        raise UserError(f"cannot {verb} {uri}: {exc}") from exc
     except EndpointConnectionError as exc:
         raise UserError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
     except BotoCoreError as exc:
-        raise UserError(f"cannot read {uri}: {exc}") from exc
+        raise UserError(f"cannot {verb} {uri}: {exc}") from exc
+
+
+def exists(uri: S3Uri) -> bool:
+    """Whether the object exists; other failures (no endpoint, no access) are errors."""
+    with _reading(uri):
+        try:
+            client().head_object(Bucket=uri.bucket, Key=uri.key)
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
     return True
 
 
@@ -116,16 +128,8 @@ def list_directory(uri: S3Uri) -> list[str]:
     """Names of the objects directly under the prefix `uri` (one level, like a directory)."""
     prefix = uri.key if uri.key.endswith("/") or not uri.key else f"{uri.key}/"
     names: list[str] = []
-    try:
+    with _reading(uri, "list"):
         pages = client().get_paginator("list_objects_v2")
         for page in pages.paginate(Bucket=uri.bucket, Prefix=prefix, Delimiter="/"):
             names += [obj["Key"][len(prefix) :] for obj in page.get("Contents", [])]
-    except ClientError as exc:
-        if _error_code(exc) == "NoSuchBucket":
-            raise NotFoundError(f"{uri}: bucket {uri.bucket!r} does not exist") from exc
-        raise UserError(f"cannot list {uri}: {exc}") from exc
-    except EndpointConnectionError as exc:
-        raise UserError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise UserError(f"cannot list {uri}: {exc}") from exc
     return [name for name in names if name]

@@ -1,0 +1,61 @@
+"""`bodypose-operator` as its own process against the local cluster (e2e tests, `make demo`).
+
+Runs the installed console script from this virtualenv, exactly as the chart's
+Deployment runs it, with what the local cluster needs: Job pods labelled for
+the test executor, a short resync, and liveness and metrics on free loopback
+ports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.infra.host import free_port
+
+
+@dataclass
+class OperatorProcess:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    metrics_port: int
+    liveness_port: int
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (SIGKILL with `kill`: what an OOM kill or a node failure does)."""
+        if self.proc.poll() is not None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_operator(
+    kubeconfig: Path, log: Path, extra_env: dict[str, str] | None = None
+) -> OperatorProcess:
+    env = {
+        **os.environ,
+        **(extra_env or {}),
+        "KUBECONFIG": str(kubeconfig),
+        "BODYPOSE_RESYNC_SECONDS": "2",
+        "BODYPOSE_EXTRA_POD_LABELS": "bodypose.dev/executor=local",
+        "BODYPOSE_EXPORTER_IMAGE": "local/bodypose-exporter:test",
+    }
+    metrics_port, liveness_port = free_port(), free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bodypose-operator"),
+             f"--liveness=http://127.0.0.1:{liveness_port}/healthz",
+             f"--metrics-port={metrics_port}"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return OperatorProcess(proc, log, metrics_port, liveness_port)
