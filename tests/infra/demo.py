@@ -18,6 +18,7 @@ pool gets. Lives beside the control plane it drives, which is test tooling.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -53,10 +54,10 @@ def _follow(cluster: LocalCluster, name: str, timeout: float) -> str:
         )
         status = obj.get("status") or {}
         ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
-        line = (
-            f"{status.get('phase', 'Pending')}: {ready.get('message', 'waiting for the operator')}"
-            f" ({status.get('readyTargets', '0/?')} targets ready)"
-        )
+        message = ready.get("message", "waiting for the operator")
+        line = f"{status.get('phase', 'Pending')}: {message}"
+        if "targets ready" not in message:
+            line += f" ({status.get('readyTargets', '0/?')} targets ready)"
         if line != last:
             _say(line)
             last = line
@@ -69,6 +70,7 @@ def _follow(cluster: LocalCluster, name: str, timeout: float) -> str:
 def run(state: Path, timeout: float) -> int:
     from kubernetes import client
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the sample model's TensorFlow chatter
     from bodypose_exporter.sample import write_sample_images, write_sample_model
 
     started = time.monotonic()
@@ -82,6 +84,7 @@ def run(state: Path, timeout: float) -> int:
         with start_minio(bins["minio"], state / "minio") as s3:
             _say(f"MinIO at {s3.url}; writing the sample model and 16 images to s3://{BUCKET}")
             sample = state / "sample"
+            sample.mkdir()
             write_sample_model(sample / "bpnet.tlt", KEY)
             images = write_sample_images(sample / "images", 16)
             s3c = s3.client()
