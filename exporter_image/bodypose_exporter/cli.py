@@ -182,33 +182,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _calibration_request(args: argparse.Namespace) -> CalibrationRequest | None:
     """The int8 flags; given without `--data_type int8` they are refused, never ignored."""
-    flags = {
-        "--force_ptq": args.force_ptq,
-        "--cal_image_dir": args.cal_image_dir,
-        "--cal_data_file": args.cal_data_file,
-        "--cal_cache_file": args.cal_cache_file,
-        "--batches": args.batches,
-        "--batch_size": args.batch_size,
+    flags = {  # flag: (CalibrationRequest field, value)
+        "--force_ptq": ("force_ptq", args.force_ptq),
+        "--cal_image_dir": ("image_dir", args.cal_image_dir),
+        "--cal_data_file": ("data_file", args.cal_data_file),
+        "--cal_cache_file": ("cache_file", args.cal_cache_file),
+        "--batches": ("batches", args.batches),
+        "--batch_size": ("batch_size", args.batch_size),
     }
+    given = {flag: field for flag, field in flags.items() if field[1] is not None}
     if args.data_type != "int8":
-        given = [flag for flag, value in flags.items() if value is not None]
         if given:
             raise UserError(
                 f"{', '.join(given)}: only used with --data_type int8 (INT8 calibration); "
                 f"this run is {args.data_type}"
             )
         return None
-    from bodypose_exporter.stages.calibrate import DEFAULT_CACHE_FILE, CalibrationRequest
+    from bodypose_exporter.stages.calibrate import CalibrationRequest
 
-    return CalibrationRequest(
-        cache_file=args.cal_cache_file or DEFAULT_CACHE_FILE,
-        image_dir=args.cal_image_dir,
-        data_file=args.cal_data_file,
-        batches=args.batches if args.batches is not None else 10,
-        batch_size=args.batch_size if args.batch_size is not None else 1,
-        force_ptq=bool(args.force_ptq),
-        method=args.cal_method,
-    )
+    # Flags left out take CalibrationRequest's defaults (TAO's).
+    return CalibrationRequest(method=args.cal_method, **dict(given.values()))
 
 
 def _validate(args: argparse.Namespace) -> None:

@@ -141,7 +141,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     assert building.status["phase"] == "Building"
     assert building.status["artifacts"]["etlt"]["sha256"] == "ab"
     assert "Exported" in [r for _, r, _ in building.events]
-    assert building.durations == [("export", 0.0)]
+    assert [stage for stage, _ in building.durations] == ["export"]
     assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
         None,
         "a100",
@@ -160,7 +160,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     assert ready.status["readyTargets"] == "2/2"
     built = [m for _, r, m in ready.events if r == "Built"]
     assert built[0] == "target a100: engine verified and published in 12s"
-    assert [d for d in ready.durations if d[0] == "build"] == [("build", 12.5), ("build", 12.5)]
+    assert [stage for stage, _ in ready.durations].count("build") == 2
     assert cond(ready.status, "Ready")["status"] == "True"
     a100 = ready.status["targets"][0]
     assert (a100["engineUri"], a100["gpuName"], a100["buildSeconds"]) == (

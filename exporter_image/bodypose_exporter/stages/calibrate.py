@@ -71,6 +71,8 @@ class Plan:
 
     cache_exists: bool
     data_file_exists: bool
+    #: The image names under an s3:// --cal_image_dir, listed once by preflight.
+    s3_images: tuple[str, ...] = ()
 
 
 def _exists(location: str) -> bool:
@@ -99,27 +101,26 @@ def preflight(request: CalibrationRequest, input_hw: tuple[int, int]) -> Plan:
             "--data_type int8 needs calibration data: --cal_image_dir, an existing "
             "--cal_data_file, or an existing --cal_cache_file"
         )
+    s3_images: tuple[str, ...] = ()
     if s3.is_s3(request.image_dir):
         names = s3.list_directory(s3.S3Uri.parse(request.image_dir))
-        images = [n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
-        found, ignored = len(images), len(names) - len(images)
+        s3_images = tuple(n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        found, ignored = len(s3_images), len(names) - len(s3_images)
     else:
         listing = list_images(Path(request.image_dir).expanduser())
         found, ignored = len(listing.images), len(listing.ignored)
     refuse_too_few(request.image_dir, found, ignored, request.batches, request.batch_size)
-    return Plan(cache_exists=False, data_file_exists=False)
+    return Plan(cache_exists=False, data_file_exists=False, s3_images=s3_images)
 
 
-def _download_images(prefix: str, dst: Path) -> Path:
-    """The images under an s3:// prefix, into `dst` under their own names (same order as local)."""
+def _download_images(prefix: str, names: tuple[str, ...], dst: Path) -> Path:
+    """`names` under an s3:// prefix, into `dst` under their own names (same order as local)."""
     uri = s3.S3Uri.parse(prefix)
-    names = [n for n in s3.list_directory(uri) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
     dst.mkdir(parents=True, exist_ok=True)
-    base = uri.key if uri.key.endswith("/") or not uri.key else f"{uri.key}/"
     log.info("downloading %d calibration images from %s", len(names), prefix)
 
     def fetch(name: str) -> None:
-        s3.download(s3.S3Uri(uri.bucket, base + name), dst / name)
+        s3.download(uri.child(name), dst / name)
 
     with ThreadPoolExecutor(_DOWNLOAD_THREADS) as pool:
         list(pool.map(fetch, names))
@@ -165,7 +166,7 @@ def calibrate(
     image_dir: Path | None = None
     if request.image_dir is not None and not plan.cache_exists:
         image_dir = (
-            _download_images(request.image_dir, cal_work / "images")
+            _download_images(request.image_dir, plan.s3_images, cal_work / "images")
             if s3.is_s3(request.image_dir)
             else Path(request.image_dir).expanduser()
         )
@@ -204,13 +205,14 @@ def calibrate(
         staged.append(("calibration-ranges", RANGES_NAME))
 
     details = result.as_dict()
+    # Local work paths mean nothing to a reader: name what the user named, and
+    # leave the published files to the manifest's artifacts.
+    del details["qdqModel"], details["rangesFile"]
     details.update(
         {
             "cacheFile": request.cache_file,
             "tensorfile": request.data_file if result.tensorfile is not None else None,
             "imageDir": request.image_dir,
-            "qdqModel": None,  # named in the artifacts instead
-            "rangesFile": None,
             "forcePtq": request.force_ptq,
         }
     )

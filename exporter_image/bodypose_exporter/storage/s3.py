@@ -37,6 +37,14 @@ class S3Uri:
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    def prefix(self) -> str:
+        """The key as a 'directory' prefix: empty, or ending in '/'."""
+        return self.key if self.key.endswith("/") or not self.key else f"{self.key}/"
+
+    def child(self, name: str) -> S3Uri:
+        """The object `name` inside this URI taken as a 'directory'."""
+        return S3Uri(self.bucket, self.prefix() + name)
+
     def sibling(self, name: str) -> S3Uri:
         """The object `name` in the same 'directory' as this one."""
         prefix = self.key.rpartition("/")[0]
@@ -58,18 +66,27 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def download(uri: S3Uri, dst: Path) -> None:
-    """Fetch one object; a missing bucket or key is a NotFoundError naming the URI."""
+@contextmanager
+def _reading(uri: S3Uri, verb: str = "read") -> Iterator[None]:
+    """S3 failures while reading `uri` as the UserError a user can act on."""
     try:
-        client().download_file(uri.bucket, uri.key, str(dst))
+        yield
     except ClientError as exc:
-        if _error_code(exc) in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+        if _error_code(exc) == "NoSuchBucket":
+            raise NotFoundError(f"{uri}: bucket {uri.bucket!r} does not exist") from exc
+        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise NotFoundError(f"{uri} does not exist") from exc
-        raise UserError(f"cannot read {uri}: {exc}") from exc
+        raise UserError(f"cannot {verb} {uri}: {exc}") from exc
     except EndpointConnectionError as exc:
         raise UserError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
     except BotoCoreError as exc:
-        raise UserError(f"cannot read {uri}: {exc}") from exc
+        raise UserError(f"cannot {verb} {uri}: {exc}") from exc
+
+
+def download(uri: S3Uri, dst: Path) -> None:
+    """Fetch one object; a missing bucket or key is a NotFoundError naming the URI."""
+    with _reading(uri):
+        client().download_file(uri.bucket, uri.key, str(dst))
 
 
 def upload(src: Path, uri: S3Uri) -> None:
@@ -97,21 +114,6 @@ def delete(uri: S3Uri) -> None:
     client().delete_object(Bucket=uri.bucket, Key=uri.key)
 
 
-@contextmanager
-def _reading(uri: S3Uri, verb: str = "read") -> Iterator[None]:
-    """S3 failures while reading `uri` as the UserError a user can act on."""
-    try:
-        yield
-    except ClientError as exc:
-        if _error_code(exc) == "NoSuchBucket":
-            raise NotFoundError(f"{uri}: bucket {uri.bucket!r} does not exist") from exc
-        raise UserError(f"cannot {verb} {uri}: {exc}") from exc
-    except EndpointConnectionError as exc:
-        raise UserError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise UserError(f"cannot {verb} {uri}: {exc}") from exc
-
-
 def exists(uri: S3Uri) -> bool:
     """Whether the object exists; other failures (no endpoint, no access) are errors."""
     with _reading(uri):
@@ -126,7 +128,7 @@ def exists(uri: S3Uri) -> bool:
 
 def list_directory(uri: S3Uri) -> list[str]:
     """Names of the objects directly under the prefix `uri` (one level, like a directory)."""
-    prefix = uri.key if uri.key.endswith("/") or not uri.key else f"{uri.key}/"
+    prefix = uri.prefix()
     names: list[str] = []
     with _reading(uri, "list"):
         pages = client().get_paginator("list_objects_v2")

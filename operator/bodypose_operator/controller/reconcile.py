@@ -196,14 +196,19 @@ def _seconds(manifest: dict[str, Any]) -> float:
 
 
 def _stage_manifest(
-    own_uri: str, index: str, may_reuse: bool
+    own_uri: str, index: str, may_reuse: bool, known_complete: bool
 ) -> tuple[str, dict[str, Any] | None, bool]:
     """A stage's manifest URI, the manifest (None while incomplete) and whether it is reused:
     this resource's own, else (no Job of ours running) one the content index names,
-    made by another resource with the same content."""
+    made by another resource with the same content.
+
+    The index entry is written when this resource first sees its own manifest
+    (`known_complete`: the previous status already had it), not on every resync.
+    """
     own = artifacts.read_manifest(own_uri)
     if own is not None:
-        artifacts.record(index, own_uri)
+        if not known_complete:
+            artifacts.record(index, own_uri)
         return own_uri, own, False
     if may_reuse:
         found = artifacts.reusable(index)
@@ -278,11 +283,16 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
         return None
 
     export_job = find("export")
+    same_content = old.get("contentKey") == key
+    was_exported = any(
+        c.get("type") == EXPORTED and c.get("status") == "True" for c in old.get("conditions", [])
+    )
     try:
         export_uri, export_manifest, reused = _stage_manifest(
             f"{prefix}/manifest.json",
             artifacts.index_uri(spec.output.uri, key, "export"),
             export_job is None,
+            same_content and was_exported,
         )
     except artifacts.S3Unreachable as exc:
         return finish("Pending", False, "S3Unreachable", str(exc))
@@ -317,9 +327,6 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
             else export.message,
             generation,
         )
-    was_exported = any(
-        c.get("type") == EXPORTED and c.get("status") == "True" for c in old.get("conditions", [])
-    )
     if export_manifest is not None and not was_exported and not reused:
         seconds = _seconds(export_manifest)
         durations.append(("export", seconds))
@@ -359,6 +366,7 @@ def reconcile(body: dict[str, Any], cluster: ClusterView, settings: Settings) ->
                 f"{prefix}/targets/{target.name}/manifest.json",
                 artifacts.index_uri(spec.output.uri, key, f"pool-{pool_identity(target)}"),
                 job is None,
+                same_content and old_targets.get(target.name) == "Ready",
             )
         except artifacts.S3Unreachable as exc:
             return finish("Pending", False, "S3Unreachable", str(exc))

@@ -70,6 +70,12 @@ class OrtRunner:
         del self.session
 
 
+def _usable_cache(request: BuildRequest) -> Path | None:
+    """cal.bin when given and present: int8 is then built from it (see the module docstring)."""
+    cache = request.calibration_cache
+    return cache if cache is not None and cache.exists() else None
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
@@ -81,10 +87,10 @@ class OnnxRuntimeBackend:
             )
         if request.precision != "int8":
             return request.onnx_path
-        cache = request.calibration_cache
-        if (cache is None or not cache.exists()) and request.qdq_model is not None:
+        cache = _usable_cache(request)
+        if cache is None and request.qdq_model is not None:
             return request.qdq_model
-        if cache is None or not cache.exists():
+        if cache is None:
             raise UserError(
                 "--engine_backend onnxruntime with --data_type int8 needs the QDQ model that "
                 "INT8 calibration writes (--qdq_model) or its cal.bin (--cal_cache_file)"
@@ -125,11 +131,7 @@ class OnnxRuntimeBackend:
         details = {
             "source": "fp32"
             if request.precision != "int8"
-            else (
-                "calibration-cache"
-                if request.calibration_cache is not None and request.calibration_cache.exists()
-                else "qdq"
-            ),
+            else ("calibration-cache" if _usable_cache(request) is not None else "qdq"),
             "effectivePrecision": "int8" if request.precision == "int8" else "fp32",
             "optimizationLevel": "ORT_ENABLE_EXTENDED",
             "optimizeSeconds": round(seconds, 3),
