@@ -28,7 +28,7 @@ env: $(VENV)/.installed
 # The whole flow: local control plane with GPU pools, MinIO, the operator, an
 # int8 BodyPoseExport (examples/), Ready, then `kubectl get bpe` and the artifacts.
 demo: env cluster-binaries
-	$(PY) -m tests.infra.demo --state-dir $(DEMO_DIR)
+	$(PY) -m devcluster.demo --state-dir $(DEMO_DIR)
 
 # The exporter alone, no cluster: a sample model exported at 320x448, int8.
 demo-export: env
@@ -44,7 +44,7 @@ lint: env
 	$(VENV)/bin/ruff format --check .
 
 typecheck: env
-	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator
+	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster
 
 unit: env cluster-binaries
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -19,10 +19,10 @@ cluster-binaries:
 # executor and MinIO; writes $(CLUSTER_STATE)/env.sh (KUBECONFIG, PATH with
 # kubectl and helm, AWS_* for MinIO) to source. Runs until cluster-down.
 cluster-up: env cluster-binaries
-	$(PY) -m tests.infra.controlplane up --state-dir $(CLUSTER_STATE)
+	$(PY) -m devcluster.controlplane up --state-dir $(CLUSTER_STATE)
 
 cluster-status: env
-	$(PY) -m tests.infra.controlplane status --state-dir $(CLUSTER_STATE)
+	$(PY) -m devcluster.controlplane status --state-dir $(CLUSTER_STATE)
 
 cluster-down: env
-	$(PY) -m tests.infra.controlplane down --state-dir $(CLUSTER_STATE)
+	$(PY) -m devcluster.controlplane down --state-dir $(CLUSTER_STATE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.executor import expand
+from devcluster.executor import expand
 
 
 @pytest.mark.parametrize(

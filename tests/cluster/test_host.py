@@ -11,7 +11,7 @@ import psutil
 
 PARENT = """
 import subprocess, sys, time
-from tests.infra.host import die_with_parent
+from devcluster.host import die_with_parent
 child = subprocess.Popen(die_with_parent([sys.executable, "-c", "import time; time.sleep(120)"]),
                          start_new_session=True)
 print(child.pid, flush=True)

@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.infra.controlplane import LocalCluster
-from tests.infra.minio import S3Server
+from devcluster.controlplane import LocalCluster
+from devcluster.minio import S3Server
 
 T = TypeVar("T")
 RESTRICTED = {
@@ -456,7 +456,7 @@ def test_cluster_up_status_down(cluster_binaries: dict[str, Path], tmp_path: Pat
     """What `make cluster-up` / `make cluster-down` run: a cluster and MinIO that
     outlive the command, an env.sh to source, and nothing left running after down."""
     state = tmp_path / "state"
-    run = [sys.executable, "-m", "tests.infra.controlplane"]
+    run = [sys.executable, "-m", "devcluster.controlplane"]
     repo = Path(__file__).resolve().parents[2]
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:

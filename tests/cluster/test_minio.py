@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.infra.minio import S3Server
+from devcluster.minio import S3Server
 
 
 def test_boto3_round_trip(minio_endpoint: S3Server) -> None:

@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.infra.controlplane import LocalCluster
-from tests.infra.crd import install_crd
+from devcluster.controlplane import LocalCluster
+from devcluster.crd import install_crd
 
 GOOD: dict[str, Any] = {
     "apiVersion": "bodypose.dev/v1alpha1",

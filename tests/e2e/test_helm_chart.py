@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra.controlplane import LocalCluster
+from devcluster.controlplane import LocalCluster
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "bodypose-operator"
 

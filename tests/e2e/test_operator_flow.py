@@ -21,10 +21,10 @@ import pytest
 import yaml
 from kubernetes import client
 
+from devcluster.controlplane import LocalCluster
+from devcluster.crd import install_crd
+from devcluster.operator_process import OperatorProcess, start_operator
 from tests.conftest import SAMPLE_KEY, S3Endpoint
-from tests.infra.controlplane import LocalCluster
-from tests.infra.crd import install_crd
-from tests.infra.operator_process import OperatorProcess, start_operator
 
 
 @pytest.fixture

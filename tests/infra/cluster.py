@@ -4,7 +4,7 @@ Registered for the whole suite by `pytest_plugins = ["tests.infra.cluster"]` in
 tests/conftest.py.
 
     cluster_binaries  session   dict[str, Path]: etcd, kube-*, kubectl, kwok, helm
-    cluster           session   LocalCluster (tests/infra/controlplane.py), started
+    cluster           session   LocalCluster (devcluster/controlplane.py), started
     namespace         function  str: a fresh namespace enforcing the restricted
                                 Pod Security Standard, deleted afterwards
     kubectl           session   Path of the built kubectl
@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra.controlplane import LocalCluster, ensure_binaries
-from tests.infra.minio import S3Server, start_minio
+from devcluster.controlplane import LocalCluster, ensure_binaries
+from devcluster.minio import S3Server, start_minio
 
 
 def _build(config: pytest.Config, components: tuple[str, ...] = ()) -> dict[str, Path]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "bodyposeexports.bodypose.dev.yaml"
+CRD_FILE = Path(__file__).resolve().parents[1] / "crds" / "bodyposeexports.bodypose.dev.yaml"
 
 
 def install_crd(api_client: Any, timeout: float = 30) -> None:

@@ -1,9 +1,9 @@
 """`make demo`: the whole flow on this machine, from nothing to engines in S3.
 
-    python -m tests.infra.demo [--state-dir .demo] [--timeout 1200]
+    python -m devcluster.demo [--state-dir .demo] [--timeout 1200]
 
 Starts the local control plane (GPU pools a100 and t4, a cpu pool, the pod
-executor; tests/infra/controlplane.py) and MinIO, writes the sample model and
+executor; devcluster/controlplane.py) and MinIO, writes the sample model and
 calibration images to a bucket, installs the CRD, runs `bodypose-operator`,
 applies `examples/bodyposeexport-int8.yaml`, follows the resource to Ready
 (printing each phase change), then prints `kubectl get bpe`, where each Job
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import yaml
 
-from tests.infra.controlplane import LocalCluster, ensure_binaries
-from tests.infra.crd import install_crd
-from tests.infra.minio import start_minio
-from tests.infra.operator_process import OperatorProcess, start_operator
+from devcluster.controlplane import LocalCluster, ensure_binaries
+from devcluster.crd import install_crd
+from devcluster.minio import start_minio
+from devcluster.operator_process import OperatorProcess, start_operator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "bodyposeexport-int8.yaml"
 BUCKET = "bodypose-demo"
 NAMESPACE = "demo"
@@ -142,7 +142,7 @@ def run(state: Path, timeout: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m tests.infra.demo",
+        prog="python -m devcluster.demo",
         description="The whole bodypose-export flow on a local control plane with MinIO.",
     )
     p.add_argument("--state-dir", type=Path, default=Path(".demo"), help="working directory")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.infra.host import die_with_parent, free_port
+from devcluster.host import die_with_parent, free_port
 
 
 @dataclass(frozen=True)

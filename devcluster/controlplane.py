@@ -2,12 +2,12 @@
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from
 their Go modules (`hack/cluster/build.sh`), kwok playing the kubelet of fake
-GPU and CPU nodes (`tests/infra/nodes.py`), and the test executor that runs
-labelled pods as local processes (`tests/infra/executor.py`). All are child
+GPU and CPU nodes (`devcluster/nodes.py`), and the test executor that runs
+labelled pods as local processes (`devcluster/executor.py`). All are child
 processes bound to 127.0.0.1 on free ports, configured as kubeadm configures a
 single control-plane node, less what needs real kubelets:
 
-- certificates made locally (`tests/infra/pki.py`); every component
+- certificates made locally (`devcluster/pki.py`); every component
   authenticates with its own client certificate, and the controller manager
   runs each controller under its own service account
   (`--use-service-account-credentials`), so RBAC is what a real cluster enforces;
@@ -21,9 +21,9 @@ single control-plane node, less what needs real kubelets:
   `hack/cluster/kwok-stages.yaml`; its node IP and pod CIDR are on loopback, so
   nothing ever tries to reach a private address.
 
-    python -m tests.infra.controlplane up [--state-dir .cluster]   # make cluster-up
-    python -m tests.infra.controlplane status [--state-dir .cluster]
-    python -m tests.infra.controlplane down [--state-dir .cluster] # make cluster-down
+    python -m devcluster.controlplane up [--state-dir .cluster]   # make cluster-up
+    python -m devcluster.controlplane status [--state-dir .cluster]
+    python -m devcluster.controlplane down [--state-dir .cluster] # make cluster-down
 
 Followed: the command-line references of kube-apiserver, kube-controller-manager
 and kube-scheduler (kubernetes.io/docs/reference/command-line-tools-reference/),
@@ -55,12 +55,12 @@ from typing import IO, Any
 
 import yaml
 
-from tests.infra.host import die_with_parent, free_port
-from tests.infra.minio import minio_command, wait_ready
-from tests.infra.nodes import create_pools
-from tests.infra.pki import make_pki
+from devcluster.host import die_with_parent, free_port
+from devcluster.minio import minio_command, wait_ready
+from devcluster.nodes import create_pools
+from devcluster.pki import make_pki
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "hack" / "cluster" / "build.sh"
 KWOK_STAGES = REPO / "hack" / "cluster" / "kwok-stages.yaml"
 EXECUTOR = Path(__file__).resolve().parent / "executor.py"
@@ -497,7 +497,7 @@ def _down(state_dir: Path, grace: float = 10) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.infra.controlplane")
+    parser = argparse.ArgumentParser(prog="python -m devcluster.controlplane")
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, default=Path(".cluster"))
     args = parser.parse_args(argv)

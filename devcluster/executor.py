@@ -51,7 +51,7 @@ How a pod's filesystem maps onto this machine (decided here, relied on by tests)
   service-account tokens.
 
 kwok's pod stages skip these pods (hack/cluster/kwok-stages.yaml), except the
-one that completes a deletion. Run it as `python -m tests.infra.executor
+one that completes a deletion. Run it as `python -m devcluster.executor
 --kubeconfig FILE --work-dir DIR` (the local control plane starts it).
 """
 
@@ -561,7 +561,7 @@ def _message(message_file: Path, output: Path, code: int, policy: str | None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.infra.executor", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devcluster.executor", description=__doc__)
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--work-dir", required=True, type=Path, help="pods' volumes live here")
     parser.add_argument("--log-dir", type=Path, help="container output (default: WORK_DIR/logs)")

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.infra.host import free_port
+from devcluster.host import free_port
 
 
 @dataclass
