@@ -5,21 +5,54 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from bodypose_operator import __version__
+
+EXPORTER_IMAGE = f"bodypose-export/exporter:{__version__}"
+EXPORTER_GPU_IMAGE = f"bodypose-export/exporter-gpu:{__version__}"
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c')."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
 
 @dataclass(frozen=True)
 class Settings:
-    exporter_image: str = "bodypose-export/exporter:0.1.0"
+    # The CPU exporter image: `onnxruntime` targets, and export Jobs unless export_image is set.
+    exporter_image: str = EXPORTER_IMAGE
+    # The GPU exporter image (on NVIDIA's TensorRT container): `tensorrt` targets.
+    exporter_gpu_image: str = EXPORTER_GPU_IMAGE
+    # The export Jobs' image, e.g. one built on TAO's deploy container (NVIDIA's .etlt
+    # codec); None: exporter_image.
+    export_image: str | None = None
     image_pull_policy: str = "IfNotPresent"
+    # The GPU image's own pull policy; None: image_pull_policy.
+    gpu_image_pull_policy: str | None = None
+    # Secrets (in each resource's namespace) the Jobs' pods pull their images with.
+    image_pull_secrets: tuple[str, ...] = ()
     active_deadline_seconds: int = 6 * 3600
     backoff_limit: int = 1
     ttl_seconds_after_finished: int | None = None
     scratch_size_limit: str = "20Gi"
     job_service_account: str | None = None
-    # A build pod unschedulable this long fails its target (no matching nodes).
+    # A Job pod unschedulable, or unable to pull its image, this long fails its stage.
     pending_deadline_seconds: int = 600
     resync_seconds: float = 10.0
     # Extra pod labels, e.g. the test executor's selector.
     extra_pod_labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def export_job_image(self) -> str:
+        return self.export_image or self.exporter_image
+
+    def build_image(self, backend: str) -> str:
+        """The image of a target's build Job: the GPU one for TensorRT, else the CPU one."""
+        return self.exporter_gpu_image if backend == "tensorrt" else self.exporter_image
+
+    def pull_policy(self, image: str) -> str:
+        if image == self.exporter_gpu_image and self.gpu_image_pull_policy:
+            return self.gpu_image_pull_policy
+        return self.image_pull_policy
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -32,8 +65,12 @@ class Settings:
             if k.strip() and v
         )
         return cls(
-            exporter_image=e.get("BODYPOSE_EXPORTER_IMAGE", cls.exporter_image),
-            image_pull_policy=e.get("BODYPOSE_IMAGE_PULL_POLICY", cls.image_pull_policy),
+            exporter_image=e.get("BODYPOSE_EXPORTER_IMAGE") or cls.exporter_image,
+            exporter_gpu_image=e.get("BODYPOSE_EXPORTER_GPU_IMAGE") or cls.exporter_gpu_image,
+            export_image=e.get("BODYPOSE_EXPORT_IMAGE") or None,
+            image_pull_policy=e.get("BODYPOSE_IMAGE_PULL_POLICY") or cls.image_pull_policy,
+            gpu_image_pull_policy=e.get("BODYPOSE_EXPORTER_GPU_IMAGE_PULL_POLICY") or None,
+            image_pull_secrets=_names(e.get("BODYPOSE_IMAGE_PULL_SECRETS", "")),
             active_deadline_seconds=int(
                 e.get("BODYPOSE_ACTIVE_DEADLINE_SECONDS", cls.active_deadline_seconds)
             ),

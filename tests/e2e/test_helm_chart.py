@@ -41,6 +41,15 @@ def test_chart_lints_clean(helm: Path) -> None:
     assert "0 chart(s) failed" in done.stdout
 
 
+def operator_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    return dict(deployment["spec"]["template"]["spec"])
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
 def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
     docs = rendered(helm, "--set", "s3CredentialsSecret=operator-s3")
     kinds = {d["kind"] for d in docs}
@@ -49,13 +58,104 @@ def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
     granted = {r for rule in role["rules"] for r in rule["resources"]}
     assert "secrets" not in granted and "jobs" in granted
     deployment = next(d for d in docs if d["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    container = pod["containers"][0]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert deployment["spec"]["replicas"] == 1
+    pod = operator_pod(docs)
+    # What the restricted Pod Security Standard requires, and a fixed non-root identity.
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    # The read-only root filesystem: /tmp is an emptyDir.
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+    # The image's ENTRYPOINT (bodypose-operator) runs; the chart passes only arguments.
+    assert "command" not in container
+    assert container["args"] == [
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=9090",
+    ]
     assert container["envFrom"] == [{"secretRef": {"name": "operator-s3"}}]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "imagePullSecrets" not in pod
+
+
+def test_template_names_the_three_images_with_the_app_version(helm: Path) -> None:
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    (container,) = operator_pod(rendered(helm))["containers"]
+    assert container["image"] == f"bodypose-export/operator:{app_version}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    env = env_of(container)
+    assert env["BODYPOSE_EXPORTER_IMAGE"] == f"bodypose-export/exporter:{app_version}"
+    assert env["BODYPOSE_EXPORTER_GPU_IMAGE"] == f"bodypose-export/exporter-gpu:{app_version}"
+    assert env["BODYPOSE_EXPORT_IMAGE"] == ""  # the operator then uses the exporter image
+    assert env["BODYPOSE_IMAGE_PULL_POLICY"] == "IfNotPresent"
+    assert env["BODYPOSE_IMAGE_PULL_SECRETS"] == ""
+
+
+def test_template_with_a_registry_tags_and_pull_secrets(helm: Path) -> None:
+    tao = "registry.example.com:5000/ml/bpnet-tao-deploy:5.5.0"
+    docs = rendered(
+        helm,
+        "--set", "imageRegistry=registry.example.com:5000/ml",
+        "--set", "image.tag=0.2.0-rc1",
+        "--set", "exporterGpu.image.tag=0.2.0-trt10",
+        "--set", "exporterGpu.image.pullPolicy=Always",
+        "--set", f"exportJobImage={tao}",
+        "--set", "imagePullSecrets={regcred,ngc}",
+    )  # fmt: skip
+    pod = operator_pod(docs)
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example.com:5000/ml/bodypose-export/operator:0.2.0-rc1"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "ngc"}]
+    env = env_of(container)
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert env["BODYPOSE_EXPORTER_IMAGE"] == (
+        f"registry.example.com:5000/ml/bodypose-export/exporter:{app_version}"
+    )
+    assert env["BODYPOSE_EXPORTER_GPU_IMAGE"] == (
+        "registry.example.com:5000/ml/bodypose-export/exporter-gpu:0.2.0-trt10"
+    )
+    assert env["BODYPOSE_EXPORTER_GPU_IMAGE_PULL_POLICY"] == "Always"
+    assert env["BODYPOSE_EXPORT_IMAGE"] == tao  # a full reference, used as is
+    assert env["BODYPOSE_IMAGE_PULL_SECRETS"] == "regcred,ngc"
+
+
+def test_template_ports_and_pod_labels(helm: Path) -> None:
+    docs = rendered(
+        helm,
+        "--set", "health.port=8081",
+        "--set", "metrics.port=9191",
+        "--set", "podLabels.team=vision",
+        "--set", "podLabels.app\\.kubernetes\\.io/name=not-the-selector",
+    )  # fmt: skip
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["team"] == "vision"
+    assert labels["app.kubernetes.io/name"] == "bodypose-operator"  # the selector wins
+    (container,) = operator_pod(docs)["containers"]
+    assert container["args"][:2] == [
+        "--liveness=http://0.0.0.0:8081/healthz",
+        "--metrics-port=9191",
+    ]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "health": 8081,
+        "metrics": 9191,
+    }
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert service["spec"]["ports"][0]["port"] == 9191
+
+
+def test_health_and_metrics_ports_must_differ(helm: Path) -> None:
+    done = helm_run(helm, "template", "demo", str(CHART), "--set", "metrics.port=8080")
+    assert done.returncode != 0
+    assert "metrics.port and health.port must differ" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -63,7 +163,8 @@ def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
     [
         ("jobs.backoffLimit=-1", "at '/jobs/backoffLimit': minimum: got -1, want 0"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
-        ("replicas=2", "additional properties 'replicas' not allowed"),
+        ("replicas=2", "at '/replicas': value must be 1"),
+        ("exporterImage=x", "additional properties 'exporterImage' not allowed"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema(helm: Path, flag: str, message: str) -> None:
@@ -71,6 +172,23 @@ def test_bad_values_are_refused_by_the_schema(helm: Path, flag: str, message: st
     assert done.returncode != 0
     assert "values don't meet the specifications of the schema" in done.stderr
     assert message in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("imageRegistry", "https://registry.example.com"),  # a registry, not a URL
+        ("exporterGpu.image.repository", "Bodypose/GPU"),
+        ("exporter.image.tag", "0.1.0 rc"),
+        ("exportJobImage", "nvcr.io/nvidia/tao/tao-toolkit:"),
+        ("imagePullSecrets[0]", "Reg_Cred"),
+    ],
+)
+def test_malformed_image_values_are_refused_by_the_schema(helm: Path, key: str, value: str) -> None:
+    done = helm_run(helm, "template", "demo", str(CHART), "--set", f"{key}={value}")
+    assert done.returncode != 0
+    pointer = "/" + key.replace(".", "/").replace("[0]", "/0")
+    assert f"at '{pointer}': '{value}' does not match pattern" in done.stderr
 
 
 def test_install_creates_the_crd_and_an_operator_that_cannot_read_secrets(

@@ -11,7 +11,12 @@ from pydantic import ValidationError
 
 from bodypose_operator.api.crd import render
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
-from bodypose_operator.builders.jobs import KEY_ENV, build_export_job, target_resources
+from bodypose_operator.builders.jobs import (
+    KEY_ENV,
+    build_export_job,
+    build_target_job,
+    target_resources,
+)
 from bodypose_operator.builders.naming import content_key, job_name
 from bodypose_operator.settings import Settings
 
@@ -123,6 +128,82 @@ def test_export_job_keeps_the_key_out_of_the_spec_and_runs_restricted() -> None:
     labels = job["metadata"]["labels"]
     assert labels["bodypose.dev/export"] == "demo" and labels["bodypose.dev/generation"] == "3"
     assert "nvidia.com/gpu" not in json.dumps(container["resources"])
+
+
+def _jobs(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The export Job and one build Job per backend, by name: export, gpu, cpu."""
+    raw = spec_dict(targets=[{"name": "gpu"}, {"name": "cpu", "backend": "onnxruntime"}])
+    spec, body = BodyPoseExportSpec.model_validate(raw), resource(raw)
+    jobs = {"export": build_export_job(body, spec, "0123456789abcdef", settings)}
+    for target in spec.targets:
+        jobs[target.name] = build_target_job(body, spec, target, "0123456789abcdef", settings)
+    return jobs
+
+
+def _image(job: dict[str, Any]) -> str:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return str(container["image"])
+
+
+def test_each_job_runs_the_image_of_its_backend() -> None:
+    jobs = _jobs(Settings())
+    assert {name: _image(job) for name, job in jobs.items()} == {
+        "export": "bodypose-export/exporter:0.1.0",
+        "gpu": "bodypose-export/exporter-gpu:0.1.0",
+        "cpu": "bodypose-export/exporter:0.1.0",
+    }
+    for job in jobs.values():
+        pod = job["spec"]["template"]["spec"]
+        assert pod["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+        assert "imagePullSecrets" not in pod
+
+
+def test_images_pull_policy_and_pull_secrets_come_from_the_environment() -> None:
+    settings = Settings.from_env({
+        "BODYPOSE_EXPORTER_IMAGE": "registry.example/bpe/exporter:1.2",
+        "BODYPOSE_EXPORTER_GPU_IMAGE": "registry.example/bpe/exporter-gpu:1.2",
+        "BODYPOSE_EXPORT_IMAGE": "registry.example/bpe/tao-deploy-exporter:5.5",
+        "BODYPOSE_IMAGE_PULL_POLICY": "Always",
+        "BODYPOSE_EXPORTER_GPU_IMAGE_PULL_POLICY": "IfNotPresent",
+        "BODYPOSE_IMAGE_PULL_SECRETS": "regcred, ngc ,,",
+    })  # fmt: skip
+    jobs = _jobs(settings)
+    assert {name: _image(job) for name, job in jobs.items()} == {
+        "export": "registry.example/bpe/tao-deploy-exporter:5.5",
+        "gpu": "registry.example/bpe/exporter-gpu:1.2",
+        "cpu": "registry.example/bpe/exporter:1.2",
+    }
+    policies = {
+        name: job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"]
+        for name, job in jobs.items()
+    }
+    assert policies == {"export": "Always", "gpu": "IfNotPresent", "cpu": "Always"}
+    for job in jobs.values():
+        pod = job["spec"]["template"]["spec"]
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "ngc"}]
+
+
+def test_export_image_defaults_to_the_cpu_exporter_image() -> None:
+    settings = Settings.from_env({
+        "BODYPOSE_EXPORTER_IMAGE": "r/exporter:2", "BODYPOSE_EXPORT_IMAGE": "",
+    })  # fmt: skip
+    assert _image(_jobs(settings)["export"]) == "r/exporter:2"
+    assert Settings.from_env({}) == Settings()
+
+
+def test_jobs_write_only_to_their_scratch_and_tmp_volumes() -> None:
+    for job in _jobs(Settings(scratch_size_limit="5Gi")).values():
+        pod = job["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["volumeMounts"] == [
+            {"name": "scratch", "mountPath": "/scratch"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ]
+        assert pod["volumes"] == [
+            {"name": "scratch", "emptyDir": {"sizeLimit": "5Gi"}},
+            {"name": "tmp", "emptyDir": {}},
+        ]
 
 
 def test_chart_ships_the_generated_crd() -> None:

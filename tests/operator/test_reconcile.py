@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client import (
+    V1Container,
     V1ContainerState,
     V1ContainerStateTerminated,
     V1ContainerStateWaiting,
@@ -23,10 +24,12 @@ from kubernetes.client import (
     V1ObjectMeta,
     V1Pod,
     V1PodCondition,
+    V1PodSpec,
     V1PodStatus,
 )
 
 from bodypose_operator.builders.naming import LABEL_STAGE, LABEL_TARGET
+from bodypose_operator.controller import pods
 from bodypose_operator.controller.reconcile import reconcile
 from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
@@ -338,3 +341,147 @@ def test_failed_build_job_fails_its_target_with_the_jobs_reason(
         "VerificationFailed",
     )
     assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
+
+
+GPU_IMAGE = "bodypose-export/exporter-gpu:0.1.0"
+NOT_FOUND = (
+    "failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+    'runc create failed: unable to start container process: exec: "bpnet-build": '
+    "executable file not found in $PATH: unknown"
+)
+
+
+def _pod_running(image: str, state: V1ContainerState, age: float = 0) -> V1Pod:
+    """A pod as the API server has it: the spec's image, and the container's state."""
+    created = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
+    return V1Pod(
+        metadata=V1ObjectMeta(creation_timestamp=created),
+        spec=V1PodSpec(containers=[V1Container(name="build", image=image)]),
+        status=V1PodStatus(
+            container_statuses=[
+                V1ContainerStatus(
+                    name="build", image=image, image_id="", ready=False, restart_count=0,
+                    state=state,
+                )
+            ],
+        ),
+    )  # fmt: skip
+
+
+def _exported(bucket: str, s3_endpoint: S3Endpoint, settings: Settings) -> RecordedCluster:
+    """A cluster past the export stage, with the build Jobs created."""
+    cluster = RecordedCluster()
+    first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    return cluster
+
+
+def test_image_pull_failure_is_reported_then_fails_the_target_after_the_deadline(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    settings = Settings(pending_deadline_seconds=60)
+    cluster = _exported(bucket, s3_endpoint, settings)
+    job = cluster.job("build", "a100")
+    kubelet = f'Back-off pulling image "{GPU_IMAGE}"'
+    cluster.pods[job.metadata.name] = [
+        _pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
+            reason="ImagePullBackOff", message=kubelet)))
+    ]  # fmt: skip
+    expected = f"target a100: image {GPU_IMAGE} cannot be pulled (ImagePullBackOff): {kubelet}"
+
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    a100 = out.status["targets"][0]
+    assert (a100["phase"], a100["message"]) == ("Building", expected)
+    assert out.status["phase"] == "Building"
+
+    # The kubelet retries for ever; the operator gives up at the pending deadline.
+    job.metadata.creation_timestamp -= dt.timedelta(seconds=61)
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    a100 = out.status["targets"][0]
+    assert (a100["phase"], a100["message"]) == ("Failed", expected)
+    assert out.status["phase"] == "Failed"
+    ready = cond(out.status, "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "ImagePullBackOff",
+        expected,
+    )
+    assert cond(out.status, "Built")["reason"] == "ImagePullBackOff"
+
+
+def test_export_image_that_cannot_be_pulled_keeps_the_export_in_progress(bucket: str) -> None:
+    image = "registry.example/bpe/tao-deploy-exporter:5.5"
+    cluster, settings = RecordedCluster(), Settings(export_image=image)
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    kubelet = (
+        f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": '
+        "pull access denied, repository does not exist or may require authorization: "
+        "authorization failed: no basic auth credentials"
+    )
+    cluster.pods[cluster.job("export").metadata.name] = [
+        _pod_running(image, V1ContainerState(waiting=V1ContainerStateWaiting(
+            reason="ErrImagePull", message=kubelet)))
+    ]  # fmt: skip
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    expected = f"export: image {image} cannot be pulled (ErrImagePull): {kubelet}"
+    assert out.status["phase"] == "Exporting"
+    exported = cond(out.status, "Exported")
+    assert (exported["status"], exported["reason"], exported["message"]) == (
+        "Unknown",
+        "ErrImagePull",
+        expected,
+    )
+    assert cond(out.status, "Ready")["message"] == expected
+
+
+def test_container_that_cannot_start_fails_its_target_at_once(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    cluster, settings = _exported(bucket, s3_endpoint, Settings()), Settings()
+    job = cluster.job("build", "a100")
+    cluster.pods[job.metadata.name] = [
+        _pod_running(GPU_IMAGE, V1ContainerState(terminated=V1ContainerStateTerminated(
+            reason="StartError", exit_code=128, message=NOT_FOUND)), age=5)
+    ]  # fmt: skip
+    expected = (
+        f"target a100: the container of image {GPU_IMAGE} could not start (exit code 128): "
+        + NOT_FOUND
+    )
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    a100 = out.status["targets"][0]
+    assert (a100["phase"], a100["message"]) == ("Failed", expected)
+    ready = cond(out.status, "Ready")
+    assert (ready["reason"], ready["message"]) == ("ContainerCannotRun", expected)
+
+    # The Job's retry pod, still starting, does not make the target look healthy again.
+    cluster.pods[job.metadata.name].append(
+        _pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
+            reason="ContainerCreating")))
+    )  # fmt: skip
+    again = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert again.status["targets"][0]["message"] == expected
+
+
+@pytest.mark.parametrize(
+    ("reason", "exit_code", "message", "cannot_start"),
+    [
+        ("StartError", 128, NOT_FOUND, True),
+        ("ContainerCannotRun", 127, 'exec: "bpnet-export": not found', True),
+        ("Error", 127, "/bin/sh: bpnet-build: not found", True),
+        ("Error", 1, "Traceback (most recent call last): ...", False),
+        ("Error", 128, json.dumps({"ok": False, "reason": "WrongKey"}), False),
+    ],
+)
+def test_which_terminations_are_containers_that_could_not_start(
+    reason: str, exit_code: int, message: str, cannot_start: bool
+) -> None:
+    state = V1ContainerState(
+        terminated=V1ContainerStateTerminated(reason=reason, exit_code=exit_code, message=message)
+    )
+    found = pods.report([_pod_running(GPU_IMAGE, state)]).start_failure
+    if cannot_start:
+        assert found == pods.StartFailure(GPU_IMAGE, exit_code, message)
+    else:
+        assert found is None

@@ -4,7 +4,11 @@ Pure functions: resource in, manifest dict out, so they are tested without a
 cluster. Every pod runs with the restricted Pod Security Standard
 (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted):
 non-root, no privilege escalation, all capabilities dropped, RuntimeDefault
-seccomp, and a read-only root filesystem with an emptyDir scratch volume.
+seccomp, and a read-only root filesystem with two emptyDir volumes, /scratch (the
+working directory, HOME and TMPDIR) and /tmp (for libraries that ignore TMPDIR).
+Images: export Jobs run `settings.export_job_image` (the CPU exporter image, or
+one built on TAO's deploy container); build Jobs run the GPU exporter image for
+`tensorrt` targets and the CPU one for `onnxruntime` targets.
 The model key reaches the export pod only as a `secretKeyRef` environment
 variable (BODYPOSE_MODEL_KEY, which `bpnet-export` reads when `-k` is absent):
 it never appears in args, so never in the Job spec.
@@ -26,6 +30,7 @@ from bodypose_operator.builders.naming import (
 from bodypose_operator.settings import Settings
 
 SCRATCH = "/scratch"
+TMP = "/tmp"  # an emptyDir of its own, as /scratch
 TERMINATION_LOG = "/dev/termination-log"
 KEY_ENV = "BODYPOSE_MODEL_KEY"
 ETLT_NAME = "bpnet_model.etlt"
@@ -70,19 +75,23 @@ def _base_job(
     settings: Settings,
     name: str,
     labels: dict[str, str],
+    image: str,
     container: dict[str, Any],
     pod_extra: dict[str, Any],
 ) -> dict[str, Any]:
     meta = resource["metadata"]
     pod_labels = {**labels, **dict(settings.extra_pod_labels)}
     container = {
-        "image": settings.exporter_image,
-        "imagePullPolicy": settings.image_pull_policy,
+        "image": image,
+        "imagePullPolicy": settings.pull_policy(image),
         "workingDir": SCRATCH,
         "securityContext": _security_context(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
+        "volumeMounts": [
+            {"name": "scratch", "mountPath": SCRATCH},
+            {"name": "tmp", "mountPath": TMP},
+        ],
         **container,
     }
     container["env"] = [
@@ -101,9 +110,14 @@ def _base_job(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}}],
+        "volumes": [
+            {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
         **pod_extra,
     }
+    if settings.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in settings.image_pull_secrets]
     if settings.job_service_account:
         pod_spec["serviceAccountName"] = settings.job_service_account
     pod_spec["automountServiceAccountToken"] = False
@@ -204,6 +218,7 @@ def build_export_job(
         settings,
         job_name(meta["name"], "export", key),
         _labels(resource, "export", key),
+        settings.export_job_image,
         container,
         {},
     )
@@ -289,6 +304,7 @@ def build_target_job(
         settings,
         job_name(meta["name"], "build", key, target.name),
         _labels(resource, "build", key, target.name),
+        settings.build_image(target.backend),
         container,
         pod_extra,
     )

@@ -3,6 +3,13 @@
 The exporter writes a short JSON result to its termination message
 (`bodypose_exporter.result`); Kubernetes copies it into
 `status.containerStatuses[].state.terminated.message`.
+
+Two ways a container never gets to run our program, each reported with the
+image it concerns: its image cannot be pulled (the container waits with
+ErrImagePull or ImagePullBackOff, and the kubelet retries), or the runtime
+cannot start it (terminated with StartError or ContainerCannotRun, exit code
+127 or 128, the runtime's text in place of our JSON result, e.g. `exec:
+"bpnet-build": executable file not found in $PATH`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,26 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+# Waiting reasons of a container whose image the kubelet cannot pull.
+PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"})
+# Terminated reasons (containerd/CRI-O, Docker) of a container the runtime could not start.
+START_FAILURES = frozenset({"StartError", "ContainerCannotRun"})
+START_FAILURE_EXIT_CODES = frozenset({127, 128})
+
+
+@dataclass(frozen=True)
+class ImagePullFailure:
+    image: str
+    reason: str  # ErrImagePull | ImagePullBackOff | ErrImageNeverPull
+    message: str  # the kubelet's
+
+
+@dataclass(frozen=True)
+class StartFailure:
+    image: str
+    exit_code: int
+    message: str  # the runtime's
 
 
 @dataclass(frozen=True)
@@ -21,6 +48,8 @@ class PodReport:
     waiting_message: str | None = None
     unschedulable_message: str | None = None
     exit_code: int | None = None
+    image_pull: ImagePullFailure | None = None  # the newest pod's
+    start_failure: StartFailure | None = None  # any pod's: a retry would fail the same way
 
 
 def _parse_message(text: str | None) -> dict[str, Any] | None:
@@ -34,13 +63,45 @@ def _parse_message(text: str | None) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+def _is_result(text: str) -> bool:
+    """Whether a termination message is our JSON result (not a runtime's or a log's text)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def _image(pod: Any, status: Any) -> str:
+    """The image the pod's spec names for a container (the status may hold a resolved one)."""
+    spec = getattr(pod, "spec", None)
+    for container in getattr(spec, "containers", None) or []:
+        if container.name == status.name and container.image:
+            return str(container.image)
+    return str(status.image or "?")
+
+
+def _start_failure(pod: Any) -> StartFailure | None:
+    for cs in pod.status.container_statuses or []:
+        term = cs.state.terminated if cs.state else None
+        if term is None:
+            continue
+        text = (term.message or "").strip()
+        if _is_result(text):
+            continue
+        if term.reason in START_FAILURES or term.exit_code in START_FAILURE_EXIT_CODES:
+            return StartFailure(_image(pod, cs), term.exit_code, text[-500:] or str(term.reason))
+    return None
+
+
 def report(pods: list[Any]) -> PodReport:
     """Summarise the newest pod of a Job (kubernetes client V1Pod objects)."""
     if not pods:
         return PodReport()
-    pod = max(pods, key=lambda p: p.metadata.creation_timestamp)
+    newest_first = sorted(pods, key=lambda p: p.metadata.creation_timestamp, reverse=True)
+    pod = newest_first[0]
     result = waiting_reason = waiting_message = unschedulable = None
     exit_code = None
+    image_pull = None
     for cs in pod.status.container_statuses or []:
         state = cs.state
         if state and state.terminated:
@@ -48,6 +109,10 @@ def report(pods: list[Any]) -> PodReport:
             exit_code = state.terminated.exit_code
         elif state and state.waiting and state.waiting.reason not in (None, "ContainerCreating"):
             waiting_reason, waiting_message = state.waiting.reason, state.waiting.message
+            if waiting_reason in PULL_FAILURES:
+                image_pull = ImagePullFailure(
+                    _image(pod, cs), waiting_reason, (waiting_message or "").strip()
+                )
     for cond in pod.status.conditions or []:
         if (
             cond.type == "PodScheduled"
@@ -55,4 +120,7 @@ def report(pods: list[Any]) -> PodReport:
             and cond.reason == "Unschedulable"
         ):
             unschedulable = cond.message
-    return PodReport(result, waiting_reason, waiting_message, unschedulable, exit_code)
+    start_failure = next(filter(None, map(_start_failure, newest_first)), None)
+    return PodReport(
+        result, waiting_reason, waiting_message, unschedulable, exit_code, image_pull, start_failure
+    )

@@ -97,19 +97,39 @@ def _observe_stage(
     name = job.metadata.name
     report = pods.report(cluster.pods_of(namespace, name))
     state = _job_state(job)
-    if state == "Failed":
-        result = report.result or {}
-        reason = str(result.get("reason") or "JobFailed")
-        message = str(result.get("message") or f"Job {name} failed")
-        return StageState("Failed", reason, f"{what}: {message}", name, None, result)
     if state == "Succeeded":
         # The manifest is written last; a succeeded Job without it lost its upload.
         return StageState(
             "Failed", "ManifestMissing", f"{what}: Job {name} succeeded but wrote no manifest", name
         )
+    if report.start_failure is not None:
+        # Fails at once: the Job's retry would run the same image the same way.
+        start = report.start_failure
+        return StageState(
+            "Failed",
+            "ContainerCannotRun",
+            f"{what}: the container of image {start.image} could not start "
+            f"(exit code {start.exit_code}): {start.message}",
+            name,
+        )
+    if state == "Failed":
+        result = report.result or {}
+        reason = str(result.get("reason") or "JobFailed")
+        message = str(result.get("message") or f"Job {name} failed")
+        return StageState("Failed", reason, f"{what}: {message}", name, None, result)
     if report.waiting_reason == "CreateContainerConfigError":
         detail = report.waiting_message or "container config error"
         return StageState("Failed", "ConfigError", f"{what}: {detail}", name)
+    if report.image_pull is not None:
+        # The kubelet keeps retrying (the image may yet be pushed); past the pending
+        # deadline the stage fails, so the resource does not wait forever.
+        pull = report.image_pull
+        message = f"{what}: image {pull.image} cannot be pulled ({pull.reason})"
+        if pull.message:
+            message += f": {pull.message}"
+        if _age_seconds(job.metadata.creation_timestamp) > settings.pending_deadline_seconds:
+            return StageState("Failed", "ImagePullBackOff", message, name)
+        return StageState("Running", pull.reason, message, name)
     if report.unschedulable_message is not None:
         if _age_seconds(job.metadata.creation_timestamp) > settings.pending_deadline_seconds:
             return StageState(
