@@ -56,6 +56,7 @@ from typing import IO, Any
 import yaml
 
 from devcluster.host import die_with_parent, free_port
+from devcluster.image_store import Image, ImageStore
 from devcluster.minio import minio_command, wait_ready
 from devcluster.nodes import create_pools
 from devcluster.pki import make_pki
@@ -63,7 +64,7 @@ from devcluster.pki import make_pki
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "hack" / "cluster" / "build.sh"
 KWOK_STAGES = REPO / "hack" / "cluster" / "kwok-stages.yaml"
-EXECUTOR = Path(__file__).resolve().parent / "executor.py"
+KWOK_POD_STAGES = REPO / "hack" / "cluster" / "kwok-pod-stages.yaml"
 SERVICE_CIDR = "10.96.0.0/16"
 # kwok gives its pods addresses from here: loopback, so that nothing that
 # follows a pod IP ever leaves the machine.
@@ -182,6 +183,16 @@ class LocalCluster:
     @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def images(self) -> ImageStore:
+        """The images this cluster's nodes have (`load_image` adds one)."""
+        return ImageStore(self.state_dir / "images.json")
+
+    def load_image(self, archive: Path, ref: str | None = None) -> Image:
+        """Make an OCI archive's image present on every node, as `kind load
+        image-archive` does: pods naming it start without a pull."""
+        return self.images.load(archive, ref)
 
     # ---- processes -------------------------------------------------------------------
     def _spawn(
@@ -337,10 +348,12 @@ class LocalCluster:
             "--bind-address", "127.0.0.1", "--secure-port", str(sched_port),
             "--leader-elect=false",
         ])  # fmt: skip
+        # With the executor, pods really run; without it kwok pretends they do.
+        stages = [KWOK_STAGES] if executor else [KWOK_STAGES, KWOK_POD_STAGES]
         self._spawn("kwok", [
             b["kwok"],
             "--kubeconfig", self.kubeconfig,
-            "--config", KWOK_STAGES,
+            *[arg for file in stages for arg in ("--config", file)],
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
             "--node-ip", "127.0.0.1", "--node-port", str(kwok_port),
@@ -350,9 +363,10 @@ class LocalCluster:
         ])  # fmt: skip
         if executor:
             self._spawn("pod-executor", [
-                sys.executable, EXECUTOR, "--kubeconfig", self.kubeconfig,
+                sys.executable, "-m", "devcluster.executor", "--kubeconfig", self.kubeconfig,
                 "--work-dir", self.state_dir / "pods", "--log-dir", self.logs / "pods",
-            ])  # fmt: skip
+                "--images", self.images.index,
+            ], env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
         if nodes:
             create_pools(self.api)
         self._wait_http(

@@ -24,7 +24,7 @@ def install_crd(api_client: Any, timeout: float = 30) -> None:
             raise
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        crd = ext.read_custom_resource_definition(manifest["metadata"]["name"])
+        crd: Any = ext.read_custom_resource_definition(manifest["metadata"]["name"])
         if any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
             return
         time.sleep(0.3)

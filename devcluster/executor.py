@@ -1,58 +1,52 @@
-"""TEST INFRASTRUCTURE ONLY: a stand-in kubelet that runs pods as local processes.
+"""The local cluster's kubelet for pods: runs each container inside its image.
 
-kwok plays the kubelet for the fake nodes, but it only pretends: its pods never
-run. For pods labelled `bodypose.dev/executor=local` that the real scheduler has
-bound to a node, this program does what a kubelet does, with local processes
-instead of containers, so the exporter really runs inside a Job:
+kwok plays the kubelet for the fake nodes' heartbeats, but it only pretends
+to run pods. For every pod the scheduler binds to a node, this program does
+what a kubelet with a container runtime does (kwok's pod stages are off while
+it runs, hack/cluster/kwok-stages.yaml):
 
-- resolves the container's environment the kubelet's way: `envFrom` first, then
-  `env` in order (literal `value`, `secretKeyRef`, `configMapKeyRef`, `fieldRef`
-  for the pod's name, namespace, uid, node, service account, labels and
-  annotations; `optional` refs may be missing), with `$(VAR)` references
-  expanded in env values, command and args (`$$` escapes);
+- finds the image the container names among the images loaded into this
+  cluster (devcluster/image_store.py); one that is not there waits with reason
+  `ErrImagePull`, then `ImagePullBackOff` with back-off, and starts as soon as
+  it is loaded (`imagePullPolicy: Never`: `ErrImageNeverPull`);
+- resolves the environment the kubelet's way: the image's `Env`, then the
+  service variables (KUBERNETES_SERVICE_HOST/PORT point at the API server on
+  loopback: the Service's virtual IP is routed nowhere here), then `envFrom`,
+  then `env` in order (literal `value`, `secretKeyRef`, `configMapKeyRef`,
+  `fieldRef`; `optional` refs may be missing), `$(VAR)` expanded in env values,
+  command and args (`$$` escapes);
+- argv, working directory and user from the pod and the image together
+  (devcluster/containers.py); `runAsNonRoot` refused for a root user;
+- volumes: `emptyDir` (world-writable, as the kubelet makes it), `secret`,
+  `configMap`, `projected` (service-account token from the TokenRequest API
+  bound to the pod, the cluster CA, the namespace: what the ServiceAccount
+  admission plugin injects as kube-api-access-*, so in-cluster clients talk to
+  the API server as the pod's ServiceAccount and RBAC applies) and
+  `downwardAPI`; each bound at its mountPath, `subPath` honoured;
 - a missing Secret, ConfigMap or key leaves the pod Pending with the container
-  waiting in `CreateContainerConfigError`, retried every two seconds, as a
-  kubelet does;
-- runs init containers in order, then the one main container, as
-  `command + args` (the image is not used: the process runs on this machine);
+  waiting in `CreateContainerConfigError`, retried every two seconds;
+- runs init containers in order, then the one main container, in their own
+  mount and PID namespaces, chrooted into an overlay of the image
+  (devcluster/container_init.py), with `readOnlyRootFilesystem` honoured;
 - posts the pod's status as a kubelet would: Running (conditions, start time,
-  host and pod IP, container state), then Succeeded or Failed with the exit
-  code (128+N for signal N), the termination message, restart count;
-  `restartPolicy: OnFailure` restarts a failed container with back-off;
-  `activeDeadlineSeconds` kills it (phase Failed, reason DeadlineExceeded);
-  deleting the pod kills it (SIGTERM, SIGKILL after the grace period).
-
-How a pod's filesystem maps onto this machine (decided here, relied on by tests):
-
-- every volume becomes a directory under the pod's work directory: `emptyDir`
-  empty, `secret` and `configMap` filled with their keys (or `items`), any other
-  kind empty (and logged);
-- every command/arg, env value and `workingDir` that equals a volumeMount's
-  `mountPath` or starts with `mountPath/` is rewritten to that directory, so
-  `--out /scratch/x` writes into the emptyDir; a container without workingDir
-  starts in the pod's work directory;
-- `terminationMessagePath` (default /dev/termination-log) becomes a file in the
-  pod's work directory; its path reaches the process in the environment
-  variable BODYPOSE_TERMINATION_LOG (always set, overriding the pod's value),
-  and args or env values equal to the original path are rewritten to it; the
-  message is read after exit (at most 4096 bytes) and, with
-  `terminationMessagePolicy: FallbackToLogsOnError` and a failed container
-  whose message is empty, the tail of its output is used instead (last 80 lines,
-  at most 2048 bytes: the kubelet's limits);
-- the process's environment starts from what an image would provide (PATH with
-  this Python's bin directory first, so `python` and `bpnet-export` are the
-  checkout's; locale; TLS CA bundle variables; OpenBLAS settings this machine
-  needs), then the pod's; HOME defaults to the pod's work directory;
+  host and pod IP, container state with the image's digest as `imageID`), then
+  Succeeded or Failed with the exit code (128+N for signal N), the termination
+  message (read from the file bound at `terminationMessagePath`, at most 4096
+  bytes; `FallbackToLogsOnError` takes the log tail: 80 lines, 2048 bytes),
+  restart count; a command the image lacks ends as `StartError`, exit 128, with
+  the runtime's message; `restartPolicy: OnFailure` restarts with back-off;
+  `activeDeadlineSeconds` kills (phase Failed, reason DeadlineExceeded);
+  deleting the pod kills it (SIGTERM, SIGKILL after the grace period);
 - stdout and stderr go to `<log dir>/<namespace>/<pod>/<container>.log`, kept
-  after the pod ends (`kubectl logs` does not reach them);
-- not emulated: images, users and security contexts (processes run as the
-  executor's user), resource limits, probes, sidecars, more than one main
-  container (such a pod is failed with reason ExecutorUnsupported), projected
-  service-account tokens.
+  after the pod ends (`kubectl logs` does not reach them).
 
-kwok's pod stages skip these pods (hack/cluster/kwok-stages.yaml), except the
-one that completes a deletion. Run it as `python -m devcluster.executor
---kubeconfig FILE --work-dir DIR` (the local control plane starts it).
+Not emulated: networking (pods share the machine's network, as with
+hostNetwork), resource limits, probes, sidecars, more than one main container
+(such a pod is failed with reason ExecutorUnsupported), capabilities and
+seccomp beyond running as the pod's user.
+
+Run it as `python -m devcluster.executor --kubeconfig FILE --work-dir DIR
+--images FILE` (the local control plane starts it).
 """
 
 from __future__ import annotations
@@ -60,6 +54,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -68,48 +63,51 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from devcluster.containers import (
+    ConfigError,
+    Identity,
+    command_line,
+    identity,
+    image_env,
+    working_dir,
+)
+from devcluster.image_store import Image, ImageStore
+
 log = logging.getLogger("pod-executor")
 T = TypeVar("T")
 
-EXECUTOR_LABEL = "bodypose.dev/executor"
-EXECUTOR_VALUE = "local"
-TERMINATION_LOG_ENV = "BODYPOSE_TERMINATION_LOG"
+INIT = Path(__file__).resolve().parent / "container_init.py"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # The kubelet's limits for a termination message and for the log fallback.
 MAX_MESSAGE_BYTES = 4096
 FALLBACK_LINES = 80
 FALLBACK_BYTES = 2048
 CONFIG_RETRY_SECONDS = 2.0
+# The kubelet's image pull back-off: 10 s doubling to 300 s; shorter here, where a
+# missing image is usually one a developer is about to load.
+PULL_BACKOFF_SECONDS = (2.0, 4.0, 8.0, 15.0)
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
-# Host variables that stand in for an image's own ENV lines.
-IMAGE_ENV = (
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "AWS_CA_BUNDLE",
-    "OPENBLAS_CORETYPE",
-    "OPENBLAS_L2_SIZE",
-)
+START_ERROR_EXIT = 128
+# Set on this machine for its CPU (older OpenBLAS builds misdetect it and compute
+# wrong results); a node-level quirk, passed to every container like a runtime's
+# default environment, never part of an image.
+NODE_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class ConfigError(Exception):
-    """What a kubelet reports as CreateContainerConfigError: the pod waits."""
 
 
 def expand(value: str, env: dict[str, str]) -> str:
@@ -146,7 +144,7 @@ def _field_value(pod: Any, path: str) -> str:
     if found:
         values = (meta.labels if found.group(1) == "labels" else meta.annotations) or {}
         return str(values.get(found.group(2), ""))
-    raise ConfigError(f"fieldRef {path!r} is not supported by the test executor")
+    raise ConfigError(f"fieldRef {path!r} is not supported by the local executor")
 
 
 @dataclass
@@ -156,16 +154,42 @@ class PodRun:
     pod: Any
     work: Path
     logs: Path
+    bound_at: float = field(default_factory=time.monotonic)
     deleted: threading.Event = field(default_factory=threading.Event)
     proc: subprocess.Popen[bytes] | None = None
     grace_seconds: int = 30
 
 
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """Where pods reach the API server: what the `kubernetes` Service stands for."""
+
+    host: str
+    port: int
+
+    def service_env(self) -> dict[str, str]:
+        url = f"tcp://{self.host}:{self.port}"
+        return {
+            "KUBERNETES_SERVICE_HOST": self.host,
+            "KUBERNETES_SERVICE_PORT": str(self.port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(self.port),
+            "KUBERNETES_PORT": url,
+            "KUBERNETES_PORT_443_TCP": url,
+            "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+            "KUBERNETES_PORT_443_TCP_PORT": str(self.port),
+            "KUBERNETES_PORT_443_TCP_ADDR": self.host,
+        }
+
+
 class PodExecutor:
-    def __init__(self, core: Any, work_dir: Path, log_dir: Path) -> None:
+    def __init__(
+        self, core: Any, work_dir: Path, log_dir: Path, images: ImageStore, api: ApiEndpoint
+    ) -> None:
         self.core = core
         self.work_dir = work_dir
         self.log_dir = log_dir
+        self.images = images
+        self.api = api
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._runs: dict[str, PodRun] = {}
@@ -173,13 +197,13 @@ class PodExecutor:
 
     # ---- the watch -------------------------------------------------------------------
     def run(self) -> None:
-        """Watch our pods until stop(); every (re)list re-offers every pod, and
+        """Watch bound pods until stop(); every (re)list re-offers every pod, and
         pods already seen are skipped, so no event can be lost across restarts."""
         while not self._stop.is_set():
             try:
                 for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
                     self.core.list_pod_for_all_namespaces,
-                    label_selector=f"{EXECUTOR_LABEL}={EXECUTOR_VALUE}",
+                    field_selector="spec.nodeName!=",
                     timeout_seconds=30,
                 ):
                     if self._stop.is_set():
@@ -258,7 +282,7 @@ class PodExecutor:
     def _run_pod_inner(self, run: PodRun) -> None:
         spec = run.pod.spec
         if len(spec.containers) != 1:
-            message = "the test executor runs pods with exactly one container"
+            message = "the local executor runs pods with exactly one container"
             self._post(run, _pod_failed("ExecutorUnsupported", message))
             return
         run.work.mkdir(parents=True, exist_ok=True)
@@ -273,7 +297,7 @@ class PodExecutor:
             ip = [{"ip": host_ip}]
             pod_fields.update(hostIP=host_ip, hostIPs=ip, podIP=host_ip, podIPs=ip)
 
-        volumes = self._wait_for_config(run, lambda: self._volumes(run))
+        volumes = self._wait_for_config(run, spec.containers[0], lambda: self._volumes(run))
         if volumes is None:
             return
         init_statuses: list[dict[str, Any]] = []
@@ -290,7 +314,9 @@ class PodExecutor:
                 return
         self._run_container(run, spec.containers[0], volumes, deadline, pod_fields, init=False)
 
-    def _wait_for_config(self, run: PodRun, resolve: Callable[[], T]) -> T | None:
+    def _wait_for_config(
+        self, run: PodRun, container: Any, resolve: Callable[[], T], key: str = "containerStatuses"
+    ) -> T | None:
         """Resolve what a container needs; while a Secret/ConfigMap is missing, wait
         like a kubelet (status says why) until it appears or the pod is deleted."""
         reported = None
@@ -301,10 +327,49 @@ class PodExecutor:
                 if str(exc) != reported:
                     reported = str(exc)
                     state = _state("waiting", reason="CreateContainerConfigError", message=reported)
-                    status = _container_status(run.pod.spec.containers[0], state)
-                    self._post(run, {"phase": "Pending", "containerStatuses": [status]})
+                    status = _container_status(container, state)
+                    self._post(run, {"phase": "Pending", key: [status]})
             run.deleted.wait(CONFIG_RETRY_SECONDS)
         return None
+
+    def _pull(self, run: PodRun, container: Any, key: str) -> Image | None:
+        """The container's image, waiting as a kubelet does while it cannot be pulled:
+        ErrImagePull at each try, ImagePullBackOff between tries."""
+        ref = container.image
+        attempt = 0
+        while not run.deleted.is_set() and not self._stop.is_set():
+            image = self.images.resolve(ref)
+            if image is not None:
+                return image
+            if container.image_pull_policy == "Never":
+                reason = "ErrImageNeverPull"
+                message = f'Container image "{ref}" is not present with pull policy of Never'
+            else:
+                reason = "ErrImagePull"
+                message = (
+                    f'failed to pull and unpack image "{ref}": not found: the local cluster '
+                    "has no such image (load it: python -m devcluster.image_store load ARCHIVE)"
+                )
+            self._post_waiting(run, container, key, reason, message)
+            wait = PULL_BACKOFF_SECONDS[min(attempt, len(PULL_BACKOFF_SECONDS) - 1)]
+            attempt += 1
+            if reason == "ErrImagePull":
+                if run.deleted.wait(0.5):
+                    return None
+                self._post_waiting(
+                    run, container, key, "ImagePullBackOff", f'Back-off pulling image "{ref}"'
+                )
+            if run.deleted.wait(wait):
+                return None
+        return None
+
+    def _post_waiting(
+        self, run: PodRun, container: Any, key: str, reason: str, message: str
+    ) -> None:
+        log.info("pod %s/%s: %s: %s", run.pod.metadata.namespace, run.pod.metadata.name,
+                 reason, message)  # fmt: skip
+        state = _state("waiting", reason=reason, message=message)
+        self._post(run, {"phase": "Pending", key: [_container_status(container, state)]})
 
     def _volumes(self, run: PodRun) -> dict[str, Path]:
         ns = run.pod.metadata.namespace
@@ -313,27 +378,56 @@ class PodExecutor:
             path = run.work / "volumes" / volume.name
             path.mkdir(parents=True, exist_ok=True)
             out[volume.name] = path
-            source = volume.secret or volume.config_map
-            if source is None:
-                # A projected service-account token would be useless: in-cluster
-                # clients read it from a fixed path this process cannot see.
-                if not (volume.empty_dir or volume.projected):
-                    log.warning("volume %s: only emptyDir, secret and configMap have content",
-                                volume.name)  # fmt: skip
-                continue
-            if volume.secret:
-                data = self._read("secret", ns, volume.secret.secret_name, source.optional)
+            if volume.empty_dir is not None:
+                path.chmod(0o777)  # the kubelet's emptyDir: any pod user may write
+            elif volume.secret is not None:
+                data = self._read("secret", ns, volume.secret.secret_name, volume.secret.optional)
+                _write_items(path, data, volume.secret.items, f"volume {volume.name!r}")
+            elif volume.config_map is not None:
+                source = volume.config_map
+                data = self._read("configmap", ns, source.name, source.optional)
+                _write_items(path, data, source.items, f"volume {volume.name!r}")
+            elif volume.projected is not None:
+                for projection in volume.projected.sources or []:
+                    self._project(run, path, projection)
+            elif volume.downward_api is not None:
+                for item in volume.downward_api.items or []:
+                    _write_file(path / item.path, _field_value(run.pod, item.field_ref.field_path))
             else:
-                data = self._read("configmap", ns, volume.config_map.name, source.optional)
-            files = (
-                [(i.key, i.path) for i in source.items] if source.items else [(k, k) for k in data]
-            )
-            for key, name in files:
-                if key not in data:
-                    raise ConfigError(f"volume {volume.name!r}: no key {key!r}")
-                (path / name).parent.mkdir(parents=True, exist_ok=True)
-                (path / name).write_text(data[key])
+                log.warning("volume %s: this kind is mounted empty", volume.name)
         return out
+
+    def _project(self, run: PodRun, path: Path, projection: Any) -> None:
+        pod, ns = run.pod, run.pod.metadata.namespace
+        if projection.service_account_token is not None:
+            source = projection.service_account_token
+            spec: dict[str, Any] = {
+                # 3607 s is what the ServiceAccount admission plugin asks for; the
+                # API server extends such tokens (--service-account-extend-token-
+                # expiration), so this kubelet never has to refresh them.
+                "expirationSeconds": source.expiration_seconds or 3607,
+                "boundObjectRef": {
+                    "kind": "Pod", "apiVersion": "v1",
+                    "name": pod.metadata.name, "uid": pod.metadata.uid,
+                },
+            }  # fmt: skip
+            if source.audience:
+                spec["audiences"] = [source.audience]
+            token = self.core.create_namespaced_service_account_token(
+                pod.spec.service_account_name or "default", ns, {"spec": spec}
+            ).status.token
+            _write_file(path / source.path, token)
+        elif projection.config_map is not None:
+            source = projection.config_map
+            data = self._read("configmap", ns, source.name, source.optional)
+            _write_items(path, data, source.items, "projected volume")
+        elif projection.secret is not None:
+            source = projection.secret
+            data = self._read("secret", ns, source.name, source.optional)
+            _write_items(path, data, source.items, "projected volume")
+        elif projection.downward_api is not None:
+            for item in projection.downward_api.items or []:
+                _write_file(path / item.path, _field_value(pod, item.field_ref.field_path))
 
     def _read(self, kind: str, ns: str, name: str, optional: bool | None) -> dict[str, str]:
         try:
@@ -347,9 +441,12 @@ class PodExecutor:
                 raise ConfigError(f'{kind} "{name}" not found') from None
             raise
 
-    def _environment(self, pod: Any, container: Any) -> dict[str, str]:
+    def _environment(self, pod: Any, container: Any, image: Image) -> dict[str, str]:
         ns = pod.metadata.namespace
-        env: dict[str, str] = {}
+        env: dict[str, str] = {k: os.environ[k] for k in NODE_ENV if k in os.environ}
+        env.update(image_env(image.config))
+        env["HOSTNAME"] = pod.metadata.name
+        env.update(self.api.service_env())
         for source in container.env_from or []:
             ref = source.secret_ref or source.config_map_ref
             kind = "secret" if source.secret_ref else "configmap"
@@ -373,9 +470,57 @@ class PodExecutor:
             else:
                 raise ConfigError(
                     f"env {var.name}: only value, secretKeyRef, configMapKeyRef "
-                    "and fieldRef are supported by the test executor"
+                    "and fieldRef are supported by the local executor"
                 )
         return env
+
+    def _container_spec(
+        self, run: PodRun, container: Any, image: Image, volumes: dict[str, Path], slot: Path
+    ) -> dict[str, Any]:
+        """What container_init.py needs: the image, mounts, process and identity."""
+        pod = run.pod
+        env = self._environment(pod, container, image)
+        who: Identity = identity(
+            container.security_context, pod.spec.security_context, image.config, image.rootfs
+        )
+        mounts = []
+        for vm in container.volume_mounts or []:
+            if vm.name not in volumes:
+                raise ConfigError(f"volumeMount {vm.name!r}: no such volume")
+            source = volumes[vm.name] / (vm.sub_path or "")
+            if vm.sub_path and not source.exists():
+                source.mkdir(parents=True, mode=0o777)
+            volume = next(v for v in pod.spec.volumes if v.name == vm.name)
+            # The kubelet mounts secret, configMap, projected and downwardAPI read-only.
+            read_only = bool(vm.read_only) or volume.empty_dir is None
+            mounts.append({"source": str(source), "target": vm.mount_path, "readOnly": read_only})
+        termination = slot / "termination-log"
+        termination.write_bytes(b"")
+        termination.chmod(0o666)
+        mounts.append({
+            "source": str(termination),
+            "target": container.termination_message_path or DEFAULT_TERMINATION_PATH,
+        })  # fmt: skip
+        argv = [expand(a, env) for a in command_line(container.command, container.args,
+                                                    image.config)]  # fmt: skip
+        sc = container.security_context
+        for name in ("upper", "work", "merged"):
+            (slot / name).mkdir(exist_ok=True)
+        return {
+            "rootfs": str(image.rootfs),
+            "upper": str(slot / "upper"),
+            "work": str(slot / "work"),
+            "merged": str(slot / "merged"),
+            "readOnlyRoot": bool(sc is not None and sc.read_only_root_filesystem),
+            "mounts": mounts,
+            "argv": argv,
+            "env": env,
+            "cwd": working_dir(container.working_dir, image.config),
+            "uid": who.uid,
+            "gid": who.gid,
+            "groups": list(who.groups),
+            "startError": str(slot / "start-error"),
+        }
 
     def _run_container(
         self,
@@ -392,80 +537,63 @@ class PodExecutor:
         pod = run.pod
         name = f"{pod.metadata.namespace}/{pod.metadata.name} {container.name}"
         key = "initContainerStatuses" if init else "containerStatuses"
-        pod_env = self._wait_for_config(run, lambda: self._environment(pod, container))
-        if pod_env is None:
+        image = self._pull(run, container, key)
+        if image is None:
             return None
-        termination_path = container.termination_message_path or DEFAULT_TERMINATION_PATH
-        message_file = run.work / f"termination-log-{container.name}"
-        mounts = {
-            vm.mount_path.rstrip("/") or "/": volumes[vm.name]
-            for vm in container.volume_mounts or []
-            if vm.name in volumes
-        }
-
-        def local(value: str) -> str:
-            if value == termination_path:
-                return str(message_file)
-            for mount, path in mounts.items():
-                if value == mount or value.startswith(mount + "/"):
-                    return str(path) + value[len(mount) :]
-            return value
-
-        env = {k: os.environ[k] for k in IMAGE_ENV if k in os.environ}
-        env["HOME"] = str(run.work)
-        env.update({k: local(v) for k, v in pod_env.items()})
-        bin_dir = str(Path(sys.executable).parent)
-        env["PATH"] = os.pathsep.join([bin_dir, pod_env.get("PATH", os.environ.get("PATH", ""))])
-        env[TERMINATION_LOG_ENV] = str(message_file)
-        command = (container.command or []) + (container.args or [])
-        argv = [local(expand(arg, pod_env)) for arg in command]
-        cwd = local(container.working_dir) if container.working_dir else str(run.work)
         output = run.logs / f"{container.name}.log"
-
         restarts = 0
         last_state: dict[str, Any] = {}
         while True:
-            message_file.unlink(missing_ok=True)
+            slot = run.work / "containers" / f"{container.name}-{restarts}"
+            slot.mkdir(parents=True, exist_ok=True)
+            spec = self._wait_for_config(
+                run, container,
+                lambda slot=slot: self._container_spec(run, container, image, volumes, slot),  # type: ignore[misc]
+                key,
+            )  # fmt: skip
+            if spec is None:
+                return None
+            (slot / "spec.json").write_text(json.dumps(spec))
             begun = _now()
             with output.open("ab") as out:
-                try:
-                    proc = subprocess.Popen(
-                        argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )  # fmt: skip
-                except OSError as exc:  # what a runtime reports as StartError
-                    out.write(f"{exc}\n".encode())
-                    proc = None
-            ids: dict[str, Any] = {
-                "containerID": f"local://{proc.pid if proc else 0}",
-                "lastState": last_state,
-            }
-            code: int | None = 128
-            if proc is not None:
-                run.proc = proc
-                log.info("%s: pid %d: %s", name, proc.pid, argv)
-                running = _container_status(
-                    container, _state("running", startedAt=begun), restarts, ready=not init,
-                    started=True, **ids,
+                proc = subprocess.Popen(
+                    ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "--",
+                     sys.executable, str(INIT), str(slot / "spec.json")],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )  # fmt: skip
-                phase = "Pending" if init else "Running"
-                conditions = _conditions(ready=not init, initialized=not init)
-                self._post(run, {"phase": phase, **pod_fields, **conditions, key: [running]})
-                code = _wait(run, proc, deadline)
+            run.proc = proc
+            ids: dict[str, Any] = {"containerID": f"local://{proc.pid}", "lastState": last_state}
+            log.info("%s: pid %d, %.2fs after binding: %s", name, proc.pid,
+                     time.monotonic() - run.bound_at, spec["argv"])  # fmt: skip
+            running = _container_status(
+                container, _state("running", startedAt=begun), restarts, ready=not init,
+                started=True, image_id=image.image_id, **ids,
+            )  # fmt: skip
+            phase = "Pending" if init else "Running"
+            conditions = _conditions(ready=not init, initialized=not init)
+            self._post(run, {"phase": phase, **pod_fields, **conditions, key: [running]})
+            code = _wait(run, proc, deadline)
             if code is None:  # deleted, or past its deadline
                 if deadline and not run.deleted.is_set() and dt.datetime.now(dt.UTC) >= deadline:
                     self._post(run, _pod_failed("DeadlineExceeded", DEADLINE_MESSAGE))
                 return None
-            log.info("%s exited %d", name, code)
-            reason = "Completed" if code == 0 else "Error" if proc else "StartError"
-            message = _message(message_file, output, code, container.termination_message_policy)
+            start_error = _read_text(slot / "start-error")
+            log.info("%s exited %d%s", name, code, f" ({start_error})" if start_error else "")
+            if start_error:
+                reason, message = "StartError", start_error
+            else:
+                reason = "Completed" if code == 0 else "Error"
+                message = _message(slot / "termination-log", output, code,
+                                   container.termination_message_policy)  # fmt: skip
             terminated = {
                 "exitCode": code, "reason": reason, "message": message, "startedAt": begun,
                 "finishedAt": _now(), "containerID": ids["containerID"],
             }  # fmt: skip
             final = _container_status(
-                container, _state("terminated", **terminated), restarts, **ids
-            )
+                container, _state("terminated", **terminated), restarts,
+                image_id=image.image_id, **ids,
+            )  # fmt: skip
             if code != 0 and pod.spec.restart_policy in ("OnFailure", "Always"):
                 restarts += 1
                 last_state = {"terminated": terminated}
@@ -483,6 +611,27 @@ class PodExecutor:
             return final
 
 
+def _write_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o644)
+
+
+def _write_items(path: Path, data: dict[str, str], items: Any, what: str) -> None:
+    files = [(i.key, i.path) for i in items] if items else [(k, k) for k in data]
+    for key, name in files:
+        if key not in data:
+            raise ConfigError(f"{what}: no key {key!r}")
+        _write_file(path / name, data[key])
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").strip()
+    except FileNotFoundError:
+        return ""
+
+
 def _state(kind: str, **fields: Any) -> dict[str, Any]:
     """A container state. The other two kinds are nulled, so that the strategic
     merge patch replaces the previous state instead of merging into it."""
@@ -491,12 +640,11 @@ def _state(kind: str, **fields: Any) -> dict[str, Any]:
 
 def _container_status(
     container: Any, state: dict[str, Any], restarts: int = 0, *, ready: bool = False,
-    started: bool = False, **extra: Any,
+    started: bool = False, image_id: str = "", **extra: Any,
 ) -> dict[str, Any]:  # fmt: skip
     return {
-        "name": container.name, "image": container.image,
-        "imageID": f"local://{container.image}", "ready": ready, "started": started,
-        "restartCount": restarts, "state": state, **extra,
+        "name": container.name, "image": container.image, "imageID": image_id,
+        "ready": ready, "started": started, "restartCount": restarts, "state": state, **extra,
     }  # fmt: skip
 
 
@@ -565,11 +713,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--work-dir", required=True, type=Path, help="pods' volumes live here")
     parser.add_argument("--log-dir", type=Path, help="container output (default: WORK_DIR/logs)")
+    parser.add_argument("--images", required=True, type=Path,
+                        help="the cluster's image index (devcluster/image_store.py)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     api = config.new_client_from_config(args.kubeconfig)  # type: ignore[no-untyped-call]
+    server = urlparse(api.configuration.host)
     executor = PodExecutor(
-        client.CoreV1Api(api), args.work_dir, args.log_dir or args.work_dir / "logs"
+        client.CoreV1Api(api),
+        args.work_dir,
+        args.log_dir or args.work_dir / "logs",
+        ImageStore(args.images),
+        ApiEndpoint(server.hostname or "127.0.0.1", server.port or 443),
     )
 
     def leave(signum: int, _frame: object) -> None:
@@ -578,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, leave)
     signal.signal(signal.SIGINT, leave)
-    log.info("watching pods labelled %s=%s", EXECUTOR_LABEL, EXECUTOR_VALUE)
+    log.info("running every pod bound to a node, from images in %s", args.images)
     try:
         executor.run()
     finally:
