@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,7 +39,10 @@ def write_sample_model(
     chosen = codec_by_name(codec)[0]
     with tempfile.TemporaryDirectory(prefix="bpnet-sample-") as tmp:
         h5 = Path(tmp) / "model.h5"
-        model.save(str(h5), save_format="h5", include_optimizer=False)
+        with warnings.catch_warnings():
+            # HDF5 is "legacy" to Keras, and exactly the format a TAO .tlt holds.
+            warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`")
+            model.save(str(h5), save_format="h5", include_optimizer=False)
         write_tlt(h5, path, key, chosen)
     return chosen.name
 

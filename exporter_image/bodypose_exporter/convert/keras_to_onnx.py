@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-import tensorflow as tf
-import tf2onnx
+
+# tf2onnx imports TensorFlow: through keras_backend, so its import chatter is kept quiet.
+from bodypose_exporter.model.keras_backend import tf, tf2onnx
+from bodypose_exporter.native_logs import quiet_native_logs
 
 ONNX_OPSET = 13
 INPUT_NAME = "input_1:0"
@@ -63,7 +65,8 @@ def keras_to_onnx(model: Any, onnx_path: Path) -> OnnxExportInfo:
     # same tensors differently. cal.bin is keyed by those names: start the
     # counter afresh so the same model always gives the same names.
     tf2onnx.utils.INTERNAL_NAME = 1
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET)
+    with quiet_native_logs():  # grappler's session lines, one pair per conversion pass
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET)
     graph = proto.graph
 
     renames = {graph.input[0].name: INPUT_NAME}

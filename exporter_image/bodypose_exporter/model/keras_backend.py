@@ -14,6 +14,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the export stage never needs a GPU
 
-import tf_keras as keras
+from bodypose_exporter.native_logs import quiet_native_logs
 
-__all__ = ["keras"]
+with quiet_native_logs():
+    import tensorflow as tf
+    import tf2onnx
+    import tf_keras as keras
+
+    # Device discovery (cuInit) and the CPU feature guard log on first use: now.
+    tf.config.list_physical_devices()
+    tf.zeros(1)
+
+__all__ = ["keras", "tf", "tf2onnx"]
