@@ -8,13 +8,15 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: env demo demo-export test lint typecheck unit crds clean help
+.PHONY: env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
 	@echo "make demo-export - the exporter alone: sample model -> .etlt, cal.bin, int8 engine"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make env    - create/refresh the Python environment in $(VENV)"
+	@echo "make images - build the operator and exporter images (buildah; cached by content)"
+	@echo "make lock   - regenerate requirements/*.lock (uv pip compile --universal, hashes)"
 	@echo "make cluster-up / cluster-down - a local control plane with fake GPU pools (.cluster/)"
 
 $(VENV)/.installed: pyproject.toml
@@ -27,7 +29,7 @@ env: $(VENV)/.installed
 
 # The whole flow: local control plane with GPU pools, MinIO, the operator, an
 # int8 BodyPoseExport (examples/), Ready, then `kubectl get bpe` and the artifacts.
-demo: env cluster-binaries
+demo: env cluster-binaries images
 	$(PY) -m devcluster.demo --state-dir $(DEMO_DIR)
 
 # The exporter alone, no cluster: a sample model exported at 320x448, int8.
@@ -46,10 +48,26 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster
 
-unit: env cluster-binaries
+unit: env cluster-binaries images
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# The operator and exporter images as OCI archives (devcluster/images.py): buildah,
+# a Debian base from mmdebstrap, nothing rebuilt while its inputs are unchanged.
+images: env
+	$(PY) -m devcluster.images build
+
+# The images' pinned, hashed dependencies, one lock for Debian's Python 3.11 and
+# the TensorRT container's 3.12 alike (--universal).
+UV_LOCK_FLAGS = --generate-hashes --universal --python-version 3.11
+lock: env
+	$(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --extra operator \
+		$(UV_LOCK_FLAGS) -o requirements/operator.lock
+	$(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --extra exporter \
+		$(UV_LOCK_FLAGS) -o requirements/exporter.lock
+	$(VENV)/bin/uv pip compile requirements/gpu.in -c requirements/exporter.lock \
+		$(UV_LOCK_FLAGS) -o requirements/gpu.lock
 
 crds: env
 	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml
