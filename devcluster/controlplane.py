@@ -2,8 +2,9 @@
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from
 their Go modules (`hack/cluster/build.sh`), kwok playing the kubelet of fake
-GPU and CPU nodes (`devcluster/nodes.py`), and the test executor that runs
-labelled pods as local processes (`devcluster/executor.py`). All are child
+GPU and CPU nodes (`devcluster/nodes.py`), and the executor that runs every
+bound pod inside its image (`devcluster/executor.py`; images are loaded with
+`load_image`, devcluster/image_store.py). All are child
 processes bound to 127.0.0.1 on free ports, configured as kubeadm configures a
 single control-plane node, less what needs real kubelets:
 
@@ -18,8 +19,9 @@ single control-plane node, less what needs real kubelets:
   `kubeconfig_for_service_account()` for acting as a given service account;
 - kwok in its controller mode against this API server (not kwokctl), managing
   nodes annotated `kwok.x-k8s.io/node=fake`, with the Stages of
-  `hack/cluster/kwok-stages.yaml`; its node IP and pod CIDR are on loopback, so
-  nothing ever tries to reach a private address.
+  `hack/cluster/kwok-stages.yaml` (plus kwok-pod-stages.yaml, pretend pods,
+  when started without the executor); its node IP and pod CIDR are on
+  loopback, so nothing ever tries to reach a private address.
 
     python -m devcluster.controlplane up [--state-dir .cluster]   # make cluster-up
     python -m devcluster.controlplane status [--state-dir .cluster]
@@ -57,6 +59,7 @@ import yaml
 
 from devcluster.host import die_with_parent, free_port
 from devcluster.image_store import Image, ImageStore
+from devcluster.images import base_image, ensure_images
 from devcluster.minio import minio_command, wait_ready
 from devcluster.nodes import create_pools
 from devcluster.pki import make_pki
@@ -175,6 +178,7 @@ class LocalCluster:
     outlive_caller: bool = False
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _api: Any = None
+    _images: ImageStore | None = None
 
     @property
     def pki(self) -> Path:
@@ -187,7 +191,9 @@ class LocalCluster:
     @property
     def images(self) -> ImageStore:
         """The images this cluster's nodes have (`load_image` adds one)."""
-        return ImageStore(self.state_dir / "images.json")
+        if self._images is None:
+            self._images = ImageStore(self.state_dir / "images.json")
+        return self._images
 
     def load_image(self, archive: Path, ref: str | None = None) -> Image:
         """Make an OCI archive's image present on every node, as `kind load
@@ -532,9 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     shutil.rmtree(state, ignore_errors=True)  # leftovers of a cluster that died
     bins = ensure_binaries(("etcd", "kubernetes", "kwok", "helm", "minio"))
+    built = [base_image(sys.stderr), *ensure_images(progress=sys.stderr)]
     started = time.monotonic()
     cluster = LocalCluster(state, bins, outlive_caller=True).start()
     try:
+        for image in built:
+            print(f"loaded {cluster.load_image(image.archive).ref}")
         # An S3 endpoint too, so that the whole flow can be tried by hand.
         argv, env, s3 = minio_command(bins["minio"], state / "minio")
         wait_ready(s3, cluster._spawn("minio", argv, env), cluster.logs / "minio.log")

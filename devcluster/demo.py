@@ -1,18 +1,21 @@
 """`make demo`: the whole flow on this machine, from nothing to engines in S3.
 
-    python -m devcluster.demo [--state-dir .demo] [--timeout 1200]
+    python -m devcluster.demo [--state-dir demo-output] [--timeout 1200]
 
-Starts the local control plane (GPU pools a100 and t4, a cpu pool, the pod
-executor; devcluster/controlplane.py) and MinIO, writes the sample model and
-calibration images to a bucket, installs the CRD, runs `bodypose-operator`,
-applies `examples/bodyposeexport-int8.yaml`, follows the resource to Ready
-(printing each phase change), then prints `kubectl get bpe`, where each Job
-ran, and the artifacts in S3. Everything it started stops at the end (to try
-things by hand on a cluster that stays up: `make cluster-up`).
+What a platform engineer does on a GPU cluster, on the local one: builds the
+images (`make images`, cached by content), starts the local control plane
+(GPU pools a100 and t4, a cpu pool, the executor that runs pods from their
+images) and MinIO, loads the images into the cluster, writes the sample model
+and calibration images to a bucket, `helm install`s the chart (the operator
+then runs in its image as a pod, with the chart's ServiceAccount, RBAC and
+security context), applies `examples/bodyposeexport-int8.yaml`, follows the
+resource to Ready, then prints `kubectl get bpe`, each pod's node and image
+digest, and the artifacts in S3. Everything it started stops at the end (to
+try things by hand on a cluster that stays up: `make cluster-up`).
 
 The demo has no GPU and no TensorRT: its GPU targets use the onnxruntime
 backend, with the same Job spec (nodeSelector, toleration, GPU request) a real
-pool gets. Lives beside the control plane it drives, which is test tooling.
+pool gets.
 """
 
 from __future__ import annotations
@@ -20,19 +23,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from devcluster.controlplane import LocalCluster, ensure_binaries
-from devcluster.crd import install_crd
+from devcluster.host import free_port
+from devcluster.images import ImageBuildError, ensure_images
 from devcluster.minio import start_minio
-from devcluster.operator_process import OperatorProcess, start_operator
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "bodyposeexport-int8.yaml"
+CHART = ROOT / "charts" / "bodypose-operator"
 BUCKET = "bodypose-demo"
 NAMESPACE = "demo"
 KEY = "nvidia_tlt"
@@ -46,15 +52,16 @@ def _follow(cluster: LocalCluster, name: str, timeout: float) -> str:
     """Print each phase change until Ready or Failed; the final phase."""
     from kubernetes import client
 
-    api = client.CustomObjectsApi(cluster.api_client())
+    api: Any = client.CustomObjectsApi(cluster.api_client())
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
         obj = api.get_namespaced_custom_object(
             "bodypose.dev", "v1alpha1", NAMESPACE, "bodyposeexports", name
         )
-        status = obj.get("status") or {}
-        ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
-        message = ready.get("message", "waiting for the operator")
+        status: dict[str, Any] = obj.get("status") or {}
+        conditions = status.get("conditions", [])
+        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        message = str(ready.get("message", "waiting for the operator"))
         line = f"{status.get('phase', 'Pending')}: {message}"
         if "targets ready" not in message:
             line += f" ({status.get('readyTargets', '0/?')} targets ready)"
@@ -67,51 +74,95 @@ def _follow(cluster: LocalCluster, name: str, timeout: float) -> str:
     return "Timeout"
 
 
+def _wait_operator(cluster: LocalCluster, timeout: float = 180) -> Any:
+    from kubernetes import client
+
+    core: Any = client.CoreV1Api(cluster.api_client())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/name=bodypose-operator"
+        ).items
+        if pods and pods[0].status.phase == "Running":
+            return pods[0]
+        time.sleep(0.5)
+    raise TimeoutError(f"the operator pod did not start in {timeout:.0f}s")
+
+
+def _write_sample(state: Path, s3c: Any) -> None:
+    """The sample model and 16 calibration images (`bpnet-sample`, the exporter's
+    own command), uploaded as a user would upload theirs."""
+    sample = state / "sample"
+    bpnet_sample = Path(sys.executable).parent / "bpnet-sample"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run(
+        [str(bpnet_sample), "-o", str(sample), "-k", KEY, "--images", "16"],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    s3c.create_bucket(Bucket=BUCKET)
+    s3c.upload_file(str(sample / "bpnet_sample.tlt"), BUCKET, "models/bpnet.tlt")
+    for image in sorted((sample / "images").iterdir()):
+        s3c.upload_file(str(image), BUCKET, f"calibration/images/{image.name}")
+
+
+def _helm(cluster: LocalCluster, *args: str) -> None:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    done = subprocess.run(
+        [str(cluster.bins["helm"]), *args], env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"helm {' '.join(args[:2])} failed: {done.stderr.strip()}")
+
+
 def run(state: Path, timeout: float) -> int:
     from kubernetes import client
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the sample model's TensorFlow chatter
-    from bodypose_exporter.sample import write_sample_images, write_sample_model
-
     started = time.monotonic()
     bins = ensure_binaries(("etcd", "kubernetes", "kwok", "helm", "minio"), progress=sys.stderr)
+    try:
+        images = ensure_images(progress=sys.stdout)
+    except ImageBuildError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
     _say("starting the control plane (pools a100, t4: fake GPUs; cpu) and MinIO")
     cluster = LocalCluster(state / "cluster", bins).start()
-    operator: OperatorProcess | None = None
     try:
+        for image in images:
+            loaded = cluster.load_image(image.archive)
+            _say(f"loaded {loaded.ref} ({loaded.digest[:19]}...) into the cluster in "
+                 f"{cluster.images.last_load_seconds:.1f}s")  # fmt: skip
         with start_minio(bins["minio"], state / "minio") as s3:
             _say(f"MinIO at {s3.url}; writing the sample model and 16 images to s3://{BUCKET}")
-            sample = state / "sample"
-            sample.mkdir()
-            write_sample_model(sample / "bpnet.tlt", KEY)
-            images = write_sample_images(sample / "images", 16)
             s3c = s3.client()
-            s3c.create_bucket(Bucket=BUCKET)
-            s3c.upload_file(str(sample / "bpnet.tlt"), BUCKET, "models/bpnet.tlt")
-            for image in images:
-                s3c.upload_file(str(image), BUCKET, f"calibration/images/{image.name}")
+            _write_sample(state, s3c)
 
-            install_crd(cluster.api_client())
-            core = client.CoreV1Api(cluster.api_client())
+            core: Any = client.CoreV1Api(cluster.api_client())
             core.create_namespace({"metadata": {"name": NAMESPACE}})
-            core.create_namespaced_secret(
-                NAMESPACE, {"metadata": {"name": "bpnet-key"}, "stringData": {"key": KEY}}
-            )
-            core.create_namespaced_secret(
-                NAMESPACE,
-                {"metadata": {"name": "s3-credentials"}, "stringData": s3.environment()},
-            )
-            log = state / "operator.log"
-            operator = start_operator(cluster.kubeconfig, log, s3.environment())
-            _say(f"operator running (log: {log})")
+            for name, data in (("bpnet-key", {"key": KEY}), ("s3-credentials", s3.environment())):
+                core.create_namespaced_secret(
+                    NAMESPACE, {"metadata": {"name": name}, "stringData": data}
+                )
+            _helm(
+                cluster, "install", "bodypose", str(CHART), "--namespace", NAMESPACE,
+                "--set", f"watchNamespaces={{{NAMESPACE}}}",
+                "--set", "s3CredentialsSecret=s3-credentials",
+                # Pods share this machine's network here: ports nothing else uses.
+                "--set", f"health.port={free_port()}", "--set", f"metrics.port={free_port()}",
+            )  # fmt: skip
+            _say(f"helm install bodypose {CHART.relative_to(ROOT)} -n {NAMESPACE}")
+            pod = _wait_operator(cluster)
+            _say(f"operator pod {pod.metadata.name} running on {pod.spec.node_name} "
+                 f"from {pod.status.container_statuses[0].image_id}")  # fmt: skip
 
             resource = yaml.safe_load(EXAMPLE.read_text().replace("BUCKET", BUCKET))
             name = resource["metadata"]["name"]
+            applied = time.monotonic()
             cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump(resource))
             _say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)} (int8, 3 targets)")
             phase = _follow(cluster, name, timeout)
+            ready_after = time.monotonic() - applied
 
             print()
             print(cluster.kubectl("get", "bpe", "-n", NAMESPACE).stdout)
@@ -119,33 +170,38 @@ def run(state: Path, timeout: float) -> int:
                 "get", "pods", "-n", NAMESPACE, "-o",
                 "custom-columns=POD:.metadata.name,STAGE:.metadata.labels.bodypose\\.dev/stage,"
                 "TARGET:.metadata.labels.bodypose\\.dev/target,NODE:.spec.nodeName,"
-                "PHASE:.status.phase",
+                "PHASE:.status.phase,IMAGE:.status.containerStatuses[0].imageID",
             ).stdout)  # fmt: skip
-            print(f"artifacts in s3://{BUCKET}/artifacts/:")
+            prefix = str(resource["spec"]["output"]["uri"]).removeprefix(f"s3://{BUCKET}/")
+            print(f"artifacts in s3://{BUCKET}/{prefix}/:")
+            listed = 0
             for page in s3c.get_paginator("list_objects_v2").paginate(
-                Bucket=BUCKET, Prefix="artifacts/"
+                Bucket=BUCKET, Prefix=prefix.rstrip("/") + "/"
             ):
                 for obj in page.get("Contents", []):
                     print(f"  {obj['Size']:>11,}  s3://{BUCKET}/{obj['Key']}")
+                    listed += 1
+            if not listed:
+                print("  (none)")
             print()
             print(cluster.kubectl(
                 "get", "bpe", name, "-n", NAMESPACE, "-o",
                 "jsonpath={range .status.conditions[*]}{.type}={.status}: {.message}{'\\n'}{end}",
             ).stdout)  # fmt: skip
-            _say(f"{phase} after {time.monotonic() - started:.0f}s")
+            _say(f"{phase} {ready_after:.0f}s after kubectl apply; "
+                 f"{time.monotonic() - started:.0f}s in all")  # fmt: skip
             return 0 if phase == "Ready" else 1
     finally:
-        if operator is not None:
-            operator.stop()
         cluster.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m devcluster.demo",
-        description="The whole bodypose-export flow on a local control plane with MinIO.",
+        description="The whole bodypose-export flow on a local control plane with MinIO: "
+        "images built, chart installed, an int8 BodyPoseExport to Ready.",
     )
-    p.add_argument("--state-dir", type=Path, default=Path(".demo"), help="working directory")
+    p.add_argument("--state-dir", type=Path, default=Path("demo-output"), help="working directory")
     p.add_argument("--timeout", type=float, default=1200, help="seconds to wait for Ready")
     args = p.parse_args(argv)
     return run(args.state_dir.resolve(), args.timeout)

@@ -1,9 +1,10 @@
 """`bodypose-operator` as its own process against the local cluster (e2e tests, `make demo`).
 
-Runs the installed console script from this virtualenv, exactly as the chart's
-Deployment runs it, with what the local cluster needs: Job pods labelled for
-the test executor, a short resync, and liveness and metrics on free loopback
-ports.
+Runs the installed console script from this virtualenv with a short resync and
+liveness and metrics on free loopback ports: for tests that kill and restart
+the operator as a process. Its Jobs still run from their images (the chart's
+default image names, as `make images` tags them); `make demo` and
+tests/e2e/test_operator_in_cluster.py run the operator itself from its image.
 """
 
 from __future__ import annotations
@@ -47,8 +48,6 @@ def start_operator(
         **(extra_env or {}),
         "KUBECONFIG": str(kubeconfig),
         "BODYPOSE_RESYNC_SECONDS": "2",
-        "BODYPOSE_EXTRA_POD_LABELS": "bodypose.dev/executor=local",
-        "BODYPOSE_EXPORTER_IMAGE": "local/bodypose-exporter:test",
     }
     metrics_port, liveness_port = free_port(), free_port()
     with log.open("wb") as out:

@@ -1,5 +1,5 @@
 """The local cluster is a real one: scheduling on GPU pools, Jobs, RBAC, PodSecurity,
-kubectl, helm, and the executor that plays the kubelet for labelled pods."""
+kubectl, helm, and the executor that plays the kubelet, running every pod in its image."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from devcluster.controlplane import LocalCluster
+from devcluster.images import base_image
 from devcluster.minio import S3Server
 
 T = TypeVar("T")
@@ -29,7 +30,8 @@ RESTRICTED = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-EXECUTOR = {"bodypose.dev/executor": "local"}
+# Debian bookworm with python3 only (devcluster/images.py): small pods run in it.
+BASE = "bodypose-export/base:bookworm"
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float = 60, what: str = "it") -> T:
@@ -56,16 +58,14 @@ def batch_api(cluster: LocalCluster) -> Any:
 def container(command: list[str], **extra: Any) -> dict[str, Any]:
     return {
         "name": "work",
-        "image": "local/python",
+        "image": BASE,
         "command": command,
         "securityContext": RESTRICTED,
         **extra,
     }
 
 
-def job(
-    name: str, pod_spec: dict[str, Any], labels: dict[str, str] | None = None
-) -> dict[str, Any]:
+def job(name: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -73,7 +73,6 @@ def job(
         "spec": {
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": EXECUTOR if labels is None else labels},
                 "spec": {"restartPolicy": "Never", **pod_spec},
             },
         },
@@ -133,7 +132,7 @@ def test_gpu_job_is_scheduled_on_its_pool_and_run_by_the_executor(
 ) -> None:
     script = (
         "import json, os\n"
-        "with open(os.environ['BODYPOSE_TERMINATION_LOG'], 'w') as f:\n"
+        "with open('/dev/termination-log', 'w') as f:\n"
         "    json.dump({'ok': True, 'pid': os.getpid(), 'node': os.environ['NODE']}, f)\n"
     )
     manifest = job(
@@ -143,7 +142,7 @@ def test_gpu_job_is_scheduled_on_its_pool_and_run_by_the_executor(
             "tolerations": [GPU_TOLERATION],
             "containers": [
                 container(
-                    ["python", "-c", script],
+                    ["python3", "-c", script],
                     env=[
                         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
                     ],
@@ -176,14 +175,23 @@ def test_executor_resolves_env_and_maps_volumes(cluster: LocalCluster, namespace
     core.create_namespaced_config_map(namespace, cfg)
     script = (
         "import json, os, sys\n"
+        "def write_root():\n"
+        "    try:\n"
+        "        open('/etc/x', 'w')\n"
+        "    except OSError as exc:\n"
+        "        return str(exc)\n"
+        "    return 'written'\n"
         "out = sys.argv[1]\n"
         "os.makedirs(os.path.dirname(out))\n"
         "open(out, 'w').write('written')\n"
         "json.dump({'argv': sys.argv[1:], 'cwd': os.getcwd(),\n"
         "           'env': {k: os.environ.get(k) for k in ('KEY', 'MODE', 'OUT', 'EXPANDED')},\n"
-        "           'exists': os.path.exists(out),\n"
+        "           'exists': os.path.exists(out), 'ids': [os.getuid(), os.getgid()],\n"
+        "           'pid': os.getpid(), 'os': open('/etc/debian_version').read() and\n"
+        "           [l for l in open('/etc/os-release') if l.startswith('PRETTY')][0][13:],\n"
+        "           'root_write': write_root(),\n"
         "           'cfg': open(os.environ['CFG_DIR'] + '/x.yaml').read()},\n"
-        "          open(os.environ['BODYPOSE_TERMINATION_LOG'], 'w'))\n"
+        "          open('/dev/termination-log', 'w'))\n"
     )
     manifest = job(
         "env-job",
@@ -195,7 +203,12 @@ def test_executor_resolves_env_and_maps_volumes(cluster: LocalCluster, namespace
             ],
             "containers": [
                 container(
-                    ["python", "-c", script],
+                    ["python3", "-c", script],
+                    securityContext={
+                        **RESTRICTED,
+                        "readOnlyRootFilesystem": True,
+                        "runAsGroup": 3000,
+                    },
                     args=["$(OUT)/result.txt"],
                     workingDir="/scratch",
                     volumeMounts=[
@@ -225,18 +238,25 @@ def test_executor_resolves_env_and_maps_volumes(cluster: LocalCluster, namespace
     )
     pod = only_pod(core, namespace, "env-job")
     seen = json.loads(pod.status.container_statuses[0].state.terminated.message)
-    scratch = seen["cwd"]
-    assert scratch != "/scratch" and Path(scratch).name == "scratch"
-    assert seen["argv"] == [f"{scratch}/out/result.txt"] and seen["exists"] is True
+    # Inside the image, at the pod's own paths, as the pod's user.
+    assert seen["cwd"] == "/scratch"
+    assert seen["argv"] == ["/scratch/out/result.txt"] and seen["exists"] is True
     assert seen["env"] == {
         "KEY": "s3cr3t",
         "MODE": "fp16",
-        "OUT": f"{scratch}/out",
+        "OUT": "/scratch/out",
         "EXPANDED": "fp16-$(MODE)",
     }
     assert seen["cfg"] == "a: 1"
-    # The pod's work directory is gone once it ends, as an emptyDir would be.
-    assert not Path(scratch).exists()
+    assert seen["ids"] == [1000, 3000] and seen["pid"] == 1
+    assert seen["os"].startswith("Debian GNU/Linux 12")
+    assert "Read-only file system" in seen["root_write"]
+    image = cluster.images.resolve(BASE)
+    assert image is not None
+    assert pod.status.container_statuses[0].image_id == image.image_id
+    assert image.image_id.startswith("docker.io/bodypose-export/base@sha256:")
+    # The pod's work directory (its emptyDir) is gone once it ends.
+    assert not list((cluster.state_dir / "pods").glob(f"{namespace}_env-job*"))
 
 
 def test_failed_job_reports_exit_code_and_log_tail(cluster: LocalCluster, namespace: str) -> None:
@@ -248,7 +268,7 @@ def test_failed_job_reports_exit_code_and_log_tail(cluster: LocalCluster, namesp
             "tolerations": [GPU_TOLERATION],
             "containers": [
                 container(
-                    ["python", "-c", script], terminationMessagePolicy="FallbackToLogsOnError"
+                    ["python3", "-c", script], terminationMessagePolicy="FallbackToLogsOnError"
                 )
             ],
         },
@@ -267,13 +287,13 @@ def test_failed_job_reports_exit_code_and_log_tail(cluster: LocalCluster, namesp
 def test_missing_secret_waits_like_a_kubelet(cluster: LocalCluster, namespace: str) -> None:
     core = core_api(cluster)
     pod = {
-        "metadata": {"name": "needs-key", "labels": EXECUTOR},
+        "metadata": {"name": "needs-key"},
         "spec": {
             "restartPolicy": "Never",
             "nodeSelector": {"bodypose.dev/pool": "cpu"},
             "containers": [
                 container(
-                    ["python", "-c", "import os; assert os.environ['KEY'] == 'late'"],
+                    ["python3", "-c", "import os; assert os.environ['KEY'] == 'late'"],
                     env=[
                         {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}
                     ],
@@ -304,12 +324,12 @@ def test_missing_secret_waits_like_a_kubelet(cluster: LocalCluster, namespace: s
 def test_deleting_a_pod_kills_its_process(cluster: LocalCluster, namespace: str) -> None:
     core = core_api(cluster)
     pod = {
-        "metadata": {"name": "sleeper", "labels": EXECUTOR},
+        "metadata": {"name": "sleeper"},
         "spec": {
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 5,
             "nodeSelector": {"bodypose.dev/pool": "cpu"},
-            "containers": [container(["python", "-c", "import time; time.sleep(600)"])],
+            "containers": [container(["python3", "-c", "import time; time.sleep(600)"])],
         },
     }
     core.create_namespaced_pod(namespace, pod)
@@ -317,7 +337,8 @@ def test_deleting_a_pod_kills_its_process(cluster: LocalCluster, namespace: str)
         lambda: pod_phase(core, namespace, "sleeper", ("Running",)), what="the pod to run"
     )
     pid = int(running.status.container_statuses[0].container_id.removeprefix("local://"))
-    assert psutil.pid_exists(pid) and "time.sleep(600)" in " ".join(psutil.Process(pid).cmdline())
+    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    assert any("time.sleep(600)" in " ".join(p.cmdline()) for p in tree)
     core.delete_namespaced_pod("sleeper", namespace)
     wait_for(
         lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
@@ -338,13 +359,13 @@ def test_deleting_a_pod_kills_its_process(cluster: LocalCluster, namespace: str)
 def test_active_deadline_fails_the_pod(cluster: LocalCluster, namespace: str) -> None:
     core = core_api(cluster)
     pod = {
-        "metadata": {"name": "slow", "labels": EXECUTOR},
+        "metadata": {"name": "slow"},
         "spec": {
             "restartPolicy": "Never",
             "activeDeadlineSeconds": 2,
             "terminationGracePeriodSeconds": 1,
             "nodeSelector": {"bodypose.dev/pool": "cpu"},
-            "containers": [container(["python", "-c", "import time; time.sleep(600)"])],
+            "containers": [container(["python3", "-c", "import time; time.sleep(600)"])],
         },
     }
     core.create_namespaced_pod(namespace, pod)
@@ -356,24 +377,121 @@ def test_active_deadline_fails_the_pod(cluster: LocalCluster, namespace: str) ->
     assert failed.status.phase == "Failed" and failed.status.reason == "DeadlineExceeded"
 
 
-def test_unlabelled_pods_follow_kwok(cluster: LocalCluster, namespace: str) -> None:
-    """Pods without the executor's label never run: kwok reports them Running, and
-    completes Job pods at once (kwok's fast stages)."""
+def test_an_image_the_cluster_lacks_waits_in_image_pull_back_off(
+    cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    """As on a real node: ErrImagePull, then ImagePullBackOff; once the image is
+    there (loaded under that name) the pod starts."""
+    core = core_api(cluster)
+    missing = f"bodypose-export/not-built:{namespace}"
+    pod = {
+        "metadata": {"name": "no-image"},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "containers": [{**container(["python3", "-c", "print('ran')"]), "image": missing}],
+        },
+    }
+    core.create_namespaced_pod(namespace, pod)
+
+    def waiting() -> Any:
+        statuses = core.read_namespaced_pod("no-image", namespace).status.container_statuses
+        state = statuses[0].state if statuses else None
+        return state.waiting if state and state.waiting else None
+
+    seen = {wait_for(waiting, what="ErrImagePull").reason}
+    deadline = time.monotonic() + 30
+    while "ImagePullBackOff" not in seen and time.monotonic() < deadline:
+        seen.add(waiting().reason)
+        time.sleep(0.2)
+    assert seen <= {"ErrImagePull", "ImagePullBackOff"} and "ImagePullBackOff" in seen
+    assert waiting().message == f'Back-off pulling image "{missing}"'
+
+    base = cluster.images.resolve(BASE)
+    assert base is not None
+    cluster.images.load(base_image().archive, ref=missing)
+    done = wait_for(
+        lambda: pod_phase(core, namespace, "no-image", ("Succeeded", "Failed")),
+        what="the pod to run once its image is there",
+    )
+    assert done.status.phase == "Succeeded"
+    assert done.status.container_statuses[0].image_id.endswith(base.digest)
+
+
+def test_a_command_missing_from_the_image_is_a_start_error(
+    cluster: LocalCluster, namespace: str
+) -> None:
     manifest = job(
-        "kwok-job",
+        "no-command",
         {
             "nodeSelector": {"bodypose.dev/pool": "cpu"},
-            "containers": [container(["false"])],
+            "containers": [container(["bpnet-build", "--help"])],
         },
-        labels={},
     )
     batch_api(cluster).create_namespaced_job(namespace, manifest)
     cluster.kubectl(
-        "wait", "-n", namespace, "--for=condition=Complete", "job/kwok-job", "--timeout=90s"
+        "wait", "-n", namespace, "--for=condition=Failed", "job/no-command", "--timeout=90s"
     )
-    pod = only_pod(core_api(cluster), namespace, "kwok-job")
-    # `false` would have failed had it run; kwok's pod IPs are on loopback.
-    assert pod.status.phase == "Succeeded" and pod.status.pod_ip.startswith("127.")
+    terminated = (
+        only_pod(core_api(cluster), namespace, "no-command")
+        .status.container_statuses[0]
+        .state.terminated
+    )
+    assert (terminated.exit_code, terminated.reason) == (128, "StartError")
+    assert terminated.message == 'exec: "bpnet-build": executable file not found in $PATH'
+
+
+def test_in_cluster_clients_act_as_the_pods_service_account(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    """The token mounted where Kubernetes mounts it comes from the TokenRequest API:
+    a pod that calls the API server with it is its ServiceAccount, and RBAC applies."""
+    core = core_api(cluster)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "lister"}})
+    rbac: Any = client.RbacAuthorizationV1Api(cluster.api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "pod-lister"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+    })  # fmt: skip
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "lister"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-lister"},
+        "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": namespace}],
+    })  # fmt: skip
+    script = (
+        "import json, os, ssl, urllib.error, urllib.request\n"
+        "sa = '/var/run/secrets/kubernetes.io/serviceaccount'\n"
+        "ns = open(sa + '/namespace').read()\n"
+        "ctx = ssl.create_default_context(cafile=sa + '/ca.crt')\n"
+        "base = 'https://%s:%s' % (os.environ['KUBERNETES_SERVICE_HOST'],\n"
+        "                          os.environ['KUBERNETES_SERVICE_PORT'])\n"
+        "auth = {'Authorization': 'Bearer ' + open(sa + '/token').read()}\n"
+        "def get(path):\n"
+        "    try:\n"
+        "        urllib.request.urlopen(urllib.request.Request(base + path, headers=auth),\n"
+        "                               context=ctx)\n"
+        "        return 200\n"
+        "    except urllib.error.HTTPError as exc:\n"
+        "        return exc.code\n"
+        "json.dump({'ns': ns, 'pods': get('/api/v1/namespaces/%s/pods' % ns),\n"
+        "           'secrets': get('/api/v1/namespaces/%s/secrets' % ns)},\n"
+        "          open('/dev/termination-log', 'w'))\n"
+    )
+    manifest = job(
+        "in-cluster",
+        {
+            "serviceAccountName": "lister",
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "containers": [container(["python3", "-c", script])],
+        },
+    )
+    batch_api(cluster).create_namespaced_job(namespace, manifest)
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Complete", "job/in-cluster", "--timeout=90s"
+    )
+    pod = only_pod(core, namespace, "in-cluster")
+    seen = json.loads(pod.status.container_statuses[0].state.terminated.message)
+    assert seen == {"ns": namespace, "pods": 200, "secrets": 403}
 
 
 def test_gpu_pools_refuse_pods_without_the_toleration(
@@ -381,7 +499,7 @@ def test_gpu_pools_refuse_pods_without_the_toleration(
 ) -> None:
     core = core_api(cluster)
     pod = {
-        "metadata": {"name": "no-toleration", "labels": EXECUTOR},
+        "metadata": {"name": "no-toleration"},
         "spec": {
             "nodeSelector": {"bodypose.dev/pool": "a100"},
             "containers": [container(["true"])],
@@ -409,6 +527,19 @@ def test_pod_security_rejects_a_privileged_pod(cluster: LocalCluster, namespace:
     assert info.value.status == 403
     message = json.loads(str(info.value.body))["message"]
     assert 'violates PodSecurity "restricted:latest": privileged' in message
+
+
+def test_pod_security_rejects_a_pod_running_as_root(cluster: LocalCluster, namespace: str) -> None:
+    pod = {
+        "metadata": {"name": "as-root"},
+        "spec": {"containers": [container(["true"], securityContext={**RESTRICTED,
+                                                                     "runAsUser": 0})]},
+    }  # fmt: skip
+    with pytest.raises(ApiException) as info:
+        core_api(cluster).create_namespaced_pod(namespace, pod)
+    assert info.value.status == 403
+    message = json.loads(str(info.value.body))["message"]
+    assert 'violates PodSecurity "restricted:latest": runAsUser=0' in message
 
 
 def test_service_account_kubeconfig_is_bound_by_rbac(cluster: LocalCluster, namespace: str) -> None:

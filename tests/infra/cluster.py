@@ -4,7 +4,10 @@ Registered for the whole suite by `pytest_plugins = ["tests.infra.cluster"]` in
 tests/conftest.py.
 
     cluster_binaries  session   dict[str, Path]: etcd, kube-*, kubectl, kwok, helm
-    cluster           session   LocalCluster (devcluster/controlplane.py), started
+    images            session   list[BuiltImage]: the base, operator and exporter images
+                                (devcluster/images.py), built if missing
+    cluster           session   LocalCluster (devcluster/controlplane.py), started,
+                                with those images loaded on its nodes
     namespace         function  str: a fresh namespace enforcing the restricted
                                 Pod Security Standard, deleted afterwards
     kubectl           session   Path of the built kubectl
@@ -19,6 +22,9 @@ test's timeout.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import statistics
 import sys
 import time
 import uuid
@@ -29,6 +35,7 @@ from typing import Any
 import pytest
 
 from devcluster.controlplane import LocalCluster, ensure_binaries
+from devcluster.images import BuiltImage, base_image, ensure_images
 from devcluster.minio import S3Server, start_minio
 
 
@@ -47,21 +54,50 @@ def cluster_binaries(pytestconfig: pytest.Config) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def images(pytestconfig: pytest.Config) -> list[BuiltImage]:
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    # `make test` builds them first (make images); a cold build here shows progress.
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        return [base_image(sys.stderr), *ensure_images(progress=sys.stderr)]
+
+
+@pytest.fixture(scope="session")
 def cluster(
-    cluster_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    cluster_binaries: dict[str, Path],
+    images: list[BuiltImage],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LocalCluster]:
-    started = time.monotonic()
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), cluster_binaries).start()
     from tests.conftest import FIGURES
 
+    started = time.monotonic()
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), cluster_binaries).start()
     FIGURES.append(
         f"local cluster warm start (control plane, 5 nodes Ready, executor): "
         f"{time.monotonic() - started:.1f}s"
     )
+    for image in images:
+        loaded = local.load_image(image.archive)
+        FIGURES.append(
+            f"image {loaded.ref} loaded into the local cluster in "
+            f"{local.images.last_load_seconds:.1f}s (unpacked once per digest, then cached)"
+        )
     try:
         yield local
     finally:
         local.stop()
+        starts = pod_start_seconds(local.logs / "pod-executor.log")
+        if starts:
+            FIGURES.append(
+                f"executor: pod seen bound -> container process spawned (image cached): median "
+                f"{statistics.median(starts):.2f}s, max {max(starts):.2f}s over {len(starts)} "
+                "containers"
+            )
+
+
+def pod_start_seconds(executor_log: Path) -> list[float]:
+    """From the executor's log: seconds from a pod being bound to its process starting."""
+    found = re.findall(r": pid \d+, ([\d.]+)s after binding", executor_log.read_text())
+    return [float(s) for s in found]
 
 
 @pytest.fixture
