@@ -70,7 +70,7 @@ def test_identity_from_the_pod_over_the_image(rootfs: Path) -> None:
 
 def test_run_as_non_root_refuses_root_with_the_kubelets_words(rootfs: Path) -> None:
     with pytest.raises(
-        ConfigError, match="^container has runAsNonRoot and image will run as root$"
+        ConfigError, match=r"^container has runAsNonRoot and image will run as root$"
     ):
         identity(None, sc(run_as_non_root=True), {"User": ""}, rootfs)
     with pytest.raises(ConfigError, match=r"image has non-numeric user \(app\), cannot verify"):
