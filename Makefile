@@ -19,10 +19,13 @@ help:
 	@echo "make lock   - regenerate requirements/*.lock (uv pip compile --universal, hashes)"
 	@echo "make cluster-up / cluster-down - a local control plane with fake GPU pools (.cluster/)"
 
-$(VENV)/.installed: pyproject.toml
+# The development environment runs what the images run: every version from
+# requirements/dev.lock, which `make lock` resolves under the images' locks.
+$(VENV)/.installed: pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e '.[exporter,operator,dev]'
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 env: $(VENV)/.installed
@@ -68,6 +71,9 @@ lock: env
 		$(UV_LOCK_FLAGS) -o requirements/exporter.lock
 	$(VENV)/bin/uv pip compile requirements/gpu.in -c requirements/exporter.lock \
 		$(UV_LOCK_FLAGS) -o requirements/gpu.lock
+	$(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --extra exporter \
+		--extra operator --extra dev -c requirements/exporter.lock -c requirements/operator.lock \
+		$(UV_LOCK_FLAGS) -o requirements/dev.lock
 
 crds: env
 	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml

@@ -19,15 +19,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# absl/glog line prefix: severity, MMDD, time, thread id, file:line]
-_NATIVE = re.compile(r"^[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] ")
+# The two native line prefixes: absl's (TensorFlow 2.21: severity, MMDD, time,
+# thread id, file:line]) and TSL's own (2.20 and older: date time: severity file:line]).
+_ABSL = r"[{levels}]\d{{4}} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] "
+_TSL = r"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [{levels}] [\w./-]+:\d+\] "
+_NATIVE = re.compile("^(?:" + _ABSL.format(levels="IW") + "|" + _TSL.format(levels="IW") + ")")
 _KNOWN = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     "To enable the following instructions:",  # the CPU feature guard's second line
 )
 # With no GPU (or CUDA_VISIBLE_DEVICES=""), TensorFlow reports cuInit failing as an
 # error; the export stage never uses a GPU, so this one error says nothing.
-_NO_GPU = re.compile(r"^E\d{4} .*cuda_(platform|driver|executor)\.cc:\d+\] failed call to cuInit")
+_NO_GPU = re.compile(
+    r"^(?:E\d{4} |\d{4}-\d\d-\d\d [\d:.]+: E ).*cuda_\w+\.cc:\d+\] failed call to cuInit"
+)
 
 
 def is_chatter(line: str) -> bool:

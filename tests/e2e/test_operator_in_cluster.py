@@ -133,7 +133,7 @@ def test_helm_installed_operator_runs_in_its_image_and_its_jobs_in_theirs(
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=resource("fp32", bucket, 224, cpu))
     try:
         cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "bpe/fp32",
-                        "--timeout=600s")  # fmt: skip
+                        "--timeout=280s")  # fmt: skip
     except AssertionError:
         logs = cluster.logs / "pods" / namespace
         tails = {p.name: p.read_text()[-2000:] for p in logs.rglob("*.log")}

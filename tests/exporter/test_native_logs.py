@@ -17,6 +17,13 @@ def test_the_lines_tensorflow_prints_at_start_up_are_chatter() -> None:
         "E0000 00:00:1795851059.241015   24068 cuda_platform.cc:52] failed call to cuInit: "
         "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)"
     )
+    # TensorFlow 2.20's own format (TSL logging).
+    assert is_chatter(
+        "2026-11-28 07:43:02.836391: E external/local_xla/xla/stream_executor/cuda/"
+        "cuda_platform.cc:51] failed call to cuInit: INTERNAL: CUDA error"
+    )
+    assert is_chatter("2026-11-28 07:43:02.836391: I tensorflow/core/util/port.cc:153] oneDNN")
+    assert not is_chatter("2026-11-28 07:43:02.836391: E tensorflow/core/kernel.cc:1] OOM")
     assert is_chatter(
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
     )
