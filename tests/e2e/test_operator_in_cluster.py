@@ -138,7 +138,7 @@ def test_helm_installed_operator_runs_in_its_image_and_its_jobs_in_theirs(
         logs = cluster.logs / "pods" / namespace
         tails = {p.name: p.read_text()[-2000:] for p in logs.rglob("*.log")}
         raise AssertionError(f"{bpe(cluster, namespace, 'fp32').get('status')}\n{tails}") from None
-    jobs = core.list_namespaced_pod(namespace, label_selector="bodypose.dev/resource=fp32").items
+    jobs = core.list_namespaced_pod(namespace, label_selector="bodypose.dev/export=fp32").items
     assert {p.metadata.labels["bodypose.dev/stage"] for p in jobs} == {"export", "build"}
     for job_pod in jobs:
         (cs,) = job_pod.status.container_statuses
