@@ -120,7 +120,8 @@ def run(state: Path, timeout: float) -> int:
     started = time.monotonic()
     bins = ensure_binaries(("etcd", "kubernetes", "kwok", "helm", "minio"), progress=sys.stderr)
     try:
-        images = ensure_images(progress=sys.stdout)
+        # `make demo` has just run `make images`, which printed them; built here if not.
+        images = ensure_images(progress=None)
     except ImageBuildError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--codec", default="auto", choices=("auto", "nvidia", "open"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [bpnet-sample] %(message)s")
+    # Keras' note that an uncompiled model has no metrics yet says nothing about a sample.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / "bpnet_sample.tlt"

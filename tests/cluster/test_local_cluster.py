@@ -627,3 +627,35 @@ def test_cluster_up_status_down(cluster_binaries: dict[str, Path], tmp_path: Pat
     assert down.returncode == 0, down.stderr
     assert not state.exists()
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+
+
+def test_without_the_executor_kwok_pretends_to_run_pods(
+    cluster_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    """For scale tests where no pod should run: kwok marks pods Running and completes
+    Job pods at once, whatever their image or command (kwok-pod-stages.yaml)."""
+    local = LocalCluster(tmp_path / "pretend", cluster_binaries).start(executor=False)
+    try:
+        core: Any = client.CoreV1Api(local.api)
+        core.create_namespace({"metadata": {"name": "pretend"}})
+        wait_for(lambda: _has_default_sa(core, "pretend"), what="the default service account")
+        manifest = job("kwok-job", {
+            "nodeSelector": {"bodypose.dev/pool": "cpu"},
+            "containers": [{**container(["false"]), "image": "no-such/image:1"}],
+        })  # fmt: skip
+        batch_api(local).create_namespaced_job("pretend", manifest)
+        local.kubectl("wait", "-n", "pretend", "--for=condition=Complete", "job/kwok-job",
+                      "--timeout=90s")  # fmt: skip
+        pod = only_pod(core, "pretend", "kwok-job")
+        # `false` in a missing image would have failed had it run; kwok's pod IPs are loopback.
+        assert pod.status.phase == "Succeeded" and pod.status.pod_ip.startswith("127.")
+    finally:
+        local.stop()
+
+
+def _has_default_sa(core: Any, namespace: str) -> bool:
+    try:
+        core.read_namespaced_service_account("default", namespace)
+    except ApiException:
+        return False
+    return True
