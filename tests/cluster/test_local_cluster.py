@@ -8,9 +8,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import pytest
@@ -20,8 +19,8 @@ from kubernetes.client.exceptions import ApiException
 from devcluster.controlplane import LocalCluster
 from devcluster.images import base_image
 from devcluster.minio import S3Server
+from tests.infra.wait import wait_for
 
-T = TypeVar("T")
 RESTRICTED = {
     "allowPrivilegeEscalation": False,
     "runAsNonRoot": True,
@@ -32,17 +31,6 @@ RESTRICTED = {
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 # Debian bookworm with python3 only (devcluster/images.py): small pods run in it.
 BASE = "bodypose-export/base:bookworm"
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 60, what: str = "it") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 # The client takes plain manifests (dicts); its annotations name only its model

@@ -12,7 +12,6 @@ lacks the command a Job runs.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,23 +27,13 @@ from devcluster.images import BuiltImage
 from devcluster.minio import S3Server
 from tests.conftest import SAMPLE_KEY
 from tests.e2e.test_helm_chart import CHART, helm_run
+from tests.infra.wait import wait_for
 
 RELEASE = "bodypose"
 
 
 def built(images: list[BuiltImage], name: str) -> BuiltImage:
     return next(i for i in images if i.name == name)
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def bpe(cluster: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
