@@ -90,7 +90,7 @@ def step_data(args: argparse.Namespace) -> dict[str, Any]:
     from bodypose_exporter.calibration.batches import ImageBatches
     from bodypose_exporter.calibration.images import list_images
     from bodypose_exporter.calibration.tensorfile import TensorFileWriter
-    from bodypose_exporter.sample import write_sample_images
+    from bodypose_exporter.stages.sample import write_sample_images
 
     images = Path(args.images)
     have = len(list(images.glob("*"))) if images.exists() else 0
@@ -130,7 +130,7 @@ def step_forward(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_ours(args: argparse.Namespace) -> dict[str, Any]:
-    from bodypose_exporter.calibration import CalibrationOptions, run_calibration
+    from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
 
     with tempfile.TemporaryDirectory(prefix="bench-cal-") as tmp:
         options = CalibrationOptions(

@@ -117,7 +117,7 @@ def export(model: Path, out: Path, height: int, width: int) -> Path:
 
 
 def calibrate(onnx: Path, images: Path, count: int, out: Path, hw: tuple[int, int]) -> Path:
-    from bodypose_exporter.calibration import CalibrationOptions, run_calibration
+    from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
 
     result = run_calibration(
         onnx,
@@ -167,7 +167,7 @@ def build(
 
 def verify_on_images(engine: Path, onnx: Path, images: Path, hw: tuple[int, int]) -> dict[str, Any]:
     """The int8 artifact against FP32 on sample images calibration never saw."""
-    from bodypose_exporter.engines.ort.backend import OrtRunner
+    from bodypose_exporter.engines.ort.runner import OrtRunner
     from bodypose_exporter.verification import reference as references
     from bodypose_exporter.verification.verify import verify
 
@@ -192,7 +192,7 @@ def runtime_graph(engine: Path, out: Path) -> Path:
     """The graph the runner executes (default level ALL), saved for inspection."""
     import onnxruntime as ort
 
-    from bodypose_exporter.engines.ort.backend import PROVIDERS
+    from bodypose_exporter.engines.ort.runner import PROVIDERS
 
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(out)
@@ -219,7 +219,7 @@ def sample_input(images: Path, hw: tuple[int, int]) -> Array:
 
 
 def time_pair(fp32: Path, int8: Path, batch: Array, runs: int, threads: int) -> Timing:
-    from bodypose_exporter.engines.ort.backend import OrtRunner
+    from bodypose_exporter.engines.ort.runner import OrtRunner
 
     runners = {"fp32": OrtRunner(fp32, threads), "int8": OrtRunner(int8, threads)}
     seconds: dict[str, list[float]] = {"fp32": [], "int8": []}
@@ -289,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, work: Path) -> int:
     import onnxruntime as ort
 
-    from bodypose_exporter.engines.ort.cpu import cpu_description
-    from bodypose_exporter.sample import write_sample_images, write_sample_model
+    from bodypose_exporter.engines.ort.hardware import describe as cpu_description
+    from bodypose_exporter.stages.sample import write_sample_images, write_sample_model
 
     work.mkdir(parents=True, exist_ok=True)
     cpu = cpu_description()

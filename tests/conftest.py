@@ -84,7 +84,7 @@ def s3_bucket(s3_endpoint: S3Endpoint) -> str:
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample .tlt (key SAMPLE_KEY) and images, as `bpnet-sample` writes them."""
-    from bodypose_exporter.sample import write_sample_images, write_sample_model
+    from bodypose_exporter.stages.sample import write_sample_images, write_sample_model
 
     out = tmp_path_factory.mktemp("sample")
     write_sample_model(out / "bpnet_sample.tlt", SAMPLE_KEY)

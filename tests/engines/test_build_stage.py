@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bodypose_exporter.build_cli import main
+from bodypose_exporter.cli.main import build_main as main
 from bodypose_exporter.convert.fidelity import read_reference, write_reference
 from tests.conftest import FIGURES
 from tests.engines.conftest import Calibrated

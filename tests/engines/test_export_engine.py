@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bodypose_exporter.cli import main
+from bodypose_exporter.cli.main import export_main as main
 from tests.conftest import SAMPLE_KEY
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bodypose_exporter.engines.naming import engine_file_name, resolve_engine_file
-from bodypose_exporter.engines.ort.cpu import parse_cpuinfo
+from bodypose_exporter.engines.ort.hardware import parse_cpuinfo
 from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.verification.figures import agreement
@@ -50,7 +50,7 @@ def test_cpu_model_and_instruction_sets_from_cpuinfo() -> None:
 
 
 def test_this_machine_is_described() -> None:
-    from bodypose_exporter.engines.ort.cpu import cpu_description
+    from bodypose_exporter.engines.ort.hardware import describe as cpu_description
 
     described = cpu_description()
     assert described["cpuModel"] and described["logicalCpus"] >= 1

@@ -1,7 +1,8 @@
-"""INT8 calibration for BodyPoseNet: tensorfile, streaming entropy calibration, cal.bin, QDQ.
+"""INT8 calibration algorithms for BodyPoseNet: tensorfile, streaming calibration, cal.bin, QDQ.
 
-Entry point: `stage.run_calibration(onnx_path, CalibrationOptions(...), out_dir)`.
-Modules, one job each:
+Algorithms only: no S3, no staging, no flags. The stage that runs them on
+files (local or s3://) is `stages.calibrate` (`run_calibration`, `preflight`,
+`calibrate`). Modules, one job each:
 
 - `images`, `preprocess`, `batches`: the image directory, TAO's strict-mode
   preprocessing, parallel decoding into batches;
@@ -10,13 +11,6 @@ Modules, one job each:
   graph, streaming |x| histograms, the forward-pass loop;
 - `thresholds`: entropy (TensorRT's KL search), percentile and minmax;
 - `calibration_cache`: `cal.bin` in TensorRT's text format;
-- `qdq`, `agreement`: the QDQ model and how closely it follows FP32.
+- `qdq`, `agreement`: the QDQ model and how closely it follows FP32 (figures
+  from `bodypose_exporter.metrics`, shared with engine verification).
 """
-
-from bodypose_exporter.calibration.stage import (
-    CalibrationOptions,
-    CalibrationResult,
-    run_calibration,
-)
-
-__all__ = ["CalibrationOptions", "CalibrationResult", "run_calibration"]

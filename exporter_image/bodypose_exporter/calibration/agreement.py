@@ -7,9 +7,8 @@ Figures, per held-back image then summarised over images:
   one channel per body part plus a last background channel, which is left
   out), whether the int8 maximum sits at the same pixel as the FP32 one.
 
-Outputs are told apart by name (`heatmap...`, `paf...`, or the SDK model's
-`conv2d_transpose_1` for the PAF), else by channel count (19 heatmap, 38 PAF
-for TAO's COCO skeleton).
+The figures themselves (cosine, peaks, which output is which) are
+`bodypose_exporter.metrics`, shared with engine verification.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+
+from bodypose_exporter.metrics import argmax_peaks, output_role, per_image_cosine
 
 Array = npt.NDArray[np.float32]
 
@@ -46,30 +47,6 @@ class Agreement:
         )
 
 
-def _role(name: str, channels: int) -> str | None:
-    lowered = name.lower()
-    if "heatmap" in lowered or "cmap" in lowered:
-        return "heatmap"
-    if "paf" in lowered or "conv2d_transpose_1" in lowered:
-        return "paf"
-    return {19: "heatmap", 38: "paf"}.get(channels)
-
-
-def _cosine(a: Array, b: Array) -> npt.NDArray[np.float64]:
-    x = a.reshape(a.shape[0], -1).astype(np.float64)
-    y = b.reshape(b.shape[0], -1).astype(np.float64)
-    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-    dots = (x * y).sum(axis=1)
-    return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 1.0)
-
-
-def _peaks(heatmap: Array) -> npt.NDArray[np.int64]:
-    """(images, keypoints) flat index of each keypoint channel's maximum (NHWC, background last)."""
-    n, h, w, c = heatmap.shape
-    keypoints = heatmap[..., : max(1, c - 1)]
-    return np.asarray(keypoints.reshape(n, h * w, -1).argmax(axis=1), dtype=np.int64)
-
-
 def _run(session: ort.InferenceSession, images: Sequence[Array], chunk: int) -> dict[str, Array]:
     input_name = session.get_inputs()[0].name
     names = [o.name for o in session.get_outputs()]
@@ -92,15 +69,16 @@ def compare(
     quantized = _run(ort.InferenceSession(str(qdq_model), providers=providers), images, chunk)
     roles: dict[str, str] = {}
     for name, value in reference.items():
-        role = _role(name, int(value.shape[-1]))
+        role = output_role(name, int(value.shape[-1]))
         if role is not None and role not in roles:
             roles[role] = name
     if set(roles) != {"heatmap", "paf"}:
         raise ValueError(f"cannot tell heatmap and PAF apart among outputs {list(reference)}")
     heat_ref, heat_q = reference[roles["heatmap"]], quantized[roles["heatmap"]]
     paf_ref, paf_q = reference[roles["paf"]], quantized[roles["paf"]]
-    heat_cos, paf_cos = _cosine(heat_ref, heat_q), _cosine(paf_ref, paf_q)
-    peak_match = float(np.mean(_peaks(heat_ref) == _peaks(heat_q)))
+    heat_cos = per_image_cosine(heat_ref, heat_q)
+    paf_cos = per_image_cosine(paf_ref, paf_q)
+    peak_match = float(np.mean(argmax_peaks(heat_ref) == argmax_peaks(heat_q)))
     return Agreement(
         images=len(images),
         heatmap_cosine_mean=float(heat_cos.mean()),

@@ -5,5 +5,5 @@
 - `peaks`, `connections`, `grouping`, `decode`: TAO's bottom-up decoding;
 - `coco`: COCO results and pycocotools' keypoint AP;
 - `inference`: a runner over an annotated image set;
-- `__main__`: `python -m bodypose_exporter.evaluation`.
+- `__main__`: `python -m bodypose_exporter.evaluation`, an alias of `bpnet evaluate`.
 """

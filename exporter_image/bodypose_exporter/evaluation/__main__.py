@@ -1,82 +1,17 @@
-"""`python -m bodypose_exporter.evaluation`: OKS keypoint AP of the FP32 model and of an engine.
+"""`python -m bodypose_exporter.evaluation`: kept as an alias of `bpnet evaluate`, same flags.
 
-    python -m bodypose_exporter.evaluation --annotations person_keypoints_val.json \\
-        --images val2017/ --onnx bpnet_model.onnx \\
-        --engine bpnet_model.320.448.int8.engine --engine_backend onnxruntime
-
-Prints TAO's ten COCO figures for each, and the engine's AP drop; `--output`
-writes them as JSON. Exit codes: 0 done, 2 bad input, 3 the engine's AP is
-more than `--max_ap_drop` below the FP32 model's.
+The command itself is `cli/evaluate.py`; this is its old entry point (the
+one import from below the CLI layer that the layer contract allows, named in
+.importlinter).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from bodypose_exporter.engines.registry import BACKENDS, backend_by_name
-from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation.inference import Evaluation, evaluate, load_annotations
-from bodypose_exporter.verification.reference import input_hw
+from bodypose_exporter.cli.main import evaluate_main as main
 
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m bodypose_exporter.evaluation",
-        description="COCO OKS keypoint AP of the exported FP32 model and of a built engine, "
-        "with TAO's bottom-up decoding.",
-    )
-    p.add_argument("--annotations", required=True, type=Path, help="COCO keypoint JSON")
-    p.add_argument("--images", required=True, type=Path, help="directory of its images")
-    p.add_argument("--onnx", required=True, type=Path, help="the exported FP32 ONNX model")
-    p.add_argument("--engine", type=Path, default=None, help="a built engine to compare")
-    p.add_argument("--engine_backend", default="onnxruntime", choices=BACKENDS)
-    p.add_argument(
-        "--max_ap_drop", type=float, default=None, help="fail (exit 3) past this AP drop"
-    )
-    p.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
-    return p
-
-
-def _line(name: str, result: Evaluation) -> str:
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in list(result.figures.items())[:3])
-    return f"{name}: {shown} ({result.people} people in {result.images} images)"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        dataset = load_annotations(args.annotations)
-        height, width = input_hw(args.onnx)
-        fp32_runner = backend_by_name("onnxruntime").load(args.onnx)
-        report: dict[str, Any] = {"inputHW": [height, width]}
-        reference = evaluate(fp32_runner, dataset, args.images, height, width)
-        report["fp32"] = reference.figures
-        print(_line("fp32", reference))
-        if args.engine is not None:
-            runner = backend_by_name(args.engine_backend).load(args.engine)
-            try:
-                engine = evaluate(runner, dataset, args.images, height, width)
-            finally:
-                runner.close()
-            drop = reference.figures["AP_0.50:0.95_all"] - engine.figures["AP_0.50:0.95_all"]
-            report["engine"] = {**engine.figures, "apDrop": drop}
-            print(_line(f"engine ({args.engine_backend})", engine))
-            print(f"AP drop {drop:+.4f}")
-        if args.output is not None:
-            args.output.write_text(json.dumps(report, indent=2) + "\n")
-        if args.engine is not None and args.max_ap_drop is not None and drop > args.max_ap_drop:
-            print(f"error: AP drop {drop:.4f} > --max_ap_drop {args.max_ap_drop}", file=sys.stderr)
-            return 3
-    except UserError as exc:
-        print(f"evaluation: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,9 +18,10 @@ import numpy.typing as npt
 
 from bodypose_exporter.evaluation.connections import connect
 from bodypose_exporter.evaluation.grouping import Person, group
-from bodypose_exporter.evaluation.peaks import HEATMAP_THRESHOLD, find_peaks
+from bodypose_exporter.evaluation.peaks import find_peaks
 from bodypose_exporter.evaluation.preprocess import Letterbox
 from bodypose_exporter.evaluation.skeleton import topology
+from bodypose_exporter.metrics import HEATMAP_THRESHOLD
 
 STRIDE = 8
 

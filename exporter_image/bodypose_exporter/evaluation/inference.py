@@ -21,7 +21,7 @@ from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.coco import keypoint_ap, to_results
 from bodypose_exporter.evaluation.decode import DecodeOptions, decode
 from bodypose_exporter.evaluation.preprocess import letterbox, read_image
-from bodypose_exporter.verification.figures import roles
+from bodypose_exporter.metrics import output_roles as roles
 
 
 @dataclass(frozen=True)

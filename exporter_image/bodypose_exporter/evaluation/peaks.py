@@ -8,19 +8,18 @@ that are >= their four neighbours (the border counts as 0) and above 0; of
 those keep the ones whose smoothed value exceeds `heatmap_threshold` (0.1).
 A candidate's score is the unsmoothed heatmap value at that pixel. The
 candidates are numbered in joint order, then row-major, as TAO numbers them.
+The candidates themselves are `metrics.smoothed_maxima`, which engine
+verification's peak agreement counts too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-HEATMAP_THRESHOLD = 0.1
-GAUSSIAN_KERNEL = 5
-GAUSSIAN_SIGMA = 3.0
+from bodypose_exporter.metrics import HEATMAP_THRESHOLD, smoothed_maxima
 
 
 @dataclass(frozen=True)
@@ -29,28 +28,6 @@ class Peak:
     y: int
     score: float
     id: int  # running number over all joints
-
-
-def smoothed_maxima(channel: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.int64]:
-    """(n, 2) array of (y, x) of the smoothed channel's 4-neighbour maxima above threshold."""
-    smooth = cv2.GaussianBlur(
-        channel.astype(np.float32),
-        (GAUSSIAN_KERNEL, GAUSSIAN_KERNEL),
-        sigmaX=GAUSSIAN_SIGMA,
-        sigmaY=GAUSSIAN_SIGMA,
-    )
-    padded = np.pad(smooth, 1, constant_values=0.0)
-    h, w = smooth.shape
-    neighbours = np.stack(
-        [
-            padded[1 : h + 1, 0:w],
-            padded[1 : h + 1, 2 : w + 2],
-            padded[0:h, 1 : w + 1],
-            padded[2 : h + 2, 1 : w + 1],
-        ]
-    )
-    keep = (smooth >= neighbours.max(axis=0)) & (smooth > 0.0) & (smooth > threshold)
-    return np.argwhere(keep).astype(np.int64)
 
 
 def find_peaks(

@@ -1,6 +1,6 @@
 """An image into the network, as TAO's bpnet inferencer does for engines, and the way back.
 
-The pixels are the calibration stage's (`calibration/preprocess.py`, which
+The pixels are calibration's (`calibration/preprocess.py`, which
 follows NVIDIA/tao_tensorflow1_backend `nvidia_tao_tf1/cv/bpnet/inferencer/
 utils.py`: grey pad to the network's aspect ratio, half before and the rest
 after, INTER_CUBIC resize, BGR to RGB, `pixel / 256 - 0.5`), so calibration,

@@ -15,10 +15,15 @@ precision (`verification`). Then:
   it, `publish_rejected=False`), so the figures are kept either way while
   `manifest.json`, the operator's sign of a complete target, never appears;
   `VerificationError` (exit code 3) names the failed gates.
+
+`build_after_export` runs this stage on an export's published artifacts
+(`bpnet-export --engine_file`) and records the engine in the export's
+manifest.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -227,3 +232,112 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         ):
             _put_back(cal, request.calibration_cache)
     return BuildStageResult(manifest=manifest.to_dict(), verdict=verdict, published=published)
+
+
+# --- `bpnet-export --engine_file`: the build stage right after the export, in one run ---
+
+#: Artifact kinds the export manifest may carry for int8 (written by the calibration stage).
+CAL_CACHE_KINDS = ("calibration-cache", "cal-cache")
+QDQ_KINDS = ("qdq-model", "qdq")
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """The engine `bpnet-export --engine_file` builds after the export (checked before it)."""
+
+    engine_file: str
+    backend: str
+    precision: str
+    max_batch_size: int
+    max_workspace_size: int
+    strict_types: bool
+    timing_cache: str | None
+    reference_images: str | None
+    gates: tuple[tuple[str, float | None], ...]
+    cal_cache_file: str | None
+
+
+def _artifact(manifest: dict[str, Any], kinds: tuple[str, ...]) -> str | None:
+    for artifact in manifest.get("artifacts", []):
+        if artifact.get("kind") in kinds:
+            return str(artifact["path"])
+    return None
+
+
+def _record(
+    export_manifest: dict[str, Any],
+    location: str,
+    engine: dict[str, Any],
+    artifact: dict[str, Any] | None,
+) -> None:
+    """Rewrite the export's manifest.json with the engine entry (the manifest stays last)."""
+    updated = {**export_manifest, "engine": engine}
+    if artifact is not None:
+        updated["artifacts"] = [*export_manifest["artifacts"], artifact]
+    with OutputSet(location) as out:
+        out.staged(MANIFEST_NAME).write_text(json.dumps(updated, indent=2) + "\n")
+        out.publish([MANIFEST_NAME])
+    export_manifest.clear()
+    export_manifest.update(updated)
+
+
+def _engine_entry(
+    plan: EnginePlan, build: dict[str, Any], artifact: dict[str, Any] | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "backend": plan.backend,
+        "precision": plan.precision,
+        "maxBatchSize": plan.max_batch_size,
+        "hardware": build.get("hardware", {}),
+        "build": build.get("build", {}),
+        "verification": build.get("verification", {}),
+        "timingsSeconds": build.get("timingsSeconds", {}),
+    }
+    if artifact is not None:
+        entry["path"] = artifact["path"]
+    else:
+        entry["rejectedPath"] = plan.engine_file
+    return entry
+
+
+def build_after_export(
+    plan: EnginePlan, export_manifest: dict[str, Any], manifest_uri: str
+) -> dict[str, Any]:
+    """Build and verify the planned engine from the export's artifacts; record it either way.
+
+    The flow `tao model bpnet export --engine_file` runs: the export has
+    published the .etlt, .onnx, reference.npz and manifest.json; the engine is
+    built with the chosen backend, verified, published, and recorded in the
+    export's manifest, passed or not; a failed gate then fails the run
+    (`VerificationError`, exit code 3).
+    """
+    onnx = _artifact(export_manifest, ("onnx",))
+    reference = _artifact(export_manifest, ("reference",))
+    if onnx is None or reference is None:
+        raise UserError("the export's manifest names no ONNX model or reference to build from")
+    request = BuildStageRequest(
+        onnx=onnx,
+        engine_file=plan.engine_file,
+        reference=reference,
+        reference_images=plan.reference_images,
+        precision=plan.precision,
+        backend=plan.backend,
+        max_batch_size=plan.max_batch_size,
+        max_workspace_size=plan.max_workspace_size,
+        strict_types=plan.strict_types,
+        calibration_cache=_artifact(export_manifest, CAL_CACHE_KINDS) or plan.cal_cache_file,
+        qdq_model=_artifact(export_manifest, QDQ_KINDS),
+        timing_cache=plan.timing_cache,
+        gates=plan.gates,
+        manifest_name=None,
+        publish_rejected=False,
+    )
+    try:
+        result = run_build(request)
+    except VerificationError as exc:
+        build = exc.manifest or {}
+        _record(export_manifest, manifest_uri, _engine_entry(plan, build, None), None)
+        raise
+    artifact: dict[str, Any] = result.manifest["artifacts"][0]
+    _record(export_manifest, manifest_uri, _engine_entry(plan, result.manifest, artifact), artifact)
+    return artifact

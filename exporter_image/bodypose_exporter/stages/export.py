@@ -2,7 +2,11 @@
 
 `.tlt` -> Keras model -> deploy model at the requested size -> ONNX (tf2onnx)
 -> fidelity check against Keras -> `.etlt` (encrypted ONNX) plus the plain
-`.onnx` (TAO 5 and current DeepStream read ONNX directly) plus `manifest.json`.
+`.onnx` (TAO 5 and current DeepStream read ONNX directly) plus `manifest.json`;
+for int8 also the calibration stage's outputs (`stages.calibrate`). Importing
+this module imports TensorFlow (through `model.keras_backend`, which keeps its
+native start-up chatter off the terminal); commands that do not export import
+it only when they run.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import yaml
+
+from bodypose_exporter.calibration.preprocess import Normalization
 from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import check_hdf5_complete, read_tlt, write_etlt
 from bodypose_exporter.convert.fidelity import (
@@ -22,59 +29,19 @@ from bodypose_exporter.convert.fidelity import (
     reference_inputs,
     write_reference,
 )
+from bodypose_exporter.convert.keras_to_onnx import keras_to_onnx
 from bodypose_exporter.errors import CorruptModelError, UserError
-from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
+from bodypose_exporter.manifest import MANIFEST_NAME, Manifest, sha256_of
+from bodypose_exporter.model.bpnet import stage_count
+from bodypose_exporter.model.deploy import build_deploy_model
+from bodypose_exporter.model.dims import InputDims
+from bodypose_exporter.model.keras_backend import keras
+from bodypose_exporter.stages import calibrate as calibration_step
+from bodypose_exporter.stages.calibrate import CalibrationRequest
 from bodypose_exporter.storage import inputs as input_files
 from bodypose_exporter.storage.outputs import OutputSet
 
-if TYPE_CHECKING:
-    from bodypose_exporter.stages.calibrate import CalibrationRequest
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InputDims:
-    """Network input, channels_last: height, width, channels."""
-
-    height: int
-    width: int
-    channels: int
-
-    @classmethod
-    def parse(cls, text: str) -> InputDims:
-        try:
-            values = [int(v) for v in text.replace(" ", "").split(",")]
-        except ValueError:
-            values = []
-        if len(values) != 3:
-            raise UserError(
-                f"-d/--input_dims {text!r}: give three comma-separated integers, "
-                "height,width,channels (channels_last), for example 320,448,3"
-            )
-        dims = cls(*values)
-        dims.validate()
-        return dims
-
-    def validate(self) -> None:
-        bad = [
-            f"{n} {v}"
-            for n, v in (("height", self.height), ("width", self.width))
-            if v % 8 or v <= 0
-        ]
-        if bad:
-            raise UserError(
-                f"-d/--input_dims: {' and '.join(bad)} must be a positive multiple of 8 "
-                "(the network's stride is 8; multiples of 16, 32 or 64 are better still)"
-            )
-        if self.channels != 3:
-            raise UserError(
-                f"-d/--input_dims: channels must be 3 (BodyPoseNet takes RGB images), got "
-                f"{self.channels}"
-            )
-
-    def as_list(self) -> list[int]:
-        return [self.height, self.width, self.channels]
 
 
 @dataclass(frozen=True)
@@ -111,8 +78,6 @@ def onnx_name_for(etlt_name: str) -> str:
 
 
 def _load_keras(h5_path: Path, source: str) -> Any:
-    from bodypose_exporter.model.keras_backend import keras
-
     try:
         return keras.models.load_model(str(h5_path), compile=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -125,8 +90,6 @@ def _normalization(spec_path: Path | None) -> dict[str, Any]:
     """TAO's dataloader normalization (offset 0.5, scale 256 unless the spec says otherwise)."""
     offset, scale = [0.5, 0.5, 0.5], [256.0, 256.0, 256.0]
     if spec_path is not None:
-        import yaml
-
         try:
             spec = yaml.safe_load(spec_path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -139,10 +102,6 @@ def _normalization(spec_path: Path | None) -> dict[str, Any]:
 
 def run_export(request: ExportRequest) -> ExportResult:
     """Run the export stage end to end; nothing is published unless all of it succeeds."""
-    from bodypose_exporter.convert.keras_to_onnx import keras_to_onnx
-    from bodypose_exporter.model.bpnet import stage_count
-    from bodypose_exporter.model.deploy import build_deploy_model
-
     codecs = codec_by_name(request.codec)
     manifest = Manifest(command="export")
     etlt_name = Path(request.output.rpartition("/")[2]).name
@@ -154,8 +113,6 @@ def run_export(request: ExportRequest) -> ExportResult:
         raise UserError("--data_type int8 needs the calibration flags (--cal_image_dir, ...)")
     cal_plan = None
     if request.calibration is not None:
-        from bodypose_exporter.stages import calibrate as calibration_step
-
         # Before the model is fetched: a wrong image prefix must not cost a conversion.
         cal_plan = calibration_step.preflight(request.calibration, hw)
 
@@ -206,8 +163,6 @@ def run_export(request: ExportRequest) -> ExportResult:
         normalization = _normalization(spec_path)
         calibrated = None
         if request.calibration is not None and cal_plan is not None:
-            from bodypose_exporter.calibration.preprocess import Normalization
-
             with manifest.timed("calibrate"):
                 calibrated = calibration_step.calibrate(
                     request.calibration,
@@ -223,7 +178,7 @@ def run_export(request: ExportRequest) -> ExportResult:
 
         manifest.inputs = {
             "model": request.model,
-            "modelSha256": _sha(model_path),
+            "modelSha256": sha256_of(model_path),
             "experimentSpec": request.experiment_spec,
         }
         manifest.add_artifact("etlt", out.staged(etlt_name), out.final_location(etlt_name))
@@ -259,9 +214,3 @@ def run_export(request: ExportRequest) -> ExportResult:
         manifest.write(out.staged(MANIFEST_NAME))
         published = out.publish([etlt_name, onnx_name, REFERENCE_NAME, *extra_names, MANIFEST_NAME])
     return ExportResult(published=published, manifest=manifest.to_dict())
-
-
-def _sha(path: Path) -> str:
-    from bodypose_exporter.manifest import sha256_of
-
-    return sha256_of(path)

@@ -1,15 +1,15 @@
 """Agreement figures between an engine's outputs and the FP32 ONNX Runtime reference.
 
-Defined, with its helpers, as the INT8 calibration stage defines its
-QDQ-vs-FP32 agreement (`calibration/agreement.py`), so a cal.bin's figures
-and an engine's read the same way:
+Built on `bodypose_exporter.metrics`, the module the INT8 calibration's
+QDQ-vs-FP32 agreement (`calibration/agreement.py`) uses too, so a cal.bin's
+figures and an engine's read the same way:
 
 - `maxAbsDiff`: the largest |engine - reference| over every output element;
 - `heatmapCosine`, `pafCosine`: cosine similarity of the flattened output,
   per image, averaged over images; `cosine` is the smaller of the two (the
   gated figure) and `cosineWorstImage` the smallest single-image value;
 - `peakAgreement`: the share of the reference's keypoint candidates (found
-  as TAO's decoder finds them, `evaluation/peaks.py`: Gaussian smoothing,
+  as TAO's decoder finds them, `metrics.smoothed_maxima`: Gaussian smoothing,
   4-neighbour maxima above 0.1, on each joint channel; the background
   channel is left out) that the engine also has within one heatmap cell
   (8 input pixels at BpNet's stride; the decoder places keypoints inside a
@@ -31,23 +31,21 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-# The calibration stage's own definitions, so that both sets of figures mean the same.
-from bodypose_exporter.calibration.agreement import _cosine as per_image_cosine
-from bodypose_exporter.calibration.agreement import _peaks as keypoint_peaks
-from bodypose_exporter.calibration.agreement import _role as output_role
-from bodypose_exporter.evaluation.peaks import HEATMAP_THRESHOLD, smoothed_maxima
+# The definitions calibration.agreement uses too, so that both sets of figures mean the same.
+from bodypose_exporter.metrics import (
+    HEATMAP_THRESHOLD,
+    argmax_peaks,
+    output_roles,
+    per_image_cosine,
+    smoothed_maxima,
+)
 
 Array = npt.NDArray[np.float32]
 
 
 def roles(outputs: Mapping[str, Array]) -> dict[str, str]:
     """{"heatmap": name, "paf": name} for the outputs that can be told apart."""
-    found: dict[str, str] = {}
-    for name, value in outputs.items():
-        role = output_role(name, int(value.shape[-1]))
-        if role is not None and role not in found:
-            found[role] = name
-    return found
+    return output_roles(outputs)
 
 
 def agreement(reference: Mapping[str, Array], got: Mapping[str, Array]) -> dict[str, float]:
@@ -79,7 +77,7 @@ def agreement(reference: Mapping[str, Array], got: Mapping[str, Array]) -> dict[
         matched, total = candidate_agreement(reference[name], got[name])
         figures["peakAgreement"] = matched / total if total else 1.0
         figures["peakCandidates"] = float(total)
-        same = keypoint_peaks(reference[name]) == keypoint_peaks(got[name])
+        same = argmax_peaks(reference[name]) == argmax_peaks(got[name])
         figures["peakArgmaxMatch"] = float(same.mean())
     return figures
 

@@ -5,7 +5,8 @@ Two sources:
 - the export's `reference.npz` (`convert/fidelity.py`): the inputs the export
   checked ONNX against Keras on, and the FP32 ONNX Runtime outputs;
 - images (held-back calibration images, or the sample images): preprocessed
-  as TAO's inferencer does for engines (`evaluation/preprocess.py`), run
+  as TAO's inferencer does for engines (`calibration/preprocess.py`, the
+  pixels evaluation's `letterbox` gives too), run
   through the FP32 ONNX model with ONNX Runtime here. Real images exercise
   the ranges calibration chose; noise inputs do not, which matters for int8.
 """
@@ -18,10 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import onnx
 
+from bodypose_exporter.calibration.images import CorruptImageError, decode
+from bodypose_exporter.calibration.preprocess import Normalization, preprocess
 from bodypose_exporter.convert.fidelity import read_reference
+from bodypose_exporter.engines.base import run_batched
+from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation.preprocess import letterbox, read_image
 
 Array = npt.NDArray[np.float32]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -53,16 +58,22 @@ def image_paths(directory: Path, limit: int) -> list[Path]:
     return found[:limit]
 
 
+def read_image(path: Path) -> npt.NDArray[np.uint8]:
+    """Decode as TAO does (cv2.imread colour); ValueError naming the file if it cannot be used."""
+    try:
+        return decode(path)
+    except CorruptImageError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
 def preprocess_images(paths: Sequence[Path], height: int, width: int) -> Array:
-    return np.stack([letterbox(read_image(p), height, width)[0] for p in paths])
+    """TAO's strict-mode input (`calibration.preprocess`, evaluation's `letterbox` pixels)."""
+    return np.stack([preprocess(read_image(p), height, width, Normalization()) for p in paths])
 
 
 def from_images(onnx_path: Path, paths: Sequence[Path], height: int, width: int) -> Reference:
-    from bodypose_exporter.engines.base import run_batched
-    from bodypose_exporter.engines.ort.backend import OrtRunner
-
     inputs = preprocess_images(paths, height, width)
-    runner = OrtRunner(onnx_path)
+    runner = backend_by_name("onnxruntime").load(onnx_path)
     try:
         outputs = run_batched(runner, inputs)
     finally:
@@ -72,8 +83,6 @@ def from_images(onnx_path: Path, paths: Sequence[Path], height: int, width: int)
 
 def input_hw(onnx_path: Path) -> tuple[int, int]:
     """(H, W) of the exported model's NHWC input."""
-    import onnx
-
     model = onnx.load(str(onnx_path), load_external_data=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     return int(dims[1].dim_value), int(dims[2].dim_value)

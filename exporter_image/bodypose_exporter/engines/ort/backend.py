@@ -1,142 +1,34 @@
-"""ONNX Runtime backend: the graph-optimized model is the artifact.
+"""The onnxruntime backend: its builder and its runner behind the one interface (`engines.base`).
 
-Build = open an `InferenceSession` with `SessionOptions.optimized_model_filepath`
-set, which makes ONNX Runtime write the graph after its optimizations
-(ONNX Runtime docs, "Graph Optimizations in ONNX Runtime", online/offline
-mode). Level ORT_ENABLE_EXTENDED, not ALL: ALL adds the layout optimizations
-(NCHWc) that depend on the CPU the model is optimized on, and ONNX Runtime
-itself warns when such a model is serialized ("The generated model may
-contain hardware specific optimizations, and should only be used in the same
-environment the model was optimized in"). EXTENDED (constant folding, Conv
-fusions, QDQ -> QLinear fusions for int8) stays valid on any CPU with the
-same ONNX Runtime; the runner opens the artifact at the default level (ALL),
-so the layout work is redone, cheaply, on the machine that runs it.
+ONNX Runtime (CPU pools, the local demo, every test without a GPU).
 
-Precisions: fp32 optimizes the FP32 graph; int8 optimizes a QDQ model made
-here from cal.bin (so the same cal.bin drives both backends) in the ONNX
-Runtime flavour of calibration's `write_qdq_model` (uint8 activations, Relu
-outputs [0, amax]: ONNX Runtime then fuses every Conv+Relu into QLinearConv,
-VNNI/AMX where the CPU has them; faster and closer to FP32 than the
-TensorRT-flavoured published QDQ model, which is used only when no cal.bin is
-given); fp16 builds the FP32 graph and says so (`effectivePrecision` in
-the details, a log line): ONNX Runtime's CPU provider has no FP16
-convolution kernels on x86, and a resource's precision applies to all its
-targets, so a CPU target of an fp16 resource gets the nearest thing it can
-run rather than a failure.
+Every backend package has the same files for the same roles, as Polygraphy
+lays out `backend/<name>/` (NVIDIA/TensorRT `tools/Polygraphy/polygraphy/
+backend/trt/` and `backend/onnxrt/`: `loader.py`, `runner.py`):
+
+- `backend.py`: `BACKEND`, what `engines.registry` hands out by name;
+- `builder.py`: the build (a `BuildRequest` in, a `BuiltEngine` out);
+- `runner.py`: a built artifact loaded and run (`EngineRunner`);
+- `hardware.py`: what the artifact was built for (`describe()`).
 """
 
 from __future__ import annotations
 
-import logging
-import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-import onnxruntime as ort
-
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
-from bodypose_exporter.engines.ort.cpu import cpu_description
-from bodypose_exporter.errors import UserError
-
-log = logging.getLogger(__name__)
-
-ARTIFACT_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-PROVIDERS = ["CPUExecutionProvider"]
-
-
-class OrtRunner:
-    """An ONNX Runtime session over a saved artifact (or any ONNX model)."""
-
-    def __init__(self, path: Path, threads: int = 0) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
-        self.session = ort.InferenceSession(str(path), options, providers=PROVIDERS)
-        self.input_name: str = self.session.get_inputs()[0].name
-        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
-        batch = self.session.get_inputs()[0].shape[0]
-        self.max_batch_size: int = batch if isinstance(batch, int) and batch > 0 else 64
-
-    def run(self, inputs: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
-        feed = {self.input_name: np.ascontiguousarray(inputs, dtype=np.float32)}
-        outputs = self.session.run(self.output_names, feed)
-        return {
-            n: np.asarray(v, dtype=np.float32)
-            for n, v in zip(self.output_names, outputs, strict=True)
-        }
-
-    def close(self) -> None:
-        del self.session
-
-
-def _usable_cache(request: BuildRequest) -> Path | None:
-    """cal.bin when given and present: int8 is then built from it (see the module docstring)."""
-    cache = request.calibration_cache
-    return cache if cache is not None and cache.exists() else None
+from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
+from bodypose_exporter.engines.ort.runner import OrtRunner
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def _source(self, request: BuildRequest, work: Path) -> Path:
-        if request.precision == "fp16":
-            log.warning(
-                "ONNX Runtime's CPU provider has no FP16 convolution kernels: the fp16 artifact "
-                "for this CPU target is the optimized FP32 graph"
-            )
-        if request.precision != "int8":
-            return request.onnx_path
-        cache = _usable_cache(request)
-        if cache is None and request.qdq_model is not None:
-            return request.qdq_model
-        if cache is None:
-            raise UserError(
-                "--engine_backend onnxruntime with --data_type int8 needs the QDQ model that "
-                "INT8 calibration writes (--qdq_model) or its cal.bin (--cal_cache_file)"
-            )
-        from bodypose_exporter.calibration import calibration_cache
-        from bodypose_exporter.calibration.qdq import write_qdq_model
-
-        qdq = work / "qdq.onnx"
-        write_qdq_model(
-            request.onnx_path, calibration_cache.read(cache).amax(), qdq, flavour="onnxruntime"
-        )
-        return qdq
-
     def build(self, request: BuildRequest) -> BuiltEngine:
-        with tempfile.TemporaryDirectory(prefix="bpnet-ort-") as tmp:
-            return self._build(request, Path(tmp))
-
-    def _build(self, request: BuildRequest, work: Path) -> BuiltEngine:
-        source = self._source(request, work)
-        if request.strict_types:
-            log.info("-s/--strict_type_constraints has no effect on ONNX Runtime artifacts")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ARTIFACT_LEVEL
-        options.optimized_model_filepath = str(request.engine_path)
-        request.engine_path.parent.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        try:
-            ort.InferenceSession(str(source), options, providers=PROVIDERS)
-        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:  # type: ignore[attr-defined]
-            raise UserError(f"ONNX Runtime cannot optimize {source}: {exc}") from exc
-        seconds = time.perf_counter() - started
-        hardware = {**cpu_description(), "onnxruntimeVersion": ort.__version__}
-        if request.precision == "int8" and not hardware["int8DotProduct"]:
-            log.warning(
-                "this CPU has no int8 dot-product instructions (VNNI/AMX/dotprod): the int8 "
-                "artifact runs, but not faster than fp32"
-            )
-        details = {
-            "source": "fp32"
-            if request.precision != "int8"
-            else ("calibration-cache" if _usable_cache(request) is not None else "qdq"),
-            "effectivePrecision": "int8" if request.precision == "int8" else "fp32",
-            "optimizationLevel": "ORT_ENABLE_EXTENDED",
-            "optimizeSeconds": round(seconds, 3),
-        }
-        return BuiltEngine(request.engine_path, self.name, hardware, details)
+        return OnnxRuntimeBuilder().build(request)
 
     def load(self, engine_path: Path) -> OrtRunner:
         return OrtRunner(engine_path)
+
+
+BACKEND = OnnxRuntimeBackend()

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bodypose_exporter.calibration.calibration_cache import retag
+from bodypose_exporter.calibration.tensorfile import read_batches
 from bodypose_exporter.engines.trt.device import DeviceBuffer, create_stream, destroy_stream
 from bodypose_exporter.errors import UserError
 
@@ -37,8 +39,6 @@ log = logging.getLogger(__name__)
 
 def cache_bytes_for(trt_version: str, path: Path) -> bytes:
     """cal.bin with this TensorRT's version in its header, checked on the way."""
-    from bodypose_exporter.calibration.calibration_cache import retag
-
     try:
         return retag(path.read_bytes(), trt_version)
     except UnicodeDecodeError as exc:
@@ -77,8 +77,6 @@ def make_calibrator(
                 log.error("TensorRT asked for calibration data, but only a cache was given")
                 return None
             if self._batches is None:
-                from bodypose_exporter.calibration.tensorfile import read_batches
-
                 self._batches = read_batches(tensorfile, batches, batch_size)
                 nbytes = batch_size * int(np.prod(input_shape)) * 4
                 self._buffer, self._stream = DeviceBuffer(nbytes), create_stream()

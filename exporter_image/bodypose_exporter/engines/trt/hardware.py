@@ -17,7 +17,7 @@ def _version(number: int) -> str:
     return f"{number // 1000}.{(number % 1000) // 10}"
 
 
-def gpu_description(device: int = 0) -> dict[str, Any]:
+def describe(device: int = 0) -> dict[str, Any]:
     rt = cudart()
     props = check(rt.cudaGetDeviceProperties(device))
     name = props.name

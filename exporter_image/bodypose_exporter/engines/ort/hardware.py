@@ -47,7 +47,7 @@ def parse_cpuinfo(text: str) -> tuple[str, set[str]]:
     return model, flags
 
 
-def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+def describe(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     try:
         model, flags = parse_cpuinfo(cpuinfo.read_text())
     except OSError:

@@ -1,4 +1,4 @@
-"""`bpnet-sample`: a sample BodyPoseNet .tlt and a few images, for a first export.
+"""The sample stage (`bpnet sample`, `bpnet-sample`): a sample BodyPoseNet .tlt and a few images.
 
 The model is the TAO-default BpNet (see `model.bpnet`) with seeded weights,
 saved as Keras HDF5 and encrypted with the given key exactly as a TAO `.tlt`
@@ -10,20 +10,16 @@ outputs are meaningful only as numbers to compare across formats.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import write_tlt
-
-log = logging.getLogger("bpnet-sample")
+from bodypose_exporter.model.bpnet import build_bpnet
 
 # (height, width) of the sample images: landscape, portrait, small, large.
 _IMAGE_SIZES = ((480, 640), (640, 480), (240, 320), (720, 1280), (368, 368), (300, 500))
@@ -33,8 +29,6 @@ def write_sample_model(
     path: Path, key: str, stages: int = 3, seed: int = 0, codec: str = "auto"
 ) -> str:
     """Write a seeded BpNet as an encrypted `.tlt`; returns the codec name used."""
-    from bodypose_exporter.model.bpnet import build_bpnet
-
     model = build_bpnet(stages=stages, seed=seed)
     chosen = codec_by_name(codec)[0]
     with tempfile.TemporaryDirectory(prefix="bpnet-sample-") as tmp:
@@ -48,8 +42,6 @@ def write_sample_model(
 
 
 def draw_person(img: np.ndarray, rng: np.random.Generator) -> None:
-    import cv2
-
     h, w = img.shape[:2]
     scale = rng.uniform(0.25, 0.7) * h
     cx, top = rng.uniform(0.2, 0.8) * w, rng.uniform(0.05, 0.3) * h
@@ -72,8 +64,6 @@ def draw_person(img: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def write_sample_images(directory: Path, count: int, seed: int = 0) -> list[Path]:
-    import cv2
-
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     written = []
@@ -96,34 +86,3 @@ def write_sample_images(directory: Path, count: int, seed: int = 0) -> list[Path
         cv2.imwrite(str(path), img)
         written.append(path)
     return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="bpnet-sample",
-        description="Write a sample BodyPoseNet .tlt (seeded, untrained weights) and images.",
-    )
-    p.add_argument(
-        "-o", "--output_dir", default="sample", help="where to write (default: ./sample)"
-    )
-    p.add_argument("-k", "--key", required=True, help="key to encrypt the .tlt with")
-    p.add_argument("--images", type=int, default=8, help="number of sample images (default: 8)")
-    p.add_argument("--stages", type=int, default=3, help="refinement stages (TAO default: 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights and images")
-    p.add_argument("--codec", default="auto", choices=("auto", "nvidia", "open"))
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [bpnet-sample] %(message)s")
-    # Keras' note that an uncompiled model has no metrics yet says nothing about a sample.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / "bpnet_sample.tlt"
-    codec = write_sample_model(model_path, args.key, args.stages, args.seed, args.codec)
-    images = write_sample_images(out / "images", args.images, args.seed)
-    print(f"model  {model_path} ({model_path.stat().st_size} bytes, codec {codec})")
-    print(f"images {out / 'images'} ({len(images)} files)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

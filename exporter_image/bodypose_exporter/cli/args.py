@@ -1,0 +1,211 @@
+"""Argument groups, each defined once and shared by the commands that take it.
+
+Followed: Polygraphy's argument groups (NVIDIA/TensorRT
+`tools/Polygraphy/polygraphy/tools/args/`, README there: a group owns a set
+of options and how they are parsed, and every tool that needs them subscribes
+to the group instead of declaring its own). Here a group is a function that
+adds its options to a parser; where two commands take the same flag with
+different defaults, the group takes the difference as an argument, so the
+flag's name, type, choices and help exist once.
+
+The flag names and defaults are TAO's (`tao model bpnet export`, see
+`cli/export.py`); `bpnet-export` and `bpnet-build` keep exactly the flags they
+had before these groups existed (tests/cli/flags_today.json).
+
+`None` defaults mark "not given" where a command refuses flags that would do
+nothing (calibration flags without int8, engine flags without --engine_file).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bodypose_exporter.codec.registry import CODEC_CHOICES
+from bodypose_exporter.engines.registry import BACKENDS, DEFAULT_BACKEND
+from bodypose_exporter.verification.gates import GATE_FLAGS
+
+PRECISIONS = ["fp32", "fp16", "int8"]
+DEFAULT_MAX_BATCH_SIZE = 1
+DEFAULT_MAX_WORKSPACE_SIZE = 2 * (1 << 30)
+DEFAULT_BATCHES = 10
+DEFAULT_BATCH_SIZE = 1
+DEFAULT_CACHE_FILE = "./cal.bin"
+CAL_METHODS = ["entropy", "minmax", "percentile"]
+
+
+def add_key(p: argparse.ArgumentParser, *, required: bool = False, help: str | None = None) -> None:
+    """-k/--key: the model key (TAO's flag)."""
+    p.add_argument(
+        "-k",
+        "--key",
+        required=required,
+        default=None,
+        help=help
+        or "the key the model was encrypted with (default: $BODYPOSE_MODEL_KEY, so that a "
+        "Job passes it from a Secret without putting it in its args)",
+    )
+
+
+def add_input_dims(p: argparse.ArgumentParser, *, default: str | None = "256,256,3") -> None:
+    """-d/--input_dims and --data_format: the network input, channels_last."""
+    p.add_argument(
+        "-d",
+        "--input_dims",
+        default=default,
+        required=default is None,
+        help="height,width,channels of the network input, channels_last"
+        + (f" (default: {default})" if default else "")
+        + "; height and width multiples of 8, preferably of 16, 32 or 64",
+    )
+    p.add_argument(
+        "--data_format",
+        default="channels_last",
+        choices=["channels_last", "channels_first"],
+        help="input layout; BodyPoseNet is trained channels_last (NHWC)",
+    )
+
+
+def add_data_type(p: argparse.ArgumentParser, *, export: bool) -> None:
+    p.add_argument(
+        "--data_type",
+        default="fp32",
+        choices=PRECISIONS,
+        help="precision of the TensorRT engine (default: fp32); the .etlt is the same for all"
+        if export
+        else "precision of the engine (default: fp32)",
+    )
+
+
+def add_calibration(p: argparse.ArgumentParser, *, export: bool, images: bool = True) -> None:
+    """The INT8 calibration flags. `export`: `None` defaults, refused without int8."""
+    if images:
+        p.add_argument(
+            "--cal_image_dir", default=None,
+            help="int8: calibration images (.jpg, .jpeg, .png), a directory or an s3:// prefix; "
+            "at least --batches x --batch_size of them, preprocessed as TAO's strict mode",
+        )  # fmt: skip
+    p.add_argument(
+        "--cal_data_file", default=None,
+        help="int8: calibration tensorfile (path or s3://): used if it exists, else written "
+        "from --cal_image_dir"
+        if images
+        else "calibration tensorfile (int8, tensorrt): TensorRT calibrates from it when "
+        "--cal_cache_file does not exist yet, and writes that cache",
+    )  # fmt: skip
+    p.add_argument(
+        "--cal_cache_file", default=None,
+        help="int8: calibration cache (path or s3://; default ./cal.bin): reused if it exists "
+        "(calibration skipped), else written"
+        if images
+        else "cal.bin (int8): replayed if it exists",
+    )  # fmt: skip
+    if images:
+        p.add_argument(
+            "--cal_method", default="entropy", choices=CAL_METHODS,
+            help="int8: how each tensor's range is chosen (default: entropy, TensorRT's KL "
+            "search)",
+        )  # fmt: skip
+    if export:
+        p.add_argument(
+            "--batches", type=int, default=None,
+            help=f"int8: calibration batches (default: {DEFAULT_BATCHES})",
+        )  # fmt: skip
+        p.add_argument(
+            "--batch_size", type=int, default=None,
+            help=f"int8: images per batch (default: {DEFAULT_BATCH_SIZE})",
+        )  # fmt: skip
+    else:
+        p.add_argument(
+            "--batches", type=int, default=DEFAULT_BATCHES,
+            help="tensorfile batches to calibrate on" if not images else "calibration batches",
+        )  # fmt: skip
+        p.add_argument(
+            "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+            help="images per calibration batch",
+        )  # fmt: skip
+
+
+def add_force_ptq(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--force_ptq", action="store_true", default=None, help="force post-training quantization"
+    )
+
+
+def add_engine(p: argparse.ArgumentParser, *, export: bool) -> None:
+    """The engine's build options. `export`: `None` defaults, refused without --engine_file."""
+    p.add_argument(
+        "--max_batch_size", type=int, default=None if export else DEFAULT_MAX_BATCH_SIZE,
+        help=f"engine max batch (default: {DEFAULT_MAX_BATCH_SIZE})",
+    )  # fmt: skip
+    p.add_argument(
+        "--max_workspace_size", type=int,
+        default=None if export else DEFAULT_MAX_WORKSPACE_SIZE,
+        help="engine workspace bytes (default: 2 GiB)",
+    )  # fmt: skip
+    p.add_argument(
+        "-s", "--strict_type_constraints", action="store_true",
+        default=None if export else False,
+        help="make TensorRT obey the requested precision",
+    )  # fmt: skip
+
+
+def add_backend(p: argparse.ArgumentParser, *, export: bool) -> None:
+    p.add_argument(
+        "--engine_backend", default=None if export else DEFAULT_BACKEND, choices=BACKENDS,
+        help="what the engine is built with: tensorrt (GPU pools; default) or onnxruntime "
+        "(CPU: an optimized ONNX model, int8 as QDQ)",
+    )  # fmt: skip
+    p.add_argument(
+        "--timing_cache", default=None,
+        help="TensorRT timing cache to reuse and update (default: <engine_file>.timing.cache)",
+    )  # fmt: skip
+
+
+def add_reference_images(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reference_images", default=None,
+        help="verify the engine on these images (a local directory) instead of the inputs "
+        "in reference.npz",
+    )  # fmt: skip
+
+
+def add_gates(p: argparse.ArgumentParser) -> None:
+    """The verification gate overrides (`verification.gates`), bpnet-export's and bpnet-build's."""
+    p.add_argument(
+        GATE_FLAGS["maxAbsDiff"], type=float, default=None,
+        help="gate: largest |engine - FP32 reference| (default per precision: fp32 0.005, "
+        "fp16 0.05, int8 none)",
+    )  # fmt: skip
+    p.add_argument(
+        GATE_FLAGS["cosine"], type=float, default=None,
+        help="gate: least cosine similarity of heatmaps and PAFs (fp32 0.9999, fp16 0.999, "
+        "int8 0.98)",
+    )  # fmt: skip
+    p.add_argument(
+        GATE_FLAGS["peakAgreement"], type=float, default=None,
+        help="gate: least share of the reference's keypoint candidates the engine has within "
+        "one heatmap cell (fp32 0.99, fp16 0.95, int8 0.85)",
+    )  # fmt: skip
+
+
+def gate_overrides(args: argparse.Namespace) -> tuple[tuple[str, float | None], ...]:
+    return (
+        ("maxAbsDiff", args.max_abs_diff),
+        ("cosine", args.min_cosine),
+        ("peakAgreement", args.min_peak_agreement),
+    )
+
+
+def add_codec(p: argparse.ArgumentParser, *, help: str | None = None) -> None:
+    p.add_argument(
+        "--codec",
+        default="auto",
+        choices=CODEC_CHOICES,
+        help=help
+        or "model-file cipher: NVIDIA's (inside TAO containers, byte-compatible with TAO and "
+        "DeepStream), our open one, or auto (NVIDIA's when present)",
+    )
+
+
+def add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -1,0 +1,98 @@
+"""`bpnet build` (`bpnet-build`): build and verify one engine from the export stage's artifacts.
+
+The operator runs it in each target pool's build Job; people can run it too.
+Flag names follow `bpnet-export` (and so TAO) where they mean the same thing;
+the flags are shared with it through `cli.args`. The work is the build stage
+(`stages.build.run_build`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bodypose_exporter.cli import args as groups
+from bodypose_exporter.errors import UserError
+from bodypose_exporter.result import report_success
+from bodypose_exporter.stages.build import BuildStageRequest, run_build
+from bodypose_exporter.verification.gates import VerificationError
+
+HELP = "build and verify one engine (tensorrt or onnxruntime) from the export's artifacts"
+STAGE = "build"
+
+EPILOG = """\
+examples:
+  bpnet-build --onnx s3://b/x/bpnet_model.onnx --reference s3://b/x/reference.npz \\
+      --data_type fp16 --engine_backend tensorrt \\
+      --engine_file s3://b/x/targets/a100/bpnet_model.320.448.fp16.engine
+      what a build Job runs on a GPU pool
+  bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
+      --engine_backend onnxruntime --engine_file sample/cpu/bpnet_model.320.448.fp32.engine
+      a CPU artifact, on this machine
+
+The engine is run on the reference inputs and compared with the FP32 outputs
+against the gates of its precision; a failed gate publishes no engine (only
+manifest.rejected.json) and exits 3. Exit codes: 0 built and verified, 2 bad
+input, 3 the engine failed its gate. `bpnet build` is the same command.
+"""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Build a BodyPoseNet engine for this machine's hardware and verify it against the FP32 "
+        "reference the export kept."
+    )
+    p.epilog = EPILOG
+    p.add_argument("--onnx", required=True, help="the FP32 ONNX model (path or s3://)")
+    p.add_argument("--reference", default=None, help="reference.npz from the export")
+    p.add_argument(
+        "--reference_images", default=None,
+        help="a local directory of images to verify on instead (FP32 reference computed here)",
+    )  # fmt: skip
+    p.add_argument("--engine_file", required=True, help="engine to write (path or s3://)")
+    groups.add_data_type(p, export=False)
+    groups.add_engine(p, export=False)
+    groups.add_calibration(p, export=False, images=False)
+    p.add_argument("--qdq_model", default=None, help="QDQ ONNX model (int8, onnxruntime)")
+    groups.add_backend(p, export=False)
+    groups.add_gates(p)
+    groups.add_verbose(p)
+
+
+def explain(exc: UserError) -> None:
+    """After the error line: the figures of a failed verification."""
+    if isinstance(exc, VerificationError):
+        figures = exc.verdict.figures
+        print(
+            "verification " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()),
+            file=sys.stderr,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    result = run_build(
+        BuildStageRequest(
+            onnx=args.onnx,
+            engine_file=args.engine_file,
+            reference=args.reference,
+            reference_images=args.reference_images,
+            precision=args.data_type,
+            backend=args.engine_backend,
+            max_batch_size=args.max_batch_size,
+            max_workspace_size=args.max_workspace_size,
+            strict_types=args.strict_type_constraints,
+            calibration_cache=args.cal_cache_file,
+            calibration_data=args.cal_data_file,
+            calibration_batches=args.batches,
+            calibration_batch_size=args.batch_size,
+            qdq_model=args.qdq_model,
+            timing_cache=args.timing_cache,
+            gates=groups.gate_overrides(args),
+        )
+    )
+    engine = result.manifest["artifacts"][0]
+    print(f"engine {engine['path']}  {engine['bytes']} bytes  sha256 {engine['sha256']}")
+    figures = result.verdict.figures
+    print("verification " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()) + "  passed")
+    report_success(STAGE, result.manifest)
+    return 0

@@ -1,0 +1,244 @@
+"""`bpnet export` (`bpnet-export`): a TAO BodyPoseNet model exported with TAO's export flags.
+
+Flag names and defaults follow TAO's bpnet export
+(NVIDIA/tao_tensorflow1_backend `nvidia_tao_tf1/cv/bpnet/scripts/export.py`
+and the TAO BodyPoseNet documentation), so TAO's documentation still reads
+true; where this tool differs it says so in `--help` and in its errors.
+Flags that would do nothing in a run (calibration flags without int8, engine
+flags without --engine_file) fail loudly instead of being ignored.
+
+The work is the export stage (`stages.export`), then, with `--engine_file`,
+the build stage on its artifacts (`stages.build.build_after_export`).
+`--engine_file` naming a directory (trailing `/` or an existing one) gets
+TAO's name, `bpnet_model.$H.$W.$precision.engine` (`.deploy.engine` with
+`--sdk_compatible_model`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+from bodypose_exporter import __version__
+from bodypose_exporter.cli import args as groups
+from bodypose_exporter.engines.naming import resolve_engine_file
+from bodypose_exporter.engines.registry import DEFAULT_BACKEND, require_available
+from bodypose_exporter.errors import UserError
+from bodypose_exporter.model.dims import InputDims
+from bodypose_exporter.result import report_success
+from bodypose_exporter.stages.build import EnginePlan, build_after_export
+from bodypose_exporter.stages.calibrate import CalibrationRequest
+
+log = logging.getLogger("bpnet-export")
+
+HELP = "export a .tlt to .etlt, ONNX and manifest.json (int8: calibrate too; optionally build)"
+STAGE = "export"
+KEY_ENV = "BODYPOSE_MODEL_KEY"
+
+EPILOG = """\
+examples:
+  bpnet-export -m model.tlt -k $KEY -d 320,448,3
+      writes model.etlt, model.onnx and manifest.json beside model.tlt
+  bpnet-export -m s3://models/bpnet/model.tlt -k $KEY -d 288,384,3 \\
+      -o s3://artifacts/bpnet/288x384/model.etlt --sdk_compatible_model
+      reads and writes S3 (endpoint and credentials from the AWS_* environment)
+  bpnet-export -m model.tlt -k $KEY -d 320,448,3 --data_type int8 \\
+      --cal_image_dir s3://data/coco/val2017 --batches 500 --batch_size 8
+      also calibrates: cal.bin (TensorRT's cache), model.qdq.onnx, calibration.json
+  bpnet-export -m model.tlt -k $KEY -d 320,448,3 --engine_file out/ \\
+      --engine_backend onnxruntime
+      also builds and verifies an engine (here the CPU one) in the same run
+
+outputs: the .etlt (encrypted ONNX, input-name length 0), the plain .onnx
+(TAO 5 and current DeepStream read it directly) and manifest.json (sizes,
+sha256, tensor names, versions, timings); with int8 also cal.bin, the QDQ
+model and its agreement with FP32 on held-back images. Nothing is left at the
+output path when a run fails. Exit codes: 0 ok, 2 bad input, 3 a fidelity or
+verification gate failed. `bpnet export` is the same command.
+"""
+
+#: Flags only `--engine_file` uses: given without it they are refused.
+ENGINE_ONLY = {
+    "--max_batch_size": "max_batch_size",
+    "--max_workspace_size": "max_workspace_size",
+    "-s/--strict_type_constraints": "strict_type_constraints",
+    "--engine_backend": "engine_backend",
+    "--timing_cache": "timing_cache",
+    "--reference_images": "reference_images",
+    "--max_abs_diff": "max_abs_diff",
+    "--min_cosine": "min_cosine",
+    "--min_peak_agreement": "min_peak_agreement",
+}
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = "Export a trained TAO BodyPoseNet (.tlt) to .etlt and ONNX."
+    p.epilog = EPILOG
+    p.add_argument("-m", "--model", required=True, help="the .tlt model: a path or s3:// URI")
+    groups.add_key(p)
+    p.add_argument(
+        "-o",
+        "--output_file",
+        default=None,
+        help="the .etlt to write (path or s3:// URI; default: <model>.etlt). "
+        "The .onnx and manifest.json go beside it.",
+    )
+    p.add_argument(
+        "-e", "--experiment_spec", default=None, help="TAO experiment spec (YAML): normalization"
+    )
+    groups.add_input_dims(p)
+    p.add_argument(
+        "-t",
+        "--backend",
+        default="tfonnx",
+        choices=["tfonnx", "onnx", "uff"],
+        help="conversion backend; BodyPoseNet supports only tfonnx (the default)",
+    )
+    groups.add_data_type(p, export=True)
+    groups.add_calibration(p, export=True)
+    groups.add_force_ptq(p)
+    groups.add_engine(p, export=True)
+    p.add_argument(
+        "--engine_file",
+        default=None,
+        help="also build, verify and write this engine (a directory gets TAO's name "
+        "bpnet_model.H.W.precision.engine); see --engine_backend",
+    )
+    p.add_argument(
+        "--sdk_compatible_model",
+        action="store_true",
+        help="add the upsampling DeepStream's bodypose2d app expects "
+        "(outputs conv2d_transpose_1/BiasAdd:0 and heatmap_out/BiasAdd:0)",
+    )
+    p.add_argument(
+        "-u",
+        "--upsample_ratio",
+        type=int,
+        default=4,
+        help="PAF upsampling for --sdk_compatible_model",
+    )
+    groups.add_codec(p)
+    groups.add_backend(p, export=True)
+    groups.add_reference_images(p)
+    groups.add_gates(p)
+    groups.add_verbose(p)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+def calibration_request(args: argparse.Namespace) -> CalibrationRequest | None:
+    """The int8 flags; given without `--data_type int8` they are refused, never ignored."""
+    flags = {  # flag: (CalibrationRequest field, value)
+        "--force_ptq": ("force_ptq", args.force_ptq),
+        "--cal_image_dir": ("image_dir", args.cal_image_dir),
+        "--cal_data_file": ("data_file", args.cal_data_file),
+        "--cal_cache_file": ("cache_file", args.cal_cache_file),
+        "--batches": ("batches", args.batches),
+        "--batch_size": ("batch_size", args.batch_size),
+    }
+    given = {flag: field for flag, field in flags.items() if field[1] is not None}
+    if args.data_type != "int8":
+        if given:
+            raise UserError(
+                f"{', '.join(given)}: only used with --data_type int8 (INT8 calibration); "
+                f"this run is {args.data_type}"
+            )
+        return None
+    # Flags left out take CalibrationRequest's defaults (TAO's).
+    return CalibrationRequest(method=args.cal_method, **dict(given.values()))
+
+
+def plan_engine(args: argparse.Namespace, height: int, width: int) -> EnginePlan | None:
+    """The engine to build after the export, or None; fails before any work on a bad request."""
+    if args.engine_file is None:
+        given = [flag for flag, attr in ENGINE_ONLY.items() if getattr(args, attr) is not None]
+        if given:
+            raise UserError(
+                f"{', '.join(given)}: only used when building an engine; add --engine_file"
+            )
+        return None
+    backend = args.engine_backend or DEFAULT_BACKEND
+    require_available(backend)
+    max_batch = (
+        args.max_batch_size if args.max_batch_size is not None else groups.DEFAULT_MAX_BATCH_SIZE
+    )
+    if max_batch < 1:
+        raise UserError(f"--max_batch_size must be at least 1, got {max_batch}")
+    workspace = args.max_workspace_size
+    if workspace is not None and workspace < 1:
+        raise UserError(f"--max_workspace_size must be a positive number of bytes, got {workspace}")
+    return EnginePlan(
+        engine_file=resolve_engine_file(
+            args.engine_file, height, width, args.data_type, args.sdk_compatible_model
+        ),
+        backend=backend,
+        precision=args.data_type,
+        max_batch_size=max_batch,
+        max_workspace_size=workspace or groups.DEFAULT_MAX_WORKSPACE_SIZE,
+        strict_types=bool(args.strict_type_constraints),
+        timing_cache=args.timing_cache,
+        reference_images=args.reference_images,
+        gates=groups.gate_overrides(args),
+        cal_cache_file=args.cal_cache_file,
+    )
+
+
+def validate(args: argparse.Namespace) -> None:
+    if args.backend in ("onnx", "uff"):
+        raise UserError(
+            f"-t/--backend {args.backend}: BodyPoseNet export supports only the tfonnx backend "
+            "(-t tfonnx, the default); onnx and uff are not supported"
+        )
+    if args.data_format != "channels_last":
+        raise UserError(
+            "--data_format channels_first is not supported: BodyPoseNet is trained and exported "
+            "channels_last (NHWC)"
+        )
+    if args.upsample_ratio < 1:
+        raise UserError(f"-u/--upsample_ratio must be at least 1, got {args.upsample_ratio}")
+
+
+def verification_line(export_manifest: dict[str, Any]) -> str:
+    verification = export_manifest.get("engine", {}).get("verification", {})
+    figures = verification.get("figures", {})
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
+    return f"verification {shown}  {'passed' if verification.get('passed') else 'FAILED'}"
+
+
+def run(args: argparse.Namespace) -> int:
+    # Lazy: the export stage imports TensorFlow (seconds of start-up), which
+    # `bpnet --help` and the other commands must not pay for.
+    from bodypose_exporter.stages.export import ExportRequest, default_output, run_export
+
+    validate(args)
+    dims = InputDims.parse(args.input_dims)
+    calibration = calibration_request(args)
+    engine_plan = plan_engine(args, dims.height, dims.width)
+    if args.data_type == "fp16":
+        log.info("--data_type fp16 applies to engines; the .etlt and .onnx are precision-free")
+    request = ExportRequest(
+        model=args.model,
+        key=args.key if args.key is not None else os.environ.get(KEY_ENV, ""),
+        output=args.output_file or default_output(args.model),
+        dims=dims,
+        sdk_compatible=args.sdk_compatible_model,
+        upsample_ratio=args.upsample_ratio,
+        codec=args.codec,
+        experiment_spec=args.experiment_spec,
+        data_type=args.data_type,
+        calibration=calibration,
+    )
+    result = run_export(request)
+    if engine_plan is not None:
+        build_after_export(engine_plan, result.manifest, result.published[-1])
+    for artifact in result.manifest["artifacts"]:
+        print(
+            f"{artifact['kind']:5} {artifact['path']}  {artifact['bytes']} bytes  "
+            f"sha256 {artifact['sha256']}"
+        )
+    if engine_plan is not None:
+        print(verification_line(result.manifest))
+    print(f"manifest {result.published[-1]}")
+    report_success(STAGE, result.manifest)
+    return 0

@@ -1,0 +1,112 @@
+"""ONNX Runtime builder: the graph-optimized model is the artifact.
+
+Build = open an `InferenceSession` with `SessionOptions.optimized_model_filepath`
+set, which makes ONNX Runtime write the graph after its optimizations
+(ONNX Runtime docs, "Graph Optimizations in ONNX Runtime", online/offline
+mode). Level ORT_ENABLE_EXTENDED, not ALL: ALL adds the layout optimizations
+(NCHWc) that depend on the CPU the model is optimized on, and ONNX Runtime
+itself warns when such a model is serialized ("The generated model may
+contain hardware specific optimizations, and should only be used in the same
+environment the model was optimized in"). EXTENDED (constant folding, Conv
+fusions, QDQ -> QLinear fusions for int8) stays valid on any CPU with the
+same ONNX Runtime; the runner opens the artifact at the default level (ALL),
+so the layout work is redone, cheaply, on the machine that runs it.
+
+Precisions: fp32 optimizes the FP32 graph; int8 optimizes a QDQ model made
+here from cal.bin (so the same cal.bin drives both backends) in the ONNX
+Runtime flavour of calibration's `write_qdq_model` (uint8 activations, Relu
+outputs [0, amax]: ONNX Runtime then fuses every Conv+Relu into QLinearConv,
+VNNI/AMX where the CPU has them; faster and closer to FP32 than the
+TensorRT-flavoured published QDQ model, which is used only when no cal.bin is
+given); fp16 builds the FP32 graph and says so (`effectivePrecision` in
+the details, a log line): ONNX Runtime's CPU provider has no FP16
+convolution kernels on x86, and a resource's precision applies to all its
+targets, so a CPU target of an fp16 resource gets the nearest thing it can
+run rather than a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import onnxruntime as ort
+
+from bodypose_exporter.calibration import calibration_cache
+from bodypose_exporter.calibration.qdq import write_qdq_model
+from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
+from bodypose_exporter.engines.ort import hardware
+from bodypose_exporter.engines.ort.runner import PROVIDERS
+from bodypose_exporter.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+
+
+def _usable_cache(request: BuildRequest) -> Path | None:
+    """cal.bin when given and present: int8 is then built from it (see the module docstring)."""
+    cache = request.calibration_cache
+    return cache if cache is not None and cache.exists() else None
+
+
+class OnnxRuntimeBuilder:
+    """Builds the artifact: `build(request)`; `backend.py` pairs it with the runner."""
+
+    def _source(self, request: BuildRequest, work: Path) -> Path:
+        if request.precision == "fp16":
+            log.warning(
+                "ONNX Runtime's CPU provider has no FP16 convolution kernels: the fp16 artifact "
+                "for this CPU target is the optimized FP32 graph"
+            )
+        if request.precision != "int8":
+            return request.onnx_path
+        cache = _usable_cache(request)
+        if cache is None and request.qdq_model is not None:
+            return request.qdq_model
+        if cache is None:
+            raise UserError(
+                "--engine_backend onnxruntime with --data_type int8 needs the QDQ model that "
+                "INT8 calibration writes (--qdq_model) or its cal.bin (--cal_cache_file)"
+            )
+        qdq = work / "qdq.onnx"
+        write_qdq_model(
+            request.onnx_path, calibration_cache.read(cache).amax(), qdq, flavour="onnxruntime"
+        )
+        return qdq
+
+    def build(self, request: BuildRequest) -> BuiltEngine:
+        with tempfile.TemporaryDirectory(prefix="bpnet-ort-") as tmp:
+            return self._build(request, Path(tmp))
+
+    def _build(self, request: BuildRequest, work: Path) -> BuiltEngine:
+        source = self._source(request, work)
+        if request.strict_types:
+            log.info("-s/--strict_type_constraints has no effect on ONNX Runtime artifacts")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ARTIFACT_LEVEL
+        options.optimized_model_filepath = str(request.engine_path)
+        request.engine_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        try:
+            ort.InferenceSession(str(source), options, providers=PROVIDERS)
+        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:  # type: ignore[attr-defined]
+            raise UserError(f"ONNX Runtime cannot optimize {source}: {exc}") from exc
+        seconds = time.perf_counter() - started
+        described = {**hardware.describe(), "onnxruntimeVersion": ort.__version__}
+        if request.precision == "int8" and not described["int8DotProduct"]:
+            log.warning(
+                "this CPU has no int8 dot-product instructions (VNNI/AMX/dotprod): the int8 "
+                "artifact runs, but not faster than fp32"
+            )
+        details = {
+            "source": "fp32"
+            if request.precision != "int8"
+            else ("calibration-cache" if _usable_cache(request) is not None else "qdq"),
+            "effectivePrecision": "int8" if request.precision == "int8" else "fp32",
+            "optimizationLevel": "ORT_ENABLE_EXTENDED",
+            "optimizeSeconds": round(seconds, 3),
+        }
+        return BuiltEngine(request.engine_path, "onnxruntime", described, details)
