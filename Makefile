@@ -47,6 +47,7 @@ demo-export: env
 lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: env
 	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster

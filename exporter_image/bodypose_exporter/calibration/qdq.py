@@ -140,6 +140,8 @@ def write_qdq_model(
     qdq_model.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_root():
         if "calibration_cache_path" in inspect.signature(ortq.quantize_static).parameters:
+            # Here, not at the top: this name exists only in the releases that take
+            # calibration_cache_path; the other branch imports what older ones have.
             from onnxruntime.quantization.calibrate import save_tensors_data
 
             with tempfile.TemporaryDirectory(prefix="bpcal-qdq-") as tmp:
@@ -154,6 +156,7 @@ def write_qdq_model(
                     **common,  # type: ignore[arg-type]
                 )
         else:  # pragma: no cover - ONNX Runtime releases before calibration_cache_path
+            # Older ONNX Runtime only (see above).
             from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
             from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 

@@ -26,6 +26,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import onnx
+from google.protobuf.message import DecodeError
+
 from bodypose_exporter.codec.base import ModelCodec
 from bodypose_exporter.codec.open_codec import NONCE_BYTES
 from bodypose_exporter.errors import CorruptModelError, NotATaoModelError, WrongKeyError
@@ -182,9 +186,6 @@ def read_etlt(path: Path, key: str, codecs: list[ModelCodec], dst: Path) -> Decr
 
 
 def _check_onnx_payload(path: Path, onnx_path: Path) -> None:
-    import onnx  # deferred: only readers of .etlt files need it
-    from google.protobuf.message import DecodeError
-
     try:
         onnx.load(str(onnx_path), load_external_data=False)
     except DecodeError as exc:
@@ -203,8 +204,6 @@ def write_etlt(onnx_path: Path, dst: Path, key: str, codec: ModelCodec) -> None:
 
 def check_hdf5_complete(path: Path, source: Path) -> None:
     """Raise CorruptModelError if the decrypted HDF5 file is truncated or damaged."""
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             if "model_config" not in f.attrs:

@@ -17,6 +17,9 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
 from bodypose_exporter.evaluation.grouping import Person
 from bodypose_exporter.evaluation.skeleton import COCO_KEYPOINTS, coco_index_of_bpnet
 
@@ -53,8 +56,6 @@ def to_results(image_id: int, people: Iterable[Person]) -> list[dict[str, Any]]:
 
 def ground_truth(dataset: dict[str, Any]) -> Any:
     """A pycocotools COCO object from an annotation dict (quietly)."""
-    from pycocotools.coco import COCO
-
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = dataset
@@ -66,8 +67,6 @@ def keypoint_ap(dataset: dict[str, Any], results: list[dict[str, Any]]) -> dict[
     """OKS keypoint AP/AR (TAO's ten figures) of `results` against the annotations."""
     if not results:
         return dict.fromkeys(STAT_NAMES, 0.0)
-    from pycocotools.cocoeval import COCOeval
-
     gt = ground_truth(dataset)
     with contextlib.redirect_stdout(io.StringIO()):
         dt = gt.loadRes(results)

@@ -22,6 +22,8 @@ from bodypose_exporter.errors import UserError
 
 
 def tensorrt() -> ModuleType:
+    # Lazy: the registry imports this backend only when tensorrt is chosen, and a
+    # missing TensorRT must be a UserError naming the flag, not an ImportError.
     try:
         import tensorrt as trt  # type: ignore[import-not-found]  # only in the GPU pools' image
     except ImportError as exc:
@@ -33,7 +35,7 @@ def tensorrt() -> ModuleType:
 
 
 def cudart() -> ModuleType:
-    try:
+    try:  # lazy, like tensorrt(): only in the GPU pools' image; two module paths by version
         from cuda.bindings import runtime  # type: ignore[import-not-found]
     except ImportError:
         try:
