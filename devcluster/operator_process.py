@@ -47,7 +47,6 @@ def start_operator(
         **os.environ,
         **(extra_env or {}),
         "KUBECONFIG": str(kubeconfig),
-        "BODYPOSE_RESYNC_SECONDS": "2",
     }
     metrics_port, liveness_port = free_port(), free_port()
     with log.open("wb") as out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from bodypose_operator.controller import handlers  # noqa: F401  (registers the handlers)
+from bodypose_operator.controller.handlers import SETTINGS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,10 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s [bodypose-operator] %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # A line per handler run ("Handler ... succeeded") is kopf's, not news: ours
+        # say what changed. Warnings and errors still come through.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("botocore").setLevel(logging.WARNING)
     if args.metrics_port:
         start_http_server(args.metrics_port)
+    peering = SETTINGS.peering_name
     kopf.run(
-        standalone=True,
+        standalone=not peering,
+        peering_name=peering,
+        # Distinct priorities: the highest runs, the others stand by (kopf pauses
+        # every operator when peers of equal priority meet).
+        priority=random.randint(1, 2**31 - 1) if peering else 0,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,

@@ -37,7 +37,14 @@ class Settings:
     job_service_account: str | None = None
     # A Job pod unschedulable, or unable to pull its image, this long fails its stage.
     pending_deadline_seconds: int = 600
-    resync_seconds: float = 10.0
+    # A Job that has not started this long gets one look at its pods (an image that
+    # cannot be pulled, a pool with no room), reported in the status.
+    pending_check_seconds: float = 15.0
+    # The safety resync of a resource that is not Ready or Failed: events do the
+    # work; this only covers one lost while the operator was down.
+    resync_seconds: float = 600.0
+    # kopf peering: a name makes replicas share it, one active, the others standing by.
+    peering_name: str | None = None
     # Extra pod labels, e.g. the test executor's selector.
     extra_pod_labels: tuple[tuple[str, str], ...] = ()
 
@@ -80,6 +87,10 @@ class Settings:
             pending_deadline_seconds=int(
                 e.get("BODYPOSE_PENDING_DEADLINE_SECONDS", cls.pending_deadline_seconds)
             ),
+            pending_check_seconds=float(
+                e.get("BODYPOSE_PENDING_CHECK_SECONDS", cls.pending_check_seconds)
+            ),
             resync_seconds=float(e.get("BODYPOSE_RESYNC_SECONDS", cls.resync_seconds)),
+            peering_name=e.get("BODYPOSE_PEERING") or None,
             extra_pod_labels=labels,
         )

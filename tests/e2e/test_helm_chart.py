@@ -163,7 +163,7 @@ def test_health_and_metrics_ports_must_differ(helm: Path) -> None:
     [
         ("jobs.backoffLimit=-1", "at '/jobs/backoffLimit': minimum: got -1, want 0"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
-        ("replicas=2", "at '/replicas': value must be 1"),
+        ("replicas=0", "at '/replicas': minimum: got 0, want 1"),
         ("exporterImage=x", "additional properties 'exporterImage' not allowed"),
     ],
 )
@@ -222,3 +222,22 @@ def test_install_creates_the_crd_and_an_operator_that_cannot_read_secrets(
         helm_run(
             helm, "uninstall", "bpe-test", "--namespace", namespace, kubeconfig=cluster.kubeconfig
         )
+
+
+def test_more_replicas_use_kopf_peering(helm: Path) -> None:
+    one = rendered(helm)
+    assert "BODYPOSE_PEERING" not in env_of(operator_pod(one)["containers"][0])
+    assert not [d for d in one if d["kind"] in ("ClusterKopfPeering", "KopfPeering")]
+    two = rendered(helm, "--set", "replicas=2")
+    assert env_of(operator_pod(two)["containers"][0])["BODYPOSE_PEERING"] == (
+        "bodypose-operator-demo"
+    )
+    (peering,) = [d for d in two if d["kind"] == "ClusterKopfPeering"]
+    assert peering["metadata"]["name"] == "bodypose-operator-demo"
+    namespaced = rendered(helm, "--set", "replicas=2", "--set", "watchNamespaces={a,b}")
+    assert sorted(d["metadata"]["namespace"] for d in namespaced if d["kind"] == "KopfPeering") == [
+        "a",
+        "b",
+    ]
+    role = next(d for d in two if d["kind"] == "ClusterRole")
+    assert any("kopfpeerings" in rule["resources"] for rule in role["rules"])

@@ -1,5 +1,9 @@
 """The reconcile pass against a real S3 server, with an in-memory record of Jobs.
 
+Most tests look at a Job's pods the moment they are attached
+(`pending_check_seconds=0`: the check of a Job that has not started is due);
+the scheduling of that check is tested on its own at the end.
+
 The Kubernetes side here is a plain list of kubernetes-client objects standing
 in for the API server, to pin the decisions (which Job, which status) one by
 one; the end-to-end test on the real control plane checks the same flow live.
@@ -100,12 +104,6 @@ def _pod(state: V1ContainerState, conditions: list[V1PodCondition] | None = None
     )
 
 
-@pytest.fixture
-def bucket(s3_endpoint: S3Endpoint, s3_bucket: str) -> str:
-    s3_endpoint.client().put_object(Bucket=s3_bucket, Key="models/m.tlt", Body=b"x" * 2048)
-    return s3_bucket
-
-
 def body(bucket: str, **overrides: Any) -> dict[str, Any]:
     spec = spec_dict(
         model={"uri": f"s3://{bucket}/models/m.tlt", "keySecretRef": {"name": "k", "key": "key"}},
@@ -126,7 +124,7 @@ def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: S3Endpoint) -> None:
-    cluster, settings = RecordedCluster(), Settings()
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert first.status["phase"] == "Exporting"
     assert [j.metadata.labels[LABEL_STAGE] for j in cluster.jobs.values()] == ["export"]
@@ -179,7 +177,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
 
 
 def test_wrong_key_surfaces_as_condition(bucket: str) -> None:
-    cluster, settings = RecordedCluster(), Settings()
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     cluster.fail(cluster.job("export"), {"ok": False, "reason": "WrongKey",
                                          "message": "wrong key for s3://b/m.tlt"})  # fmt: skip
@@ -193,7 +191,7 @@ def test_wrong_key_surfaces_as_condition(bucket: str) -> None:
 
 
 def test_missing_key_secret_surfaces_as_condition(bucket: str) -> None:
-    cluster, settings = RecordedCluster(), Settings()
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     job = cluster.job("export")
     cluster.pods[job.metadata.name] = [
@@ -206,21 +204,23 @@ def test_missing_key_secret_surfaces_as_condition(bucket: str) -> None:
 
 
 def test_missing_model_object(s3_bucket: str) -> None:
-    out = reconcile(body(s3_bucket), RecordedCluster(), Settings())  # type: ignore[arg-type]
+    out = reconcile(body(s3_bucket), RecordedCluster(), Settings(pending_check_seconds=0))  # type: ignore[arg-type]
     ready = cond(out.status, "Ready")
     assert ready["reason"] == "ModelNotFound"
     assert f"s3://{s3_bucket}/models/m.tlt does not exist" in ready["message"]
 
 
 def test_invalid_spec_is_reported_not_raised(bucket: str) -> None:
-    out = reconcile(body(bucket, precision="int8"), RecordedCluster(), Settings())  # type: ignore[arg-type]
+    out = reconcile(
+        body(bucket, precision="int8"), RecordedCluster(), Settings(pending_check_seconds=0)
+    )  # type: ignore[arg-type]
     ready = cond(out.status, "Ready")
     assert ready["reason"] == "InvalidSpec"
     assert "int8 needs a calibration source" in ready["message"]
 
 
 def test_spec_change_supersedes_running_jobs(bucket: str) -> None:
-    cluster, settings = RecordedCluster(), Settings()
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     old = cluster.job("export").metadata.name
     changed = body(bucket, input={"height": 288, "width": 384})
@@ -232,7 +232,10 @@ def test_spec_change_supersedes_running_jobs(bucket: str) -> None:
 
 
 def test_unschedulable_build_fails_after_the_deadline(bucket: str, s3_endpoint: S3Endpoint) -> None:
-    cluster, settings = RecordedCluster(), Settings(pending_deadline_seconds=0)
+    cluster, settings = (
+        RecordedCluster(),
+        Settings(pending_check_seconds=0, pending_deadline_seconds=0),
+    )
     first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
     put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
@@ -264,7 +267,7 @@ def _complete(endpoint: S3Endpoint, prefix: str, targets: tuple[str, ...]) -> No
 def test_second_resource_with_the_same_content_reuses_through_the_index(
     bucket: str, s3_endpoint: S3Endpoint
 ) -> None:
-    first_cluster, settings = RecordedCluster(), Settings()
+    first_cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     first = reconcile(body(bucket), first_cluster, settings)  # type: ignore[arg-type]
     prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
     _complete(s3_endpoint, prefix, ("a100", "cpu"))
@@ -314,7 +317,7 @@ def test_unreachable_s3_endpoint_is_a_pending_condition(
 
     dead = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
-    out = reconcile(body(bucket), RecordedCluster(), Settings())  # type: ignore[arg-type]
+    out = reconcile(body(bucket), RecordedCluster(), Settings(pending_check_seconds=0))  # type: ignore[arg-type]
     assert out.status["phase"] == "Pending"
     ready = cond(out.status, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "S3Unreachable")
@@ -324,7 +327,7 @@ def test_unreachable_s3_endpoint_is_a_pending_condition(
 def test_failed_build_job_fails_its_target_with_the_jobs_reason(
     bucket: str, s3_endpoint: S3Endpoint
 ) -> None:
-    cluster, settings = RecordedCluster(), Settings()
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
     put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
@@ -381,7 +384,7 @@ def _exported(bucket: str, s3_endpoint: S3Endpoint, settings: Settings) -> Recor
 def test_image_pull_failure_is_reported_then_fails_the_target_after_the_deadline(
     bucket: str, s3_endpoint: S3Endpoint
 ) -> None:
-    settings = Settings(pending_deadline_seconds=60)
+    settings = Settings(pending_check_seconds=0, pending_deadline_seconds=60)
     cluster = _exported(bucket, s3_endpoint, settings)
     job = cluster.job("build", "a100")
     kubelet = f'Back-off pulling image "{GPU_IMAGE}"'
@@ -413,7 +416,7 @@ def test_image_pull_failure_is_reported_then_fails_the_target_after_the_deadline
 
 def test_export_image_that_cannot_be_pulled_keeps_the_export_in_progress(bucket: str) -> None:
     image = "registry.example/bpe/tao-deploy-exporter:5.5"
-    cluster, settings = RecordedCluster(), Settings(export_image=image)
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0, export_image=image)
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     kubelet = (
         f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": '
@@ -439,7 +442,10 @@ def test_export_image_that_cannot_be_pulled_keeps_the_export_in_progress(bucket:
 def test_container_that_cannot_start_fails_its_target_at_once(
     bucket: str, s3_endpoint: S3Endpoint
 ) -> None:
-    cluster, settings = _exported(bucket, s3_endpoint, Settings()), Settings()
+    cluster, settings = (
+        _exported(bucket, s3_endpoint, Settings(pending_check_seconds=0)),
+        Settings(pending_check_seconds=0),
+    )
     job = cluster.job("build", "a100")
     cluster.pods[job.metadata.name] = [
         _pod_running(GPU_IMAGE, V1ContainerState(terminated=V1ContainerStateTerminated(

@@ -22,3 +22,4 @@ chart's appVersion when tag is empty. Call: include "bodypose.image" (list $ .Va
 {{- end -}}
 {{- printf "%s:%s" $repository (default $root.Chart.AppVersion $image.tag) -}}
 {{- end -}}
+{{- define "bodypose.peering" -}}{{ include "bodypose.name" . }}-{{ .Release.Name }}{{- end -}}

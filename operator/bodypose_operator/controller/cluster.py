@@ -1,21 +1,42 @@
-"""The few Kubernetes calls the controller makes, through the official client."""
+"""The Kubernetes calls the controller makes: a Protocol, and the official client behind it.
+
+`Cluster` is what observe and act need and nothing more; the unit tests'
+in-memory fake implements it too. `KubeCluster` makes one API client at start-up
+(kept in kopf's memo) and reuses it for every call.
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from bodypose_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from bodypose_operator.builders.naming import LABEL_RESOURCE
 
 
-class ClusterView:
-    """Jobs and pods of one BodyPoseExport, and creating/deleting its Jobs."""
+class Cluster(Protocol):
+    def jobs_of(self, namespace: str, resource: str) -> list[Any]:
+        """The Jobs (V1Job) labelled as this resource's."""
+
+    def pods_of(self, namespace: str, job: str) -> list[Any]:
+        """The pods (V1Pod) of one Job."""
+
+    def create_job(self, manifest: dict[str, Any]) -> bool:
+        """Create the Job; False if it already exists."""
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete the Job and, in the background, its pods; nothing if it is gone."""
+
+
+class KubeCluster:
+    """`Cluster` through the official client; also reads and patches the resources."""
 
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
 
     def jobs_of(self, namespace: str, resource: str) -> list[Any]:
         selector = f"{LABEL_RESOURCE}={resource}"
@@ -41,6 +62,29 @@ class ClusterView:
             self.batch.delete_namespaced_job(
                 name, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
             )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The BodyPoseExport, or None if it is gone."""
+        try:
+            found = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(cast(dict[str, Any], found))
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """A JSON merge patch of the status subresource; nothing if the resource is gone."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": patch},
+                _content_type="application/merge-patch+json",
+            )  # fmt: skip
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -1,95 +1,96 @@
-"""kopf handlers for BodyPoseExport: they only observe, decide and record.
+"""kopf handlers: thin. Each hands its trigger to the service kept in kopf's memo.
 
-Every trigger (create, update, resume, a periodic timer) runs the same
-level-triggered `reconcile` pass; delete needs no handler of ours because the
-Jobs carry owner references (Kubernetes' garbage collector removes them) and
-artifacts in S3 are deliberately kept. Followed: kopf's docs on handlers,
-timers, `patch` and progress storage (kopf.readthedocs.io).
+- `startup` makes the shared clients and the service (`memo.service`), and
+  sets kopf's own behaviour: progress in annotations (our status is
+  structural), only warnings posted as events (kopf's chatter stays out of
+  them); peering (standby replicas) is set up by main.py from the settings;
+- a resource's create, spec update and resume reconcile it;
+- every event of a Job carrying the operator's `managed-by` label reconciles
+  the Job's owner: children watched, not polled (kopf's docs, "Events" and
+  "Filtering": `@kopf.on.event` with a label filter; the owner found through
+  the Job's ownerReferences, as the Kubernetes garbage collector finds it);
+- a safety resync (`BODYPOSE_RESYNC_SECONDS`, default 10 minutes, a kopf timer
+  that runs only while the resource is not Ready or Failed) covers an event
+  lost while the operator was down; a terminal resource has no timer at all;
+- delete forgets the resource (its Jobs go by owner references; its artifacts
+  stay in S3); `cleanup` cancels the scheduled checks.
+
+Followed: kopf's documentation on startup/cleanup handlers and `memo`
+("Configuration", "Handler kwargs"), event and timer handlers with `when`
+filters, and peering ("Peering": `settings.peering.*`); lsst-sqre/gafaelfawr's
+kopf operator for the shape (thin handlers, a service built at start-up).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import kopf
 from kubernetes import config as kube_config
 
 from bodypose_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
-from bodypose_operator.controller import metrics
-from bodypose_operator.controller.cluster import ClusterView
-from bodypose_operator.controller.reconcile import reconcile
+from bodypose_operator.controller.artifacts import ArtifactStore
+from bodypose_operator.controller.cluster import KubeCluster
+from bodypose_operator.controller.service import ExportService
 from bodypose_operator.settings import Settings
 
+# Read once at import: kopf's timer interval is fixed when the handler is registered.
 SETTINGS = Settings.from_env()
-_cluster: ClusterView | None = None
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-Log = logging.Logger | logging.LoggerAdapter[Any]
-
-
-def _view() -> ClusterView:
-    global _cluster
-    if _cluster is None:
-        try:
-            kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()  # type: ignore[no-untyped-call]
-        _cluster = ClusterView()
-    return _cluster
-
-
-def _lock(uid: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(uid, threading.Lock())
+MANAGED = {"app.kubernetes.io/managed-by": "bodypose-operator"}
+TERMINAL = ("Ready", "Failed")
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Our status is a structural schema: kopf's own bookkeeping goes to annotations.
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 60
+    settings.watching.server_timeout = 300
+    if SETTINGS.peering_name:
+        settings.peering.mandatory = True  # the peering resource must exist (the chart's)
+    try:
+        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    memo.service = ExportService(SETTINGS, KubeCluster(), ArtifactStore())
 
 
-def _run(body: kopf.Body, patch: kopf.Patch, logger: Log) -> None:
-    meta = body["metadata"]
-    with _lock(meta["uid"]):
-        try:
-            outcome = reconcile(dict(body), _view(), SETTINGS)
-        except Exception:
-            metrics.RECONCILES.labels("error").inc()
-            raise
-        metrics.RECONCILES.labels("ok").inc()
-        patch.status.update(outcome.status)
-        metrics.record(
-            meta["name"], meta["namespace"], outcome.status["phase"], outcome.jobs_running
-        )
-        for stage, seconds in outcome.durations:
-            metrics.STAGE_SECONDS.labels(stage).observe(seconds)
-        for type_, reason, message in outcome.events:
-            # kopf.event, not kopf.info: posting.level (WARNING, to keep kopf's own
-            # handler chatter out of the events) would drop our Normal events too.
-            kopf.event(body, type=type_, reason=reason, message=message)
-            logger.info("%s: %s", reason, message)
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    service: ExportService | None = getattr(memo, "service", None)
+    if service is not None:
+        service.checks.cancel_all()
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.resume(GROUP, VERSION, PLURAL)
-def on_change(body: kopf.Body, patch: kopf.Patch, logger: Log, **_: Any) -> None:
-    _run(body, patch, logger)
+def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.service.reconcile(dict(body))
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.resync_seconds, sharp=False)
-def resync(body: kopf.Body, patch: kopf.Patch, logger: Log, **_: Any) -> None:
-    _run(body, patch, logger)
+def _not_terminal(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL
+
+
+@kopf.timer(
+    GROUP, VERSION, PLURAL, interval=SETTINGS.resync_seconds, initial_delay=SETTINGS.resync_seconds,
+    sharp=False, when=_not_terminal,
+)  # fmt: skip
+def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.service.reconcile(dict(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+def on_job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type is None:
+        return  # the initial listing: the resume handlers already reconcile every owner
+    memo.service.on_job_event(type, dict(body))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-def on_delete(body: kopf.Body, logger: Log, **_: Any) -> None:
+def on_delete(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     meta = body["metadata"]
-    metrics.forget(meta["name"], meta["namespace"])
+    memo.service.forget(meta["namespace"], meta["name"])
     logger.info("deleted: its Jobs go with it (owner references); its artifacts stay in S3")

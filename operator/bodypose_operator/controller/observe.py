@@ -1,0 +1,184 @@
+"""Observe: the facts one reconcile of one resource decides from, and nothing more.
+
+Reads the model's digest and the stage manifests from S3, the resource's Jobs
+from the API server, and a Job's pods only when they can say something the Job
+cannot: when the Job has ended (its termination message) or when it has not
+started after `pending_check_seconds` (an image that cannot be pulled, a pool
+with no room). A Job that is running or waiting its first seconds costs no pod
+read, so a reconcile triggered by a Job's event stays one list call and a few
+S3 reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+from bodypose_operator.builders.jobs import artifact_prefix
+from bodypose_operator.builders.naming import (
+    LABEL_CONTENT_KEY,
+    LABEL_STAGE,
+    LABEL_TARGET,
+    content_key,
+    pool_identity,
+)
+from bodypose_operator.controller import pods
+from bodypose_operator.controller.artifacts import (
+    ArtifactStore,
+    ModelNotFound,
+    S3Unreachable,
+    index_uri,
+)
+from bodypose_operator.controller.cluster import Cluster
+from bodypose_operator.settings import Settings
+
+
+def job_state(job: Any) -> str:
+    """Succeeded | Failed | Active, from the Job's own status."""
+    st = job.status
+    if st.succeeded:
+        return "Succeeded"
+    for cond in st.conditions or []:
+        if cond.type == "Failed" and cond.status == "True":
+            return "Failed"
+    return "Active"
+
+
+def job_age(job: Any, now: dt.datetime) -> float:
+    created = job.metadata.creation_timestamp
+    return 0.0 if created is None else (now - created).total_seconds()
+
+
+def job_started(job: Any) -> bool:
+    """A pod of the Job is ready (running) or has succeeded: nothing is stuck before it.
+    Failed pods do not count: a retry that cannot start is what a check must find."""
+    st = job.status
+    return bool(st.ready or st.succeeded)
+
+
+@dataclass
+class StageFacts:
+    """One stage (the export, or one target's build) as S3 and the API server see it."""
+
+    manifest_uri: str
+    index: str
+    job: Any | None = None
+    manifest: dict[str, Any] | None = None
+    reused: bool = False
+    report: pods.PodReport | None = None  # None: the pods were not read
+
+
+@dataclass
+class Facts:
+    now: dt.datetime
+    spec: BodyPoseExportSpec | None = None
+    invalid: str | None = None  # why the spec is refused
+    model_missing: str | None = None
+    s3_unreachable: str | None = None
+    key: str | None = None
+    prefix: str | None = None
+    superseded: list[Any] = field(default_factory=list)  # active Jobs of older content
+    running: int = 0
+    export: StageFacts | None = None
+    targets: dict[str, StageFacts] = field(default_factory=dict)
+
+
+def _invalid(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"spec{'.' + where if where else ''}: {first['msg']}"
+
+
+def _needs_pods(job: Any, settings: Settings, now: dt.datetime) -> bool:
+    if job_state(job) != "Active":
+        return True
+    return not job_started(job) and job_age(job, now) >= settings.pending_check_seconds
+
+
+def _stage(
+    cluster: Cluster,
+    store: ArtifactStore,
+    settings: Settings,
+    namespace: str,
+    job: Any | None,
+    own_uri: str,
+    index: str,
+    now: dt.datetime,
+) -> StageFacts:
+    """A stage's manifest (its own, else one the content index names while no Job of
+    ours runs for it), and its Job's pods when they are worth reading."""
+    facts = StageFacts(own_uri, index, job)
+    facts.manifest = store.read_manifest(own_uri)
+    if facts.manifest is None and job is None:
+        found = store.reusable(index)
+        if found is not None:
+            facts.manifest_uri, facts.manifest = found
+            facts.reused = True
+    if facts.manifest is None and job is not None and _needs_pods(job, settings, now):
+        facts.report = pods.report(cluster.pods_of(namespace, job.metadata.name))
+    return facts
+
+
+def observe(
+    body: dict[str, Any],
+    cluster: Cluster,
+    store: ArtifactStore,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> Facts:
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    facts = Facts(now=now or dt.datetime.now(dt.UTC))
+    try:
+        spec = BodyPoseExportSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        facts.invalid = _invalid(exc)
+        return facts
+    facts.spec = spec
+    try:
+        digest = store.model_digest(spec.model.uri)
+    except ModelNotFound as exc:
+        facts.model_missing = str(exc)
+        return facts
+    except S3Unreachable as exc:
+        facts.s3_unreachable = str(exc)
+        return facts
+    key = facts.key = content_key(digest, spec)
+    prefix = facts.prefix = artifact_prefix(spec, namespace, name, key)
+
+    current = []
+    for job in cluster.jobs_of(namespace, name):
+        if job.metadata.labels.get(LABEL_CONTENT_KEY) == key:
+            current.append(job)
+            facts.running += job_state(job) == "Active"
+        elif job_state(job) == "Active":
+            facts.superseded.append(job)
+
+    def find(stage: str, target: str | None = None) -> Any | None:
+        for job in current:
+            labels = job.metadata.labels
+            if labels.get(LABEL_STAGE) == stage and labels.get(LABEL_TARGET) == target:
+                return job
+        return None
+
+    output = spec.output.uri
+    try:
+        facts.export = _stage(
+            cluster, store, settings, namespace, find("export"), f"{prefix}/manifest.json",
+            index_uri(output, key, "export"), facts.now,
+        )  # fmt: skip
+        if facts.export.manifest is None:
+            return facts
+        for target in spec.targets:
+            facts.targets[target.name] = _stage(
+                cluster, store, settings, namespace, find("build", target.name),
+                f"{prefix}/targets/{target.name}/manifest.json",
+                index_uri(output, key, f"pool-{pool_identity(target)}"), facts.now,
+            )  # fmt: skip
+    except S3Unreachable as exc:
+        facts.s3_unreachable = str(exc)
+    return facts

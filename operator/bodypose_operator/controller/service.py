@@ -1,0 +1,200 @@
+"""The operator's service: reconcile a resource when something about it changed.
+
+Made once at start-up and kept in kopf's memo (controller/handlers.py), with
+the clients it shares: one Kubernetes API client, one S3 client. Three things
+start a reconcile of a resource: a change of its own (kopf's create, update and
+resume handlers), an event of one of its Jobs (mapped to the owner through the
+Job's owner reference), and a check this service scheduled itself because a
+wait is on time rather than on an event (a Job that has not started; S3 that
+did not answer). Nothing polls: a resource whose Jobs are quiet costs nothing.
+
+One lock per resource keeps two triggers of the same resource from deciding
+at once (kopf runs sync handlers on a thread pool, and a check fires on a
+timer thread).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import kopf
+
+from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION
+from bodypose_operator.builders.naming import LABEL_CONTENT_KEY
+from bodypose_operator.controller import metrics
+from bodypose_operator.controller.act import apply_index, apply_jobs, status_patch
+from bodypose_operator.controller.artifacts import ArtifactStore, S3Unreachable
+from bodypose_operator.controller.cluster import KubeCluster
+from bodypose_operator.controller.decide import S3_RETRY_SECONDS, Decision, decide
+from bodypose_operator.controller.observe import observe
+from bodypose_operator.settings import Settings
+
+log = logging.getLogger("bodypose_operator")
+
+
+class EventPoster(Protocol):
+    def __call__(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
+
+
+def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    # kopf.event, not kopf.info: posting.level (WARNING, to keep kopf's own handler
+    # chatter out of the events) would drop our Normal events too.
+    kopf.event(cast(Any, body), type=type_, reason=reason, message=message)
+
+
+@dataclass
+class Checks:
+    """At most one scheduled check per resource: a new one replaces the old.
+
+    A check runs on a timer thread, in a copy of the context the service was made
+    in: kopf's event posting finds its queue through context variables."""
+
+    fire: Any  # Callable[[str, str], None]
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    _timers: dict[tuple[str, str], threading.Timer] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def schedule(self, namespace: str, name: str, seconds: float | None) -> None:
+        key = (namespace, name)
+        with self._lock:
+            old = self._timers.pop(key, None)
+            if old is not None:
+                old.cancel()
+            if seconds is None:
+                return
+            timer = threading.Timer(seconds, self._fire, args=(key,))
+            timer.daemon = True
+            self._timers[key] = timer
+            timer.start()
+
+    def _fire(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._timers.pop(key, None)
+        try:
+            self.context.copy().run(self.fire, *key)
+        except Exception:  # a failed check must not kill the timer thread silently
+            log.exception("check of %s/%s failed", *key)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+
+
+class ExportService:
+    def __init__(
+        self,
+        settings: Settings,
+        cluster: KubeCluster,
+        store: ArtifactStore,
+        events: EventPoster = post_event,
+    ) -> None:
+        self.settings = settings
+        self.cluster = cluster
+        self.store = store
+        self.events = events
+        self.checks = Checks(self.check)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._foreign: set[str] = set()  # Jobs with our labels we did not make: logged once
+
+    def _lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(f"{namespace}/{name}", threading.Lock())
+
+    # ---- triggers ----------------------------------------------------------------------
+    def reconcile(self, body: dict[str, Any]) -> Decision | None:
+        """Reconcile the resource as `body` shows it (a handler's view of it)."""
+        meta = body["metadata"]
+        with self._lock(meta["namespace"], meta["name"]):
+            return self._reconcile(body)
+
+    def check(self, namespace: str, name: str) -> None:
+        """A scheduled look: read the resource afresh, then reconcile it."""
+        with self._lock(namespace, name):
+            body = self.cluster.get_resource(namespace, name)
+            if body is not None and not body["metadata"].get("deletionTimestamp"):
+                self._reconcile(body)
+
+    def on_job_event(self, event_type: str, job: dict[str, Any]) -> None:
+        """A Job with our labels changed: reconcile its owner, if it has one that is ours."""
+        meta = job.get("metadata") or {}
+        namespace = meta.get("namespace", "")
+        owner = next(
+            (
+                ref
+                for ref in meta.get("ownerReferences") or []
+                if ref.get("kind") == KIND
+                and ref.get("apiVersion") == f"{GROUP}/{VERSION}"
+                and ref.get("controller")
+            ),
+            None,
+        )
+        if owner is None:
+            uid = str(meta.get("uid"))
+            if uid not in self._foreign:
+                self._foreign.add(uid)
+                log.warning(
+                    "Job %s/%s carries the operator's labels but no %s owns it: ignored",
+                    namespace, meta.get("name"), KIND,
+                )  # fmt: skip
+            return
+        with self._lock(namespace, owner["name"]):
+            body = self.cluster.get_resource(namespace, owner["name"])
+            if body is None or body["metadata"].get("uid") != owner.get("uid"):
+                return  # the owner is gone (its Jobs go with it) or was replaced
+            if body["metadata"].get("deletionTimestamp"):
+                return
+            if event_type == "DELETED" and self._deleted_unfinished(job, body):
+                self.events(
+                    body, "Warning", "JobDeleted",
+                    f"Job {meta.get('name')} was deleted before it finished; creating it again",
+                )  # fmt: skip
+            self._reconcile(body)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.checks.schedule(namespace, name, None)
+        metrics.forget(name, namespace)
+        with self._guard:
+            self._locks.pop(f"{namespace}/{name}", None)
+
+    # ---- one pass ----------------------------------------------------------------------
+    @staticmethod
+    def _deleted_unfinished(job: dict[str, Any], body: dict[str, Any]) -> bool:
+        labels = job["metadata"].get("labels") or {}
+        current = (body.get("status") or {}).get("contentKey")
+        status = job.get("status") or {}
+        return labels.get(LABEL_CONTENT_KEY) == current and not status.get("succeeded")
+
+    def _reconcile(self, body: dict[str, Any]) -> Decision | None:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        try:
+            facts = observe(body, self.cluster, self.store, self.settings)
+            decision = decide(body, facts, self.settings)
+            apply_jobs(decision, self.cluster, namespace)
+            try:
+                apply_index(decision, self.store)
+            except S3Unreachable as exc:
+                log.warning("%s/%s: content index not written: %s", namespace, name, exc)
+                decision.look_again(S3_RETRY_SECONDS)
+        except Exception:
+            metrics.RECONCILES.labels("error").inc()
+            raise
+        metrics.RECONCILES.labels("ok").inc()
+        patch = status_patch(dict(body.get("status") or {}), decision.status)
+        if patch is not None:
+            self.cluster.patch_status(namespace, name, patch)
+        metrics.record(name, namespace, decision.status["phase"], decision.jobs_running)
+        for stage, seconds in decision.durations:
+            metrics.STAGE_SECONDS.labels(stage).observe(seconds)
+        for type_, reason, message in decision.events:
+            self.events(body, type_, reason, message)
+            log.info("%s/%s: %s: %s", namespace, name, reason, message)
+        self.checks.schedule(namespace, name, decision.requeue_after)
+        return decision

@@ -1,0 +1,214 @@
+"""The event-driven service: which trigger reconciles what, what it reads, when it looks again.
+
+Against a real S3 server and the in-memory cluster of test_reconcile.py, extended
+with the resource reads and status patches the service makes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+from kubernetes.client import (
+    V1ContainerState,
+    V1ContainerStateWaiting,
+    V1JobStatus,
+)
+
+from bodypose_operator.controller.act import status_patch
+from bodypose_operator.controller.artifacts import ArtifactStore
+from bodypose_operator.controller.service import ExportService
+from bodypose_operator.settings import Settings
+from tests.conftest import S3Endpoint
+from tests.operator.test_reconcile import (
+    GPU_IMAGE,
+    RecordedCluster,
+    _pod_running,
+    body,
+    put_manifest,
+)
+
+
+class ServedCluster(RecordedCluster):
+    """The in-memory cluster, with one resource the service reads and patches."""
+
+    def __init__(self, resource: dict[str, Any]) -> None:
+        super().__init__()
+        self.resource: dict[str, Any] | None = resource
+        self.patches: list[dict[str, Any]] = []
+        self.pod_reads = 0
+
+    def pods_of(self, namespace: str, job: str) -> list[Any]:
+        self.pod_reads += 1
+        return super().pods_of(namespace, job)
+
+    def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.resource
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        assert self.resource is not None
+        self.patches.append(patch)
+        status = dict(self.resource.get("status") or {})
+        status.update(patch)
+        self.resource["status"] = {k: v for k, v in status.items() if v is not None}
+
+
+class Events:
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str, str]] = []
+
+    def __call__(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        self.posted.append((type_, reason, message))
+
+
+def service(cluster: ServedCluster, settings: Settings) -> tuple[ExportService, Events]:
+    events = Events()
+    return ExportService(settings, cluster, ArtifactStore(), events), events  # type: ignore[arg-type]
+
+
+def job_event(cluster: ServedCluster, name: str) -> dict[str, Any]:
+    """The Job as a watch event carries it: a plain dict with the owner reference."""
+    job = cluster.jobs[name]
+    assert cluster.resource is not None
+    meta = cluster.resource["metadata"]
+    return {
+        "metadata": {
+            "name": name, "namespace": meta["namespace"], "uid": f"uid-{name}",
+            "labels": job.metadata.labels,
+            "ownerReferences": [{"apiVersion": "bodypose.dev/v1alpha1", "kind": "BodyPoseExport",
+                                 "name": meta["name"], "uid": meta["uid"], "controller": True}],
+        },
+        "status": {},
+    }  # fmt: skip
+
+
+def test_a_young_job_costs_no_pod_read_and_one_check_is_scheduled(bucket: str) -> None:
+    cluster = ServedCluster(body(bucket))
+    svc, _ = service(cluster, Settings(pending_check_seconds=15, pending_deadline_seconds=600))
+    first = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    assert first is not None and first.requeue_after is None  # nothing to wait for yet
+    second = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    assert second is not None and cluster.pod_reads == 0
+    assert second.requeue_after is not None and 14 <= second.requeue_after <= 15
+    assert list(svc.checks._timers) == [("ml", "demo")]  # exactly one, replaced each pass
+
+    # Once the check is due the pods are read; the next look is at the deadline.
+    job = cluster.job("export")
+    job.metadata.creation_timestamp -= dt.timedelta(seconds=20)
+    later = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    assert later is not None and cluster.pod_reads == 1
+    assert later.requeue_after is not None and 575 <= later.requeue_after <= 581
+
+    # A Job whose pod runs needs no look at all.
+    job.status = V1JobStatus(active=1, ready=1)
+    running = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    assert running is not None and running.requeue_after is None and cluster.pod_reads == 1
+    assert svc.checks._timers == {}
+    svc.checks.cancel_all()
+
+
+def test_status_is_patched_only_when_it_changed(bucket: str) -> None:
+    cluster = ServedCluster(body(bucket))
+    svc, _ = service(cluster, Settings())
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    patched = len(cluster.patches)
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    assert len(cluster.patches) == patched  # nothing changed, nothing written
+    svc.checks.cancel_all()
+
+
+def test_status_patch_removes_what_the_new_status_lacks() -> None:
+    old = {"phase": "Building", "artifacts": {"etlt": {}}, "readyTargets": "0/2"}
+    new = {"phase": "Exporting", "readyTargets": "0/2"}
+    assert status_patch(old, new) == {"phase": "Exporting", "artifacts": None}
+    assert status_patch(new, dict(new)) is None
+
+
+def test_a_job_event_reconciles_its_owner(bucket: str, s3_endpoint: S3Endpoint) -> None:
+    cluster = ServedCluster(body(bucket))
+    svc, events = service(cluster, Settings())
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    export = cluster.job("export").metadata.name
+    assert cluster.resource is not None
+    key = cluster.resource["status"]["contentKey"]
+    put_manifest(s3_endpoint, f"s3://{bucket}/out/ml/demo/{key}/manifest.json", {"artifacts": []})
+    cluster.jobs[export].status = V1JobStatus(succeeded=1)
+    svc.on_job_event("MODIFIED", job_event(cluster, export))
+    assert cluster.resource["status"]["phase"] == "Building"
+    assert {j.metadata.labels.get("bodypose.dev/target") for j in cluster.jobs.values()} == {
+        None, "a100", "cpu",
+    }  # fmt: skip
+    assert "BuildStarted" in [r for _, r, _ in events.posted]
+    svc.checks.cancel_all()
+
+
+def test_a_job_deleted_by_hand_is_recreated_once_and_the_event_says_so(bucket: str) -> None:
+    cluster = ServedCluster(body(bucket))
+    svc, events = service(cluster, Settings())
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    export = cluster.job("export").metadata.name
+    gone = job_event(cluster, export)
+    before = len(events.posted)
+    del cluster.jobs[export]
+    svc.on_job_event("DELETED", gone)
+    assert list(cluster.jobs) == [export]  # the same deterministic name, one Job
+    assert events.posted[before:] == [
+        ("Warning", "JobDeleted",
+         f"Job {export} was deleted before it finished; creating it again"),
+        ("Normal", "ExportStarted", f"created export Job {export}"),
+    ]  # fmt: skip
+    svc.checks.cancel_all()
+
+
+def test_a_job_with_our_labels_but_no_owner_is_ignored_and_logged_once(
+    bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = ServedCluster(body(bucket))
+    svc, events = service(cluster, Settings())
+    stray = {"metadata": {"name": "stray", "namespace": "ml", "uid": "u-1", "labels": {}}}
+    with caplog.at_level(logging.WARNING, logger="bodypose_operator"):
+        svc.on_job_event("ADDED", stray)
+        svc.on_job_event("MODIFIED", stray)
+    warnings = [r.getMessage() for r in caplog.records if "stray" in r.getMessage()]
+    assert warnings == [
+        "Job ml/stray carries the operator's labels but no BodyPoseExport owns it: ignored"
+    ]
+    assert cluster.jobs == {} and events.posted == []
+
+
+def test_events_of_a_deleted_owners_jobs_change_nothing(bucket: str) -> None:
+    cluster = ServedCluster(body(bucket))
+    svc, events = service(cluster, Settings())
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    export = cluster.job("export").metadata.name
+    event = job_event(cluster, export)
+    posted = len(events.posted)
+    cluster.resource = None  # deleted; its Jobs' last events still arrive
+    del cluster.jobs[export]
+    svc.on_job_event("MODIFIED", event)
+    svc.on_job_event("DELETED", event)
+    assert cluster.jobs == {} and len(events.posted) == posted
+    svc.checks.cancel_all()
+
+
+def test_an_image_pull_failure_is_seen_at_the_check(bucket: str, s3_endpoint: S3Endpoint) -> None:
+    cluster = ServedCluster(body(bucket))
+    svc, _ = service(cluster, Settings(pending_check_seconds=15))
+    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
+    job = cluster.job("export")
+    kubelet = f'Back-off pulling image "{GPU_IMAGE}"'
+    cluster.pods[job.metadata.name] = [
+        _pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
+            reason="ImagePullBackOff", message=kubelet)))
+    ]  # fmt: skip
+    job.metadata.creation_timestamp -= dt.timedelta(seconds=16)
+    svc.check("ml", "demo")  # what the scheduled timer calls
+    assert cluster.resource is not None
+    ready = next(c for c in cluster.resource["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ImagePullBackOff"
+    assert ready["message"].startswith(f"export: image {GPU_IMAGE} cannot be pulled")
+    svc.checks.cancel_all()
