@@ -157,7 +157,27 @@ def unpack(archive: Path, digest: str, config: dict[str, Any], cache: Path | Non
             bundle.rename(target)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    (target / USED).touch()
+    prune(cache, keep=target)
     return target
+
+
+# Unpacked trees are large (the exporter's is 2.6 GB): keep the few used last, and never
+# one used within the hour (a running container's overlay may sit on it).
+USED = ".used"
+KEEP_UNPACKED = 4
+KEEP_SECONDS = 3600
+
+
+def prune(cache: Path, keep: Path) -> None:
+    trees = sorted(
+        (p for p in cache.glob("sha256-*") if (p / USED).exists()),
+        key=lambda p: (p / USED).stat().st_mtime,
+        reverse=True,
+    )
+    for old in trees[KEEP_UNPACKED:]:
+        if old != keep and time.time() - (old / USED).stat().st_mtime > KEEP_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class ImageStore:
@@ -205,6 +225,7 @@ class ImageStore:
         root = self.cache / found[1].replace(":", "-")
         if not (root / "rootfs").is_dir():
             return None  # the shared cache was cleared: present no more
+        (root / USED).touch()
         config = json.loads((root / "image-config.json").read_text())
         return Image(found[0], found[1], root / "rootfs", config)
 

@@ -648,7 +648,23 @@ def build_images(
             image = _save(name, plan.local_tag, plan.ref, plan.archive)
             _report(progress, image, "built", time.monotonic() - started)
             results.append(image)
+            _prune_archives(name, keep=plan.archive)
     return results
+
+
+# An exporter archive is about 1 GB: keep the newest few per image (another checkout
+# may still use one), not one per source change for ever.
+KEEP_ARCHIVES = 3
+
+
+def _prune_archives(name: str, keep: Path) -> None:
+    archives = sorted(
+        keep.parent.glob(f"{name}-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for old in archives[KEEP_ARCHIVES:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
 
 
 def _human(size: int) -> str:
