@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: bench-operator env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
@@ -75,6 +75,11 @@ lock: env
 	$(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --extra exporter \
 		--extra operator --extra dev -c requirements/exporter.lock -c requirements/operator.lock \
 		$(UV_LOCK_FLAGS) -o requirements/dev.lock
+
+# The operator at scale on the local control plane, no pod executed: 100, 300 and 500
+# resources x 3 targets, event-driven against the old 10 s timer (benchmarks/operator_scale.py).
+bench-operator: env cluster-binaries
+	PYTHONPATH=. $(PY) benchmarks/operator_scale.py
 
 crds: env
 	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml

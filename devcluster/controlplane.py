@@ -176,6 +176,8 @@ class LocalCluster:
     # False: the components end when the process that started them dies (tests).
     # True: they run on until `down` (make cluster-up).
     outlive_caller: bool = False
+    # Record every API request's metadata in audit.log (benchmarks).
+    audit: bool = False
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _api: Any = None
     _images: ImageStore | None = None
@@ -252,15 +254,22 @@ class LocalCluster:
                 raise TimeoutError(f"{what} not ready at {url} after {timeout}s")
             time.sleep(0.2)
 
-    def start(self, *, nodes: bool = True, executor: bool = True) -> LocalCluster:
-        """Start everything; on any failure, stop what was started and re-raise."""
+    def start(
+        self, *, nodes: bool = True, executor: bool = True, pretend_pods: bool = True
+    ) -> LocalCluster:
+        """Start everything; on any failure, stop what was started and re-raise.
+
+        `executor=False`: no pod runs; kwok pretends they do (Running, Jobs' pods
+        Succeeded) unless `pretend_pods=False`, where bound pods stay Pending for ever
+        (what a scale test of the operator wants: nothing changes after the Jobs exist).
+        """
         try:
-            return self._start(nodes=nodes, executor=executor)
+            return self._start(nodes=nodes, executor=executor, pretend_pods=pretend_pods)
         except BaseException:
             self.stop()
             raise
 
-    def _start(self, *, nodes: bool, executor: bool) -> LocalCluster:
+    def _start(self, *, nodes: bool, executor: bool, pretend_pods: bool) -> LocalCluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         pki = make_pki(self.pki)
@@ -308,6 +317,7 @@ class LocalCluster:
             "--kubelet-preferred-address-types", "InternalIP",
             "--profiling=false",
             "--cert-dir", self.state_dir / "apiserver-certs",
+            *self._audit_flags(),
         ])  # fmt: skip
         self._wait_http(f"{self.server}/readyz", "kube-apiserver", timeout=90)
         self.kubeconfig = write_kubeconfig(
@@ -355,7 +365,7 @@ class LocalCluster:
             "--leader-elect=false",
         ])  # fmt: skip
         # With the executor, pods really run; without it kwok pretends they do.
-        stages = [KWOK_STAGES] if executor else [KWOK_STAGES, KWOK_POD_STAGES]
+        stages = [KWOK_STAGES] if executor or not pretend_pods else [KWOK_STAGES, KWOK_POD_STAGES]
         self._spawn("kwok", [
             b["kwok"],
             "--kubeconfig", self.kubeconfig,
@@ -385,6 +395,24 @@ class LocalCluster:
             json.dumps({"server": self.server, "kubeconfig": str(self.kubeconfig)})
         )
         return self
+
+    def _audit_flags(self) -> list[str | Path]:
+        """With `audit`, every request's metadata (user, verb, resource) to audit.log:
+        what a benchmark counts an operator's API requests by."""
+        if not self.audit:
+            return []
+        policy = self.state_dir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["RequestReceived", "ResponseStarted"],
+            "rules": [{"level": "Metadata"}],
+        }))  # fmt: skip
+        return ["--audit-policy-file", policy, "--audit-log-path", self.audit_log,
+                "--audit-log-format", "json", "--audit-log-mode", "batch"]  # fmt: skip
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state_dir / "audit.log"
 
     def wait_nodes_ready(self, timeout: float = 60) -> None:
         """Until every node is Ready and carries no not-ready/unreachable taint
