@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: bench-operator env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: bench-operator bench-fanout env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
@@ -80,6 +80,11 @@ lock: env
 # resources x 3 targets, event-driven against the old 10 s timer (benchmarks/operator_scale.py).
 bench-operator: env cluster-binaries
 	PYTHONPATH=. $(PY) benchmarks/operator_scale.py
+
+# One shared export and calibration with parallel builds, against each target doing it all,
+# pods run from the images (benchmarks/fanout.py): 1, 3 and 6 targets.
+bench-fanout: env cluster-binaries images
+	PYTHONPATH=. $(PY) benchmarks/fanout.py
 
 crds: env
 	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml

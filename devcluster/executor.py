@@ -158,6 +158,7 @@ class PodRun:
     deleted: threading.Event = field(default_factory=threading.Event)
     proc: subprocess.Popen[bytes] | None = None
     grace_seconds: int = 30
+    cpu_seconds: float = 0.0  # of the last container run, user + system
 
 
 @dataclass(frozen=True)
@@ -579,7 +580,8 @@ class PodExecutor:
                     self._post(run, _pod_failed("DeadlineExceeded", DEADLINE_MESSAGE))
                 return None
             start_error = _read_text(slot / "start-error")
-            log.info("%s exited %d%s", name, code, f" ({start_error})" if start_error else "")
+            log.info("%s exited %d after %.1f CPU seconds%s", name, code, run.cpu_seconds,
+                     f" ({start_error})" if start_error else "")  # fmt: skip
             if start_error:
                 reason, message = "StartError", start_error
             else:
@@ -673,11 +675,20 @@ def _wait(run: PodRun, proc: subprocess.Popen[bytes], deadline: dt.datetime | No
     """The exit code (128+N for signal N, as container runtimes report it), or
     None if the pod was deleted or its activeDeadlineSeconds passed first."""
     while True:
+        # wait4, not Popen.wait: its rusage is the container's CPU time, every process
+        # of it included (each reaped its children, so their times are summed in).
         try:
-            code = proc.wait(timeout=0.5)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by _kill on another thread: deleted or timed out
+            if run.deleted.is_set() or proc.returncode is None:
+                return None
+            return 128 - proc.returncode if proc.returncode < 0 else proc.returncode
+        if pid:
+            code = os.waitstatus_to_exitcode(status)
+            proc.returncode = code
+            run.cpu_seconds = usage.ru_utime + usage.ru_stime
             return 128 - code if code < 0 else code
-        except subprocess.TimeoutExpired:
-            pass
+        time.sleep(0.5)
         if run.deleted.is_set():
             return None
         if deadline and dt.datetime.now(dt.UTC) >= deadline:
