@@ -13,8 +13,9 @@ each N and each design it prints:
 - rss: the operator's peak resident memory during that burst;
 - burst-cpu: the operator's CPU seconds during the burst;
 - idle-cpu: the operator's CPU (cores) over the 60 s after everything settled
-  (settled: all Jobs and statuses there, and the first look at the Jobs that
-  did not start, `pendingCheckSeconds` later, done);
+  (settled: all Jobs and statuses there, the first look at the Jobs that did
+  not start, `pendingCheckSeconds` later, done, and then the operator under 1%
+  of a core for 5 s; the baseline never gets there and waits 300 s);
 - idle-requests: the API requests the operator made per second in that window,
   counted from the API server's audit log by the operator's own identity (a
   ServiceAccount of its own; watches count when they end).
@@ -135,6 +136,21 @@ def _requests(audit_log: Path, user: str, start: float, end: float) -> int:
     return count
 
 
+def _wait_quiet(proc: psutil.Process, window: float = 5.0, limit: float = 300.0) -> int:
+    """Until the process used under 1% of a core over `window` seconds (or `limit`
+    passed); its peak RSS meanwhile."""
+    rss, deadline = 0, time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = sum(proc.cpu_times()[:2])
+        end = time.monotonic() + window
+        while time.monotonic() < end:
+            rss = max(rss, proc.memory_info().rss)
+            time.sleep(0.5)
+        if sum(proc.cpu_times()[:2]) - before < 0.01 * window:
+            break
+    return rss
+
+
 def run_once(
     bins: dict[str, Path], s3: S3Server, n: int, env: dict[str, str], work: Path
 ) -> Figures:
@@ -174,11 +190,13 @@ def run_once(
             time.sleep(0.5)
         all_jobs = time.monotonic() - started
         burst_cpu = sum(proc.cpu_times()[:2]) - cpu0
-        # Settled: the first look at the Jobs that did not start is part of the work.
+        # Settled: the first look at the Jobs that did not start (pendingCheckSeconds
+        # after each was made) is part of the work; then the operator goes quiet.
         settle_until = started + max(all_jobs, PENDING_CHECK) + PENDING_CHECK + SETTLE_EXTRA
         while time.monotonic() < settle_until:
             rss = max(rss, proc.memory_info().rss)
             time.sleep(0.5)
+        rss = max(rss, _wait_quiet(proc))
         cpu1, wall1 = sum(proc.cpu_times()[:2]), time.time()
         end = time.monotonic() + IDLE_SECONDS
         while time.monotonic() < end:
