@@ -1,4 +1,4 @@
-"""Shared fixtures: a real S3 endpoint on loopback, the sample model, figure reporting."""
+"""Shared fixtures: MinIO as the S3 endpoint on loopback, the sample model, figure reporting."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
+
+from devcluster.minio import S3Server
 
 pytest_plugins = ["tests.infra.cluster"]
 
@@ -25,48 +25,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class S3Endpoint:
-    url: str
-    access_key: str
-    secret_key: str
-    region: str
-
-    def client(self):  # type: ignore[no-untyped-def]
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=self.region,
-        )
+# The S3 server every test talks to: MinIO (devcluster/minio.py), with its url,
+# access_key, secret_key, region, client() and environment().
+S3Endpoint = S3Server
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[S3Endpoint]:
-    """moto's S3 server on 127.0.0.1, reached through the standard AWS_* environment.
+def s3_endpoint(minio_endpoint: S3Server) -> Iterator[S3Endpoint]:
+    """MinIO on 127.0.0.1 (one server per session), reached through the standard
+    AWS_* environment.
 
-    The exporter only ever sees AWS_ENDPOINT_URL and credentials, as it would
-    for a user's MinIO; nothing is mocked inside the process under test.
+    The exporter and the operator only ever see AWS_ENDPOINT_URL and credentials,
+    exactly as they would for a user's MinIO; nothing is mocked inside the process
+    under test.
     """
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = S3Endpoint(f"http://127.0.0.1:{port}", "testing", "testing", "us-east-1")
-    env = {
-        "AWS_ENDPOINT_URL": endpoint.url,
-        "AWS_ACCESS_KEY_ID": endpoint.access_key,
-        "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
-        "AWS_DEFAULT_REGION": endpoint.region,
-    }
+    env = minio_endpoint.environment()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        yield endpoint
+        yield minio_endpoint
     finally:
-        server.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

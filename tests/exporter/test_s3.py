@@ -1,4 +1,4 @@
-"""`-m` and `-o` as s3:// URIs, against a real S3 server on loopback (moto server mode)."""
+"""`-m` and `-o` as s3:// URIs, against a real S3 server on loopback (MinIO)."""
 
 from __future__ import annotations
 
