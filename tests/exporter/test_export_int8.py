@@ -29,7 +29,11 @@ def _upload_images(s3: object, bucket: str, images: Path, prefix: str) -> int:
 
 
 def test_int8_from_s3_images_then_reusing_the_published_cache(
-    run_cli: RunCli, s3_endpoint: S3Endpoint, s3_bucket: str, sample_dir: Path
+    run_cli: RunCli,
+    s3_endpoint: S3Endpoint,
+    s3_bucket: str,
+    sample_dir: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     s3 = s3_endpoint.client()
     s3.upload_file(str(sample_dir / "bpnet_sample.tlt"), s3_bucket, "models/bpnet.tlt")
@@ -46,6 +50,11 @@ def test_int8_from_s3_images_then_reusing_the_published_cache(
     )  # fmt: skip
     assert r.code == 0, r.err
     assert "INT8 calibration (entropy): 6 images in 3 batches" in r.out
+    # Counted as in a local directory (tests/calibration/test_stage.py), never downloaded.
+    assert "; 1 non-image files ignored" in r.out
+    assert f"ignored 1 files in {base}/cal/images that are not .jpg/.jpeg/.png: README.txt" in (
+        caplog.text
+    )
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     for name in ("cal.bin", "bpnet_model.qdq.onnx", "calibration.json", "manifest.json"):
         assert f"out/{name}" in keys
@@ -58,7 +67,7 @@ def test_int8_from_s3_images_then_reusing_the_published_cache(
     cal = manifest["calibration"]
     assert (cal["images"], cal["batches"], cal["cacheReused"]) == (6, 3, False)
     assert cal["tensorfile"] == f"{base}/cal/calibration.tensorfile"
-    assert cal["ignoredFiles"] == 0  # the README was never downloaded: only images are
+    assert cal["ignoredFiles"] == 1  # README.txt, as a directory's non-image files count
     # 8 sample images, 6 calibrated: the other 2 are the held-back agreement set.
     assert cal["agreement"]["images"] == 2
     assert cal["agreement"]["heatmap_cosine_mean"] > 0.99

@@ -45,12 +45,13 @@ problem a user can fix is raised as `UserError` with the flag to change.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -229,14 +230,15 @@ def refuse_too_few(where: str, found: int, ignored: int, batches: int, batch_siz
     )
 
 
-def _log_ignored(listing: ImageListing) -> None:
-    if listing.ignored:
-        names = ", ".join(p.name for p in listing.ignored[:5])
-        more = ", ..." if len(listing.ignored) > 5 else ""
+def _log_ignored(where: str, ignored: Sequence[str]) -> None:
+    """The non-image files of --cal_image_dir, a directory or an s3:// prefix alike."""
+    if ignored:
+        names = ", ".join(ignored[:5])
+        more = ", ..." if len(ignored) > 5 else ""
         log.warning(
             "ignored %d files in %s that are not .jpg/.jpeg/.png: %s%s",
-            len(listing.ignored),
-            listing.directory,
+            len(ignored),
+            where,
             names,
             more,
         )
@@ -386,7 +388,7 @@ def run_calibration(
     listing: ImageListing | None = None
     if options.image_dir is not None:
         listing = list_images(options.image_dir, options.seed)
-        _log_ignored(listing)
+        _log_ignored(str(listing.directory), [p.name for p in listing.ignored])
 
     with ExitStack() as stack:
         images_source: ImageBatches | None = None
@@ -543,6 +545,8 @@ class Plan:
     data_file_exists: bool
     #: The image names under an s3:// --cal_image_dir, listed once by preflight.
     s3_images: tuple[str, ...] = ()
+    #: The other objects directly under it, counted as a directory's non-image files are.
+    s3_ignored: tuple[str, ...] = ()
 
 
 def _exists(location: str) -> bool:
@@ -572,15 +576,19 @@ def preflight(request: CalibrationRequest, input_hw: tuple[int, int]) -> Plan:
             "--cal_data_file, or an existing --cal_cache_file"
         )
     s3_images: tuple[str, ...] = ()
+    s3_ignored: tuple[str, ...] = ()
     if s3.is_s3(request.image_dir):
         names = s3.list_directory(s3.S3Uri.parse(request.image_dir))
         s3_images = tuple(n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES)
-        found, ignored = len(s3_images), len(names) - len(s3_images)
+        s3_ignored = tuple(n for n in names if Path(n).suffix.lower() not in IMAGE_SUFFIXES)
+        found, ignored = len(s3_images), len(s3_ignored)
     else:
         listing = list_images(Path(request.image_dir).expanduser())
         found, ignored = len(listing.images), len(listing.ignored)
     refuse_too_few(request.image_dir, found, ignored, request.batches, request.batch_size)
-    return Plan(cache_exists=False, data_file_exists=False, s3_images=s3_images)
+    return Plan(
+        cache_exists=False, data_file_exists=False, s3_images=s3_images, s3_ignored=s3_ignored
+    )
 
 
 def _download_images(prefix: str, names: tuple[str, ...], dst: Path) -> Path:
@@ -634,12 +642,14 @@ def calibrate(
         else None
     )
     image_dir: Path | None = None
+    from_s3 = request.image_dir is not None and s3.is_s3(request.image_dir)
     if request.image_dir is not None and not plan.cache_exists:
-        image_dir = (
-            _download_images(request.image_dir, plan.s3_images, cal_work / "images")
-            if s3.is_s3(request.image_dir)
-            else Path(request.image_dir).expanduser()
-        )
+        if from_s3:
+            # Only the images are downloaded; the others are counted as a directory's are.
+            _log_ignored(request.image_dir, plan.s3_ignored)
+            image_dir = _download_images(request.image_dir, plan.s3_images, cal_work / "images")
+        else:
+            image_dir = Path(request.image_dir).expanduser()
     if request.force_ptq:
         log.info("--force_ptq: post-training quantization (the only kind this exporter does)")
     result = run_calibration(
@@ -656,6 +666,8 @@ def calibrate(
         ),
         cal_work / "out",
     )
+    if from_s3:
+        result = dataclasses.replace(result, ignored_files=len(plan.s3_ignored))
     print(summary_line(result), flush=True)
 
     if s3.is_s3(request.cache_file) and not result.cache_reused:
