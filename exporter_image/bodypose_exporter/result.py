@@ -21,13 +21,26 @@ def _write(payload: dict[str, Any]) -> None:
     path = os.environ.get(ENV_VAR)
     if not path:
         return
-    text = json.dumps(payload, separators=(",", ":"))
+    text = _encode(payload)
     if len(text.encode()) > MAX_BYTES:
         payload = {k: payload[k] for k in ("stage", "ok", "reason", "message") if k in payload}
         payload["truncated"] = True
-        text = json.dumps(payload, separators=(",", ":"))[:MAX_BYTES]
+        text = _encode(payload)
+        # Shorten the message, never the JSON: a report cut mid-string is no report, and
+        # the kubelet keeps only the last 4096 bytes. Non-ASCII text escapes to 6 bytes a
+        # character, so measure bytes, not characters.
+        message = str(payload.get("message", ""))
+        keep = len(message)
+        while len(text.encode()) > MAX_BYTES and keep > 0:
+            keep = max(0, keep - max((len(text.encode()) - MAX_BYTES) // 6, 1))
+            payload["message"] = message[:keep] + "…"
+            text = _encode(payload)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def _encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
 
 
 def report_success(stage: str, manifest: dict[str, Any]) -> None:

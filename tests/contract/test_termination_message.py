@@ -185,14 +185,6 @@ def test_a_real_success_report_lists_the_manifests_artifacts(
     assert (state.phase, state.reason) == ("Ready", "Complete")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="result.py escapes non-ASCII as \\uXXXX (6 bytes a character), so a 1,000-character "
-    "message can exceed 4096 bytes even after truncation; `text[:MAX_BYTES]` then cuts the JSON "
-    "mid-string and the operator reports reason Crashed with the escaped tail instead of the "
-    "exporter's reason (issue 16, item 3: the exporter's fix is outside this change)",
-)
 def test_a_failure_report_longer_than_4096_bytes_keeps_its_reason(
     termination_log: Path, tmp_path: Path
 ) -> None:
