@@ -129,7 +129,11 @@ def run_export(request: ExportRequest) -> ExportResult:
                 else None
             )
         with manifest.timed("decrypt"):
-            decrypted = read_tlt(model_path, request.key, codecs, work / "model.h5")
+            try:
+                decrypted = read_tlt(model_path, request.key, codecs, work / "model.h5")
+            except UserError as exc:
+                # The model was fetched to a scratch file: name the user's own URI instead.
+                raise type(exc)(str(exc).replace(str(model_path), request.model)) from exc
             check_hdf5_complete(decrypted.path, Path(request.model))
             trained = _load_keras(decrypted.path, request.model)
             log.info("decrypted %s with codec %s", request.model, decrypted.codec)
