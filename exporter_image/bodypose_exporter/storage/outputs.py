@@ -2,9 +2,22 @@
 
 Outputs are written into a private staging directory first; only when every
 file is complete are they moved (locally: `os.replace` in the same directory,
-atomic per file) or uploaded (S3) to their destination, the manifest last. A
-failed run removes its staging directory and leaves nothing at the output
-path, so a reader that sees the manifest knows the set is complete.
+atomic per file) or uploaded (S3, one object at a time) to their destination,
+the manifest last. The manifest lists every other file with its size and
+sha256, and readers (the operator, `bpnet-export --engine_file`) trust only
+what a manifest lists, so the set as a whole is published by the manifest's
+one atomic write:
+
+- before the first file goes out, a manifest already at the destination (an
+  earlier run's) is withdrawn: the files about to be replaced would no longer
+  match its sha256 values, and no reader may see it list a mix of old and new;
+- a failure part-way (an upload refused, the endpoint gone) stops there: the
+  files this run already published are removed (best effort), no manifest is
+  written, and the error names the file that failed, how many went out and
+  that nothing there is listed; the same command run again publishes the set.
+
+A run that fails before publishing removes its staging directory and leaves
+the output path untouched.
 """
 
 from __future__ import annotations
@@ -15,7 +28,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bodypose_exporter.errors import OutputNotWritableError
+from bodypose_exporter.errors import OutputNotWritableError, UserError
+from bodypose_exporter.manifest import MANIFEST_NAME
 from bodypose_exporter.storage import s3
 
 log = logging.getLogger(__name__)
@@ -58,19 +72,79 @@ class OutputSet:
         return str(Path(self.destination).expanduser().resolve().parent / name)
 
     def publish(self, names: list[str]) -> list[str]:
-        """Move or upload the staged files, in order (put the manifest last)."""
+        """Move or upload the staged files, in order; a manifest goes last.
+
+        When the last name is the manifest and other files come before it, the
+        manifest already at the destination is withdrawn first, and a failure
+        part-way removes what this call published (module docstring).
+        """
+        sets_a_manifest = len(names) > 1 and names[-1] == MANIFEST_NAME
+        if sets_a_manifest:
+            self._withdraw(MANIFEST_NAME)
+        done: list[str] = []
         for name in names:
-            src = self.staged(name)
             target = self.final_location(name)
-            if self.remote:
-                s3.upload(src, s3.S3Uri.parse(target))
-            else:
-                if Path(target).exists():
-                    log.warning("replacing existing %s", target)
-                os.replace(src, target)
+            try:
+                self._put(name, target)
+            except UserError as exc:
+                if not sets_a_manifest:
+                    raise
+                raise OutputNotWritableError(self._stopped(exc, done, len(names))) from exc
+            done.append(target)
             self._published.append(target)
             log.info("wrote %s", target)
         return list(self._published)
+
+    def _put(self, name: str, target: str) -> None:
+        src = self.staged(name)
+        if self.remote:
+            s3.upload(src, s3.S3Uri.parse(target))
+            return
+        if Path(target).exists():
+            log.warning("replacing existing %s", target)
+        try:
+            os.replace(src, target)
+        except OSError as exc:
+            raise OutputNotWritableError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+    def _withdraw(self, name: str) -> None:
+        """Remove `name` at the destination if it is there (failing names the location)."""
+        target = self.final_location(name)
+        try:
+            if self.remote:
+                uri = s3.S3Uri.parse(target)
+                if s3.exists(uri):
+                    s3.delete(uri)
+                    log.info("withdrew %s until the new set is complete", target)
+            elif Path(target).exists():
+                Path(target).unlink()
+                log.info("withdrew %s until the new set is complete", target)
+        except (OSError, UserError) as exc:
+            raise OutputNotWritableError(f"cannot replace {target}: {exc}") from exc
+
+    def _stopped(self, exc: UserError, done: list[str], total: int) -> str:
+        """The one-line error of a publication that failed part-way, after cleaning up."""
+        left: list[str] = []
+        for target in done:
+            try:
+                if self.remote:
+                    s3.delete(s3.S3Uri.parse(target))
+                else:
+                    Path(target).unlink(missing_ok=True)
+            except (OSError, UserError) as cleanup:
+                log.warning("could not remove %s: %s", target, cleanup)
+                left.append(target)
+            else:
+                self._published.remove(target)
+        where = self.final_location("")
+        state = (
+            f"{len(left)} unlisted file(s) left there" if left else "the ones written were removed"
+        )
+        return (
+            f"{exc}; publishing to {where} stopped after {len(done)} of {total} files: "
+            f"no {MANIFEST_NAME} was written, so nothing there is listed ({state}); "
+            "run the same command again"
+        )
 
     def close(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)

@@ -111,7 +111,11 @@ def check_writable(uri: S3Uri) -> None:
 
 
 def delete(uri: S3Uri) -> None:
-    client().delete_object(Bucket=uri.bucket, Key=uri.key)
+    """Remove one object (absent is fine); a refusal is an OutputNotWritableError naming it."""
+    try:
+        client().delete_object(Bucket=uri.bucket, Key=uri.key)
+    except (ClientError, EndpointConnectionError, BotoCoreError) as exc:
+        raise OutputNotWritableError(f"cannot delete {uri}: {exc}") from exc
 
 
 def exists(uri: S3Uri) -> bool:
