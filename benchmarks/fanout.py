@@ -185,11 +185,13 @@ def _prepare(cluster: LocalCluster, s3: S3Server, work: Path) -> OperatorProcess
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", type=int, nargs="+", default=[1, 3, 6])
+    p.add_argument("--work-dir", type=Path, help="keep the cluster's state and logs here")
     args = p.parse_args(argv)
     bins = ensure_binaries(("etcd", "kubernetes", "kwok", "minio"), progress=sys.stderr)
     images = ensure_images(progress=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
-        work = Path(tmp)
+        work = args.work_dir.resolve() if args.work_dir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         cluster = LocalCluster(work / "cluster", bins).start()
         operator = None
         try:

@@ -46,6 +46,8 @@ def test_failures_reach_the_status_in_the_users_words(
     install_crd(cluster.api_client())
     s3 = s3_endpoint.client()
     s3.upload_file(str(sample_dir / "bpnet_sample.tlt"), s3_bucket, "models/bpnet.tlt")
+    for image in sorted((sample_dir / "images").iterdir()):
+        s3.upload_file(str(image), s3_bucket, f"calibration/images/{image.name}")
     core: Any = client.CoreV1Api(cluster.api)
     custom: Any = client.CustomObjectsApi(cluster.api)
     batch: Any = client.BatchV1Api(cluster.api)
@@ -66,7 +68,10 @@ def test_failures_reach_the_status_in_the_users_words(
                                            "keySecretRef": {"name": "bpnet-key", "key": "key"}}),
         "no-secret": spec(s3_bucket, model={"uri": model,
                                             "keySecretRef": {"name": "nope", "key": "key"}}),
-        "gate": spec(s3_bucket, verification={"maxAbsDiff": 1e-30}),
+        # int8 differs from FP32 (fp32 on ONNX Runtime matches its reference exactly).
+        "gate": spec(s3_bucket, precision="int8", verification={"maxAbsDiff": 1e-30},
+                     calibration={"imagesUri": f"s3://{s3_bucket}/calibration/images",
+                                  "batches": 2, "batchSize": 2}),
         "no-pool": spec(s3_bucket, targets=[{"name": "tpu", "backend": "onnxruntime",
                                              "nodeSelector": {"bodypose.dev/pool": "tpu"}}]),
         "changed": spec(s3_bucket, input={"height": 288, "width": 384}),

@@ -212,3 +212,26 @@ def test_an_image_pull_failure_is_seen_at_the_check(bucket: str, s3_endpoint: S3
     assert ready["reason"] == "ImagePullBackOff"
     assert ready["message"].startswith(f"export: image {GPU_IMAGE} cannot be pulled")
     svc.checks.cancel_all()
+
+
+def test_a_scheduled_check_runs_in_the_context_it_was_scheduled_from() -> None:
+    """kopf finds its event queue through context variables: a check on a timer thread
+    must carry the scheduling handler's context, or its events cannot be posted."""
+    import contextvars
+    import threading
+
+    from bodypose_operator.controller.service import Checks
+
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker")
+    seen: list[str] = []
+    fired = threading.Event()
+
+    def fire(namespace: str, name: str) -> None:
+        seen.append(f"{namespace}/{name}:{marker.get('unset')}")
+        fired.set()
+
+    checks = Checks(fire)
+    marker.set("from the handler")
+    checks.schedule("ml", "demo", 0.05)
+    assert fired.wait(5)
+    assert seen == ["ml/demo:from the handler"]

@@ -50,11 +50,11 @@ def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> N
 class Checks:
     """At most one scheduled check per resource: a new one replaces the old.
 
-    A check runs on a timer thread, in a copy of the context the service was made
-    in: kopf's event posting finds its queue through context variables."""
+    A check runs on a timer thread, in a copy of the context it was scheduled from
+    (a kopf handler's, or an earlier check's): kopf's event posting finds its queue
+    through context variables that only kopf's own tasks carry."""
 
     fire: Any  # Callable[[str, str], None]
-    context: contextvars.Context = field(default_factory=contextvars.copy_context)
     _timers: dict[tuple[str, str], threading.Timer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -66,16 +66,16 @@ class Checks:
                 old.cancel()
             if seconds is None:
                 return
-            timer = threading.Timer(seconds, self._fire, args=(key,))
+            timer = threading.Timer(seconds, self._fire, args=(key, contextvars.copy_context()))
             timer.daemon = True
             self._timers[key] = timer
             timer.start()
 
-    def _fire(self, key: tuple[str, str]) -> None:
+    def _fire(self, key: tuple[str, str], context: contextvars.Context) -> None:
         with self._lock:
             self._timers.pop(key, None)
         try:
-            self.context.copy().run(self.fire, *key)
+            context.run(self.fire, *key)
         except Exception:  # a failed check must not kill the timer thread silently
             log.exception("check of %s/%s failed", *key)
 
@@ -193,8 +193,11 @@ class ExportService:
         metrics.record(name, namespace, decision.status["phase"], decision.jobs_running)
         for stage, seconds in decision.durations:
             metrics.STAGE_SECONDS.labels(stage).observe(seconds)
-        for type_, reason, message in decision.events:
-            self.events(body, type_, reason, message)
-            log.info("%s/%s: %s: %s", namespace, name, reason, message)
         self.checks.schedule(namespace, name, decision.requeue_after)
+        for type_, reason, message in decision.events:
+            log.info("%s/%s: %s: %s", namespace, name, reason, message)
+            try:
+                self.events(body, type_, reason, message)
+            except Exception as exc:  # an event lost must not lose the pass's other work
+                log.warning("%s/%s: event %s not posted: %s", namespace, name, reason, exc)
         return decision
