@@ -41,8 +41,13 @@ class OperatorProcess:
 
 
 def start_operator(
-    kubeconfig: Path, log: Path, extra_env: dict[str, str] | None = None
+    kubeconfig: Path,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+    namespaces: tuple[str, ...] = (),
 ) -> OperatorProcess:
+    """`namespaces`: watch only these (`--namespace`), as the chart's watchNamespaces does;
+    empty: the whole cluster."""
     env = {
         **os.environ,
         **(extra_env or {}),
@@ -53,7 +58,8 @@ def start_operator(
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "bodypose-operator"),
              f"--liveness=http://127.0.0.1:{liveness_port}/healthz",
-             f"--metrics-port={metrics_port}"],
+             f"--metrics-port={metrics_port}",
+             *(f"--namespace={ns}" for ns in namespaces)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     return OperatorProcess(proc, log, metrics_port, liveness_port)

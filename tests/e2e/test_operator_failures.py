@@ -59,7 +59,9 @@ def test_failures_reach_the_status_in_the_users_words(
         core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "stringData": data})
     env = {**s3_endpoint.environment(), "BODYPOSE_PENDING_CHECK_SECONDS": "3",
            "BODYPOSE_PENDING_DEADLINE_SECONDS": "20"}  # fmt: skip
-    operator = start_operator(cluster.kubeconfig, tmp_path / "operator.log", env)
+    operator = start_operator(
+        cluster.kubeconfig, tmp_path / "operator.log", env, namespaces=(namespace,)
+    )
     model = f"s3://{s3_bucket}/models/bpnet.tlt"
     cases = {
         "wrong-key": spec(s3_bucket, model={"uri": model,

@@ -30,15 +30,17 @@ from tests.infra.wait import wait_for
 
 @pytest.fixture
 def operators(
-    cluster: LocalCluster, s3_endpoint: S3Endpoint, tmp_path: Path
+    cluster: LocalCluster, namespace: str, s3_endpoint: S3Endpoint, tmp_path: Path
 ) -> Iterator[Callable[[], OperatorProcess]]:
-    """start() runs one `bodypose-operator` process; every one started is stopped at the end."""
+    """start() runs one `bodypose-operator` process watching the test's namespace (other
+    tests' resources, being deleted with their namespaces, are not its business); every
+    one started is stopped at the end."""
     install_crd(cluster.api_client())
     started: list[OperatorProcess] = []
 
     def start() -> OperatorProcess:
         log = tmp_path / f"operator-{len(started)}.log"
-        started.append(start_operator(cluster.kubeconfig, log))
+        started.append(start_operator(cluster.kubeconfig, log, namespaces=(namespace,)))
         return started[-1]
 
     try:

@@ -33,13 +33,15 @@ PEERING = "bodypose-e2e"
 
 @pytest.fixture
 def replicas(
-    cluster: LocalCluster, s3_endpoint: S3Endpoint, tmp_path: Path
+    cluster: LocalCluster, namespace: str, s3_endpoint: S3Endpoint, tmp_path: Path
 ) -> Iterator[dict[str, OperatorProcess]]:
+    """Two replicas watching the test's namespace, peering through a KopfPeering there
+    (what the chart makes for each of its watchNamespaces)."""
     install_crd(cluster.api_client())
     cluster.kubectl("apply", "-f", str(PEERING_CRDS))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev")
-    peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
-               "metadata": {"name": PEERING}}  # fmt: skip
+    cluster.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+               "metadata": {"name": PEERING, "namespace": namespace}}  # fmt: skip
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(peering))
     env = {
         "AWS_ENDPOINT_URL": s3_endpoint.url, "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
@@ -47,7 +49,12 @@ def replicas(
         "BODYPOSE_PEERING": PEERING,
     }  # fmt: skip
     started = {
-        pod: start_operator(cluster.kubeconfig, tmp_path / f"{pod}.log", {**env, "POD_ID": pod})
+        pod: start_operator(
+            cluster.kubeconfig,
+            tmp_path / f"{pod}.log",
+            {**env, "POD_ID": pod},
+            namespaces=(namespace,),
+        )
         for pod in ("op-a", "op-b")
     }
     try:
@@ -55,12 +62,11 @@ def replicas(
     finally:
         for op in started.values():
             op.stop()
-        cluster.kubectl("delete", "clusterkopfpeering", PEERING, "--ignore-not-found")
 
 
-def peers(cluster: LocalCluster) -> dict[str, Any]:
+def peers(cluster: LocalCluster, namespace: str) -> dict[str, Any]:
     api: Any = client.CustomObjectsApi(cluster.api)
-    obj = api.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", PEERING)
+    obj = api.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", PEERING)
     return dict(obj.get("status") or {})
 
 
@@ -85,7 +91,8 @@ def test_the_standby_replica_takes_over_with_no_duplicate_job(
         namespace, {"metadata": {"name": "s3-credentials"}, "stringData": credentials}
     )
 
-    both = wait_for(lambda: len(peers(cluster)) == 2 and peers(cluster), 60, "both replicas")
+    both = wait_for(lambda: len(peers(cluster, namespace)) == 2 and peers(cluster, namespace),
+                    60, "both replicas")  # fmt: skip
     active = max(both, key=lambda pod: both[pod]["priority"])
     standby = next(pod for pod in both if pod != active)
     wait_for(lambda: "Pausing operations in favour of" in replicas[standby].log.read_text(),

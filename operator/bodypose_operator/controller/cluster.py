@@ -54,6 +54,8 @@ class KubeCluster:
         except ApiException as exc:
             if exc.status == 409:
                 return False
+            if exc.status == 403 and "NamespaceTerminating" in str(exc.body):
+                return False  # its namespace is going, the resource with it: nothing to do
             raise
         return True
 
