@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class Run:
     export_seconds: float = 0.0  # ours: the export Job's container, start to finish
     slowest_build: float = 0.0  # ours: the longest build Job's container
     export_cpu: float = 0.0  # ours: the shared stages (export + calibration)
+    failed: list[str] = field(default_factory=list)  # per-target: Jobs that failed
 
 
 def _targets(n: int) -> list[dict[str, Any]]:
@@ -155,12 +156,24 @@ def per_target(cluster: LocalCluster, n: int, run: str) -> Run:
                "template": {"spec": pod_spec}}}  # fmt: skip
         batch.create_namespaced_job(NAMESPACE, job)
         names.append(name)
-    for name in names:
-        cluster.kubectl("wait", "-n", NAMESPACE, "--for=condition=Complete", f"job/{name}",
-                        "--timeout=290s")  # fmt: skip
+    # Each Job to its end, Complete or Failed: N TensorFlow exports at once on one
+    # machine can run out of memory (each needs about 4 GB), which is a finding too.
+    failed: list[str] = []
+    pending = set(names)
+    deadline = time.monotonic() + 600
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            st = batch.read_namespaced_job_status(name, NAMESPACE).status
+            if st.succeeded or st.failed:
+                pending.discard(name)
+                if st.failed:
+                    failed.append(name)
+        time.sleep(1)
+    if pending:
+        raise TimeoutError(f"per-target Jobs still running after 600s: {sorted(pending)}")
     seconds = time.monotonic() - started
     time.sleep(1)
-    return Run(seconds, _cpu_of(cluster, f"seed-{run}-"))
+    return Run(seconds, _cpu_of(cluster, f"seed-{run}-"), failed=failed)
 
 
 def _prepare(cluster: LocalCluster, s3: S3Server, work: Path) -> OperatorProcess:
@@ -214,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
                         f" CPU-s x {n}",
                         flush=True,
                     )
+                    if b.failed:
+                        print(
+                            f"targets={n}: {len(b.failed)} of {n} per-target Jobs failed "
+                            f"({', '.join(b.failed)}): their exit codes and reasons are in "
+                            f"{cluster.logs / 'pod-executor.log'} (out of memory: dmesg)",
+                            flush=True,
+                        )
         finally:
             if operator is not None:
                 operator.stop()
