@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: bench-operator bench-fanout env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: tools bench-operator bench-fanout env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
@@ -52,7 +52,7 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster
 
-unit: env cluster-binaries images
+unit: tools env cluster-binaries images
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
@@ -85,6 +85,12 @@ bench-operator: env cluster-binaries
 # pods run from the images (benchmarks/fanout.py): 1, 3 and 6 targets.
 bench-fanout: env cluster-binaries images
 	PYTHONPATH=. $(PY) benchmarks/fanout.py
+
+# Debian tools the tests run for real: a Lua interpreter for the chart's Argo CD health
+# check (the images' buildah, mmdebstrap, umoci and skopeo are installed by `make images`).
+tools:
+	@command -v lua5.4 >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >/dev/null; }
 
 crds: env
 	$(PY) -m bodypose_operator.api.crd > crds/bodyposeexports.bodypose.dev.yaml

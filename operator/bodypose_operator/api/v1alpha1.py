@@ -282,7 +282,11 @@ class BodyPoseExportSpec(ApiModel):
 class Condition(ApiModel):
     """A condition in the Kubernetes API conventions shape."""
 
-    type: str = Field(description="Condition type: Ready, Exported, Calibrated, Built.")
+    type: str = Field(
+        description="Condition type: Ready, Exported, Calibrated, Built, and kstatus' "
+        "Reconciling (work under way) and Stalled (failed until the spec changes), present "
+        "only while they hold."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason for the last transition.")
     message: str = Field(default="", description="Human-readable details.")
@@ -343,7 +347,10 @@ class BodyPoseExportStatus(ApiModel):
     )
     resolution: str | None = Field(default=None, description="Input resolution, HEIGHTxWIDTH.")
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, Exported, Calibrated, Built."
+        default_factory=list,
+        description="Ready, Exported, Calibrated, Built; Reconciling and Stalled while they hold.",
+        # A list-map keyed by type (API conventions): one condition per type, merged by it.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     artifacts: SharedArtifacts | None = Field(
         default=None, description="Artifacts shared by all targets."

@@ -1,4 +1,9 @@
-"""Conditions in the Kubernetes API conventions shape.
+"""Conditions in the Kubernetes API conventions shape, and kstatus' abnormal-true pair.
+
+`Reconciling` (True while work is under way) and `Stalled` (True on a failure
+that needs a spec change) follow cli-utils kstatus (pkg/kstatus/README.md,
+"Conditions"): they are abnormal-true conditions, present only while they
+hold, so `kstatus`, Flux and kpt read InProgress, Failed and Current from them.
 
 https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties
 `lastTransitionTime` changes only when `status` changes, so GitOps tools and
@@ -11,6 +16,10 @@ import datetime as dt
 from typing import Any
 
 READY = "Ready"
+# The pair kstatus (sigs.k8s.io/cli-utils/pkg/kstatus), Flux and kpt read: present and
+# True only while they hold, removed (not set False) when they stop holding.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
 EXPORTED = "Exported"
 CALIBRATED = "Calibrated"
 BUILT = "Built"
@@ -45,6 +54,10 @@ def set_condition(
         "observedGeneration": generation,
     }
     return [c for c in conditions if c.get("type") != type_] + [updated]
+
+
+def remove_condition(conditions: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
+    return [c for c in conditions if c.get("type") != type_]
 
 
 def condition_status(conditions: list[dict[str, Any]], type_: str) -> str | None:

@@ -23,6 +23,9 @@ from bodypose_operator.controller.conditions import (
     CALIBRATED,
     EXPORTED,
     READY,
+    RECONCILING,
+    STALLED,
+    remove_condition,
     set_condition,
 )
 from bodypose_operator.controller.observe import (
@@ -220,6 +223,14 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
     def finish(phase: str, ready: bool | None, reason: str, message: str) -> Decision:
         nonlocal conditions
         conditions = set_condition(conditions, READY, ready, reason, message, generation)
+        # Failed waits for a spec change (Stalled); Ready is done; every other phase is
+        # work under way, S3 that did not answer included: it retries by itself.
+        for type_, holds in ((STALLED, phase == "Failed"),
+                             (RECONCILING, phase not in ("Failed", "Ready"))):  # fmt: skip
+            if holds:
+                conditions = set_condition(conditions, type_, True, reason, message, generation)
+            else:
+                conditions = remove_condition(conditions, type_)
         status["conditions"] = conditions
         status["phase"] = phase
         if old.get("phase") != phase:
