@@ -105,6 +105,22 @@ def wait_ready(cluster: LocalCluster, namespace: str, name: str, *ops: OperatorP
         raise AssertionError(f"not Ready:\n{status}\n{logs(*ops)}") from None
 
 
+def prepare(
+    cluster: LocalCluster, namespace: str, s3_endpoint: S3Endpoint, bucket: str, sample: Path
+) -> tuple[Any, Any]:
+    """The sample model and images in the bucket, the key and S3 Secrets in the namespace;
+    (boto3 S3 client, CoreV1Api)."""
+    s3 = s3_endpoint.client()
+    s3.upload_file(str(sample / "bpnet_sample.tlt"), bucket, "models/bpnet.tlt")
+    for image in sorted((sample / "images").iterdir()):
+        s3.upload_file(str(image), bucket, f"calibration/images/{image.name}")
+    core: Any = client.CoreV1Api(cluster.api_client())
+    for name, data in (("bpnet-key", {"key": SAMPLE_KEY}),
+                       ("s3-credentials", s3_endpoint.environment())):  # fmt: skip
+        core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "stringData": data})
+    return s3, core
+
+
 def jobs_of(cluster: LocalCluster, namespace: str) -> list[Any]:
     return list(client.BatchV1Api(cluster.api_client()).list_namespaced_job(namespace).items)
 
@@ -117,20 +133,7 @@ def test_int8_three_pools_through_an_operator_restart_then_reuse(
     sample_dir: Path,
     operators: Callable[[], OperatorProcess],
 ) -> None:
-    s3 = s3_endpoint.client()
-    s3.upload_file(str(sample_dir / "bpnet_sample.tlt"), s3_bucket, "models/bpnet.tlt")
-    for image in sorted((sample_dir / "images").iterdir()):
-        s3.upload_file(str(image), s3_bucket, f"calibration/images/{image.name}")
-    core = client.CoreV1Api(cluster.api_client())
-    core.create_namespaced_secret(namespace, {"metadata": {"name": "bpnet-key"},
-                                              "stringData": {"key": SAMPLE_KEY}})  # fmt: skip
-    core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "s3-credentials"},
-        "stringData": {"AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
-                       "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
-                       "AWS_ENDPOINT_URL": s3_endpoint.url,
-                       "AWS_DEFAULT_REGION": s3_endpoint.region},
-    })  # fmt: skip
+    s3, core = prepare(cluster, namespace, s3_endpoint, s3_bucket, sample_dir)
 
     first = operators()
     manifest = yaml.safe_dump(resource("demo", s3_bucket))
@@ -260,20 +263,7 @@ def test_deleting_a_resource_mid_build_stops_its_jobs_and_keeps_what_was_publish
     sample_dir: Path,
     operators: Callable[[], OperatorProcess],
 ) -> None:
-    s3 = s3_endpoint.client()
-    s3.upload_file(str(sample_dir / "bpnet_sample.tlt"), s3_bucket, "models/bpnet.tlt")
-    for image in sorted((sample_dir / "images").iterdir()):
-        s3.upload_file(str(image), s3_bucket, f"calibration/images/{image.name}")
-    core = client.CoreV1Api(cluster.api_client())
-    core.create_namespaced_secret(namespace, {"metadata": {"name": "bpnet-key"},
-                                              "stringData": {"key": SAMPLE_KEY}})  # fmt: skip
-    core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "s3-credentials"},
-        "stringData": {"AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
-                       "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key,
-                       "AWS_ENDPOINT_URL": s3_endpoint.url,
-                       "AWS_DEFAULT_REGION": s3_endpoint.region},
-    })  # fmt: skip
+    s3, core = prepare(cluster, namespace, s3_endpoint, s3_bucket, sample_dir)
     operator = operators()
     kubectl(cluster, "apply", "-n", namespace, "-f", "-",
             stdin=yaml.safe_dump(resource("mid", s3_bucket)))  # fmt: skip

@@ -142,7 +142,8 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     assert building.status["phase"] == "Building"
     assert building.status["artifacts"]["etlt"]["sha256"] == "ab"
     assert "Exported" in [r for _, r, _ in building.events]
-    assert [stage for stage, _ in building.durations] == ["export"]
+    # The export is seen complete once: one Exported event (its stage metric goes with it).
+    assert [r for _, r, _ in building.events].count("Exported") == 1
     assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
         None,
         "a100",
@@ -161,7 +162,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     assert ready.status["readyTargets"] == "2/2"
     built = [m for _, r, m in ready.events if r == "Built"]
     assert built[0] == "target a100: engine verified and published in 12s"
-    assert [stage for stage, _ in ready.durations].count("build") == 2
+    assert len(built) == 2  # each target seen complete once
     assert cond(ready.status, "Ready")["status"] == "True"
     a100 = ready.status["targets"][0]
     assert (a100["engineUri"], a100["gpuName"], a100["buildSeconds"]) == (
