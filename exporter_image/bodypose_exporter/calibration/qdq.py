@@ -16,7 +16,12 @@ channel:
 
 - `tensorrt` (the published `<model>.qdq.onnx`): int8 symmetric activations
   (zero point 0, scale = amax / 127, the scale `cal.bin` holds), the only Q/DQ
-  TensorRT's explicit quantization accepts; ONNX Runtime runs it too.
+  TensorRT's explicit quantization accepts; ONNX Runtime runs it too. Biases
+  stay float (`QuantizeBias: False`): ONNX Runtime's default quantizes them
+  to int32 behind a `DequantizeLinear`, which TensorRT's ONNX parser refuses
+  (TensorRT developer guide, "Explicit Quantization": Q/DQ are int8/fp8 only,
+  the bias of a quantized convolution is float; NVIDIA's
+  TensorRT-Model-Optimizer leaves biases unquantized for the same reason).
 - `onnxruntime` (what the ONNX Runtime backend builds its int8 artifact from):
   uint8 activations, Relu outputs with the range [0, amax] and every other
   tensor [-amax, amax]. With a zero point at the bottom of a Relu's range,
@@ -51,6 +56,8 @@ log = logging.getLogger(__name__)
 #: Never a zero-width range: a DequantizeLinear scale must be positive.
 _MIN_AMAX = 1e-8
 _EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True}
+#: Per flavour: TensorRT parses no int32 DequantizeLinear, so its biases stay float.
+_QUANTIZE_BIAS = {"tensorrt": False, "onnxruntime": True}
 
 
 FLAVOURS = ("tensorrt", "onnxruntime")
@@ -134,7 +141,11 @@ def write_qdq_model(
         "reduce_range": False,
         "activation_type": ortq.QuantType.QUInt8 if for_ort else ortq.QuantType.QInt8,
         "weight_type": ortq.QuantType.QInt8,
-        "extra_options": {**_EXTRA_OPTIONS, "ActivationSymmetric": not for_ort},
+        "extra_options": {
+            **_EXTRA_OPTIONS,
+            "ActivationSymmetric": not for_ort,
+            "QuantizeBias": _QUANTIZE_BIAS[flavour],
+        },
         "nodes_to_exclude": excluded,
     }
     qdq_model.parent.mkdir(parents=True, exist_ok=True)
