@@ -22,14 +22,25 @@ format"):
   order, lower case, without leading zeros (a zero scale is written "0").
 
 TensorRT ignores a cache whose header does not match its own version and
-algorithm and then tries to calibrate itself (NVIDIA/TensorRT issue 1378;
-NVIDIA/Deep-Learning-Accelerator-SW issue 26 shows a TRT-8600 cache failing
-under TensorRT 10.3). The export stage has no TensorRT, so it writes the
-version it is told (or a TensorRT 10 default) and the build stage, which has
-TensorRT, stamps its own version with `retag` before handing the bytes over.
-The algorithm is always EntropyCalibration2, whatever method chose the
-ranges, as TAO does for QAT scales: the build stage replays the cache through
-an `IInt8EntropyCalibrator2`.
+the algorithm of the calibrator reading it, silently, and then tries to
+calibrate itself (NVIDIA/TensorRT issue 1378; NVIDIA/Deep-Learning-
+Accelerator-SW issue 26 shows a TRT-8600 cache failing under TensorRT 10.3).
+So the header's two parts are handled apart:
+
+- the algorithm names the calibrator class that wrote the cache
+  (`CALIBRATORS`: the algorithm names TensorRT's calibrators write, one per
+  `IInt8*Calibrator*` class of the TensorRT Python API); the build stage
+  replays a cache through the class its header names (`calibrator_for`), and
+  `retag` can write the header of another class when a caller chooses one;
+- the version: the export stage has no TensorRT, so it writes the version it
+  is told (or a TensorRT 10 default); the build stage, which has TensorRT,
+  re-stamps its own version (`restamp`), and says so: the scales are keyed by
+  ONNX tensor names, which no TensorRT version changes. A cache whose names
+  are not the model's (written for another model, or by TensorRT 7's UFF
+  names) is refused with that reason (`check_names`), never dropped.
+
+We write EntropyCalibration2 whatever method chose the ranges, as TAO does
+for QAT scales.
 """
 
 from __future__ import annotations
@@ -60,6 +71,23 @@ def trt_version_number(version: str) -> int:
     except ValueError as exc:
         raise ValueError(f"not a TensorRT version: {version!r}") from exc
     return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+
+
+def version_text(number: int) -> str:
+    """The header's integer as a version: 8601 -> "8.6.1", 100800 -> "10.8.0"."""
+    if number >= 100000:
+        return f"{number // 10000}.{(number // 100) % 100}.{number % 100}"
+    return f"{number // 1000}.{(number // 100) % 10}.{number % 100}"
+
+
+#: The header's algorithm -> the TensorRT calibrator class that reads (and writes) it.
+CALIBRATORS = {
+    "EntropyCalibration2": "IInt8EntropyCalibrator2",
+    "EntropyCalibration": "IInt8EntropyCalibrator",
+    "MinMaxCalibration": "IInt8MinMaxCalibrator",
+    "LegacyCalibration": "IInt8LegacyCalibrator",
+}
+ALGORITHMS = {calibrator: algorithm for algorithm, calibrator in CALIBRATORS.items()}
 
 
 def installed_trt_version() -> str | None:
@@ -175,10 +203,96 @@ def write(path: Path, cache: CalibrationCache) -> None:
     os.replace(partial, path)
 
 
-def retag(data: bytes, trt_version: str) -> bytes:
-    """The same cache with the header of `trt_version` (for the build stage, before TensorRT)."""
+def calibrator_for(cache: CalibrationCache, source: str = "cal.bin") -> str:
+    """The TensorRT calibrator class that replays `cache`: the one its header names."""
+    try:
+        return CALIBRATORS[cache.algorithm]
+    except KeyError:
+        raise UserError(
+            f"--cal_cache_file {source}: header {cache.header!r} names the calibration "
+            f"algorithm {cache.algorithm!r}, which no TensorRT calibrator writes (known: "
+            f"{', '.join(CALIBRATORS)}); delete it to calibrate again"
+        ) from None
+
+
+def retag(data: bytes, trt_version: str, calibrator: str | None = None) -> bytes:
+    """The same cache with the header `trt_version` and `calibrator` (default: its own) read.
+
+    `calibrator` is a TensorRT class name (`IInt8EntropyCalibrator2`, ...): the
+    header then names that class's algorithm, so TensorRT does not ignore it.
+    """
     cache = parse(data.decode("ascii"), "calibration cache")
+    if calibrator is not None and calibrator not in ALGORITHMS:
+        raise ValueError(f"{calibrator!r} is not a TensorRT calibrator ({', '.join(ALGORITHMS)})")
     stamped = CalibrationCache(
-        scales=cache.scales, version=trt_version_number(trt_version), algorithm=cache.algorithm
+        scales=cache.scales,
+        version=trt_version_number(trt_version),
+        algorithm=ALGORITHMS[calibrator] if calibrator else cache.algorithm,
     )
     return stamped.to_text().encode("ascii")
+
+
+@dataclass(frozen=True)
+class Restamped:
+    """A cache ready for this TensorRT, and what was changed to make it so."""
+
+    cache: CalibrationCache
+    calibrator: str
+    header_before: str
+    note: str | None  # None: the header already named this TensorRT
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "headerBefore": self.header_before,
+            "header": self.cache.header,
+            "calibrator": self.calibrator,
+            "restamped": self.note,
+        }
+
+
+def restamp(cache: CalibrationCache, trt_version: str, source: str = "cal.bin") -> Restamped:
+    """`cache` with this TensorRT's version in its header, and the calibrator that reads it.
+
+    Never silent: a changed version comes back with a note saying from which
+    version to which and why the scales still hold.
+    """
+    calibrator = calibrator_for(cache, source)
+    number = trt_version_number(trt_version)
+    if cache.version == number:
+        return Restamped(cache, calibrator, cache.header, None)
+    stamped = CalibrationCache(scales=cache.scales, version=number, algorithm=cache.algorithm)
+    note = (
+        f"{source}: header {cache.header} names TensorRT {version_text(cache.version)}, this "
+        f"build runs TensorRT {trt_version}; re-stamped {stamped.header} (its scales are keyed "
+        "by ONNX tensor names, which do not depend on the TensorRT version)"
+    )
+    return Restamped(stamped, calibrator, cache.header, note)
+
+
+def check_names(
+    cache: CalibrationCache, model_tensors: set[str], input_name: str, source: str = "cal.bin"
+) -> None:
+    """Refuse a cache that is not this model's: TensorRT would use none of it, silently.
+
+    A cache names tensors of the model it was calibrated on; without a scale
+    for the network input, or when most of its names are not the model's, it
+    was written for another model (or by a TensorRT that named tensors after
+    UFF nodes) and TensorRT would calibrate nothing from it.
+    """
+    known = [name for name in cache.scales if name in model_tensors]
+    if input_name in cache.scales and len(known) * 2 >= len(cache.scales):
+        return
+    stranger = next((name for name in cache.scales if name not in model_tensors), "")
+    raise UserError(
+        f"--cal_cache_file {source} (header {cache.header}, TensorRT "
+        f"{version_text(cache.version)}) is not this model's: {len(known)} of its "
+        f"{len(cache.scales)} tensor names are in the ONNX model"
+        + (f" (e.g. {stranger!r} is not)" if stranger else "")
+        + (
+            f" and the network input {input_name!r} has no scale"
+            if input_name not in cache.scales
+            else ""
+        )
+        + "; it was written for another model or by a TensorRT with other tensor names. Delete "
+        "it to calibrate again, or pass the model's own cal.bin"
+    )
