@@ -192,7 +192,7 @@ def _prepare(cluster: LocalCluster, s3: S3Server, work: Path) -> OperatorProcess
     core.create_namespace({"metadata": {"name": NAMESPACE}})
     for name, data in (("bpnet-key", {"key": KEY}), ("s3-credentials", s3.environment())):
         core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": name}, "stringData": data})
-    return start_operator(cluster.kubeconfig, work / "operator.log", s3.environment())
+    return start_operator(cluster.kubeconfig, work / "operator.log")
 
 
 def main(argv: list[str] | None = None) -> int:

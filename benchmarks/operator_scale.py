@@ -98,7 +98,8 @@ def resources(n: int) -> str:
                           "keySecretRef": {"name": "bpnet-key", "key": "key"}},
                 "input": {"height": 224, "width": 320}, "precision": "fp16",
                 "targets": targets,
-                "output": {"uri": f"s3://{BUCKET}/artifacts"},
+                "output": {"uri": f"s3://{BUCKET}/artifacts",
+                           "credentialsSecretRef": {"name": "s3-credentials"}},
             },
         })  # fmt: skip
     return yaml.safe_dump_all(docs)
@@ -164,8 +165,11 @@ def run_once(
         batch: Any = client.BatchV1Api(cluster.api)
         custom: Any = client.CustomObjectsApi(cluster.api)
         core.create_namespace({"metadata": {"name": NAMESPACE}})
+        # Each resource's S3 reads use the Secret it names (one shared here).
+        core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "s3-credentials"},
+                                                  "stringData": s3.environment()})  # fmt: skip
         kubeconfig, user = _operator_identity(cluster)
-        operator = start_operator(kubeconfig, work / "operator.log", {**s3.environment(), **env})
+        operator = start_operator(kubeconfig, work / "operator.log", env)
         proc = psutil.Process(operator.proc.pid)
         time.sleep(3)  # the operator's start-up is not part of the burst
         manifest = work / "resources.yaml"

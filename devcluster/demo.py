@@ -148,7 +148,6 @@ def run(state: Path, timeout: float) -> int:
             _helm(
                 cluster, "install", "bodypose", str(CHART), "--namespace", NAMESPACE,
                 "--set", f"watchNamespaces={{{NAMESPACE}}}",
-                "--set", "s3CredentialsSecret=s3-credentials",
                 # Pods share this machine's network here: ports nothing else uses.
                 "--set", f"health.port={free_port()}", "--set", f"metrics.port={free_port()}",
             )  # fmt: skip

@@ -112,3 +112,35 @@ def start_minio(binary: Path, directory: Path) -> Iterator[S3Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def add_tenant(server: S3Server, bucket: str) -> S3Server:
+    """A MinIO user allowed everything in `bucket` (made here) and nothing else, as a
+    tenant of a shared store would be; returned as the S3Server that user signs in to.
+
+    Through MinIO's admin API (the `minio` package's MinioAdmin, which signs and
+    encrypts the calls as `mc admin` does): a policy per tenant, attached to its user.
+    """
+    from minio.credentials.providers import StaticProvider
+    from minio.minioadmin import MinioAdmin
+
+    server.client().create_bucket(Bucket=bucket)
+    tenant = S3Server(
+        url=server.url,
+        access_key=f"tenant-{secrets.token_hex(4)}",
+        secret_key=secrets.token_urlsafe(24),
+        region=server.region,
+    )
+    admin = MinioAdmin(
+        endpoint=server.url.removeprefix("http://"),
+        credentials=StaticProvider(server.access_key, server.secret_key),
+        region=server.region,
+        secure=False,
+    )
+    admin.user_add(tenant.access_key, tenant.secret_key)
+    policy = f"{tenant.access_key}-only-{bucket}"
+    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    statement = {"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}
+    admin.policy_add(policy, policy={"Version": "2012-10-17", "Statement": [statement]})
+    admin.attach_policy([policy], user=tenant.access_key)
+    return tenant

@@ -47,9 +47,11 @@ def start_operator(
     namespaces: tuple[str, ...] = (),
 ) -> OperatorProcess:
     """`namespaces`: watch only these (`--namespace`), as the chart's watchNamespaces does;
-    empty: the whole cluster."""
+    empty: the whole cluster. The operator gets no AWS_* of this process (a test's may
+    hold MinIO's root account): it reaches S3 only with each resource's own Secret, as
+    in the chart; `extra_env` may still set some, for the ambient-credentials mode."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         **(extra_env or {}),
         "KUBECONFIG": str(kubeconfig),
     }

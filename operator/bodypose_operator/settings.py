@@ -45,6 +45,9 @@ class Settings:
     resync_seconds: float = 600.0
     # kopf peering: a name makes replicas share it, one active, the others standing by.
     peering_name: str | None = None
+    # A resource that names no credentials Secret uses the operator pod's own (the
+    # default AWS chain): for a single-tenant cluster only (controller/credentials.py).
+    ambient_s3_credentials: bool = False
     # Extra pod labels, e.g. the test executor's selector.
     extra_pod_labels: tuple[tuple[str, str], ...] = ()
 
@@ -92,5 +95,7 @@ class Settings:
             ),
             resync_seconds=float(e.get("BODYPOSE_RESYNC_SECONDS", cls.resync_seconds)),
             peering_name=e.get("BODYPOSE_PEERING") or None,
+            ambient_s3_credentials=e.get("BODYPOSE_AMBIENT_S3_CREDENTIALS", "").lower()
+            in ("1", "true", "yes"),
             extra_pod_labels=labels,
         )

@@ -51,12 +51,18 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
 
 
 def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
-    docs = rendered(helm, "--set", "s3CredentialsSecret=operator-s3")
+    docs = rendered(helm)
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     granted = {r for rule in role["rules"] for r in rule["resources"]}
     assert "secrets" not in granted and "jobs" in granted
+    # Secrets: `get` only (the one a resource names for its S3 credentials), no list/watch.
+    secret_rules = [
+        rule for d in docs if d["kind"] in ("ClusterRole", "Role")
+        for rule in d["rules"] if "secrets" in rule["resources"]
+    ]  # fmt: skip
+    assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == 1
     pod = operator_pod(docs)
@@ -81,7 +87,14 @@ def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
         "--liveness=http://0.0.0.0:8080/healthz",
         "--metrics-port=9090",
     ]
-    assert container["envFrom"] == [{"secretRef": {"name": "operator-s3"}}]
+    # No S3 account of its own: each resource's Secret is used for that resource.
+    assert "envFrom" not in container
+    assert env_of(container)["BODYPOSE_AMBIENT_S3_CREDENTIALS"] == "false"
+    ambient = operator_pod(rendered(
+        helm, "--set", "s3.ambientCredentials=true", "--set", "s3.ambientCredentialsSecret=op-s3"
+    ))["containers"][0]  # fmt: skip
+    assert ambient["envFrom"] == [{"secretRef": {"name": "op-s3"}}]
+    assert env_of(ambient)["BODYPOSE_AMBIENT_S3_CREDENTIALS"] == "true"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert "imagePullSecrets" not in pod
 
@@ -191,7 +204,17 @@ def test_malformed_image_values_are_refused_by_the_schema(helm: Path, key: str, 
     assert f"at '{pointer}': '{value}' does not match pattern" in done.stderr
 
 
-def test_install_creates_the_crd_and_an_operator_that_cannot_read_secrets(
+def test_watched_namespaces_grant_secret_get_only_there(helm: Path) -> None:
+    docs = rendered(helm, "--set", "watchNamespaces={team-a,team-b}")
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert all(r["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+               for r in roles)  # fmt: skip
+    cluster_roles = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert not any("secrets" in rule["resources"] for d in cluster_roles for rule in d["rules"])
+
+
+def test_install_creates_the_crd_and_an_operator_that_gets_but_never_lists_secrets(
     cluster: LocalCluster, helm: Path, namespace: str
 ) -> None:
     done = helm_run(
@@ -216,7 +239,9 @@ def test_install_creates_the_crd_and_an_operator_that_cannot_read_secrets(
         assert can("create", "jobs.batch", "-n", namespace) == "yes"
         assert can("delete", "jobs.batch", "-n", namespace) == "yes"
         assert can("create", "events", "-n", namespace) == "yes"
-        assert can("get", "secrets", "-n", namespace) == "no"
+        assert can("get", "secrets", "-n", namespace) == "yes"
+        assert can("list", "secrets", "-n", namespace) == "no"
+        assert can("watch", "secrets", "-n", namespace) == "no"
         assert can("create", "pods", "-n", namespace) == "no"
     finally:
         helm_run(

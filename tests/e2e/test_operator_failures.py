@@ -57,7 +57,7 @@ def test_failures_reach_the_status_in_the_users_words(
         ("s3-credentials", s3_endpoint.environment()),
     ):
         core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "stringData": data})
-    env = {**s3_endpoint.environment(), "BODYPOSE_PENDING_CHECK_SECONDS": "3",
+    env = {"BODYPOSE_PENDING_CHECK_SECONDS": "3",
            "BODYPOSE_PENDING_DEADLINE_SECONDS": "20"}  # fmt: skip
     operator = start_operator(
         cluster.kubeconfig, tmp_path / "operator.log", env, namespaces=(namespace,)

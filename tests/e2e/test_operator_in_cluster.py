@@ -81,7 +81,6 @@ def installed(
     done = helm_run(
         helm, "install", RELEASE, str(CHART), "--namespace", namespace, "--wait=false",
         "--set", f"watchNamespaces={{{namespace}}}",
-        "--set", "s3CredentialsSecret=s3-credentials",
         # Pods share this machine's network here: ports nothing else uses.
         "--set", f"health.port={free_port()}", "--set", f"metrics.port={free_port()}",
         "--set", "jobs.pendingDeadlineSeconds=30",

@@ -43,11 +43,7 @@ def replicas(
     peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
                "metadata": {"name": PEERING, "namespace": namespace}}  # fmt: skip
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(peering))
-    env = {
-        "AWS_ENDPOINT_URL": s3_endpoint.url, "AWS_ACCESS_KEY_ID": s3_endpoint.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_endpoint.secret_key, "AWS_DEFAULT_REGION": s3_endpoint.region,
-        "BODYPOSE_PEERING": PEERING,
-    }  # fmt: skip
+    env = {"BODYPOSE_PEERING": PEERING}
     started = {
         pod: start_operator(
             cluster.kubeconfig,

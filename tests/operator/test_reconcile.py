@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from typing import Any
 
 import pytest
@@ -39,14 +40,28 @@ from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
 from tests.operator.test_api_and_builders import resource, spec_dict
 
+CREDENTIALS = "s3-credentials"
+
 
 class RecordedCluster:
-    """Jobs created by the reconcile pass, and pods we attach to them."""
+    """Jobs created by the reconcile pass, and pods we attach to them; the resources'
+    credentials Secret holds the test's MinIO account (the AWS_* environment the
+    `s3_endpoint` fixture sets), read when the operator asks for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, secrets: dict[str, dict[str, str]] | None = None) -> None:
         self.jobs: dict[str, V1Job] = {}
         self.pods: dict[str, list[V1Pod]] = {}
         self.deleted: list[str] = []
+        self.secrets = secrets
+        self.secret_reads = 0
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        self.secret_reads += 1
+        if self.secrets is not None:
+            return self.secrets.get(name)
+        if name != CREDENTIALS:
+            return None
+        return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 
     def jobs_of(self, namespace: str, resource: str) -> list[Any]:
         return list(self.jobs.values())
@@ -107,7 +122,7 @@ def _pod(state: V1ContainerState, conditions: list[V1PodCondition] | None = None
 def body(bucket: str, **overrides: Any) -> dict[str, Any]:
     spec = spec_dict(
         model={"uri": f"s3://{bucket}/models/m.tlt", "keySecretRef": {"name": "k", "key": "key"}},
-        output={"uri": f"s3://{bucket}/out"},
+        output={"uri": f"s3://{bucket}/out", "credentialsSecretRef": {"name": CREDENTIALS}},
         targets=[{"name": "a100"}, {"name": "cpu", "backend": "onnxruntime"}],
         **overrides,
     )
@@ -317,7 +332,7 @@ def test_unreachable_s3_endpoint_is_a_pending_condition(
     from tests.conftest import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)  # the Secret's endpoint, as the cluster gives it
     out = reconcile(body(bucket), RecordedCluster(), Settings(pending_check_seconds=0))  # type: ignore[arg-type]
     assert out.status["phase"] == "Pending"
     ready = cond(out.status, "Ready")

@@ -18,7 +18,6 @@ from kubernetes.client import (
 )
 
 from bodypose_operator.controller.act import status_patch
-from bodypose_operator.controller.artifacts import ArtifactStore
 from bodypose_operator.controller.service import ExportService
 from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
@@ -65,7 +64,7 @@ class Events:
 
 def service(cluster: ServedCluster, settings: Settings) -> tuple[ExportService, Events]:
     events = Events()
-    return ExportService(settings, cluster, ArtifactStore(), events), events  # type: ignore[arg-type]
+    return ExportService(settings, cluster, events=events), events  # type: ignore[arg-type]
 
 
 def job_event(cluster: ServedCluster, name: str) -> dict[str, Any]:

@@ -10,15 +10,22 @@ same content finds them through the content index: small objects under
 The operator writes an entry once it sees the manifest it names, and trusts an
 entry only while that manifest still exists.
 
-One `ArtifactStore` per set of credentials, made once at start-up and kept in
-kopf's memo: a boto3 client is thread-safe and costly to make (botocore loads
-its service model), so nothing here creates one per pass. The operator reaches
-S3 with its own credentials from the standard AWS_* environment.
+One `ArtifactStore` per set of credentials (controller/credentials.py keeps
+them, one per Secret's values): a boto3 client is thread-safe and costly to
+make (botocore loads its service model), so nothing here creates one per pass.
+
+S3's answers are sorted for the status: a missing object or bucket, access
+denied, credentials S3 does not accept (`S3Refused`: it will not heal by
+retrying soon) apart from an endpoint that did not answer (`S3Unreachable`:
+retried). HEAD answers carry no error code, so the model's digest is read with
+a one-byte ranged GET, whose answers do.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import threading
 from typing import Any
 
 import boto3
@@ -36,6 +43,34 @@ class S3Unreachable(Exception):
     pass
 
 
+class S3Refused(Exception):
+    """S3 answered no: `reason` is the condition's reason, the message names the URI."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_MISSING_KEY = ("404", "NoSuchKey", "NotFound")
+_DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled")
+_REJECTED = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken")
+
+
+def _refusal(exc: ClientError, uri: str, action: str) -> Exception:
+    """What a ClientError from `action` ("read"/"write") on `uri` means to the user."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    bucket = _split(uri)[0]
+    if code == "NoSuchBucket":
+        return S3Refused("BucketNotFound", f"bucket {bucket} of {uri} does not exist")
+    if code in _REJECTED:
+        message = f"S3 rejected the credentials ({code}) when asked to {action} {uri}"
+        return S3Refused("CredentialsRejected", message)
+    if code in _DENIED:
+        return S3Refused("AccessDenied", f"access denied: cannot {action} {uri}")
+    return S3Unreachable(f"cannot {action} {uri}: {code or exc}")
+
+
 def _split(uri: str) -> tuple[str, str]:
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
@@ -46,11 +81,16 @@ def index_uri(output_uri: str, key: str, entry: str) -> str:
     return f"{output_uri.rstrip('/')}/{INDEX_DIR}/{key}/{entry}.json"
 
 
-def s3_client() -> Any:
-    """A client from the standard AWS_* environment, failing fast when S3 is down: the
-    next event or check retries, so a pass never blocks on a dead endpoint."""
+_CLIENTS = threading.Lock()
+
+
+def s3_client(**credentials: Any) -> Any:
+    """A client with these credentials (else the standard AWS_* chain), failing fast
+    when S3 is down: the next event or check retries, so a pass never blocks on a dead
+    endpoint."""
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3)
-    return boto3.client("s3", config=config)
+    with _CLIENTS:  # boto3's default session is not thread-safe; its clients are
+        return boto3.client("s3", config=config, **credentials)
 
 
 class ArtifactStore:
@@ -63,15 +103,20 @@ class ArtifactStore:
         """A digest of the model object: its ETag and size (S3's content identity)."""
         bucket, key = _split(uri)
         try:
-            head = self.client.head_object(Bucket=bucket, Key=key)
+            got = self.client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+            if code in _MISSING_KEY:
                 raise ModelNotFound(f"model {uri} does not exist") from exc
-            raise S3Unreachable(f"cannot read {uri}: {exc}") from exc
+            if code == "InvalidRange":  # an empty object: the export says what is wrong
+                return f"etag:empty:size:0:{key}"
+            raise _refusal(exc, uri, "read") from exc
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise S3Unreachable(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
-        return f"etag:{head['ETag'].strip(chr(34))}:size:{head['ContentLength']}"
+        got["Body"].close()
+        total = re.search(r"/(\d+)$", str(got.get("ContentRange", "")))
+        size = total.group(1) if total else got.get("ContentLength")
+        return f"etag:{got['ETag'].strip(chr(34))}:size:{size}"
 
     def read_manifest(self, uri: str) -> dict[str, Any] | None:
         """The stage manifest at `uri`, or None while the stage is incomplete."""
@@ -80,9 +125,9 @@ class ArtifactStore:
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if code in _MISSING_KEY:
                 return None
-            raise S3Unreachable(f"cannot read {uri}: {exc}") from exc
+            raise _refusal(exc, uri, "read") from exc
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise S3Unreachable(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
         parsed = json.loads(body)
@@ -114,7 +159,7 @@ class ArtifactStore:
                 Bucket=bucket, Key=key, Body=body, ContentType="application/json"
             )
         except ClientError as exc:
-            raise S3Unreachable(f"cannot write {index}: {exc}") from exc
+            raise _refusal(exc, index, "write") from exc
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise S3Unreachable(f"cannot reach the S3 endpoint for {index}: {exc}") from exc
         return True

@@ -14,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from bodypose_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from bodypose_operator.builders.naming import LABEL_RESOURCE
+from bodypose_operator.controller.credentials import decode
 
 
 class Cluster(Protocol):
@@ -28,6 +29,10 @@ class Cluster(Protocol):
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete the Job and, in the background, its pods; nothing if it is gone."""
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The Secret's decoded data; None if it does not exist; PermissionError if the
+        operator may not read it."""
 
 
 class KubeCluster:
@@ -67,6 +72,18 @@ class KubeCluster:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """One named Secret (`get`, never list: the operator keeps no copy of Secrets)."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            if exc.status == 403:
+                raise PermissionError(f"403 Forbidden for secrets in {namespace}") from exc
+            raise
+        return decode(cast(dict[str, str] | None, secret.data))
 
     def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The BodyPoseExport, or None if it is gone."""

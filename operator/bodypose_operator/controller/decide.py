@@ -39,6 +39,10 @@ from bodypose_operator.settings import Settings
 
 # S3 did not answer: look again after this long (the next event may come sooner).
 S3_RETRY_SECONDS = 30.0
+# S3 or the credentials said no (access denied, a missing Secret or bucket): nothing
+# about the resource changes when a policy is granted or a Secret created, so look
+# again now and then, not at once.
+REFUSED_RETRY_SECONDS = 120.0
 
 
 @dataclass
@@ -243,6 +247,12 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
     assert spec is not None
     status["resolution"] = f"{spec.input.height}x{spec.input.width}"
     status["readyTargets"] = f"0/{len(spec.targets)}"
+    if facts.refused is not None and facts.key is None:
+        reason, message = facts.refused
+        out.look_again(REFUSED_RETRY_SECONDS)
+        if facts.refused_model:
+            conditions = set_condition(conditions, EXPORTED, False, reason, message, generation)
+        return finish("Failed", False, reason, message)
     if facts.model_missing is not None:
         conditions = set_condition(
             conditions, EXPORTED, False, "ModelNotFound", facts.model_missing, generation
@@ -265,6 +275,9 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
     if facts.s3_unreachable is not None:
         out.look_again(S3_RETRY_SECONDS)
         return finish("Pending", False, "S3Unreachable", facts.s3_unreachable)
+    if facts.refused is not None:
+        out.look_again(REFUSED_RETRY_SECONDS)
+        return finish("Failed", False, *facts.refused)
     export = facts.export
     assert export is not None
     same_content = old.get("contentKey") == key

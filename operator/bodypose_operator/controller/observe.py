@@ -1,7 +1,8 @@
 """Observe: the facts one reconcile of one resource decides from, and nothing more.
 
-Reads the model's digest and the stage manifests from S3, the resource's Jobs
-from the API server, and a Job's pods only when they can say something the Job
+Reads the model's digest and the stage manifests from S3 with the credentials
+the resource names (controller/credentials.py), the resource's Jobs from the
+API server, and a Job's pods only when they can say something the Job
 cannot: when the Job has ended (its termination message) or when it has not
 started after `pending_check_seconds` (an image that cannot be pulled, a pool
 with no room). A Job that is running or waiting its first seconds costs no pod
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -30,10 +31,12 @@ from bodypose_operator.controller import pods
 from bodypose_operator.controller.artifacts import (
     ArtifactStore,
     ModelNotFound,
+    S3Refused,
     S3Unreachable,
     index_uri,
 )
 from bodypose_operator.controller.cluster import Cluster
+from bodypose_operator.controller.credentials import CredentialsProblem
 from bodypose_operator.settings import Settings
 
 
@@ -78,7 +81,13 @@ class Facts:
     spec: BodyPoseExportSpec | None = None
     invalid: str | None = None  # why the spec is refused
     model_missing: str | None = None
+    #: (reason, message): S3 or the credentials said no; retrying soon will not help.
+    refused: tuple[str, str] | None = None
+    #: True when the refusal was about the model (before any stage was read).
+    refused_model: bool = False
     s3_unreachable: str | None = None
+    #: The store this resource's S3 reads used (its credentials'), for act's writes.
+    store: ArtifactStore | None = None
     key: str | None = None
     prefix: str | None = None
     superseded: list[Any] = field(default_factory=list)  # active Jobs of older content
@@ -123,10 +132,24 @@ def _stage(
     return facts
 
 
+class Stores(Protocol):
+    def for_resource(self, namespace: str, spec: BodyPoseExportSpec) -> ArtifactStore: ...
+
+    def where(self, namespace: str, spec: BodyPoseExportSpec) -> str: ...
+
+
+def _refused(exc: S3Refused, where: str) -> tuple[str, str]:
+    if exc.reason == "AccessDenied":
+        return exc.reason, f"{exc} with {where}: grant them access to it, or use another URI"
+    if exc.reason == "CredentialsRejected":
+        return exc.reason, f"{exc}: check {where}"
+    return exc.reason, str(exc)
+
+
 def observe(
     body: dict[str, Any],
     cluster: Cluster,
-    store: ArtifactStore,
+    stores: Stores,
     settings: Settings,
     now: dt.datetime | None = None,
 ) -> Facts:
@@ -140,9 +163,18 @@ def observe(
         return facts
     facts.spec = spec
     try:
+        store = facts.store = stores.for_resource(namespace, spec)
+    except CredentialsProblem as exc:
+        facts.refused = (exc.reason, str(exc))
+        return facts
+    where = stores.where(namespace, spec)
+    try:
         digest = store.model_digest(spec.model.uri)
     except ModelNotFound as exc:
         facts.model_missing = str(exc)
+        return facts
+    except S3Refused as exc:
+        facts.refused, facts.refused_model = _refused(exc, where), True
         return facts
     except S3Unreachable as exc:
         facts.s3_unreachable = str(exc)
@@ -179,6 +211,8 @@ def observe(
                 f"{prefix}/targets/{target.name}/manifest.json",
                 index_uri(output, key, f"pool-{pool_identity(target)}"), facts.now,
             )  # fmt: skip
+    except S3Refused as exc:
+        facts.refused = _refused(exc, where)
     except S3Unreachable as exc:
         facts.s3_unreachable = str(exc)
     return facts

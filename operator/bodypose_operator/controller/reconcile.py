@@ -10,8 +10,8 @@ import datetime as dt
 from typing import Any
 
 from bodypose_operator.controller.act import apply_index, apply_jobs
-from bodypose_operator.controller.artifacts import ArtifactStore
 from bodypose_operator.controller.cluster import Cluster
+from bodypose_operator.controller.credentials import ResourceStores
 from bodypose_operator.controller.decide import Decision, decide
 from bodypose_operator.controller.observe import observe
 from bodypose_operator.settings import Settings
@@ -21,12 +21,13 @@ def reconcile(
     body: dict[str, Any],
     cluster: Cluster,
     settings: Settings,
-    store: ArtifactStore | None = None,
+    stores: ResourceStores | None = None,
     now: dt.datetime | None = None,
 ) -> Decision:
-    store = store if store is not None else ArtifactStore()
-    facts = observe(body, cluster, store, settings, now)
+    stores = stores if stores is not None else ResourceStores(cluster, settings)
+    facts = observe(body, cluster, stores, settings, now)
     decision = decide(body, facts, settings)
     apply_jobs(decision, cluster, body["metadata"]["namespace"])
-    apply_index(decision, store)
+    if facts.store is not None:
+        apply_index(decision, facts.store)
     return decision

@@ -1,7 +1,8 @@
 """The operator's service: reconcile a resource when something about it changed.
 
 Made once at start-up and kept in kopf's memo (controller/handlers.py), with
-the clients it shares: one Kubernetes API client, one S3 client. Three things
+the clients it shares: one Kubernetes API client, and one S3 client per set of
+credentials the resources name (controller/credentials.py). Three things
 start a reconcile of a resource: a change of its own (kopf's create, update and
 resume handlers), an event of one of its Jobs (mapped to the owner through the
 Job's owner reference), and a check this service scheduled itself because a
@@ -27,8 +28,9 @@ from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION
 from bodypose_operator.builders.naming import LABEL_CONTENT_KEY
 from bodypose_operator.controller import metrics
 from bodypose_operator.controller.act import apply_index, apply_jobs, status_patch
-from bodypose_operator.controller.artifacts import ArtifactStore, S3Unreachable
+from bodypose_operator.controller.artifacts import S3Refused, S3Unreachable
 from bodypose_operator.controller.cluster import KubeCluster
+from bodypose_operator.controller.credentials import ResourceStores
 from bodypose_operator.controller.decide import S3_RETRY_SECONDS, Decision, decide
 from bodypose_operator.controller.observe import observe
 from bodypose_operator.settings import Settings
@@ -91,12 +93,12 @@ class ExportService:
         self,
         settings: Settings,
         cluster: KubeCluster,
-        store: ArtifactStore,
+        stores: ResourceStores | None = None,
         events: EventPoster = post_event,
     ) -> None:
         self.settings = settings
         self.cluster = cluster
-        self.store = store
+        self.stores = stores if stores is not None else ResourceStores(cluster, settings)
         self.events = events
         self.checks = Checks(self.check)
         self._locks: dict[str, threading.Lock] = {}
@@ -175,12 +177,13 @@ class ExportService:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         try:
-            facts = observe(body, self.cluster, self.store, self.settings)
+            facts = observe(body, self.cluster, self.stores, self.settings)
             decision = decide(body, facts, self.settings)
             apply_jobs(decision, self.cluster, namespace)
             try:
-                apply_index(decision, self.store)
-            except S3Unreachable as exc:
+                if facts.store is not None:
+                    apply_index(decision, facts.store)
+            except (S3Unreachable, S3Refused) as exc:
                 log.warning("%s/%s: content index not written: %s", namespace, name, exc)
                 decision.look_again(S3_RETRY_SECONDS)
         except Exception:
