@@ -354,12 +354,41 @@ def test_failed_build_job_fails_its_target_with_the_jobs_reason(
     out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     a100 = next(t for t in out.status["targets"] if t["name"] == "a100")
     assert a100["phase"] == "Failed" and message in a100["message"]
-    assert out.status["phase"] == "Failed"
+    # The cpu target still builds: work under way, not Stalled yet.
+    assert out.status["phase"] == "Building"
+    assert cond(out.status, "Reconciling")["reason"] == "VerificationFailed"
+    assert "Stalled" not in {c["type"] for c in out.status["conditions"]}
+    assert cond(out.status, "Ready")["message"].endswith("; 1 other target(s) still building")
+    # The cpu target's build done: the failure is all that is left.
+    put_manifest(s3_endpoint, f"{prefix}/targets/cpu/manifest.json", {"artifacts": []})
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert out.status["phase"] == "Failed" and out.status["readyTargets"] == "1/2"
+    assert cond(out.status, "Stalled")["reason"] == "VerificationFailed"
+    assert "Reconciling" not in {c["type"] for c in out.status["conditions"]}
     assert (cond(out.status, "Built")["status"], cond(out.status, "Built")["reason"]) == (
         "False",
         "VerificationFailed",
     )
     assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
+
+
+def test_a_retried_build_is_reported(bucket: str, s3_endpoint: S3Endpoint) -> None:
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
+    reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    job = cluster.job("build", "cpu")
+    job.status = V1JobStatus(failed=1, active=1, ready=1)  # one pod died, the next runs
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    cpu = next(t for t in out.status["targets"] if t["name"] == "cpu")
+    assert cpu["retries"] == 1
+    assert cpu["message"].endswith("running (after 1 failed attempt, retried)")
+    job.status = V1JobStatus(failed=1, succeeded=1)
+    put_manifest(s3_endpoint, f"{prefix}/targets/cpu/manifest.json", {"artifacts": []})
+    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    cpu = next(t for t in out.status["targets"] if t["name"] == "cpu")
+    assert (cpu["phase"], cpu["retries"]) == ("Ready", 1)
 
 
 GPU_IMAGE = "bodypose-export/exporter-gpu:0.1.0"
@@ -388,12 +417,14 @@ def _pod_running(image: str, state: V1ContainerState, age: float = 0) -> V1Pod:
 
 
 def _exported(bucket: str, s3_endpoint: S3Endpoint, settings: Settings) -> RecordedCluster:
-    """A cluster past the export stage, with the build Jobs created."""
+    """A cluster past the export stage, with the build Jobs created and the cpu target
+    built (so the a100 target's fate is the resource's)."""
     cluster = RecordedCluster()
     first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
     put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    put_manifest(s3_endpoint, f"{prefix}/targets/cpu/manifest.json", {"artifacts": []})
     return cluster
 
 

@@ -12,6 +12,7 @@ a result (results live in S3 manifests and pod termination messages).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,9 +74,26 @@ class StageState:
     message: str
     job: str | None = None
     manifest: dict[str, Any] | None = None
+    #: Pods of the Job that failed before this state (the Job's retries, backoffLimit).
+    retries: int = 0
 
 
 def _stage_state(
+    stage: StageFacts, what: str, settings: Settings, facts: Facts, out: Decision
+) -> StageState:
+    state = _stage_state_of_job(stage, what, settings, facts, out)
+    failed = int(getattr(stage.job.status, "failed", 0) or 0) if stage.job is not None else 0
+    if stage.job is None or failed == 0:
+        return state
+    # A retry is news: the user learns a pod failed even when the next one succeeds.
+    retries = failed if state.phase != "Failed" else failed - 1
+    if retries <= 0:
+        return state
+    note = f" (after {retries} failed {'attempt' if retries == 1 else 'attempts'}, retried)"
+    return dataclasses.replace(state, message=state.message + note, retries=retries)
+
+
+def _stage_state_of_job(
     stage: StageFacts, what: str, settings: Settings, facts: Facts, out: Decision
 ) -> StageState:
     if stage.manifest is not None:
@@ -186,6 +204,8 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
         out["jobName"] = state.job
     if state.phase != "Ready":
         out["message"] = state.message
+    if state.retries:
+        out["retries"] = state.retries
     m = state.manifest
     if m:
         engine = _artifact(m, "engine")
@@ -368,6 +388,13 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
     if failed:
         s = failed[0]
         conditions = set_condition(conditions, BUILT, False, s.reason, s.message, generation)
+        busy = len(spec.targets) - ready - len(failed)
+        if busy:
+            # Still work under way (Reconciling): Stalled only once the others settle,
+            # so a GitOps tool waits for them rather than failing the sync early.
+            return finish(
+                "Building", False, s.reason, f"{s.message}; {busy} other target(s) still building"
+            )
         return finish("Failed", False, s.reason, s.message)
     if ready == len(spec.targets):
         conditions = set_condition(
