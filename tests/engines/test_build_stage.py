@@ -34,11 +34,16 @@ def ort_build(exported: Path, engine: Path, *extra: str) -> list[str]:
 def test_fp32_artifact_is_verified_and_described(
     exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    engine = tmp_path / "cpu" / "bpnet_model.224.320.fp32.engine"
-    code, out, err = run(capsys, *ort_build(exported, engine, "--max_batch_size", "2"))
+    asked = tmp_path / "cpu" / "bpnet_model.224.320.fp32.engine"
+    code, out, err = run(capsys, *ort_build(exported, asked, "--max_batch_size", "2"))
     assert code == 0, err
+    # an ONNX Runtime artifact is an ONNX model: named .onnx, and the manifest says so
+    engine = asked.with_suffix(".onnx")
+    assert engine.is_file() and not asked.exists()
     manifest = json.loads((engine.parent / "manifest.json").read_text())
     assert manifest["artifacts"][0]["path"] == str(engine)
+    assert manifest["artifacts"][0]["runtime"] == "onnxruntime"
+    assert manifest["runtime"] == "ONNX Runtime"
     verification = manifest["verification"]
     assert verification["passed"] and verification["gates"]["cosine"] == 0.9999
     figures = verification["figures"]

@@ -40,13 +40,20 @@ def test_engine_named_as_tao_verified_and_in_the_manifest(
         "--max_batch_size", "2",
     )  # fmt: skip
     assert code == 0, err
-    engine = out_dir / "bpnet_model.224.320.fp32.engine"
-    assert engine.is_file()
+    # an onnxruntime artifact is an ONNX model: named .onnx, not TAO's .engine (issue 14, 6)
+    engine = out_dir / "bpnet_model.224.320.fp32.onnx"
+    assert engine.is_file() and not (out_dir / "bpnet_model.224.320.fp32.engine").exists()
     manifest = json.loads((out_dir / "manifest.json").read_text())
     kinds = [a["kind"] for a in manifest["artifacts"]]
-    assert kinds == ["etlt", "onnx", "reference", "engine"]
+    assert kinds == [
+        "etlt", "onnx", "reference", "engine", "triton-config", "triton-model",
+        "deepstream-config",
+    ]  # fmt: skip
     entry = manifest["engine"]
     assert entry["path"] == str(engine) and entry["backend"] == "onnxruntime"
+    assert entry["runtime"] == "ONNX Runtime"
+    assert (out_dir / "triton" / "bpnet" / "1" / "model.onnx").is_file()
+    assert (out_dir / "bodypose2d_pgie_config.txt").is_file()
     assert entry["maxBatchSize"] == 2 and entry["verification"]["passed"]
     assert entry["hardware"]["instructionSets"]
     assert "verification maxAbsDiff" in out and "engine" in out

@@ -172,3 +172,26 @@ def read_batches(path: Path, batches: int, batch_size: int) -> Iterator[npt.NDAr
                 yield np.ascontiguousarray(data, dtype=np.float32)
     except OSError as exc:
         raise UserError(f"--cal_data_file {path} cannot be read: {exc}") from exc
+
+
+def check_records(path: Path, batches: int, batch_size: int, input_hw: tuple[int, int]) -> None:
+    """Every one of the first `batches` records holds at least `batch_size` H x W x 3 images.
+
+    The header's `shape` is the first record's; a file written with
+    `enforce_same_shape=False`, or cut short, may hold a shorter record
+    further on, which a calibrator would meet half-way through a build.
+    """
+    height, width = input_hw
+    try:
+        with h5py.File(path, "r") as db:
+            for index in range(batches):
+                shape = tuple(int(d) for d in _dataset(db, index, path).shape)
+                if len(shape) != 4 or shape[1:] != (height, width, 3) or shape[0] < batch_size:
+                    raise UserError(
+                        f"--cal_data_file {path}: record {index} holds an array of shape "
+                        f"{shape}, not at least --batch_size {batch_size} images of "
+                        f"{height}x{width}x3: the calibration would stop there; regenerate "
+                        "the tensorfile"
+                    )
+    except OSError as exc:
+        raise UserError(f"--cal_data_file {path} cannot be read: {exc}") from exc

@@ -209,3 +209,53 @@ def add_codec(p: argparse.ArgumentParser, *, help: str | None = None) -> None:
 
 def add_verbose(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+INT8_ROUTES = ["auto", "qdq", "cal_bin"]
+HARDWARE_COMPATIBILITY = ["none", "ampere+"]
+
+
+def add_tensorrt_target(p: argparse.ArgumentParser, *, export: bool) -> None:
+    """How a TensorRT engine is built and what GPU it must be built on (`engines.trt`)."""
+    p.add_argument(
+        "--int8_route", default=None if export else "auto", choices=INT8_ROUTES,
+        help="tensorrt int8: qdq = a strongly typed network from --qdq_model (TensorRT >= 10); "
+        "cal_bin = implicit quantization with cal.bin (--cal_cache_file or --cal_data_file; "
+        "deprecated from TensorRT 10.1, removed in 11; what DeepStream and TAO read); auto "
+        "(default) = qdq on TensorRT >= 10 when --qdq_model is given, else cal_bin",
+    )  # fmt: skip
+    p.add_argument(
+        "--hardware_compatibility", default=None if export else "none",
+        choices=HARDWARE_COMPATIBILITY,
+        help="tensorrt: none (default: the engine runs on this GPU's compute capability only) "
+        "or ampere+ (runs on every GPU from compute capability 8.0 on, somewhat slower); "
+        "part of the engine's file name and manifest",
+    )  # fmt: skip
+    p.add_argument(
+        "--expected_gpu_product", default=None,
+        help="tensorrt: the GPU this build must run on, as the pool's nvidia.com/gpu.product "
+        "label says (e.g. NVIDIA-A100-SXM4-40GB); the build fails before starting if the "
+        "device differs",
+    )  # fmt: skip
+    p.add_argument(
+        "--expected_compute_capability", default=None,
+        help="tensorrt: the compute capability this build must run on (e.g. 8.6); the build "
+        "fails before starting if the device differs",
+    )  # fmt: skip
+
+
+def add_serving(p: argparse.ArgumentParser) -> None:
+    """Serving configs written besides the ones next to the engine (`stages.serving`)."""
+    p.add_argument(
+        "--triton_repository", default=None,
+        help="also write the engine into this Triton model repository (directory or s3:// "
+        "prefix): <dir>/bpnet/config.pbtxt and 1/model.plan (model.onnx for onnxruntime); "
+        "TensorRT plans of other GPUs already there are kept and mapped by compute capability "
+        "(cc_model_filenames). A copy is always written beside the engine under triton/",
+    )  # fmt: skip
+    p.add_argument(
+        "--deepstream_config", default=None,
+        help="also write DeepStream's nvinfer config (bodypose2d_pgie_config.txt) at this "
+        "path, its onnx-file, model-engine-file and int8-calib-file relative to it; one is "
+        "always written beside the engine",
+    )  # fmt: skip

@@ -30,6 +30,14 @@ examples:
       --engine_backend onnxruntime --engine_file sample/cpu/bpnet_model.320.448.fp32.engine
       a CPU artifact, on this machine
 
+Beside the engine: a Triton model repository entry (triton/bpnet/config.pbtxt,
+1/model.plan or 1/model.onnx) and DeepStream's bodypose2d_pgie_config.txt,
+listed in manifest.json; --triton_repository and --deepstream_config write
+them elsewhere too. A TensorRT engine's name carries the GPU's compute
+capability, the TensorRT version and the hardware-compatibility level
+(bpnet_model.320.448.fp16.sm86.trt10.8.0.43.engine); an onnxruntime artifact
+is an ONNX model and is named .onnx.
+
 The engine is run on the reference inputs and compared with the FP32 outputs
 against the gates of its precision; a failed gate publishes no engine (only
 manifest.rejected.json) and exits 3. Exit codes: 0 built and verified, 2 bad
@@ -55,6 +63,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_calibration(p, export=False, images=False)
     p.add_argument("--qdq_model", default=None, help="QDQ ONNX model (int8, onnxruntime)")
     groups.add_backend(p, export=False)
+    groups.add_tensorrt_target(p, export=False)
+    groups.add_serving(p)
     groups.add_gates(p)
     groups.add_verbose(p)
 
@@ -87,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
             calibration_batch_size=args.batch_size,
             qdq_model=args.qdq_model,
             timing_cache=args.timing_cache,
+            int8_route=args.int8_route,
+            hardware_compatibility=args.hardware_compatibility,
+            expected_gpu_product=args.expected_gpu_product,
+            expected_compute_capability=args.expected_compute_capability,
+            triton_repository=args.triton_repository,
+            deepstream_config=args.deepstream_config,
             gates=groups.gate_overrides(args),
         )
     )

@@ -66,6 +66,12 @@ ENGINE_ONLY = {
     "-s/--strict_type_constraints": "strict_type_constraints",
     "--engine_backend": "engine_backend",
     "--timing_cache": "timing_cache",
+    "--int8_route": "int8_route",
+    "--hardware_compatibility": "hardware_compatibility",
+    "--expected_gpu_product": "expected_gpu_product",
+    "--expected_compute_capability": "expected_compute_capability",
+    "--triton_repository": "triton_repository",
+    "--deepstream_config": "deepstream_config",
     "--reference_images": "reference_images",
     "--max_abs_diff": "max_abs_diff",
     "--min_cosine": "min_cosine",
@@ -121,6 +127,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     groups.add_codec(p)
     groups.add_backend(p, export=True)
+    groups.add_tensorrt_target(p, export=True)
+    groups.add_serving(p)
     groups.add_reference_images(p)
     groups.add_gates(p)
     groups.add_verbose(p)
@@ -181,6 +189,12 @@ def plan_engine(args: argparse.Namespace, height: int, width: int) -> EnginePlan
         reference_images=args.reference_images,
         gates=groups.gate_overrides(args),
         cal_cache_file=args.cal_cache_file,
+        int8_route=args.int8_route or "auto",
+        hardware_compatibility=args.hardware_compatibility or "none",
+        expected_gpu_product=args.expected_gpu_product,
+        expected_compute_capability=args.expected_compute_capability,
+        triton_repository=args.triton_repository,
+        deepstream_config=args.deepstream_config,
     )
 
 

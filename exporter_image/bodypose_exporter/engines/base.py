@@ -28,7 +28,8 @@ class BuildRequest:
     the file exists; else `calibration_data` (the tensorfile) when given: the
     backend calibrates and writes the cache to `calibration_cache` (TAO's
     `--cal_cache_file` semantics: used if present, written if not); else
-    `qdq_model` (explicitly quantized ONNX).
+    `qdq_model` (explicitly quantized ONNX). TensorRT chooses between the
+    QDQ model and the cache by `int8_route` (`engines.trt.builder`).
     """
 
     onnx_path: Path
@@ -43,6 +44,8 @@ class BuildRequest:
     calibration_batch_size: int = 1
     qdq_model: Path | None = None
     timing_cache: Path | None = None
+    int8_route: str = "auto"  # tensorrt: auto | qdq | cal_bin
+    hardware_compatibility: str = "none"  # tensorrt: none | ampere+
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class EngineRunner(Protocol):
 
 class EngineBackend(Protocol):
     name: str
+
+    def describe(self) -> dict[str, Any]:
+        """The hardware this process would build for (checked before a build starts)."""
+        ...
 
     def build(self, request: BuildRequest) -> BuiltEngine: ...
 

@@ -32,9 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.engines import BuildRequest, backend_by_name
-from bodypose_exporter.engines.naming import timing_cache_beside
+from bodypose_exporter.engines.compatibility import (
+    CompatibilityRecord,
+    check_expected_gpu,
+    check_level,
+)
+from bodypose_exporter.engines.naming import RUNTIMES, artifact_file_name, timing_cache_beside
 from bodypose_exporter.errors import NotFoundError, UserError
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
+from bodypose_exporter.serving import bindings as onnx_bindings
+from bodypose_exporter.serving.deepstream import FILE_NAME as DEEPSTREAM_FILE
+from bodypose_exporter.stages import serving
 from bodypose_exporter.storage import inputs as input_files
 from bodypose_exporter.storage import s3
 from bodypose_exporter.storage.outputs import OutputSet
@@ -66,6 +74,12 @@ class BuildStageRequest:
     calibration_batch_size: int = 1
     qdq_model: str | None = None
     timing_cache: str | None = None  # default for tensorrt: beside the engine
+    int8_route: str = "auto"  # tensorrt: auto | qdq | cal_bin
+    hardware_compatibility: str = "none"  # tensorrt: none | ampere+
+    expected_gpu_product: str | None = None  # the pool's nvidia.com/gpu.product
+    expected_compute_capability: str | None = None
+    triton_repository: str | None = None  # also write the Triton entry there
+    deepstream_config: str | None = None  # also write the nvinfer config there
     gates: tuple[tuple[str, float | None], ...] = ()
     #: None: publish the engine alone and leave the manifest to the caller
     #: (`bpnet-export --engine_file` adds it to the export's manifest).
@@ -120,17 +134,45 @@ def _reference(request: BuildStageRequest, onnx_path: Path, work: Path) -> refer
     return references.from_npz(input_files.fetch(request.reference, work, "reference"))
 
 
+def _target(request: BuildStageRequest, backend: str) -> tuple[dict[str, Any], str, Any]:
+    """Before any download: the hardware checked, and the artifact's name for what it is.
+
+    tensorrt: the GPU read from the device must be the one the pool
+    advertises; the engine's name carries its compatibility record.
+    onnxruntime: the artifact is an ONNX model, named `.onnx`.
+    """
+    check_level(request.hardware_compatibility, backend)
+    expected = request.expected_gpu_product or request.expected_compute_capability
+    if expected and backend != "tensorrt":
+        raise UserError(
+            "--expected_gpu_product/--expected_compute_capability: an onnxruntime build runs on "
+            "the CPU; they apply to tensorrt builds only"
+        )
+    described = backend_by_name(backend).describe()
+    record = None
+    if backend == "tensorrt":
+        check_expected_gpu(
+            described, request.expected_gpu_product, request.expected_compute_capability
+        )
+        record = CompatibilityRecord.from_hardware(described, request.hardware_compatibility)
+    location = artifact_file_name(request.engine_file, backend, record)
+    if location != request.engine_file:
+        log.info("the %s artifact is written as %s", backend, location)
+    return described, location, record
+
+
 def run_build(request: BuildStageRequest) -> BuildStageResult:
     if request.max_batch_size < 1:
         raise UserError(f"--max_batch_size must be at least 1, got {request.max_batch_size}")
     backend = backend_by_name(request.backend)
+    _, engine_file, record = _target(request, backend.name)
     timing_uri = request.timing_cache
     if timing_uri is None and backend.name == "tensorrt":
         timing_uri = timing_cache_beside(request.engine_file)
     manifest = Manifest(command="build")
-    engine_name = Path(request.engine_file.rpartition("/")[2]).name
+    engine_name = Path(engine_file.rpartition("/")[2]).name
     with (
-        OutputSet(request.engine_file) as out,
+        OutputSet(engine_file) as out,
         tempfile.TemporaryDirectory(prefix="bpnet-build-") as tmp,
     ):
         work = Path(tmp)
@@ -169,6 +211,8 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
                     calibration_batch_size=request.calibration_batch_size,
                     qdq_model=qdq,
                     timing_cache=timing,
+                    int8_route=request.int8_route,
+                    hardware_compatibility=request.hardware_compatibility,
                 )
             )
         log.info(
@@ -199,6 +243,7 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         manifest.details.update(
             {
                 "backend": backend.name,
+                "runtime": RUNTIMES[backend.name],
                 "precision": request.precision,
                 "maxBatchSize": request.max_batch_size,
                 "hardware": built.hardware,
@@ -206,6 +251,8 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
                 "verification": {**verdict.as_dict(), "reference": reference.source},
             }
         )
+        if record is not None:
+            manifest.details["compatibility"] = record.as_dict()
         published: list[str] = []
         if not verdict.passed:
             if request.publish_rejected:
@@ -217,7 +264,19 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
                 exc.manifest = manifest.to_dict()
                 raise
         manifest.add_artifact("engine", out.staged(engine_name), out.final_location(engine_name))
+        manifest.artifacts[-1]["runtime"] = backend.name
+        served = _served(request, built.path, out.final_location(engine_name), onnx_path, qdq,
+                         built.details, record)  # fmt: skip
         names = [engine_name]
+        for kind, name in serving.stage_beside(out, served):
+            manifest.add_artifact(kind, out.staged(name), out.final_location(name))
+            names.append(name)
+        manifest.details["serving"] = _serving_entry(out, names)
+        # The extra copies first: they read the artifact from the staging directory.
+        if request.triton_repository:
+            serving.write_triton_repository(request.triton_repository, served)
+        if request.deepstream_config:
+            serving.write_deepstream_config(request.deepstream_config, served)
         if request.manifest_name:
             manifest.write(out.staged(request.manifest_name))
             names.append(request.manifest_name)
@@ -232,6 +291,41 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         ):
             _put_back(cal, request.calibration_cache)
     return BuildStageResult(manifest=manifest.to_dict(), verdict=verdict, published=published)
+
+
+def _served(
+    request: BuildStageRequest,
+    artifact: Path,
+    location: str,
+    onnx_path: Path,
+    qdq: Path | None,
+    details: dict[str, Any],
+    record: CompatibilityRecord | None,
+) -> serving.Served:
+    built_from_qdq = details.get("int8Source") == "qdq" and request.qdq_model is not None
+    return serving.Served(
+        backend=request.backend,
+        precision=request.precision,
+        max_batch_size=request.max_batch_size,
+        bindings=onnx_bindings.read(qdq if built_from_qdq and qdq is not None else onnx_path),
+        artifact=artifact,
+        artifact_location=location,
+        onnx_source=str(request.qdq_model) if built_from_qdq else request.onnx,
+        cal_bin=request.calibration_cache if request.precision == "int8" else None,
+        compute_capability=record.compute_capability if record is not None else None,
+    )
+
+
+def _serving_entry(out: OutputSet, names: list[str]) -> dict[str, Any]:
+    """Where the serving configs are (the operator puts this in the target's status)."""
+    config = next(n for n in names if n.endswith("config.pbtxt"))
+    model_dir = config.rpartition("/")[0]
+    return {
+        "tritonRepository": out.final_location(serving.TRITON_DIR),
+        "tritonModel": model_dir.rpartition("/")[2],
+        "tritonConfig": out.final_location(config),
+        "deepstreamConfig": out.final_location(DEEPSTREAM_FILE),
+    }
 
 
 # --- `bpnet-export --engine_file`: the build stage right after the export, in one run ---
@@ -255,6 +349,12 @@ class EnginePlan:
     reference_images: str | None
     gates: tuple[tuple[str, float | None], ...]
     cal_cache_file: str | None
+    int8_route: str = "auto"
+    hardware_compatibility: str = "none"
+    expected_gpu_product: str | None = None
+    expected_compute_capability: str | None = None
+    triton_repository: str | None = None
+    deepstream_config: str | None = None
 
 
 def _artifact(manifest: dict[str, Any], kinds: tuple[str, ...]) -> str | None:
@@ -268,12 +368,12 @@ def _record(
     export_manifest: dict[str, Any],
     location: str,
     engine: dict[str, Any],
-    artifact: dict[str, Any] | None,
+    artifacts: list[dict[str, Any]] | None,
 ) -> None:
     """Rewrite the export's manifest.json with the engine entry (the manifest stays last)."""
     updated = {**export_manifest, "engine": engine}
-    if artifact is not None:
-        updated["artifacts"] = [*export_manifest["artifacts"], artifact]
+    if artifacts:
+        updated["artifacts"] = [*export_manifest["artifacts"], *artifacts]
     with OutputSet(location) as out:
         out.staged(MANIFEST_NAME).write_text(json.dumps(updated, indent=2) + "\n")
         out.publish([MANIFEST_NAME])
@@ -292,6 +392,9 @@ def _engine_entry(
         "build": build.get("build", {}),
         "verification": build.get("verification", {}),
         "timingsSeconds": build.get("timingsSeconds", {}),
+        "runtime": build.get("runtime"),
+        "compatibility": build.get("compatibility"),
+        "serving": build.get("serving"),
     }
     if artifact is not None:
         entry["path"] = artifact["path"]
@@ -328,6 +431,12 @@ def build_after_export(
         calibration_cache=_artifact(export_manifest, CAL_CACHE_KINDS) or plan.cal_cache_file,
         qdq_model=_artifact(export_manifest, QDQ_KINDS),
         timing_cache=plan.timing_cache,
+        int8_route=plan.int8_route,
+        hardware_compatibility=plan.hardware_compatibility,
+        expected_gpu_product=plan.expected_gpu_product,
+        expected_compute_capability=plan.expected_compute_capability,
+        triton_repository=plan.triton_repository,
+        deepstream_config=plan.deepstream_config,
         gates=plan.gates,
         manifest_name=None,
         publish_rejected=False,
@@ -338,6 +447,8 @@ def build_after_export(
         build = exc.manifest or {}
         _record(export_manifest, manifest_uri, _engine_entry(plan, build, None), None)
         raise
-    artifact: dict[str, Any] = result.manifest["artifacts"][0]
-    _record(export_manifest, manifest_uri, _engine_entry(plan, result.manifest, artifact), artifact)
+    artifacts: list[dict[str, Any]] = result.manifest["artifacts"]
+    artifact = artifacts[0]
+    entry = _engine_entry(plan, result.manifest, artifact)
+    _record(export_manifest, manifest_uri, entry, artifacts)
     return artifact

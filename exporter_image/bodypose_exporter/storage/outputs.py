@@ -63,8 +63,10 @@ class OutputSet:
         self._published: list[str] = []
 
     def staged(self, name: str) -> Path:
-        """Path in the staging directory for the output called `name`."""
-        return self.staging / name
+        """Path in the staging directory for the output called `name` (may hold `/`)."""
+        path = self.staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def final_location(self, name: str) -> str:
         if self.remote:
@@ -103,6 +105,7 @@ class OutputSet:
         if Path(target).exists():
             log.warning("replacing existing %s", target)
         try:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)  # names may hold `/`
             os.replace(src, target)
         except OSError as exc:
             raise OutputNotWritableError(f"cannot write {target}: {exc.strerror or exc}") from exc

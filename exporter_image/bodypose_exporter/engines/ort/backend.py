@@ -15,14 +15,19 @@ backend/trt/` and `backend/onnxrt/`: `loader.py`, `runner.py`):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
+from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
 from bodypose_exporter.engines.ort.runner import OrtRunner
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+
+    def describe(self) -> dict[str, Any]:
+        return hardware.describe()
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         return OnnxRuntimeBuilder().build(request)

@@ -16,14 +16,19 @@ backend/trt/` and `backend/onnxrt/`: `loader.py`, `runner.py`):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
+from bodypose_exporter.engines.trt import hardware
 from bodypose_exporter.engines.trt.builder import TensorRTBuilder
 from bodypose_exporter.engines.trt.runner import TensorRTRunner
 
 
 class TensorRTBackend:
     name = "tensorrt"
+
+    def describe(self) -> dict[str, Any]:
+        return hardware.describe()
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         return TensorRTBuilder().build(request)

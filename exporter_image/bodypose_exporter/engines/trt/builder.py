@@ -1,103 +1,304 @@
-"""TensorRT 10 builder: a serialized engine built on the GPU it will run on.
+"""TensorRT 10 builder through Polygraphy's loaders: a serialized engine for the GPU it runs on.
 
-Followed: the TensorRT 10 Python API reference (Builder, OnnxParser,
-IBuilderConfig, IOptimizationProfile, ITimingCache) and NVIDIA's samples
-(NVIDIA/TensorRT `samples/python/efficientdet/build_engine.py`, Polygraphy's
-`backend/trt/config.py`). Each choice:
+Followed: Polygraphy (pinned in pyproject) `backend/trt/loader.py`
+(`NetworkFromOnnxPath`, `PostprocessNetwork`, `EngineBytesFromNetwork`),
+`backend/trt/config.py` (`CreateConfig`, `PostprocessConfig`),
+`backend/trt/profile.py` (`Profile`), `backend/trt/calibrator.py`; the
+TensorRT 10 Python API reference and developer guide ("Explicit
+Quantization", "Strongly Typed Networks", "Hardware Compatibility").
 
-- network: `create_network(0)`; TensorRT 10 networks are always explicit
-  batch (the EXPLICIT_BATCH flag is deprecated and ignored);
+The build is planned first without TensorRT (`plan_build`: a pure function
+of the request, the ONNX model and the TensorRT version), then the plan
+becomes a chain of Polygraphy's lazy loaders (`network_loader`,
+`config_loader`, `engine_loader`), which TensorRT runs when the last one is
+called. Each choice:
+
+- network: parsed from the ONNX file (`NetworkFromOnnxPath`); TensorRT 10
+  networks are always explicit batch;
 - one optimization profile on the input: batch min 1, opt = max =
-  `--max_batch_size` (the Job serves batches up to that size; TAO's export
-  builds with opt = max as well), H, W, C fixed by the ONNX model;
-- `--max_workspace_size` bytes as the WORKSPACE memory-pool limit
-  (`set_memory_pool_limit`, which replaced `max_workspace_size`);
-- fp32: TF32 cleared (TensorRT enables it by default on Ampere and newer,
-  which rounds convolution inputs to a 10-bit mantissa, as much error as
-  FP16 storage): fp32 means FP32, and its gate is tight; fp16 is there for
-  speed;
-- fp16: BuilderFlag.FP16. int8: INT8 and FP16 (layers without an INT8
-  kernel fall back to FP16, not FP32, as TAO builds them), then, in order:
-  our cal.bin replayed by an IInt8EntropyCalibrator2 (`calibrator`);
-  calibration from the tensorfile when there is no cache; or, with neither,
-  the QDQ model (explicit quantization: no calibrator);
-- `-s`: OBEY_PRECISION_CONSTRAINTS with per-layer precisions (`precision`);
-- the timing cache: loaded from the given path when it exists
-  (`create_timing_cache` + `set_timing_cache(ignore_mismatch=False)`: a
-  cache from another GPU model or TensorRT version is rejected by TensorRT
-  and the build starts a fresh one), saved back after the build, so the
-  next build on the same GPU model skips tactic timing it already did;
-- `build_serialized_network`, written as the engine file.
+  `--max_batch_size`, H, W, C from the ONNX model;
+- `--max_workspace_size` as the WORKSPACE memory-pool limit;
+- fp32: TF32 off (TensorRT enables it by default from Ampere on; it rounds
+  convolution inputs to a 10-bit mantissa): fp32 means FP32. fp16: FP16 and
+  TF32 on;
+- int8, two routes (`--int8_route`, `resolve_route`):
+  - `qdq` (default from TensorRT 10 on, when the QDQ model is there): a
+    strongly typed network from the explicitly quantized model; no
+    precision flags (TensorRT refuses them on a strongly typed network), no
+    calibrator: every layer runs in the type the QDQ model gives it;
+  - `cal_bin` (TensorRT's implicit quantization, deprecated in 10.1,
+    removed in 11; kept because DeepStream and TAO read cal.bin): INT8 and
+    FP16 flags, Polygraphy's `Calibrator` replaying our cal.bin re-stamped
+    for this TensorRT (`calibrator`), or calibrating from the tensorfile;
+- `-s` (`precision`): OBEY_PRECISION_CONSTRAINTS on the convolutions; with a
+  tensorfile and no cache, TensorRT calibrates first (a quick build at
+  optimization level 0, the engine discarded) so that the constrained set
+  comes from the scales it wrote;
+- `--hardware_compatibility ampere+`: TensorRT's AMPERE_PLUS level;
+- the timing cache: loaded by `CreateConfig` when the file exists and
+  saved back (merged) by `EngineBytesFromNetwork`.
+
+Hand-written TensorRT calls, where Polygraphy falls short: the calibration
+profile (`_calibration_profile`; Polygraphy calibrates at the last
+optimization profile's shapes, ours is the engine's profile up to
+`--max_batch_size`, while the tensorfile's batches are `--batch_size`: a
+second profile only for calibration would end up in the engine) and the
+per-layer precisions of `-s` (`precision.apply`, run by Polygraphy's
+`PostprocessNetwork`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from polygraphy.backend.trt import (
+    CreateConfig,
+    EngineBytesFromNetwork,
+    NetworkFromOnnxPath,
+    PostprocessConfig,
+    PostprocessNetwork,
+    Profile,
+)
+from polygraphy.exception import PolygraphyException
 
 from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
 from bodypose_exporter.engines.trt import hardware
 from bodypose_exporter.engines.trt import precision as layer_precision
-from bodypose_exporter.engines.trt.calibrator import make_calibrator
+from bodypose_exporter.engines.trt.calibrator import (
+    TensorfileFeed,
+    check_tensorfile,
+    make_calibrator,
+)
 from bodypose_exporter.engines.trt.runtime import tensorrt
 from bodypose_exporter.errors import UserError
+from bodypose_exporter.serving import bindings as onnx_bindings
 
 log = logging.getLogger(__name__)
 
+INT8_ROUTES = ("auto", "qdq", "cal_bin")
+#: TensorRT releases from which `auto` takes the strongly typed QDQ route.
+STRONGLY_TYPED_FROM = 10
+#: The calibrator TAO uses, for caches TensorRT writes from the tensorfile.
+DEFAULT_CALIBRATOR = "IInt8EntropyCalibrator2"
 
-def _int8_source(request: BuildRequest) -> str:
-    if request.calibration_cache is not None and request.calibration_cache.exists():
-        return "calibration-cache"
-    if request.calibration_data is not None:
-        return "tensorfile"
-    if request.qdq_model is not None:
-        return "qdq"
-    raise UserError(
-        "an int8 TensorRT engine needs the calibration cache (--cal_cache_file cal.bin), a "
-        "calibration tensorfile (--cal_data_file) or the QDQ model (--qdq_model)"
+
+def trt_major(version: str) -> int:
+    return int(version.split(".")[0])
+
+
+def resolve_route(request: BuildRequest, trt_version: str) -> str:
+    """`--int8_route` as `qdq` or `cal_bin` (`auto` resolved); UserError if its input is missing."""
+    route = request.int8_route
+    if route not in INT8_ROUTES:
+        raise UserError(f"--int8_route {route!r}: choose one of {', '.join(INT8_ROUTES)}")
+    has_cache = request.calibration_cache is not None and request.calibration_cache.exists()
+    has_tensorfile = request.calibration_data is not None
+    has_qdq = request.qdq_model is not None
+    if route == "auto":
+        if has_qdq and trt_major(trt_version) >= STRONGLY_TYPED_FROM:
+            return "qdq"
+        if has_cache or has_tensorfile:
+            return "cal_bin"
+        if has_qdq:
+            return "qdq"
+        raise UserError(
+            "an int8 TensorRT engine needs the QDQ model (--qdq_model), the calibration cache "
+            "(--cal_cache_file cal.bin) or a calibration tensorfile (--cal_data_file)"
+        )
+    if route == "qdq" and not has_qdq:
+        raise UserError("--int8_route qdq builds from the QDQ model: pass --qdq_model")
+    if route == "cal_bin" and not (has_cache or has_tensorfile):
+        raise UserError(
+            "--int8_route cal_bin needs an existing --cal_cache_file or a --cal_data_file "
+            f"tensorfile; {request.calibration_cache} does not exist"
+        )
+    return route
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything the build decides before TensorRT is imported."""
+
+    model: Path  # the ONNX TensorRT parses
+    precision: str
+    route: str | None  # int8 only: qdq | cal_bin
+    int8_source: str | None  # qdq | calibration-cache | tensorfile
+    strongly_typed: bool
+    tf32: bool
+    fp16: bool
+    int8: bool
+    input_name: str
+    input_shape: tuple[int, int, int]
+    profile: tuple[int, int, int]  # batch min, opt, max
+    calibration_batch: int | None
+    workspace: int
+    timing_cache: Path | None
+    hardware_compatibility: str
+    strict: bool
+    #: -s with a tensorfile and no cache: calibrate first, constrain from the scales written.
+    calibrate_first: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "int8Route": self.route,
+            "int8Source": self.int8_source,
+            "stronglyTyped": self.strongly_typed,
+            "flags": {"tf32": self.tf32, "fp16": self.fp16, "int8": self.int8},
+            "optimizationProfile": dict(zip(("min", "opt", "max"), self.profile, strict=True)),
+            "calibrationBatch": self.calibration_batch,
+            "maxWorkspaceSize": self.workspace,
+            "hardwareCompatibility": self.hardware_compatibility,
+            "strictTypeConstraints": self.strict,
+            "calibratedFirst": self.calibrate_first,
+            "builtWith": "polygraphy",
+        }
+
+
+def plan_build(request: BuildRequest, trt_version: str) -> BuildPlan:
+    """The build's choices (module docstring); reads the ONNX model, never TensorRT."""
+    route = resolve_route(request, trt_version) if request.precision == "int8" else None
+    int8_source = None
+    if route == "qdq":
+        int8_source = "qdq"
+    elif route == "cal_bin":
+        cache = request.calibration_cache
+        int8_source = "calibration-cache" if cache is not None and cache.exists() else "tensorfile"
+    strongly_typed = route == "qdq" and trt_major(trt_version) >= STRONGLY_TYPED_FROM
+    model = request.qdq_model if route == "qdq" else request.onnx_path
+    assert model is not None
+    binding = onnx_bindings.read(model).input
+    if len(binding.dims) != 3:
+        raise UserError(f"{model}: input {binding.name} is not NHWC: dims {binding.dims}")
+    notes: list[str] = []
+    strict = request.strict_types
+    if strict and strongly_typed:
+        notes.append(
+            "-s: a strongly typed network already runs every layer in the type the QDQ model "
+            "gives it; no precision constraints to add"
+        )
+        strict = False
+    batch = request.calibration_batch_size if route == "cal_bin" else None
+    return BuildPlan(
+        model=model,
+        precision=request.precision,
+        route=route,
+        int8_source=int8_source,
+        strongly_typed=strongly_typed,
+        tf32=request.precision != "fp32" and not strongly_typed,
+        fp16=request.precision in ("fp16", "int8") and not strongly_typed,
+        int8=request.precision == "int8" and not strongly_typed,
+        input_name=binding.name,
+        input_shape=(binding.dims[0], binding.dims[1], binding.dims[2]),
+        profile=(1, request.max_batch_size, request.max_batch_size),
+        calibration_batch=batch,
+        workspace=request.max_workspace_size,
+        timing_cache=request.timing_cache,
+        hardware_compatibility=request.hardware_compatibility,
+        strict=strict,
+        calibrate_first=strict and int8_source == "tensorfile",
+        notes=tuple(notes),
     )
 
 
-def _parse(trt: Any, builder: Any, logger: Any, model: Path) -> tuple[Any, Any]:
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(model)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise UserError(f"TensorRT cannot parse {model}: {errors}")
-    return network, parser
+def strict_set(plan: BuildPlan, cache: Path | None) -> layer_precision.StrictLayers | None:
+    """The layers `-s` binds; for int8 from the scales in `cache` (which must exist by now)."""
+    if not plan.strict:
+        return None
+    if plan.precision != "int8":
+        return layer_precision.strict_layers(plan.model, plan.precision)
+    if cache is None or not cache.exists():
+        raise UserError("-s with int8 needs the calibration cache's tensor names; none was written")
+    scaled = set(calibration_cache.read(cache).scales)
+    return layer_precision.strict_layers(plan.model, "int8", scaled)
 
 
-def _profile(builder: Any, network: Any, min_batch: int, opt_batch: int, max_batch: int) -> Any:
-    profile = builder.create_optimization_profile()
-    for index in range(network.num_inputs):
-        tensor = network.get_input(index)
-        dims = [int(d) for d in tuple(tensor.shape)[1:]]
-        if any(d < 1 for d in dims):
-            raise UserError(
-                f"input {tensor.name} has dynamic dims {list(tensor.shape)}; only the batch may be"
-            )
-        profile.set_shape(tensor.name, [min_batch, *dims], [opt_batch, *dims], [max_batch, *dims])
-    return profile
+def network_loader(trt: Any, plan: BuildPlan, strict: layer_precision.StrictLayers | None) -> Any:
+    network = NetworkFromOnnxPath(str(plan.model), strongly_typed=plan.strongly_typed or None)
+    if strict is None:
+        return network
+    return PostprocessNetwork(
+        network, func=lambda net: layer_precision.apply(trt, net, strict), name="strict_types"
+    )
 
 
-def _load_timing_cache(config: Any, path: Path | None) -> tuple[Any, int]:
-    data = path.read_bytes() if path is not None and path.exists() else b""
-    cache = config.create_timing_cache(data)
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
-        log.warning("timing cache %s is from another GPU or TensorRT: starting a fresh one", path)
-        cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
-        data = b""
-    return cache, len(data)
+def _profile(plan: BuildPlan, batches: tuple[int, int, int]) -> Profile:
+    dims = plan.input_shape
+    low, opt, high = ((b, *dims) for b in batches)
+    return Profile().add(plan.input_name, min=low, opt=opt, max=high)
 
 
-def _scaled_tensors(path: Path | None) -> set[str]:
-    if path is None or not path.exists():
-        return set()
-    return set(calibration_cache.read(path).scales)
+def _calibration_profile(plan: BuildPlan) -> Any:
+    """TensorRT calibrates at a profile's OPT shapes: the tensorfile's batch, set by hand."""
+    batch = plan.calibration_batch or 1
+    profile = _profile(plan, (batch, batch, batch))
+
+    def set_profile(builder: Any, network: Any, config: Any) -> None:
+        config.set_calibration_profile(profile.to_trt(builder, network))
+
+    return set_profile
+
+
+def config_loader(
+    trt: Any, plan: BuildPlan, calibrator: Any, *, calibrate_only: bool = False
+) -> Any:
+    levels = {"none": None, "ampere+": trt.HardwareCompatibilityLevel.AMPERE_PLUS}
+    config = CreateConfig(
+        tf32=plan.tf32,
+        fp16=plan.fp16,
+        int8=plan.int8,
+        profiles=[_profile(plan, plan.profile)],
+        calibrator=calibrator,
+        precision_constraints="obey" if plan.strict and not calibrate_only else None,
+        load_timing_cache=str(plan.timing_cache) if plan.timing_cache else None,
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: plan.workspace},
+        hardware_compatibility_level=levels[plan.hardware_compatibility],
+        # A build only to calibrate: its engine is discarded, so no time on tactics.
+        builder_optimization_level=0 if calibrate_only else None,
+    )
+    if calibrator is None:
+        return config
+    return PostprocessConfig(config, _calibration_profile(plan))
+
+
+def engine_loader(network: Any, config: Any, plan: BuildPlan, *, save_timing: bool) -> Any:
+    # The bytes, not EngineFromNetwork's deserialized engine: we write the file and
+    # the verification loads it like any user would.
+    return EngineBytesFromNetwork(
+        network,
+        config=config,
+        save_timing_cache=str(plan.timing_cache) if plan.timing_cache and save_timing else None,
+    )
+
+
+@dataclass
+class PreparedCache:
+    path: Path | None
+    calibrator: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_cache(plan: BuildPlan, request: BuildRequest, trt_version: str) -> PreparedCache:
+    """cal.bin re-stamped for this TensorRT and checked against the model, or where to write one."""
+    cache = request.calibration_cache
+    if plan.int8_source != "calibration-cache":
+        return PreparedCache(cache, DEFAULT_CALIBRATOR)
+    assert cache is not None
+    source = str(cache)
+    current = calibration_cache.read(cache)
+    calibration_cache.check_names(
+        current, onnx_bindings.value_names(plan.model), plan.input_name, source
+    )
+    restamped = calibration_cache.restamp(current, trt_version, source)
+    if restamped.note:
+        log.warning("%s", restamped.note)
+        calibration_cache.write(cache, restamped.cache)
+    return PreparedCache(cache, restamped.calibrator, restamped.as_dict())
 
 
 class TensorRTBuilder:
@@ -105,66 +306,86 @@ class TensorRTBuilder:
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         trt = tensorrt()
-        logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        int8_source = _int8_source(request) if request.precision == "int8" else None
-        model = request.qdq_model if int8_source == "qdq" else request.onnx_path
-        assert model is not None
-        network, _parser = _parse(trt, builder, logger, model)
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, request.max_workspace_size)
-        config.add_optimization_profile(
-            _profile(builder, network, 1, request.max_batch_size, request.max_batch_size)
-        )
-        calibrator = None
-        if request.precision == "fp32":
-            config.clear_flag(trt.BuilderFlag.TF32)
-        if request.precision in ("fp16", "int8"):
-            config.set_flag(trt.BuilderFlag.FP16)
-        if request.precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)
-            if int8_source != "qdq":
-                batch = request.calibration_batch_size
-                input_shape = tuple(int(d) for d in tuple(network.get_input(0).shape)[1:])
-                calibrator = make_calibrator(
-                    trt,
-                    request.calibration_cache,
-                    request.calibration_data if int8_source == "tensorfile" else None,
+        plan = plan_build(request, str(trt.__version__))
+        for note in plan.notes:
+            log.info("%s", note)
+        prepared = prepare_cache(plan, request, str(trt.__version__))
+        feed = None
+        if plan.route == "cal_bin":
+            if plan.int8_source == "tensorfile":
+                assert request.calibration_data is not None
+                check_tensorfile(
+                    request.calibration_data,
                     request.calibration_batches,
-                    batch,
-                    input_shape,  # type: ignore[arg-type]
+                    request.calibration_batch_size,
+                    plan.input_shape,
                 )
-                config.int8_calibrator = calibrator
-                # TensorRT calibrates at the calibration profile's shapes: the batch it is fed.
-                config.set_calibration_profile(_profile(builder, network, batch, batch, batch))
-        if request.strict_types and int8_source != "qdq":
-            layer_precision.constrain(
-                trt, network, config, request.precision, _scaled_tensors(request.calibration_cache)
+            feed = TensorfileFeed(
+                plan.input_name,
+                plan.input_shape,
+                request.calibration_batch_size,
+                request.calibration_batches,
+                tensorfile=request.calibration_data if plan.int8_source == "tensorfile" else None,
+                cache_source=str(request.calibration_cache),
             )
-        timing_cache, loaded = _load_timing_cache(config, request.timing_cache)
+        cache_path = prepared.path or request.engine_path.with_name("cal.bin")
         started = time.perf_counter()
-        serialized = builder.build_serialized_network(network, config)
+        if plan.calibrate_first:
+            assert feed is not None
+            self._run(trt, plan, feed, prepared.calibrator, cache_path, None, calibrate_only=True)
+            feed = TensorfileFeed(  # the second build replays what the first one wrote
+                plan.input_name, plan.input_shape, request.calibration_batch_size,
+                request.calibration_batches, cache_source=str(cache_path),
+            )  # fmt: skip
+        strict = strict_set(plan, cache_path)
+        serialized = self._run(trt, plan, feed, prepared.calibrator, cache_path, strict)
         seconds = time.perf_counter() - started
-        if calibrator is not None:
-            calibrator.release()
-        if serialized is None:
-            raise RuntimeError("TensorRT failed to build the engine (its log above says why)")
         request.engine_path.parent.mkdir(parents=True, exist_ok=True)
-        request.engine_path.write_bytes(memoryview(serialized))
+        request.engine_path.write_bytes(bytes(memoryview(serialized)))
         details: dict[str, Any] = {
-            "int8Source": int8_source,
-            "optimizationProfile": {
-                "min": 1,
-                "opt": request.max_batch_size,
-                "max": request.max_batch_size,
-            },
-            "maxWorkspaceSize": request.max_workspace_size,
-            "strictTypeConstraints": request.strict_types,
+            **plan.as_dict(),
             "builderSeconds": round(seconds, 3),
+            "notes": list(plan.notes),
         }
-        if request.timing_cache is not None:
-            saved = bytes(memoryview(timing_cache.serialize()))
-            request.timing_cache.parent.mkdir(parents=True, exist_ok=True)
-            request.timing_cache.write_bytes(saved)
-            details["timingCache"] = {"loadedBytes": loaded, "savedBytes": len(saved)}
+        if strict is not None:
+            details["strictLayers"] = strict.as_dict()
+        if prepared.record:
+            details["calibrationCache"] = prepared.record
+        if plan.timing_cache is not None and plan.timing_cache.exists():
+            details["timingCache"] = {"savedBytes": plan.timing_cache.stat().st_size}
         return BuiltEngine(request.engine_path, "tensorrt", hardware.describe(), details)
+
+    def _run(
+        self,
+        trt: Any,
+        plan: BuildPlan,
+        feed: TensorfileFeed | None,
+        calibrator_class: str,
+        cache: Path,
+        strict: layer_precision.StrictLayers | None,
+        *,
+        calibrate_only: bool = False,
+    ) -> Any:
+        calibrator = (
+            make_calibrator(trt, calibrator_class, feed, cache) if feed is not None else None
+        )
+        build = engine_loader(
+            network_loader(trt, plan, strict),
+            config_loader(trt, plan, calibrator, calibrate_only=calibrate_only),
+            plan,
+            save_timing=not calibrate_only,
+        )
+        try:
+            serialized = build()
+        except PolygraphyException as exc:
+            raise UserError(
+                f"TensorRT could not build the engine from {plan.model}: {exc}"
+            ) from exc
+        finally:
+            if calibrator is not None:
+                calibrator.free()
+        if feed is not None:
+            feed.raise_if_failed()
+        if not serialized:
+            raise RuntimeError("TensorRT failed to build the engine (its log above says why)")
+        return serialized

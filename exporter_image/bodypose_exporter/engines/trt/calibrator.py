@@ -1,116 +1,128 @@
-"""The INT8 calibrator: TensorRT's IInt8EntropyCalibrator2 over our cal.bin, or the tensorfile.
+"""INT8 calibration for the cal.bin route: Polygraphy's `Calibrator` fed from our tensorfile.
 
 TensorRT's implicit-quantization flow (deprecated since TensorRT 10.1 in
-favour of explicit Q/DQ, still supported in 10.x; NVIDIA/TensorRT
-`tools/Polygraphy/polygraphy/backend/trt/calibrator.py` and
-`samples/python/efficientdet/build_engine.py`, tao_deploy
-`nvidia_tao_deploy/engine/calibrator.py`):
+favour of explicit Q/DQ, removed in 11; the strongly typed QDQ route is the
+default, `builder`). Followed: Polygraphy `backend/trt/calibrator.py`
+(`Calibrator(data_loader, cache, BaseClass)`: the device buffers, the cache
+file read and written), TensorRT 10 Python API (`IInt8Calibrator` classes),
+tao_deploy `nvidia_tao_deploy/engine/calibrator.py`.
 
-- `read_calibration_cache` returns our cal.bin, re-stamped with this
-  TensorRT's version in its header (a cache whose header names another
-  version is ignored and TensorRT would calibrate instead:
-  `calibration.calibration_cache.retag`); TensorRT then never asks for data;
-- with no cache but a tensorfile, `get_batch` feeds its batches (TAO's
-  TensorFile layout, `calibration.tensorfile`) through one device buffer and
-  returns None when they run out; `write_calibration_cache` then stores what
-  TensorRT computed at the cache path, so the next build replays it.
+Where Polygraphy falls short, and what we add:
 
-The base class must be initialised explicitly, or pybind11's trampoline
-crashes (TensorRT API docs, IInt8Calibrator).
+- errors: TensorRT's Python wrapper swallows an exception raised in
+  `get_batch`, and Polygraphy's `get_batch` turns its own errors into "no
+  more data"; either way TensorRT goes on with a half-calibrated network.
+  So the tensorfile is checked whole before the build (`check_tensorfile`:
+  record shape, count, every record's length, that it matches the
+  network's input), and `TensorfileFeed` records any error it meets and
+  whether it was read to the end; the builder calls `raise_if_failed` after
+  TensorRT returns and fails the build with the reason;
+- a cache TensorRT ignores: with a cal.bin and no tensorfile the feed holds
+  no data; if TensorRT asks for a batch, it did not accept the cache, and
+  the build fails saying so instead of producing an uncalibrated engine;
+- the calibrator class is the one the cache's header names
+  (`calibration_cache.calibrator_for`), not always EntropyCalibrator2.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from bodypose_exporter.calibration.calibration_cache import retag
-from bodypose_exporter.calibration.tensorfile import read_batches
-from bodypose_exporter.engines.trt.device import DeviceBuffer, create_stream, destroy_stream
+from bodypose_exporter.calibration.tensorfile import (
+    check_matches,
+    check_records,
+    inspect,
+    read_batches,
+)
 from bodypose_exporter.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-def cache_bytes_for(trt_version: str, path: Path) -> bytes:
-    """cal.bin with this TensorRT's version in its header, checked on the way."""
-    try:
-        return retag(path.read_bytes(), trt_version)
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"--cal_cache_file {path} is not a text TensorRT calibration cache"
-        ) from exc
+class CalibrationFailedError(UserError):
+    reason = "CalibrationFailed"
 
 
-def make_calibrator(
-    trt: Any,
-    cache_path: Path | None,
-    tensorfile: Path | None,
-    batches: int,
-    batch_size: int,
-    input_shape: tuple[int, int, int],
-) -> Any:
-    """An IInt8EntropyCalibrator2 instance (the class needs the imported `tensorrt` module)."""
+def check_tensorfile(
+    path: Path, batches: int, batch_size: int, input_shape: tuple[int, int, int]
+) -> None:
+    """Refuse, before the build, a tensorfile that cannot feed this network's calibration."""
+    height, width, channels = input_shape
+    if channels != 3:
+        raise UserError(f"the network input has {channels} channels; BodyPoseNet takes 3")
+    info = inspect(path)
+    check_matches(info, batches, batch_size, (height, width))
+    check_records(path, batches, batch_size, (height, width))
 
-    class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined]
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.replayed = False
-            self.batches_fed = 0
-            self._cache: bytes | None = None
-            if cache_path is not None and cache_path.exists():
-                self._cache = cache_bytes_for(trt.__version__, cache_path)
-            self._batches: Iterator[npt.NDArray[np.float32]] | None = None
-            self._buffer: DeviceBuffer | None = None
-            self._stream: Any = None
 
-        def get_batch_size(self) -> int:
-            return batch_size
+@dataclass
+class TensorfileFeed:
+    """Polygraphy's data loader: `batches` records of `batch_size` images, as {input: array}.
 
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            if tensorfile is None:
-                log.error("TensorRT asked for calibration data, but only a cache was given")
-                return None
-            if self._batches is None:
-                self._batches = read_batches(tensorfile, batches, batch_size)
-                nbytes = batch_size * int(np.prod(input_shape)) * 4
-                self._buffer, self._stream = DeviceBuffer(nbytes), create_stream()
-            assert self._buffer is not None
-            batch = next(self._batches, None)
-            if batch is None:
-                self.release()
-                return None
-            self._buffer.upload(batch, self._stream)
-            self.batches_fed += 1
-            return [self._buffer.ptr]
+    Iterating records the first error and whether every batch went out;
+    TensorRT and Polygraphy both swallow what `get_batch` raises.
+    """
 
-        def read_calibration_cache(self) -> bytes | None:
-            if self._cache is not None:
-                self.replayed = True
-            return self._cache
+    input_name: str
+    input_shape: tuple[int, int, int]
+    batch_size: int
+    batches: int
+    tensorfile: Path | None = None
+    cache_source: str | None = None  # the cal.bin replayed, when there is no tensorfile
+    fed: int = 0
+    finished: bool = False
+    error: str | None = None
+    _started: bool = field(default=False, repr=False)
 
-        def write_calibration_cache(self, cache: Any) -> None:
-            data = bytes(cache)
-            if cache_path is not None and not self.replayed:
-                cache_path.parent.mkdir(parents=True, exist_ok=True)
-                cache_path.write_bytes(data)
-                log.info(
-                    "TensorRT calibrated on %d batches; cache written to %s",
-                    self.batches_fed,
-                    cache_path,
+    def __iter__(self) -> Iterator[dict[str, npt.NDArray[np.float32]]]:
+        self._started = True
+        try:
+            if self.tensorfile is None:
+                raise CalibrationFailedError(
+                    f"TensorRT asked for calibration data, so it did not accept the cache "
+                    f"{self.cache_source} (its header or its tensor names do not match this "
+                    "network); pass --cal_data_file to calibrate, or --int8_route qdq"
                 )
+            expected = (self.batch_size, *self.input_shape)
+            for batch in read_batches(self.tensorfile, self.batches, self.batch_size):
+                if batch.shape != expected:
+                    raise CalibrationFailedError(
+                        f"--cal_data_file {self.tensorfile}: batch {self.fed} has shape "
+                        f"{batch.shape}, the network takes {expected}"
+                    )
+                self.fed += 1
+                yield {self.input_name: batch}
+            self.finished = True
+        except Exception as exc:  # recorded: TensorRT would swallow it
+            self.error = str(exc)
+            log.error("calibration stopped: %s", exc)
+            raise
 
-        def release(self) -> None:
-            if self._buffer is not None:
-                self._buffer.free()
-                self._buffer = None
-            if self._stream is not None:
-                destroy_stream(self._stream)
-                self._stream = None
+    def raise_if_failed(self) -> None:
+        """After the build: fail with the reason if calibration did not read every batch."""
+        if self.error is not None:
+            raise CalibrationFailedError(f"INT8 calibration failed: {self.error}")
+        if self._started and not self.finished:
+            raise CalibrationFailedError(
+                f"INT8 calibration stopped after {self.fed} of {self.batches} batches (TensorRT "
+                "or Polygraphy refused a batch; its log above says why): the engine would be "
+                "half calibrated, so none is written"
+            )
 
-    return Calibrator()
+
+def make_calibrator(trt: Any, calibrator_class: str, feed: TensorfileFeed, cache: Path) -> Any:
+    """Polygraphy's Calibrator over `feed`, of the TensorRT class the cache's header names.
+
+    `cache` is read if it exists (TensorRT then asks for no data) and written
+    by TensorRT after calibrating from the tensorfile.
+    """
+    from polygraphy.backend.trt import Calibrator  # lazy: needs TensorRT when called
+
+    return Calibrator(feed, cache=str(cache), BaseClass=getattr(trt, calibrator_class))

@@ -1,0 +1,123 @@
+"""The serving configs of one built artifact: beside it, and where `--triton_repository` /
+`--deepstream_config` ask (the build stage's part of issue 14, item 5).
+
+Beside every artifact the build publishes, with the manifest listing each:
+
+    <engine dir>/triton/<model>/config.pbtxt
+    <engine dir>/triton/<model>/1/model.plan   (or model.onnx)
+    <engine dir>/bodypose2d_pgie_config.txt
+
+`--triton_repository DIR` writes the same entry into DIR; when DIR already
+holds this model from another GPU target (written by this tool), the plan
+goes in as `model.sm<cc>.plan` and `cc_model_filenames` maps every compute
+capability to its plan, so one repository serves every pool.
+`--deepstream_config FILE` writes the nvinfer config at FILE, its paths
+relative to FILE's directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bodypose_exporter.errors import NotFoundError
+from bodypose_exporter.serving import deepstream, triton
+from bodypose_exporter.serving.bindings import Bindings
+from bodypose_exporter.serving.paths import parent, relative
+from bodypose_exporter.storage import inputs as input_files
+from bodypose_exporter.storage.outputs import OutputSet
+
+log = logging.getLogger(__name__)
+
+TRITON_DIR = "triton"
+KINDS = {"config": "triton-config", "model": "triton-model", "deepstream": "deepstream-config"}
+
+
+@dataclass(frozen=True)
+class Served:
+    """One artifact and what its configs say about it."""
+
+    backend: str
+    precision: str
+    max_batch_size: int
+    bindings: Bindings
+    artifact: Path  # the built file, local
+    artifact_location: str  # where it is published (path or s3://)
+    onnx_source: str  # the ONNX the artifact was built from (path or s3://)
+    cal_bin: str | None  # int8: cal.bin (path or s3://)
+    compute_capability: str | None
+    model_name: str = triton.DEFAULT_MODEL_NAME
+
+    def triton_model(self) -> triton.TritonModel:
+        return triton.TritonModel(self.model_name, self.backend, self.bindings, self.max_batch_size)
+
+    def nvinfer(self, config_location: str) -> deepstream.NvinferConfig:
+        where = parent(config_location)
+        return deepstream.NvinferConfig(
+            bindings=self.bindings,
+            precision=self.precision,
+            batch_size=self.max_batch_size,
+            onnx_file=relative(self.onnx_source, where),
+            engine_file=(
+                relative(self.artifact_location, where) if self.backend == "tensorrt" else None
+            ),
+            calib_file=relative(self.cal_bin, where) if self.cal_bin else None,
+        )
+
+
+def stage_beside(out: OutputSet, served: Served) -> list[tuple[str, str]]:
+    """Stage the Triton entry and the DeepStream config in `out`; (kind, name) of each."""
+    model = served.triton_model()
+    out.staged(f"{TRITON_DIR}/{model.config_path()}").write_text(triton.config_text(model))
+    shutil.copyfile(served.artifact, out.staged(f"{TRITON_DIR}/{model.model_path()}"))
+    ds_name = deepstream.FILE_NAME
+    config = served.nvinfer(out.final_location(ds_name))
+    out.staged(ds_name).write_text(deepstream.config_text(config))
+    return [
+        (KINDS["config"], f"{TRITON_DIR}/{model.config_path()}"),
+        (KINDS["model"], f"{TRITON_DIR}/{model.model_path()}"),
+        (KINDS["deepstream"], ds_name),
+    ]
+
+
+def _inside(directory: str) -> str:
+    """An OutputSet destination whose siblings are `directory`'s children."""
+    return directory.rstrip("/") + "/.bodypose-export"
+
+
+def write_triton_repository(directory: str, served: Served) -> list[str]:
+    """The entry in the repository at `directory`, merged with other GPU targets' plans."""
+    model = served.triton_model()
+    with (
+        tempfile.TemporaryDirectory(prefix="bpnet-triton-") as tmp,
+        OutputSet(_inside(directory)) as out,
+    ):
+        config_uri = out.final_location(model.config_path())
+        try:
+            existing = input_files.fetch(config_uri, Path(tmp), "Triton config").read_text()
+        except NotFoundError:
+            existing = None
+        file_name = None
+        if served.backend == "tensorrt" and served.compute_capability:
+            model = triton.merge(existing, model, served.compute_capability, config_uri)
+            file_name = triton.plan_file_for(served.compute_capability)
+        elif existing is not None:
+            triton.check_replaceable(existing, model, config_uri)
+        out.staged(model.config_path()).write_text(triton.config_text(model))
+        shutil.copyfile(served.artifact, out.staged(model.model_path(file_name)))
+        published = out.publish([model.model_path(file_name), model.config_path()])
+    log.info("Triton repository %s: model %s", directory, model.name)
+    return published
+
+
+def write_deepstream_config(file: str, served: Served) -> str:
+    """The nvinfer config at `file` (path or s3://), its paths relative to its directory."""
+    name = file.rstrip("/").rpartition("/")[2] or deepstream.FILE_NAME
+    with OutputSet(file) as out:
+        out.staged(name).write_text(
+            deepstream.config_text(served.nvinfer(out.final_location(name)))
+        )
+        return out.publish([name])[-1]
