@@ -67,7 +67,7 @@ def check_level(level: str, backend: str) -> None:
     if level != "none" and backend != "tensorrt":
         raise UserError(
             f"--hardware_compatibility {level}: only TensorRT engines have a hardware-"
-            f"compatibility level; this is a {backend} build"
+            f"compatibility level; this is an {backend} build"
         )
 
 

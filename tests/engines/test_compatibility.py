@@ -1,0 +1,88 @@
+"""The engine compatibility record: file names, the GPU checked before a build, reuse rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from bodypose_exporter.engines.compatibility import (
+    CompatibilityRecord,
+    check_expected_gpu,
+    check_level,
+    product_matches,
+    reuse_refusal,
+)
+from bodypose_exporter.engines.naming import artifact_file_name
+from bodypose_exporter.errors import UserError
+
+A10 = {"gpuName": "NVIDIA A10", "computeCapability": "8.6", "tensorrtVersion": "10.8.0.43"}
+T4 = {"gpuName": "Tesla T4", "computeCapability": "7.5", "tensorrtVersion": "10.8.0.43"}
+
+
+def test_engine_names_carry_the_record_and_onnx_artifacts_are_onnx() -> None:
+    record = CompatibilityRecord.from_hardware(A10, "none")
+    given = "s3://b/p/targets/a10/bpnet_model.320.448.int8.engine"
+    assert artifact_file_name(given, "tensorrt", record) == (
+        "s3://b/p/targets/a10/bpnet_model.320.448.int8.sm86.trt10.8.0.43.engine"
+    )
+    plus = CompatibilityRecord.from_hardware(A10, "ampere+")
+    assert artifact_file_name("x/bpnet_model.224.320.fp16.deploy.engine", "tensorrt", plus) == (
+        "x/bpnet_model.224.320.fp16.deploy.sm86.trt10.8.0.43.ampere_plus.engine"
+    )
+    tagged = artifact_file_name(given, "tensorrt", record)
+    assert artifact_file_name(tagged, "tensorrt", record) == tagged  # never twice
+    assert artifact_file_name("mine.plan", "tensorrt", record) == "mine.sm86.trt10.8.0.43.plan"
+    assert artifact_file_name(given, "onnxruntime", None) == (
+        "s3://b/p/targets/a10/bpnet_model.320.448.int8.onnx"
+    )
+    assert artifact_file_name("out/m.onnx", "onnxruntime", None) == "out/m.onnx"
+    assert record.as_dict() == {
+        "computeCapability": "8.6",
+        "tensorrtVersion": "10.8.0.43",
+        "hardwareCompatibility": "none",
+    }
+
+
+def test_the_pools_gpu_label_matches_the_device() -> None:
+    assert product_matches("NVIDIA A100-SXM4-40GB", "NVIDIA-A100-SXM4-40GB")
+    assert product_matches("Tesla T4", "Tesla-T4-SHARED")
+    assert product_matches("NVIDIA A100-SXM4-40GB", "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb")
+    assert not product_matches("NVIDIA A10", "NVIDIA-A100-SXM4-40GB")
+    check_expected_gpu(A10, "NVIDIA-A10", "8.6")
+
+
+def test_another_gpu_than_the_pool_advertises_fails_before_the_build() -> None:
+    with pytest.raises(UserError) as raised:
+        check_expected_gpu(T4, "NVIDIA-A100-SXM4-40GB", None)
+    assert str(raised.value) == (
+        "this pod's GPU is 'Tesla T4' (compute capability 7.5), but the target's pool "
+        "advertises nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB (--expected_gpu_product): an "
+        "engine built here would not run there; check the target's nodeSelector and the nodes' "
+        "labels"
+    )
+    assert raised.value.reason == "GpuMismatch"
+    with pytest.raises(UserError) as raised:
+        check_expected_gpu(T4, None, "8.6")
+    assert str(raised.value) == (
+        "this pod's GPU 'Tesla T4' has compute capability 7.5, not 8.6 "
+        "(--expected_compute_capability): an engine built here would not run on the target's GPUs"
+    )
+
+
+def test_levels_and_reuse() -> None:
+    with pytest.raises(UserError) as raised:
+        check_level("ampere+", "onnxruntime")
+    assert str(raised.value) == (
+        "--hardware_compatibility ampere+: only TensorRT engines have a hardware-compatibility "
+        "level; this is an onnxruntime build"
+    )
+    built = CompatibilityRecord("8.6", "10.8.0.43", "none")
+    assert reuse_refusal(built, built) is None
+    assert reuse_refusal(built, CompatibilityRecord("8.9", "10.8.0.43", "none")) == (
+        "the engine was built for compute capability 8.6, this target needs 8.9"
+    )
+    assert reuse_refusal(built, CompatibilityRecord("8.6", "10.3.0", "none")) == (
+        "the engine was built for TensorRT version 10.8.0.43, this target needs 10.3.0"
+    )
+    assert reuse_refusal(built, CompatibilityRecord("8.6", "10.8.0.43", "ampere+")) == (
+        "the engine was built for hardware-compatibility level none, this target needs ampere+"
+    )
