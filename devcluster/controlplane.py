@@ -181,6 +181,9 @@ class LocalCluster:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _api: Any = None
     _images: ImageStore | None = None
+    _commands: dict[str, tuple[list[str | Path], dict[str, str] | None]] = field(
+        default_factory=dict
+    )
 
     @property
     def pki(self) -> Path:
@@ -206,6 +209,7 @@ class LocalCluster:
     def _spawn(
         self, name: str, args: Sequence[str | Path], env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
+        self._commands[name] = (list(args), env)
         with (self.logs / f"{name}.log").open("ab") as log:
             # Own session: `make cluster-up` returns while they keep running, and
             # a signal to the group reaches a component's children too.
@@ -225,6 +229,17 @@ class LocalCluster:
         (self.state_dir / "pids").mkdir(exist_ok=True)
         (self.state_dir / "pids" / name).write_text(str(self.procs[name].pid))
         return self.procs[name]
+
+    def restart(self, name: str, down_seconds: float = 0.0) -> None:
+        """Stop one component (SIGTERM, as a rolling update does), keep it down for
+        `down_seconds`, start it again with the same command line (same port, same
+        data); returns once it serves again. For the fault tests: kube-apiserver."""
+        _terminate([self.procs.pop(name)])
+        time.sleep(down_seconds)
+        args, env = self._commands[name]
+        self._spawn(name, args, env)
+        if name == "kube-apiserver":
+            self._wait_http(f"{self.server}/readyz", name, timeout=90)
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():

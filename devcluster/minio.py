@@ -92,26 +92,45 @@ def wait_ready(
         time.sleep(0.2)
 
 
+class MinioProcess:
+    """One MinIO server that can be stopped and started again on the same port, with
+    the same data and accounts (the fault tests: S3 down in the middle of an upload)."""
+
+    def __init__(self, binary: Path, directory: Path) -> None:
+        self.argv, self.env, self.server = minio_command(binary, directory)
+        self.log_path = directory / "minio.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> S3Server:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                die_with_parent(self.argv), env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_ready(self.server, self.proc, self.log_path)
+        return self.server
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (SIGKILL with `kill`: a crash, connections cut mid-request)."""
+        if self.proc is None:
+            return
+        (self.proc.kill if kill else self.proc.terminate)()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
 @contextlib.contextmanager
 def start_minio(binary: Path, directory: Path) -> Iterator[S3Server]:
     """MinIO for the length of the `with` block."""
-    argv, env, server = minio_command(binary, directory)
-    log_path = directory / "minio.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            die_with_parent(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+    minio = MinioProcess(binary, directory)
     try:
-        wait_ready(server, proc, log_path)
-        yield server
+        yield minio.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        minio.stop()
 
 
 def add_tenant(server: S3Server, bucket: str) -> S3Server:

@@ -13,6 +13,7 @@
 #
 #   hack/cluster/build.sh                 build the default set if missing (etcd kubernetes kwok helm)
 #   hack/cluster/build.sh kwok minio      build just these if missing
+#   hack/cluster/build.sh kstatus         our kstatus checker (cli-utils' library, main.go)
 #   hack/cluster/build.sh pin kwok v0.9.0 re-pin a component (rewrites its go.mod/go.sum)
 #
 # stdout carries only the bin directories (one a line) so callers can parse it;
@@ -41,7 +42,8 @@ module_of() {
     kwok) echo sigs.k8s.io/kwok ;;
     helm) echo helm.sh/helm/v3 ;;
     minio) echo github.com/minio/minio ;;
-    *) log "unknown component '$1' (etcd kubernetes kwok helm minio)"; exit 2 ;;
+    kstatus) echo sigs.k8s.io/cli-utils ;;
+    *) log "unknown component '$1' (etcd kubernetes kwok helm minio kstatus)"; exit 2 ;;
   esac
 }
 tools_of() {
@@ -53,6 +55,8 @@ tools_of() {
     kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
     helm) echo helm.sh/helm/v3/cmd/helm ;;
     minio) echo github.com/minio/minio ;;
+    # Our own small program over cli-utils' kstatus library (main.go beside go.mod).
+    kstatus) echo . ;;
   esac
 }
 
@@ -64,7 +68,14 @@ version_of() {
     "$modules/$1/go.mod"
 }
 
-bin_dir() { echo "$bin_cache/$1-$(version_of "$1")"; }
+# A component with a program of our own (kstatus) is keyed by its source too.
+source_key() {
+  local files=("$modules/$1"/*.go)
+  [[ -e "${files[0]}" ]] || return 0
+  printf -- '-%s' "$(cat "${files[@]}" "$modules/$1/go.sum" | sha256sum | cut -c1-12)"
+}
+
+bin_dir() { echo "$bin_cache/$1-$(version_of "$1")$(source_key "$1")"; }
 
 # Version stamps the upstream Makefiles inject, so `kubectl version`, the API
 # server's /version and helm's idea of the cluster's Kubernetes version are true.
@@ -107,8 +118,10 @@ build() {
   local ticker=$!
   # One `go build` for all of a component's commands: they share compilation.
   # `tool` expands to the commands named by our go.mod's tool lines.
+  local what=tool
+  [[ "$(tools_of "$component")" == . ]] && what=.
   if ! (cd "$modules/$component" &&
-        go build -ldflags "$(ldflags_of "$component" "$version")" -o "$out.tmp/" tool); then
+        go build -ldflags "$(ldflags_of "$component" "$version")" -o "$out.tmp/" $what); then
     kill "$ticker" 2>/dev/null || true
     log "building $component $version FAILED"
     return 1

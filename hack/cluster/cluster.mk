@@ -4,7 +4,7 @@
 PY ?= .venv/bin/python
 CLUSTER_STATE ?= .cluster
 # What the tests and cluster-up use; MinIO is the S3 endpoint of both.
-CLUSTER_COMPONENTS ?= etcd kubernetes kwok helm minio
+CLUSTER_COMPONENTS ?= etcd kubernetes kwok helm minio kstatus
 
 .PHONY: cluster-binaries cluster-up cluster-down cluster-status
 
