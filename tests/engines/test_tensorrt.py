@@ -105,3 +105,33 @@ def test_int8_calibrates_from_the_tensorfile_when_there_is_no_cache(
     ).manifest
     assert manifest["build"]["int8Source"] == "tensorfile"  # type: ignore[index]
     assert cal.read_text().startswith("TRT-")
+
+
+@pytest.mark.tensorrt
+def test_int8_strongly_typed_from_the_qdq_model_with_its_record_and_configs(
+    exported: Path, calibrated: Calibrated, tmp_path: Path
+) -> None:
+    given = tmp_path / "bpnet_model.224.320.int8.engine"
+    manifest = run_build(
+        BuildStageRequest(
+            onnx=str(exported / "bpnet_model.onnx"),
+            reference_images=str(calibrated.images),
+            engine_file=str(given),
+            precision="int8",
+            backend="tensorrt",
+            qdq_model=str(calibrated.qdq_model),
+            calibration_cache=str(calibrated.cal_bin),
+        )
+    ).manifest
+    build = manifest["build"]
+    assert isinstance(build, dict)
+    assert build["int8Route"] == "qdq" and build["stronglyTyped"]
+    record = manifest["compatibility"]
+    assert isinstance(record, dict) and record["tensorrtVersion"] == tensorrt.__version__
+    cc = str(record["computeCapability"]).replace(".", "")
+    engine = tmp_path / f"bpnet_model.224.320.int8.sm{cc}.trt{tensorrt.__version__}.engine"
+    assert engine.is_file()
+    assert (tmp_path / "triton" / "bpnet" / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    assert (
+        "model-engine-file=" + engine.name in (tmp_path / "bodypose2d_pgie_config.txt").read_text()
+    )
