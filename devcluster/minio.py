@@ -133,9 +133,10 @@ def start_minio(binary: Path, directory: Path) -> Iterator[S3Server]:
         minio.stop()
 
 
-def add_tenant(server: S3Server, bucket: str) -> S3Server:
-    """A MinIO user allowed everything in `bucket` (made here) and nothing else, as a
-    tenant of a shared store would be; returned as the S3Server that user signs in to.
+def add_tenant(server: S3Server, bucket: str, read_only: tuple[str, ...] = ()) -> S3Server:
+    """A MinIO user allowed everything in `bucket` (made here), reading (not writing)
+    the `read_only` buckets, and nothing else, as a tenant of a shared store would be;
+    returned as the S3Server that user signs in to.
 
     Through MinIO's admin API (the `minio` package's MinioAdmin, which signs and
     encrypts the calls as `mc admin` does): a policy per tenant, attached to its user.
@@ -159,7 +160,11 @@ def add_tenant(server: S3Server, bucket: str) -> S3Server:
     admin.user_add(tenant.access_key, tenant.secret_key)
     policy = f"{tenant.access_key}-only-{bucket}"
     resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
-    statement = {"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}
-    admin.policy_add(policy, policy={"Version": "2012-10-17", "Statement": [statement]})
+    statements = [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}]
+    if read_only:
+        readable = [r for b in read_only for r in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")]
+        statements.append({"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                           "Resource": readable})  # fmt: skip
+    admin.policy_add(policy, policy={"Version": "2012-10-17", "Statement": statements})
     admin.attach_policy([policy], user=tenant.access_key)
     return tenant

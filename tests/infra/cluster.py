@@ -54,6 +54,13 @@ def cluster_binaries(pytestconfig: pytest.Config) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def kstatus(pytestconfig: pytest.Config) -> Path:
+    """Our small program over cli-utils' kstatus library (hack/cluster/modules/kstatus):
+    what Flux and kpt compute from a resource's status."""
+    return _build(pytestconfig, ("kstatus",))["kstatus"]
+
+
+@pytest.fixture(scope="session")
 def images(pytestconfig: pytest.Config) -> list[BuiltImage]:
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     # `make test` builds them first (make images); a cold build here shows progress.
