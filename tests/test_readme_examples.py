@@ -64,4 +64,4 @@ def test_readme_exporter_examples_run(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
     assert (tmp_path / "sample" / "bpnet_sample.etlt").exists()
     assert (tmp_path / "sample" / "int8" / "cal.bin").exists()
-    assert (tmp_path / "sample" / "cpu" / "bpnet_model.224.320.fp32.engine").exists()
+    assert (tmp_path / "sample" / "cpu" / "bpnet_model.224.320.fp32.onnx").exists()
