@@ -328,6 +328,9 @@ class TargetStatus(ApiModel):
     buildSeconds: float | None = Field(default=None, description="Build duration.")
     verification: dict[str, float] | None = Field(default=None, description="Verification figures.")
     message: str | None = Field(default=None, description="Why the target is not ready.")
+    retries: int | None = Field(
+        default=None, description="Build pods that failed and were retried (the Job's backoff)."
+    )
 
 
 class BodyPoseExportStatus(ApiModel):
