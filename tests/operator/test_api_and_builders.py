@@ -64,6 +64,14 @@ def test_committed_crd_is_generated_from_the_models() -> None:
         ({"targets": []}, "at least 1 item"),
         ({"targets": [{"name": "Bad_Name"}]}, "String should match pattern"),
         ({"input": {"height": 320, "width": 448, "channels": 1}}, "Input should be 3"),
+        (
+            {
+                "targets": [
+                    {"name": "cpu", "backend": "onnxruntime", "hardwareCompatibility": "ampere+"}
+                ]
+            },
+            "hardwareCompatibility ampere\\+ applies to tensorrt targets only",
+        ),
     ],
 )
 def test_spec_validation_messages(overrides: dict[str, Any], message: str) -> None:
@@ -225,3 +233,43 @@ def test_the_example_resources_are_valid() -> None:
         doc = yaml.safe_load(path.read_text().replace("BUCKET", "bodypose-demo"))
         spec = BodyPoseExportSpec.model_validate(doc["spec"])
         assert spec.precision == "int8" and spec.calibration is not None
+
+
+def test_build_args_carry_the_compatibility_record_and_the_pools_gpu() -> None:
+    from bodypose_operator.builders.jobs import build_args, engine_file_name
+
+    spec = BodyPoseExportSpec.model_validate(spec_dict(
+        precision="int8", calibration={"imagesUri": "s3://bucket/images"},
+        engine={"int8Route": "calBin"},
+        targets=[{"name": "a100", "hardwareCompatibility": "ampere+",
+                  "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}},
+                 {"name": "cpu", "backend": "onnxruntime"}],
+    ))  # fmt: skip
+    a100, cpu = spec.targets
+    flags = build_args(spec, a100, "s3://o/p")
+    pairs = dict(zip(flags[::2], flags[1::2], strict=False))
+    assert pairs["--hardware_compatibility"] == "ampere+"
+    assert pairs["--expected_gpu_product"] == "NVIDIA-A100-SXM4-80GB"
+    assert pairs["--int8_route"] == "cal_bin"
+    assert pairs["--engine_file"].endswith("/targets/a100/bpnet_model.320.448.int8.engine")
+    # An ONNX Runtime artifact is named for what it is; no TensorRT flags for it.
+    cpu_flags = build_args(spec, cpu, "s3://o/p")
+    assert engine_file_name(spec, cpu) == "bpnet_model.320.448.int8.onnx"
+    assert not {"--hardware_compatibility", "--expected_gpu_product", "--int8_route"} & set(
+        cpu_flags
+    )
+
+
+def test_pool_identity_follows_the_compatibility_record() -> None:
+    from bodypose_operator.builders.naming import pool_identity
+
+    def target(**extra: Any) -> Any:
+        spec = BodyPoseExportSpec.model_validate(
+            spec_dict(targets=[{"name": "a100", "nodeSelector": {"pool": "a100"}, **extra}])
+        )
+        return spec.targets[0]
+
+    base = pool_identity(target(), "gpu:10.8")
+    assert pool_identity(target(name="other", tolerations=[]), "gpu:10.8") == base
+    assert pool_identity(target(hardwareCompatibility="ampere+"), "gpu:10.8") != base
+    assert pool_identity(target(), "gpu:10.9") != base  # another TensorRT

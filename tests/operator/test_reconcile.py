@@ -173,6 +173,14 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
             "artifacts": [{"kind": "engine", "path": f"{prefix}/targets/{target}/e",
                            "sha256": "cd", "bytes": 7}],
             "hardware": {"gpuName": "NVIDIA A100", "computeCapability": "8.0"},
+            "compatibility": {"computeCapability": "8.0", "tensorrtVersion": "10.8.0.43",
+                              "hardwareCompatibility": "none"},
+            "runtime": "TensorRT (a serialized engine, a plan)",
+            "serving": {"tritonRepository": f"{prefix}/targets/{target}/triton",
+                        "tritonModel": "bpnet",
+                        "tritonConfig": f"{prefix}/targets/{target}/triton/bpnet/config.pbtxt",
+                        "deepstreamConfig":
+                            f"{prefix}/targets/{target}/bodypose2d_pgie_config.txt"},
             "timingsSeconds": {"build": 12.5},
             "verification": {"figures": {"cosine": 0.999}},
         })  # fmt: skip
@@ -189,6 +197,14 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
         "NVIDIA A100",
         12.5,
     )
+    # The compatibility record, what loads it, and the serving configs beside it.
+    assert (a100["tensorrtVersion"], a100["hardwareCompatibility"]) == ("10.8.0.43", "none")
+    assert a100["runtime"].startswith("TensorRT")
+    assert a100["serving"] == {
+        "tritonRepository": f"{prefix}/targets/a100/triton",
+        "tritonConfig": f"{prefix}/targets/a100/triton/bpnet/config.pbtxt",
+        "deepstreamConfig": f"{prefix}/targets/a100/bodypose2d_pgie_config.txt",
+    }
 
     # Another resource with the same content reuses everything: no Job at all.
     fresh = RecordedCluster()

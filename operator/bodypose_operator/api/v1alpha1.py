@@ -129,6 +129,13 @@ class EngineSpec(ApiModel):
         description="Add the PAF upsampling DeepStream's bodypose2d app expects "
         "(TAO's --sdk_compatible_model).",
     )
+    int8Route: Literal["auto", "qdq", "calBin"] = Field(
+        default="auto",
+        description="How a tensorrt target builds int8: qdq, a strongly typed network from "
+        "the explicitly quantized ONNX (TensorRT 10 and later); calBin, TensorRT's implicit "
+        "calibrator reading cal.bin (deprecated since TensorRT 10.1, what TAO and DeepStream "
+        "read); auto, qdq where the TensorRT in the build image supports it.",
+    )
 
 
 class Toleration(ApiModel):
@@ -172,6 +179,12 @@ class Target(ApiModel):
         default="tensorrt",
         description="tensorrt builds a TensorRT engine on the pool's GPU; onnxruntime an "
         "ONNX Runtime-optimized model (CPU pools, demos).",
+    )
+    hardwareCompatibility: Literal["none", "ampere+"] = Field(
+        default="none",
+        description="tensorrt only: none builds for the pool's GPU alone; ampere+ builds an "
+        "engine that loads on any Ampere or newer GPU (TensorRT's hardware-compatibility "
+        "level, somewhat slower). Part of the engine's compatibility record.",
     )
 
 
@@ -224,6 +237,11 @@ SPEC_RULES = [
         "|| self.calibration.batches * self.calibration.batchSize <= 1000000",
         "calibration.batches x calibration.batchSize must be at most 1000000 images",
     ),
+    cel(
+        "self.targets.all(t, !has(t.hardwareCompatibility) || t.hardwareCompatibility == 'none' "
+        "|| !has(t.backend) || t.backend == 'tensorrt')",
+        "hardwareCompatibility ampere+ applies to tensorrt targets only",
+    ),
 ]
 
 
@@ -273,6 +291,8 @@ class BodyPoseExportSpec(ApiModel):
         names = [t.name for t in self.targets]
         if len(names) != len(set(names)):
             raise ValueError(SPEC_RULES[2]["message"])
+        if any(t.hardwareCompatibility != "none" and t.backend != "tensorrt" for t in self.targets):
+            raise ValueError(SPEC_RULES[4]["message"])
         return self
 
 
@@ -315,6 +335,16 @@ class SharedArtifacts(ApiModel):
     manifest: ArtifactRef | None = Field(default=None, description="Export stage manifest.")
 
 
+class ServingConfigs(ApiModel):
+    tritonRepository: str | None = Field(
+        default=None, description="s3:// of a Triton model repository holding this engine."
+    )
+    tritonConfig: str | None = Field(default=None, description="s3:// of its config.pbtxt.")
+    deepstreamConfig: str | None = Field(
+        default=None, description="s3:// of a DeepStream nvinfer config (bodypose2d_pgie_config)."
+    )
+
+
 class TargetStatus(ApiModel):
     name: str = Field(description="Target name.")
     phase: Literal["Pending", "Building", "Ready", "Failed"] = Field(description="Target phase.")
@@ -328,6 +358,13 @@ class TargetStatus(ApiModel):
     buildSeconds: float | None = Field(default=None, description="Build duration.")
     verification: dict[str, float] | None = Field(default=None, description="Verification figures.")
     message: str | None = Field(default=None, description="Why the target is not ready.")
+    runtime: str | None = Field(default=None, description="What loads the engine or artifact.")
+    hardwareCompatibility: str | None = Field(
+        default=None, description="TensorRT hardware-compatibility level the engine was built with."
+    )
+    serving: ServingConfigs | None = Field(
+        default=None, description="Ready-to-serve configs beside the engine."
+    )
     retries: int | None = Field(
         default=None, description="Build pods that failed and were retried (the Job's backoff)."
     )

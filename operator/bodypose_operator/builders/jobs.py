@@ -224,10 +224,14 @@ def build_export_job(
     )
 
 
-def engine_file_name(spec: BodyPoseExportSpec) -> str:
-    """The seed's engine name: bpnet_model.$H.$W.$precision.engine (.deploy.engine for SDK)."""
-    kind = "deploy.engine" if spec.engine.sdkCompatible else "engine"
-    return f"bpnet_model.{spec.input.height}.{spec.input.width}.{spec.precision}.{kind}"
+def engine_file_name(spec: BodyPoseExportSpec, target: Target) -> str:
+    """The seed's engine name, bpnet_model.$H.$W.$precision.engine (.deploy.engine for SDK),
+    for what the artifact is: an onnxruntime target's is an ONNX model, `.onnx`. The
+    build stage adds the compatibility record to a TensorRT engine's name (sm86.trt10...),
+    which only the GPU knows; the manifest names the file as written."""
+    stem = f"bpnet_model.{spec.input.height}.{spec.input.width}.{spec.precision}"
+    deploy = ".deploy" if spec.engine.sdkCompatible else ""
+    return f"{stem}{deploy}.{'onnx' if target.backend == 'onnxruntime' else 'engine'}"
 
 
 def target_resources(target: Target) -> dict[str, Any]:
@@ -236,6 +240,10 @@ def target_resources(target: Target) -> dict[str, Any]:
     if target.backend == "tensorrt":
         return {"limits": {"nvidia.com/gpu": "1"}}
     return {"requests": {"cpu": "1", "memory": "2Gi"}}
+
+
+# The label NVIDIA's GPU feature discovery puts on GPU nodes (e.g. NVIDIA-A100-SXM4-80GB).
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 
 def build_args(
@@ -250,7 +258,7 @@ def build_args(
         "--engine_backend", target.backend,
         "--max_batch_size", str(spec.engine.maxBatchSize),
         "--max_workspace_size", str(spec.engine.maxWorkspaceSize),
-        "--engine_file", f"{prefix}/targets/{target.name}/{engine_file_name(spec)}",
+        "--engine_file", f"{prefix}/targets/{target.name}/{engine_file_name(spec, target)}",
         "--reference", f"{shared}/reference.npz",
     ]  # fmt: skip
     if spec.precision == "int8":
@@ -262,6 +270,15 @@ def build_args(
         ]
     if spec.engine.strictTypeConstraints:
         args.append("-s")
+    if target.backend == "tensorrt":
+        args += ["--hardware_compatibility", target.hardwareCompatibility]
+        # The build stops before any work when the GPU it finds is not the one the pool
+        # advertises (an engine belongs to its GPU): the product the nodeSelector names.
+        product = target.nodeSelector.get(GPU_PRODUCT_LABEL)
+        if product:
+            args += ["--expected_gpu_product", product]
+        if spec.precision == "int8" and spec.engine.int8Route != "auto":
+            args += ["--int8_route", {"calBin": "cal_bin"}.get(spec.engine.int8Route, "qdq")]
     gates = spec.verification
     for flag, value in (
         ("--max_abs_diff", gates.maxAbsDiff),

@@ -54,14 +54,21 @@ def job_name(resource: str, stage: str, key: str, target: str | None = None) -> 
     return f"{readable}-{suffix}"
 
 
-def pool_identity(target: Target) -> str:
-    """What makes two targets' engines interchangeable: the pool they build on and the backend.
+def pool_identity(target: Target, image: str | None = None) -> str:
+    """What makes two targets' engines interchangeable: the pool they build on, the
+    backend, and for TensorRT the compatibility record's other two parts (issue 14):
+    the hardware-compatibility level and the build image (its TensorRT version).
 
     An engine belongs to the hardware it was built on; the nodeSelector names that
-    pool. The target's name and scheduling details (tolerations, resources) do not
-    change the engine.
+    pool (its GPU, so its compute capability). The target's name and scheduling
+    details (tolerations, resources) do not change the engine.
     """
     blob = json.dumps(
-        {"backend": target.backend, "nodeSelector": target.nodeSelector}, sort_keys=True
-    )
+        {"backend": target.backend, "nodeSelector": target.nodeSelector,
+         # The compatibility record's level; the TensorRT version goes with the image.
+         **({"hardwareCompatibility": target.hardwareCompatibility}
+            if target.hardwareCompatibility != "none" else {}),
+         **({"image": image} if image and target.backend == "tensorrt" else {})},
+        sort_keys=True,
+    )  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

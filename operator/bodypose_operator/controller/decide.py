@@ -213,14 +213,18 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
             out["engineUri"] = engine["uri"]
             out["sha256"] = engine["sha256"]
             out["sizeBytes"] = engine["sizeBytes"]
-        hw = m.get("hardware", {})
-        for src, dst in (
-            ("gpuName", "gpuName"),
-            ("computeCapability", "computeCapability"),
-            ("tensorrtVersion", "tensorrtVersion"),
-        ):
-            if hw.get(src) is not None:
-                out[dst] = str(hw[src])
+        # The compatibility record (TensorRT targets) over what the hardware said.
+        record = {**m.get("hardware", {}), **(m.get("compatibility") or {})}
+        for key in ("gpuName", "computeCapability", "tensorrtVersion", "hardwareCompatibility"):
+            if record.get(key) is not None:
+                out[key] = str(record[key])
+        if isinstance(m.get("runtime"), str):
+            out["runtime"] = m["runtime"]
+        serving = m.get("serving") or {}
+        configs = {k: serving[k] for k in ("tritonRepository", "tritonConfig", "deepstreamConfig")
+                   if isinstance(serving.get(k), str)}  # fmt: skip
+        if configs:
+            out["serving"] = configs
         if m.get("timingsSeconds", {}).get("build") is not None:
             out["buildSeconds"] = float(m["timingsSeconds"]["build"])
         figures = m.get("verification", {}).get("figures")
@@ -361,7 +365,7 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
             out.create.append(manifest)
             out.events.append(
                 ("Normal", "BuildStarted", f"created build Job {manifest['metadata']['name']} "
-                 f"for target {target.name} ({engine_file_name(spec)})")
+                 f"for target {target.name} ({engine_file_name(spec, target)})")
             )  # fmt: skip
             out.jobs_running += 1
             state = StageState(

@@ -206,10 +206,11 @@ def observe(
         if facts.export.manifest is None:
             return facts
         for target in spec.targets:
+            pool = pool_identity(target, settings.build_image(target.backend))
             facts.targets[target.name] = _stage(
                 cluster, store, settings, namespace, find("build", target.name),
                 f"{prefix}/targets/{target.name}/manifest.json",
-                index_uri(output, key, f"pool-{pool_identity(target)}"), facts.now,
+                index_uri(output, key, f"pool-{pool}"), facts.now,
             )  # fmt: skip
     except S3Refused as exc:
         facts.refused = _refused(exc, where)
