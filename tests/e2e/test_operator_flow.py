@@ -9,6 +9,7 @@ toleration, nvidia.com/gpu request).
 
 from __future__ import annotations
 
+import configparser
 import os
 import subprocess
 import time
@@ -26,6 +27,8 @@ from devcluster.crd import install_crd
 from devcluster.operator_process import OperatorProcess, start_operator
 from tests.conftest import SAMPLE_KEY, S3Endpoint
 from tests.infra.wait import wait_for
+from tests.serving.conftest import load_model_config_pb2
+from tests.serving.test_configs import check_against_model, parse_triton
 
 
 @pytest.fixture
@@ -121,6 +124,29 @@ def prepare(
     return s3, core
 
 
+def check_serving_configs(s3: Any, bucket: str, target: dict[str, Any], work: Path) -> None:
+    """The target's Triton config, parsed by Triton's own protobuf and checked against the
+    model in its repository; its DeepStream config, parsed as nvinfer's INI (issue 14)."""
+    work.mkdir(parents=True)
+    serving = target["serving"]
+
+    def fetch(uri: str, name: str) -> Path:
+        path = work / name
+        s3.download_file(bucket, uri.removeprefix(f"s3://{bucket}/"), str(path))
+        return path
+
+    config = parse_triton(fetch(serving["tritonConfig"], "config.pbtxt").read_text(),
+                          load_model_config_pb2())  # fmt: skip
+    assert config.platform == "onnxruntime_onnx"
+    model = fetch(f"{serving['tritonRepository']}/{config.name}/1/model.onnx", "model.onnx")
+    check_against_model(config, model, load_model_config_pb2(), max_batch=2)
+    nvinfer = configparser.ConfigParser()
+    nvinfer.read_string(fetch(serving["deepstreamConfig"], "pgie.txt").read_text())
+    keys = dict(nvinfer["property"])
+    assert "tlt-model-key" not in keys and keys["network-mode"] == "1"  # 1: int8
+    assert keys["infer-dims"] == "224;320;3" and keys["int8-calib-file"].endswith("cal.bin")
+
+
 def jobs_of(cluster: LocalCluster, namespace: str) -> list[Any]:
     return list(client.BatchV1Api(cluster.api_client()).list_namespaced_job(namespace).items)
 
@@ -132,6 +158,7 @@ def test_int8_three_pools_through_an_operator_restart_then_reuse(
     s3_bucket: str,
     sample_dir: Path,
     operators: Callable[[], OperatorProcess],
+    tmp_path: Path,
 ) -> None:
     s3, core = prepare(cluster, namespace, s3_endpoint, s3_bucket, sample_dir)
 
@@ -180,10 +207,12 @@ def test_int8_three_pools_through_an_operator_restart_then_reuse(
     assert cal_bin.startswith(b"TRT-") and b"input_1:0: " in cal_bin
     for target in status["targets"]:
         assert target["phase"] == "Ready"
-        assert target["engineUri"].endswith(".int8.engine")
+        assert target["engineUri"].endswith(".int8.onnx")  # an ONNX Runtime artifact
         engine_key = target["engineUri"][len(f"s3://{s3_bucket}/") :]
         assert engine_key in keys and f"{base}/targets/{target['name']}/manifest.json" in keys
         assert target["verification"]["cosine"] > 0.99
+        assert target["runtime"] == "ONNX Runtime"
+        check_serving_configs(s3, s3_bucket, target, tmp_path / target["name"])
 
     # The Jobs ran on their own pools, once each, with the key only as a secretKeyRef.
     pods = core.list_namespaced_pod(namespace).items

@@ -35,6 +35,10 @@ def exported_model(
 
 @pytest.fixture(scope="session")
 def model_config_pb2() -> ModuleType:
+    return load_model_config_pb2()
+
+
+def load_model_config_pb2() -> ModuleType:
     """Triton's ModelConfig protobuf, as the `tritonclient` package ships it.
 
     Loaded by file: `tritonclient.grpc`'s package init needs grpcio, which
