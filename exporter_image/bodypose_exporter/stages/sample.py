@@ -6,13 +6,22 @@ is. The images are drawn (people as stick figures on textured backgrounds,
 several sizes and aspect ratios, JPEG and PNG) so that preprocessing and
 calibration meet the same variety real data has. Weights are untrained: the
 outputs are meaningful only as numbers to compare across formats.
+
+`write_trained_sample` (`bpnet sample --trained`) writes instead a narrow
+BpNet trained on drawn skeletons (`synthetic`: TAO's shape and tensor names,
+TAO's targets and loss; trained once per content and cached, see
+`synthetic.cache`), an evaluation set of new drawings with their COCO
+person-keypoints annotations, and other drawings for calibration, so that
+OKS AP, and what an engine loses of it, are real figures.
 """
 
 from __future__ import annotations
 
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,6 +29,9 @@ import numpy as np
 from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import write_tlt
 from bodypose_exporter.model.bpnet import build_bpnet
+from bodypose_exporter.synthetic.cache import trained_model
+from bodypose_exporter.synthetic.people import write_set
+from bodypose_exporter.synthetic.train import TrainSpec
 
 # (height, width) of the sample images: landscape, portrait, small, large.
 _IMAGE_SIZES = ((480, 640), (640, 480), (240, 320), (720, 1280), (368, 368), (300, 500))
@@ -86,3 +98,53 @@ def write_sample_images(directory: Path, count: int, seed: int = 0) -> list[Path
         cv2.imwrite(str(path), img)
         written.append(path)
     return written
+
+
+#: Seeds of the evaluation and calibration drawings, away from the training stream's.
+EVALUATION_SEED = 1000
+CALIBRATION_SEED = 2000
+TRAINED_MODEL_NAME = "bpnet_sample.tlt"
+
+
+@dataclass(frozen=True)
+class TrainedSample:
+    model: Path  # the encrypted .tlt
+    codec: str
+    images: Path  # evaluation images
+    annotations: Path  # their COCO person keypoints
+    calibration_images: Path
+    training: dict[str, Any]  # spec, seconds, loss curve, cache key
+    trained_now: bool  # False when the weights came from the cache
+
+
+def write_trained_sample(
+    out: Path,
+    key: str,
+    images: int = 40,
+    seed: int = 0,
+    codec: str = "auto",
+    spec: TrainSpec | None = None,
+) -> TrainedSample:
+    """The trained sample .tlt, `images` annotated drawings to evaluate on, as many to calibrate.
+
+    Layout: `bpnet_sample.tlt`, `images/` + `person_keypoints.json`,
+    `calibration/images/` (+ its own annotations). The drawings have the
+    training images' size, so `-d HEIGHT,WIDTH,3` of `spec.images` evaluates
+    them without padding.
+    """
+    spec = spec or TrainSpec()
+    cached = trained_model(spec)
+    chosen = codec_by_name(codec)[0]
+    out.mkdir(parents=True, exist_ok=True)
+    write_tlt(cached.h5, out / TRAINED_MODEL_NAME, key, chosen)
+    images_dir, annotations = write_set(out, images, EVALUATION_SEED + seed, spec.images)
+    calibration, _ = write_set(out / "calibration", images, CALIBRATION_SEED + seed, spec.images)
+    return TrainedSample(
+        out / TRAINED_MODEL_NAME,
+        chosen.name,
+        images_dir,
+        annotations,
+        calibration,
+        cached.info,
+        cached.trained_now,
+    )

@@ -1,0 +1,117 @@
+"""The evaluation set from where the user keeps it: local paths or s3:// URIs, read once.
+
+`annotations` is a COCO JSON file, `images` a directory or an s3:// prefix
+that holds each image's `file_name`. From S3 only the images that will be
+evaluated are downloaded (after `maxImages`), and a listing of the prefix is
+compared with the annotations first, so a set whose files are missing is
+refused before any download or inference. S3 is reached as everywhere else
+in the exporter (`storage.s3`: the standard AWS_* environment, i.e. the
+credentials the resource's Secret gives the Job); a refusal names the URI and
+says that those credentials cannot read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from bodypose_exporter.errors import NotFoundError, UserError
+from bodypose_exporter.evaluation.dataset import (
+    EvaluationSet,
+    EvaluationSetError,
+    missing_files,
+    parse_annotations,
+    refuse_missing,
+    select,
+)
+from bodypose_exporter.storage import s3
+
+log = logging.getLogger(__name__)
+
+_DOWNLOAD_THREADS = 8
+#: Words in S3's refusals that mean "these credentials may not".
+_DENIED = ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+class EvaluationSetUnreadableError(UserError):
+    """The evaluation set exists (or may) but cannot be read with the credentials given."""
+
+    reason = "EvaluationSetUnreadable"
+
+
+@contextmanager
+def _reading(what: str, uri: str) -> Iterator[None]:
+    try:
+        yield
+    except NotFoundError as exc:
+        raise EvaluationSetError(f"evaluation {what} {uri}: {exc}") from exc
+    except UserError as exc:
+        if isinstance(exc, EvaluationSetError) or not any(w in str(exc) for w in _DENIED):
+            raise
+        raise EvaluationSetUnreadableError(
+            f"cannot read the evaluation {what} {uri}: access denied with the S3 credentials "
+            "this process has (AWS_ACCESS_KEY_ID; in a cluster, the resource's "
+            f"credentialsSecretRef): allow them to read it ({exc})"
+        ) from exc
+
+
+def _read_annotations(uri: str, work: Path) -> str:
+    if s3.is_s3(uri):
+        path = work / "annotations.json"
+        with _reading("annotations", uri):
+            s3.download(s3.S3Uri.parse(uri), path)
+    else:
+        path = Path(uri).expanduser()
+        if not path.is_file():
+            raise EvaluationSetError(f"evaluation annotations {uri} do not exist (or not a file)")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvaluationSetError(f"evaluation annotations {uri} cannot be read: {exc}") from exc
+
+
+def _local_images(uri: str, names: list[str]) -> Path:
+    directory = Path(uri).expanduser()
+    if not directory.is_dir():
+        raise EvaluationSetError(f"evaluation images {uri} is not a directory")
+    available = {name for name in names if (directory / name).is_file()}
+    refuse_missing(missing_files([{"file_name": n} for n in names], available), len(names), uri)
+    return directory
+
+
+def _s3_images(uri: str, names: list[str], work: Path) -> Path:
+    prefix = s3.S3Uri.parse(uri)
+    with _reading("images", uri):
+        listed = set(s3.list_directory(prefix))
+    # file_name may hold a sub-path; those are looked up one by one.
+    nested = [n for n in names if "/" in n]
+    with _reading("images", uri):
+        available = listed | {n for n in nested if s3.exists(prefix.child(n))}
+    refuse_missing(missing_files([{"file_name": n} for n in names], available), len(names), uri)
+    dst = work / "images"
+    log.info("downloading %d evaluation images from %s", len(names), uri)
+
+    def fetch(name: str) -> None:
+        (dst / name).parent.mkdir(parents=True, exist_ok=True)
+        s3.download(prefix.child(name), dst / name)
+
+    with _reading("images", uri), ThreadPoolExecutor(_DOWNLOAD_THREADS) as pool:
+        list(pool.map(fetch, names))
+    return dst
+
+
+def open_set(
+    annotations: str, images: str, work: Path, max_images: int | None = None
+) -> EvaluationSet:
+    """The checked evaluation set with its images on local disk (under `work` if from S3)."""
+    dataset = parse_annotations(_read_annotations(annotations, work), annotations)
+    chosen, notes = select(dataset, annotations, max_images)
+    names = [image["file_name"] for image in chosen["images"]]
+    if s3.is_s3(images):
+        images_dir = _s3_images(images, names, work)
+    else:
+        images_dir = _local_images(images, names)
+    return EvaluationSet(chosen, images_dir, annotations, images, max_images, notes)
