@@ -8,8 +8,9 @@ those people, its OKS AP is exactly 1.0. The "engine" is built by the
 ONNX Runtime backend from a copy of that ONNX model whose last convolution
 kernels had seeded Gaussian noise added on purpose (`numpy_helper`), the way
 a bad quantization mixes channels: its joints move, extra people appear and
-its AP falls. The gate must let a harmless perturbation through and refuse
-the damaging one with exit code 3 and the sentence a user reads.
+its AP falls. The gate (`evaluation.gate`, `--max_ap_drop` in AP points) must
+let a harmless perturbation through and refuse the damaging one with exit
+code 3 and the sentence a user reads: both APs, the drop, the limit.
 """
 
 from __future__ import annotations
@@ -33,13 +34,18 @@ from tests.evaluation.synthetic import Array, coco_dataset, outputs, person
 
 H, W = 224, 320
 PEOPLE = [person(20, 20, 110, 190), person(170, 30, 120, 180)]
-AP = "AP_0.50:0.95_all"
-MAX_AP_DROP = "0.02"
+AP = "AP"
+MAX_AP_DROP = "2"  # AP points
 #: Seed and standard deviation of the noise added to the damaged engine's kernels.
 DAMAGE = (0, 0.3)
 #: Its AP: both people still found at OKS 0.5 (AP_0.5 1.0), none at 0.75 (AP_0.75 0.0).
 DAMAGED_AP = 0.4010
 HARMLESS = (0, 0.01)
+REFUSAL = (
+    "python -m bodypose_exporter.evaluation: error: fp32 engine AP 40.10 vs FP32 AP 100.00: "
+    "a drop of 59.90 AP points exceeds the limit of 2 (maxApDrop). An FP32 engine should "
+    "lose nothing: check that it was built from this model."
+)
 
 
 def ideal_model(heat: Array, paf: Array) -> onnx.ModelProto:
@@ -150,13 +156,15 @@ def test_the_gate_refuses_an_engine_whose_ap_falls(
     report = json.loads((tmp_path / "ap.json").read_text())
     assert report["fp32"][AP] == 1.0
     assert report["engine"][AP] == pytest.approx(DAMAGED_AP, abs=1e-4)
-    assert (report["engine"]["AP_0.5"], report["engine"]["AP_0.75"]) == (1.0, 0.0)
-    assert report["engine"]["apDrop"] == pytest.approx(1.0 - DAMAGED_AP, abs=1e-4)
+    assert (report["engine"]["AP50"], report["engine"]["AP75"]) == (1.0, 0.0)
+    assert report["gate"]["apDrop"] == pytest.approx(100 * (1.0 - DAMAGED_AP), abs=1e-2)
+    assert (report["gate"]["maxApDrop"], report["gate"]["passed"]) == (2.0, False)
     assert code == 3
-    assert err.strip().splitlines()[-1] == "error: AP drop 0.5990 > --max_ap_drop 0.02"
-    assert "fp32: AP_0.50:0.95_all 1.0000" in out
-    assert "engine (onnxruntime): AP_0.50:0.95_all 0.4010" in out
-    assert "AP drop +0.5990" in out
+    assert err.strip().splitlines()[-1] == REFUSAL
+    rows = [line.split() for line in out.splitlines()]
+    assert ["fp32", "100.00", "100.00", "100.00"] in [row[:4] for row in rows]
+    assert ["fp32", "(onnxruntime)", "40.10", "100.00", "0.00"] in [row[:5] for row in rows]
+    assert ["drop", "(AP", "points)", "59.90", "0.00", "100.00"] in [row[:6] for row in rows]
     FIGURES.append(
         f"evaluation gate: ideal reference AP {report['fp32'][AP]:.4f}, engine with noise "
         f"sigma {DAMAGE[1]} on its last convolutions AP {report['engine'][AP]:.4f}: refused"
@@ -170,7 +178,13 @@ def test_the_gate_passes_a_harmless_perturbation(
     code = main(args(case, engine, tmp_path / "ap.json"))
     report = json.loads((tmp_path / "ap.json").read_text())
     assert (code, report["fp32"][AP], report["engine"][AP]) == (0, 1.0, 1.0)
-    assert "error" not in capsys.readouterr().err
+    assert report["gate"] == {**report["gate"], "apDrop": 0.0, "passed": True}
+    out, err = capsys.readouterr()
+    assert "error" not in err
+    assert (
+        "passed: fp32 engine AP 100.00 vs FP32 AP 100.00: a drop of 0.00 AP points, "
+        "within the limit of 2" in out
+    )
 
 
 def test_the_refusal_as_a_process_sees_it(case: Path, tmp_path: Path) -> None:
@@ -185,4 +199,4 @@ def test_the_refusal_as_a_process_sees_it(case: Path, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 3, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "error: AP drop 0.5990 > --max_ap_drop 0.02"
+    assert done.stderr.strip().splitlines()[-1] == REFUSAL

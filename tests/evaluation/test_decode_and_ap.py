@@ -140,4 +140,4 @@ def test_evaluation_cli_on_images_fp32_and_artifact_agree(
     )  # fmt: skip
     assert code == 0
     report = json.loads((tmp_path / "ap.json").read_text())
-    assert report["inputHW"] == [H, W] and report["engine"]["apDrop"] == 0.0
+    assert report["inputHW"] == [H, W] and report["gate"]["apDrop"] == 0.0

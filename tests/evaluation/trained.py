@@ -1,0 +1,80 @@
+"""The trained sample through the product's own path: export (int8 calibrated), build, evaluate.
+
+`bpnet sample --trained`'s model (`stages.sample.write_trained_sample`:
+trained once, then from ~/.cache/bodypose-export/samples/), exported by
+`run_export` at its training size with int8 calibration on its calibration
+drawings, engines built by `run_build` with the onnxruntime backend (as the
+operator's CPU build Jobs, and benchmarks/engines.py, do), each evaluated
+with `evaluation.evaluate_set` on the evaluation drawings.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bodypose_exporter.engines.registry import backend_by_name
+from bodypose_exporter.evaluation.dataset import EvaluationSet
+from bodypose_exporter.evaluation.figures import ApFigures
+from bodypose_exporter.evaluation.inference import evaluate_set
+from bodypose_exporter.stages.build import BuildStageRequest, run_build
+from bodypose_exporter.stages.calibrate import CalibrationRequest
+from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
+from bodypose_exporter.synthetic.people import SetSpec
+
+KEY = "nvidia_tlt"
+HEIGHT, WIDTH = SetSpec().height, SetSpec().width
+#: 24 of the 40 calibration drawings (the rest are held back for the agreement figures).
+BATCHES, BATCH_SIZE = 6, 4
+#: Verification gates lifted, so that the AP gate alone judges an engine (never published).
+LIFTED = (("cosine", 0.0), ("peakAgreement", 0.0))
+
+
+def export_int8(model: Path, calibration_images: Path, out: Path) -> Path:
+    """`bpnet-export -d H,W,3 --data_type int8 --cal_image_dir ...`: the artifacts' directory."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model, out / "bpnet_model.tlt")
+    run_export(
+        ExportRequest(
+            model=str(out / "bpnet_model.tlt"),
+            key=KEY,
+            output=str(out / "bpnet_model.etlt"),
+            dims=InputDims(HEIGHT, WIDTH, 3),
+            data_type="int8",
+            calibration=CalibrationRequest(
+                cache_file=str(out / "cal.bin"),
+                image_dir=str(calibration_images),
+                batches=BATCHES,
+                batch_size=BATCH_SIZE,
+            ),
+        )
+    )
+    return out
+
+
+def build(exported: Path, precision: str, out: Path, onnx: Path | None = None) -> Path:
+    """`bpnet-build --engine_backend onnxruntime` (int8 from the QDQ model and cal.bin)."""
+    int8 = precision == "int8"
+    engine = out / f"bpnet_model.{HEIGHT}.{WIDTH}.{precision}.engine"
+    run_build(
+        BuildStageRequest(
+            onnx=str(onnx or exported / "bpnet_model.onnx"),
+            engine_file=str(engine),
+            reference=str(exported / "reference.npz"),
+            precision=precision,
+            backend="onnxruntime",
+            calibration_cache=str(exported / "cal.bin") if int8 else None,
+            qdq_model=str(exported / "bpnet_model.qdq.onnx") if int8 else None,
+            gates=LIFTED,
+            publish_rejected=False,
+        )
+    )
+    return engine.with_suffix(".onnx")  # an onnxruntime artifact is an ONNX model
+
+
+def evaluate(artifact: Path, evaluation_set: EvaluationSet) -> ApFigures:
+    runner = backend_by_name("onnxruntime").load(artifact)
+    try:
+        return evaluate_set(runner, evaluation_set, HEIGHT, WIDTH)
+    finally:
+        runner.close()
