@@ -247,8 +247,8 @@ def test_kills_of_the_operator_and_of_a_build_and_a_build_that_always_fails(
 
 
 @pytest.fixture
-def own_minio(cluster_binaries: dict[str, Path], tmp_path: Path) -> Iterator[MinioProcess]:
-    minio = MinioProcess(cluster_binaries["minio"], tmp_path / "minio")
+def own_minio(minio_binary: Path, tmp_path: Path) -> Iterator[MinioProcess]:
+    minio = MinioProcess(minio_binary, tmp_path / "minio")
     minio.start()
     try:
         yield minio

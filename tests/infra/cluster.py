@@ -54,6 +54,11 @@ def cluster_binaries(pytestconfig: pytest.Config) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def minio_binary(pytestconfig: pytest.Config) -> Path:
+    return _build(pytestconfig, ("minio",))["minio"]
+
+
+@pytest.fixture(scope="session")
 def kstatus(pytestconfig: pytest.Config) -> Path:
     """Our small program over cli-utils' kstatus library (hack/cluster/modules/kstatus):
     what Flux and kpt compute from a resource's status."""
@@ -148,10 +153,9 @@ def helm(cluster_binaries: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def minio_endpoint(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+    minio_binary: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[S3Server]:
     """MinIO on 127.0.0.1 with its own credentials, reached through boto3 with an
     endpoint URL exactly as a user's MinIO would be."""
-    minio = _build(pytestconfig, ("minio",))["minio"]
-    with start_minio(minio, tmp_path_factory.mktemp("minio")) as server:
+    with start_minio(minio_binary, tmp_path_factory.mktemp("minio")) as server:
         yield server
