@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: tools bench-operator bench-fanout env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: tools bench-operator bench-fanout bench-accuracy env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
@@ -85,6 +85,11 @@ bench-operator: env cluster-binaries
 # pods run from the images (benchmarks/fanout.py): 1, 3 and 6 targets.
 bench-fanout: env cluster-binaries images
 	PYTHONPATH=. $(PY) benchmarks/fanout.py
+
+# OKS keypoint AP of the trained sample per precision (fp32, fp16, int8, ONNX Runtime) and
+# each one's drop against FP32, beside two engines the AP gate must refuse (benchmarks/accuracy.py).
+bench-accuracy: env
+	PYTHONPATH=. $(PY) benchmarks/accuracy.py
 
 # Debian tools the tests run for real: a Lua interpreter for the chart's Argo CD health
 # check (the images' buildah, mmdebstrap, umoci and skopeo are installed by `make images`).

@@ -13,6 +13,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
 from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.figures import ApFigures
@@ -27,7 +32,7 @@ HEIGHT, WIDTH = SetSpec().height, SetSpec().width
 #: 24 of the 40 calibration drawings (the rest are held back for the agreement figures).
 BATCHES, BATCH_SIZE = 6, 4
 #: Verification gates lifted, so that the AP gate alone judges an engine (never published).
-LIFTED = (("cosine", 0.0), ("peakAgreement", 0.0))
+LIFTED = (("maxAbsDiff", 1e9), ("cosine", 0.0), ("peakAgreement", 0.0))
 
 
 def export_int8(model: Path, calibration_images: Path, out: Path) -> Path:
@@ -78,3 +83,30 @@ def evaluate(artifact: Path, evaluation_set: EvaluationSet) -> ApFigures:
         return evaluate_set(runner, evaluation_set, HEIGHT, WIDTH)
     finally:
         runner.close()
+
+
+def damaged(onnx_path: Path, out: Path, sigma: float, seed: int = 0) -> Path:
+    """A copy whose last heatmap and PAF convolution kernels carry seeded Gaussian noise of
+    `sigma` times each kernel's standard deviation (weights damaged on purpose)."""
+    model = onnx.load(str(onnx_path))
+    rng = np.random.default_rng(seed)
+    touched = 0
+    for init in model.graph.initializer:
+        value = numpy_helper.to_array(init)
+        if ("heatmap_out" in init.name or "paf_out" in init.name) and value.ndim == 4:
+            noise = rng.normal(0.0, sigma * float(value.std()), value.shape)
+            init.CopyFrom(numpy_helper.from_array((value + noise).astype(np.float32), init.name))
+            touched += 1
+    assert touched == 2, f"expected the 2 output kernels in {onnx_path}, found {touched}"
+    onnx.save(model, str(out))
+    return out
+
+
+def blank_images(directory: Path, count: int) -> Path:
+    """`count` uniform grey images: a calibration set that shows the network nothing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        cv2.imwrite(
+            str(directory / f"blank_{i:03d}.png"), np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+        )
+    return directory
