@@ -6,7 +6,7 @@ decide can be tried by hand first. It prints one table: AP, AP50, AP75, APm
 and APl (AP points, i.e. x 100) of the FP32 ONNX model and of the engine,
 and the drop; `--output` writes the figures as JSON. The work is
 `evaluation` (`sources.open_set`: the set checked and fetched;
-`inference.evaluate_set`: TAO's strict-mode input, bottom-up decoding,
+`accuracy.evaluate_artifact`: TAO's strict-mode input, bottom-up decoding,
 pycocotools; `gate.check_ap_drop`: the limit per precision). Exit codes: 0
 done, 2 bad input, 3 the engine's AP fell more than `--max_ap_drop` below
 the FP32 model's.
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.engines.base import PRECISIONS
-from bodypose_exporter.engines.registry import BACKENDS, backend_by_name
+from bodypose_exporter.engines.registry import BACKENDS
 from bodypose_exporter.errors import UserError
+from bodypose_exporter.evaluation.accuracy import evaluate_artifact
 from bodypose_exporter.evaluation.figures import ApFigures
 from bodypose_exporter.evaluation.gate import (
     DEFAULT_MAX_AP_DROP,
@@ -31,7 +32,6 @@ from bodypose_exporter.evaluation.gate import (
     enforce_ap_drop,
     max_ap_drop_for,
 )
-from bodypose_exporter.evaluation.inference import evaluate_set
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.verification.reference import input_hw
 
@@ -141,13 +141,15 @@ def run(args: argparse.Namespace) -> int:
         )
         for note in evaluation_set.notes:
             print(f"note: {note}")
-        reference = _evaluate("onnxruntime", args.onnx, evaluation_set, height, width)
+        reference = evaluate_artifact("onnxruntime", args.onnx, evaluation_set, height, width)
         report["evaluationSet"] = {"annotations": args.annotations, "images": args.images}
         report["fp32"] = reference.as_dict()
         rows = [("fp32", reference)]
         engine = None
         if args.engine is not None:
-            engine = _evaluate(args.engine_backend, args.engine, evaluation_set, height, width)
+            engine = evaluate_artifact(
+                args.engine_backend, args.engine, evaluation_set, height, width
+            )
             rows.append((f"{precision} ({args.engine_backend})", engine))
     if engine is None or precision is None:
         print(table(rows, None))
@@ -168,14 +170,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"passed: {verdict.message}")
     enforce_ap_drop(verdict)
     return 0
-
-
-def _evaluate(backend: str, model: Path, evaluation_set: Any, height: int, width: int) -> ApFigures:
-    runner = backend_by_name(backend).load(model)
-    try:
-        return evaluate_set(runner, evaluation_set, height, width)
-    finally:
-        runner.close()
 
 
 def _write(output: Path | None, report: dict[str, Any]) -> None:

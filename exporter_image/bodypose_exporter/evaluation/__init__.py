@@ -4,6 +4,10 @@
 - `skeleton`: BpNet's 18 joints, its PAF topology, the mapping to COCO's 17;
 - `peaks`, `connections`, `grouping`, `decode`: TAO's bottom-up decoding;
 - `coco`: COCO results and pycocotools' keypoint AP;
-- `inference`: a runner over an annotated image set;
+- `dataset`: an evaluation set checked (COCO person keypoints, files there, maxImages);
+- `sources`: the set from a path or s3://, refusals naming the URI and the credentials;
+- `inference`: a runner over the set -> `figures.ApFigures` (AP, AP50, AP75, APm, APl, counts);
+- `gate`: the AP drop limit per precision (AP points) and its message;
+- `accuracy`: what the export and build stages call (`reference_ap`, `engine_ap_gate`);
 - `__main__`: `python -m bodypose_exporter.evaluation`, an alias of `bpnet evaluate`.
 """

@@ -48,6 +48,19 @@ class ApFigures:
         ap, ap50, ap75, apm, apl = (float(stats[AP_NAMES[name]]) for name in AP_NAMES)
         return cls(ap, ap50, ap75, apm, apl, stats=dict(stats), **counts)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ApFigures:
+        """Back from `as_dict` (e.g. the export manifest's reference figures)."""
+        return cls(
+            float(record["AP"]), float(record["AP50"]), float(record["AP75"]),
+            float(record["APm"]), float(record["APl"]),
+            images=int(record["images"]),
+            requested_images=record.get("requestedImages"),
+            annotated_people=int(record.get("annotatedPeople", 0)),
+            found_people=int(record.get("foundPeople", 0)),
+            notes=tuple(record.get("notes", ())),
+        )  # fmt: skip
+
     def by_name(self) -> dict[str, float]:
         """{"AP": .., "AP50": .., "AP75": .., "APm": .., "APl": ..}, each 0..1 (or -1)."""
         return {"AP": self.ap, "AP50": self.ap50, "AP75": self.ap75, "APm": self.apm,

@@ -1,0 +1,63 @@
+"""The functions the export and build stages call, on the ideal model of test_ap_gate.
+
+`reference_ap` (export: the FP32 model's figures, recorded), `ApFigures.from_record`
+(build: those figures read back from the export's manifest), `engine_ap_gate`
+(build: the engine's figures and verdict), `record` (both manifests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bodypose_exporter.errors import UserError
+from bodypose_exporter.evaluation.accuracy import (
+    EvaluationRequest,
+    engine_ap_gate,
+    record,
+    reference_ap,
+)
+from bodypose_exporter.evaluation.figures import ApFigures
+from bodypose_exporter.evaluation.gate import ApDropError, enforce_ap_drop
+from tests.evaluation.test_ap_gate import DAMAGE, DAMAGED_AP, HARMLESS, H, W, case, engine_of
+
+__all__ = ["case"]  # the module fixture, shared
+
+
+def test_the_reference_is_recorded_and_read_back(case: Path) -> None:
+    request = EvaluationRequest(str(case / "ann.json"), str(case / "images"), max_images=3)
+    figures = reference_ap(request, case / "ref.onnx", H, W)
+    assert (figures.ap, figures.images, figures.requested_images) == (1.0, 1, 3)
+    manifest = json.loads(json.dumps(record(request, figures)))  # as a manifest stores it
+    assert manifest["figures"]["notes"] == [
+        f"maxImages 3 is more than the 1 images in {case / 'ann.json'}: evaluated all 1"
+    ]
+    back = ApFigures.from_record(manifest["figures"])
+    assert back.by_name() == figures.by_name() and back.notes == figures.notes
+
+
+def test_an_engine_is_judged_against_the_recorded_reference(case: Path) -> None:
+    request = EvaluationRequest(str(case / "ann.json"), str(case / "images"), max_ap_drop=2.0)
+    reference = ApFigures.from_record(
+        record(request, reference_ap(request, case / "ref.onnx", H, W))["figures"]
+    )
+    good, verdict = engine_ap_gate(
+        request, "onnxruntime", engine_of(case, *HARMLESS), reference, "fp32", H, W
+    )
+    assert (good.ap, verdict.passed, verdict.limit) == (1.0, True, 2.0)
+    bad, verdict = engine_ap_gate(
+        request, "onnxruntime", engine_of(case, *DAMAGE), reference, "int8", H, W
+    )
+    assert bad.ap == pytest.approx(DAMAGED_AP, abs=1e-4)
+    assert record(request, bad, verdict)["gate"]["passed"] is False
+    with pytest.raises(ApDropError, match=r"^int8 engine AP 40\.10 vs FP32 AP 100\.00: a drop "):
+        enforce_ap_drop(verdict)
+
+
+def test_a_negative_limit_is_refused_before_any_work(case: Path) -> None:
+    request = EvaluationRequest("s3://nowhere/ann.json", "s3://nowhere/", max_ap_drop=-1.0)
+    with pytest.raises(UserError, match="--max_ap_drop must not be negative"):
+        engine_ap_gate(request, "onnxruntime", case / "none.onnx", ApFigures(1, 1, 1, 1, 1, 1),
+                       "int8", H, W)  # fmt: skip
