@@ -40,6 +40,7 @@ STAGE = None
 
 log = logging.getLogger(__name__)
 
+_LIMITS = ", ".join(f"{p} {v:g}" for p, v in DEFAULT_MAX_AP_DROP.items())
 EPILOG = f"""\
 examples:
   bpnet evaluate --annotations person_keypoints_val.json --images val2017/ \\
@@ -51,10 +52,10 @@ examples:
 
 The images are preprocessed as TAO evaluates exported models (strict mode:
 grey padding to the network's aspect ratio), decoded bottom-up as TAO does
-and scored with pycocotools. --max_ap_drop is in AP points (AP x 100); by
-default {", ".join(f"{p} {v:g}" for p, v in DEFAULT_MAX_AP_DROP.items())}, the
-seed's limits (TAO: INT8 within 2-3% of the .tlt). S3 locations are read with
-the standard AWS_* environment (AWS_ENDPOINT_URL for MinIO).
+and scored with pycocotools. --max_ap_drop is in AP points (AP x 100), by
+default {_LIMITS} (TAO: INT8 within 2-3% of the .tlt).
+S3 locations are read with the standard AWS_* environment (AWS_ENDPOINT_URL
+for MinIO).
 """
 
 
@@ -75,7 +76,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--onnx", required=True, type=Path, help="the exported FP32 ONNX model")
     p.add_argument("--engine", type=Path, default=None, help="a built engine to compare")
-    p.add_argument("--engine_backend", default="onnxruntime", choices=BACKENDS)
+    p.add_argument(
+        "--engine_backend", default="onnxruntime", choices=BACKENDS,
+        help="what loads --engine (default: onnxruntime; tensorrt where TensorRT and a GPU "
+        "are); the FP32 model always runs in ONNX Runtime",
+    )  # fmt: skip
     p.add_argument(
         "--data_type", default=None, choices=list(PRECISIONS),
         help="the engine's precision, which sets the default --max_ap_drop (default: read "
@@ -89,9 +94,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max_ap_drop", type=float, default=None,
         help="fail (exit 3) when the engine's AP is more than this many AP points (AP x 100) "
-        "below the FP32 model's (default: "
-        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_MAX_AP_DROP.items())
-        + ")",
+        f"below the FP32 model's (default: {_LIMITS})",
     )  # fmt: skip
     p.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
 

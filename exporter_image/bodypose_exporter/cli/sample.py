@@ -47,7 +47,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_key(p, required=True, help="key to encrypt the .tlt with")
     p.add_argument("--images", type=int, default=8, help="number of sample images (default: 8)")
     p.add_argument("--stages", type=int, default=3, help="refinement stages (TAO default: 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights and images")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for weights and images (with --trained: for the drawings only)",
+    )
     groups.add_codec(p, help="model-file cipher (default: auto, NVIDIA's when present)")
     p.add_argument(
         "--trained", action="store_true",
