@@ -16,6 +16,7 @@ from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.accuracy import (
     EvaluationRequest,
     engine_ap_gate,
+    evaluate_runner,
     record,
     reference_ap,
 )
@@ -61,3 +62,11 @@ def test_a_negative_limit_is_refused_before_any_work(case: Path) -> None:
     with pytest.raises(UserError, match="--max_ap_drop must not be negative"):
         engine_ap_gate(request, "onnxruntime", case / "none.onnx", ApFigures(1, 1, 1, 1, 1, 1),
                        "int8", H, W)  # fmt: skip
+
+
+def test_a_loaded_runner_on_a_set_named_by_paths(case: Path) -> None:
+    from tests.evaluation.test_evaluation_inputs import IdealRunner
+
+    figures = evaluate_runner(IdealRunner(), str(case / "ann.json"), str(case / "images"), H, W)
+    assert figures.by_name() == {"AP": 1.0, "AP50": 1.0, "AP75": 1.0, "APm": -1.0, "APl": 1.0}
+    assert (figures.images, figures.annotated_people, figures.found_people) == (1, 2, 2)

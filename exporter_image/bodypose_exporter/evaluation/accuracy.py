@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bodypose_exporter.engines.base import EngineRunner
 from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.figures import ApFigures
@@ -34,6 +35,20 @@ class EvaluationRequest:
     images: str  # imagesUri / --images: a directory or s3:// prefix
     max_images: int | None = None  # maxImages / --max_images
     max_ap_drop: float | None = None  # maxApDrop / --max_ap_drop, AP points; None: per precision
+
+
+def evaluate_runner(
+    runner: EngineRunner,
+    annotations: str,
+    images: str,
+    height: int,
+    width: int,
+    max_images: int | None = None,
+) -> ApFigures:
+    """AP of an already loaded runner on the set at `annotations` / `images` (paths or s3://)."""
+    with tempfile.TemporaryDirectory(prefix="bpnet-evaluation-") as tmp:
+        evaluation_set = open_set(annotations, images, Path(tmp), max_images)
+        return evaluate_set(runner, evaluation_set, height, width)
 
 
 def evaluate_artifact(
