@@ -234,3 +234,30 @@ def test_a_scheduled_check_runs_in_the_context_it_was_scheduled_from() -> None:
     checks.schedule("ml", "demo", 0.05)
     assert fired.wait(5)
     assert seen == ["ml/demo:from the handler"]
+
+
+def test_an_api_server_that_does_not_answer_is_a_warning_and_a_later_look(
+    bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import urllib3.exceptions
+
+    class Away(ServedCluster):
+        def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+            raise urllib3.exceptions.MaxRetryError(None, "/apis", "connection refused")  # type: ignore[arg-type]
+
+        def jobs_of(self, namespace: str, resource: str) -> list[Any]:
+            raise urllib3.exceptions.MaxRetryError(None, "/apis", "connection refused")  # type: ignore[arg-type]
+
+    cluster = Away(body(bucket))
+    svc, _ = service(cluster, Settings())
+    scheduled: list[float | None] = []
+    svc.checks.schedule = lambda ns, name, seconds: scheduled.append(seconds)  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="bodypose_operator"):
+        svc.check("ml", "demo")  # a scheduled check
+        assert svc.reconcile(body(bucket)) is None  # a handler's pass
+    assert scheduled == [5.0, 5.0]
+    lines = [r.getMessage() for r in caplog.records]
+    assert (
+        lines == ["ml/demo: the API server did not answer (MaxRetryError); looking again in 5s"] * 2
+    )
+    assert not any(r.exc_info for r in caplog.records)  # no trace for an outage

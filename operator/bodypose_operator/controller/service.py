@@ -16,13 +16,17 @@ timer thread).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import kopf
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
 
 from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION
 from bodypose_operator.builders.naming import LABEL_CONTENT_KEY
@@ -36,6 +40,16 @@ from bodypose_operator.controller.observe import observe
 from bodypose_operator.settings import Settings
 
 log = logging.getLogger("bodypose_operator")
+
+# The API server did not answer: look at the resource again after this long.
+API_RETRY_SECONDS = 5.0
+
+
+def api_unavailable(exc: BaseException) -> bool:
+    """A connection refused or cut, a timeout, or a 5xx: the API server is away, not wrong."""
+    if isinstance(exc, ApiException):
+        return exc.status is None or exc.status == 0 or exc.status >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 
 class EventPoster(Protocol):
@@ -110,15 +124,32 @@ class ExportService:
             return self._locks.setdefault(f"{namespace}/{name}", threading.Lock())
 
     # ---- triggers ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _api_down_retries(self, namespace: str, name: str) -> Iterator[None]:
+        """The API server not answering (restarted, overloaded) is not a bug to trace:
+        one line, and a check of the resource once it may be back. kopf's watches
+        reconnect by themselves; this covers the pass that was cut."""
+        try:
+            yield
+        except Exception as exc:
+            if not api_unavailable(exc):
+                raise
+            log.warning(
+                "%s/%s: the API server did not answer (%s); looking again in %.0fs",
+                namespace, name, type(exc).__name__, API_RETRY_SECONDS,
+            )  # fmt: skip
+            self.checks.schedule(namespace, name, API_RETRY_SECONDS)
+
     def reconcile(self, body: dict[str, Any]) -> Decision | None:
         """Reconcile the resource as `body` shows it (a handler's view of it)."""
-        meta = body["metadata"]
-        with self._lock(meta["namespace"], meta["name"]):
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        with self._api_down_retries(namespace, name), self._lock(namespace, name):
             return self._reconcile(body)
+        return None
 
     def check(self, namespace: str, name: str) -> None:
         """A scheduled look: read the resource afresh, then reconcile it."""
-        with self._lock(namespace, name):
+        with self._api_down_retries(namespace, name), self._lock(namespace, name):
             body = self.cluster.get_resource(namespace, name)
             if body is not None and not body["metadata"].get("deletionTimestamp"):
                 self._reconcile(body)
@@ -146,7 +177,7 @@ class ExportService:
                     namespace, meta.get("name"), KIND,
                 )  # fmt: skip
             return
-        with self._lock(namespace, owner["name"]):
+        with self._api_down_retries(namespace, owner["name"]), self._lock(namespace, owner["name"]):
             body = self.cluster.get_resource(namespace, owner["name"])
             if body is None or body["metadata"].get("uid") != owner.get("uid"):
                 return  # the owner is gone (its Jobs go with it) or was replaced
