@@ -71,7 +71,8 @@ def test_the_trained_sample_scores_well_above_zero(
     losses = sample.training["lossPerImage"]
     assert losses[-1] < losses[1] / 2  # it learned (the first tenth starts from noise)
     FIGURES.append(
-        f"trained sample ({sample.training['seconds']} s of training, cached): FP32 AP "
+        f"trained sample ({sample.training['seconds']} s of training, "
+        f"{'trained now' if sample.trained_now else 'from the cache'}): FP32 AP "
         f"{reference.ap * 100:.2f}, AP50 {reference.ap50 * 100:.2f}, AP75 "
         f"{reference.ap75 * 100:.2f} on {reference.images} drawn images "
         f"({reference.annotated_people} people, {reference.found_people} found)"
