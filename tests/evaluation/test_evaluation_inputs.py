@@ -290,3 +290,12 @@ def test_images_the_credentials_cannot_list(
         f"cannot read the evaluation images s3://{s3_bucket}/eval/images/: access denied"
     )
     assert exc.value.exit_code == 2 and exc.value.reason == "EvaluationSetUnreadable"
+
+
+def test_an_image_that_does_not_decode_is_named(tmp_path: Path) -> None:
+    ann, imgs = write(tmp_path, dataset(2))
+    (imgs / "img_1.png").write_bytes(b"not a png")
+    chosen = open_set(str(ann), str(imgs), tmp_path / "work")
+    with pytest.raises(EvaluationSetError) as exc:
+        evaluate_set(IdealRunner(), chosen, H, W)
+    assert str(exc.value).startswith(f"evaluation image img_1.png: {imgs / 'img_1.png'}: ")
