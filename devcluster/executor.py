@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+import urllib3.exceptions
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -254,13 +255,29 @@ class PodExecutor:
         if run.deleted.is_set():
             return  # the pod is going away: a kubelet's last word would be lost too
         pod = run.pod
-        try:
-            self.core.patch_namespaced_pod_status(
-                pod.metadata.name, pod.metadata.namespace, {"status": status}
-            )
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                raise
+        # A kubelet keeps a pod's status until the API server takes it: an API server
+        # restarted while a container ends must not lose the end (the Job would wait
+        # for ever). Connection refused or a 5xx: try again, for up to ten minutes.
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                self.core.patch_namespaced_pod_status(
+                    pod.metadata.name, pod.metadata.namespace, {"status": status}
+                )
+                return
+            except ApiException as exc:
+                if exc.status in (404, 409):
+                    return
+                if exc.status < 500 or time.monotonic() > deadline:
+                    raise
+            except urllib3.exceptions.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+            if run.deleted.is_set():
+                return
+            log.warning("pod %s/%s: the API server did not take its status; trying again",
+                        pod.metadata.namespace, pod.metadata.name)  # fmt: skip
+            time.sleep(1)
 
     def _host_ip(self, node: str) -> str | None:
         if node not in self._ips:
