@@ -93,6 +93,13 @@ TABLE = [
     Bad("a-hwc", "hardware compatibility asked of an onnxruntime target",
         {"targets": [{**CPU, "hardwareCompatibility": "ampere+"}]},
         "hardwareCompatibility ampere+ applies to tensorrt targets only", admission=True),
+    Bad("a-eval-uri", "an evaluation set that is not on S3",
+        {"evaluation": {"annotationsUri": "https://x/k.json", "imagesUri": "s3://bucket/i"}},
+        "spec.evaluation.annotationsUri", admission=True),
+    Bad("a-eval-drop", "a negative AP drop limit",
+        {"evaluation": {"annotationsUri": "s3://bucket/k.json", "imagesUri": "s3://bucket/i",
+                        "maxApDrop": -1}},
+        "spec.evaluation.maxApDrop", admission=True),
     Bad("a-cos", "a cosine gate above 1", {"verification": {"minCosine": 1.5}},
         "spec.verification.minCosine", admission=True),
     # ---- run time: the key -----------------------------------------------------------------

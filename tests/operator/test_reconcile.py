@@ -559,3 +559,49 @@ def test_which_terminations_are_containers_that_could_not_start(
         assert found == pods.StartFailure(GPU_IMAGE, exit_code, message)
     else:
         assert found is None
+
+
+def test_evaluation_reference_and_per_target_ap_reach_the_status(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    from bodypose_operator.controller import metrics
+
+    evaluation = {"annotationsUri": f"s3://{bucket}/eval/keypoints.json",
+                  "imagesUri": f"s3://{bucket}/eval/images", "maxApDrop": 1.5}  # fmt: skip
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    first = reconcile(body(bucket, evaluation=evaluation), cluster, settings)  # type: ignore[arg-type]
+    export_args = first.create[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert export_args[-4:] == ["--eval_annotations", evaluation["annotationsUri"],
+                                "--eval_images", evaluation["imagesUri"]]  # fmt: skip
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {
+        "artifacts": [],
+        "evaluation": {"images": 40, "people": 82, "note": None,
+                       "figures": {"AP": 52.634, "AP50": 100.0, "AP75": 51.2, "APm": 40.0,
+                                   "APl": 60.0}},
+    })  # fmt: skip
+    building = reconcile(body(bucket, evaluation=evaluation), cluster, settings)  # type: ignore[arg-type]
+    assert building.status["evaluation"] == {
+        "images": 40, "ap": 52.63, "ap50": 100.0, "ap75": 51.2, "apM": 40.0, "apL": 60.0
+    }  # fmt: skip
+    build = next(m for m in building.create if m["metadata"]["labels"].get(LABEL_TARGET) == "cpu")
+    args = build["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = dict(zip(args[::2], args[1::2], strict=False))
+    assert flags["--eval_reference"] == f"{prefix}/evaluation.json"
+    assert flags["--max_ap_drop"] == "1.5"
+    for target, (ap, drop) in {"a100": (52.1, 0.53), "cpu": (50.0, 2.63)}.items():
+        put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {
+            "artifacts": [],
+            "evaluation": {"images": 40, "figures": {"AP": ap}, "reference": {"AP": 52.63},
+                           "apDrop": drop, "maxApDrop": 1.5, "passed": drop <= 1.5},
+        })  # fmt: skip
+    ready = reconcile(body(bucket, evaluation=evaluation), cluster, settings)  # type: ignore[arg-type]
+    cond(ready.status, "Ready")  # the status fits the CRD
+    targets = {t["name"]: t for t in ready.status["targets"]}
+    assert (targets["cpu"]["ap"], targets["cpu"]["apDrop"], targets["cpu"]["maxApDrop"]) == (
+        50.0, 2.63, 1.5)  # fmt: skip
+    assert ready.status["worstApDrop"] == 2.63
+    metrics.record_ap("demo", "ml", ready.status)
+    assert metrics.TARGET_AP.labels("ml", "demo", "cpu")._value.get() == 50.0
+    metrics.forget("demo", "ml")
+    assert ("ml", "demo", "cpu") not in metrics.TARGET_AP._metrics

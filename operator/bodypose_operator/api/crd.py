@@ -94,6 +94,13 @@ PRINTER_COLUMNS = [
         "description": "Targets with a verified engine, out of all targets.",
     },
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {
+        "name": "AP-Drop",
+        "type": "number",
+        "jsonPath": ".status.worstApDrop",
+        "description": "The largest AP drop (AP points) of any target below the FP32 model.",
+        "priority": 1,
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

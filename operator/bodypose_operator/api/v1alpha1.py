@@ -200,6 +200,31 @@ class OutputSpec(ApiModel):
     )
 
 
+class EvaluationSpec(ApiModel):
+    """The seed's accuracy check: OKS keypoint AP of the FP32 model and of every target's
+    engine on the user's own set, strict mode, TAO's bottom-up decoding."""
+
+    annotationsUri: str = Field(
+        pattern=S3_URI_PATTERN,
+        description="s3:// of a COCO person-keypoints annotations JSON (17 joints).",
+    )
+    imagesUri: str = Field(
+        pattern=S3_URI_PATTERN,
+        description="s3:// prefix of the images the annotations name (by file_name).",
+    )
+    maxImages: int | None = Field(
+        default=None, ge=1, le=100_000, description="Evaluate at most this many images."
+    )
+    maxApDrop: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Largest drop of a target's AP below the FP32 model's, in AP points "
+        "(AP x 100). Default by precision: 0.5 for fp32 and fp16, 3 for int8 (the seed: "
+        "INT8 within 2-3% of the .tlt).",
+    )
+
+
 class VerificationSpec(ApiModel):
     maxAbsDiff: float | None = Field(
         default=None, gt=0, description="Gate: max |engine - FP32 reference|."
@@ -270,6 +295,11 @@ class BodyPoseExportSpec(ApiModel):
         default_factory=VerificationSpec,
         json_schema_extra={"default": {}},
         description="Accuracy gates; unset fields use per-precision defaults.",
+    )
+    evaluation: EvaluationSpec | None = Field(
+        default=None,
+        description="Optional: OKS keypoint AP of the FP32 model and of each target's engine "
+        "on this set; a target whose AP drops more than maxApDrop fails.",
     )
 
     model_config = ConfigDict(
@@ -368,6 +398,23 @@ class TargetStatus(ApiModel):
     retries: int | None = Field(
         default=None, description="Build pods that failed and were retried (the Job's backoff)."
     )
+    ap: float | None = Field(
+        default=None, description="OKS keypoint AP of this engine on the evaluation set (AP x 100)."
+    )
+    apDrop: float | None = Field(
+        default=None, description="AP points below the FP32 model's (negative: above it)."
+    )
+    maxApDrop: float | None = Field(default=None, description="The limit the drop was held to.")
+
+
+class EvaluationStatus(ApiModel):
+    images: int | None = Field(default=None, description="Images evaluated.")
+    ap: float | None = Field(default=None, description="FP32 model's AP (x 100).")
+    ap50: float | None = Field(default=None, description="AP at OKS 0.50.")
+    ap75: float | None = Field(default=None, description="AP at OKS 0.75.")
+    apM: float | None = Field(default=None, description="AP, medium people.")
+    apL: float | None = Field(default=None, description="AP, large people.")
+    note: str | None = Field(default=None, description="What the evaluation had to say.")
 
 
 class BodyPoseExportStatus(ApiModel):
@@ -396,6 +443,12 @@ class BodyPoseExportStatus(ApiModel):
         default=None, description="Artifacts shared by all targets."
     )
     targets: list[TargetStatus] = Field(default_factory=list, description="Per-target results.")
+    evaluation: EvaluationStatus | None = Field(
+        default=None, description="The FP32 model's AP on the evaluation set (the reference)."
+    )
+    worstApDrop: float | None = Field(
+        default=None, description="The largest AP drop of any target (kubectl get -o wide)."
+    )
 
 
 def parse_spec(raw: dict[str, Any]) -> BodyPoseExportSpec:

@@ -186,6 +186,17 @@ def export_args(spec: BodyPoseExportSpec, prefix: str) -> list[str]:
             args += ["--cal_data_file", cal.tensorfileUri]
         if cal.forcePtq:
             args.append("--force_ptq")
+    return args + _evaluation_args(spec)
+
+
+def _evaluation_args(spec: BodyPoseExportSpec) -> list[str]:
+    """The evaluation set, the same for the export (the FP32 reference) and each build."""
+    ev = spec.evaluation
+    if ev is None:
+        return []
+    args = ["--eval_annotations", ev.annotationsUri, "--eval_images", ev.imagesUri]
+    if ev.maxImages is not None:
+        args += ["--eval_max_images", str(ev.maxImages)]
     return args
 
 
@@ -270,6 +281,15 @@ def build_args(
         ]
     if spec.engine.strictTypeConstraints:
         args.append("-s")
+    if spec.evaluation is not None:
+        # The engine is gated against the FP32 model's AP the export recorded.
+        args += [*_evaluation_args(spec), "--eval_reference", f"{shared}/evaluation.json"]
+        if spec.evaluation.maxApDrop is not None:
+            args += ["--max_ap_drop", str(spec.evaluation.maxApDrop)]
+        if spec.engine.sdkCompatible:
+            # Evaluate the plain graph's engine, publish the SDK-compatible one built
+            # from the same calibration beside it (issue 17).
+            args += ["--deploy_onnx", f"{shared}/bpnet_model.deploy.onnx"]
     if target.backend == "tensorrt":
         args += ["--hardware_compatibility", target.hardwareCompatibility]
         # The build stops before any work when the GPU it finds is not the one the pool

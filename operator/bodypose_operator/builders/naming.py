@@ -33,14 +33,22 @@ def content_key(model_digest: str, spec: BodyPoseExportSpec) -> str:
     Targets' scheduling fields (nodeSelector, tolerations, resources) do not change
     the shared artifacts and are left out; the engine's inputs are in.
     """
+    engine = spec.engine.model_dump()
+    # Fields added after the first release enter the key only when set: a resource
+    # that does not use them keeps its key (its artifacts, its Jobs' names) across an
+    # operator upgrade.
+    if engine.get("int8Route") == "auto":
+        del engine["int8Route"]
     relevant: dict[str, Any] = {
         "model": model_digest,
         "experimentSpec": spec.model.experimentSpecUri,
         "input": spec.input.model_dump(),
         "precision": spec.precision,
         "calibration": spec.calibration.model_dump() if spec.calibration else None,
-        "engine": spec.engine.model_dump(),
+        "engine": engine,
     }
+    if spec.evaluation is not None:
+        relevant["evaluation"] = spec.evaluation.model_dump()
     blob = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -227,12 +227,37 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
             out["serving"] = configs
         if m.get("timingsSeconds", {}).get("build") is not None:
             out["buildSeconds"] = float(m["timingsSeconds"]["build"])
+        evaluation = m.get("evaluation") or {}
+        ap = (evaluation.get("figures") or {}).get("AP")
+        if isinstance(ap, int | float):
+            out["ap"] = round(float(ap), 2)
+            for key in ("apDrop", "maxApDrop"):
+                if isinstance(evaluation.get(key), int | float):
+                    out[key] = round(float(evaluation[key]), 2)
         figures = m.get("verification", {}).get("figures")
         if isinstance(figures, dict):
             out["verification"] = {
                 k: float(v) for k, v in figures.items() if isinstance(v, (int, float))
             }
     return out
+
+
+def _evaluation_status(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The FP32 model's AP on the evaluation set, as the export recorded it."""
+    evaluation = manifest.get("evaluation")
+    if not isinstance(evaluation, dict):
+        return None
+    figures = evaluation.get("figures") or {}
+    out: dict[str, Any] = {}
+    if isinstance(evaluation.get("images"), int):
+        out["images"] = evaluation["images"]
+    for src, dst in (("AP", "ap"), ("AP50", "ap50"), ("AP75", "ap75"), ("APm", "apM"),
+                     ("APl", "apL")):  # fmt: skip
+        if isinstance(figures.get(src), int | float):
+            out[dst] = round(float(figures[src]), 2)
+    if isinstance(evaluation.get("note"), str):
+        out["note"] = evaluation["note"]
+    return out or None
 
 
 def _seconds(manifest: dict[str, Any]) -> float:
@@ -340,6 +365,9 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
             }.items()
             if v
         }
+        reference = _evaluation_status(m)
+        if reference:
+            status["evaluation"] = reference
     if state.phase == "Failed":
         return finish("Failed", False, state.reason, state.message)
     if state.phase != "Ready":
@@ -386,6 +414,9 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
         states.append((target, state))
 
     status["targets"] = [_target_status(t, s) for t, s in states]
+    drops = [t["apDrop"] for t in status["targets"] if "apDrop" in t]
+    if drops:
+        status["worstApDrop"] = max(drops)
     ready = sum(s.phase == "Ready" for _, s in states)
     failed = [s for _, s in states if s.phase == "Failed"]
     status["readyTargets"] = f"{ready}/{len(spec.targets)}"

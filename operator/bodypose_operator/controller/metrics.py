@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EXPORTS_BY_PHASE = Gauge("bodypose_exports", "BodyPoseExport resources by phase", ["phase"])
@@ -13,6 +16,16 @@ STAGE_SECONDS = Histogram(
 )
 JOBS_RUNNING = Gauge("bodypose_jobs_running", "Export and build Jobs running", ["namespace"])
 RECONCILES = Counter("bodypose_reconciles_total", "Reconcile passes", ["result"])
+TARGET_AP = Gauge(
+    "bodypose_target_ap",
+    "OKS keypoint AP (x 100) of a target's engine on the resource's evaluation set",
+    ["namespace", "resource", "target"],
+)
+REFERENCE_AP = Gauge(
+    "bodypose_reference_ap",
+    "OKS keypoint AP (x 100) of the FP32 model on the resource's evaluation set",
+    ["namespace", "resource"],
+)
 
 _phases: dict[str, str] = {}
 _jobs: dict[str, int] = {}
@@ -25,9 +38,30 @@ def record(resource: str, namespace: str, phase: str, jobs_running: int) -> None
     _refresh()
 
 
+_aps: dict[str, set[str]] = {}  # resource -> the targets it has an AP gauge for
+
+
+def record_ap(resource: str, namespace: str, status: dict[str, Any]) -> None:
+    """The AP gauges of one resource from its status (nothing when it has no evaluation)."""
+    key = f"{namespace}/{resource}"
+    seen = {t["name"]: t["ap"] for t in status.get("targets", []) if "ap" in t}
+    for target in _aps.get(key, set()) - set(seen):
+        TARGET_AP.remove(namespace, resource, target)
+    for target, ap in seen.items():
+        TARGET_AP.labels(namespace, resource, target).set(ap)
+    _aps[key] = set(seen)
+    reference = (status.get("evaluation") or {}).get("ap")
+    if reference is not None:
+        REFERENCE_AP.labels(namespace, resource).set(reference)
+
+
 def forget(resource: str, namespace: str) -> None:
     _phases.pop(f"{namespace}/{resource}", None)
     _jobs.pop(f"{namespace}/{resource}", None)
+    for target in _aps.pop(f"{namespace}/{resource}", set()):
+        TARGET_AP.remove(namespace, resource, target)
+    with contextlib.suppress(KeyError):
+        REFERENCE_AP.remove(namespace, resource)
     _refresh()
 
 

@@ -225,6 +225,7 @@ class ExportService:
         if patch is not None:
             self.cluster.patch_status(namespace, name, patch)
         metrics.record(name, namespace, decision.status["phase"], decision.jobs_running)
+        metrics.record_ap(name, namespace, decision.status)
         for stage, seconds in decision.durations:
             metrics.STAGE_SECONDS.labels(stage).observe(seconds)
         self.checks.schedule(namespace, name, decision.requeue_after)
