@@ -22,6 +22,8 @@ import argparse
 
 from bodypose_exporter.codec.registry import CODEC_CHOICES
 from bodypose_exporter.engines.registry import BACKENDS, DEFAULT_BACKEND
+from bodypose_exporter.errors import UserError
+from bodypose_exporter.evaluation.gate import max_ap_drop_for
 from bodypose_exporter.verification.gates import GATE_FLAGS
 
 PRECISIONS = ["fp32", "fp16", "int8"]
@@ -259,3 +261,74 @@ def add_serving(p: argparse.ArgumentParser) -> None:
         "path, its onnx-file, model-engine-file and int8-calib-file relative to it; one is "
         "always written beside the engine",
     )  # fmt: skip
+
+
+def add_evaluation(p: argparse.ArgumentParser, *, build: bool) -> None:
+    """The OKS AP evaluation (`evaluation`, a resource's `spec.evaluation`), `None` = not given.
+
+    The export evaluates its FP32 model once and writes evaluation.json; a
+    build evaluates its engine on the same set and gates the drop against it.
+    """
+    where = "default: the set --eval_reference was measured on; " if build else ""
+    p.add_argument(
+        "--eval_annotations", default=None, metavar="URI_OR_PATH",
+        help=f"COCO person-keypoints JSON to evaluate OKS AP on ({where}a path or s3:// "
+        "URI); with --eval_images",
+    )  # fmt: skip
+    p.add_argument(
+        "--eval_images", default=None, metavar="URI_OR_PATH",
+        help="the directory (or s3:// prefix) holding each evaluation image's file_name",
+    )  # fmt: skip
+    p.add_argument(
+        "--eval_max_images", type=int, default=None, metavar="N",
+        help="evaluate only the first N images by id (default: all); more than the set holds "
+        "uses them all and says so",
+    )  # fmt: skip
+    if not build:
+        return
+    p.add_argument(
+        "--eval_reference", default=None, metavar="URI_OR_PATH",
+        help="the export's evaluation.json (path or s3://): the FP32 model's AP the engine's "
+        "is compared with; turns the AP gate on",
+    )  # fmt: skip
+    p.add_argument(
+        "--max_ap_drop", type=float, default=None, metavar="POINTS",
+        help="fail (exit 3, AccuracyDropTooLarge) when the engine's AP is more than this many "
+        "AP points (AP x 100) below the FP32 model's (default: fp32 0.5, fp16 0.5, int8 3)",
+    )  # fmt: skip
+
+
+def evaluation_flags(args: argparse.Namespace, *, build: bool) -> dict[str, object]:
+    """The evaluation flags given, by flag name (refusals of what would do nothing)."""
+    names = ["--eval_annotations", "--eval_images", "--eval_max_images"]
+    if build:
+        names += ["--eval_reference", "--max_ap_drop"]
+    return {n: getattr(args, n[2:]) for n in names if getattr(args, n[2:]) is not None}
+
+
+def check_evaluation(args: argparse.Namespace, *, build: bool) -> None:
+    """Refuse evaluation flags that would do nothing or cannot go together, before any work."""
+    given = evaluation_flags(args, build=build)
+    if build and given and args.eval_reference is None:
+        raise UserError(
+            f"{', '.join(given)}: the AP gate needs --eval_reference (the export's "
+            "evaluation.json, the FP32 model's AP to compare the engine's with)"
+        )
+    annotations, images = args.eval_annotations, args.eval_images
+    if images is not None and annotations is None:
+        raise UserError(
+            "--eval_images needs --eval_annotations (the COCO person-keypoints JSON that names "
+            "those images)"
+        )
+    if annotations is not None and images is None:
+        raise UserError(
+            "--eval_annotations needs --eval_images (the directory or s3:// prefix holding the "
+            "images it names)"
+        )
+    if not build and args.eval_max_images is not None and annotations is None:
+        raise UserError("--eval_max_images: only used with --eval_annotations and --eval_images")
+    if args.eval_max_images is not None and args.eval_max_images < 1:
+        raise UserError(f"--eval_max_images must be at least 1, got {args.eval_max_images}")
+    if build and args.max_ap_drop is not None:
+        # The library's own check and sentence (a resource's maxApDrop says the same).
+        max_ap_drop_for(args.data_type, args.max_ap_drop)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from bodypose_exporter.cli import args as groups
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.result import report_success
-from bodypose_exporter.stages.build import BuildStageRequest, run_build
+from bodypose_exporter.stages.build import BuildStageRequest, EngineApDropError, run_build
 from bodypose_exporter.verification.gates import VerificationError
 
 HELP = "build and verify one engine (tensorrt or onnxruntime) from the export's artifacts"
@@ -29,6 +30,12 @@ examples:
   bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
       --engine_backend onnxruntime --engine_file sample/cpu/bpnet_model.320.448.fp32.engine
       a CPU artifact, on this machine
+  bpnet-build --onnx x/bpnet_model.onnx --reference x/reference.npz --data_type int8 \\
+      --cal_cache_file x/cal.bin --qdq_model x/bpnet_model.qdq.onnx \\
+      --eval_reference x/evaluation.json --deploy_onnx x/bpnet_model.deploy.onnx \\
+      --engine_backend onnxruntime --engine_file x/cpu/bpnet_model.320.448.int8.engine
+      also evaluates the engine's OKS AP on the export's evaluation set and fails (exit
+      3, AccuracyDropTooLarge) past --max_ap_drop; then builds the SDK-compatible engine
 
 Beside the engine: a Triton model repository entry (triton/bpnet/config.pbtxt,
 1/model.plan or 1/model.onnx) and DeepStream's bodypose2d_pgie_config.txt,
@@ -66,7 +73,24 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_tensorrt_target(p, export=False)
     groups.add_serving(p)
     groups.add_gates(p)
+    groups.add_evaluation(p, build=True)
+    p.add_argument(
+        "--deploy_onnx", default=None, metavar="URI_OR_PATH",
+        help="the export's SDK-compatible <model>.deploy.onnx (path or s3://): after the "
+        "engine of --onnx passes its gates, also build this one's engine from the same "
+        "calibration and publish it beside (<engine>.deploy.engine, its own Triton model "
+        "bpnet_deploy and DeepStream config)",
+    )  # fmt: skip
     groups.add_verbose(p)
+
+
+def evaluation_line(block: dict[str, Any]) -> str:
+    """The engine's AP and its drop (AP points) as one line."""
+    return (
+        f"evaluation AP {block['figures']['AP']:.2f} vs FP32 {block['reference']['AP']:.2f}, "
+        f"drop {block['apDrop']:.2f} AP points (limit {block['maxApDrop']:g}) on "
+        f"{block['images']} images  {'passed' if block['passed'] else 'FAILED'}"
+    )
 
 
 def explain(exc: UserError) -> None:
@@ -77,9 +101,12 @@ def explain(exc: UserError) -> None:
             "verification " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()),
             file=sys.stderr,
         )
+    if isinstance(exc, EngineApDropError) and exc.manifest and "evaluation" in exc.manifest:
+        print(evaluation_line(exc.manifest["evaluation"]), file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
+    groups.check_evaluation(args, build=True)
     result = run_build(
         BuildStageRequest(
             onnx=args.onnx,
@@ -104,11 +131,22 @@ def run(args: argparse.Namespace) -> int:
             triton_repository=args.triton_repository,
             deepstream_config=args.deepstream_config,
             gates=groups.gate_overrides(args),
+            eval_reference=args.eval_reference,
+            eval_annotations=args.eval_annotations,
+            eval_images=args.eval_images,
+            eval_max_images=args.eval_max_images,
+            max_ap_drop=args.max_ap_drop,
+            deploy_onnx=args.deploy_onnx,
         )
     )
     engine = result.manifest["artifacts"][0]
     print(f"engine {engine['path']}  {engine['bytes']} bytes  sha256 {engine['sha256']}")
     figures = result.verdict.figures
     print("verification " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()) + "  passed")
+    if "evaluation" in result.manifest:
+        print(evaluation_line(result.manifest["evaluation"]))
+    deploy = next((a for a in result.manifest["artifacts"] if a["kind"] == "deploy-engine"), None)
+    if deploy is not None:
+        print(f"deploy engine {deploy['path']}  {deploy['bytes']} bytes  sha256 {deploy['sha256']}")
     report_success(STAGE, result.manifest)
     return 0

@@ -26,6 +26,7 @@ from bodypose_exporter.cli import args as groups
 from bodypose_exporter.engines.naming import resolve_engine_file
 from bodypose_exporter.engines.registry import DEFAULT_BACKEND, require_available
 from bodypose_exporter.errors import UserError
+from bodypose_exporter.evaluation.accuracy import EvaluationRequest
 from bodypose_exporter.model.dims import InputDims
 from bodypose_exporter.result import report_success
 from bodypose_exporter.stages.build import EnginePlan, build_after_export
@@ -50,6 +51,10 @@ examples:
   bpnet-export -m model.tlt -k $KEY -d 320,448,3 --engine_file out/ \\
       --engine_backend onnxruntime
       also builds and verifies an engine (here the CPU one) in the same run
+  bpnet-export -m model.tlt -k $KEY -d 320,448,3 --sdk_compatible_model \\
+      --eval_annotations s3://data/person_keypoints_val.json --eval_images s3://data/val/
+      evaluates the FP32 model's OKS AP (evaluation.json, the builds' reference) and
+      publishes the plain .onnx (evaluated) and the SDK-compatible .deploy.onnx
 
 outputs: the .etlt (encrypted ONNX, input-name length 0), the plain .onnx
 (TAO 5 and current DeepStream read it directly) and manifest.json (sizes,
@@ -131,6 +136,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_serving(p)
     groups.add_reference_images(p)
     groups.add_gates(p)
+    groups.add_evaluation(p, build=False)
     groups.add_verbose(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
@@ -176,9 +182,12 @@ def plan_engine(args: argparse.Namespace, height: int, width: int) -> EnginePlan
     workspace = args.max_workspace_size
     if workspace is not None and workspace < 1:
         raise UserError(f"--max_workspace_size must be a positive number of bytes, got {workspace}")
+    # With an evaluation set the engine built here is the plain (evaluated) one; the
+    # SDK-compatible engine goes beside it as .deploy.engine.
+    both = args.sdk_compatible_model and args.eval_annotations is not None
     return EnginePlan(
         engine_file=resolve_engine_file(
-            args.engine_file, height, width, args.data_type, args.sdk_compatible_model
+            args.engine_file, height, width, args.data_type, args.sdk_compatible_model and not both
         ),
         backend=backend,
         precision=args.data_type,
@@ -213,11 +222,26 @@ def validate(args: argparse.Namespace) -> None:
         raise UserError(f"-u/--upsample_ratio must be at least 1, got {args.upsample_ratio}")
 
 
+def evaluation_request(args: argparse.Namespace) -> EvaluationRequest | None:
+    """The FP32 model's evaluation set, or None; bad combinations refused before any work."""
+    groups.check_evaluation(args, build=False)
+    if args.eval_annotations is None:
+        return None
+    return EvaluationRequest(args.eval_annotations, args.eval_images, args.eval_max_images)
+
+
 def verification_line(export_manifest: dict[str, Any]) -> str:
     verification = export_manifest.get("engine", {}).get("verification", {})
     figures = verification.get("figures", {})
     shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
     return f"verification {shown}  {'passed' if verification.get('passed') else 'FAILED'}"
+
+
+def evaluation_line(block: dict[str, Any]) -> str:
+    """The FP32 figures (AP points) as one line."""
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in block["figures"].items())
+    note = f"  ({block['note']})" if block.get("note") else ""
+    return f"evaluation FP32 {shown} on {block['images']} images{note}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -228,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
     validate(args)
     dims = InputDims.parse(args.input_dims)
     calibration = calibration_request(args)
+    evaluation = evaluation_request(args)
     engine_plan = plan_engine(args, dims.height, dims.width)
     if args.data_type == "fp16":
         log.info("--data_type fp16 applies to engines; the .etlt and .onnx are precision-free")
@@ -242,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         experiment_spec=args.experiment_spec,
         data_type=args.data_type,
         calibration=calibration,
+        evaluation=evaluation,
     )
     result = run_export(request)
     if engine_plan is not None:
@@ -253,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if engine_plan is not None:
         print(verification_line(result.manifest))
+    if "evaluation" in result.manifest:
+        print(evaluation_line(result.manifest["evaluation"]))
     print(f"manifest {result.published[-1]}")
     report_success(STAGE, result.manifest)
     return 0

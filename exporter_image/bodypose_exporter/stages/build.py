@@ -16,6 +16,13 @@ precision (`verification`). Then:
   `manifest.json`, the operator's sign of a complete target, never appears;
   `VerificationError` (exit code 3) names the failed gates.
 
+With `eval_reference` (the export's evaluation.json) the verified engine is
+then evaluated on the same COCO set with the same decoding (`stages.accuracy`)
+and gated on its AP drop; a failed gate is a rejection like a failed
+verification (`manifest.rejected.json`, `ApDropError`: exit 3,
+`AccuracyDropTooLarge`). With `deploy_onnx` the SDK-compatible engine is built
+after the plain one passed, from the same calibration (`stages.deploy`).
+
 `build_after_export` runs this stage on an export's published artifacts
 (`bpnet-export --engine_file`) and records the engine in the export's
 manifest.
@@ -23,6 +30,7 @@ manifest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -39,10 +47,12 @@ from bodypose_exporter.engines.compatibility import (
 )
 from bodypose_exporter.engines.naming import RUNTIMES, artifact_file_name, timing_cache_beside
 from bodypose_exporter.errors import NotFoundError, UserError
+from bodypose_exporter.evaluation.gate import ApDropError, max_ap_drop_for
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
 from bodypose_exporter.serving import bindings as onnx_bindings
 from bodypose_exporter.serving.deepstream import FILE_NAME as DEEPSTREAM_FILE
-from bodypose_exporter.stages import serving
+from bodypose_exporter.stages import accuracy, serving
+from bodypose_exporter.stages import deploy as deploy_engine
 from bodypose_exporter.storage import inputs as input_files
 from bodypose_exporter.storage import s3
 from bodypose_exporter.storage.outputs import OutputSet
@@ -85,6 +95,22 @@ class BuildStageRequest:
     #: (`bpnet-export --engine_file` adds it to the export's manifest).
     manifest_name: str | None = MANIFEST_NAME
     publish_rejected: bool = True
+    #: The export's evaluation.json: turns the AP gate on. The set defaults to its own.
+    eval_reference: str | None = None
+    eval_annotations: str | None = None
+    eval_images: str | None = None
+    eval_max_images: int | None = None
+    max_ap_drop: float | None = None  # AP points; None: the precision's default
+    #: The SDK-compatible ONNX: also build its engine, from the same calibration.
+    deploy_onnx: str | None = None
+
+
+class EngineApDropError(ApDropError):
+    """`ApDropError` of a build: carries the rejected build's manifest, as VerificationError."""
+
+    def __init__(self, message: str, manifest: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.manifest: dict[str, Any] | None = manifest
 
 
 @dataclass(frozen=True)
@@ -161,9 +187,36 @@ def _target(request: BuildStageRequest, backend: str) -> tuple[dict[str, Any], s
     return described, location, record
 
 
-def run_build(request: BuildStageRequest) -> BuildStageResult:
+def _check_request(request: BuildStageRequest) -> None:
+    """What can be refused before any download or build."""
     if request.max_batch_size < 1:
         raise UserError(f"--max_batch_size must be at least 1, got {request.max_batch_size}")
+    given = [
+        flag
+        for flag, value in (
+            ("--eval_annotations", request.eval_annotations),
+            ("--eval_images", request.eval_images),
+            ("--eval_max_images", request.eval_max_images),
+            ("--max_ap_drop", request.max_ap_drop),
+        )
+        if value is not None
+    ]
+    if given and not request.eval_reference:
+        raise UserError(
+            f"{', '.join(given)}: the AP gate needs --eval_reference (the export's "
+            "evaluation.json, the FP32 model's AP to compare the engine's with)"
+        )
+    if request.eval_reference:
+        max_ap_drop_for(request.precision, request.max_ap_drop)
+    if request.deploy_onnx and request.precision == "int8" and not request.calibration_cache:
+        raise UserError(
+            "--deploy_onnx with --data_type int8 needs --cal_cache_file: the one calibration "
+            "both engines are built from"
+        )
+
+
+def run_build(request: BuildStageRequest) -> BuildStageResult:
+    _check_request(request)
     backend = backend_by_name(request.backend)
     _, engine_file, record = _target(request, backend.name)
     timing_uri = request.timing_cache
@@ -196,6 +249,19 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
                 else None
             )
             reference = _reference(request, onnx_path, work)
+            recorded = (
+                accuracy.read_reference(
+                    input_files.fetch(request.eval_reference, work, "evaluation reference"),
+                    request.eval_reference,
+                )
+                if request.eval_reference
+                else None
+            )
+            deploy_onnx = (
+                input_files.fetch(request.deploy_onnx, work, "deploy ONNX model")
+                if request.deploy_onnx
+                else None
+            )
         with manifest.timed("build"):
             built = backend.build(
                 BuildRequest(
@@ -255,23 +321,58 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
             manifest.details["compatibility"] = record.as_dict()
         published: list[str] = []
         if not verdict.passed:
-            if request.publish_rejected:
-                manifest.write(out.staged(REJECTED_MANIFEST_NAME))
-                published = out.publish([REJECTED_MANIFEST_NAME])
+            _reject(request, out, manifest)
             try:
                 enforce(verdict, backend.name)
             except VerificationError as exc:
                 exc.manifest = manifest.to_dict()
                 raise
+        if recorded is not None:
+            eval_request = recorded.request(
+                request.eval_annotations,
+                request.eval_images,
+                request.eval_max_images,
+                request.max_ap_drop,
+            )
+            with manifest.timed("evaluate"):
+                block, ap_verdict = accuracy.gate_engine(
+                    eval_request,
+                    recorded,
+                    backend.name,
+                    built.path,
+                    out.final_location(engine_name),
+                    request.precision,
+                    references.input_hw(onnx_path),
+                )
+            log.info("OKS AP: %s (%s)", ap_verdict.message,
+                     "passed" if ap_verdict.passed else "FAILED")  # fmt: skip
+            manifest.details["evaluation"] = block
+            if not ap_verdict.passed:
+                _reject(request, out, manifest)
+                raise EngineApDropError(ap_verdict.message, manifest.to_dict())
+        names = [engine_name]
+        deploy_served = None
+        if deploy_onnx is not None:
+            deploy_file = artifact_file_name(
+                deploy_engine.engine_file(request.engine_file), backend.name, record
+            )
+            deploy_name = Path(deploy_file.rpartition("/")[2]).name
+            deploy_served = _build_deploy(
+                _Deploy(request, backend, deploy_onnx, deploy_name, record),
+                reference, cal, timing, work, out, manifest,
+            )  # fmt: skip
+            if "evaluation" in manifest.details:
+                manifest.details["evaluation"]["deployEngine"] = out.final_location(deploy_name)
         manifest.add_artifact("engine", out.staged(engine_name), out.final_location(engine_name))
         manifest.artifacts[-1]["runtime"] = backend.name
         served = _served(request, built.path, out.final_location(engine_name), onnx_path, qdq,
                          built.details, record)  # fmt: skip
-        names = [engine_name]
         for kind, name in serving.stage_beside(out, served):
             manifest.add_artifact(kind, out.staged(name), out.final_location(name))
             names.append(name)
         manifest.details["serving"] = _serving_entry(out, names)
+        if deploy_served is not None:
+            names += _publishable_deploy(out, manifest, deploy_served)
         # The extra copies first: they read the artifact from the staging directory.
         if request.triton_repository:
             serving.write_triton_repository(request.triton_repository, served)
@@ -291,6 +392,111 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         ):
             _put_back(cal, request.calibration_cache)
     return BuildStageResult(manifest=manifest.to_dict(), verdict=verdict, published=published)
+
+
+def _reject(request: BuildStageRequest, out: OutputSet, manifest: Manifest) -> None:
+    """A gate failed: the figures are kept as manifest.rejected.json, no engine goes out."""
+    if request.publish_rejected:
+        manifest.write(out.staged(REJECTED_MANIFEST_NAME))
+        out.publish([REJECTED_MANIFEST_NAME])
+
+
+@dataclass(frozen=True)
+class _Deploy:
+    """The SDK-compatible engine to build after the plain one (`stages.deploy`)."""
+
+    request: BuildStageRequest
+    backend: Any  # engines.base.EngineBackend
+    onnx: Path  # local copy of --deploy_onnx
+    name: str  # its artifact's name beside the plain engine
+    record: CompatibilityRecord | None
+
+
+def _build_deploy(
+    deploy: _Deploy,
+    reference: references.Reference,
+    cal: Path | None,
+    timing: Path | None,
+    work: Path,
+    out: OutputSet,
+    manifest: Manifest,
+) -> serving.Served:
+    """Build and verify the deploy engine from the plain build's calibration; stage it."""
+    request, backend = deploy.request, deploy.backend
+    int8 = request.precision == "int8"
+    qdq = None
+    if int8:
+        if cal is None or not cal.exists():
+            raise UserError(
+                f"--deploy_onnx: no cal.bin at {request.calibration_cache} after the plain "
+                "build, so the deploy engine cannot share its calibration"
+            )
+        if request.qdq_model:
+            qdq = deploy_engine.qdq_model(deploy.onnx, cal, work / "deploy.qdq.onnx")
+    with manifest.timed("buildDeploy"):
+        built = backend.build(
+            BuildRequest(
+                onnx_path=deploy.onnx,
+                engine_path=out.staged(deploy.name),
+                precision=request.precision,
+                max_batch_size=request.max_batch_size,
+                max_workspace_size=request.max_workspace_size,
+                strict_types=request.strict_types,
+                calibration_cache=cal if int8 else None,
+                calibration_data=None,  # cal.bin exists: never a second calibration
+                calibration_batches=request.calibration_batches,
+                calibration_batch_size=request.calibration_batch_size,
+                qdq_model=qdq,
+                timing_cache=timing,
+                int8_route=request.int8_route,
+                hardware_compatibility=request.hardware_compatibility,
+            )
+        )
+    with manifest.timed("verifyDeploy"):
+        deploy_reference = deploy_engine.reference(deploy.onnx, reference)
+        runner = backend.load(built.path)
+        try:
+            verdict = verify(runner, deploy_reference, request.precision, dict(request.gates))
+        finally:
+            runner.close()
+    location = out.final_location(deploy.name)
+    manifest.details["deploy"] = {
+        "path": location,
+        "onnx": request.deploy_onnx,
+        "calibration": request.calibration_cache if int8 else None,  # the plain engine's own
+        "build": built.details,
+        "verification": {**verdict.as_dict(), "reference": deploy_reference.source},
+    }
+    if not verdict.passed:
+        _reject(request, out, manifest)
+        try:
+            enforce(verdict, backend.name)
+        except VerificationError as exc:
+            exc.args = (f"the SDK-compatible (deploy) engine: {exc}",)
+            exc.manifest = manifest.to_dict()
+            raise
+    served = _served(request, built.path, location, deploy.onnx, qdq, built.details,
+                     deploy.record)  # fmt: skip
+    return dataclasses.replace(
+        served, onnx_source=str(request.deploy_onnx), model_name=deploy_engine.TRITON_MODEL
+    )
+
+
+def _publishable_deploy(out: OutputSet, manifest: Manifest, served: serving.Served) -> list[str]:
+    """List the deploy engine and its serving configs in the manifest; their names."""
+    name = served.artifact_location.rpartition("/")[2]
+    manifest.add_artifact(deploy_engine.KINDS["engine"], out.staged(name), out.final_location(name))
+    manifest.artifacts[-1]["runtime"] = served.backend
+    names = [name]
+    for kind, staged in deploy_engine.stage_serving(out, served):
+        manifest.add_artifact(kind, out.staged(staged), out.final_location(staged))
+        names.append(staged)
+    manifest.details["deploy"]["serving"] = {
+        "tritonModel": deploy_engine.TRITON_MODEL,
+        "tritonConfig": out.final_location(names[1]),
+        "deepstreamConfig": out.final_location(deploy_engine.DEEPSTREAM_FILE),
+    }
+    return names
 
 
 def _served(
@@ -395,6 +601,8 @@ def _engine_entry(
         "runtime": build.get("runtime"),
         "compatibility": build.get("compatibility"),
         "serving": build.get("serving"),
+        "evaluation": build.get("evaluation"),
+        "deploy": build.get("deploy"),
     }
     if artifact is not None:
         entry["path"] = artifact["path"]
@@ -410,9 +618,10 @@ def build_after_export(
 
     The flow `tao model bpnet export --engine_file` runs: the export has
     published the .etlt, .onnx, reference.npz and manifest.json; the engine is
-    built with the chosen backend, verified, published, and recorded in the
-    export's manifest, passed or not; a failed gate then fails the run
-    (`VerificationError`, exit code 3).
+    built with the chosen backend, verified (and, when the export evaluated
+    its model, AP-gated against its evaluation.json), published, and recorded
+    in the export's manifest, passed or not; a failed gate then fails the run
+    (`VerificationError` or `ApDropError`, exit code 3).
     """
     onnx = _artifact(export_manifest, ("onnx",))
     reference = _artifact(export_manifest, ("reference",))
@@ -440,10 +649,13 @@ def build_after_export(
         gates=plan.gates,
         manifest_name=None,
         publish_rejected=False,
+        # The export's own evaluation.json and deploy graph, when it wrote them.
+        eval_reference=_artifact(export_manifest, (accuracy.REFERENCE_KIND,)),
+        deploy_onnx=_artifact(export_manifest, ("deploy-onnx",)),
     )
     try:
         result = run_build(request)
-    except VerificationError as exc:
+    except (VerificationError, EngineApDropError) as exc:
         build = exc.manifest or {}
         _record(export_manifest, manifest_uri, _engine_entry(plan, build, None), None)
         raise

@@ -3,7 +3,18 @@
 `.tlt` -> Keras model -> deploy model at the requested size -> ONNX (tf2onnx)
 -> fidelity check against Keras -> `.etlt` (encrypted ONNX) plus the plain
 `.onnx` (TAO 5 and current DeepStream read ONNX directly) plus `manifest.json`;
-for int8 also the calibration stage's outputs (`stages.calibrate`). Importing
+for int8 also the calibration stage's outputs (`stages.calibrate`); with an
+evaluation set, the FP32 model's OKS AP (`evaluation.json`, `stages.accuracy`).
+
+With `--sdk_compatible_model` and an evaluation set both graphs are
+published: the plain `<model>.onnx` (TAO's evaluation tools, and ours, read
+only the stride-8 outputs; it is the one evaluated, calibrated and verified)
+and the SDK-compatible `<model>.deploy.onnx` (the `.etlt` holds this one, as
+TAO's `--sdk_compatible_model` export does). One calibration serves both: the
+deploy graph is the plain graph, with the same tensor names, plus a
+nearest-neighbour upsampling of the PAF after `paf_out/BiasAdd:0`, so cal.bin
+covers every tensor the two share; the deploy graph's few others get exact
+scales from the tensors they copy (`stages.deploy.cover_deploy_graph`). Importing
 this module imports TensorFlow (through `model.keras_backend`, which keeps its
 native start-up chatter off the terminal); commands that do not export import
 it only when they run.
@@ -31,12 +42,16 @@ from bodypose_exporter.convert.fidelity import (
 )
 from bodypose_exporter.convert.keras_to_onnx import keras_to_onnx
 from bodypose_exporter.errors import CorruptModelError, UserError
+from bodypose_exporter.evaluation.accuracy import EvaluationRequest, evaluate_artifact
+from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest, sha256_of
 from bodypose_exporter.model.bpnet import stage_count
 from bodypose_exporter.model.deploy import build_deploy_model
 from bodypose_exporter.model.dims import InputDims
 from bodypose_exporter.model.keras_backend import keras
+from bodypose_exporter.stages import accuracy
 from bodypose_exporter.stages import calibrate as calibration_step
+from bodypose_exporter.stages import deploy as deploy_engine
 from bodypose_exporter.stages.calibrate import CalibrationRequest
 from bodypose_exporter.storage import inputs as input_files
 from bodypose_exporter.storage.outputs import OutputSet
@@ -58,6 +73,8 @@ class ExportRequest:
     data_type: str = "fp32"
     #: int8 only: the calibration flags (cal.bin, the QDQ model and ranges are published too).
     calibration: CalibrationRequest | None = None
+    #: Evaluate the FP32 model on this set (`evaluation.json`, the manifest's `evaluation`).
+    evaluation: EvaluationRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,21 @@ def default_output(model: str) -> str:
 def onnx_name_for(etlt_name: str) -> str:
     stem = etlt_name[: -len(".etlt")] if etlt_name.endswith(".etlt") else etlt_name
     return f"{stem}.onnx"
+
+
+def deploy_onnx_name_for(etlt_name: str) -> str:
+    """`<model>.deploy.onnx`, TAO's name for the SDK-compatible graph."""
+    return onnx_name_for(etlt_name)[: -len(".onnx")] + ".deploy.onnx"
+
+
+def _tensors(info: Any) -> dict[str, Any]:
+    return {
+        "input": {"name": info.input_name, "shape": info.input_shape},
+        "outputs": [
+            {"name": n, "shape": s}
+            for n, s in zip(info.output_names, info.output_shapes, strict=True)
+        ],
+    }
 
 
 def _load_keras(h5_path: Path, source: str) -> Any:
@@ -108,6 +140,12 @@ def run_export(request: ExportRequest) -> ExportResult:
     if not etlt_name.endswith(".etlt"):
         raise UserError(f"-o/--output_file {request.output!r} must name an .etlt file")
     onnx_name = onnx_name_for(etlt_name)
+    # Both graphs only when one must be evaluated and the other deployed (module docstring).
+    deploy_name = (
+        deploy_onnx_name_for(etlt_name)
+        if request.sdk_compatible and request.evaluation is not None
+        else None
+    )
     hw = (request.dims.height, request.dims.width)
     if request.data_type == "int8" and request.calibration is None:
         raise UserError("--data_type int8 needs the calibration flags (--cal_image_dir, ...)")
@@ -121,6 +159,16 @@ def run_export(request: ExportRequest) -> ExportResult:
         tempfile.TemporaryDirectory(prefix="bpnet-export-") as tmp,
     ):
         work = Path(tmp)
+        evaluation_set = None
+        if request.evaluation is not None:
+            # Before the model is fetched too: a bad set is refused before any conversion.
+            with manifest.timed("evaluationSet"):
+                evaluation_set = open_set(
+                    request.evaluation.annotations,
+                    request.evaluation.images,
+                    work / "evaluation",
+                    request.evaluation.max_images,
+                )
         with manifest.timed("fetch"):
             model_path = input_files.fetch(request.model, work, "model")
             spec_path = (
@@ -148,11 +196,23 @@ def run_export(request: ExportRequest) -> ExportResult:
                 trained,
                 request.dims.height,
                 request.dims.width,
-                sdk_compatible=request.sdk_compatible,
+                sdk_compatible=request.sdk_compatible and deploy_name is None,
                 upsample_ratio=request.upsample_ratio,
             )
             info = keras_to_onnx(deploy, out.staged(onnx_name))
             log.info("converted to ONNX: outputs %s", ", ".join(info.output_names))
+            sdk_model = sdk_info = None
+            if deploy_name is not None:
+                sdk_model = build_deploy_model(
+                    trained,
+                    request.dims.height,
+                    request.dims.width,
+                    sdk_compatible=True,
+                    upsample_ratio=request.upsample_ratio,
+                )
+                sdk_info = keras_to_onnx(sdk_model, out.staged(deploy_name))
+                log.info("converted the SDK-compatible graph: outputs %s",
+                         ", ".join(sdk_info.output_names))  # fmt: skip
         with manifest.timed("verify"):
             ref_inputs = reference_inputs(request.dims.height, request.dims.width)
             report = compare_with_keras(deploy, info.path, ref_inputs, request.tolerance)
@@ -162,8 +222,34 @@ def run_export(request: ExportRequest) -> ExportResult:
                 report.worst,
                 report.tolerance,
             )
+            sdk_report = (
+                compare_with_keras(sdk_model, sdk_info.path, ref_inputs, request.tolerance)
+                if sdk_info is not None
+                else None
+            )
+        evaluated = None
+        if request.evaluation is not None and evaluation_set is not None:
+            # The plain FP32 graph, as TAO evaluates exported models (strict mode).
+            with manifest.timed("evaluate"):
+                evaluated = evaluate_artifact("onnxruntime", info.path, evaluation_set, *hw)
+            accuracy.write_reference(
+                out.staged(accuracy.REFERENCE_NAME),
+                request.evaluation,
+                evaluated,
+                hw,
+                out.final_location(onnx_name),
+            )
+            log.info(
+                "FP32 OKS AP %.2f (AP50 %.2f) on %d images of %s",
+                evaluated.ap * 100,
+                evaluated.ap50 * 100,
+                evaluated.images,
+                request.evaluation.annotations,
+            )
         with manifest.timed("encrypt"):
-            write_etlt(info.path, out.staged(etlt_name), request.key, codecs[0])
+            # The .etlt is the graph the user deploys: the SDK-compatible one when asked for.
+            etlt_source = sdk_info.path if sdk_info is not None else info.path
+            write_etlt(etlt_source, out.staged(etlt_name), request.key, codecs[0])
         normalization = _normalization(spec_path)
         calibrated = None
         if request.calibration is not None and cal_plan is not None:
@@ -179,6 +265,11 @@ def run_export(request: ExportRequest) -> ExportResult:
                     work,
                     out.staging,
                 )
+                if sdk_info is not None:
+                    # One cal.bin for both graphs (`stages.deploy.cover_deploy_graph`).
+                    deploy_engine.cover_deploy_graph(
+                        out.staged(calibration_step.CACHE_NAME), sdk_info.path
+                    )
 
         manifest.inputs = {
             "model": request.model,
@@ -187,34 +278,52 @@ def run_export(request: ExportRequest) -> ExportResult:
         }
         manifest.add_artifact("etlt", out.staged(etlt_name), out.final_location(etlt_name))
         manifest.add_artifact("onnx", out.staged(onnx_name), out.final_location(onnx_name))
+        names = [etlt_name, onnx_name]
+        if deploy_name is not None:
+            manifest.add_artifact(
+                "deploy-onnx", out.staged(deploy_name), out.final_location(deploy_name)
+            )
+            names.append(deploy_name)
         manifest.add_artifact(
             "reference", out.staged(REFERENCE_NAME), out.final_location(REFERENCE_NAME)
         )
-        extra_names = []
+        names.append(REFERENCE_NAME)
+        if evaluated is not None:
+            manifest.add_artifact(
+                accuracy.REFERENCE_KIND,
+                out.staged(accuracy.REFERENCE_NAME),
+                out.final_location(accuracy.REFERENCE_NAME),
+            )
+            names.append(accuracy.REFERENCE_NAME)
         if calibrated is not None:
             for kind, name in calibrated.published_names:
                 manifest.add_artifact(kind, out.staged(name), out.final_location(name))
-                extra_names.append(name)
+                names.append(name)
         manifest.details = {
             "inputDims": request.dims.as_list(),
             "dataFormat": "channels_last",
             "dataType": request.data_type,
             "stages": stages,
             "sdkCompatible": request.sdk_compatible,
-            "tensors": {
-                "input": {"name": info.input_name, "shape": info.input_shape},
-                "outputs": [
-                    {"name": n, "shape": s}
-                    for n, s in zip(info.output_names, info.output_shapes, strict=True)
-                ],
-            },
+            "tensors": _tensors(info),
             "onnxOpset": info.opset,
             "codec": {"etlt": codecs[0].name, "tlt": decrypted.codec},
             "preprocessing": normalization,
             "fidelity": report.as_dict(),
         }
+        if sdk_info is not None and sdk_report is not None:
+            manifest.details["deploy"] = {
+                "onnx": out.final_location(deploy_name or ""),
+                "tensors": _tensors(sdk_info),
+                "fidelity": sdk_report.as_dict(),
+                "etlt": "deploy",  # which graph the .etlt holds
+                # Measured on the plain graph, the deploy graph's own tensors added exactly.
+                "calibration": "shared" if calibrated is not None else None,
+            }
         if calibrated is not None:
             manifest.details["calibration"] = calibrated.details
+        if evaluated is not None and request.evaluation is not None:
+            manifest.details["evaluation"] = accuracy.export_block(request.evaluation, evaluated)
         manifest.write(out.staged(MANIFEST_NAME))
-        published = out.publish([etlt_name, onnx_name, REFERENCE_NAME, *extra_names, MANIFEST_NAME])
+        published = out.publish([*names, MANIFEST_NAME])
     return ExportResult(published=published, manifest=manifest.to_dict())

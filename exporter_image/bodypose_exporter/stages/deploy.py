@@ -1,0 +1,153 @@
+"""The SDK-compatible engine a build publishes beside the evaluated one (issue 17, item 4).
+
+TAO's workflow evaluates the engine without the SDK post-processing, then
+re-exports with `--sdk_compatible_model` for DeepStream, a model the
+evaluation tools cannot run. Here the export publishes both graphs
+(`<model>.onnx`, `<model>.deploy.onnx`) and the build, given `--deploy_onnx`,
+builds, verifies and AP-gates the plain engine first, then builds the deploy
+one from the same calibration:
+
+- cal.bin is measured once, on the plain graph, and covers the deploy graph
+  too (`cover_deploy_graph`, at export): the deploy graph is the plain one
+  plus a nearest-neighbour upsampling of the PAF after `paf_out/BiasAdd:0`,
+  so every tensor it shares with the plain graph has its scale already, and
+  the few it does not share get exact ones without measuring: a layout op's
+  output (tf2onnx's NHWC<->NCHW Transposes, whose generated names differ
+  between the two conversions: `.../Conv2D__7` vs `__8` after the input)
+  takes its input's range, as `calibration.tensors` aliases them, and the
+  upsampling (an identity kernel, stride = kernel, zero bias: every output
+  value is a copy of an input value) takes `paf_out/BiasAdd:0`'s. Scales for
+  tensors a graph does not have are ignored by TensorRT and by the QDQ writer,
+  so the plain graph reads the same cal.bin unchanged.
+- the QDQ route (a strongly typed TensorRT network) needs a QDQ model of the
+  deploy graph: written here from cal.bin's ranges, never measured again;
+  `write_qdq_model` leaves the nodes without a range in float, as TensorRT
+  would.
+- verification: the deploy engine against the deploy ONNX in FP32 on the same
+  reference inputs (its outputs differ from the plain model's: PAF at stride 2).
+
+Names follow TAO's notebook: `bpnet_model.H.W.P.deploy.engine`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+import onnx
+
+from bodypose_exporter.calibration import calibration_cache
+from bodypose_exporter.calibration.qdq import write_qdq_model
+from bodypose_exporter.calibration.tensors import select_tensors
+from bodypose_exporter.engines.base import run_batched
+from bodypose_exporter.engines.registry import backend_by_name
+from bodypose_exporter.serving import deepstream, triton
+from bodypose_exporter.stages.serving import TRITON_DIR, Served
+from bodypose_exporter.storage.outputs import OutputSet
+from bodypose_exporter.verification.reference import Reference
+
+log = logging.getLogger(__name__)
+
+#: The upsampling layer `model.deploy` adds (SDK_PAF_LAYER there; not imported from it,
+#: since `model.deploy` imports TensorFlow and the build stage must not).
+SDK_PAF_LAYER = "conv2d_transpose_1"
+TRITON_MODEL = "bpnet_deploy"
+DEEPSTREAM_FILE = "bodypose2d_pgie_config.deploy.txt"
+KINDS = {
+    "engine": "deploy-engine",
+    "config": "deploy-triton-config",
+    "model": "deploy-triton-model",
+    "deepstream": "deploy-deepstream-config",
+}
+_SUFFIXES = (".engine", ".plan", ".onnx")
+
+
+def engine_file(plain: str) -> str:
+    """`x.int8.engine` -> `x.int8.deploy.engine` (path or s3://; only the name changes)."""
+    head, sep, name = plain.rpartition("/")
+    suffix = next((s for s in _SUFFIXES if name.endswith(s)), "")
+    stem = name[: -len(suffix)] if suffix else name
+    if stem.endswith(".deploy"):
+        stem = stem[: -len(".deploy")]
+    return f"{head}{sep}{stem}.deploy{suffix or '.engine'}"
+
+
+def _ranges(model: onnx.ModelProto, known: dict[str, float]) -> dict[str, float]:
+    """Scales for the tensors of `model` that `known` (name -> scale) lacks, where they follow
+    exactly: copied bit for bit from the tensor whose values they hold."""
+    tensors = select_tensors(model)
+    producer = {out: node for node in model.graph.node for out in node.output}
+
+    def range_of(name: str, depth: int = 0) -> float | None:
+        source = tensors.source(name)
+        for candidate in (name, source):
+            if candidate in known:
+                return known[candidate]
+        node = producer.get(source)
+        upsampling = node is not None and node.op_type == "ConvTranspose"
+        if upsampling and node is not None and SDK_PAF_LAYER in node.name and depth < 8:
+            return range_of(node.input[0], depth + 1)
+        return None
+
+    found = {name: range_of(name) for name in tensors.names if name not in known}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def cover_deploy_graph(cal_bin: Path, deploy_onnx: Path) -> list[str]:
+    """Add to `cal_bin` the deploy graph's scales it lacks (module docstring); their names.
+
+    Tensors left without a scale (none in BpNet's deploy graph) are logged:
+    TensorRT would run their layers in higher precision.
+    """
+    cache = calibration_cache.read(cal_bin)
+    model = onnx.load(str(deploy_onnx), load_external_data=False)
+    added = _ranges(model, cache.scales)
+    missing = [n for n in select_tensors(model).names if n not in cache.scales and n not in added]
+    if missing:
+        log.warning(
+            "cal.bin has no scale for %d tensors of the deploy graph (e.g. %s): TensorRT runs "
+            "their layers in higher precision",
+            len(missing),
+            missing[0],
+        )
+    if added:
+        scales = {**cache.scales, **added}
+        calibration_cache.write(cal_bin, dataclasses.replace(cache, scales=scales))
+        log.info("cal.bin covers the deploy graph too: %d scales added (%s)", len(added),
+                 ", ".join(added))  # fmt: skip
+    return list(added)
+
+
+def qdq_model(deploy_onnx: Path, cal_bin: Path, out: Path) -> Path:
+    """The deploy graph quantized with cal.bin's ranges (TensorRT's flavour, as published)."""
+    write_qdq_model(deploy_onnx, calibration_cache.read(cal_bin).amax(), out, flavour="tensorrt")
+    return out
+
+
+def reference(deploy_onnx: Path, plain: Reference) -> Reference:
+    """The deploy graph's FP32 outputs (ONNX Runtime) on the plain reference's inputs."""
+    runner = backend_by_name("onnxruntime").load(deploy_onnx)
+    try:
+        outputs = run_batched(runner, plain.inputs)
+    finally:
+        runner.close()
+    return Reference(plain.inputs, outputs, f"{plain.source} through the deploy ONNX in FP32")
+
+
+def stage_serving(out: OutputSet, served: Served) -> list[tuple[str, str]]:
+    """Its own Triton model (`bpnet_deploy`, beside `bpnet` in one repository) and nvinfer
+    config, staged beside the engines; (kind, name) of each."""
+    model = served.triton_model()
+    config_name = f"{TRITON_DIR}/{model.config_path()}"
+    model_name = f"{TRITON_DIR}/{model.model_path()}"
+    out.staged(config_name).write_text(triton.config_text(model))
+    shutil.copyfile(served.artifact, out.staged(model_name))
+    nvinfer = served.nvinfer(out.final_location(DEEPSTREAM_FILE))
+    out.staged(DEEPSTREAM_FILE).write_text(deepstream.config_text(nvinfer))
+    return [
+        (KINDS["config"], config_name),
+        (KINDS["model"], model_name),
+        (KINDS["deepstream"], DEEPSTREAM_FILE),
+    ]
