@@ -163,6 +163,7 @@ def run_export(request: ExportRequest) -> ExportResult:
         if request.evaluation is not None:
             # Before the model is fetched too: a bad set is refused before any conversion.
             with manifest.timed("evaluationSet"):
+                (work / "evaluation").mkdir()  # S3 downloads land there
                 evaluation_set = open_set(
                     request.evaluation.annotations,
                     request.evaluation.images,
