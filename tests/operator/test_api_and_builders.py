@@ -273,3 +273,10 @@ def test_pool_identity_follows_the_compatibility_record() -> None:
     assert pool_identity(target(name="other", tolerations=[]), "gpu:10.8") == base
     assert pool_identity(target(hardwareCompatibility="ampere+"), "gpu:10.8") != base
     assert pool_identity(target(), "gpu:10.9") != base  # another TensorRT
+
+
+def test_bad_input_and_failed_gates_fail_the_job_at_once_crashes_retry() -> None:
+    for job in _jobs(Settings()).values():
+        rules = job["spec"]["podFailurePolicy"]["rules"]
+        assert rules == [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 3]}}]
+        assert job["spec"]["backoffLimit"] == 1  # anything else (137: killed) is retried once

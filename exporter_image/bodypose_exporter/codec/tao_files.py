@@ -202,7 +202,7 @@ def write_etlt(onnx_path: Path, dst: Path, key: str, codec: ModelCodec) -> None:
         codec.encrypt_stream(src, out, key)
 
 
-def check_hdf5_complete(path: Path, source: Path) -> None:
+def check_hdf5_complete(path: Path, source: Path | str) -> None:
     """Raise CorruptModelError if the decrypted HDF5 file is truncated or damaged."""
     try:
         with h5py.File(path, "r") as f:

@@ -53,7 +53,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -605,6 +605,21 @@ def _download_images(prefix: str, names: tuple[str, ...], dst: Path) -> Path:
     return dst
 
 
+@contextmanager
+def in_users_words(given: list[tuple[Path | None, str | None]]) -> Iterator[None]:
+    """A UserError about a downloaded work file names what the user gave (their s3://
+    URI), never the pod's scratch path: the algorithms only know local files."""
+    try:
+        yield
+    except UserError as exc:
+        text = str(exc)
+        for local, location in given:
+            if local is not None and location is not None and str(local) != location:
+                text = text.replace(str(local), location)
+        exc.args = (text,)
+        raise
+
+
 def _local(location: str, work: Path, name: str, fetch_existing: bool) -> Path:
     """A local path for `location`: itself, or a work file (downloaded if it exists)."""
     if not s3.is_s3(location):
@@ -652,20 +667,23 @@ def calibrate(
             image_dir = Path(request.image_dir).expanduser()
     if request.force_ptq:
         log.info("--force_ptq: post-training quantization (the only kind this exporter does)")
-    result = run_calibration(
-        onnx_path,
-        CalibrationOptions(
-            cache_file=cache,
-            batches=request.batches,
-            batch_size=request.batch_size,
-            input_hw=input_hw,
-            image_dir=image_dir,
-            data_file=data_file,
-            method=request.method,
-            normalization=normalization,
-        ),
-        cal_work / "out",
-    )
+    given = [(cache, request.cache_file), (data_file, request.data_file),
+             (image_dir, request.image_dir)]  # fmt: skip
+    with in_users_words(given):
+        result = run_calibration(
+            onnx_path,
+            CalibrationOptions(
+                cache_file=cache,
+                batches=request.batches,
+                batch_size=request.batch_size,
+                input_hw=input_hw,
+                image_dir=image_dir,
+                data_file=data_file,
+                method=request.method,
+                normalization=normalization,
+            ),
+            cal_work / "out",
+        )
     if from_s3:
         result = dataclasses.replace(result, ignored_files=len(plan.s3_ignored))
     print(summary_line(result), flush=True)

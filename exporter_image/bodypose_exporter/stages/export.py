@@ -183,7 +183,8 @@ def run_export(request: ExportRequest) -> ExportResult:
             except UserError as exc:
                 # The model was fetched to a scratch file: name the user's own URI instead.
                 raise type(exc)(str(exc).replace(str(model_path), request.model)) from exc
-            check_hdf5_complete(decrypted.path, Path(request.model))
+            # The URI as given: Path() would make s3://b/k read s3:/b/k.
+            check_hdf5_complete(decrypted.path, request.model)
             trained = _load_keras(decrypted.path, request.model)
             log.info("decrypted %s with codec %s", request.model, decrypted.codec)
         with manifest.timed("convert"):

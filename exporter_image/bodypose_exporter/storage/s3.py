@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -89,25 +90,40 @@ def download(uri: S3Uri, dst: Path) -> None:
         client().download_file(uri.bucket, uri.key, str(dst))
 
 
+def _write_refusal(exc: Exception) -> str:
+    """Why S3 refused a write, without the local file's name: boto3's S3UploadFailedError
+    names the pod's scratch path, which means nothing to the user (the ClientError it
+    wraps says what S3 said)."""
+    cause = exc.__cause__ or exc.__context__
+    inner = cause if isinstance(cause, ClientError) else exc
+    if isinstance(inner, ClientError):
+        code = _error_code(inner)
+        said = inner.response.get("Error", {}).get("Message") or code
+        if code in ("AccessDenied", "403"):
+            return f"access denied ({said}): the credentials may not write there"
+        if code == "NoSuchBucket":
+            return "the bucket does not exist"
+        return f"{code}: {said}"
+    return str(inner)
+
+
 def upload(src: Path, uri: S3Uri) -> None:
     try:
         client().upload_file(str(src), uri.bucket, uri.key)
-    except ClientError as exc:
-        raise OutputNotWritableError(f"cannot write {uri}: {exc}") from exc
-    except (EndpointConnectionError, BotoCoreError) as exc:
-        raise OutputNotWritableError(f"cannot write {uri}: {exc}") from exc
+    except (ClientError, S3UploadFailedError, EndpointConnectionError, BotoCoreError) as exc:
+        raise OutputNotWritableError(f"cannot write {uri}: {_write_refusal(exc)}") from exc
 
 
 def check_writable(uri: S3Uri) -> None:
-    """Fail early, before hours of work, if the output bucket is not there."""
+    """Fail early, before hours of work, if the output cannot be written: a bucket that
+    is not there, or credentials that may read but not write (a zero-byte probe object,
+    written then removed; a HEAD of the bucket passes for read-only credentials)."""
+    probe = uri.child(".bodypose-write-probe")
     try:
-        client().head_bucket(Bucket=uri.bucket)
-    except ClientError as exc:
-        raise OutputNotWritableError(
-            f"cannot write to {uri}: bucket {uri.bucket!r}: {exc}"
-        ) from exc
-    except (EndpointConnectionError, BotoCoreError) as exc:
-        raise OutputNotWritableError(f"cannot write to {uri}: {exc}") from exc
+        client().put_object(Bucket=probe.bucket, Key=probe.key, Body=b"")
+        client().delete_object(Bucket=probe.bucket, Key=probe.key)
+    except (ClientError, EndpointConnectionError, BotoCoreError) as exc:
+        raise OutputNotWritableError(f"cannot write to {uri}: {_write_refusal(exc)}") from exc
 
 
 def delete(uri: S3Uri) -> None:

@@ -53,6 +53,15 @@ def _owner_reference(resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The exporter's exit codes that no retry changes (bodypose_exporter.errors: UserError 2,
+# a gate that failed 3).
+PERMANENT_EXIT_CODES = (2, 3)
+PERMANENT_FAILURE_RULE = {
+    "action": "FailJob",
+    "onExitCodes": {"operator": "In", "values": list(PERMANENT_EXIT_CODES)},
+}
+
+
 def _security_context() -> dict[str, Any]:
     return {
         "allowPrivilegeEscalation": False,
@@ -133,6 +142,10 @@ def _base_job(
         "spec": {
             "backoffLimit": settings.backoff_limit,
             "activeDeadlineSeconds": settings.active_deadline_seconds,
+            # The exporter exits 2 on bad input and 3 on a failed gate: the same pod again
+            # would fail the same way, so those fail the Job at once; a crash, an OOM kill
+            # or a lost node (any other exit) gets the retry (Kubernetes' pod failure policy).
+            "podFailurePolicy": {"rules": [PERMANENT_FAILURE_RULE]},
             "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
         },
     }
