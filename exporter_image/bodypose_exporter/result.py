@@ -43,17 +43,24 @@ def _encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
+#: What of a manifest's `evaluation` the result carries: the figures a status shows per
+#: target (AP points), without the operator reading the manifest from S3.
+EVALUATION_KEYS = ("images", "people", "figures", "reference", "apDrop", "maxApDrop", "passed")
+
+
 def report_success(stage: str, manifest: dict[str, Any]) -> None:
-    _write(
-        {
-            "stage": stage,
-            "ok": True,
-            "artifacts": [
-                {"kind": a["kind"], "path": a["path"], "sha256": a["sha256"], "bytes": a["bytes"]}
-                for a in manifest.get("artifacts", [])
-            ],
-        }
-    )
+    payload: dict[str, Any] = {
+        "stage": stage,
+        "ok": True,
+        "artifacts": [
+            {"kind": a["kind"], "path": a["path"], "sha256": a["sha256"], "bytes": a["bytes"]}
+            for a in manifest.get("artifacts", [])
+        ],
+    }
+    evaluation = manifest.get("evaluation")
+    if evaluation:
+        payload["evaluation"] = {k: evaluation[k] for k in EVALUATION_KEYS if k in evaluation}
+    _write(payload)
 
 
 def report_failure(stage: str, reason: str, message: str) -> None:

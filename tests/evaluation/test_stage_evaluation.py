@@ -141,7 +141,12 @@ def test_an_int8_build_records_its_figures_and_passes(
     assert block["figures"]["AP"] >= AP_FLOOR
     assert block["evaluatedEngine"] == _kinds(manifest)["engine"]
     assert "evaluation AP" in out and out.rstrip().endswith("passed")
-    assert json.loads((tmp_path / "termination-log").read_text())["ok"] is True
+    result = json.loads((tmp_path / "termination-log").read_text())
+    assert result["ok"] is True
+    assert result["evaluation"] == {
+        k: block[k]
+        for k in ("images", "people", "figures", "reference", "apDrop", "maxApDrop", "passed")
+    }
 
 
 def test_a_blank_calibration_is_refused_with_the_numbers(
@@ -316,3 +321,27 @@ def test_evaluation_uris_on_s3(
     assert (block["images"], block["maxApDrop"], block["passed"]) == (10, 0.5, True)
     assert abs(block["apDrop"]) <= 0.5
     assert block["referenceUri"] == f"{prefix}/evaluation.json"
+
+
+def test_export_engine_file_builds_evaluates_and_deploys_in_one_run(
+    sample: TrainedSample, run: Run, tmp_path: Path
+) -> None:
+    """`bpnet-export --engine_file` with a set and --sdk_compatible_model: the plain engine is
+    the one built, gated and named `.engine` (`.onnx` here); the deploy one goes beside it."""
+    out = tmp_path / "export"
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    code, _, err = run(
+        export_main,
+        *_export(sample, out, "--sdk_compatible_model", "--engine_file", f"{engines}/",
+                 "--engine_backend", "onnxruntime", *LIFTED),
+    )  # fmt: skip
+    assert code == 0, err
+    engine = _manifest(out / "manifest.json")["engine"]
+    assert engine["path"] == str(engines / f"bpnet_model.{HEIGHT}.{WIDTH}.int8.onnx")
+    assert engine["evaluation"]["passed"] is True
+    assert engine["evaluation"]["referenceUri"] == str(out / "evaluation.json")
+    assert engine["deploy"]["path"] == str(
+        engines / f"bpnet_model.{HEIGHT}.{WIDTH}.int8.deploy.onnx"
+    )
+    assert (engines / f"bpnet_model.{HEIGHT}.{WIDTH}.int8.deploy.onnx").is_file()
