@@ -204,7 +204,12 @@ def test_sdk_compatible_publishes_both_engines_and_evaluates_the_plain_one(
 
     engines = tmp_path / "cpu"
     deploy_uri = str(exported / "bpnet_model.deploy.onnx")
-    code, out, err = run(build_main, *_build(exported, engines, "--deploy_onnx", deploy_uri))
+    argv = _build(exported, engines, "--deploy_onnx", deploy_uri)
+    # As the operator names an sdkCompatible target's engine (TAO's deploy name).
+    argv[argv.index("--engine_file") + 1] = str(
+        engines / f"bpnet_model.{HEIGHT}.{WIDTH}.int8.deploy.engine"
+    )
+    code, out, err = run(build_main, *argv)
     assert code == 0, err
     built = _manifest(engines / "manifest.json")
     kinds = _kinds(built)
@@ -345,3 +350,22 @@ def test_export_engine_file_builds_evaluates_and_deploys_in_one_run(
         engines / f"bpnet_model.{HEIGHT}.{WIDTH}.int8.deploy.onnx"
     )
     assert (engines / f"bpnet_model.{HEIGHT}.{WIDTH}.int8.deploy.onnx").is_file()
+
+
+def test_an_engine_file_naming_the_deploy_engine_keeps_both(
+    int8_sdk_names: tuple[str, str, str],
+) -> None:
+    """The operator names an sdkCompatible target's engine TAO's way, `x.int8.deploy.engine`:
+    that name is the deploy engine's, and the evaluated one drops `.deploy`."""
+    given, plain, deploy = int8_sdk_names
+    from bodypose_exporter.stages.deploy import engine_file, plain_engine_file
+
+    assert plain_engine_file(given) == plain
+    assert engine_file(plain_engine_file(given)) == deploy
+    assert plain_engine_file(plain) == plain
+
+
+@pytest.fixture(params=["s3://b/t/a100/", "/tmp/t/"])
+def int8_sdk_names(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+    base = f"{request.param}bpnet_model.{HEIGHT}.{WIDTH}.int8"
+    return f"{base}.deploy.engine", f"{base}.engine", f"{base}.deploy.engine"

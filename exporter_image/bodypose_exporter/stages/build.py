@@ -217,6 +217,13 @@ def _check_request(request: BuildStageRequest) -> None:
 
 def run_build(request: BuildStageRequest) -> BuildStageResult:
     _check_request(request)
+    if request.deploy_onnx:
+        # `--engine_file x.deploy.engine` names the deploy engine: the evaluated one is x.engine.
+        plain = deploy_engine.plain_engine_file(request.engine_file)
+        if plain != request.engine_file:
+            log.info("the engine of --onnx is written as %s, the deploy one as %s",
+                     plain, request.engine_file)  # fmt: skip
+            request = dataclasses.replace(request, engine_file=plain)
     backend = backend_by_name(request.backend)
     _, engine_file, record = _target(request, backend.name)
     timing_uri = request.timing_cache

@@ -64,6 +64,17 @@ KINDS = {
 _SUFFIXES = (".engine", ".plan", ".onnx")
 
 
+def plain_engine_file(given: str) -> str:
+    """The evaluated engine's file when `--engine_file` names the deploy one (TAO's
+    `x.int8.deploy.engine`, as a resource with sdkCompatible asks): `x.int8.engine`."""
+    head, sep, name = given.rpartition("/")
+    suffix = next((s for s in _SUFFIXES if name.endswith(s)), "")
+    stem = name[: -len(suffix)] if suffix else name
+    if not stem.endswith(".deploy"):
+        return given
+    return f"{head}{sep}{stem[: -len('.deploy')]}{suffix}"
+
+
 def engine_file(plain: str) -> str:
     """`x.int8.engine` -> `x.int8.deploy.engine` (path or s3://; only the name changes)."""
     head, sep, name = plain.rpartition("/")
