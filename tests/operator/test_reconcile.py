@@ -591,7 +591,12 @@ def test_evaluation_reference_and_per_target_ap_reach_the_status(
     assert flags["--max_ap_drop"] == "1.5"
     for target, (ap, drop) in {"a100": (52.1, 0.53), "cpu": (50.0, 2.63)}.items():
         put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {
-            "artifacts": [],
+            "artifacts": [
+                {"kind": "engine", "path": f"{prefix}/targets/{target}/e.engine", "sha256": "a",
+                 "bytes": 1},
+                {"kind": "deploy-engine", "path": f"{prefix}/targets/{target}/e.deploy.engine",
+                 "sha256": "b", "bytes": 2},
+            ],
             "evaluation": {"images": 40, "figures": {"AP": ap}, "reference": {"AP": 52.63},
                            "apDrop": drop, "maxApDrop": 1.5, "passed": drop <= 1.5},
         })  # fmt: skip
@@ -601,6 +606,13 @@ def test_evaluation_reference_and_per_target_ap_reach_the_status(
     assert (targets["cpu"]["ap"], targets["cpu"]["apDrop"], targets["cpu"]["maxApDrop"]) == (
         50.0, 2.63, 1.5)  # fmt: skip
     assert ready.status["worstApDrop"] == 2.63
+    # The evaluated engine is the target's; the SDK-compatible one is published beside it.
+    assert targets["cpu"]["engineUri"].endswith("/e.engine")
+    assert targets["cpu"]["deployEngine"] == {
+        "uri": f"{prefix}/targets/cpu/e.deploy.engine",
+        "sha256": "b",
+        "sizeBytes": 2,
+    }
     metrics.record_ap("demo", "ml", ready.status)
     assert metrics.TARGET_AP.labels("ml", "demo", "cpu")._value.get() == 50.0
     metrics.forget("demo", "ml")

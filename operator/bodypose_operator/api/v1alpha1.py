@@ -395,6 +395,11 @@ class TargetStatus(ApiModel):
     serving: ServingConfigs | None = Field(
         default=None, description="Ready-to-serve configs beside the engine."
     )
+    deployEngine: ArtifactRef | None = Field(
+        default=None,
+        description="With engine.sdkCompatible and an evaluation set: the SDK-compatible engine "
+        "(DeepStream's bodypose2d app), built from the same calibration as the evaluated one.",
+    )
     retries: int | None = Field(
         default=None, description="Build pods that failed and were retried (the Job's backoff)."
     )

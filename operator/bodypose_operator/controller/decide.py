@@ -213,6 +213,9 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
             out["engineUri"] = engine["uri"]
             out["sha256"] = engine["sha256"]
             out["sizeBytes"] = engine["sizeBytes"]
+        deploy = _artifact(m, "deploy-engine")
+        if deploy:
+            out["deployEngine"] = {k: v for k, v in deploy.items() if v is not None}
         # The compatibility record (TensorRT targets) over what the hardware said.
         record = {**m.get("hardware", {}), **(m.get("compatibility") or {})}
         for key in ("gpuName", "computeCapability", "tensorrtVersion", "hardwareCompatibility"):
