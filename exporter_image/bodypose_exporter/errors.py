@@ -48,6 +48,15 @@ class OutputNotWritableError(UserError):
     reason = "OutputNotWritable"
 
 
+class StorageUnavailableError(UserError):
+    """S3 did not answer (connection refused or cut, a timeout, a 5xx): not the user's
+    input, and the same run a moment later may succeed, so a Job retries it (exit 75,
+    EX_TEMPFAIL, is not one of the codes the operator's pod failure policy fails at once)."""
+
+    reason = "S3Unreachable"
+    exit_code = 75
+
+
 class NotAvailableYetError(UserError):
     """A flag whose work this version does not do yet; never silently ignored."""
 

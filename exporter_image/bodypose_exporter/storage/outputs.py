@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bodypose_exporter.errors import OutputNotWritableError, UserError
+from bodypose_exporter.errors import OutputNotWritableError, StorageUnavailableError, UserError
 from bodypose_exporter.manifest import MANIFEST_NAME
 from bodypose_exporter.storage import s3
 
@@ -91,7 +91,13 @@ class OutputSet:
             except UserError as exc:
                 if not sets_a_manifest:
                     raise
-                raise OutputNotWritableError(self._stopped(exc, done, len(names))) from exc
+                # S3 away stays S3 away (the Job retries it); a refusal stays a refusal.
+                kind = (
+                    StorageUnavailableError
+                    if isinstance(exc, StorageUnavailableError)
+                    else OutputNotWritableError
+                )
+                raise kind(self._stopped(exc, done, len(names))) from exc
             done.append(target)
             self._published.append(target)
             log.info("wrote %s", target)

@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError
 
-from bodypose_exporter.errors import NotFoundError, OutputNotWritableError, UserError
+from bodypose_exporter.errors import (
+    NotFoundError,
+    OutputNotWritableError,
+    StorageUnavailableError,
+    UserError,
+)
 
 
 @dataclass(frozen=True)
@@ -77,10 +83,12 @@ def _reading(uri: S3Uri, verb: str = "read") -> Iterator[None]:
             raise NotFoundError(f"{uri}: bucket {uri.bucket!r} does not exist") from exc
         if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise NotFoundError(f"{uri} does not exist") from exc
+        if _transient(exc):
+            raise StorageUnavailableError(f"cannot {verb} {uri}: {exc}") from exc
         raise UserError(f"cannot {verb} {uri}: {exc}") from exc
-    except EndpointConnectionError as exc:
-        raise UserError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
     except BotoCoreError as exc:
+        if _transient(exc):
+            raise StorageUnavailableError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
         raise UserError(f"cannot {verb} {uri}: {exc}") from exc
 
 
@@ -88,6 +96,20 @@ def download(uri: S3Uri, dst: Path) -> None:
     """Fetch one object; a missing bucket or key is a NotFoundError naming the URI."""
     with _reading(uri):
         client().download_file(uri.bucket, uri.key, str(dst))
+
+
+_TRANSIENT_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+                    "500", "502", "503", "504")  # fmt: skip
+
+
+def _transient(exc: BaseException) -> bool:
+    """S3 away rather than saying no: an endpoint that did not answer, or a 5xx."""
+    for inner in (exc, exc.__cause__, exc.__context__):
+        if isinstance(inner, botocore.exceptions.ConnectionError | HTTPClientError):
+            return True
+        if isinstance(inner, ClientError) and _error_code(inner) in _TRANSIENT_CODES:
+            return True
+    return False
 
 
 def _write_refusal(exc: Exception) -> str:
@@ -111,6 +133,10 @@ def upload(src: Path, uri: S3Uri) -> None:
     try:
         client().upload_file(str(src), uri.bucket, uri.key)
     except (ClientError, S3UploadFailedError, EndpointConnectionError, BotoCoreError) as exc:
+        if _transient(exc):
+            raise StorageUnavailableError(
+                f"cannot write {uri}: the S3 endpoint did not answer ({_write_refusal(exc)})"
+            ) from exc
         raise OutputNotWritableError(f"cannot write {uri}: {_write_refusal(exc)}") from exc
 
 
@@ -123,6 +149,10 @@ def check_writable(uri: S3Uri) -> None:
         client().put_object(Bucket=probe.bucket, Key=probe.key, Body=b"")
         client().delete_object(Bucket=probe.bucket, Key=probe.key)
     except (ClientError, EndpointConnectionError, BotoCoreError) as exc:
+        if _transient(exc):
+            raise StorageUnavailableError(
+                f"cannot reach the S3 endpoint for {uri}: {_write_refusal(exc)}"
+            ) from exc
         raise OutputNotWritableError(f"cannot write to {uri}: {_write_refusal(exc)}") from exc
 
 
@@ -131,6 +161,8 @@ def delete(uri: S3Uri) -> None:
     try:
         client().delete_object(Bucket=uri.bucket, Key=uri.key)
     except (ClientError, EndpointConnectionError, BotoCoreError) as exc:
+        if _transient(exc):
+            raise StorageUnavailableError(f"cannot delete {uri}: {exc}") from exc
         raise OutputNotWritableError(f"cannot delete {uri}: {exc}") from exc
 
 
