@@ -120,6 +120,11 @@ class BuildStageResult:
     published: list[str] = field(default_factory=list)
 
 
+def _fetch_given(uri: str | None, work: Path, what: str) -> Path | None:
+    """A local copy of `uri` when one is given (a missing one is the user's error)."""
+    return input_files.fetch(uri, work, what) if uri else None
+
+
 def _fetch_optional(uri: str | None, work: Path, what: str) -> Path | None:
     """A local copy of `uri`, or None when it is not given or does not exist yet."""
     if not uri:
@@ -240,35 +245,21 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
             onnx_path = input_files.fetch(request.onnx, work, "ONNX model")
             cal_given = _fetch_optional(request.calibration_cache, work, "calibration cache")
             cal = _local_copy(cal_given, work, "cal.bin") if request.calibration_cache else None
-            data = (
-                input_files.fetch(request.calibration_data, work, "calibration tensorfile")
-                if request.calibration_data
-                else None
-            )
-            qdq = (
-                input_files.fetch(request.qdq_model, work, "QDQ model")
-                if request.qdq_model
-                else None
-            )
+            data = _fetch_given(request.calibration_data, work, "calibration tensorfile")
+            qdq = _fetch_given(request.qdq_model, work, "QDQ model")
             timing = (
                 _local_copy(_fetch_optional(timing_uri, work, "timing cache"), work, "timing.cache")
                 if timing_uri
                 else None
             )
             reference = _reference(request, onnx_path, work)
+            given = _fetch_given(request.eval_reference, work, "evaluation reference")
             recorded = (
-                accuracy.read_reference(
-                    input_files.fetch(request.eval_reference, work, "evaluation reference"),
-                    request.eval_reference,
-                )
-                if request.eval_reference
+                accuracy.read_reference(given, request.eval_reference)
+                if given is not None and request.eval_reference
                 else None
             )
-            deploy_onnx = (
-                input_files.fetch(request.deploy_onnx, work, "deploy ONNX model")
-                if request.deploy_onnx
-                else None
-            )
+            deploy_onnx = _fetch_given(request.deploy_onnx, work, "deploy ONNX model")
         with manifest.timed("build"):
             built = backend.build(
                 BuildRequest(
