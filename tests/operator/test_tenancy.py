@@ -172,11 +172,18 @@ def test_resources_sharing_a_secret_share_one_client(
 ) -> None:
     bucket_a, a = tenants["a"]
     cluster = cluster_of(**{"s3-credentials": a.environment(), "other": a.environment()})
-    stores = ResourceStores(cluster, SETTINGS)
+    now = [0.0]
+    stores = ResourceStores(cluster, SETTINGS, clock=lambda: now[0])
     for secret in ("s3-credentials", "other", "s3-credentials"):
         reconcile(tenant_body(bucket_a, bucket_a, secret), cluster, SETTINGS, stores)  # type: ignore[arg-type]
     assert len(stores._stores) == 1
+    # A burst reads each Secret once per ttl, not once per pass.
+    assert cluster.secret_reads == 2
     rotated = {**a.environment(), "AWS_SESSION_TOKEN": "t"}
     cluster.secrets = {"s3-credentials": rotated}  # type: ignore[assignment]
     reconcile(tenant_body(bucket_a, bucket_a), cluster, SETTINGS, stores)  # type: ignore[arg-type]
+    assert len(stores._stores) == 1  # within the ttl: the values read before
+    now[0] += stores.ttl
+    reconcile(tenant_body(bucket_a, bucket_a), cluster, SETTINGS, stores)  # type: ignore[arg-type]
     assert len(stores._stores) == 2  # new values, a new client
+    assert cluster.secret_reads == 3
