@@ -113,7 +113,7 @@ class ArtifactStore:
             raise _refusal(exc, uri, "read") from exc
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise S3Unreachable(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
-        got["Body"].close()
+        got["Body"].read()  # drained, so the connection goes back to the pool (close() drops it)
         total = re.search(r"/(\d+)$", str(got.get("ContentRange", "")))
         size = total.group(1) if total else got.get("ContentLength")
         return f"etag:{got['ETag'].strip(chr(34))}:size:{size}"
