@@ -120,6 +120,34 @@ class BuildStageResult:
     published: list[str] = field(default_factory=list)
 
 
+def _build_request(
+    request: BuildStageRequest,
+    onnx_path: Path,
+    engine_path: Path,
+    cal: Path | None,
+    data: Path | None,
+    qdq: Path | None,
+    timing: Path | None,
+) -> BuildRequest:
+    """The backend's request for one engine: the stage's settings, these files."""
+    return BuildRequest(
+        onnx_path=onnx_path,
+        engine_path=engine_path,
+        precision=request.precision,
+        max_batch_size=request.max_batch_size,
+        max_workspace_size=request.max_workspace_size,
+        strict_types=request.strict_types,
+        calibration_cache=cal,
+        calibration_data=data,
+        calibration_batches=request.calibration_batches,
+        calibration_batch_size=request.calibration_batch_size,
+        qdq_model=qdq,
+        timing_cache=timing,
+        int8_route=request.int8_route,
+        hardware_compatibility=request.hardware_compatibility,
+    )
+
+
 def _fetch_given(uri: str | None, work: Path, what: str) -> Path | None:
     """A local copy of `uri` when one is given (a missing one is the user's error)."""
     return input_files.fetch(uri, work, what) if uri else None
@@ -262,22 +290,7 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
             deploy_onnx = _fetch_given(request.deploy_onnx, work, "deploy ONNX model")
         with manifest.timed("build"):
             built = backend.build(
-                BuildRequest(
-                    onnx_path=onnx_path,
-                    engine_path=out.staged(engine_name),
-                    precision=request.precision,
-                    max_batch_size=request.max_batch_size,
-                    max_workspace_size=request.max_workspace_size,
-                    strict_types=request.strict_types,
-                    calibration_cache=cal,
-                    calibration_data=data,
-                    calibration_batches=request.calibration_batches,
-                    calibration_batch_size=request.calibration_batch_size,
-                    qdq_model=qdq,
-                    timing_cache=timing,
-                    int8_route=request.int8_route,
-                    hardware_compatibility=request.hardware_compatibility,
-                )
+                _build_request(request, onnx_path, out.staged(engine_name), cal, data, qdq, timing)
             )
         log.info(
             "built the %s %s engine in %.1f s",
@@ -432,23 +445,10 @@ def _build_deploy(
         if request.qdq_model:
             qdq = deploy_engine.qdq_model(deploy.onnx, cal, work / "deploy.qdq.onnx")
     with manifest.timed("buildDeploy"):
+        # cal.bin exists: never a second calibration (no tensorfile).
+        cache = cal if int8 else None
         built = backend.build(
-            BuildRequest(
-                onnx_path=deploy.onnx,
-                engine_path=out.staged(deploy.name),
-                precision=request.precision,
-                max_batch_size=request.max_batch_size,
-                max_workspace_size=request.max_workspace_size,
-                strict_types=request.strict_types,
-                calibration_cache=cal if int8 else None,
-                calibration_data=None,  # cal.bin exists: never a second calibration
-                calibration_batches=request.calibration_batches,
-                calibration_batch_size=request.calibration_batch_size,
-                qdq_model=qdq,
-                timing_cache=timing,
-                int8_route=request.int8_route,
-                hardware_compatibility=request.hardware_compatibility,
-            )
+            _build_request(request, deploy.onnx, out.staged(deploy.name), cache, None, qdq, timing)
         )
     with manifest.timed("verifyDeploy"):
         deploy_reference = deploy_engine.reference(deploy.onnx, reference)
