@@ -43,6 +43,7 @@ from devcluster.images import BuiltImage
 from devcluster.minio import MinioProcess, S3Server
 from devcluster.operator_process import OperatorProcess, start_operator
 from tests.conftest import SAMPLE_KEY
+from tests.infra.s3_gate import S3Gate
 from tests.infra.wait import wait_for
 
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -271,8 +272,22 @@ def own_cluster(
         local.stop()
 
 
+@pytest.fixture
+def gate(own_minio: MinioProcess) -> Iterator[S3Gate]:
+    """Holds the export's first artifact upload to bucket `infra` until MinIO is dead."""
+    held = S3Gate(own_minio.server, rb"(?:PUT|POST) /infra/artifacts/\S+\.(?:etlt|onnx)[? ]")
+    try:
+        yield held
+    finally:
+        held.close()
+
+
 def test_s3_down_during_an_upload_and_the_api_server_restarted(
-    own_cluster: LocalCluster, own_minio: MinioProcess, sample_dir: Path, tmp_path: Path
+    own_cluster: LocalCluster,
+    own_minio: MinioProcess,
+    gate: S3Gate,
+    sample_dir: Path,
+    tmp_path: Path,
 ) -> None:
     cluster = own_cluster
     install_crd(cluster.api_client())
@@ -281,25 +296,20 @@ def test_s3_down_during_an_upload_and_the_api_server_restarted(
     wait_for(lambda: core.list_namespaced_service_account("faults").items, 30, "default SA")
     s3 = own_minio.server.client()
     s3.create_bucket(Bucket="infra")
-    scene = Scene(cluster, "faults", own_minio.server, "infra")
+    # Everyone (operator, Jobs, this test's uploads) reaches MinIO through the gate.
+    scene = Scene(cluster, "faults", gate.server, "infra")
     scene.prepare(sample_dir)
     operator = start_operator(cluster.kubeconfig, tmp_path / "operator.log", namespaces=("faults",))
-    killed_mid_upload = False
     try:
         scene.apply(manifest("infra", "infra", [target("a100"), target("cpu")]))
-
-        def uploading() -> list[str] | None:
-            # The first artifact of the publish (the exporter's write probe, made and
-            # removed at its start, is not one: stopping S3 then misses the upload).
-            found = s3.list_objects_v2(Bucket="infra", Prefix="artifacts/").get("Contents", [])
-            keys = [o["Key"] for o in found]
-            return keys if any(k.endswith((".etlt", ".onnx")) for k in keys) else None
-
-        keys = wait_for(uploading, 300, "the export's first upload")
+        wait_for(gate.held.is_set, 300, "the export's first artifact upload")
+        found = s3.list_objects_v2(Bucket="infra", Prefix="artifacts/").get("Contents", [])
         own_minio.stop(kill=True)
-        killed_mid_upload = not any(k.endswith("/manifest.json") for k in keys)
+        gate.release()
         time.sleep(5)
         own_minio.start()
+        # Held before any manifest: the kill cut the publish, not what followed it.
+        assert not any(o["Key"].endswith("/manifest.json") for o in found), found
 
         wait_for(lambda: scene.jobs("infra", "build"), 400, "the build Jobs")
         cluster.restart("kube-apiserver", down_seconds=5)
@@ -308,7 +318,6 @@ def test_s3_down_during_an_upload_and_the_api_server_restarted(
         operator.stop()
     log = operator.log.read_text()
     assert final["phase"] == "Ready", json.dumps(final, indent=1) + log[-3000:]
-    assert killed_mid_upload, "MinIO went down only after the manifest: the fault missed"
     assert "Traceback" not in log, log[-3000:]
     assert len(scene.jobs("infra", "export")) == 1 and len(scene.jobs("infra", "build")) == 2
     scene.check_published("infra")
