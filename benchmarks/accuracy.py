@@ -7,7 +7,8 @@ The figure the AP gate (`evaluation/gate.py`) is about: how many AP points
 an engine loses against the FP32 model on the same images with the same
 decoding. The model is `bpnet sample --trained`'s (a narrow BpNet trained on
 drawn skeletons; the first run trains it, a few minutes on two cores, then
-it comes from ~/.cache/bodypose-export/samples/). In this one process:
+it comes from ~/.cache/bodypose-export/samples/). In this one process, with
+the steps of tests/evaluation/trained.py (the accuracy tests' own):
 
 - export: `run_export` at the training size (192x256) with int8 calibration
   (`--batches 6 --batch_size 4` of the calibration drawings), giving the ONNX
@@ -42,62 +43,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "exporter_image"))
+sys.path[:0] = [str(ROOT), str(ROOT / "exporter_image")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-KEY = "nvidia_tlt"
-BATCHES, BATCH_SIZE = 6, 4
-LIFTED = (
-    ("maxAbsDiff", 1e9),
-    ("cosine", 0.0),
-    ("peakAgreement", 0.0),
-)  # the AP gate alone judges here
 DAMAGE_SIGMA = 0.5  # noise on the last convolutions' kernels, times their standard deviation
-
-
-def export(model: Path, calibration: Path, out: Path, hw: tuple[int, int]) -> Path:
-    from bodypose_exporter.stages.calibrate import CalibrationRequest
-    from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
-
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(model, out / "bpnet_model.tlt")
-    run_export(
-        ExportRequest(
-            model=str(out / "bpnet_model.tlt"),
-            key=KEY,
-            output=str(out / "bpnet_model.etlt"),
-            dims=InputDims(hw[0], hw[1], 3),
-            data_type="int8",
-            calibration=CalibrationRequest(
-                cache_file=str(out / "cal.bin"),
-                image_dir=str(calibration),
-                batches=BATCHES,
-                batch_size=BATCH_SIZE,
-            ),
-        )
-    )
-    return out
-
-
-def build(exported: Path, precision: str, out: Path, onnx: Path | None = None) -> Path:
-    from bodypose_exporter.stages.build import BuildStageRequest, run_build
-
-    int8 = precision == "int8"
-    engine = out / f"bpnet_model.{precision}.engine"
-    run_build(
-        BuildStageRequest(
-            onnx=str(onnx or exported / "bpnet_model.onnx"),
-            engine_file=str(engine),
-            reference=str(exported / "reference.npz"),
-            precision=precision,
-            backend="onnxruntime",
-            calibration_cache=str(exported / "cal.bin") if int8 else None,
-            qdq_model=str(exported / "bpnet_model.qdq.onnx") if int8 else None,
-            gates=LIFTED,
-            publish_rejected=False,
-        )
-    )
-    return engine.with_suffix(".onnx")
 
 
 def fp16_emulated(onnx_path: Path, out: Path) -> Path:
@@ -129,35 +78,6 @@ def fp16_emulated(onnx_path: Path, out: Path) -> Path:
     return out
 
 
-def damaged(onnx_path: Path, out: Path, sigma: float, seed: int = 0) -> Path:
-    """A copy whose last heatmap and PAF convolution kernels carry seeded noise."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(onnx_path))
-    rng = np.random.default_rng(seed)
-    touched = 0
-    for init in model.graph.initializer:
-        value = numpy_helper.to_array(init)
-        if ("heatmap_out" in init.name or "paf_out" in init.name) and value.ndim == 4:
-            noise = rng.normal(0.0, sigma * float(value.std()), value.shape)
-            init.CopyFrom(numpy_helper.from_array((value + noise).astype(np.float32), init.name))
-            touched += 1
-    if touched != 2:
-        raise SystemExit(f"expected the 2 output kernels in {onnx_path}, found {touched}")
-    onnx.save(model, str(out))
-    return out
-
-
-def blank_images(directory: Path, count: int, hw: tuple[int, int]) -> Path:
-    import cv2
-
-    directory.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        cv2.imwrite(str(directory / f"blank_{i:03d}.png"), np.full((*hw, 3), 128, np.uint8))
-    return directory
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--images", type=int, default=40, help="evaluation images (default: 40)")
@@ -173,18 +93,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
-    from bodypose_exporter.engines.registry import backend_by_name
-    from bodypose_exporter.evaluation.figures import ApFigures
     from bodypose_exporter.evaluation.gate import check_ap_drop
-    from bodypose_exporter.evaluation.inference import evaluate_set
     from bodypose_exporter.evaluation.sources import open_set
     from bodypose_exporter.stages.sample import write_trained_sample
     from bodypose_exporter.synthetic.train import TrainSpec
 
+    # The export, build, damage and blank-calibration steps are the accuracy tests' own
+    # (one owner): the figures printed here are those the tests judge.
+    from tests.evaluation import trained
+
     spec = TrainSpec()
-    hw = (spec.images.height, spec.images.width)
     t0 = time.perf_counter()
-    sample = write_trained_sample(work / "sample", KEY, images=args.images)
+    sample = write_trained_sample(work / "sample", trained.KEY, images=args.images)
     how = "trained now" if sample.trained_now else "from the cache"
     print(
         f"trained sample: {sample.training['seconds']} s of training ({how}, "
@@ -192,47 +112,43 @@ def run(args: argparse.Namespace, work: Path) -> int:
         f"{sample.training['lossPerImage'][0]} -> {sample.training['lossPerImage'][-1]}",
         flush=True,
     )
-    exported = export(sample.model, sample.calibration_images, work / "export", hw)
-    blank = export(
-        sample.model, blank_images(work / "blank", BATCHES * BATCH_SIZE, hw), work / "blank_export",
-        hw,
-    )  # fmt: skip
+    exported = trained.export_int8(sample.model, sample.calibration_images, work / "export")
+    blank = trained.export_int8(
+        sample.model,
+        trained.blank_images(work / "blank", trained.BATCHES * trained.BATCH_SIZE),
+        work / "blank_export",
+    )
     onnx = exported / "bpnet_model.onnx"
     engines = {
-        "fp32": build(exported, "fp32", work / "fp32"),
-        "fp16 (onnxruntime: fp32 graph)": build(exported, "fp16", work / "fp16"),
+        "fp32": trained.build(exported, "fp32", work / "fp32"),
+        "fp16 (onnxruntime: fp32 graph)": trained.build(exported, "fp16", work / "fp16"),
         "fp16 (emulated rounding)": fp16_emulated(onnx, work / "fp16_emulated.onnx"),
-        "int8": build(exported, "int8", work / "int8"),
-        "int8, blank calibration": build(blank, "int8", work / "int8_blank"),
-        f"fp32, noise {DAMAGE_SIGMA} on outputs": build(
-            exported, "fp32", work / "damaged", damaged(onnx, work / "damaged.onnx", DAMAGE_SIGMA)
+        "int8": trained.build(exported, "int8", work / "int8"),
+        "int8, blank calibration": trained.build(blank, "int8", work / "int8_blank"),
+        f"fp32, noise {DAMAGE_SIGMA} on outputs": trained.build(
+            exported,
+            "fp32",
+            work / "damaged",
+            trained.damaged(onnx, work / "damaged.onnx", DAMAGE_SIGMA),
         ),
     }
     precision = {name: name.split()[0].rstrip(",") for name in engines}
     print(f"artifacts in {time.perf_counter() - t0:.0f} s", flush=True)
 
     evaluation_set = open_set(str(sample.annotations), str(sample.images), work / "eval")
-
-    def evaluate(artifact: Path) -> ApFigures:
-        runner = backend_by_name("onnxruntime").load(artifact)
-        try:
-            return evaluate_set(runner, evaluation_set, *hw)
-        finally:
-            runner.close()
-
-    reference = evaluate(onnx)
+    reference = trained.evaluate(onnx, evaluation_set)
     names = ["AP", "AP50", "AP75", "APm", "APl"]
     width = max(len(n) for n in engines) + 2
     print(
         f"\nOKS keypoint AP (points) on {evaluation_set.image_count} drawn images, "
-        f"{evaluation_set.people} people, {hw[0]}x{hw[1]}:"
+        f"{evaluation_set.people} people, {trained.HEIGHT}x{trained.WIDTH}:"
     )
     print(f"{'':{width}}" + "".join(f"{n:>7}" for n in names) + "   drop  limit  gate")
     print(f"{'FP32 ONNX (reference)':{width}}" + "".join(
         f"{v * 100:7.2f}" for v in reference.by_name().values()))  # fmt: skip
     failures = 0
     for name, artifact in engines.items():
-        figures = evaluate(artifact)
+        figures = trained.evaluate(artifact, evaluation_set)
         verdict = check_ap_drop(reference, figures, precision[name])
         cells = "".join(f"{v * 100:7.2f}" for v in figures.by_name().values())
         must_fail = "blank" in name or "noise" in name

@@ -1,8 +1,10 @@
-"""Shared fixtures: MinIO as the S3 endpoint on loopback, the sample model, figure reporting."""
+"""Shared fixtures: MinIO as the S3 endpoint on loopback, the sample model (and its export),
+figure reporting."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,8 @@ from devcluster.minio import S3Server
 pytest_plugins = ["tests.infra.cluster"]
 
 SAMPLE_KEY = "nvidia_tlt"
+#: The size the shared export of the sample is made at.
+SAMPLE_HEIGHT, SAMPLE_WIDTH = 224, 320
 # Figures tests measure (fidelity, ...) are printed at the end of the run.
 FIGURES: list[str] = []
 
@@ -68,6 +72,31 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_sample_model(out / "bpnet_sample.tlt", SAMPLE_KEY)
     write_sample_images(out / "images", 8)
     return out
+
+
+def export_sample(sample: Path, out: Path, *, sdk_compatible: bool = False) -> Path:
+    """`bpnet-export` of the sample at SAMPLE_HEIGHT x SAMPLE_WIDTH into `out` (fp32: no
+    calibration); `out` holds the .etlt, the ONNX model(s) and reference.npz."""
+    from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
+
+    shutil.copy(sample / "bpnet_sample.tlt", out / "bpnet_model.tlt")
+    run_export(
+        ExportRequest(
+            model=str(out / "bpnet_model.tlt"),
+            key=SAMPLE_KEY,
+            output=str(out / "bpnet_model.etlt"),
+            dims=InputDims(SAMPLE_HEIGHT, SAMPLE_WIDTH, 3),
+            sdk_compatible=sdk_compatible,
+        )
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported_sample(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample exported once per session (a TensorFlow export: a minute and GBs of
+    memory), shared by the engine and the serving tests; read it, never write into it."""
+    return export_sample(sample_dir, tmp_path_factory.mktemp("exported"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

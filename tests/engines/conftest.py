@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
-from tests.conftest import SAMPLE_KEY
-
-HEIGHT, WIDTH = 224, 320
+from tests.conftest import SAMPLE_HEIGHT as HEIGHT
+from tests.conftest import SAMPLE_WIDTH as WIDTH
 
 
 @pytest.fixture(scope="session")
-def exported(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("exported")
-    shutil.copy(sample_dir / "bpnet_sample.tlt", out / "bpnet_model.tlt")
-    run_export(
-        ExportRequest(
-            model=str(out / "bpnet_model.tlt"),
-            key=SAMPLE_KEY,
-            output=str(out / "bpnet_model.etlt"),
-            dims=InputDims(HEIGHT, WIDTH, 3),
-        )
-    )
-    return out
+def exported(exported_sample: Path) -> Path:
+    return exported_sample
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,10 @@ from bodypose_exporter.engines.trt.calibrator import (
 )
 from bodypose_exporter.engines.trt.precision import strict_layers
 from bodypose_exporter.errors import UserError
+from tests.conftest import SAMPLE_HEIGHT as HEIGHT
+from tests.conftest import SAMPLE_WIDTH as WIDTH
 from tests.engines import fake_tensorrt
-from tests.engines.conftest import HEIGHT, WIDTH, Calibrated
+from tests.engines.conftest import Calibrated
 
 INPUT = "input_1:0"
 

@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
-from tests.conftest import SAMPLE_KEY
-
-HEIGHT, WIDTH = 224, 320
+from tests.conftest import export_sample
 
 
 @pytest.fixture(scope="session", params=[False, True], ids=["plain", "sdk_compatible"])
 def exported_model(
     request: pytest.FixtureRequest, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    out = tmp_path_factory.mktemp("sdk" if request.param else "plain")
-    shutil.copy(sample_dir / "bpnet_sample.tlt", out / "bpnet_model.tlt")
-    run_export(
-        ExportRequest(
-            model=str(out / "bpnet_model.tlt"),
-            key=SAMPLE_KEY,
-            output=str(out / "bpnet_model.etlt"),
-            dims=InputDims(HEIGHT, WIDTH, 3),
-            sdk_compatible=bool(request.param),
-        )
-    )
-    return out
+    if not request.param:
+        return Path(request.getfixturevalue("exported_sample"))
+    return export_sample(sample_dir, tmp_path_factory.mktemp("sdk"), sdk_compatible=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ from bodypose_exporter.cli.main import build_main
 from bodypose_exporter.serving import bindings as onnx_bindings
 from bodypose_exporter.serving.bindings import Bindings
 from bodypose_exporter.stages import serving
-from tests.serving.conftest import HEIGHT, WIDTH
+from tests.conftest import SAMPLE_HEIGHT as HEIGHT
+from tests.conftest import SAMPLE_WIDTH as WIDTH
 
 
 def parse_triton(text: str, pb2: ModuleType) -> Any:

@@ -5,6 +5,15 @@
 - `naming`: engine file names as TAO's notebook writes them;
 - `ort/`: ONNX Runtime (CPU pools, and every test on machines without a GPU);
 - `trt/`: TensorRT 10 (GPU pools; importable only where TensorRT is).
+
+Every backend package has the same files for the same roles, as Polygraphy
+lays out `backend/<name>/` (NVIDIA/TensorRT `tools/Polygraphy/polygraphy/
+backend/trt/` and `backend/onnxrt/`: `loader.py`, `runner.py`):
+
+- `backend.py`: `BACKEND`, what `engines.registry` hands out by name;
+- `builder.py`: the build (a `BuildRequest` in, a `BuiltEngine` out);
+- `runner.py`: a built artifact loaded and run (`EngineRunner`);
+- `hardware.py`: what the artifact was built for (`describe()`).
 """
 
 from bodypose_exporter.engines.base import (

@@ -2,14 +2,7 @@
 
 ONNX Runtime (CPU pools, the local demo, every test without a GPU).
 
-Every backend package has the same files for the same roles, as Polygraphy
-lays out `backend/<name>/` (NVIDIA/TensorRT `tools/Polygraphy/polygraphy/
-backend/trt/` and `backend/onnxrt/`: `loader.py`, `runner.py`):
-
-- `backend.py`: `BACKEND`, what `engines.registry` hands out by name;
-- `builder.py`: the build (a `BuildRequest` in, a `BuiltEngine` out);
-- `runner.py`: a built artifact loaded and run (`EngineRunner`);
-- `hardware.py`: what the artifact was built for (`describe()`).
+The files of a backend package and their roles: `engines/__init__.py`.
 """
 
 from __future__ import annotations
