@@ -8,13 +8,14 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: tools bench-operator bench-fanout bench-accuracy env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
 	@echo "make demo-export - the exporter alone: sample model -> .etlt, cal.bin, int8 engine"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make env    - create/refresh the Python environment in $(VENV)"
+	@echo "make bench  - every benchmark (bench-operator, -fanout, -accuracy, -calibration, -engines)"
 	@echo "make images - build the operator and exporter images (buildah; cached by content)"
 	@echo "make lock   - regenerate requirements/*.lock (uv pip compile --universal, hashes)"
 	@echo "make cluster-up / cluster-down - a local control plane with fake GPU pools (.cluster/)"
@@ -90,6 +91,19 @@ bench-fanout: env cluster-binaries images
 # each one's drop against FP32, beside two engines the AP gate must refuse (benchmarks/accuracy.py).
 bench-accuracy: env
 	PYTHONPATH=. $(PY) benchmarks/accuracy.py
+
+# Our streaming INT8 calibration against pure forward passes and ONNX Runtime's own
+# calibrator, time and peak memory at N=16 and 500 images (benchmarks/calibration.py).
+bench-calibration: env
+	PYTHONPATH=. $(PY) benchmarks/calibration.py
+
+# FP32 against int8 latency of the ONNX Runtime artifacts the build stage makes, at the
+# three input sizes (benchmarks/engines.py).
+bench-engines: env
+	PYTHONPATH=. $(PY) benchmarks/engines.py
+
+# Every benchmark, one after another (about 30 minutes on two cores).
+bench: bench-operator bench-fanout bench-accuracy bench-calibration bench-engines
 
 # Debian tools the tests run for real: a Lua interpreter for the chart's Argo CD health
 # check (the images' buildah, mmdebstrap, umoci and skopeo are installed by `make images`).

@@ -80,9 +80,22 @@ def fp16_emulated(onnx_path: Path, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--images", type=int, default=40, help="evaluation images (default: 40)")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=40,
+        help="evaluation images, and as many calibration drawings (default: 40, at least 24)",
+    )
     p.add_argument("--work-dir", type=Path, help="keep the artifacts here (default: temporary)")
     args = p.parse_args(argv)
+    from tests.evaluation.trained import BATCH_SIZE, BATCHES
+
+    if args.images < BATCHES * BATCH_SIZE:
+        p.error(
+            f"--images {args.images}: at least {BATCHES * BATCH_SIZE}; the sample draws as "
+            f"many calibration images, and the int8 export calibrates on {BATCHES} batches "
+            f"of {BATCH_SIZE}"
+        )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
     try:

@@ -156,12 +156,15 @@ def build(
         qdq_model=str(qdq) if qdq else None,
     )
     try:
-        verdict = run_build(request).verdict
+        result = run_build(request)
+        verdict = result.verdict
     except VerificationError as exc:
         verdict = exc.verdict
         # Not published when it fails: the same build with the gates lifted, only to time it.
         lifted = tuple((name, 0.0) for name in ("cosine", "peakAgreement"))
-        run_build(dataclasses.replace(request, gates=lifted, publish_rejected=False))
+        result = run_build(dataclasses.replace(request, gates=lifted, publish_rejected=False))
+    # Where the backend wrote it (an onnxruntime artifact is an ONNX model, named .onnx).
+    engine = next(Path(a["path"]) for a in result.manifest["artifacts"] if a["kind"] == "engine")
     return Built(engine, verdict.passed, verdict.figures, verdict.failures)
 
 

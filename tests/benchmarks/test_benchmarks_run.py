@@ -1,0 +1,61 @@
+"""Each exporter-side benchmark runs, in its quickest form, to the line that states its goal.
+
+Why: a benchmark that no test runs breaks unseen (benchmarks/engines.py still
+looked for a `.engine` file after onnxruntime artifacts became `.onnx`). These
+check that each command finishes and prints its figures and its goal line;
+never a timing (the figures are for a person comparing ratios, on a quiet
+machine). The operator benchmarks start a control plane of their own and are
+run by `make bench-operator` / `make bench-fanout`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expected"),
+    [
+        ("engines.py", ("--resolutions", "224x320", "--runs", "2", "--calibration-images", "4"),
+         ("224x320 threads default: fp32", "speedup", "goal (threads default)")),
+        ("calibration.py", ("--n", "4", "--ort-n", "4", "--height", "224", "--width", "320"),
+         ("N=   4  forward", "ours", "ORT entropy", "goal: ours <= 1.3x forward passes")),
+        ("accuracy.py", ("--images", "24"),
+         ("FP32 ONNX (reference)", "int8, blank calibration", "goal: fp32, fp16 and int8")),
+    ],
+    ids=["engines", "calibration", "accuracy"],
+)  # fmt: skip
+def test_benchmark_prints_its_figures_and_goal(
+    script: str, args: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    out = run_benchmark(script, *args)
+    missing = [line for line in expected if line not in out]
+    assert not missing, f"{script} printed no {missing}:\n{out}"
+
+
+def test_accuracy_benchmark_refuses_too_few_images_for_its_calibration() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--images", "8"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--images 8: at least 24; the sample draws as many calibration images" in done.stderr
+    assert "Traceback" not in done.stderr
