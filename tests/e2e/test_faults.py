@@ -7,15 +7,17 @@ records, the status naming only what S3 holds.
 
 - `test_kills_of_the_operator_and_of_a_build_and_a_build_that_always_fails`
   (the shared cluster): the operator SIGKILLed while build Jobs run, a build
-  container SIGKILLed mid-run (the Job's retry builds it; the status says so),
+  container SIGKILLed mid-run (while a gate, tests/infra/s3_gate.py, holds its
+  publish, so it cannot finish first; the Job's retry builds it; the status
+  says so),
   a `tensorrt` target whose image has no TensorRT (fails for good, exit 2, so
   the Job fails at once: that target Failed with the reason, the others Ready,
   the resource Stalled once they settle), and a spec changed
   mid-build (the old generation's Jobs go; the status names only the new
   generation's artifacts).
 - `test_s3_down_during_an_upload_and_the_api_server_restarted` (a cluster and a
-  MinIO of its own, since both are stopped): MinIO killed while the export
-  publishes and started again, then kube-apiserver restarted while the builds
+  MinIO of its own, since both are stopped): MinIO killed while the gate holds
+  the export's first artifact upload, and started again, then kube-apiserver restarted while the builds
   run; the operator's watches resume and the resource reaches Ready.
 
 The resource deleted mid-build is tested in test_operator_flow.py; the operator
@@ -167,17 +169,31 @@ def operator_env(images: list[BuiltImage]) -> dict[str, str]:
     return {"BODYPOSE_EXPORTER_GPU_IMAGE": exporter, "BODYPOSE_PENDING_CHECK_SECONDS": "3"}
 
 
+@pytest.fixture
+def a100_publish_gate(minio_endpoint: S3Server, s3_bucket: str, namespace: str) -> Iterator[S3Gate]:
+    """Holds the first upload of resource `faults`' a100 build (not its write probe): the
+    build's work is done and it is publishing, so a kill then is certainly mid-run."""
+    pattern = (rf"(?:PUT|POST) /{s3_bucket}/artifacts/{namespace}/faults/\S+/targets/a100/"
+               rf"(?!\.bodypose-write-probe)").encode()  # fmt: skip
+    held = S3Gate(minio_endpoint, pattern)
+    try:
+        yield held
+    finally:
+        held.close()
+
+
 def test_kills_of_the_operator_and_of_a_build_and_a_build_that_always_fails(
     cluster: LocalCluster,
     namespace: str,
-    minio_endpoint: S3Server,
+    a100_publish_gate: S3Gate,
     s3_bucket: str,
     sample_dir: Path,
     tmp_path: Path,
     operator_env: dict[str, str],
 ) -> None:
     install_crd(cluster.api_client())
-    scene = Scene(cluster, namespace, minio_endpoint, s3_bucket)
+    # Everyone (operator, Jobs, this test) reaches MinIO through the gate.
+    scene = Scene(cluster, namespace, a100_publish_gate.server, s3_bucket)
     scene.prepare(sample_dir)
     ops: list[OperatorProcess] = []
 
@@ -199,9 +215,13 @@ def test_kills_of_the_operator_and_of_a_build_and_a_build_that_always_fails(
         before = {j.metadata.name for j in scene.jobs("faults")}
         ops[-1].stop(kill=True)
 
-        # A build container killed mid-run (SIGKILL, as the OOM killer would).
-        a100 = wait_for(lambda: container_pids("/targets/a100/"), 300, "a100's build process")
+        # A build container killed mid-run (SIGKILL, as the OOM killer would), while
+        # the gate holds its publish: it cannot have finished first.
+        wait_for(a100_publish_gate.held.is_set, 300, "a100's build to publish")
+        a100 = container_pids("/targets/a100/")
+        assert len(a100) == 1, a100
         os.kill(a100[0], signal.SIGKILL)
+        a100_publish_gate.release()
         start()
 
         # The spec changed while its build runs: the old build Job goes.
