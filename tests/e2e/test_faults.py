@@ -17,8 +17,9 @@ records, the status naming only what S3 holds.
   generation's artifacts).
 - `test_s3_down_during_an_upload_and_the_api_server_restarted` (a cluster and a
   MinIO of its own, since both are stopped): MinIO killed while the gate holds
-  the export's first artifact upload, and started again, then kube-apiserver restarted while the builds
-  run; the operator's watches resume and the resource reaches Ready.
+  the export's first artifact upload, and started again, then kube-apiserver
+  restarted while the builds run; the operator's watches resume and the
+  resource reaches Ready.
 
 The resource deleted mid-build is tested in test_operator_flow.py; the operator
 killed during the export there too, and in test_operator_peering.py.
