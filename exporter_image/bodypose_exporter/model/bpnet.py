@@ -54,10 +54,10 @@ DEFAULT_STAGES = 3
 STRIDE = 8
 
 # (block index, number of convs, filters, stride of the first conv)
-_BACKBONE_BLOCKS = ((1, 2, 64, 1), (2, 2, 128, 2), (3, 4, 256, 2), (4, 2, 512, 2), (6, 1, 256, 1))
+BACKBONE_BLOCKS = ((1, 2, 64, 1), (2, 2, 128, 2), (3, 4, 256, 2), (4, 2, 512, 2), (6, 1, 256, 1))
 
 
-def _conv(
+def conv(
     x: Any, filters: int, kernel: int, name: str, activation: str | None, use_bias: bool = True
 ) -> Any:
     x = keras.layers.Conv2D(
@@ -73,8 +73,10 @@ def _conv(
     return x
 
 
-def _backbone(x: Any) -> Any:
-    for index, repeat, filters, first_stride in _BACKBONE_BLOCKS:
+def backbone(x: Any, blocks: tuple[tuple[int, int, int, int], ...] = BACKBONE_BLOCKS) -> Any:
+    """TAO's VGG blocks, 3x3 conv (no bias) -> BN -> ReLU, named as TAO names them; also
+    the narrow sample's (`synthetic.small_bpnet`), with its own `blocks`."""
+    for index, repeat, filters, first_stride in blocks:
         for i in range(repeat):
             prefix = f"block_{index}{chr(ord('a') + i)}_"
             stride = first_stride if i == 0 else 1
@@ -92,14 +94,16 @@ def _backbone(x: Any) -> Any:
     return x
 
 
-def _branch_outputs(
-    x: Any, hidden: int, scope: str, conv_index: int, final: bool
+def branch_outputs(
+    x: Any, hidden: int, scope: str, hidden_conv: str, final: bool
 ) -> tuple[Any, Any]:
-    paf = _conv(x, hidden, 1, f"{scope}paf/conv{conv_index}", "relu")
-    cmap = _conv(x, hidden, 1, f"{scope}cmap/conv{conv_index}", "relu")
+    """A stage's PAF and heatmap branches: a 1x1 `hidden`-filter conv named
+    `{scope}paf/{hidden_conv}` (and `cmap/`), then the 1x1 output conv."""
+    paf = conv(x, hidden, 1, f"{scope}paf/{hidden_conv}", "relu")
+    cmap = conv(x, hidden, 1, f"{scope}cmap/{hidden_conv}", "relu")
     paf_name = "paf_out" if final else f"{scope}paf_branch/out"
     cmap_name = "heatmap_out" if final else f"{scope}heat_branch/out"
-    return _conv(paf, PAF_CHANNELS, 1, paf_name, None), _conv(
+    return conv(paf, PAF_CHANNELS, 1, paf_name, None), conv(
         cmap, HEATMAP_CHANNELS, 1, cmap_name, None
     )
 
@@ -121,18 +125,18 @@ def build_bpnet(
     if seed is not None:
         keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(height, width, 3), name="input_1")
-    feat = _conv(_backbone(inputs), 128, 3, "channel_reduction_conv", "relu")
+    feat = conv(backbone(inputs), 128, 3, "channel_reduction_conv", "relu")
 
     x = feat
     for i in range(3):
-        x = _conv(x, 128, 3, f"stage1/conv{i + 1}", "relu")
-    paf, cmap = _branch_outputs(x, 512, "stage1/", 4, final=stages == 1)
+        x = conv(x, 128, 3, f"stage1/conv{i + 1}", "relu")
+    paf, cmap = branch_outputs(x, 512, "stage1/", "conv4", final=stages == 1)
     pafs, cmaps = [paf], [cmap]
     for t in range(2, stages + 1):
         x = keras.layers.Concatenate(axis=-1, name=f"stage{t}/concat")([feat, cmaps[-1], pafs[-1]])
         for i in range(5):
-            x = _conv(x, 128, 7, f"stage{t}/conv{i + 1}", "relu")
-        paf, cmap = _branch_outputs(x, 128, f"stage{t}/", 6, final=t == stages)
+            x = conv(x, 128, 7, f"stage{t}/conv{i + 1}", "relu")
+        paf, cmap = branch_outputs(x, 128, f"stage{t}/", "conv6", final=t == stages)
         pafs.append(paf)
         cmaps.append(cmap)
     model = keras.Model(inputs=inputs, outputs=cmaps + pafs, name="bpnet")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bodypose_exporter.model import bpnet
 from bodypose_exporter.synthetic import labels, people, small_bpnet
 from bodypose_exporter.synthetic import train as training
 
@@ -51,7 +52,7 @@ def content_key(spec: training.TrainSpec) -> str:
     from bodypose_exporter.model.keras_backend import keras
 
     digest = hashlib.sha256()
-    for module in (people, labels, small_bpnet, training):
+    for module in (people, labels, small_bpnet, bpnet, training):
         digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
     digest.update(str(keras.__version__).encode())

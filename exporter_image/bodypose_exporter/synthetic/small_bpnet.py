@@ -11,7 +11,8 @@ reads it as it reads a TAO `.tlt` (`model.bpnet.stage_count`,
 `model.deploy.build_deploy_model`) and the ONNX tensor names are TAO's.
 
 What differs, for speed only: tens of filters instead of hundreds, one or two
-convs per block, 3x3 refinement convs instead of 7x7, two stages.
+convs per block, 3x3 refinement convs instead of 7x7, two stages. The blocks,
+convs and branches are `model.bpnet`'s own, given these widths.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bodypose_exporter.evaluation.skeleton import HEATMAP_CHANNELS, PAF_CHANNELS
+from bodypose_exporter.model.bpnet import backbone, branch_outputs, conv
 from bodypose_exporter.model.keras_backend import keras
 
 
@@ -33,31 +34,11 @@ class Widths:
     stages: int = 2
 
 
-def _conv(x: Any, filters: int, kernel: int, name: str, activation: str | None) -> Any:
-    x = keras.layers.Conv2D(
-        filters, (kernel, kernel), padding="same", kernel_initializer="he_normal", name=name
-    )(x)
-    if activation:
-        x = keras.layers.Activation(activation, name=f"{name}/{activation}")(x)
-    return x
-
-
 def _backbone(x: Any, widths: Widths) -> Any:
-    for index, repeat, filters in widths.blocks:
-        for i in range(repeat):
-            prefix = f"block_{index}{chr(ord('a') + i)}_"
-            stride = 2 if index > 1 and i == 0 else 1
-            x = keras.layers.Conv2D(
-                filters,
-                (3, 3),
-                strides=(stride, stride),
-                padding="same",
-                use_bias=False,
-                kernel_initializer="he_normal",
-                name=f"{prefix}conv_1",
-            )(x)
-            x = keras.layers.BatchNormalization(axis=-1, name=f"{prefix}bn_1")(x)
-            x = keras.layers.Activation("relu", name=f"{prefix}relu")(x)
+    # The first conv of blocks 2-4 strides by 2, as in TAO's: output stride 8.
+    blocks = tuple((i, repeat, filters, 2 if i > 1 else 1) for i, repeat, filters in widths.blocks)
+    x = backbone(x, blocks)
+    # block_6a with Keras' default kernel initializer, as the cached sample was trained.
     x = keras.layers.Conv2D(
         widths.features, (3, 3), padding="same", use_bias=False, name="block_6a_conv_1"
     )(x)
@@ -66,30 +47,23 @@ def _backbone(x: Any, widths: Widths) -> Any:
 
 
 def _branches(x: Any, scope: str, widths: Widths, final: bool) -> tuple[Any, Any]:
-    paf = _conv(x, widths.stage, 1, f"{scope}paf/conv_last", "relu")
-    cmap = _conv(x, widths.stage, 1, f"{scope}cmap/conv_last", "relu")
-    paf_name = "paf_out" if final else f"{scope}paf_branch/out"
-    cmap_name = "heatmap_out" if final else f"{scope}heat_branch/out"
-    return (
-        _conv(paf, PAF_CHANNELS, 1, paf_name, None),
-        _conv(cmap, HEATMAP_CHANNELS, 1, cmap_name, None),
-    )
+    return branch_outputs(x, widths.stage, scope, "conv_last", final)
 
 
 def build_small_bpnet(widths: Widths | None = None) -> keras.Model:
     """The training-time model, size-agnostic input `input_1` as TAO's."""
     widths = widths or Widths()
     inputs = keras.Input(shape=(None, None, 3), name="input_1")
-    feat = _conv(_backbone(inputs, widths), widths.features, 3, "channel_reduction_conv", "relu")
+    feat = conv(_backbone(inputs, widths), widths.features, 3, "channel_reduction_conv", "relu")
     x = feat
     for i in range(2):
-        x = _conv(x, widths.stage, 3, f"stage1/conv{i + 1}", "relu")
+        x = conv(x, widths.stage, 3, f"stage1/conv{i + 1}", "relu")
     paf, cmap = _branches(x, "stage1/", widths, final=widths.stages == 1)
     pafs, cmaps = [paf], [cmap]
     for t in range(2, widths.stages + 1):
         x = keras.layers.Concatenate(axis=-1, name=f"stage{t}/concat")([feat, cmaps[-1], pafs[-1]])
         for i in range(3):
-            x = _conv(x, widths.stage, 3, f"stage{t}/conv{i + 1}", "relu")
+            x = conv(x, widths.stage, 3, f"stage{t}/conv{i + 1}", "relu")
         paf, cmap = _branches(x, f"stage{t}/", widths, final=t == widths.stages)
         pafs.append(paf)
         cmaps.append(cmap)
