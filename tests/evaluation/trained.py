@@ -18,10 +18,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from bodypose_exporter.engines.registry import backend_by_name
+from bodypose_exporter.evaluation.accuracy import evaluate_artifact
 from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.inference import evaluate_set
 from bodypose_exporter.stages.build import BuildStageRequest, run_build
 from bodypose_exporter.stages.calibrate import CalibrationRequest
 from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
@@ -78,11 +77,8 @@ def build(exported: Path, precision: str, out: Path, onnx: Path | None = None) -
 
 
 def evaluate(artifact: Path, evaluation_set: EvaluationSet) -> ApFigures:
-    runner = backend_by_name("onnxruntime").load(artifact)
-    try:
-        return evaluate_set(runner, evaluation_set, HEIGHT, WIDTH)
-    finally:
-        runner.close()
+    """An onnxruntime artifact's AP at the sample's size, as the stages measure it."""
+    return evaluate_artifact("onnxruntime", artifact, evaluation_set, HEIGHT, WIDTH)
 
 
 def damaged(onnx_path: Path, out: Path, sigma: float, seed: int = 0) -> Path:

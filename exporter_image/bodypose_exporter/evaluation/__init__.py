@@ -8,6 +8,6 @@
 - `sources`: the set from a path or s3://, refusals naming the URI and the credentials;
 - `inference`: a runner over the set -> `figures.ApFigures` (AP, AP50, AP75, APm, APl, counts);
 - `gate`: the AP drop limit per precision (AP points) and its message;
-- `accuracy`: what the export and build stages call (`reference_ap`, `engine_ap_gate`);
+- `accuracy`: what the export and build stages call (`evaluate_artifact`, `engine_ap_gate`);
 - `__main__`: `python -m bodypose_exporter.evaluation`, an alias of `bpnet evaluate`.
 """

@@ -2,12 +2,12 @@
 
 A resource's `spec.evaluation` (`annotationsUri`, `imagesUri`, `maxImages`,
 `maxApDrop`) arrives as an `EvaluationRequest`. The export stage runs
-`reference_ap` on the FP32 ONNX model it just wrote and records
-`record(...)` in its manifest (`details.evaluation`); every build stage runs
-`engine_ap_gate` on its own engine, on its own hardware, with the same set,
-decoding and `maxImages`, against the figures the export recorded
-(`ApFigures.from_record`), records the result in its manifest and calls
-`gate.enforce_ap_drop` to refuse the target. Same functions as `bpnet
+`evaluate_artifact` on the FP32 ONNX model it just wrote and records the
+figures in `evaluation.json` (`stages.accuracy.write_reference`); every build
+stage runs `engine_ap_gate` on its own engine, on its own hardware, with the
+same set, decoding and `maxImages`, against the figures the export recorded
+(`stages.accuracy.read_reference`), records the result in its manifest and
+calls `gate.enforce_ap_drop` to refuse the target. Same functions as `bpnet
 evaluate`, so a user can reproduce a Job's verdict by hand.
 """
 
@@ -16,9 +16,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bodypose_exporter.engines.base import EngineRunner
 from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.figures import ApFigures
@@ -37,20 +35,6 @@ class EvaluationRequest:
     max_ap_drop: float | None = None  # maxApDrop / --max_ap_drop, AP points; None: per precision
 
 
-def evaluate_runner(
-    runner: EngineRunner,
-    annotations: str,
-    images: str,
-    height: int,
-    width: int,
-    max_images: int | None = None,
-) -> ApFigures:
-    """AP of an already loaded runner on the set at `annotations` / `images` (paths or s3://)."""
-    with tempfile.TemporaryDirectory(prefix="bpnet-evaluation-") as tmp:
-        evaluation_set = open_set(annotations, images, Path(tmp), max_images)
-        return evaluate_set(runner, evaluation_set, height, width)
-
-
 def evaluate_artifact(
     backend: str, artifact: Path, evaluation_set: EvaluationSet, height: int, width: int
 ) -> ApFigures:
@@ -60,15 +44,6 @@ def evaluate_artifact(
         return evaluate_set(runner, evaluation_set, height, width)
     finally:
         runner.close()
-
-
-def reference_ap(request: EvaluationRequest, onnx_path: Path, height: int, width: int) -> ApFigures:
-    """The export stage's figure: AP of the FP32 ONNX model (ONNX Runtime) on the set."""
-    with tempfile.TemporaryDirectory(prefix="bpnet-evaluation-") as tmp:
-        evaluation_set = open_set(
-            request.annotations, request.images, Path(tmp), request.max_images
-        )
-        return evaluate_artifact("onnxruntime", onnx_path, evaluation_set, height, width)
 
 
 def engine_ap_gate(
@@ -92,20 +67,3 @@ def engine_ap_gate(
         )
         engine = evaluate_artifact(backend, engine_path, evaluation_set, height, width)
     return engine, check_ap_drop(reference, engine, precision, request.max_ap_drop)
-
-
-def record(
-    request: EvaluationRequest,
-    figures: ApFigures,
-    verdict: ApDropVerdict | None = None,
-) -> dict[str, Any]:
-    """The manifest's `details.evaluation` (and the status's per-target figures)."""
-    out: dict[str, Any] = {
-        "annotations": request.annotations,
-        "images": request.images,
-        "maxImages": request.max_images,
-        "figures": figures.as_dict(),
-    }
-    if verdict is not None:
-        out["gate"] = verdict.as_dict()
-    return out
