@@ -125,12 +125,14 @@ class ExportService:
 
     # ---- triggers ----------------------------------------------------------------------
     @contextlib.contextmanager
-    def _api_down_retries(self, namespace: str, name: str) -> Iterator[None]:
-        """The API server not answering (restarted, overloaded) is not a bug to trace:
-        one line, and a check of the resource once it may be back. kopf's watches
-        reconnect by themselves; this covers the pass that was cut."""
+    def _pass(self, namespace: str, name: str) -> Iterator[None]:
+        """One pass over a resource: under its lock, and with the API server not answering
+        (restarted, overloaded) taken as no bug to trace: one line, and a check of the
+        resource once it may be back. kopf's watches reconnect by themselves; this covers
+        the pass that was cut."""
         try:
-            yield
+            with self._lock(namespace, name):
+                yield
         except Exception as exc:
             if not api_unavailable(exc):
                 raise
@@ -143,13 +145,13 @@ class ExportService:
     def reconcile(self, body: dict[str, Any]) -> Decision | None:
         """Reconcile the resource as `body` shows it (a handler's view of it)."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        with self._api_down_retries(namespace, name), self._lock(namespace, name):
+        with self._pass(namespace, name):
             return self._reconcile(body)
         return None
 
     def check(self, namespace: str, name: str) -> None:
         """A scheduled look: read the resource afresh, then reconcile it."""
-        with self._api_down_retries(namespace, name), self._lock(namespace, name):
+        with self._pass(namespace, name):
             body = self.cluster.get_resource(namespace, name)
             if body is not None and not body["metadata"].get("deletionTimestamp"):
                 self._reconcile(body)
@@ -177,7 +179,7 @@ class ExportService:
                     namespace, meta.get("name"), KIND,
                 )  # fmt: skip
             return
-        with self._api_down_retries(namespace, owner["name"]), self._lock(namespace, owner["name"]):
+        with self._pass(namespace, owner["name"]):
             body = self.cluster.get_resource(namespace, owner["name"])
             if body is None or body["metadata"].get("uid") != owner.get("uid"):
                 return  # the owner is gone (its Jobs go with it) or was replaced
