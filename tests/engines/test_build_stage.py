@@ -10,6 +10,7 @@ import pytest
 
 from bodypose_exporter.cli.main import build_main as main
 from bodypose_exporter.convert.fidelity import read_reference, write_reference
+from bodypose_exporter.engines.ort import hardware
 from tests.conftest import FIGURES
 from tests.engines.conftest import Calibrated
 
@@ -93,7 +94,10 @@ def test_int8_artifact_passes_its_gate_on_sample_images(
     )  # fmt: skip
     assert code == 0, err
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["build"]["source"] == ("qdq" if source == "qdq" else "calibration-cache")
+    assert manifest["build"]["int8Source"] == ("qdq" if source == "qdq" else "calibration-cache")
+    cpu = manifest["hardware"]["int8InstructionSet"]
+    assert manifest["compatibility"]["instructionSet"] == cpu
+    assert manifest["compatibility"]["weights"] == hardware.int8_weights(cpu)
     figures = manifest["verification"]["figures"]
     assert figures["cosine"] >= 0.98 and figures["peakAgreement"] >= 0.85
     assert "8 images" in manifest["verification"]["reference"]

@@ -9,6 +9,16 @@ Figures, per held-back image then summarised over images:
 
 The figures themselves (cosine, peaks, which output is which) are
 `bodypose_exporter.metrics`, shared with engine verification.
+
+The QDQ model runs with ONNX Runtime's graph optimizations off, so every
+QuantizeLinear/DequantizeLinear pair is computed as written (quantize,
+round, dequantize, then a float convolution): the exact arithmetic of the
+explicitly quantized model, the same on every CPU, and what TensorRT's int8
+kernels compute up to float rounding. With optimizations on, ONNX Runtime
+fuses the pairs into its integer kernels, whose results depend on the CPU:
+on x86 without VNNI its uint8 x int8 kernels saturate (`engines.ort.hardware`;
+measured on the demo's model, AVX2: heatmap cosine 0.955 fused against
+0.999 as written), which would describe this machine, not the model.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ class Agreement:
     paf_cosine_mean: float
     paf_cosine_min: float
     peak_match: float  # share of (image, keypoint) pairs whose heatmap peak is at the same pixel
+    #: Where the figures were measured and how (the QDQ model as written: see above).
+    measured_on: str = ""
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -43,7 +55,7 @@ class Agreement:
             f"QDQ vs FP32 on {self.images} held-back images: heatmap cosine "
             f"{self.heatmap_cosine_mean:.4f} (min {self.heatmap_cosine_min:.4f}), PAF cosine "
             f"{self.paf_cosine_mean:.4f} (min {self.paf_cosine_min:.4f}), heatmap peaks at "
-            f"the same pixel {100 * self.peak_match:.1f}%"
+            f"the same pixel {100 * self.peak_match:.1f}% ({self.measured_on})"
         )
 
 
@@ -59,14 +71,21 @@ def _run(session: ort.InferenceSession, images: Sequence[Array], chunk: int) -> 
 
 
 def compare(
-    fp32_model: Path, qdq_model: Path, images: Sequence[Array], chunk: int = 8
+    fp32_model: Path, qdq_model: Path, images: Sequence[Array], chunk: int = 8, cpu: str = "?"
 ) -> Agreement:
-    """Run both models on `images` (each H x W x 3, preprocessed) and compare their outputs."""
+    """Run both models on `images` (each H x W x 3, preprocessed) and compare their outputs.
+
+    `cpu` names the machine for the record (the figures do not depend on it).
+    """
     if not images:
         raise ValueError("no held-back images to compare on")
     providers = ["CPUExecutionProvider"]
     reference = _run(ort.InferenceSession(str(fp32_model), providers=providers), images, chunk)
-    quantized = _run(ort.InferenceSession(str(qdq_model), providers=providers), images, chunk)
+    as_written = ort.SessionOptions()
+    as_written.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    quantized = _run(
+        ort.InferenceSession(str(qdq_model), as_written, providers=providers), images, chunk
+    )
     roles: dict[str, str] = {}
     for name, value in reference.items():
         role = output_role(name, int(value.shape[-1]))
@@ -86,4 +105,6 @@ def compare(
         paf_cosine_mean=float(paf_cos.mean()),
         paf_cosine_min=float(paf_cos.min()),
         peak_match=peak_match,
+        measured_on=f"QDQ as written, ONNX Runtime {ort.__version__} without graph "
+        f"optimizations, on {cpu}",
     )

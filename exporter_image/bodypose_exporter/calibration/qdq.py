@@ -11,8 +11,9 @@ falls short: it cannot take ranges any other way (no public hook before that
 parameter), and it quantizes every supported op's inputs and outputs, not
 only where TensorRT would place Q/DQ; TensorRT accepts the extra pairs.
 
-Two flavours from the same ranges, weights always int8 symmetric per output
-channel:
+Two flavours from the same ranges, weights int8 symmetric per output channel
+(uint8 symmetric around 128 for the onnxruntime flavour on a CPU whose int8
+kernels saturate: `engines.ort.hardware`):
 
 - `tensorrt` (the published `<model>.qdq.onnx`): int8 symmetric activations
   (zero point 0, scale = amax / 127, the scale `cal.bin` holds), the only Q/DQ
@@ -46,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime.quantization as ortq
 from onnxruntime.quantization.calibrate import TensorData, TensorsData
 
@@ -61,6 +63,8 @@ _QUANTIZE_BIAS = {"tensorrt": False, "onnxruntime": True}
 
 
 FLAVOURS = ("tensorrt", "onnxruntime")
+#: Weight types: int8 everywhere TensorRT reads the model; uint8 for saturating CPUs.
+WEIGHT_TYPES = {"int8": ortq.QuantType.QInt8, "uint8": ortq.QuantType.QUInt8}
 
 
 def tensors_data(
@@ -114,16 +118,47 @@ def nodes_without_ranges(model: onnx.ModelProto, amax: Mapping[str, float]) -> l
     ]
 
 
+def ranges_of(qdq_model: Path) -> dict[str, float]:
+    """The activation ranges (amax) a symmetric int8 QDQ model was quantized with.
+
+    Each QuantizeLinear of an activation (not of an initializer) holds the
+    tensor's scale, and a symmetric int8 scale is amax / 127 (the tensorrt
+    flavour, the published `<model>.qdq.onnx`), so the ranges can be
+    recovered to quantize the FP32 model again in another flavour.
+    """
+    graph = onnx.load(str(qdq_model), load_external_data=False).graph
+    constants = {t.name: t for t in graph.initializer}
+    amax: dict[str, float] = {}
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in constants:
+            continue
+        scale = constants.get(node.input[1])
+        if scale is None or scale.dims:  # a per-channel scale is a weight's, not an activation's
+            continue
+        amax[node.input[0]] = float(onnx.numpy_helper.to_array(scale)) * 127.0
+    if not amax:
+        raise ValueError(f"{qdq_model} holds no per-tensor activation QuantizeLinear nodes")
+    return amax
+
+
 def write_qdq_model(
-    fp32_model: Path, amax: Mapping[str, float], qdq_model: Path, flavour: str = "tensorrt"
+    fp32_model: Path,
+    amax: Mapping[str, float],
+    qdq_model: Path,
+    flavour: str = "tensorrt",
+    weights: str = "int8",
 ) -> None:
     """Quantize `fp32_model` with the given per-tensor amax into `qdq_model` (QDQ format).
 
     `flavour`: "tensorrt" (int8 symmetric activations) or "onnxruntime" (uint8,
-    Relu outputs [0, amax]); see the module docstring.
+    Relu outputs [0, amax]); see the module docstring. `weights`: "int8", or
+    "uint8" (symmetric around 128) for the onnxruntime flavour on CPUs whose
+    int8 kernels saturate (`engines.ort.hardware`).
     """
     if flavour not in FLAVOURS:
         raise ValueError(f"QDQ flavour {flavour!r} is not one of {FLAVOURS}")
+    if weights not in WEIGHT_TYPES or (weights != "int8" and flavour != "onnxruntime"):
+        raise ValueError(f"{flavour} QDQ models take int8 weights, not {weights!r}")
     graph = onnx.load(str(fp32_model), load_external_data=False)
     for_ort = flavour == "onnxruntime"
     ranges = tensors_data(amax, relu_outputs(graph) if for_ort else frozenset())
@@ -140,7 +175,7 @@ def write_qdq_model(
         "per_channel": True,
         "reduce_range": False,
         "activation_type": ortq.QuantType.QUInt8 if for_ort else ortq.QuantType.QInt8,
-        "weight_type": ortq.QuantType.QInt8,
+        "weight_type": WEIGHT_TYPES[weights],
         "extra_options": {
             **_EXTRA_OPTIONS,
             "ActivationSymmetric": not for_ort,

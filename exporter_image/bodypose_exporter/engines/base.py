@@ -46,6 +46,8 @@ class BuildRequest:
     timing_cache: Path | None = None
     int8_route: str = "auto"  # tensorrt: auto | qdq | cal_bin
     hardware_compatibility: str = "none"  # tensorrt: none | ampere+
+    #: onnxruntime int8: the CPU class to build for (`engines.ort.hardware`); None: this CPU's.
+    int8_instruction_set: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class BuiltEngine:
     backend: str
     hardware: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    #: What the artifact needs of the machine that loads it, when the backend says so
+    #: here (onnxruntime int8: the CPU class); TensorRT's record is the stage's.
+    compatibility: dict[str, str] | None = None
 
 
 class EngineRunner(Protocol):

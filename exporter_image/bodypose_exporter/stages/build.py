@@ -330,6 +330,8 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         )
         if record is not None:
             manifest.details["compatibility"] = record.as_dict()
+        elif built.compatibility is not None:
+            manifest.details["compatibility"] = built.compatibility
         published: list[str] = []
         if not verdict.passed:
             _reject(request, out, manifest)

@@ -86,6 +86,7 @@ from bodypose_exporter.calibration.tensorfile import (
 )
 from bodypose_exporter.calibration.tensors import CalibrationTensors, select_tensors
 from bodypose_exporter.calibration.thresholds import DEFAULT_PERCENTILE, METHODS, choose_amax
+from bodypose_exporter.engines.ort import hardware as cpu_hardware
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
 from bodypose_exporter.storage import inputs as input_files
@@ -160,6 +161,12 @@ class CalibrationResult:
             "agreement": self.agreement.as_dict() if self.agreement else None,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
+
+
+def _this_cpu() -> str:
+    """`x86_64 x86-avx2 (AMD EPYC)`: the machine the agreement figures were measured on."""
+    cpu = cpu_hardware.describe()
+    return f"{cpu['architecture']} {cpu['int8InstructionSet']} ({cpu['cpuModel']})"
 
 
 def _validate(options: CalibrationOptions) -> None:
@@ -434,7 +441,7 @@ def run_calibration(
                 t0 = time.perf_counter()
                 held_back = _held_back(listing, images_source, need, options)
                 if held_back:
-                    agreement = compare(onnx_path, qdq_path, held_back)
+                    agreement = compare(onnx_path, qdq_path, held_back, cpu=_this_cpu())
                     log.info("%s", agreement.summary())
                 else:
                     log.warning(

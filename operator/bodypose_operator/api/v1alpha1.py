@@ -385,6 +385,12 @@ class TargetStatus(ApiModel):
     gpuName: str | None = Field(default=None, description="GPU the engine was built on.")
     computeCapability: str | None = Field(default=None, description="GPU compute capability.")
     tensorrtVersion: str | None = Field(default=None, description="TensorRT version used.")
+    instructionSet: str | None = Field(
+        default=None,
+        description="int8 CPU artifacts: the class of CPU it was built for (x86-vnni, "
+        "x86-avx2, ...); its weights suit that class's int8 kernels, and it is refused on a CPU "
+        "whose kernels would saturate.",
+    )
     buildSeconds: float | None = Field(default=None, description="Build duration.")
     verification: dict[str, float] | None = Field(default=None, description="Verification figures.")
     message: str | None = Field(default=None, description="Why the target is not ready.")

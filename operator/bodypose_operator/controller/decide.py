@@ -216,9 +216,11 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
         deploy = _artifact(m, "deploy-engine")
         if deploy:
             out["deployEngine"] = {k: v for k, v in deploy.items() if v is not None}
-        # The compatibility record (TensorRT targets) over what the hardware said.
+        # The compatibility record (a TensorRT engine's GPU, an int8 CPU artifact's
+        # instruction set) over what the hardware said.
         record = {**m.get("hardware", {}), **(m.get("compatibility") or {})}
-        for key in ("gpuName", "computeCapability", "tensorrtVersion", "hardwareCompatibility"):
+        for key in ("gpuName", "computeCapability", "tensorrtVersion", "hardwareCompatibility",
+                    "instructionSet"):  # fmt: skip
             if record.get(key) is not None:
                 out[key] = str(record[key])
         if isinstance(m.get("runtime"), str):

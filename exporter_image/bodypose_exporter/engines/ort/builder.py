@@ -13,16 +13,23 @@ same ONNX Runtime; the runner opens the artifact at the default level (ALL),
 so the layout work is redone, cheaply, on the machine that runs it.
 
 Precisions: fp32 optimizes the FP32 graph; int8 optimizes a QDQ model made
-here from cal.bin (so the same cal.bin drives both backends) in the ONNX
-Runtime flavour of calibration's `write_qdq_model` (uint8 activations, Relu
-outputs [0, amax]: ONNX Runtime then fuses every Conv+Relu into QLinearConv,
-VNNI/AMX where the CPU has them; faster and closer to FP32 than the
-TensorRT-flavoured published QDQ model, which is used only when no cal.bin is
-given); fp16 builds the FP32 graph and says so (`effectivePrecision` in
-the details, a log line): ONNX Runtime's CPU provider has no FP16
-convolution kernels on x86, and a resource's precision applies to all its
-targets, so a CPU target of an fp16 resource gets the nearest thing it can
-run rather than a failure.
+here, from the FP32 graph and the calibration ranges (cal.bin, or the ranges
+the published QDQ model holds when no cal.bin is given), in the ONNX Runtime
+flavour of calibration's `write_qdq_model` (uint8 activations, Relu outputs
+[0, amax]: ONNX Runtime then fuses every Conv+Relu into QLinearConv;
+faster and closer to FP32 than the TensorRT-flavoured published QDQ model),
+with the weight type the CPU's int8 class needs to compute it without
+saturating (`hardware.int8_weights`: int8 where VNNI/AMX or Arm kernels
+accumulate in 32 bits, uint8 on x86 without VNNI). The class is this
+machine's, or the one the request names (`int8_instruction_set`), and the
+artifact records it three times: its manifest's `compatibility`, its
+details, and the ONNX model's own metadata (`hardware.METADATA_KEYS`), so the runner
+can refuse an artifact that would saturate on the CPU it is asked to run
+on. fp16 builds the FP32 graph and says so (`effectivePrecision` in the
+details, a log line): ONNX Runtime's CPU provider has no FP16 convolution
+kernels on x86, and a resource's precision applies to all its targets, so
+a CPU target of an fp16 resource gets the nearest thing it can run rather
+than a failure.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import onnx
 import onnxruntime as ort
 
 from bodypose_exporter.calibration import calibration_cache
-from bodypose_exporter.calibration.qdq import write_qdq_model
+from bodypose_exporter.calibration.qdq import ranges_of, write_qdq_model
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
 from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.engines.ort.runner import PROVIDERS
@@ -52,37 +61,76 @@ def _usable_cache(request: BuildRequest) -> Path | None:
     return cache if cache is not None and cache.exists() else None
 
 
+def _int8_ranges(request: BuildRequest) -> tuple[dict[str, float], str]:
+    """The calibration ranges and where they came from (cal.bin first, else the QDQ model)."""
+    cache = _usable_cache(request)
+    if cache is not None:
+        return calibration_cache.read(cache).amax(), "calibration-cache"
+    if request.qdq_model is not None:
+        try:
+            return ranges_of(request.qdq_model), "qdq"
+        except (ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:  # type: ignore[attr-defined]
+            raise UserError(f"--qdq_model {request.qdq_model}: {exc}") from exc
+    raise UserError(
+        "--engine_backend onnxruntime with --data_type int8 needs the QDQ model that "
+        "INT8 calibration writes (--qdq_model) or its cal.bin (--cal_cache_file)"
+    )
+
+
+def _mark(artifact: Path, record: dict[str, str]) -> None:
+    """Write the int8 record into the artifact's own metadata (the file says what it needs)."""
+    model = onnx.load(str(artifact), load_external_data=False)
+    kept = [p for p in model.metadata_props if p.key not in hardware.METADATA_KEYS.values()]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for field, key in hardware.METADATA_KEYS.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, record[field]
+    onnx.save(model, str(artifact))
+
+
 class OnnxRuntimeBuilder:
     """Builds the artifact: `build(request)`; `backend.py` pairs it with the runner."""
-
-    def _source(self, request: BuildRequest, work: Path) -> Path:
-        if request.precision == "fp16":
-            log.warning(
-                "ONNX Runtime's CPU provider has no FP16 convolution kernels: the fp16 artifact "
-                "for this CPU target is the optimized FP32 graph"
-            )
-        if request.precision != "int8":
-            return request.onnx_path
-        cache = _usable_cache(request)
-        if cache is None and request.qdq_model is not None:
-            return request.qdq_model
-        if cache is None:
-            raise UserError(
-                "--engine_backend onnxruntime with --data_type int8 needs the QDQ model that "
-                "INT8 calibration writes (--qdq_model) or its cal.bin (--cal_cache_file)"
-            )
-        qdq = work / "qdq.onnx"
-        write_qdq_model(
-            request.onnx_path, calibration_cache.read(cache).amax(), qdq, flavour="onnxruntime"
-        )
-        return qdq
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         with tempfile.TemporaryDirectory(prefix="bpnet-ort-") as tmp:
             return self._build(request, Path(tmp))
 
     def _build(self, request: BuildRequest, work: Path) -> BuiltEngine:
-        source = self._source(request, work)
+        described = {**hardware.describe(), "onnxruntimeVersion": ort.__version__}
+        if request.precision == "fp16":
+            log.warning(
+                "ONNX Runtime's CPU provider has no FP16 convolution kernels: the fp16 artifact "
+                "for this CPU target is the optimized FP32 graph"
+            )
+        source, record = request.onnx_path, None
+        details: dict[str, Any] = {"int8Source": "fp32"}
+        if request.precision == "int8":
+            instruction_set = request.int8_instruction_set or described["int8InstructionSet"]
+            record = {
+                "instructionSet": instruction_set,
+                "weights": hardware.int8_weights(instruction_set),
+                "onnxruntimeVersion": ort.__version__,
+            }
+            amax, origin = _int8_ranges(request)
+            source = work / "qdq.onnx"
+            write_qdq_model(
+                request.onnx_path, amax, source, flavour="onnxruntime", weights=record["weights"]
+            )
+            details = {"int8Source": origin, "int8Weights": record["weights"]}
+            log.info(
+                "int8 for %s CPUs: %s weights%s",
+                instruction_set,
+                record["weights"],
+                " (its uint8 x int8 kernels saturate; see engines/ort/hardware.py)"
+                if record["weights"] == "uint8"
+                else "",
+            )
+            if not described["int8DotProduct"]:
+                log.warning(
+                    "this CPU has no int8 dot-product instructions (VNNI/AMX/dotprod): the int8 "
+                    "artifact runs, but not faster than fp32"
+                )
         if request.strict_types:
             log.info("-s/--strict_type_constraints has no effect on ONNX Runtime artifacts")
         options = ort.SessionOptions()
@@ -95,18 +143,13 @@ class OnnxRuntimeBuilder:
         except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:  # type: ignore[attr-defined]
             raise UserError(f"ONNX Runtime cannot optimize {source}: {exc}") from exc
         seconds = time.perf_counter() - started
-        described = {**hardware.describe(), "onnxruntimeVersion": ort.__version__}
-        if request.precision == "int8" and not described["int8DotProduct"]:
-            log.warning(
-                "this CPU has no int8 dot-product instructions (VNNI/AMX/dotprod): the int8 "
-                "artifact runs, but not faster than fp32"
-            )
-        details = {
-            "source": "fp32"
-            if request.precision != "int8"
-            else ("calibration-cache" if _usable_cache(request) is not None else "qdq"),
-            "effectivePrecision": "int8" if request.precision == "int8" else "fp32",
-            "optimizationLevel": "ORT_ENABLE_EXTENDED",
-            "optimizeSeconds": round(seconds, 3),
-        }
-        return BuiltEngine(request.engine_path, "onnxruntime", described, details)
+        if record is not None:
+            _mark(request.engine_path, record)
+        details.update(
+            {
+                "effectivePrecision": "int8" if request.precision == "int8" else "fp32",
+                "optimizationLevel": "ORT_ENABLE_EXTENDED",
+                "optimizeSeconds": round(seconds, 3),
+            }
+        )
+        return BuiltEngine(request.engine_path, "onnxruntime", described, details, record)

@@ -5,6 +5,26 @@ The sets listed are those ONNX Runtime's MLAS kernels dispatch on for this
 network: FP32 convolutions (AVX2/FMA, AVX-512F) and int8 ones (AVX-VNNI,
 AVX512-VNNI, AMX-INT8 on x86; dot-product and i8mm on Arm). An int8 artifact
 is only fast where one of the int8 sets is present.
+
+The int8 class (`int8_instruction_set`) also decides how an int8 artifact
+must be built to be right, not only fast. On x86 without VNNI (AVX2,
+AVX-512F/BW), MLAS multiplies uint8 activations by int8 weights with
+`vpmaddubsw`, which adds each pair of products into a 16-bit lane with
+saturation; with real 8-bit weights those sums overflow and the results
+drift (ONNX Runtime, "Quantize ONNX models", the data-type and reduce_range
+notes: https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html;
+oneDNN, "Nuances of int8 computations":
+https://oneapi-src.github.io/oneDNN/dev_guide_int8_computations.html).
+VNNI (`vpdpbusd`) and AMX accumulate in 32 bits, and MLAS's Arm kernels
+widen each product before adding, so neither saturates. Where the class
+saturates, the artifact's weights are uint8 (`int8_weights`): MLAS then
+takes its u8u8 path, which widens to 16 bits before multiplying and cannot
+overflow. Measured on a 2-core AMD EPYC with AVX2 and no VNNI (the demo's
+untrained sample at 320x448, reference.npz; `tests/engines/test_int8_cpu.py`
+repeats the comparison on whatever CPU it runs on): int8 weights cosine 0.9973,
+heatmap-peak agreement 0.759 (below the 0.85 gate); 7-bit weights
+(`reduce_range`, ONNX Runtime's other cure) 0.9988 / 0.833; uint8 weights
+0.9995 / 0.890, what the same model gives on VNNI machines.
 """
 
 from __future__ import annotations
@@ -33,6 +53,40 @@ X86_SETS = (
 ARM_SETS = ("asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2")
 INT8_DOT_SETS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
+#: The int8 classes, best first: (class, the flags any one of which puts a CPU in it).
+_X86_INT8_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("x86-amx", ("amx_int8",)),
+    ("x86-vnni", ("avx512_vnni", "avx_vnni")),
+    ("x86-avx512", ("avx512bw",)),
+    ("x86-avx2", ("avx2",)),
+)
+_ARM_INT8_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("arm64-i8mm", ("i8mm",)),
+    ("arm64-dotprod", ("asimddp",)),
+)
+#: ONNX metadata_props an int8 artifact carries (written by the builder, read by the runner).
+METADATA_KEYS = {
+    "instructionSet": "bodypose.int8InstructionSet",
+    "weights": "bodypose.int8Weights",
+}
+#: Classes whose uint8 x int8 kernels add products in saturating 16-bit lanes.
+SATURATING_CLASSES = frozenset({"x86-avx512", "x86-avx2", "x86"})
+
+
+def int8_instruction_set(flags: set[str], machine: str | None = None) -> str:
+    """The class of int8 kernels ONNX Runtime runs on a CPU with these flags."""
+    machine = machine or platform.machine()
+    if machine in ("x86_64", "AMD64", "i686"):
+        table, fallback = _X86_INT8_CLASSES, "x86"
+    else:
+        table, fallback = _ARM_INT8_CLASSES, "arm64" if machine in ("aarch64", "arm64") else machine
+    return next((name for name, sets in table if any(f in flags for f in sets)), fallback)
+
+
+def int8_weights(instruction_set: str) -> str:
+    """`uint8` where the class's int8 kernels saturate (see the module docstring), else `int8`."""
+    return "uint8" if instruction_set in SATURATING_CLASSES else "int8"
+
 
 def parse_cpuinfo(text: str) -> tuple[str, set[str]]:
     """(CPU model name, flags) from the text of /proc/cpuinfo (first processor)."""
@@ -59,4 +113,5 @@ def describe(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
         "logicalCpus": os.cpu_count() or 0,
         "instructionSets": [f for f in known if f in flags],
         "int8DotProduct": any(f in flags for f in INT8_DOT_SETS),
+        "int8InstructionSet": int8_instruction_set(flags),
     }
