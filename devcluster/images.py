@@ -545,8 +545,48 @@ def _plan(
 
 _STEP = re.compile(r"^STEP \d+/\d+: (.*)$")
 
+#: Failures of buildah's chroot runner itself, not of the Dockerfile: the same build
+#: run again with nothing changed succeeds. Seen on this project's build machines:
+#: the runner cannot seal the memfd copy of itself it re-executes inside the chroot
+#: ("Close_Fd sealing memfd copy: Device or resource busy"); buildah's run code in
+#: containers/buildah `run_common.go` / `chroot/run_common.go` makes that copy.
+TRANSIENT_FAILURES = (re.compile(r"sealing memfd copy: device or resource busy", re.I),)
+#: How often a build that failed transiently is run again (its layer cache resumes it).
+TRANSIENT_RETRIES = 2
+
+
+def _transient(lines: Sequence[str]) -> str | None:
+    """The line that makes a failed build a known transient one, if any."""
+    return next((ln for ln in lines if any(p.search(ln) for p in TRANSIENT_FAILURES)), None)
+
 
 def _build(plan: _Plan, no_cache: bool, progress: IO[str] | None) -> None:
+    """`buildah bud`, run again (at most TRANSIENT_RETRIES times) after a transient failure."""
+    for attempt in range(TRANSIENT_RETRIES + 1):
+        failure = _bud(plan, no_cache and attempt == 0, progress)
+        if failure is None:
+            return
+        step, tail, log_path = failure
+        cause = _transient(tail)
+        if cause is None or attempt == TRANSIENT_RETRIES:
+            retried = f" (after {attempt} retries of a transient failure)" if attempt else ""
+            raise ImageBuildError(
+                f"make images: {plan.spec.name} failed at step {step}{retried}\n"
+                + "\n".join(tail)
+                + f"\n(full output: {log_path})"
+            )
+        _say(
+            progress,
+            f"{plan.spec.name}: buildah failed at step {step} with a known transient error "
+            f"({cause.strip()[:120]}); retrying ({attempt + 1} of {TRANSIENT_RETRIES}), "
+            "the layer cache resumes at that step",
+        )
+
+
+def _bud(
+    plan: _Plan, no_cache: bool, progress: IO[str] | None
+) -> tuple[str, list[str], Path] | None:
+    """One `buildah bud`: None when it built, else (failed step, output tail, full log)."""
     cmd = [
         "buildah",
         *storage().args(),
@@ -593,12 +633,7 @@ def _build(plan: _Plan, no_cache: bool, progress: IO[str] | None) -> None:
                 step = " ".join(match.group(1).split())
                 _say(progress, f"  {plan.spec.name}: {text[:150]}")
         code = proc.wait()
-    if code != 0:
-        raise ImageBuildError(
-            f"make images: {plan.spec.name} failed at step {step}\n"
-            + "\n".join(tail)
-            + f"\n(full output: {log_path})"
-        )
+    return None if code == 0 else (step, list(tail), log_path)
 
 
 def ensure_images(
