@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: sample-weights tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
@@ -17,6 +17,7 @@ help:
 	@echo "make env    - create/refresh the Python environment in $(VENV)"
 	@echo "make bench  - every benchmark (bench-operator, -fanout, -accuracy, -calibration, -engines)"
 	@echo "make images - build the operator and exporter images (buildah; cached by content)"
+	@echo "make sample-weights - retrain the trained sample and write its committed weights"
 	@echo "make lock   - regenerate requirements/*.lock (uv pip compile --universal, hashes)"
 	@echo "make cluster-up / cluster-down - a local control plane with fake GPU pools (.cluster/)"
 
@@ -44,6 +45,12 @@ demo-export: env
 		--cal_image_dir $(DEMO_DIR)/export/images --batches 4 --batch_size 2 \
 		--cal_cache_file $(DEMO_DIR)/export/cal.bin \
 		--engine_file $(DEMO_DIR)/export/ --engine_backend onnxruntime
+
+# The trained sample's weights, committed under exporter_image/bodypose_exporter/synthetic/
+# trained/: remade (a few minutes of training on two cores) after a change to the drawing,
+# labelling, network or training code; a test says when they are stale.
+sample-weights: env
+	$(PY) -m bodypose_exporter.synthetic.cache
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -34,7 +34,7 @@ def run_benchmark(script: str, *args: str) -> str:
     ("script", "args", "expected"),
     [
         ("engines.py", ("--resolutions", "224x320", "--runs", "2", "--calibration-images", "4"),
-         ("224x320 threads default: fp32", "speedup", "goal (threads default)")),
+         ("int8 class", "224x320 threads default: fp32", "speedup", "goal (threads default)")),
         ("calibration.py", ("--n", "4", "--ort-n", "4", "--height", "224", "--width", "320"),
          ("N=   4  forward", "ours", "ORT entropy", "goal: ours <= 1.3x forward passes")),
         ("accuracy.py", ("--images", "24"),

@@ -14,7 +14,7 @@ from bodypose_exporter.evaluation.figures import ApFigures
 from bodypose_exporter.evaluation.gate import check_ap_drop
 from bodypose_exporter.evaluation.skeleton import BPNET_SKELETON
 from bodypose_exporter.synthetic import labels
-from bodypose_exporter.synthetic.cache import content_key, trained_model
+from bodypose_exporter.synthetic.cache import COMMITTED, committed_key, content_key, trained_model
 from bodypose_exporter.synthetic.people import SetSpec, write_set
 from bodypose_exporter.synthetic.train import TrainSpec
 
@@ -67,6 +67,21 @@ def test_drawn_sets_are_coco_person_keypoints(tmp_path: Path) -> None:
     assert json.loads((again / "person_keypoints.json").read_text()) == json.loads(
         annotations.read_text()
     )
+
+
+def test_the_committed_weights_are_those_of_the_training_code() -> None:
+    assert committed_key() == content_key(TrainSpec()), (
+        "the drawing, labelling, network or training code changed since the trained sample's "
+        f"weights were committed in {COMMITTED}: run `make sample-weights` and commit them"
+    )
+
+
+def test_a_cold_cache_takes_the_committed_weights_without_training(tmp_path: Path) -> None:
+    got = trained_model(TrainSpec(), root=tmp_path)
+    assert not got.trained_now
+    assert got.h5 == tmp_path / content_key(TrainSpec()) / "model.h5"
+    assert got.h5.read_bytes() == (COMMITTED / "model.h5").read_bytes()
+    assert got.info["key"] == content_key(TrainSpec())
 
 
 def test_the_cache_trains_once_per_content(tmp_path: Path) -> None:
