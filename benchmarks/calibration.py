@@ -20,7 +20,7 @@ N it measures, on the same N images:
 Each measurement runs in its own child process, started by this one command,
 so that peak memory growth (RSS sampled every 20 ms by a thread, since
 tracemalloc cannot see ONNX Runtime's C++ allocations) is not flattered by
-memory an earlier measurement freed. Goals (issue 3): ours <= 1.3x the forward
+memory an earlier measurement freed. Goals: ours <= 1.3x the forward
 passes, and our peak memory at N=500 within 10% of N=16.
 """
 

@@ -123,7 +123,7 @@ def export(model: Path, out: Path, height: int, width: int) -> Path:
     return out
 
 
-def calibrate(onnx: Path, images: Path, count: int, out: Path, hw: tuple[int, int]) -> Path:
+def calibrate(onnx: Path, images: Path, count: int, out: Path, size: tuple[int, int]) -> Path:
     from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
 
     result = run_calibration(
@@ -132,7 +132,7 @@ def calibrate(onnx: Path, images: Path, count: int, out: Path, hw: tuple[int, in
             cache_file=out / "cal.bin",
             batches=count,
             batch_size=1,
-            input_hw=hw,
+            input_hw=size,
             image_dir=images,
             held_back=0,
             progress=False,
@@ -146,21 +146,23 @@ def calibrate(onnx: Path, images: Path, count: int, out: Path, hw: tuple[int, in
 
 
 def build(
-    exported: Path, out: Path, precision: str, hw: tuple[int, int], qdq: Path | None
+    exported: Path, out: Path, precision: str, size: tuple[int, int], qdq: Path | None
 ) -> Built:
     """`run_build` as the operator's build Job runs it; the verdict is the product's."""
-    from bodypose_exporter.stages.build import BuildStageRequest, run_build
+    from bodypose_exporter.engines.base import EngineOptions
+    from bodypose_exporter.stages.build import BuildInputs, BuildStageRequest, run_build
     from bodypose_exporter.verification.gates import VerificationError
 
-    engine = out / f"bpnet_model.{hw[0]}.{hw[1]}.{precision}.engine"
+    engine = out / f"bpnet_model.{size[0]}.{size[1]}.{precision}.engine"
     request = BuildStageRequest(
-        onnx=str(exported / "bpnet_model.onnx"),
+        engine=EngineOptions(backend="onnxruntime", precision=precision),
         engine_file=str(engine),
-        reference=str(exported / "reference.npz"),
-        precision=precision,
-        backend="onnxruntime",
-        calibration_cache=str(qdq.parent / "cal.bin") if qdq else None,
-        qdq_model=str(qdq) if qdq else None,
+        inputs=BuildInputs(
+            onnx=str(exported / "bpnet_model.onnx"),
+            reference=str(exported / "reference.npz"),
+            calibration_cache=str(qdq.parent / "cal.bin") if qdq else None,
+            qdq_model=str(qdq) if qdq else None,
+        ),
     )
     try:
         result = run_build(request)
@@ -176,10 +178,10 @@ def build(
 
 
 def build_for_cpu_class(
-    exported: Path, cal_bin: Path, out: Path, hw: tuple[int, int], cpu_class: str
+    exported: Path, cal_bin: Path, out: Path, size: tuple[int, int], cpu_class: str
 ) -> Built:
     """The int8 artifact the product would build for another CPU class, verified here."""
-    from bodypose_exporter.engines.base import BuildRequest
+    from bodypose_exporter.engines.base import BuildRequest, EngineOptions
     from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
     from bodypose_exporter.engines.ort.runner import OrtRunner
     from bodypose_exporter.verification import reference as references
@@ -187,11 +189,10 @@ def build_for_cpu_class(
 
     built = OnnxRuntimeBuilder().build(
         BuildRequest(
+            EngineOptions(precision="int8", int8_instruction_set=cpu_class),
             onnx_path=exported / "bpnet_model.onnx",
-            engine_path=out / f"bpnet_model.{hw[0]}.{hw[1]}.int8.{cpu_class}.onnx",
-            precision="int8",
+            engine_path=out / f"bpnet_model.{size[0]}.{size[1]}.int8.{cpu_class}.onnx",
             calibration_cache=cal_bin,
-            int8_instruction_set=cpu_class,
         )
     )
     runner = OrtRunner(built.path, allow_saturating=True)
@@ -202,14 +203,16 @@ def build_for_cpu_class(
     return Built(built.path, verdict.passed, verdict.figures, verdict.failures)
 
 
-def verify_on_images(engine: Path, onnx: Path, images: Path, hw: tuple[int, int]) -> dict[str, Any]:
+def verify_on_images(
+    engine: Path, onnx: Path, images: Path, size: tuple[int, int]
+) -> dict[str, Any]:
     """The int8 artifact against FP32 on sample images calibration never saw."""
     from bodypose_exporter.engines.ort.runner import OrtRunner
     from bodypose_exporter.verification import reference as references
     from bodypose_exporter.verification.verify import verify
 
     paths = references.image_paths(images, HELD_OUT_IMAGES)
-    reference = references.from_images(onnx, paths, *hw)
+    reference = references.from_images(onnx, paths, *size)
     runner = OrtRunner(engine)
     try:
         verdict = verify(runner, reference, "int8", {})
@@ -248,11 +251,11 @@ def describe_ops(counts: Counter[str]) -> str:
 # ---------------------------------------------------------------- timing
 
 
-def sample_input(images: Path, hw: tuple[int, int]) -> Array:
+def sample_input(images: Path, size: tuple[int, int]) -> Array:
     from bodypose_exporter.verification import reference as references
 
     first = references.image_paths(images, 1)
-    return np.ascontiguousarray(references.preprocess_images(first, *hw), dtype=np.float32)
+    return np.ascontiguousarray(references.preprocess_images(first, *size), dtype=np.float32)
 
 
 def time_pair(fp32: Path, int8: Path, batch: Array, runs: int, threads: int) -> Timing:
@@ -355,21 +358,21 @@ def run(args: argparse.Namespace, work: Path) -> int:
         write_sample_images(held_out, HELD_OUT_IMAGES, seed=1)
 
     rows: list[tuple[tuple[int, int], Built, dict[str, Any], list[Timing]]] = []
-    for hw in args.resolutions:
-        name = f"{hw[0]}x{hw[1]}"
+    for size in args.resolutions:
+        name = f"{size[0]}x{size[1]}"
         here = work / name
         t0 = time.perf_counter()
         exported = here / "export"
         if not (exported / "bpnet_model.onnx").exists():
-            export(model, exported, *hw)
+            export(model, exported, *size)
         qdq = here / "calibration" / "bpnet_model_int8_qdq.onnx"  # run_calibration's name
         if not qdq.exists():
             qdq = calibrate(
-                exported / "bpnet_model.onnx", cal_images, args.calibration_images, qdq.parent, hw
+                exported / "bpnet_model.onnx", cal_images, args.calibration_images, qdq.parent, size
             )
-        fp32 = build(exported, here / "fp32", "fp32", hw, None)
-        int8 = build(exported, here / "int8", "int8", hw, qdq)
-        on_images = verify_on_images(int8.engine, exported / "bpnet_model.onnx", held_out, hw)
+        fp32 = build(exported, here / "fp32", "fp32", size, None)
+        int8 = build(exported, here / "int8", "int8", size, qdq)
+        on_images = verify_on_images(int8.engine, exported / "bpnet_model.onnx", held_out, size)
         print(
             f"{name}: artifacts in {time.perf_counter() - t0:.0f} s; fp32 verification "
             f"{'passed' if fp32.passed else 'FAILED'} "
@@ -382,14 +385,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
         fp32_executed = runtime_graph(fp32.engine, here / "fp32" / "runtime_all.onnx")
         print(f"  fp32 as executed (ALL):   {describe_ops(op_types(fp32_executed))}", flush=True)
 
-        batch = sample_input(held_out, hw)
+        batch = sample_input(held_out, size)
         timings = [time_pair(fp32.engine, int8.engine, batch, args.runs, t) for t in args.threads]
-        rows.append((hw, int8, on_images, timings))
+        rows.append((size, int8, on_images, timings))
         for timing in timings:
-            print(row_line(hw, int8, on_images, timing), flush=True)
+            print(row_line(size, int8, on_images, timing), flush=True)
         if saturates:
             vnni = build_for_cpu_class(
-                exported, qdq.parent / "cal.bin", here / "int8-vnni", hw, "x86-vnni"
+                exported, qdq.parent / "cal.bin", here / "int8-vnni", size, "x86-vnni"
             )
             for t in (
                 time_pair(fp32.engine, vnni.engine, batch, args.runs, t) for t in args.threads
@@ -405,9 +408,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
                 )
 
     print("\nsummary:")
-    for hw, int8, on_images, timings in rows:
+    for size, int8, on_images, timings in rows:
         for timing in timings:
-            print(row_line(hw, int8, on_images, timing))
+            print(row_line(size, int8, on_images, timing))
     for threads in args.threads:
         worst = min(t.speedup for _, _, _, ts in rows for t in ts if t.threads == threads)
         gates_ok = all(b.passed for _, b, _, _ in rows)
@@ -425,10 +428,10 @@ def run(args: argparse.Namespace, work: Path) -> int:
     return 0
 
 
-def row_line(hw: tuple[int, int], int8: Built, on_images: dict[str, Any], t: Timing) -> str:
+def row_line(size: tuple[int, int], int8: Built, on_images: dict[str, Any], t: Timing) -> str:
     gate = "passed" if int8.passed else "FAILED " + "; ".join(int8.failures)
     return (
-        f"{hw[0]}x{hw[1]} threads {t.threads or 'default'}: fp32 {t.fp32_ms:7.1f} ms  "
+        f"{size[0]}x{size[1]} threads {t.threads or 'default'}: fp32 {t.fp32_ms:7.1f} ms  "
         f"int8 {t.int8_ms:7.1f} ms  speedup {t.speedup:4.2f}x (paired {t.paired_ratio:4.2f}x) | "
         f"int8 gate {gate}: cosine {int8.figures['cosine']:.4f}, peakAgreement "
         f"{int8.figures['peakAgreement']:.3f} (reference.npz); on {HELD_OUT_IMAGES} unseen "

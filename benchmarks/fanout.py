@@ -8,7 +8,7 @@ onnxruntime backend: no GPU here), for N targets spread over the pools:
 
 - ours: one BodyPoseExport (int8, 224x320) applied to the operator: one export
   Job (export + calibration), then N build Jobs in parallel;
-- the seed's per-target flow: N Jobs, one per target on its pool, each running
+- the per-target flow (each target doing it all): N Jobs, one per target on its pool, each running
   `bpnet-export ... --data_type int8 --engine_file ...` (export, calibration and
   build in one process), the same image.
 

@@ -101,6 +101,8 @@ def artifact_path(manifest: dict[str, Any], kind: Kind) -> str | None:
         if listed == kind or OLD_KINDS.get(str(listed)) == kind:
             return str(artifact["path"])
     return None
+
+
 _LIBRARIES = ("tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "cryptography")
 
 

@@ -13,8 +13,11 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from bodypose_exporter.calibration.qdq import write_qdq_model
+from bodypose_exporter.calibration.qdq import EXPLICIT_INT8, UINT8_RELU, write_qdq_model
 from bodypose_exporter.calibration.tensors import select_tensors
+
+#: The flavours by the backend whose artifacts use them.
+FLAVOURS = {"tensorrt": EXPLICIT_INT8, "onnxruntime": UINT8_RELU}
 
 
 def _int32_dequantized(model: onnx.ModelProto) -> list[str]:
@@ -34,7 +37,7 @@ def _qdq(small_model: Path, tmp_path: Path, flavour: str) -> onnx.ModelProto:
     graph = onnx.load(str(small_model))
     amax = dict.fromkeys(select_tensors(graph).names, 4.0)
     out = tmp_path / f"{flavour}.qdq.onnx"
-    write_qdq_model(small_model, amax, out, flavour=flavour)
+    write_qdq_model(small_model, amax, out, flavour=FLAVOURS[flavour])
     return onnx.load(str(out))
 
 

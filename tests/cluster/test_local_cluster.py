@@ -114,7 +114,7 @@ def test_versions_are_the_pinned_ones(cluster: LocalCluster, helm: Path) -> None
     assert out.stdout.startswith("v3.") and "dirty" not in out.stdout
 
 
-# ---- the done-when of issue 5 ------------------------------------------------------------
+# ---- the cluster as a whole: what make cluster-up promises -----------------------------
 def test_gpu_job_is_scheduled_on_its_pool_and_run_by_the_executor(
     cluster: LocalCluster, namespace: str
 ) -> None:

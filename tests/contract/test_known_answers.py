@@ -2,7 +2,7 @@
 
 The expected bytes were computed once with the `cryptography` primitives directly
 (PBKDF2HMAC and Cipher(AES, CTR), not through `OpenCodec`), for the parameters
-the codec's docstring and DESIGN.md document, and pasted here as constants:
+the codec's docstring and the README document, and pasted here as constants:
 
     key = PBKDF2HMAC(SHA256(), length=32, salt=b"bodypose-export/open-codec/v1",
                      iterations=100_000).derive(b"nvidia_tlt")

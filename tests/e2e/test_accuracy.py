@@ -1,4 +1,4 @@
-"""The seed's accuracy check through the operator (issue 17), on the real local cluster.
+"""The accuracy check through the operator, on the real local cluster.
 
 The trained sample (`bpnet sample --trained`: a small BodyPoseNet trained here
 on drawn people, from the cache after its first run) and its COCO
@@ -9,7 +9,7 @@ person-keypoints set go to MinIO; three int8 resources name that set in
   the status, each target's AP, drop and limit, the worst drop in
   `kubectl get bpe -o wide`, the AP in the operator's Prometheus gauge;
 - `blank`: calibrated on blank images: its target is refused with the numbers
-  (both APs, the drop, the limit, the seed's advice);
+  (both APs, the drop, the limit, TAO's advice);
 - `deploy`: `engine.sdkCompatible` with the set: the plain graph's engine is the
   one evaluated and gated, the SDK-compatible one from the same calibration is
   published beside it.

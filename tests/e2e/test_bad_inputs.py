@@ -8,8 +8,7 @@ condition: its reason and the message in the user's words (their s3:// URI,
 the Secret they named, the target), never a pod-local path or a trace.
 
 All run-time rows are applied at once to one namespace watched by one operator
-process; the table with what each produced is printed (the closing note of
-issue 13 carries it).
+process; the table with what each produced is printed (`pytest -s` shows it).
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def prepare(
 
 def check_serving_configs(s3: Any, bucket: str, target: dict[str, Any], work: Path) -> None:
     """The target's Triton config, parsed by Triton's own protobuf and checked against the
-    model in its repository; its DeepStream config, parsed as nvinfer's INI (issue 14)."""
+    model in its repository; its DeepStream config, parsed as nvinfer's INI."""
     work.mkdir(parents=True)
     serving = target["serving"]
 

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from bodypose_exporter.cli.main import build_main as main
-from bodypose_exporter.convert.fidelity import read_reference, write_reference
+from bodypose_exporter.convert.fidelity import (
+    read_verification_reference,
+    write_verification_reference,
+)
 from bodypose_exporter.engines.ort import hardware
 from tests.conftest import FIGURES
 from tests.engines.conftest import Calibrated
@@ -121,10 +124,10 @@ def test_int8_without_calibration_is_refused(
 def test_a_disagreeing_engine_is_not_published_but_its_figures_are(
     exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    inputs, outputs = read_reference(exported / "reference.npz")
+    inputs, outputs = read_verification_reference(exported / "reference.npz")
     # A reference the model cannot match: its outputs mirrored left to right.
     wrong = {name: np.flip(value, axis=2).copy() for name, value in outputs.items()}
-    write_reference(tmp_path / "wrong.npz", inputs, wrong)
+    write_verification_reference(tmp_path / "wrong.npz", inputs, wrong)
     engine = tmp_path / "out" / "bpnet_model.224.320.fp32.engine"
     code, _, err = run(
         capsys,

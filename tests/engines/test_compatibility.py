@@ -5,36 +5,37 @@ from __future__ import annotations
 import pytest
 
 from bodypose_exporter.engines.compatibility import (
-    CompatibilityRecord,
     check_expected_gpu,
     check_level,
     product_matches,
-    reuse_refusal,
+    tensorrt_record,
 )
 from bodypose_exporter.engines.naming import artifact_file_name
+from bodypose_exporter.engines.registry import facts_of
 from bodypose_exporter.errors import UserError
 
 A10 = {"gpuName": "NVIDIA A10", "computeCapability": "8.6", "tensorrtVersion": "10.8.0.43"}
+TRT, ORT = facts_of("tensorrt"), facts_of("onnxruntime")
 T4 = {"gpuName": "Tesla T4", "computeCapability": "7.5", "tensorrtVersion": "10.8.0.43"}
 
 
 def test_engine_names_carry_the_record_and_onnx_artifacts_are_onnx() -> None:
-    record = CompatibilityRecord.from_hardware(A10, "none")
+    record = tensorrt_record(A10, "none")
     given = "s3://b/p/targets/a10/bpnet_model.320.448.int8.engine"
-    assert artifact_file_name(given, "tensorrt", record) == (
+    assert artifact_file_name(given, TRT, record) == (
         "s3://b/p/targets/a10/bpnet_model.320.448.int8.sm86.trt10.8.0.43.engine"
     )
-    plus = CompatibilityRecord.from_hardware(A10, "ampere+")
-    assert artifact_file_name("x/bpnet_model.224.320.fp16.deploy.engine", "tensorrt", plus) == (
+    plus = tensorrt_record(A10, "ampere+")
+    assert artifact_file_name("x/bpnet_model.224.320.fp16.deploy.engine", TRT, plus) == (
         "x/bpnet_model.224.320.fp16.deploy.sm86.trt10.8.0.43.ampere_plus.engine"
     )
-    tagged = artifact_file_name(given, "tensorrt", record)
-    assert artifact_file_name(tagged, "tensorrt", record) == tagged  # never twice
-    assert artifact_file_name("mine.plan", "tensorrt", record) == "mine.sm86.trt10.8.0.43.plan"
-    assert artifact_file_name(given, "onnxruntime", None) == (
+    tagged = artifact_file_name(given, TRT, record)
+    assert artifact_file_name(tagged, TRT, record) == tagged  # never twice
+    assert artifact_file_name("mine.plan", TRT, record) == "mine.sm86.trt10.8.0.43.plan"
+    assert artifact_file_name(given, ORT, None) == (
         "s3://b/p/targets/a10/bpnet_model.320.448.int8.onnx"
     )
-    assert artifact_file_name("out/m.onnx", "onnxruntime", None) == "out/m.onnx"
+    assert artifact_file_name("out/m.onnx", ORT, None) == "out/m.onnx"
     assert record.as_dict() == {
         "computeCapability": "8.6",
         "tensorrtVersion": "10.8.0.43",
@@ -68,21 +69,13 @@ def test_another_gpu_than_the_pool_advertises_fails_before_the_build() -> None:
     )
 
 
-def test_levels_and_reuse() -> None:
+def test_hardware_compatibility_levels_are_the_backends_own() -> None:
+    check_level("ampere+", TRT)
     with pytest.raises(UserError) as raised:
-        check_level("ampere+", "onnxruntime")
+        check_level("ampere+", ORT)
     assert str(raised.value) == (
         "--hardware_compatibility ampere+: only TensorRT engines have a hardware-compatibility "
         "level; this is an onnxruntime build"
     )
-    built = CompatibilityRecord("8.6", "10.8.0.43", "none")
-    assert reuse_refusal(built, built) is None
-    assert reuse_refusal(built, CompatibilityRecord("8.9", "10.8.0.43", "none")) == (
-        "the engine was built for compute capability 8.6, this target needs 8.9"
-    )
-    assert reuse_refusal(built, CompatibilityRecord("8.6", "10.3.0", "none")) == (
-        "the engine was built for TensorRT version 10.8.0.43, this target needs 10.3.0"
-    )
-    assert reuse_refusal(built, CompatibilityRecord("8.6", "10.8.0.43", "ampere+")) == (
-        "the engine was built for hardware-compatibility level none, this target needs ampere+"
-    )
+    with pytest.raises(UserError, match="--hardware_compatibility 'turing': choose one of"):
+        check_level("turing", TRT)

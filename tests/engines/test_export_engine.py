@@ -40,7 +40,7 @@ def test_engine_named_as_tao_verified_and_in_the_manifest(
         "--max_batch_size", "2",
     )  # fmt: skip
     assert code == 0, err
-    # an onnxruntime artifact is an ONNX model: named .onnx, not TAO's .engine (issue 14, 6)
+    # an onnxruntime artifact is an ONNX model: named .onnx, not TAO's .engine
     engine = out_dir / "bpnet_model.224.320.fp32.onnx"
     assert engine.is_file() and not (out_dir / "bpnet_model.224.320.fp32.engine").exists()
     manifest = json.loads((out_dir / "manifest.json").read_text())

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import pytest
 
-from bodypose_exporter.engines.base import BuildRequest
 from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
 from bodypose_exporter.engines.ort.runner import OrtRunner, SaturatingCpuError
@@ -25,6 +25,7 @@ from bodypose_exporter.verification.gates import DEFAULT_GATES
 from bodypose_exporter.verification.verify import verify
 from tests.conftest import FIGURES
 from tests.engines.conftest import Calibrated
+from tests.support.builds import build_request
 
 HERE = hardware.describe()["int8InstructionSet"]
 SATURATES_HERE = hardware.int8_weights(HERE) == "uint8"
@@ -33,18 +34,15 @@ OTHER = "x86-vnni" if SATURATES_HERE else "x86-avx2"
 
 def _build(exported: Path, calibrated: Calibrated, out: Path, cpu_class: str | None) -> Path:
     built = OnnxRuntimeBuilder().build(
-        BuildRequest(
-            onnx_path=exported / "bpnet_model.onnx",
-            engine_path=out,
-            precision="int8",
-            calibration_cache=calibrated.cal_bin,
-            int8_instruction_set=cpu_class,
+        build_request(
+            exported / "bpnet_model.onnx", out, precision="int8",
+            calibration_cache=calibrated.cal_bin, int8_instruction_set=cpu_class,
         )
-    )
-    assert built.compatibility is not None
-    assert built.compatibility["instructionSet"] == (cpu_class or HERE)
-    assert built.compatibility["weights"] == hardware.int8_weights(cpu_class or HERE)
-    return built.path
+    )  # fmt: skip
+    recorded = {p.key: p.value for p in onnx.load(str(built.path)).metadata_props}
+    assert recorded[hardware.METADATA_KEYS["instructionSet"]] == (cpu_class or HERE)
+    assert recorded[hardware.METADATA_KEYS["weights"]] == hardware.int8_weights(cpu_class or HERE)
+    return Path(built.path)
 
 
 def _figures(artifact: Path, reference: references.Reference) -> dict[str, float]:

@@ -11,13 +11,14 @@ tensorrt = pytest.importorskip(
     "tensorrt", reason="TensorRT and a GPU exist only in the target pools"
 )
 
-from bodypose_exporter.stages.build import BuildStageRequest, run_build  # noqa: E402
+from bodypose_exporter.stages.build import run_build  # noqa: E402
 from tests.engines.conftest import Calibrated  # noqa: E402
+from tests.support.builds import stage_request  # noqa: E402
 
 
 def build(exported: Path, engine: Path, precision: str, **extra: object) -> dict[str, object]:
     result = run_build(
-        BuildStageRequest(
+        stage_request(
             onnx=str(exported / "bpnet_model.onnx"),
             reference=str(exported / "reference.npz"),
             engine_file=str(engine),
@@ -60,7 +61,7 @@ def test_int8_from_our_cal_bin(
     exported: Path, calibrated: Calibrated, tmp_path: Path, strict: bool
 ) -> None:
     manifest = run_build(
-        BuildStageRequest(
+        stage_request(
             onnx=str(exported / "bpnet_model.onnx"),
             reference_images=str(calibrated.images),
             engine_file=str(tmp_path / "bpnet_model.224.320.int8.engine"),
@@ -92,7 +93,7 @@ def test_int8_calibrates_from_the_tensorfile_when_there_is_no_cache(
             writer.write(batch)
     cal = tmp_path / "written.cal.bin"
     manifest = run_build(
-        BuildStageRequest(
+        stage_request(
             onnx=str(exported / "bpnet_model.onnx"),
             reference_images=str(sample_dir / "images"),
             engine_file=str(tmp_path / "out" / "e.engine"),
@@ -113,7 +114,7 @@ def test_int8_strongly_typed_from_the_qdq_model_with_its_record_and_configs(
 ) -> None:
     given = tmp_path / "bpnet_model.224.320.int8.engine"
     manifest = run_build(
-        BuildStageRequest(
+        stage_request(
             onnx=str(exported / "bpnet_model.onnx"),
             reference_images=str(calibrated.images),
             engine_file=str(given),

@@ -7,6 +7,7 @@ loaders are assembled from; nothing is built. `test_tensorrt.py` builds for real
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from bodypose_exporter.calibration.calibration_cache import read as read_cache
 from bodypose_exporter.calibration.tensorfile import TensorFileWriter
-from bodypose_exporter.engines.base import BuildRequest
+from bodypose_exporter.engines.base import BuildRequest, EngineOptions
 from bodypose_exporter.engines.trt import builder as trt_builder
 from bodypose_exporter.engines.trt.calibrator import (
     CalibrationFailedError,
@@ -43,13 +44,18 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch) -> Any:
     return trt
 
 
+_FILES = {f.name for f in dataclasses.fields(BuildRequest)}
+
+
 def request(exported: Path, tmp_path: Path, precision: str, **extra: Any) -> BuildRequest:
+    """`extra`: BuildRequest's files and EngineOptions' fields alike."""
+    files = {k: v for k, v in extra.items() if k in _FILES}
+    options = {k: v for k, v in extra.items() if k not in _FILES}
     return BuildRequest(
+        options=EngineOptions(precision=precision, max_batch_size=4, **options),
         onnx_path=exported / "bpnet_model.onnx",
         engine_path=tmp_path / "e.engine",
-        precision=precision,
-        max_batch_size=4,
-        **extra,
+        **files,
     )
 
 
@@ -81,7 +87,9 @@ def test_int8_defaults_to_the_strongly_typed_qdq_route_on_tensorrt_10(
     legacy = trt_builder.plan_build(both, "8.6.1")
     assert legacy.route == "cal_bin" and legacy.int8_source == "calibration-cache"
     assert (legacy.fp16, legacy.int8, legacy.strongly_typed) == (True, True, False)
-    chosen = BuildRequest(**{**both.__dict__, "int8_route": "cal_bin"})
+    chosen = dataclasses.replace(
+        both, options=dataclasses.replace(both.options, int8_route="cal_bin")
+    )
     assert trt_builder.plan_build(chosen, "10.8.0.43").route == "cal_bin"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.accuracy import (
     EvaluationRequest,
@@ -31,7 +32,7 @@ __all__ = ["case"]  # the module fixture, shared
 def reference_figures(request: EvaluationRequest, case: Path, work: Path) -> ApFigures:
     """The export's: the FP32 model on the request's set."""
     evaluation_set = open_set(request.annotations, request.images, work, request.max_images)
-    return evaluate_artifact("onnxruntime", case / "ref.onnx", evaluation_set, H, W)
+    return evaluate_artifact(ONNX_REFERENCE, case / "ref.onnx", evaluation_set, H, W)
 
 
 def test_the_reference_is_recorded_and_read_back(case: Path, tmp_path: Path) -> None:

@@ -27,10 +27,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bodypose_exporter.engines import BuildRequest, backend_by_name
+from bodypose_exporter.engines import backend_by_name
 from bodypose_exporter.evaluation.__main__ import main
 from tests.conftest import FIGURES
 from tests.evaluation.synthetic import Array, coco_dataset, outputs, person
+from tests.support.builds import build_request
 
 H, W = 224, 320
 PEOPLE = [person(20, 20, 110, 190), person(170, 30, 120, 180)]
@@ -130,7 +131,7 @@ def engine_of(case: Path, seed: int, sigma: float) -> Path:
     source = case / f"damaged-{seed}-{sigma}.onnx"
     onnx.save(damaged(onnx.load(str(case / "ref.onnx")), seed, sigma), str(source))
     engine = case / f"bpnet_model.{H}.{W}.fp32.{seed}-{sigma}.engine"
-    backend_by_name("onnxruntime").build(BuildRequest(source, engine, "fp32"))
+    backend_by_name("onnxruntime").build(build_request(source, engine, precision="fp32"))
     return engine
 
 

@@ -113,8 +113,9 @@ def test_evaluation_cli_on_images_fp32_and_artifact_agree(
     exported: Path, sample_dir: Path, tmp_path: Path, pycocotools: None
 ) -> None:
     """The whole offline path on real images: both models decode the same, so AP is equal."""
-    from bodypose_exporter.engines import BuildRequest, backend_by_name
+    from bodypose_exporter.engines import backend_by_name
     from bodypose_exporter.evaluation.__main__ import main
+    from tests.support.builds import build_request
 
     images = sorted((sample_dir / "images").iterdir())[:2]
     dataset = coco_dataset(PEOPLE, H, W)
@@ -126,7 +127,7 @@ def test_evaluation_cli_on_images_fp32_and_artifact_agree(
     (tmp_path / "ann.json").write_text(json.dumps(dataset))
     artifact = tmp_path / "bpnet_model.224.320.fp32.engine"
     backend_by_name("onnxruntime").build(
-        BuildRequest(exported / "bpnet_model.onnx", artifact, "fp32")
+        build_request(exported / "bpnet_model.onnx", artifact, precision="fp32")
     )
     code = main(
         [

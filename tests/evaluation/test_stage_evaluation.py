@@ -1,4 +1,4 @@
-"""Evaluation through the export and build stages' real CLIs (issue 17, items 2-4).
+"""Evaluation through the export and build stages' real CLIs.
 
 The trained sample (`bpnet sample --trained`, from the cache after its first
 training) is exported by `bpnet-export` with an evaluation set and built by

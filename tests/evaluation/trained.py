@@ -18,13 +18,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.evaluation.accuracy import evaluate_artifact
 from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.stages.build import BuildStageRequest, run_build
+from bodypose_exporter.stages.build import run_build
 from bodypose_exporter.stages.calibrate import CalibrationRequest
 from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
 from bodypose_exporter.synthetic.people import SetSpec
+from tests.support.builds import stage_request
 
 KEY = "nvidia_tlt"
 HEIGHT, WIDTH = SetSpec().height, SetSpec().width
@@ -61,7 +63,7 @@ def build(exported: Path, precision: str, out: Path, onnx: Path | None = None) -
     int8 = precision == "int8"
     engine = out / f"bpnet_model.{HEIGHT}.{WIDTH}.{precision}.engine"
     run_build(
-        BuildStageRequest(
+        stage_request(
             onnx=str(onnx or exported / "bpnet_model.onnx"),
             engine_file=str(engine),
             reference=str(exported / "reference.npz"),
@@ -78,7 +80,7 @@ def build(exported: Path, precision: str, out: Path, onnx: Path | None = None) -
 
 def evaluate(artifact: Path, evaluation_set: EvaluationSet) -> ApFigures:
     """An onnxruntime artifact's AP at the sample's size, as the stages measure it."""
-    return evaluate_artifact("onnxruntime", artifact, evaluation_set, HEIGHT, WIDTH)
+    return evaluate_artifact(ONNX_REFERENCE, artifact, evaluation_set, HEIGHT, WIDTH)
 
 
 def damaged(onnx_path: Path, out: Path, sigma: float, seed: int = 0) -> Path:

@@ -1,4 +1,4 @@
-"""Full exports of the sample model: fidelity at the seed's resolutions, the files and names."""
+"""Full exports of the sample model: fidelity at TAO's three resolutions, the files and names."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from bodypose_exporter.codec.registry import available_codecs
 from bodypose_exporter.codec.tao_files import read_etlt
-from bodypose_exporter.convert.fidelity import read_reference
+from bodypose_exporter.convert.fidelity import read_verification_reference
 from bodypose_exporter.errors import FidelityError
 from bodypose_exporter.manifest import sha256_of
 from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
@@ -50,7 +50,7 @@ def test_export_fidelity_and_outputs(
     assert "tf2onnx" in manifest["versions"] and "onnxruntime" in manifest["versions"]
 
     # The reference the build stage verifies engines against: inputs and FP32 outputs.
-    ref_in, ref_out = read_reference(work / "reference.npz")
+    ref_in, ref_out = read_verification_reference(work / "reference.npz")
     assert ref_in.shape[1:] == (height, width, 3)
     assert list(ref_out) == ["paf_out/BiasAdd:0", "heatmap_out/BiasAdd:0"]
     worst = manifest["fidelity"]["worst"]

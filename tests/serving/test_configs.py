@@ -20,6 +20,7 @@ import pytest
 from google.protobuf import text_format
 
 from bodypose_exporter.cli.main import build_main
+from bodypose_exporter.engines.registry import facts_of
 from bodypose_exporter.serving import bindings as onnx_bindings
 from bodypose_exporter.serving.bindings import Bindings
 from bodypose_exporter.stages import serving
@@ -155,7 +156,7 @@ def _served(
     plan.write_bytes(f"a plan for {cc}".encode())
     published = root / "targets" / "a100" / "bpnet_model.224.320.int8.sm86.trt10.8.0.43.engine"
     return serving.Served(
-        backend=backend, precision=precision, max_batch_size=8, bindings=bindings,
+        facts=facts_of(backend), precision=precision, max_batch_size=8, bindings=bindings,
         artifact=plan, artifact_location=str(published),
         onnx_source=str(root / "bpnet_model.onnx"), cal_bin=str(root / "cal.bin"),
         compute_capability=cc,

@@ -15,7 +15,7 @@ Two flavours from the same ranges, weights int8 symmetric per output channel
 (uint8 symmetric around 128 for the onnxruntime flavour on a CPU whose int8
 kernels saturate: `engines.ort.hardware`):
 
-- `tensorrt` (the published `<model>.qdq.onnx`): int8 symmetric activations
+- `EXPLICIT_INT8` (the published `<model>.qdq.onnx`): int8 symmetric activations
   (zero point 0, scale = amax / 127, the scale `cal.bin` holds), the only Q/DQ
   TensorRT's explicit quantization accepts; ONNX Runtime runs it too. Biases
   stay float (`QuantizeBias: False`): ONNX Runtime's default quantizes them
@@ -23,7 +23,7 @@ kernels saturate: `engines.ort.hardware`):
   (TensorRT developer guide, "Explicit Quantization": Q/DQ are int8/fp8 only,
   the bias of a quantized convolution is float; NVIDIA's
   TensorRT-Model-Optimizer leaves biases unquantized for the same reason).
-- `onnxruntime` (what the ONNX Runtime backend builds its int8 artifact from):
+- `UINT8_RELU` (what the ONNX Runtime backend builds its int8 artifact from):
   uint8 activations, Relu outputs with the range [0, amax] and every other
   tensor [-amax, amax]. With a zero point at the bottom of a Relu's range,
   ONNX Runtime folds the Relu into the quantized convolution and keeps the
@@ -43,6 +43,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +59,21 @@ log = logging.getLogger(__name__)
 #: Never a zero-width range: a DequantizeLinear scale must be positive.
 _MIN_AMAX = 1e-8
 _EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True}
-#: Per flavour: TensorRT parses no int32 DequantizeLinear, so its biases stay float.
-_QUANTIZE_BIAS = {"tensorrt": False, "onnxruntime": True}
 
 
-FLAVOURS = ("tensorrt", "onnxruntime")
+@dataclass(frozen=True)
+class QdqFlavour:
+    """How a QDQ model quantizes, from the same ranges (module docstring)."""
+
+    name: str
+    unsigned_activations: bool  # uint8, Relu outputs [0, amax]; else int8 symmetric
+    quantize_bias: bool  # int32 biases behind a DequantizeLinear (TensorRT parses none)
+
+
+#: The published `<model>.qdq.onnx`: explicit quantization as TensorRT reads it.
+EXPLICIT_INT8 = QdqFlavour("explicit-int8", unsigned_activations=False, quantize_bias=False)
+#: ONNX Runtime's CPU artifacts: every Conv+Relu folded into one QLinearConv.
+UINT8_RELU = QdqFlavour("uint8-relu", unsigned_activations=True, quantize_bias=True)
 #: Weight types: int8 everywhere TensorRT reads the model; uint8 for saturating CPUs.
 WEIGHT_TYPES = {"int8": ortq.QuantType.QInt8, "uint8": ortq.QuantType.QUInt8}
 
@@ -145,22 +156,20 @@ def write_qdq_model(
     fp32_model: Path,
     amax: Mapping[str, float],
     qdq_model: Path,
-    flavour: str = "tensorrt",
+    flavour: QdqFlavour = EXPLICIT_INT8,
     weights: str = "int8",
 ) -> None:
     """Quantize `fp32_model` with the given per-tensor amax into `qdq_model` (QDQ format).
 
-    `flavour`: "tensorrt" (int8 symmetric activations) or "onnxruntime" (uint8,
-    Relu outputs [0, amax]); see the module docstring. `weights`: "int8", or
-    "uint8" (symmetric around 128) for the onnxruntime flavour on CPUs whose
-    int8 kernels saturate (`engines.ort.hardware`).
+    `flavour`: `EXPLICIT_INT8` (int8 symmetric activations) or `UINT8_RELU`
+    (uint8, Relu outputs [0, amax]); see the module docstring. `weights`:
+    "int8", or "uint8" (symmetric around 128) for the uint8 flavour on CPUs
+    whose int8 kernels saturate (`engines.ort.hardware`).
     """
-    if flavour not in FLAVOURS:
-        raise ValueError(f"QDQ flavour {flavour!r} is not one of {FLAVOURS}")
-    if weights not in WEIGHT_TYPES or (weights != "int8" and flavour != "onnxruntime"):
-        raise ValueError(f"{flavour} QDQ models take int8 weights, not {weights!r}")
+    if weights not in WEIGHT_TYPES or (weights != "int8" and not flavour.unsigned_activations):
+        raise ValueError(f"{flavour.name} QDQ models take int8 weights, not {weights!r}")
     graph = onnx.load(str(fp32_model), load_external_data=False)
-    for_ort = flavour == "onnxruntime"
+    for_ort = flavour.unsigned_activations
     ranges = tensors_data(amax, relu_outputs(graph) if for_ort else frozenset())
     excluded = nodes_without_ranges(graph, amax)
     if excluded:
@@ -179,7 +188,7 @@ def write_qdq_model(
         "extra_options": {
             **_EXTRA_OPTIONS,
             "ActivationSymmetric": not for_ort,
-            "QuantizeBias": _QUANTIZE_BIAS[flavour],
+            "QuantizeBias": flavour.quantize_bias,
         },
         "nodes_to_exclude": excluded,
     }
@@ -220,4 +229,4 @@ def write_qdq_model(
             )
             quantizer.quantize_model()
             quantizer.model.save_model_to_file(str(qdq_model), False)
-    log.info("wrote the QDQ model %s (%s flavour)", qdq_model, flavour)
+    log.info("wrote the QDQ model %s (%s flavour)", qdq_model, flavour.name)

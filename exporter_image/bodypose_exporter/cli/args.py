@@ -19,8 +19,11 @@ nothing (calibration flags without int8, engine flags without --engine_file).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
 
 from bodypose_exporter.codec.registry import CODEC_CHOICES
+from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.registry import BACKENDS, DEFAULT_BACKEND
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.gate import max_ap_drop_for
@@ -188,6 +191,37 @@ def add_gates(p: argparse.ArgumentParser) -> None:
         help="gate: least share of the reference's keypoint candidates the engine has within "
         "one heatmap cell (fp32 0.99, fp16 0.95, int8 0.85)",
     )  # fmt: skip
+
+
+def _attribute(flag: str) -> str:
+    """The argparse attribute of a flag as field metadata names it (`-s/--strict_type_constraints`
+    -> `strict_type_constraints`)."""
+    return flag.rpartition("/")[2].lstrip("-")
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The one `EngineOptions` of a run, from the flags its fields name (`engines.base.flag`);
+    a flag left out (None: bpnet-export's "not given") keeps the field's default."""
+    given: dict[str, Any] = {}
+    for f in dataclasses.fields(EngineOptions):
+        if "flag" in f.metadata:
+            value = getattr(args, _attribute(f.metadata["flag"]), None)
+            if value is not None:
+                given[f.name] = value
+    return EngineOptions(**given)
+
+
+def engine_only_flags(*types: type) -> dict[str, str]:
+    """flag -> argparse attribute of every field of `types` that `bpnet-export` takes only
+    with --engine_file (their metadata says so), then the gate flags."""
+    flags = {
+        f.metadata["flag"]: _attribute(f.metadata["flag"])
+        for kind in types
+        for f in dataclasses.fields(kind)
+        if f.metadata.get("engine_only")
+    }
+    flags.update({flag: _attribute(flag) for flag in GATE_FLAGS.values()})
+    return flags
 
 
 def gate_overrides(args: argparse.Namespace) -> tuple[tuple[str, float | None], ...]:

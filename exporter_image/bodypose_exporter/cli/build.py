@@ -14,8 +14,14 @@ from typing import Any
 
 from bodypose_exporter.cli import args as groups
 from bodypose_exporter.errors import UserError
+from bodypose_exporter.manifest import Kind
 from bodypose_exporter.result import report_success
-from bodypose_exporter.stages.build import BuildStageRequest, EngineApDropError, run_build
+from bodypose_exporter.stages.build import (
+    BuildInputs,
+    BuildStageRequest,
+    EngineApDropError,
+    run_build,
+)
 from bodypose_exporter.verification.gates import VerificationError
 
 HELP = "build and verify one engine (tensorrt or onnxruntime) from the export's artifacts"
@@ -109,34 +115,26 @@ def run(args: argparse.Namespace) -> int:
     groups.check_evaluation(args, build=True)
     result = run_build(
         BuildStageRequest(
-            onnx=args.onnx,
+            engine=groups.engine_options(args),
             engine_file=args.engine_file,
-            reference=args.reference,
-            reference_images=args.reference_images,
-            precision=args.data_type,
-            backend=args.engine_backend,
-            max_batch_size=args.max_batch_size,
-            max_workspace_size=args.max_workspace_size,
-            strict_types=args.strict_type_constraints,
-            calibration_cache=args.cal_cache_file,
-            calibration_data=args.cal_data_file,
-            calibration_batches=args.batches,
-            calibration_batch_size=args.batch_size,
-            qdq_model=args.qdq_model,
-            timing_cache=args.timing_cache,
-            int8_route=args.int8_route,
-            hardware_compatibility=args.hardware_compatibility,
-            expected_gpu_product=args.expected_gpu_product,
-            expected_compute_capability=args.expected_compute_capability,
+            inputs=BuildInputs(
+                onnx=args.onnx,
+                reference=args.reference,
+                reference_images=args.reference_images,
+                calibration_cache=args.cal_cache_file,
+                calibration_data=args.cal_data_file,
+                qdq_model=args.qdq_model,
+                timing_cache=args.timing_cache,
+                eval_reference=args.eval_reference,
+                deploy_onnx=args.deploy_onnx,
+            ),
             triton_repository=args.triton_repository,
             deepstream_config=args.deepstream_config,
             gates=groups.gate_overrides(args),
-            eval_reference=args.eval_reference,
             eval_annotations=args.eval_annotations,
             eval_images=args.eval_images,
             eval_max_images=args.eval_max_images,
             max_ap_drop=args.max_ap_drop,
-            deploy_onnx=args.deploy_onnx,
         )
     )
     engine = result.manifest["artifacts"][0]
@@ -145,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     print("verification " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()) + "  passed")
     if "evaluation" in result.manifest:
         print(evaluation_line(result.manifest["evaluation"]))
-    deploy = next((a for a in result.manifest["artifacts"] if a["kind"] == "deploy-engine"), None)
+    deploy = next(
+        (a for a in result.manifest["artifacts"] if a["kind"] == Kind.DEPLOY_ENGINE), None
+    )
     if deploy is not None:
         print(f"deploy engine {deploy['path']}  {deploy['bytes']} bytes  sha256 {deploy['sha256']}")
     report_success(STAGE, result.manifest)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.engines.base import PRECISIONS
-from bodypose_exporter.engines.registry import BACKENDS
+from bodypose_exporter.engines.registry import BACKENDS, ONNX_REFERENCE
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.accuracy import evaluate_artifact
 from bodypose_exporter.evaluation.figures import ApFigures
@@ -77,7 +77,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", required=True, type=Path, help="the exported FP32 ONNX model")
     p.add_argument("--engine", type=Path, default=None, help="a built engine to compare")
     p.add_argument(
-        "--engine_backend", default="onnxruntime", choices=BACKENDS,
+        "--engine_backend", default=ONNX_REFERENCE, choices=BACKENDS,
         help="what loads --engine (default: onnxruntime; tensorrt where TensorRT and a GPU "
         "are); the FP32 model always runs in ONNX Runtime",
     )  # fmt: skip
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for note in evaluation_set.notes:
             print(f"note: {note}")
-        reference = evaluate_artifact("onnxruntime", args.onnx, evaluation_set, height, width)
+        reference = evaluate_artifact(ONNX_REFERENCE, args.onnx, evaluation_set, height, width)
         report["evaluationSet"] = {"annotations": args.annotations, "images": args.images}
         report["fp32"] = reference.as_dict()
         rows = [("fp32", reference)]

@@ -23,13 +23,14 @@ from typing import Any
 
 from bodypose_exporter import __version__
 from bodypose_exporter.cli import args as groups
+from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.naming import resolve_engine_file
-from bodypose_exporter.engines.registry import DEFAULT_BACKEND, require_available
+from bodypose_exporter.engines.registry import require_available
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.accuracy import EvaluationRequest
 from bodypose_exporter.model.dims import InputDims
 from bodypose_exporter.result import report_success
-from bodypose_exporter.stages.build import EnginePlan, build_after_export
+from bodypose_exporter.stages.build import BuildInputs, BuildStageRequest
 from bodypose_exporter.stages.calibrate import CalibrationRequest
 
 log = logging.getLogger("bpnet-export")
@@ -64,24 +65,9 @@ output path when a run fails. Exit codes: 0 ok, 2 bad input, 3 a fidelity or
 verification gate failed. `bpnet export` is the same command.
 """
 
-#: Flags only `--engine_file` uses: given without it they are refused.
-ENGINE_ONLY = {
-    "--max_batch_size": "max_batch_size",
-    "--max_workspace_size": "max_workspace_size",
-    "-s/--strict_type_constraints": "strict_type_constraints",
-    "--engine_backend": "engine_backend",
-    "--timing_cache": "timing_cache",
-    "--int8_route": "int8_route",
-    "--hardware_compatibility": "hardware_compatibility",
-    "--expected_gpu_product": "expected_gpu_product",
-    "--expected_compute_capability": "expected_compute_capability",
-    "--triton_repository": "triton_repository",
-    "--deepstream_config": "deepstream_config",
-    "--reference_images": "reference_images",
-    "--max_abs_diff": "max_abs_diff",
-    "--min_cosine": "min_cosine",
-    "--min_peak_agreement": "min_peak_agreement",
-}
+#: Flags only `--engine_file` uses (given without it they are refused): the fields of the
+#: engine's types their metadata marks so, and the gate flags.
+ENGINE_ONLY = groups.engine_only_flags(EngineOptions, BuildInputs, BuildStageRequest)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -163,8 +149,10 @@ def calibration_request(args: argparse.Namespace) -> CalibrationRequest | None:
     return CalibrationRequest(method=args.cal_method, **dict(given.values()))
 
 
-def plan_engine(args: argparse.Namespace, height: int, width: int) -> EnginePlan | None:
-    """The engine to build after the export, or None; fails before any work on a bad request."""
+def plan_engine(args: argparse.Namespace, height: int, width: int) -> BuildStageRequest | None:
+    """The engine to build after the export (its inputs are the export's own artifacts,
+    filled in by `stages.build.build_from_export`), or None; fails before any work on a
+    bad request."""
     if args.engine_file is None:
         given = [flag for flag, attr in ENGINE_ONLY.items() if getattr(args, attr) is not None]
         if given:
@@ -172,38 +160,33 @@ def plan_engine(args: argparse.Namespace, height: int, width: int) -> EnginePlan
                 f"{', '.join(given)}: only used when building an engine; add --engine_file"
             )
         return None
-    backend = args.engine_backend or DEFAULT_BACKEND
-    require_available(backend)
-    max_batch = (
-        args.max_batch_size if args.max_batch_size is not None else groups.DEFAULT_MAX_BATCH_SIZE
-    )
-    if max_batch < 1:
-        raise UserError(f"--max_batch_size must be at least 1, got {max_batch}")
-    workspace = args.max_workspace_size
-    if workspace is not None and workspace < 1:
-        raise UserError(f"--max_workspace_size must be a positive number of bytes, got {workspace}")
+    options = groups.engine_options(args)
+    require_available(options.backend)
+    if options.max_batch_size < 1:
+        raise UserError(f"--max_batch_size must be at least 1, got {options.max_batch_size}")
+    if args.max_workspace_size is not None and args.max_workspace_size < 1:
+        raise UserError(
+            f"--max_workspace_size must be a positive number of bytes, got "
+            f"{args.max_workspace_size}"
+        )
     # With an evaluation set the engine built here is the plain (evaluated) one; the
     # SDK-compatible engine goes beside it as .deploy.engine.
     both = args.sdk_compatible_model and args.eval_annotations is not None
-    return EnginePlan(
+    return BuildStageRequest(
+        engine=options,
         engine_file=resolve_engine_file(
             args.engine_file, height, width, args.data_type, args.sdk_compatible_model and not both
         ),
-        backend=backend,
-        precision=args.data_type,
-        max_batch_size=max_batch,
-        max_workspace_size=workspace or groups.DEFAULT_MAX_WORKSPACE_SIZE,
-        strict_types=bool(args.strict_type_constraints),
-        timing_cache=args.timing_cache,
-        reference_images=args.reference_images,
-        gates=groups.gate_overrides(args),
-        cal_cache_file=args.cal_cache_file,
-        int8_route=args.int8_route or "auto",
-        hardware_compatibility=args.hardware_compatibility or "none",
-        expected_gpu_product=args.expected_gpu_product,
-        expected_compute_capability=args.expected_compute_capability,
+        # The export's artifacts, filled in after it (a cal.bin named only by the flag).
+        inputs=BuildInputs(
+            onnx="",
+            reference_images=args.reference_images,
+            calibration_cache=args.cal_cache_file,
+            timing_cache=args.timing_cache,
+        ),
         triton_repository=args.triton_repository,
         deepstream_config=args.deepstream_config,
+        gates=groups.gate_overrides(args),
     )
 
 
@@ -269,9 +252,7 @@ def run(args: argparse.Namespace) -> int:
         calibration=calibration,
         evaluation=evaluation,
     )
-    result = run_export(request)
-    if engine_plan is not None:
-        build_after_export(engine_plan, result.manifest, result.published[-1])
+    result = run_export(request, engine_plan)
     for artifact in result.manifest["artifacts"]:
         print(
             f"{artifact['kind']:5} {artifact['path']}  {artifact['bytes']} bytes  "
@@ -281,6 +262,6 @@ def run(args: argparse.Namespace) -> int:
         print(verification_line(result.manifest))
     if "evaluation" in result.manifest:
         print(evaluation_line(result.manifest["evaluation"]))
-    print(f"manifest {result.published[-1]}")
+    print(f"manifest {result.manifest_uri}")
     report_success(STAGE, result.manifest)
     return 0

@@ -33,7 +33,7 @@ from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import read_etlt
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.manifest import MANIFEST_NAME
-from bodypose_exporter.storage import inputs as input_files
+from bodypose_exporter.storage.location import Location
 
 HELP = "describe an .etlt, .onnx, cal.bin, tensorfile, manifest.json or engine"
 STAGE = None
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         name = f"{name.rpartition('/')[0] or '.'}/{MANIFEST_NAME}"
     with tempfile.TemporaryDirectory(prefix="bpnet-inspect-") as tmp:
         work = Path(tmp)
-        local = input_files.fetch(name, work, "file")
+        local = Location(name).fetch(work, "file")
         for line in describe(local, name, key, args.codec, work):
             print(line)
     return 0

@@ -91,10 +91,9 @@ def compare_with_keras(
     return report
 
 
-REFERENCE_NAME = "reference.npz"
-
-
-def write_reference(path: Path, inputs: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+def write_verification_reference(
+    path: Path, inputs: np.ndarray, outputs: dict[str, np.ndarray]
+) -> None:
     """Reference inputs and FP32 outputs for the build stage's verification.
 
     Layout: `input` (N, H, W, 3) float32, `output_names` (str array), and
@@ -111,7 +110,7 @@ def write_reference(path: Path, inputs: np.ndarray, outputs: dict[str, np.ndarra
         np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
 
-def read_reference(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def read_verification_reference(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     with np.load(path, allow_pickle=False) as data:
         names = [str(n) for n in data["output_names"]]
         return data["input"], {n: data[f"output_{i}"] for i, n in enumerate(names)}

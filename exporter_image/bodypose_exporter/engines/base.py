@@ -4,8 +4,12 @@ A backend turns the exported FP32 ONNX model (plus, for int8, the calibration
 cache or the QDQ model) into a runnable artifact for the hardware it runs on,
 and loads that artifact into a runner. The rest of the exporter holds a
 backend chosen by name (`registry.backend_by_name`) and never knows which one
-it is. Followed: NVIDIA/TensorRT `tools/Polygraphy/polygraphy/backend/*`
-(loaders that build, runners that infer, one shape for every backend).
+it is: what differs between backends is declared by each (`BackendFacts`,
+`EngineBackend.target`) and asked, never inferred from the name. Followed:
+NVIDIA/TensorRT `tools/Polygraphy/polygraphy/backend/*` (loaders that build,
+runners that infer, one shape for every backend) and kubernetes-sigs/kueue
+`pkg/controller/jobframework` (one interface every integration implements,
+the differences as facts and optional capabilities it declares).
 """
 
 from __future__ import annotations
@@ -17,37 +21,100 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bodypose_exporter.serving.triton import TritonPlatform
+
 PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def flag(name: str, *, engine_only: bool = True) -> dict[str, Any]:
+    """Field metadata: the command-line flag that sets the field (`cli` reads it), and
+    whether `bpnet-export` takes it only with `--engine_file`."""
+    return {"flag": name, "engine_only": engine_only}
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to build one engine: made once (the CLI's flags, the build Job's arguments) and
+    passed down unchanged to the backend, which gets it inside a `BuildRequest`.
+
+    int8 sources, in order of preference: the calibration cache (cal.bin) when
+    it exists; else the tensorfile when given: the backend calibrates and
+    writes the cache (TAO's `--cal_cache_file` semantics: used if present,
+    written if not); else the explicitly quantized (QDQ) model. A backend
+    states which it takes (`BackendFacts.int8_sources`); TensorRT chooses
+    between the QDQ model and the cache by `int8_route`.
+    """
+
+    backend: str = field(default="tensorrt", metadata=flag("--engine_backend"))
+    precision: str = field(default="fp32", metadata=flag("--data_type", engine_only=False))
+    max_batch_size: int = field(default=1, metadata=flag("--max_batch_size"))
+    max_workspace_size: int = field(default=2 << 30, metadata=flag("--max_workspace_size"))
+    strict_types: bool = field(default=False, metadata=flag("-s/--strict_type_constraints"))
+    calibration_batches: int = field(default=10, metadata=flag("--batches", engine_only=False))
+    calibration_batch_size: int = field(default=1, metadata=flag("--batch_size", engine_only=False))
+    int8_route: str = field(default="auto", metadata=flag("--int8_route"))  # tensorrt
+    hardware_compatibility: str = field(
+        default="none", metadata=flag("--hardware_compatibility")
+    )  # tensorrt: none | ampere+
+    #: The pool's nvidia.com/gpu.product: a GPU build stops before any work on another GPU.
+    expected_gpu_product: str | None = field(default=None, metadata=flag("--expected_gpu_product"))
+    expected_compute_capability: str | None = field(
+        default=None, metadata=flag("--expected_compute_capability")
+    )
+    #: onnxruntime int8: the CPU class to build for (`engines.ort.hardware`); None: this CPU's.
+    int8_instruction_set: str | None = None
 
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """What to build; paths are local (the stage fetched any s3:// inputs).
+    """What a backend builds: the options and the local files (the stage fetched any s3://
+    inputs and fills these in; the deploy engine is the same request with its own files)."""
 
-    int8 sources, in order of preference: `calibration_cache` (cal.bin) when
-    the file exists; else `calibration_data` (the tensorfile) when given: the
-    backend calibrates and writes the cache to `calibration_cache` (TAO's
-    `--cal_cache_file` semantics: used if present, written if not); else
-    `qdq_model` (explicitly quantized ONNX). TensorRT chooses between the
-    QDQ model and the cache by `int8_route` (`engines.trt.builder`).
-    """
-
+    options: EngineOptions
     onnx_path: Path
     engine_path: Path
-    precision: str  # fp32 | fp16 | int8
-    max_batch_size: int = 1
-    max_workspace_size: int = 2 << 30
-    strict_types: bool = False
     calibration_cache: Path | None = None
     calibration_data: Path | None = None
-    calibration_batches: int = 10
-    calibration_batch_size: int = 1
     qdq_model: Path | None = None
     timing_cache: Path | None = None
-    int8_route: str = "auto"  # tensorrt: auto | qdq | cal_bin
-    hardware_compatibility: str = "none"  # tensorrt: none | ampere+
-    #: onnxruntime int8: the CPU class to build for (`engines.ort.hardware`); None: this CPU's.
-    int8_instruction_set: str | None = None
+
+
+@dataclass(frozen=True)
+class BackendFacts:
+    """Everything a backend is besides building and loading, declared by the backend
+    itself (`engines/<backend>/facts.py`) and importable without its runtime: the
+    stages, serving and naming ask these, never the backend's name."""
+
+    name: str
+    runtime: str  # what loads the artifact, as the manifest says it
+    #: The suffixes its artifact's file takes, the default first (`naming.artifact_file_name`).
+    artifact_suffixes: tuple[str, ...]
+    triton: TritonPlatform
+    #: DeepStream's nvinfer loads the artifact itself (`model-engine-file`); else only the ONNX.
+    nvinfer_loads: bool
+    needs_gpu: bool  # its build and its runner need a GPU in the pod
+    precisions: tuple[str, ...]
+    int8_sources: tuple[str, ...]  # calibration-cache | tensorfile | qdq
+    hardware_compatibility_levels: tuple[str, ...] = ("none",)
+    #: It takes --expected_gpu_product / --expected_compute_capability.
+    checks_gpu: bool = False
+    #: Its builds keep a timing cache (beside the engine unless --timing_cache names one).
+    timing_cache: bool = False
+    #: The import the backend needs, and what to tell a user where it is missing.
+    requires: str | None = None
+    unavailable: str = ""
+
+
+@dataclass(frozen=True)
+class CompatibilityRecord:
+    """What an artifact needs of the machine that loads it, in its manifest (`fields`) and,
+    where `tag` is not empty, in its file name (`bpnet_model...int8.<tag>.engine`)."""
+
+    fields: dict[str, str]
+    tag: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.fields)
 
 
 @dataclass(frozen=True)
@@ -58,9 +125,6 @@ class BuiltEngine:
     backend: str
     hardware: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
-    #: What the artifact needs of the machine that loads it, when the backend says so
-    #: here (onnxruntime int8: the CPU class); TensorRT's record is the stage's.
-    compatibility: dict[str, str] | None = None
 
 
 class EngineRunner(Protocol):
@@ -76,11 +140,24 @@ class EngineRunner(Protocol):
 
 
 class EngineBackend(Protocol):
-    name: str
+    """A backend: its facts, the hardware it builds for, its target, build and runner.
+
+    `target` runs before anything is downloaded or built: it refuses options
+    the backend cannot honour here (a GPU other than the pool's, a
+    hardware-compatibility level it has no such thing as) and returns the
+    artifact's compatibility record, or None when the artifact needs nothing
+    particular of the machine that loads it.
+    """
+
+    facts: BackendFacts
 
     def describe(self) -> dict[str, Any]:
         """The hardware this process would build for (checked before a build starts)."""
         ...
+
+    def target(
+        self, options: EngineOptions, described: dict[str, Any]
+    ) -> CompatibilityRecord | None: ...
 
     def build(self, request: BuildRequest) -> BuiltEngine: ...
 

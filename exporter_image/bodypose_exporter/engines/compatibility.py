@@ -15,19 +15,18 @@ e.g. `NVIDIA-A100-SXM4-40GB`, `Tesla-T4`, and suffixes such as `-SHARED` or
 `-MIG-1g.5gb` for shared and partitioned GPUs).
 
 No TensorRT here: the record is built from `engines.trt.hardware.describe()`
-by the caller.
+by the caller. The checks that apply to any backend ask its facts
+(`check_level`, `check_gpu_flags`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord
 from bodypose_exporter.errors import UserError
 
-#: `--hardware_compatibility` values; TensorRT's HardwareCompatibilityLevel NONE, AMPERE_PLUS.
-HARDWARE_COMPATIBILITY = ("none", "ampere+")
 #: In file names `+` would read as a space to S3 tools that form-decode keys.
 _LEVEL_TAGS = {"none": "", "ampere+": ".ampere_plus"}
 
@@ -36,38 +35,35 @@ class GpuMismatchError(UserError):
     reason = "GpuMismatch"
 
 
-@dataclass(frozen=True)
-class CompatibilityRecord:
-    compute_capability: str  # "8.6"
-    tensorrt_version: str  # "10.8.0.43"
-    hardware_compatibility: str = "none"
-
-    def tag(self) -> str:
-        """The file-name part: `sm86.trt10.8.0.43` (`.ampere_plus` when built so)."""
-        cc = self.compute_capability.replace(".", "")
-        return f"sm{cc}.trt{self.tensorrt_version}{_LEVEL_TAGS[self.hardware_compatibility]}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "computeCapability": self.compute_capability,
-            "tensorrtVersion": self.tensorrt_version,
-            "hardwareCompatibility": self.hardware_compatibility,
-        }
-
-    @classmethod
-    def from_hardware(cls, hardware: dict[str, Any], level: str) -> CompatibilityRecord:
-        return cls(str(hardware["computeCapability"]), str(hardware["tensorrtVersion"]), level)
+def tensorrt_record(hardware: dict[str, Any], level: str) -> CompatibilityRecord:
+    """A TensorRT engine's record: compute capability, TensorRT version, level; its tag is
+    the file-name part `sm86.trt10.8.0.43` (`.ampere_plus` when built so)."""
+    cc, version = str(hardware["computeCapability"]), str(hardware["tensorrtVersion"])
+    return CompatibilityRecord(
+        {"computeCapability": cc, "tensorrtVersion": version, "hardwareCompatibility": level},
+        tag=f"sm{cc.replace('.', '')}.trt{version}{_LEVEL_TAGS[level]}",
+    )
 
 
-def check_level(level: str, backend: str) -> None:
-    if level not in HARDWARE_COMPATIBILITY:
+def check_level(level: str, facts: BackendFacts) -> None:
+    """`--hardware_compatibility` must be a level this backend has."""
+    if level in facts.hardware_compatibility_levels:
+        return
+    known = ("none", "ampere+")
+    if level not in known:
+        raise UserError(f"--hardware_compatibility {level!r}: choose one of {', '.join(known)}")
+    raise UserError(
+        f"--hardware_compatibility {level}: only TensorRT engines have a hardware-"
+        f"compatibility level; this is an {facts.name} build"
+    )
+
+
+def check_gpu_flags(expected: bool, facts: BackendFacts) -> None:
+    """The pool's GPU flags only where the backend builds on and checks a GPU."""
+    if expected and not facts.checks_gpu:
         raise UserError(
-            f"--hardware_compatibility {level!r}: choose one of {', '.join(HARDWARE_COMPATIBILITY)}"
-        )
-    if level != "none" and backend != "tensorrt":
-        raise UserError(
-            f"--hardware_compatibility {level}: only TensorRT engines have a hardware-"
-            f"compatibility level; this is an {backend} build"
+            "--expected_gpu_product/--expected_compute_capability: an "
+            f"{facts.name} build runs on the CPU; they apply to tensorrt builds only"
         )
 
 
@@ -101,16 +97,3 @@ def check_expected_gpu(
             f"{compute_capability} (--expected_compute_capability): an engine built here "
             "would not run on the target's GPUs"
         )
-
-
-def reuse_refusal(built: CompatibilityRecord, wanted: CompatibilityRecord) -> str | None:
-    """Why an engine built for `built` cannot serve `wanted`, or None when it can."""
-    for field, label in (
-        ("compute_capability", "compute capability"),
-        ("tensorrt_version", "TensorRT version"),
-        ("hardware_compatibility", "hardware-compatibility level"),
-    ):
-        have, want = getattr(built, field), getattr(wanted, field)
-        if have != want:
-            return f"the engine was built for {label} {have}, this target needs {want}"
-    return None

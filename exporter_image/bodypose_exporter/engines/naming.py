@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bodypose_exporter.engines.base import PRECISIONS
-from bodypose_exporter.engines.compatibility import CompatibilityRecord
+from bodypose_exporter.engines.base import PRECISIONS, BackendFacts, CompatibilityRecord
 
 STEM = "bpnet_model"
 
@@ -41,39 +40,33 @@ def resolve_engine_file(
     return given
 
 
+#: Every suffix an engine file may be given with.
+_ENGINE_SUFFIXES = (".engine", ".plan", ".onnx")
+
+
 def timing_cache_beside(engine_file: str) -> str:
     """The timing cache kept beside an engine: `<engine file>.timing.cache`."""
     return f"{engine_file}.timing.cache"
 
 
-#: What loads each artifact, by backend: the manifest says it beside the file.
-RUNTIMES = {"tensorrt": "TensorRT (a serialized engine, a plan)", "onnxruntime": "ONNX Runtime"}
-_ENGINE_SUFFIXES = (".engine", ".plan")
+def artifact_file_name(given: str, facts: BackendFacts, record: CompatibilityRecord | None) -> str:
+    """`--engine_file` renamed for what the artifact is.
 
-
-def artifact_file_name(given: str, backend: str, record: CompatibilityRecord | None) -> str:
-    """`--engine_file` renamed for what the artifact is (issue 14, item 6).
-
-    - onnxruntime: an ONNX model, so `.onnx` (`x.engine` -> `x.onnx`): a
-      `.engine` file a user would try to load as a TensorRT plan;
-    - tensorrt: `.engine`, with the compatibility record before it
-      (`x.int8.engine` -> `x.int8.sm86.trt10.8.0.43.engine`), so a file
-      moved to another GPU or TensorRT says why it will not load.
+    - its suffix is one the backend's artifact takes (`BackendFacts.artifact_suffixes`):
+      an onnxruntime artifact is an ONNX model, so `x.engine` -> `x.onnx` (a
+      `.engine` file a user would try to load as a TensorRT plan);
+    - the compatibility record's tag goes before it when the record has one
+      (TensorRT: `x.int8.engine` -> `x.int8.sm86.trt10.8.0.43.engine`), so a
+      file moved to another GPU or TensorRT says why it will not load.
 
     `given` may be a path or an s3:// URI; only its last part changes.
     """
     head, sep, name = given.rpartition("/")
-    prefix = head + sep
-    if backend == "onnxruntime":
-        stem = next((name[: -len(s)] for s in _ENGINE_SUFFIXES if name.endswith(s)), None)
-        if name.endswith(".onnx"):
-            return given
-        return f"{prefix}{stem if stem is not None else name}.onnx"
-    if record is None:
-        return given
-    tag = record.tag()
-    suffix = next((s for s in _ENGINE_SUFFIXES if name.endswith(s)), None)
-    stem = name[: -len(suffix)] if suffix else name
-    if stem.endswith("." + tag):
-        return given
-    return f"{prefix}{stem}.{tag}{suffix or '.engine'}"
+    suffix = next((s for s in _ENGINE_SUFFIXES if name.endswith(s)), "")
+    stem = name[: len(name) - len(suffix)]
+    if suffix not in facts.artifact_suffixes:
+        suffix = facts.artifact_suffixes[0]
+    tag = record.tag if record is not None else ""
+    if tag and not stem.endswith("." + tag):
+        stem = f"{stem}.{tag}"
+    return f"{head}{sep}{stem}{suffix}"

@@ -1,4 +1,4 @@
-"""One evaluation's result: the five AP figures the seed reports, and what they were measured on.
+"""One evaluation's result: the five AP figures COCO reports, and what they were measured on.
 
 AP, AP50, AP75, APm and APl are the first five of pycocotools' keypoint
 summary (`COCOeval.summarize` for iouType "keypoints": AP at OKS 0.50:0.95,

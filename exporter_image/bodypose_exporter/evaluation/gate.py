@@ -1,6 +1,6 @@
 """The accuracy gate: how far an engine's OKS AP may fall below the FP32 model's.
 
-The limits are the seed's and TAO's (NVIDIA/tao_tutorials `bpnet.ipynb`,
+The limits are TAO's (NVIDIA/tao_tutorials `bpnet.ipynb`,
 section 10.3, "evaluate the TensorRT engine ... compare with the .tlt"):
 FP32 and FP16 engines should show little or no drop, INT8 should stay within
 2-3% mAP of the `.tlt`. In AP points (AP x 100), the unit of `maxApDrop` and

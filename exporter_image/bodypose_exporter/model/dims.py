@@ -52,3 +52,8 @@ class InputDims:
 
     def as_list(self) -> list[int]:
         return [self.height, self.width, self.channels]
+
+    @property
+    def height_width(self) -> tuple[int, int]:
+        """(height, width): the spatial size every stage after the export works at."""
+        return self.height, self.width

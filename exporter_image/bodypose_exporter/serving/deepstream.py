@@ -29,9 +29,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bodypose_exporter.manifest import Kind, file_name
 from bodypose_exporter.serving.bindings import Bindings
 
-FILE_NAME = "bodypose2d_pgie_config.txt"
+FILE_NAME = file_name(Kind.DEEPSTREAM_CONFIG)
 NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}
 NET_SCALE_FACTOR = "0.00390625"
 OFFSETS = "128.0;128.0;128.0"

@@ -31,15 +31,22 @@ from bodypose_exporter.serving.bindings import Binding, Bindings
 DEFAULT_MODEL_NAME = "bpnet"
 VERSION = "1"
 MARKER = "# written by bodypose-export"
-PLATFORMS = {"tensorrt": "tensorrt_plan", "onnxruntime": "onnxruntime_onnx"}
-FILE_NAMES = {"tensorrt": "model.plan", "onnxruntime": "model.onnx"}
 _CC_LINE = re.compile(r'cc_model_filenames\s*\{\s*key:\s*"([^"]+)"\s*value:\s*"([^"]+)"\s*\}')
+
+
+@dataclass(frozen=True)
+class TritonPlatform:
+    """How Triton serves an artifact: its model configuration's platform (a backend's fact)."""
+
+    platform: str  # tensorrt_plan | onnxruntime_onnx
+    file_name: str  # the file in the model's version directory
+    device_kind: str  # KIND_GPU | KIND_CPU
 
 
 @dataclass(frozen=True)
 class TritonModel:
     name: str
-    backend: str  # tensorrt | onnxruntime
+    platform: TritonPlatform
     bindings: Bindings
     max_batch_size: int
     #: compute capability -> plan file name in `1/`, when GPU targets share the model
@@ -47,7 +54,7 @@ class TritonModel:
 
     @property
     def default_file(self) -> str:
-        return FILE_NAMES[self.backend]
+        return self.platform.file_name
 
     def config_path(self) -> str:
         return f"{self.name}/config.pbtxt"
@@ -74,14 +81,11 @@ def _tensor(binding: Binding, image: bool) -> str:
 
 def config_text(model: TritonModel) -> str:
     """config.pbtxt (protobuf text format of Triton's ModelConfig)."""
-    if model.backend not in PLATFORMS:
-        raise ValueError(f"no Triton platform for backend {model.backend!r}")
-    kind = "KIND_GPU" if model.backend == "tensorrt" else "KIND_CPU"
     outputs = ",\n".join(_tensor(b, image=False) for b in model.bindings.outputs)
     lines = [
         MARKER,
         f'name: "{model.name}"',
-        f'platform: "{PLATFORMS[model.backend]}"',
+        f'platform: "{model.platform.platform}"',
         f"max_batch_size: {model.max_batch_size}",
         "input [",
         _tensor(model.bindings.input, image=True),
@@ -90,7 +94,7 @@ def config_text(model: TritonModel) -> str:
         outputs,
         "]",
         "dynamic_batching { }",
-        f"instance_group [ {{ kind: {kind} count: 1 }} ]",
+        f"instance_group [ {{ kind: {model.platform.device_kind} count: 1 }} ]",
     ]
     if model.cc_model_filenames:
         lines += [
@@ -123,19 +127,19 @@ def merge(
     known: dict[str, str] = {}
     if existing_config:
         known = existing_cc_filenames(existing_config, where)
-        if f'platform: "{PLATFORMS["tensorrt"]}"' not in existing_config:
+        if f'platform: "{model.platform.platform}"' not in existing_config:
             raise UserError(
                 f"--triton_repository: {where} holds this model for another runtime; TensorRT "
                 "plans cannot share it (choose another directory)"
             )
     known[compute_capability] = plan_file_for(compute_capability)
-    return TritonModel(model.name, model.backend, model.bindings, model.max_batch_size, known)
+    return TritonModel(model.name, model.platform, model.bindings, model.max_batch_size, known)
 
 
 def check_replaceable(existing_config: str, model: TritonModel, where: str) -> None:
-    """An onnxruntime entry may replace its own kind, never a shared TensorRT one."""
+    """An entry for one artifact may replace its own kind, never a shared TensorRT one."""
     if existing_cc_filenames(existing_config, where):
         raise UserError(
             f"--triton_repository: {where} holds TensorRT plans for other GPU targets; an "
-            f"{model.backend} model cannot share it (choose another directory)"
+            f"{model.platform.platform} model cannot share it (choose another directory)"
         )

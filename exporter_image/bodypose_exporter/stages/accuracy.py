@@ -1,4 +1,4 @@
-"""The accuracy step of the export and build stages (issue 17): `evaluation.json` and the
+"""The accuracy step of the export and build stages: `evaluation.json` and the
 manifests' top-level `evaluation` block.
 
 The export evaluates its FP32 ONNX model once and publishes `evaluation.json`
@@ -26,8 +26,6 @@ from bodypose_exporter.evaluation.accuracy import EvaluationRequest, engine_ap_g
 from bodypose_exporter.evaluation.figures import ApFigures
 from bodypose_exporter.evaluation.gate import ApDropVerdict
 
-REFERENCE_NAME = "evaluation.json"
-REFERENCE_KIND = "evaluation-reference"
 SCHEMA = "bodypose.dev/evaluation-reference/v1"
 
 

@@ -21,40 +21,53 @@ then evaluated on the same COCO set with the same decoding (`stages.accuracy`)
 and gated on its AP drop; a failed gate is a rejection like a failed
 verification (`manifest.rejected.json`, `ApDropError`: exit 3,
 `AccuracyDropTooLarge`). With `deploy_onnx` the SDK-compatible engine is built
-after the plain one passed, from the same calibration (`stages.deploy`).
+after the plain one passed, from the same calibration (`stages.deploy`): the
+same request with its own files, through the same `_build_and_verify`.
 
-`build_after_export` runs this stage on an export's published artifacts
-(`bpnet-export --engine_file`) and records the engine in the export's
-manifest.
+`build_from_export` runs this stage on the files an export run has just
+staged (`bpnet-export --engine_file`, `stages.export`): nothing is
+downloaded again, and the export's manifest records the engine.
+
+Nothing here asks which backend it holds: what differs is the backend's
+facts (`engines.base.BackendFacts`) and its `target` (the compatibility
+record, the hardware checks).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bodypose_exporter.engines import BuildRequest, backend_by_name
-from bodypose_exporter.engines.compatibility import (
+from bodypose_exporter.engines.base import (
+    BuildRequest,
+    BuiltEngine,
     CompatibilityRecord,
-    check_expected_gpu,
-    check_level,
+    EngineBackend,
+    EngineOptions,
+    flag,
 )
-from bodypose_exporter.engines.naming import RUNTIMES, artifact_file_name, timing_cache_beside
+from bodypose_exporter.engines.compatibility import check_gpu_flags, check_level
+from bodypose_exporter.engines.naming import artifact_file_name, timing_cache_beside
+from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.errors import NotFoundError, UserError
 from bodypose_exporter.evaluation.gate import ApDropError, max_ap_drop_for
-from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
+from bodypose_exporter.manifest import (
+    MANIFEST_NAME,
+    REJECTED_MANIFEST_NAME,
+    Kind,
+    Manifest,
+    artifact_path,
+    file_name,
+)
 from bodypose_exporter.serving import bindings as onnx_bindings
-from bodypose_exporter.serving.deepstream import FILE_NAME as DEEPSTREAM_FILE
 from bodypose_exporter.stages import accuracy, serving
 from bodypose_exporter.stages import deploy as deploy_engine
-from bodypose_exporter.storage import inputs as input_files
-from bodypose_exporter.storage import s3
+from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
 from bodypose_exporter.verification import reference as references
 from bodypose_exporter.verification.gates import Verdict, VerificationError, enforce
@@ -62,47 +75,48 @@ from bodypose_exporter.verification.verify import verify
 
 log = logging.getLogger(__name__)
 
-REJECTED_MANIFEST_NAME = "manifest.rejected.json"
 DEFAULT_REFERENCE_IMAGES = 8
 
 
 @dataclass(frozen=True)
-class BuildStageRequest:
+class BuildInputs:
+    """The export's artifacts a build reads, each a path or s3:// URI."""
+
     onnx: str
-    engine_file: str
-    reference: str | None = None  # reference.npz (path or s3://)
-    reference_images: str | None = None  # a local directory of images (overrides `reference`)
+    reference: str | None = None  # reference.npz
+    #: A local directory of images to verify on (overrides `reference`).
+    reference_images: str | None = field(default=None, metadata=flag("--reference_images"))
     reference_image_count: int = DEFAULT_REFERENCE_IMAGES
-    precision: str = "fp32"
-    backend: str = "tensorrt"
-    max_batch_size: int = 1
-    max_workspace_size: int = 2 << 30
-    strict_types: bool = False
     calibration_cache: str | None = None
     calibration_data: str | None = None
-    calibration_batches: int = 10
-    calibration_batch_size: int = 1
     qdq_model: str | None = None
-    timing_cache: str | None = None  # default for tensorrt: beside the engine
-    int8_route: str = "auto"  # tensorrt: auto | qdq | cal_bin
-    hardware_compatibility: str = "none"  # tensorrt: none | ampere+
-    expected_gpu_product: str | None = None  # the pool's nvidia.com/gpu.product
-    expected_compute_capability: str | None = None
-    triton_repository: str | None = None  # also write the Triton entry there
-    deepstream_config: str | None = None  # also write the nvinfer config there
-    gates: tuple[tuple[str, float | None], ...] = ()
-    #: None: publish the engine alone and leave the manifest to the caller
-    #: (`bpnet-export --engine_file` adds it to the export's manifest).
-    manifest_name: str | None = MANIFEST_NAME
-    publish_rejected: bool = True
+    #: Default where the backend keeps one (`BackendFacts.timing_cache`): beside the engine.
+    timing_cache: str | None = field(default=None, metadata=flag("--timing_cache"))
     #: The export's evaluation.json: turns the AP gate on. The set defaults to its own.
     eval_reference: str | None = None
+    #: The SDK-compatible ONNX: also build its engine, from the same calibration.
+    deploy_onnx: str | None = None
+    #: Local copies of some of these URIs, already at hand (an export run staged them):
+    #: used as they are, never downloaded again.
+    local: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildStageRequest:
+    engine: EngineOptions
+    engine_file: str
+    inputs: BuildInputs
+    triton_repository: str | None = field(default=None, metadata=flag("--triton_repository"))
+    deepstream_config: str | None = field(default=None, metadata=flag("--deepstream_config"))
+    gates: tuple[tuple[str, float | None], ...] = ()
+    #: None: publish the engine alone and leave the manifest to the caller
+    #: (`bpnet-export --engine_file` records it in the export's manifest).
+    manifest_name: str | None = MANIFEST_NAME
+    publish_rejected: bool = True
     eval_annotations: str | None = None
     eval_images: str | None = None
     eval_max_images: int | None = None
     max_ap_drop: float | None = None  # AP points; None: the precision's default
-    #: The SDK-compatible ONNX: also build its engine, from the same calibration.
-    deploy_onnx: str | None = None
 
 
 class EngineApDropError(ApDropError):
@@ -120,110 +134,120 @@ class BuildStageResult:
     published: list[str] = field(default_factory=list)
 
 
-def _build_request(
-    request: BuildStageRequest,
-    onnx_path: Path,
-    engine_path: Path,
-    cal: Path | None,
-    data: Path | None,
-    qdq: Path | None,
-    timing: Path | None,
-) -> BuildRequest:
-    """The backend's request for one engine: the stage's settings, these files."""
-    return BuildRequest(
-        onnx_path=onnx_path,
-        engine_path=engine_path,
-        precision=request.precision,
-        max_batch_size=request.max_batch_size,
-        max_workspace_size=request.max_workspace_size,
-        strict_types=request.strict_types,
-        calibration_cache=cal,
-        calibration_data=data,
-        calibration_batches=request.calibration_batches,
-        calibration_batch_size=request.calibration_batch_size,
-        qdq_model=qdq,
-        timing_cache=timing,
-        int8_route=request.int8_route,
-        hardware_compatibility=request.hardware_compatibility,
-    )
+@dataclass(frozen=True)
+class _Fetched:
+    """The build's inputs as local files (`_fetch_inputs`)."""
+
+    onnx: Path
+    reference: references.Reference
+    cal: Path | None  # a writable copy: TensorRT may write the cache it calibrates
+    data: Path | None
+    qdq: Path | None
+    timing: Path | None  # a writable copy, merged and put back after the build
+    recorded: accuracy.RecordedReference | None
+    deploy_onnx: Path | None
 
 
-def _fetch_given(uri: str | None, work: Path, what: str) -> Path | None:
-    """A local copy of `uri` when one is given (a missing one is the user's error)."""
-    return input_files.fetch(uri, work, what) if uri else None
+@dataclass
+class _Build:
+    """One run of the stage: what every step reads, and the manifest they fill."""
+
+    request: BuildStageRequest
+    backend: EngineBackend
+    record: CompatibilityRecord | None
+    out: OutputSet
+    work: Path
+    files: _Fetched
+    manifest: Manifest = field(default_factory=lambda: Manifest(command="build"))
 
 
-def _fetch_optional(uri: str | None, work: Path, what: str) -> Path | None:
+def _fetch(inputs: BuildInputs, uri: str, work: Path, what: str) -> Path:
+    """A local file for `uri`: the copy at hand, else the path itself or a download."""
+    return inputs.local.get(uri) or Location(uri).fetch(work, what)
+
+
+def _fetch_optional(inputs: BuildInputs, uri: str | None, work: Path, what: str) -> Path | None:
     """A local copy of `uri`, or None when it is not given or does not exist yet."""
     if not uri:
         return None
     try:
-        fetched = input_files.fetch(uri, work, what)
+        return _fetch(inputs, uri, work, what)
     except NotFoundError:
         log.info("no %s at %s yet", what, uri)
         return None
-    return fetched
 
 
-def _local_copy(fetched: Path | None, work: Path, name: str) -> Path:
+def _writable(fetched: Path | None, work: Path, name: str) -> Path:
     """A writable path in `work` for a file this build may update (cache, cal.bin)."""
     local = work / name
     if fetched is not None and fetched != local:
-        shutil.copyfile(fetched, local)
+        local.write_bytes(fetched.read_bytes())
     return local
 
 
-def _put_back(local: Path, uri: str) -> None:
-    if s3.is_s3(uri):
-        s3.upload(local, s3.S3Uri.parse(uri))
-    else:
-        Path(uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local, Path(uri).expanduser())
-
-
-def _reference(request: BuildStageRequest, onnx_path: Path, work: Path) -> references.Reference:
-    if request.reference_images:
+def _reference(inputs: BuildInputs, onnx_path: Path, work: Path) -> references.Reference:
+    if inputs.reference_images:
         paths = references.image_paths(
-            Path(request.reference_images).expanduser(), request.reference_image_count
+            Path(inputs.reference_images).expanduser(), inputs.reference_image_count
         )
         height, width = references.input_hw(onnx_path)
         return references.from_images(onnx_path, paths, height, width)
-    if not request.reference:
+    if not inputs.reference:
         raise UserError("verification needs --reference (reference.npz) or --reference_images")
-    return references.from_npz(input_files.fetch(request.reference, work, "reference"))
+    return references.from_npz(_fetch(inputs, inputs.reference, work, "reference"))
 
 
-def _target(request: BuildStageRequest, backend: str) -> tuple[dict[str, Any], str, Any]:
-    """Before any download: the hardware checked, and the artifact's name for what it is.
+def _fetch_inputs(inputs: BuildInputs, timing_uri: str | None, work: Path) -> _Fetched:
+    def given(uri: str | None, what: str) -> Path | None:
+        return _fetch(inputs, uri, work, what) if uri else None
 
-    tensorrt: the GPU read from the device must be the one the pool
-    advertises; the engine's name carries its compatibility record.
-    onnxruntime: the artifact is an ONNX model, named `.onnx`.
-    """
-    check_level(request.hardware_compatibility, backend)
-    expected = request.expected_gpu_product or request.expected_compute_capability
-    if expected and backend != "tensorrt":
-        raise UserError(
-            "--expected_gpu_product/--expected_compute_capability: an onnxruntime build runs on "
-            "the CPU; they apply to tensorrt builds only"
+    onnx = _fetch(inputs, inputs.onnx, work, "ONNX model")
+    cal = None
+    if inputs.calibration_cache:
+        found = _fetch_optional(inputs, inputs.calibration_cache, work, "calibration cache")
+        cal = _writable(found, work, "cal.bin")
+    timing = None
+    if timing_uri:
+        timing = _writable(
+            _fetch_optional(inputs, timing_uri, work, "timing cache"), work, "timing.cache"
         )
-    described = backend_by_name(backend).describe()
-    record = None
-    if backend == "tensorrt":
-        check_expected_gpu(
-            described, request.expected_gpu_product, request.expected_compute_capability
-        )
-        record = CompatibilityRecord.from_hardware(described, request.hardware_compatibility)
-    location = artifact_file_name(request.engine_file, backend, record)
+    evaluation = given(inputs.eval_reference, "evaluation reference")
+    return _Fetched(
+        onnx=onnx,
+        reference=_reference(inputs, onnx, work),
+        cal=cal,
+        data=given(inputs.calibration_data, "calibration tensorfile"),
+        qdq=given(inputs.qdq_model, "QDQ model"),
+        timing=timing,
+        recorded=accuracy.read_reference(evaluation, inputs.eval_reference)
+        if evaluation is not None and inputs.eval_reference
+        else None,
+        deploy_onnx=given(inputs.deploy_onnx, "deploy ONNX model"),
+    )
+
+
+def _target(
+    request: BuildStageRequest, backend: EngineBackend
+) -> tuple[str, CompatibilityRecord | None]:
+    """Before any download: the options checked against the backend and this machine, and
+    the artifact's name for what it is (its suffix, its compatibility record's tag)."""
+    options = request.engine
+    check_level(options.hardware_compatibility, backend.facts)
+    check_gpu_flags(
+        bool(options.expected_gpu_product or options.expected_compute_capability),
+        backend.facts,
+    )
+    record = backend.target(options, backend.describe())
+    location = artifact_file_name(request.engine_file, backend.facts, record)
     if location != request.engine_file:
-        log.info("the %s artifact is written as %s", backend, location)
-    return described, location, record
+        log.info("the %s artifact is written as %s", backend.facts.name, location)
+    return location, record
 
 
 def _check_request(request: BuildStageRequest) -> None:
     """What can be refused before any download or build."""
-    if request.max_batch_size < 1:
-        raise UserError(f"--max_batch_size must be at least 1, got {request.max_batch_size}")
+    if request.engine.max_batch_size < 1:
+        raise UserError(f"--max_batch_size must be at least 1, got {request.engine.max_batch_size}")
     given = [
         flag
         for flag, value in (
@@ -234,259 +258,250 @@ def _check_request(request: BuildStageRequest) -> None:
         )
         if value is not None
     ]
-    if given and not request.eval_reference:
+    if given and not request.inputs.eval_reference:
         raise UserError(
             f"{', '.join(given)}: the AP gate needs --eval_reference (the export's "
             "evaluation.json, the FP32 model's AP to compare the engine's with)"
         )
-    if request.eval_reference:
-        max_ap_drop_for(request.precision, request.max_ap_drop)
-    if request.deploy_onnx and request.precision == "int8" and not request.calibration_cache:
+    if request.inputs.eval_reference:
+        max_ap_drop_for(request.engine.precision, request.max_ap_drop)
+    int8 = request.engine.precision == "int8"
+    if request.inputs.deploy_onnx and int8 and not request.inputs.calibration_cache:
         raise UserError(
             "--deploy_onnx with --data_type int8 needs --cal_cache_file: the one calibration "
             "both engines are built from"
         )
 
 
+def _plain_engine_file(request: BuildStageRequest) -> BuildStageRequest:
+    """With --deploy_onnx, `--engine_file x.deploy.engine` names the deploy engine: the
+    evaluated one is x.engine."""
+    if not request.inputs.deploy_onnx:
+        return request
+    plain = deploy_engine.plain_engine_file(request.engine_file)
+    if plain == request.engine_file:
+        return request
+    log.info("the engine of --onnx is written as %s, the deploy one as %s",
+             plain, request.engine_file)  # fmt: skip
+    return dataclasses.replace(request, engine_file=plain)
+
+
 def run_build(request: BuildStageRequest) -> BuildStageResult:
     _check_request(request)
-    if request.deploy_onnx:
-        # `--engine_file x.deploy.engine` names the deploy engine: the evaluated one is x.engine.
-        plain = deploy_engine.plain_engine_file(request.engine_file)
-        if plain != request.engine_file:
-            log.info("the engine of --onnx is written as %s, the deploy one as %s",
-                     plain, request.engine_file)  # fmt: skip
-            request = dataclasses.replace(request, engine_file=plain)
-    backend = backend_by_name(request.backend)
-    _, engine_file, record = _target(request, backend.name)
-    timing_uri = request.timing_cache
-    if timing_uri is None and backend.name == "tensorrt":
+    request = _plain_engine_file(request)
+    backend = backend_by_name(request.engine.backend)
+    engine_file, record = _target(request, backend)
+    timing_uri = request.inputs.timing_cache
+    if timing_uri is None and backend.facts.timing_cache:
         timing_uri = timing_cache_beside(request.engine_file)
-    manifest = Manifest(command="build")
-    engine_name = Path(engine_file.rpartition("/")[2]).name
     with (
         OutputSet(engine_file) as out,
         tempfile.TemporaryDirectory(prefix="bpnet-build-") as tmp,
     ):
         work = Path(tmp)
+        manifest = Manifest(command="build")
         with manifest.timed("fetch"):
-            onnx_path = input_files.fetch(request.onnx, work, "ONNX model")
-            cal_given = _fetch_optional(request.calibration_cache, work, "calibration cache")
-            cal = _local_copy(cal_given, work, "cal.bin") if request.calibration_cache else None
-            data = _fetch_given(request.calibration_data, work, "calibration tensorfile")
-            qdq = _fetch_given(request.qdq_model, work, "QDQ model")
-            timing = (
-                _local_copy(_fetch_optional(timing_uri, work, "timing cache"), work, "timing.cache")
-                if timing_uri
-                else None
-            )
-            reference = _reference(request, onnx_path, work)
-            given = _fetch_given(request.eval_reference, work, "evaluation reference")
-            recorded = (
-                accuracy.read_reference(given, request.eval_reference)
-                if given is not None and request.eval_reference
-                else None
-            )
-            deploy_onnx = _fetch_given(request.deploy_onnx, work, "deploy ONNX model")
-        with manifest.timed("build"):
-            built = backend.build(
-                _build_request(request, onnx_path, out.staged(engine_name), cal, data, qdq, timing)
-            )
-        log.info(
-            "built the %s %s engine in %.1f s",
-            request.precision,
-            backend.name,
-            manifest.timings["build"],
-        )
-        with manifest.timed("verify"):
-            runner = backend.load(built.path)
-            try:
-                verdict = verify(runner, reference, request.precision, dict(request.gates))
-            finally:
-                runner.close()
-        log.info(
-            "verification on %s: %s (%s)",
-            reference.source,
-            ", ".join(f"{k} {v:.4g}" for k, v in verdict.figures.items()),
-            "passed" if verdict.passed else "FAILED",
-        )
-        manifest.inputs = {
-            "onnx": request.onnx,
-            "reference": request.reference_images or request.reference,
-            "calibrationCache": request.calibration_cache,
-            "calibrationData": request.calibration_data,
-            "qdqModel": request.qdq_model,
-        }
-        manifest.details.update(
-            {
-                "backend": backend.name,
-                "runtime": RUNTIMES[backend.name],
-                "precision": request.precision,
-                "maxBatchSize": request.max_batch_size,
-                "hardware": built.hardware,
-                "build": built.details,
-                "verification": {**verdict.as_dict(), "reference": reference.source},
-            }
-        )
-        if record is not None:
-            manifest.details["compatibility"] = record.as_dict()
-        elif built.compatibility is not None:
-            manifest.details["compatibility"] = built.compatibility
-        published: list[str] = []
+            files = _fetch_inputs(request.inputs, timing_uri, work)
+        build = _Build(request, backend, record, out, work, files, manifest)
+        name = Path(engine_file.rpartition("/")[2]).name
+        built, verdict = _build_and_verify(build, _plain(build, name), files.reference, "")
+        _record_build(build, built, verdict)
         if not verdict.passed:
-            _reject(request, out, manifest)
-            try:
-                enforce(verdict, backend.name)
-            except VerificationError as exc:
-                exc.manifest = manifest.to_dict()
-                raise
-        if recorded is not None:
-            eval_request = recorded.request(
-                request.eval_annotations,
-                request.eval_images,
-                request.eval_max_images,
-                request.max_ap_drop,
-            )
-            with manifest.timed("evaluate"):
-                block, ap_verdict = accuracy.gate_engine(
-                    eval_request,
-                    recorded,
-                    backend.name,
-                    built.path,
-                    out.final_location(engine_name),
-                    request.precision,
-                    references.input_hw(onnx_path),
-                )
-            log.info("OKS AP: %s (%s)", ap_verdict.message,
-                     "passed" if ap_verdict.passed else "FAILED")  # fmt: skip
-            manifest.details["evaluation"] = block
-            if not ap_verdict.passed:
-                _reject(request, out, manifest)
-                raise EngineApDropError(ap_verdict.message, manifest.to_dict())
-        names = [engine_name]
-        deploy_served = None
-        if deploy_onnx is not None:
-            deploy_file = artifact_file_name(
-                deploy_engine.engine_file(request.engine_file), backend.name, record
-            )
-            deploy_name = Path(deploy_file.rpartition("/")[2]).name
-            deploy_served = _build_deploy(
-                _Deploy(request, backend, deploy_onnx, deploy_name, record),
-                reference, cal, timing, work, out, manifest,
-            )  # fmt: skip
-            if "evaluation" in manifest.details:
-                manifest.details["evaluation"]["deployEngine"] = out.final_location(deploy_name)
-        manifest.add_artifact("engine", out.staged(engine_name), out.final_location(engine_name))
-        manifest.artifacts[-1]["runtime"] = backend.name
-        served = _served(request, built.path, out.final_location(engine_name), onnx_path, qdq,
-                         built.details, record)  # fmt: skip
-        for kind, name in serving.stage_beside(out, served):
-            manifest.add_artifact(kind, out.staged(name), out.final_location(name))
-            names.append(name)
-        manifest.details["serving"] = _serving_entry(out, names)
-        if deploy_served is not None:
-            names += _publishable_deploy(out, manifest, deploy_served)
-        # The extra copies first: they read the artifact from the staging directory.
-        if request.triton_repository:
-            serving.write_triton_repository(request.triton_repository, served)
-        if request.deepstream_config:
-            serving.write_deepstream_config(request.deepstream_config, served)
+            _reject(build, verdict, "")
+        if files.recorded is not None:
+            _gate_accuracy(build, built, name)
+        deploy = _build_deploy(build, files.deploy_onnx) if files.deploy_onnx else None
+        names = [name, *_stage_engine(build, built, name)]
+        if deploy is not None:
+            names += _publishable_deploy(build, deploy)
+        if request.triton_repository or request.deepstream_config:
+            # The extra copies first: they read the artifact from the staging directory.
+            served = _served(build, built, out.final_location(name), files.onnx, files.qdq)
+            if request.triton_repository:
+                serving.write_triton_repository(request.triton_repository, served)
+            if request.deepstream_config:
+                serving.write_deepstream_config(request.deepstream_config, served)
         if request.manifest_name:
             manifest.write(out.staged(request.manifest_name))
             names.append(request.manifest_name)
         published = out.publish(names)
-        if timing is not None and timing_uri and timing.exists():
-            _put_back(timing, timing_uri)
-        if (
-            cal is not None
-            and request.calibration_cache
-            and built.details.get("int8Source") == "tensorfile"
-            and cal.exists()
-        ):
-            _put_back(cal, request.calibration_cache)
+        _put_back(build, built, timing_uri)
     return BuildStageResult(manifest=manifest.to_dict(), verdict=verdict, published=published)
 
 
-def _reject(request: BuildStageRequest, out: OutputSet, manifest: Manifest) -> None:
-    """A gate failed: the figures are kept as manifest.rejected.json, no engine goes out."""
-    if request.publish_rejected:
-        manifest.write(out.staged(REJECTED_MANIFEST_NAME))
-        out.publish([REJECTED_MANIFEST_NAME])
+def _plain(build: _Build, name: str) -> BuildRequest:
+    """The backend's request for the engine of --onnx: the options, these files."""
+    files = build.files
+    return BuildRequest(
+        options=build.request.engine,
+        onnx_path=files.onnx,
+        engine_path=build.out.staged(name),
+        calibration_cache=files.cal,
+        calibration_data=files.data,
+        qdq_model=files.qdq,
+        timing_cache=files.timing,
+    )
 
 
-@dataclass(frozen=True)
-class _Deploy:
-    """The SDK-compatible engine to build after the plain one (`stages.deploy`)."""
-
-    request: BuildStageRequest
-    backend: Any  # engines.base.EngineBackend
-    onnx: Path  # local copy of --deploy_onnx
-    name: str  # its artifact's name beside the plain engine
-    record: CompatibilityRecord | None
-
-
-def _build_deploy(
-    deploy: _Deploy,
-    reference: references.Reference,
-    cal: Path | None,
-    timing: Path | None,
-    work: Path,
-    out: OutputSet,
-    manifest: Manifest,
-) -> serving.Served:
-    """Build and verify the deploy engine from the plain build's calibration; stage it."""
-    request, backend = deploy.request, deploy.backend
-    int8 = request.precision == "int8"
-    qdq = None
-    if int8:
-        if cal is None or not cal.exists():
-            raise UserError(
-                f"--deploy_onnx: no cal.bin at {request.calibration_cache} after the plain "
-                "build, so the deploy engine cannot share its calibration"
-            )
-        if request.qdq_model:
-            qdq = deploy_engine.qdq_model(deploy.onnx, cal, work / "deploy.qdq.onnx")
-    with manifest.timed("buildDeploy"):
-        # cal.bin exists: never a second calibration (no tensorfile).
-        cache = cal if int8 else None
-        built = backend.build(
-            _build_request(request, deploy.onnx, out.staged(deploy.name), cache, None, qdq, timing)
-        )
-    with manifest.timed("verifyDeploy"):
-        deploy_reference = deploy_engine.reference(deploy.onnx, reference)
+def _build_and_verify(
+    build: _Build, request: BuildRequest, reference: references.Reference, which: str
+) -> tuple[BuiltEngine, Verdict]:
+    """Build one engine and judge it against `reference` (`which`: "" or "Deploy")."""
+    backend, precision = build.backend, request.options.precision
+    with build.manifest.timed(f"build{which}"):
+        built = backend.build(request)
+    log.info("built the %s %s %sengine in %.1f s", precision, backend.facts.name,
+             "deploy " if which else "", build.manifest.timings[f"build{which}"])  # fmt: skip
+    with build.manifest.timed(f"verify{which}"):
         runner = backend.load(built.path)
         try:
-            verdict = verify(runner, deploy_reference, request.precision, dict(request.gates))
+            verdict = verify(runner, reference, precision, dict(build.request.gates))
         finally:
             runner.close()
-    location = out.final_location(deploy.name)
-    manifest.details["deploy"] = {
+    log.info(
+        "verification on %s: %s (%s)",
+        reference.source,
+        ", ".join(f"{k} {v:.4g}" for k, v in verdict.figures.items()),
+        "passed" if verdict.passed else "FAILED",
+    )
+    return built, verdict
+
+
+def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
+    """What was asked, what was built and how it agreed: the manifest's details."""
+    inputs = build.request.inputs
+    build.manifest.inputs = {
+        "onnx": inputs.onnx,
+        "reference": inputs.reference_images or inputs.reference,
+        "calibrationCache": inputs.calibration_cache,
+        "calibrationData": inputs.calibration_data,
+        "qdqModel": inputs.qdq_model,
+    }
+    facts, options = build.backend.facts, build.request.engine
+    build.manifest.details.update(
+        {
+            "backend": facts.name,
+            "runtime": facts.runtime,
+            "precision": options.precision,
+            "maxBatchSize": options.max_batch_size,
+            "hardware": built.hardware,
+            "build": built.details,
+            "verification": {**verdict.as_dict(), "reference": build.files.reference.source},
+        }
+    )
+    if build.record is not None:
+        build.manifest.details["compatibility"] = build.record.as_dict()
+
+
+def _reject(build: _Build, verdict: Verdict, prefix: str) -> None:
+    """A gate failed: the figures are kept as manifest.rejected.json, no engine goes out."""
+    _publish_rejected(build)
+    try:
+        enforce(verdict, build.backend.facts.name)
+    except VerificationError as exc:
+        if prefix:
+            exc.args = (f"{prefix}{exc}",)
+        exc.manifest = build.manifest.to_dict()
+        raise
+
+
+def _publish_rejected(build: _Build) -> None:
+    if build.request.publish_rejected:
+        build.manifest.write(build.out.staged(REJECTED_MANIFEST_NAME))
+        build.out.publish([REJECTED_MANIFEST_NAME])
+
+
+def _gate_accuracy(build: _Build, built: BuiltEngine, name: str) -> None:
+    """OKS AP on the export's evaluation set against the FP32 model's; rejected past it."""
+    request, recorded = build.request, build.files.recorded
+    assert recorded is not None
+    eval_request = recorded.request(
+        request.eval_annotations, request.eval_images, request.eval_max_images, request.max_ap_drop
+    )
+    with build.manifest.timed("evaluate"):
+        block, verdict = accuracy.gate_engine(
+            eval_request,
+            recorded,
+            build.backend.facts.name,
+            built.path,
+            build.out.final_location(name),
+            request.engine.precision,
+            references.input_hw(build.files.onnx),
+        )
+    log.info("OKS AP: %s (%s)", verdict.message, "passed" if verdict.passed else "FAILED")
+    build.manifest.details["evaluation"] = block
+    if not verdict.passed:
+        _publish_rejected(build)
+        raise EngineApDropError(verdict.message, build.manifest.to_dict())
+
+
+def _stage_engine(build: _Build, built: BuiltEngine, name: str) -> list[str]:
+    """List the engine and stage its serving configs beside it; the names staged."""
+    out, manifest = build.out, build.manifest
+    manifest.add_artifact(Kind.ENGINE, out.staged(name), out.final_location(name))
+    manifest.artifacts[-1]["runtime"] = build.backend.facts.name
+    served = _served(build, built, out.final_location(name), build.files.onnx, build.files.qdq)
+    names = []
+    for kind, staged in serving.stage_beside(out, served):
+        manifest.add_artifact(kind, out.staged(staged), out.final_location(staged))
+        names.append(staged)
+    manifest.details["serving"] = _serving_entry(out, [name, *names])
+    return names
+
+
+def _build_deploy(build: _Build, deploy_onnx: Path) -> serving.Served:
+    """The SDK-compatible engine from the plain build's calibration, built and verified (its
+    artifacts are listed by `_publishable_deploy`, after the plain engine's)."""
+    request, files, out = build.request, build.files, build.out
+    int8 = request.engine.precision == "int8"
+    qdq = None
+    if int8:
+        if files.cal is None or not files.cal.exists():
+            raise UserError(
+                f"--deploy_onnx: no cal.bin at {request.inputs.calibration_cache} after the "
+                "plain build, so the deploy engine cannot share its calibration"
+            )
+        if request.inputs.qdq_model:
+            qdq = deploy_engine.qdq_model(deploy_onnx, files.cal, build.work / "deploy.qdq.onnx")
+    deploy_file = artifact_file_name(
+        deploy_engine.engine_file(request.engine_file), build.backend.facts, build.record
+    )
+    name = Path(deploy_file.rpartition("/")[2]).name
+    # cal.bin exists: never a second calibration (no tensorfile).
+    deploy_request = dataclasses.replace(
+        _plain(build, name),
+        onnx_path=deploy_onnx,
+        calibration_cache=files.cal if int8 else None,
+        calibration_data=None,
+        qdq_model=qdq,
+    )
+    deploy_reference = deploy_engine.reference(deploy_onnx, files.reference)
+    built, verdict = _build_and_verify(build, deploy_request, deploy_reference, "Deploy")
+    location = out.final_location(name)
+    build.manifest.details["deploy"] = {
         "path": location,
-        "onnx": request.deploy_onnx,
-        "calibration": request.calibration_cache if int8 else None,  # the plain engine's own
+        "onnx": request.inputs.deploy_onnx,
+        "calibration": request.inputs.calibration_cache if int8 else None,  # the plain one's
         "build": built.details,
         "verification": {**verdict.as_dict(), "reference": deploy_reference.source},
     }
     if not verdict.passed:
-        _reject(request, out, manifest)
-        try:
-            enforce(verdict, backend.name)
-        except VerificationError as exc:
-            exc.args = (f"the SDK-compatible (deploy) engine: {exc}",)
-            exc.manifest = manifest.to_dict()
-            raise
-    served = _served(request, built.path, location, deploy.onnx, qdq, built.details,
-                     deploy.record)  # fmt: skip
+        _reject(build, verdict, "the SDK-compatible (deploy) engine: ")
+    if "evaluation" in build.manifest.details:
+        build.manifest.details["evaluation"]["deployEngine"] = location
     return dataclasses.replace(
-        served, onnx_source=str(request.deploy_onnx), model_name=deploy_engine.TRITON_MODEL
+        _served(build, built, location, deploy_onnx, qdq),
+        onnx_source=str(request.inputs.deploy_onnx),
+        model_name=deploy_engine.TRITON_MODEL,
     )
 
 
-def _publishable_deploy(out: OutputSet, manifest: Manifest, served: serving.Served) -> list[str]:
+def _publishable_deploy(build: _Build, served: serving.Served) -> list[str]:
     """List the deploy engine and its serving configs in the manifest; their names."""
+    out, manifest = build.out, build.manifest
     name = served.artifact_location.rpartition("/")[2]
-    manifest.add_artifact(deploy_engine.KINDS["engine"], out.staged(name), out.final_location(name))
-    manifest.artifacts[-1]["runtime"] = served.backend
+    manifest.add_artifact(Kind.DEPLOY_ENGINE, out.staged(name), out.final_location(name))
+    manifest.artifacts[-1]["runtime"] = served.facts.name
     names = [name]
     for kind, staged in deploy_engine.stage_serving(out, served):
         manifest.add_artifact(kind, out.staged(staged), out.final_location(staged))
@@ -500,25 +515,21 @@ def _publishable_deploy(out: OutputSet, manifest: Manifest, served: serving.Serv
 
 
 def _served(
-    request: BuildStageRequest,
-    artifact: Path,
-    location: str,
-    onnx_path: Path,
-    qdq: Path | None,
-    details: dict[str, Any],
-    record: CompatibilityRecord | None,
+    build: _Build, built: BuiltEngine, location: str, onnx_path: Path, qdq: Path | None
 ) -> serving.Served:
-    built_from_qdq = details.get("int8Source") == "qdq" and request.qdq_model is not None
+    request = build.request
+    built_from_qdq = built.details.get("int8Source") == "qdq" and request.inputs.qdq_model
+    record = build.record.as_dict() if build.record is not None else {}
     return serving.Served(
-        backend=request.backend,
-        precision=request.precision,
-        max_batch_size=request.max_batch_size,
+        facts=build.backend.facts,
+        precision=request.engine.precision,
+        max_batch_size=request.engine.max_batch_size,
         bindings=onnx_bindings.read(qdq if built_from_qdq and qdq is not None else onnx_path),
-        artifact=artifact,
+        artifact=built.path,
         artifact_location=location,
-        onnx_source=str(request.qdq_model) if built_from_qdq else request.onnx,
-        cal_bin=request.calibration_cache if request.precision == "int8" else None,
-        compute_capability=record.compute_capability if record is not None else None,
+        onnx_source=str(request.inputs.qdq_model) if built_from_qdq else request.inputs.onnx,
+        cal_bin=request.inputs.calibration_cache if request.engine.precision == "int8" else None,
+        compute_capability=record.get("computeCapability"),
     )
 
 
@@ -530,70 +541,74 @@ def _serving_entry(out: OutputSet, names: list[str]) -> dict[str, Any]:
         "tritonRepository": out.final_location(serving.TRITON_DIR),
         "tritonModel": model_dir.rpartition("/")[2],
         "tritonConfig": out.final_location(config),
-        "deepstreamConfig": out.final_location(DEEPSTREAM_FILE),
+        "deepstreamConfig": out.final_location(file_name(Kind.DEEPSTREAM_CONFIG)),
     }
+
+
+def _put_back(build: _Build, built: BuiltEngine, timing_uri: str | None) -> None:
+    """The timing cache, and a cal.bin the backend calibrated itself, back where named."""
+    files, inputs = build.files, build.request.inputs
+    if files.timing is not None and timing_uri and files.timing.exists():
+        Location(timing_uri).put(files.timing)
+    calibrated = built.details.get("int8Source") == "tensorfile"
+    if files.cal is not None and inputs.calibration_cache and calibrated and files.cal.exists():
+        Location(inputs.calibration_cache).put(files.cal)
 
 
 # --- `bpnet-export --engine_file`: the build stage right after the export, in one run ---
 
-#: Artifact kinds the export manifest may carry for int8 (written by the calibration stage).
-CAL_CACHE_KINDS = ("calibration-cache", "cal-cache")
-QDQ_KINDS = ("qdq-model", "qdq")
-
 
 @dataclass(frozen=True)
-class EnginePlan:
-    """The engine `bpnet-export --engine_file` builds after the export (checked before it)."""
+class EngineOutcome:
+    """What `build_from_export` gives the export to record in its manifest."""
 
-    engine_file: str
-    backend: str
-    precision: str
-    max_batch_size: int
-    max_workspace_size: int
-    strict_types: bool
-    timing_cache: str | None
-    reference_images: str | None
-    gates: tuple[tuple[str, float | None], ...]
-    cal_cache_file: str | None
-    int8_route: str = "auto"
-    hardware_compatibility: str = "none"
-    expected_gpu_product: str | None = None
-    expected_compute_capability: str | None = None
-    triton_repository: str | None = None
-    deepstream_config: str | None = None
+    entry: dict[str, Any]  # the manifest's `engine` entry, passed or rejected
+    artifacts: list[dict[str, Any]]  # to list beside the export's (none when rejected)
+    #: A failed gate: the export records the entry, publishes, then fails the run with it.
+    failure: VerificationError | EngineApDropError | None = None
 
 
-def _artifact(manifest: dict[str, Any], kinds: tuple[str, ...]) -> str | None:
-    for artifact in manifest.get("artifacts", []):
-        if artifact.get("kind") in kinds:
-            return str(artifact["path"])
-    return None
+def build_from_export(
+    request: BuildStageRequest, export_manifest: dict[str, Any], local: Mapping[str, Path]
+) -> EngineOutcome:
+    """Build and verify an engine from the export's artifacts, as staged (`local`: each
+    published location's local copy), passed or refused by its gates.
 
-
-def _record(
-    export_manifest: dict[str, Any],
-    location: str,
-    engine: dict[str, Any],
-    artifacts: list[dict[str, Any]] | None,
-) -> None:
-    """Rewrite the export's manifest.json with the engine entry (the manifest stays last)."""
-    updated = {**export_manifest, "engine": engine}
-    if artifacts:
-        updated["artifacts"] = [*export_manifest["artifacts"], *artifacts]
-    with OutputSet(location) as out:
-        out.staged(MANIFEST_NAME).write_text(json.dumps(updated, indent=2) + "\n")
-        out.publish([MANIFEST_NAME])
-    export_manifest.clear()
-    export_manifest.update(updated)
+    The flow of `tao model bpnet export --engine_file`: `request` carries the
+    engine's options and file; its inputs are the export's own artifacts (and
+    its evaluation.json and deploy graph, when it wrote them).
+    """
+    onnx = artifact_path(export_manifest, Kind.ONNX)
+    reference = artifact_path(export_manifest, Kind.REFERENCE)
+    if onnx is None or reference is None:
+        raise UserError("the export's manifest names no ONNX model or reference to build from")
+    inputs = dataclasses.replace(
+        request.inputs,
+        onnx=onnx,
+        reference=reference,
+        calibration_cache=artifact_path(export_manifest, Kind.CALIBRATION_CACHE)
+        or request.inputs.calibration_cache,
+        qdq_model=artifact_path(export_manifest, Kind.QDQ_MODEL),
+        eval_reference=artifact_path(export_manifest, Kind.EVALUATION),
+        deploy_onnx=artifact_path(export_manifest, Kind.DEPLOY_ONNX),
+        local=local,
+    )
+    stage = dataclasses.replace(request, inputs=inputs, manifest_name=None, publish_rejected=False)
+    try:
+        result = run_build(stage)
+    except (VerificationError, EngineApDropError) as exc:
+        return EngineOutcome(_engine_entry(request, exc.manifest or {}, None), [], exc)
+    artifacts: list[dict[str, Any]] = result.manifest["artifacts"]
+    return EngineOutcome(_engine_entry(request, result.manifest, artifacts[0]), artifacts)
 
 
 def _engine_entry(
-    plan: EnginePlan, build: dict[str, Any], artifact: dict[str, Any] | None
+    request: BuildStageRequest, build: dict[str, Any], artifact: dict[str, Any] | None
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "backend": plan.backend,
-        "precision": plan.precision,
-        "maxBatchSize": plan.max_batch_size,
+        "backend": request.engine.backend,
+        "precision": request.engine.precision,
+        "maxBatchSize": request.engine.max_batch_size,
         "hardware": build.get("hardware", {}),
         "build": build.get("build", {}),
         "verification": build.get("verification", {}),
@@ -607,60 +622,5 @@ def _engine_entry(
     if artifact is not None:
         entry["path"] = artifact["path"]
     else:
-        entry["rejectedPath"] = plan.engine_file
+        entry["rejectedPath"] = request.engine_file
     return entry
-
-
-def build_after_export(
-    plan: EnginePlan, export_manifest: dict[str, Any], manifest_uri: str
-) -> dict[str, Any]:
-    """Build and verify the planned engine from the export's artifacts; record it either way.
-
-    The flow `tao model bpnet export --engine_file` runs: the export has
-    published the .etlt, .onnx, reference.npz and manifest.json; the engine is
-    built with the chosen backend, verified (and, when the export evaluated
-    its model, AP-gated against its evaluation.json), published, and recorded
-    in the export's manifest, passed or not; a failed gate then fails the run
-    (`VerificationError` or `ApDropError`, exit code 3).
-    """
-    onnx = _artifact(export_manifest, ("onnx",))
-    reference = _artifact(export_manifest, ("reference",))
-    if onnx is None or reference is None:
-        raise UserError("the export's manifest names no ONNX model or reference to build from")
-    request = BuildStageRequest(
-        onnx=onnx,
-        engine_file=plan.engine_file,
-        reference=reference,
-        reference_images=plan.reference_images,
-        precision=plan.precision,
-        backend=plan.backend,
-        max_batch_size=plan.max_batch_size,
-        max_workspace_size=plan.max_workspace_size,
-        strict_types=plan.strict_types,
-        calibration_cache=_artifact(export_manifest, CAL_CACHE_KINDS) or plan.cal_cache_file,
-        qdq_model=_artifact(export_manifest, QDQ_KINDS),
-        timing_cache=plan.timing_cache,
-        int8_route=plan.int8_route,
-        hardware_compatibility=plan.hardware_compatibility,
-        expected_gpu_product=plan.expected_gpu_product,
-        expected_compute_capability=plan.expected_compute_capability,
-        triton_repository=plan.triton_repository,
-        deepstream_config=plan.deepstream_config,
-        gates=plan.gates,
-        manifest_name=None,
-        publish_rejected=False,
-        # The export's own evaluation.json and deploy graph, when it wrote them.
-        eval_reference=_artifact(export_manifest, (accuracy.REFERENCE_KIND,)),
-        deploy_onnx=_artifact(export_manifest, ("deploy-onnx",)),
-    )
-    try:
-        result = run_build(request)
-    except (VerificationError, EngineApDropError) as exc:
-        build = exc.manifest or {}
-        _record(export_manifest, manifest_uri, _engine_entry(plan, build, None), None)
-        raise
-    artifacts: list[dict[str, Any]] = result.manifest["artifacts"]
-    artifact = artifacts[0]
-    entry = _engine_entry(plan, result.manifest, artifact)
-    _record(export_manifest, manifest_uri, entry, artifacts)
-    return artifact

@@ -88,17 +88,17 @@ from bodypose_exporter.calibration.tensors import CalibrationTensors, select_ten
 from bodypose_exporter.calibration.thresholds import DEFAULT_PERCENTILE, METHODS, choose_amax
 from bodypose_exporter.engines.ort import hardware as cpu_hardware
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.manifest import MANIFEST_NAME, Manifest
-from bodypose_exporter.storage import inputs as input_files
+from bodypose_exporter.manifest import MANIFEST_NAME, Kind, Manifest, file_name, model_stem
 from bodypose_exporter.storage import s3
+from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
 
 log = logging.getLogger(__name__)
 
-#: The seed's wording (DESIGN.md, the resource's calibration fields).
+#: The refusal's wording, the same as the CRD's rule on the resource's calibration fields.
 TOO_FEW_IMAGES = "The images must number at least batches x batchSize"
-CACHE_NAME = "cal.bin"
-RANGES_NAME = "calibration.json"
+CACHE_NAME = file_name(Kind.CALIBRATION_CACHE)
+RANGES_NAME = file_name(Kind.CALIBRATION_RANGES)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def _check_cache(cache: CalibrationCache, tensors: CalibrationTensors, path: Pat
 
 
 def refuse_too_few(where: str, found: int, ignored: int, batches: int, batch_size: int) -> None:
-    """The seed's sentence when `where` (a directory or s3:// prefix) holds too few images."""
+    """The refusal when `where` (a directory or s3:// prefix) holds too few images."""
     need = batches * batch_size
     if found >= need:
         return
@@ -527,8 +527,7 @@ _DOWNLOAD_THREADS = 8
 
 
 def qdq_name_for(onnx_name: str) -> str:
-    stem = onnx_name[: -len(".onnx")] if onnx_name.endswith(".onnx") else onnx_name
-    return f"{stem}.qdq.onnx"
+    return file_name(Kind.QDQ_MODEL, model_stem(onnx_name))
 
 
 @dataclass(frozen=True)
@@ -641,7 +640,7 @@ def _local(location: str, work: Path, name: str, fetch_existing: bool) -> Path:
 class Calibrated:
     """Files to publish beside the .etlt (staged names), and the manifest's record."""
 
-    published_names: list[tuple[str, str]]  # (kind, staged name)
+    published_names: list[tuple[Kind, str]]  # (kind, staged name)
     details: dict[str, Any]
 
 
@@ -701,15 +700,15 @@ def calibrate(
         assert data_file is not None
         s3.upload(data_file, s3.S3Uri.parse(request.data_file))
 
-    staged: list[tuple[str, str]] = [("calibration-cache", CACHE_NAME)]
+    staged: list[tuple[Kind, str]] = [(Kind.CALIBRATION_CACHE, CACHE_NAME)]
     shutil.copyfile(cache, staging / CACHE_NAME)
     if result.qdq_model is not None:
         qdq = qdq_name_for(onnx_path.name)
         shutil.copyfile(result.qdq_model, staging / qdq)
-        staged.append(("qdq-model", qdq))
+        staged.append((Kind.QDQ_MODEL, qdq))
     if result.ranges_file is not None:
         shutil.copyfile(result.ranges_file, staging / RANGES_NAME)
-        staged.append(("calibration-ranges", RANGES_NAME))
+        staged.append((Kind.CALIBRATION_RANGES, RANGES_NAME))
 
     details = result.as_dict()
     # Local work paths mean nothing to a reader: name what the user named, and
@@ -751,7 +750,7 @@ def run_calibrate_stage(
     ):
         work = Path(tmp)
         with manifest.timed("fetch"):
-            onnx_path = input_files.fetch(onnx, work, "ONNX model")
+            onnx_path = Location(onnx).fetch(work, "ONNX model")
         with manifest.timed("calibrate"):
             calibrated = calibrate(
                 request, plan, onnx_path, input_hw, normalization or Normalization(), work,

@@ -1,4 +1,4 @@
-"""The SDK-compatible engine a build publishes beside the evaluated one (issue 17, item 4).
+"""The SDK-compatible engine a build publishes beside the evaluated one.
 
 TAO's workflow evaluates the engine without the SDK post-processing, then
 re-exports with `--sdk_compatible_model` for DeepStream, a model the
@@ -39,10 +39,11 @@ from pathlib import Path
 import onnx
 
 from bodypose_exporter.calibration import calibration_cache
-from bodypose_exporter.calibration.qdq import write_qdq_model
+from bodypose_exporter.calibration.qdq import EXPLICIT_INT8, write_qdq_model
 from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.engines.base import run_batched
-from bodypose_exporter.engines.registry import backend_by_name
+from bodypose_exporter.engines.registry import ONNX_REFERENCE, backend_by_name
+from bodypose_exporter.manifest import Kind, file_name
 from bodypose_exporter.serving import deepstream, triton
 from bodypose_exporter.stages.serving import TRITON_DIR, Served
 from bodypose_exporter.storage.outputs import OutputSet
@@ -54,13 +55,7 @@ log = logging.getLogger(__name__)
 #: since `model.deploy` imports TensorFlow and the build stage must not).
 SDK_PAF_LAYER = "conv2d_transpose_1"
 TRITON_MODEL = "bpnet_deploy"
-DEEPSTREAM_FILE = "bodypose2d_pgie_config.deploy.txt"
-KINDS = {
-    "engine": "deploy-engine",
-    "config": "deploy-triton-config",
-    "model": "deploy-triton-model",
-    "deepstream": "deploy-deepstream-config",
-}
+DEEPSTREAM_FILE = file_name(Kind.DEPLOY_DEEPSTREAM_CONFIG)
 _SUFFIXES = (".engine", ".plan", ".onnx")
 
 
@@ -133,13 +128,13 @@ def cover_deploy_graph(cal_bin: Path, deploy_onnx: Path) -> list[str]:
 
 def qdq_model(deploy_onnx: Path, cal_bin: Path, out: Path) -> Path:
     """The deploy graph quantized with cal.bin's ranges (TensorRT's flavour, as published)."""
-    write_qdq_model(deploy_onnx, calibration_cache.read(cal_bin).amax(), out, flavour="tensorrt")
+    write_qdq_model(deploy_onnx, calibration_cache.read(cal_bin).amax(), out, flavour=EXPLICIT_INT8)
     return out
 
 
 def reference(deploy_onnx: Path, plain: Reference) -> Reference:
     """The deploy graph's FP32 outputs (ONNX Runtime) on the plain reference's inputs."""
-    runner = backend_by_name("onnxruntime").load(deploy_onnx)
+    runner = backend_by_name(ONNX_REFERENCE).load(deploy_onnx)
     try:
         outputs = run_batched(runner, plain.inputs)
     finally:
@@ -147,7 +142,7 @@ def reference(deploy_onnx: Path, plain: Reference) -> Reference:
     return Reference(plain.inputs, outputs, f"{plain.source} through the deploy ONNX in FP32")
 
 
-def stage_serving(out: OutputSet, served: Served) -> list[tuple[str, str]]:
+def stage_serving(out: OutputSet, served: Served) -> list[tuple[Kind, str]]:
     """Its own Triton model (`bpnet_deploy`, beside `bpnet` in one repository) and nvinfer
     config, staged beside the engines; (kind, name) of each."""
     model = served.triton_model()
@@ -158,7 +153,7 @@ def stage_serving(out: OutputSet, served: Served) -> list[tuple[str, str]]:
     nvinfer = served.nvinfer(out.final_location(DEEPSTREAM_FILE))
     out.staged(DEEPSTREAM_FILE).write_text(deepstream.config_text(nvinfer))
     return [
-        (KINDS["config"], config_name),
-        (KINDS["model"], model_name),
-        (KINDS["deepstream"], DEEPSTREAM_FILE),
+        (Kind.DEPLOY_TRITON_CONFIG, config_name),
+        (Kind.DEPLOY_TRITON_MODEL, model_name),
+        (Kind.DEPLOY_DEEPSTREAM_CONFIG, DEEPSTREAM_FILE),
     ]

@@ -35,16 +35,24 @@ from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import check_hdf5_complete, read_tlt, write_etlt
 from bodypose_exporter.convert.fidelity import (
     DEFAULT_TOLERANCE,
-    REFERENCE_NAME,
+    FidelityReport,
     compare_with_keras,
     reference_inputs,
-    write_reference,
+    write_verification_reference,
 )
-from bodypose_exporter.convert.keras_to_onnx import keras_to_onnx
+from bodypose_exporter.convert.keras_to_onnx import OnnxExportInfo, keras_to_onnx
+from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.errors import CorruptModelError, UserError
 from bodypose_exporter.evaluation.accuracy import EvaluationRequest, evaluate_artifact
 from bodypose_exporter.evaluation.sources import open_set
-from bodypose_exporter.manifest import MANIFEST_NAME, Manifest, sha256_of
+from bodypose_exporter.manifest import (
+    MANIFEST_NAME,
+    Kind,
+    Manifest,
+    file_name,
+    model_stem,
+    sha256_of,
+)
 from bodypose_exporter.model.bpnet import stage_count
 from bodypose_exporter.model.deploy import build_deploy_model
 from bodypose_exporter.model.dims import InputDims
@@ -52,8 +60,9 @@ from bodypose_exporter.model.keras_backend import keras
 from bodypose_exporter.stages import accuracy
 from bodypose_exporter.stages import calibrate as calibration_step
 from bodypose_exporter.stages import deploy as deploy_engine
+from bodypose_exporter.stages.build import BuildStageRequest, build_from_export
 from bodypose_exporter.stages.calibrate import CalibrationRequest
-from bodypose_exporter.storage import inputs as input_files
+from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
 
 log = logging.getLogger(__name__)
@@ -81,22 +90,13 @@ class ExportRequest:
 class ExportResult:
     published: list[str]
     manifest: dict[str, Any]
+    manifest_uri: str  # where its manifest.json went
 
 
 def default_output(model: str) -> str:
     """`<input>.etlt`, as TAO's bpnet export defaulted (the .tlt suffix replaced)."""
     stem = model[: -len(".tlt")] if model.endswith(".tlt") else model
     return f"{stem}.etlt"
-
-
-def onnx_name_for(etlt_name: str) -> str:
-    stem = etlt_name[: -len(".etlt")] if etlt_name.endswith(".etlt") else etlt_name
-    return f"{stem}.onnx"
-
-
-def deploy_onnx_name_for(etlt_name: str) -> str:
-    """`<model>.deploy.onnx`, TAO's name for the SDK-compatible graph."""
-    return onnx_name_for(etlt_name)[: -len(".onnx")] + ".deploy.onnx"
 
 
 def _tensors(info: Any) -> dict[str, Any]:
@@ -132,200 +132,264 @@ def _normalization(spec_path: Path | None) -> dict[str, Any]:
     return {"imageOffset": offset, "imageScale": scale, "channelOrder": "RGB", "layout": "NHWC"}
 
 
-def run_export(request: ExportRequest) -> ExportResult:
-    """Run the export stage end to end; nothing is published unless all of it succeeds."""
-    codecs = codec_by_name(request.codec)
-    manifest = Manifest(command="export")
+@dataclass
+class _Graph:
+    """One ONNX graph the export writes: the plain one, and the SDK-compatible one beside it
+    when one must be evaluated and the other deployed (module docstring)."""
+
+    kind: Kind  # ONNX or DEPLOY_ONNX
+    name: str  # its file name
+    sdk_compatible: bool
+    model: Any = None  # the Keras model at the requested size
+    info: OnnxExportInfo | None = None
+    report: FidelityReport | None = None
+
+
+@dataclass
+class _Export:
+    """One run of the stage: the request, its staging and scratch, the manifest it fills."""
+
+    request: ExportRequest
+    out: OutputSet
+    work: Path
+    manifest: Manifest
+    codecs: list[Any]
+    stages: int = 0  # the trained model's, checked once it is decrypted
+
+
+def _graphs(request: ExportRequest, etlt_name: str) -> list[_Graph]:
+    stem = model_stem(etlt_name)
+    plain = _Graph(Kind.ONNX, file_name(Kind.ONNX, stem), request.sdk_compatible)
+    if not (request.sdk_compatible and request.evaluation is not None):
+        return [plain]
+    plain.sdk_compatible = False  # the evaluated one; the deploy graph goes beside it
+    return [plain, _Graph(Kind.DEPLOY_ONNX, file_name(Kind.DEPLOY_ONNX, stem), True)]
+
+
+def _preflight(request: ExportRequest) -> tuple[str, Any]:
+    """What can be refused before the model is fetched: the .etlt name, the int8 plan."""
     etlt_name = Path(request.output.rpartition("/")[2]).name
     if not etlt_name.endswith(".etlt"):
         raise UserError(f"-o/--output_file {request.output!r} must name an .etlt file")
-    onnx_name = onnx_name_for(etlt_name)
-    # Both graphs only when one must be evaluated and the other deployed (module docstring).
-    deploy_name = (
-        deploy_onnx_name_for(etlt_name)
-        if request.sdk_compatible and request.evaluation is not None
-        else None
-    )
-    hw = (request.dims.height, request.dims.width)
     if request.data_type == "int8" and request.calibration is None:
         raise UserError("--data_type int8 needs the calibration flags (--cal_image_dir, ...)")
     cal_plan = None
     if request.calibration is not None:
-        # Before the model is fetched: a wrong image prefix must not cost a conversion.
-        cal_plan = calibration_step.preflight(request.calibration, hw)
+        # A wrong image prefix must not cost a conversion.
+        cal_plan = calibration_step.preflight(request.calibration, request.dims.height_width)
+    return etlt_name, cal_plan
 
+
+def run_export(request: ExportRequest, engine: BuildStageRequest | None = None) -> ExportResult:
+    """Run the export stage end to end; nothing is published unless all of it succeeds.
+
+    With `engine`, the engine is built from the files as staged here, before
+    they are published, and recorded in the one manifest this run writes
+    (`stages.build.build_from_export`); a failed gate publishes the export
+    with the rejected engine's entry, then fails the run.
+    """
+    etlt_name, cal_plan = _preflight(request)
+    graphs = _graphs(request, etlt_name)
     with (
         OutputSet(request.output) as out,
         tempfile.TemporaryDirectory(prefix="bpnet-export-") as tmp,
     ):
-        work = Path(tmp)
-        evaluation_set = None
-        if request.evaluation is not None:
-            # Before the model is fetched too: a bad set is refused before any conversion.
-            with manifest.timed("evaluationSet"):
-                (work / "evaluation").mkdir()  # S3 downloads land there
-                evaluation_set = open_set(
-                    request.evaluation.annotations,
-                    request.evaluation.images,
-                    work / "evaluation",
-                    request.evaluation.max_images,
-                )
-        with manifest.timed("fetch"):
-            model_path = input_files.fetch(request.model, work, "model")
-            spec_path = (
-                input_files.fetch(request.experiment_spec, work, "experiment spec")
-                if request.experiment_spec
-                else None
-            )
-        with manifest.timed("decrypt"):
-            try:
-                decrypted = read_tlt(model_path, request.key, codecs, work / "model.h5")
-            except UserError as exc:
-                # The model was fetched to a scratch file: name the user's own URI instead.
-                raise type(exc)(str(exc).replace(str(model_path), request.model)) from exc
-            # The URI as given: Path() would make s3://b/k read s3:/b/k.
-            check_hdf5_complete(decrypted.path, request.model)
-            trained = _load_keras(decrypted.path, request.model)
-            log.info("decrypted %s with codec %s", request.model, decrypted.codec)
-        with manifest.timed("convert"):
-            try:
-                stages = stage_count(trained)
-            except ValueError as exc:
-                raise CorruptModelError(
-                    f"{request.model} is not a BodyPoseNet model: {exc}"
-                ) from exc
-            deploy = build_deploy_model(
-                trained,
-                request.dims.height,
-                request.dims.width,
-                sdk_compatible=request.sdk_compatible and deploy_name is None,
-                upsample_ratio=request.upsample_ratio,
-            )
-            info = keras_to_onnx(deploy, out.staged(onnx_name))
-            log.info("converted to ONNX: outputs %s", ", ".join(info.output_names))
-            sdk_model = sdk_info = None
-            if deploy_name is not None:
-                sdk_model = build_deploy_model(
-                    trained,
-                    request.dims.height,
-                    request.dims.width,
-                    sdk_compatible=True,
-                    upsample_ratio=request.upsample_ratio,
-                )
-                sdk_info = keras_to_onnx(sdk_model, out.staged(deploy_name))
-                log.info("converted the SDK-compatible graph: outputs %s",
-                         ", ".join(sdk_info.output_names))  # fmt: skip
-        with manifest.timed("verify"):
-            ref_inputs = reference_inputs(request.dims.height, request.dims.width)
-            report = compare_with_keras(deploy, info.path, ref_inputs, request.tolerance)
-            write_reference(out.staged(REFERENCE_NAME), ref_inputs, report.onnx_outputs)
-            log.info(
-                "ONNX Runtime vs Keras: max abs difference %.3g (tolerance %g)",
-                report.worst,
-                report.tolerance,
-            )
-            sdk_report = (
-                compare_with_keras(sdk_model, sdk_info.path, ref_inputs, request.tolerance)
-                if sdk_info is not None
-                else None
-            )
-        evaluated = None
-        if request.evaluation is not None and evaluation_set is not None:
-            # The plain FP32 graph, as TAO evaluates exported models (strict mode).
-            with manifest.timed("evaluate"):
-                evaluated = evaluate_artifact("onnxruntime", info.path, evaluation_set, *hw)
-            accuracy.write_reference(
-                out.staged(accuracy.REFERENCE_NAME),
-                request.evaluation,
-                evaluated,
-                hw,
-                out.final_location(onnx_name),
-            )
-            log.info(
-                "FP32 OKS AP %.2f (AP50 %.2f) on %d images of %s",
-                evaluated.ap * 100,
-                evaluated.ap50 * 100,
-                evaluated.images,
-                request.evaluation.annotations,
-            )
-        with manifest.timed("encrypt"):
+        run = _Export(request, out, Path(tmp), Manifest(command="export"),
+                      codec_by_name(request.codec))  # fmt: skip
+        evaluation_set = _open_evaluation_set(run)
+        trained, decrypted, spec_path = _decrypt(run)
+        for graph in graphs:
+            _convert(run, trained, graph)
+        _verify(run, graphs)
+        evaluated = _evaluate(run, graphs[0], evaluation_set)
+        with run.manifest.timed("encrypt"):
             # The .etlt is the graph the user deploys: the SDK-compatible one when asked for.
-            etlt_source = sdk_info.path if sdk_info is not None else info.path
-            write_etlt(etlt_source, out.staged(etlt_name), request.key, codecs[0])
+            assert graphs[-1].info is not None
+            write_etlt(graphs[-1].info.path, out.staged(etlt_name), request.key, run.codecs[0])
         normalization = _normalization(spec_path)
-        calibrated = None
-        if request.calibration is not None and cal_plan is not None:
-            with manifest.timed("calibrate"):
-                calibrated = calibration_step.calibrate(
-                    request.calibration,
-                    cal_plan,
-                    info.path,
-                    hw,
-                    Normalization.from_lists(
-                        normalization["imageOffset"], normalization["imageScale"]
-                    ),
-                    work,
-                    out.staging,
-                )
-                if sdk_info is not None:
-                    # One cal.bin for both graphs (`stages.deploy.cover_deploy_graph`).
-                    deploy_engine.cover_deploy_graph(
-                        out.staged(calibration_step.CACHE_NAME), sdk_info.path
-                    )
-
-        manifest.inputs = {
-            "model": request.model,
-            "modelSha256": sha256_of(model_path),
-            "experimentSpec": request.experiment_spec,
-        }
-        manifest.add_artifact("etlt", out.staged(etlt_name), out.final_location(etlt_name))
-        manifest.add_artifact("onnx", out.staged(onnx_name), out.final_location(onnx_name))
-        names = [etlt_name, onnx_name]
-        if deploy_name is not None:
-            manifest.add_artifact(
-                "deploy-onnx", out.staged(deploy_name), out.final_location(deploy_name)
-            )
-            names.append(deploy_name)
-        manifest.add_artifact(
-            "reference", out.staged(REFERENCE_NAME), out.final_location(REFERENCE_NAME)
-        )
-        names.append(REFERENCE_NAME)
-        if evaluated is not None:
-            manifest.add_artifact(
-                accuracy.REFERENCE_KIND,
-                out.staged(accuracy.REFERENCE_NAME),
-                out.final_location(accuracy.REFERENCE_NAME),
-            )
-            names.append(accuracy.REFERENCE_NAME)
-        if calibrated is not None:
-            for kind, name in calibrated.published_names:
-                manifest.add_artifact(kind, out.staged(name), out.final_location(name))
-                names.append(name)
-        manifest.details = {
-            "inputDims": request.dims.as_list(),
-            "dataFormat": "channels_last",
-            "dataType": request.data_type,
-            "stages": stages,
-            "sdkCompatible": request.sdk_compatible,
-            "tensors": _tensors(info),
-            "onnxOpset": info.opset,
-            "codec": {"etlt": codecs[0].name, "tlt": decrypted.codec},
-            "preprocessing": normalization,
-            "fidelity": report.as_dict(),
-        }
-        if sdk_info is not None and sdk_report is not None:
-            manifest.details["deploy"] = {
-                "onnx": out.final_location(deploy_name or ""),
-                "tensors": _tensors(sdk_info),
-                "fidelity": sdk_report.as_dict(),
-                "etlt": "deploy",  # which graph the .etlt holds
-                # Measured on the plain graph, the deploy graph's own tensors added exactly.
-                "calibration": "shared" if calibrated is not None else None,
-            }
-        if calibrated is not None:
-            manifest.details["calibration"] = calibrated.details
-        if evaluated is not None and request.evaluation is not None:
-            manifest.details["evaluation"] = accuracy.export_block(request.evaluation, evaluated)
-        manifest.write(out.staged(MANIFEST_NAME))
+        calibrated = _calibrate(run, graphs, cal_plan, normalization)
+        names = _list_artifacts(run, etlt_name, graphs, evaluated, calibrated)
+        _describe(run, graphs, decrypted.codec, normalization, calibrated, evaluated)
+        failure = None
+        if engine is not None:
+            local = {out.final_location(n): out.staged(n) for n in names}
+            outcome = build_from_export(engine, run.manifest.to_dict(), local)
+            run.manifest.details["engine"] = outcome.entry
+            run.manifest.artifacts += outcome.artifacts
+            failure = outcome.failure
+        run.manifest.write(out.staged(MANIFEST_NAME))
         published = out.publish([*names, MANIFEST_NAME])
-    return ExportResult(published=published, manifest=manifest.to_dict())
+    if failure is not None:
+        raise failure
+    return ExportResult(published, run.manifest.to_dict(), out.final_location(MANIFEST_NAME))
+
+
+def _open_evaluation_set(run: _Export) -> Any:
+    """The evaluation set, opened before the model is fetched: a bad set costs no conversion."""
+    evaluation = run.request.evaluation
+    if evaluation is None:
+        return None
+    with run.manifest.timed("evaluationSet"):
+        (run.work / "evaluation").mkdir()  # S3 downloads land there
+        return open_set(
+            evaluation.annotations, evaluation.images, run.work / "evaluation",
+            evaluation.max_images,
+        )  # fmt: skip
+
+
+def _decrypt(run: _Export) -> tuple[Any, Any, Path | None]:
+    """The .tlt fetched and decrypted into a Keras model; (model, decrypted, spec path)."""
+    request, work = run.request, run.work
+    with run.manifest.timed("fetch"):
+        model_path = Location(request.model).fetch(work, "model")
+        spec_path = (
+            Location(request.experiment_spec).fetch(work, "experiment spec")
+            if request.experiment_spec
+            else None
+        )
+    with run.manifest.timed("decrypt"):
+        try:
+            decrypted = read_tlt(model_path, request.key, run.codecs, work / "model.h5")
+        except UserError as exc:
+            # The model was fetched to a scratch file: name the user's own URI instead.
+            raise type(exc)(str(exc).replace(str(model_path), request.model)) from exc
+        # The URI as given: Path() would make s3://b/k read s3:/b/k.
+        check_hdf5_complete(decrypted.path, request.model)
+        trained = _load_keras(decrypted.path, request.model)
+        log.info("decrypted %s with codec %s", request.model, decrypted.codec)
+    try:
+        run.stages = stage_count(trained)
+    except ValueError as exc:
+        raise CorruptModelError(f"{request.model} is not a BodyPoseNet model: {exc}") from exc
+    run.manifest.inputs = {
+        "model": request.model,
+        "modelSha256": sha256_of(model_path),
+        "experimentSpec": request.experiment_spec,
+    }
+    return trained, decrypted, spec_path
+
+
+def _convert(run: _Export, trained: Any, graph: _Graph) -> None:
+    request = run.request
+    with run.manifest.timed("convert"):
+        graph.model = build_deploy_model(
+            trained, request.dims.height, request.dims.width,
+            sdk_compatible=graph.sdk_compatible, upsample_ratio=request.upsample_ratio,
+        )  # fmt: skip
+        graph.info = keras_to_onnx(graph.model, run.out.staged(graph.name))
+    which = "the SDK-compatible graph" if graph.kind == Kind.DEPLOY_ONNX else "ONNX"
+    log.info("converted %s: outputs %s", which, ", ".join(graph.info.output_names))
+
+
+def _verify(run: _Export, graphs: list[_Graph]) -> None:
+    """Each graph's ONNX Runtime outputs against Keras; the plain one's are the reference."""
+    request = run.request
+    with run.manifest.timed("verify"):
+        inputs = reference_inputs(request.dims.height, request.dims.width)
+        for graph in graphs:
+            assert graph.info is not None
+            graph.report = compare_with_keras(graph.model, graph.info.path, inputs,
+                                              request.tolerance)  # fmt: skip
+        plain = graphs[0].report
+        assert plain is not None
+        write_verification_reference(
+            run.out.staged(file_name(Kind.REFERENCE)), inputs, plain.onnx_outputs
+        )
+        log.info("ONNX Runtime vs Keras: max abs difference %.3g (tolerance %g)",
+                 plain.worst, plain.tolerance)  # fmt: skip
+
+
+def _evaluate(run: _Export, plain: _Graph, evaluation_set: Any) -> Any:
+    """The FP32 model's OKS AP, as TAO evaluates exported models (strict mode)."""
+    evaluation = run.request.evaluation
+    if evaluation is None or evaluation_set is None:
+        return None
+    assert plain.info is not None
+    size = run.request.dims.height_width
+    with run.manifest.timed("evaluate"):
+        evaluated = evaluate_artifact(ONNX_REFERENCE, plain.info.path, evaluation_set, *size)
+    accuracy.write_reference(
+        run.out.staged(file_name(Kind.EVALUATION)), evaluation, evaluated, size,
+        run.out.final_location(plain.name),
+    )  # fmt: skip
+    log.info("FP32 OKS AP %.2f (AP50 %.2f) on %d images of %s", evaluated.ap * 100,
+             evaluated.ap50 * 100, evaluated.images, evaluation.annotations)  # fmt: skip
+    return evaluated
+
+
+def _calibrate(
+    run: _Export, graphs: list[_Graph], cal_plan: Any, normalization: dict[str, Any]
+) -> Any:
+    """int8: one calibration on the plain graph, covering the deploy graph too."""
+    calibration = run.request.calibration
+    if calibration is None or cal_plan is None:
+        return None
+    plain, deploy = graphs[0], graphs[1] if len(graphs) > 1 else None
+    assert plain.info is not None
+    with run.manifest.timed("calibrate"):
+        calibrated = calibration_step.calibrate(
+            calibration, cal_plan, plain.info.path, run.request.dims.height_width,
+            Normalization.from_lists(normalization["imageOffset"], normalization["imageScale"]),
+            run.work, run.out.staging,
+        )  # fmt: skip
+        if deploy is not None and deploy.info is not None:
+            # One cal.bin for both graphs (`stages.deploy.cover_deploy_graph`).
+            deploy_engine.cover_deploy_graph(
+                run.out.staged(file_name(Kind.CALIBRATION_CACHE)), deploy.info.path
+            )
+    return calibrated
+
+
+def _list_artifacts(
+    run: _Export, etlt_name: str, graphs: list[_Graph], evaluated: Any, calibrated: Any
+) -> list[str]:
+    """Every staged file in the manifest, in publishing order; their names."""
+    listed: list[tuple[Kind, str]] = [(Kind.ETLT, etlt_name)]
+    listed += [(graph.kind, graph.name) for graph in graphs]
+    listed.append((Kind.REFERENCE, file_name(Kind.REFERENCE)))
+    if evaluated is not None:
+        listed.append((Kind.EVALUATION, file_name(Kind.EVALUATION)))
+    if calibrated is not None:
+        listed += calibrated.published_names
+    for kind, name in listed:
+        run.manifest.add_artifact(kind, run.out.staged(name), run.out.final_location(name))
+    return [name for _, name in listed]
+
+
+def _describe(
+    run: _Export,
+    graphs: list[_Graph],
+    tlt_codec: str,
+    normalization: dict[str, Any],
+    calibrated: Any,
+    evaluated: Any,
+) -> None:
+    request, plain = run.request, graphs[0]
+    assert plain.info is not None and plain.report is not None
+    run.manifest.details = {
+        "inputDims": request.dims.as_list(),
+        "dataFormat": "channels_last",
+        "dataType": request.data_type,
+        "stages": run.stages,
+        "sdkCompatible": request.sdk_compatible,
+        "tensors": _tensors(plain.info),
+        "onnxOpset": plain.info.opset,
+        "codec": {"etlt": run.codecs[0].name, "tlt": tlt_codec},
+        "preprocessing": normalization,
+        "fidelity": plain.report.as_dict(),
+    }
+    if len(graphs) > 1:
+        deploy = graphs[1]
+        assert deploy.report is not None
+        run.manifest.details["deploy"] = {
+            "onnx": run.out.final_location(deploy.name),
+            "tensors": _tensors(deploy.info),
+            "fidelity": deploy.report.as_dict(),
+            "etlt": "deploy",  # which graph the .etlt holds
+            # Measured on the plain graph, the deploy graph's own tensors added exactly.
+            "calibration": "shared" if calibrated is not None else None,
+        }
+    if calibrated is not None:
+        run.manifest.details["calibration"] = calibrated.details
+    if evaluated is not None and request.evaluation is not None:
+        run.manifest.details["evaluation"] = accuracy.export_block(request.evaluation, evaluated)

@@ -1,5 +1,5 @@
 """The serving configs of one built artifact: beside it, and where `--triton_repository` /
-`--deepstream_config` ask (the build stage's part of issue 14, item 5).
+`--deepstream_config` ask (the build stage's serving configs; README, "Serving configs").
 
 Beside every artifact the build publishes, with the manifest listing each:
 
@@ -23,24 +23,25 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bodypose_exporter.engines.base import BackendFacts
 from bodypose_exporter.errors import NotFoundError
+from bodypose_exporter.manifest import Kind, file_name
 from bodypose_exporter.serving import deepstream, triton
 from bodypose_exporter.serving.bindings import Bindings
 from bodypose_exporter.serving.paths import parent, relative
-from bodypose_exporter.storage import inputs as input_files
+from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
 
 log = logging.getLogger(__name__)
 
 TRITON_DIR = "triton"
-KINDS = {"config": "triton-config", "model": "triton-model", "deepstream": "deepstream-config"}
 
 
 @dataclass(frozen=True)
 class Served:
     """One artifact and what its configs say about it."""
 
-    backend: str
+    facts: BackendFacts  # the backend that built the artifact
     precision: str
     max_batch_size: int
     bindings: Bindings
@@ -52,7 +53,9 @@ class Served:
     model_name: str = triton.DEFAULT_MODEL_NAME
 
     def triton_model(self) -> triton.TritonModel:
-        return triton.TritonModel(self.model_name, self.backend, self.bindings, self.max_batch_size)
+        return triton.TritonModel(
+            self.model_name, self.facts.triton, self.bindings, self.max_batch_size
+        )
 
     def nvinfer(self, config_location: str) -> deepstream.NvinferConfig:
         where = parent(config_location)
@@ -62,24 +65,24 @@ class Served:
             batch_size=self.max_batch_size,
             onnx_file=relative(self.onnx_source, where),
             engine_file=(
-                relative(self.artifact_location, where) if self.backend == "tensorrt" else None
+                relative(self.artifact_location, where) if self.facts.nvinfer_loads else None
             ),
             calib_file=relative(self.cal_bin, where) if self.cal_bin else None,
         )
 
 
-def stage_beside(out: OutputSet, served: Served) -> list[tuple[str, str]]:
+def stage_beside(out: OutputSet, served: Served) -> list[tuple[Kind, str]]:
     """Stage the Triton entry and the DeepStream config in `out`; (kind, name) of each."""
     model = served.triton_model()
     out.staged(f"{TRITON_DIR}/{model.config_path()}").write_text(triton.config_text(model))
     shutil.copyfile(served.artifact, out.staged(f"{TRITON_DIR}/{model.model_path()}"))
-    ds_name = deepstream.FILE_NAME
+    ds_name = file_name(Kind.DEEPSTREAM_CONFIG)
     config = served.nvinfer(out.final_location(ds_name))
     out.staged(ds_name).write_text(deepstream.config_text(config))
     return [
-        (KINDS["config"], f"{TRITON_DIR}/{model.config_path()}"),
-        (KINDS["model"], f"{TRITON_DIR}/{model.model_path()}"),
-        (KINDS["deepstream"], ds_name),
+        (Kind.TRITON_CONFIG, f"{TRITON_DIR}/{model.config_path()}"),
+        (Kind.TRITON_MODEL, f"{TRITON_DIR}/{model.model_path()}"),
+        (Kind.DEEPSTREAM_CONFIG, ds_name),
     ]
 
 
@@ -97,11 +100,11 @@ def write_triton_repository(directory: str, served: Served) -> list[str]:
     ):
         config_uri = out.final_location(model.config_path())
         try:
-            existing = input_files.fetch(config_uri, Path(tmp), "Triton config").read_text()
+            existing = Location(config_uri).fetch(Path(tmp), "Triton config").read_text()
         except NotFoundError:
             existing = None
         file_name = None
-        if served.backend == "tensorrt" and served.compute_capability:
+        if served.compute_capability:  # plans for one GPU each, keyed by compute capability
             model = triton.merge(existing, model, served.compute_capability, config_uri)
             file_name = triton.plan_file_for(served.compute_capability)
         elif existing is not None:
@@ -115,7 +118,7 @@ def write_triton_repository(directory: str, served: Served) -> list[str]:
 
 def write_deepstream_config(file: str, served: Served) -> str:
     """The nvinfer config at `file` (path or s3://), its paths relative to its directory."""
-    name = file.rstrip("/").rpartition("/")[2] or deepstream.FILE_NAME
+    name = file.rstrip("/").rpartition("/")[2] or file_name(Kind.DEEPSTREAM_CONFIG)
     with OutputSet(file) as out:
         out.staged(name).write_text(
             deepstream.config_text(served.nvinfer(out.final_location(name)))

@@ -7,6 +7,8 @@ whether the far side is AWS, MinIO or a test server.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,7 +64,28 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+#: The environment a client is made from: a change (a test's other MinIO) makes another.
+_CLIENT_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+)
+
+
 def client() -> Any:
+    """The process's S3 client (boto3 clients are thread-safe and pool their connections),
+    made anew only when the AWS environment it was made from changes."""
+    return _client(tuple(os.environ.get(name) for name in _CLIENT_ENV))
+
+
+@functools.lru_cache(maxsize=4)
+def _client(environment: tuple[str | None, ...]) -> Any:
+    del environment  # the cache key; boto3 reads the variables itself
     # Bounded retries: an unreachable endpoint must fail in seconds, not minutes.
     return boto3.client(
         "s3", config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5)

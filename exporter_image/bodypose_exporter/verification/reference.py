@@ -23,9 +23,9 @@ import onnx
 
 from bodypose_exporter.calibration.images import CorruptImageError, decode
 from bodypose_exporter.calibration.preprocess import Normalization, preprocess
-from bodypose_exporter.convert.fidelity import read_reference
+from bodypose_exporter.convert.fidelity import read_verification_reference
 from bodypose_exporter.engines.base import run_batched
-from bodypose_exporter.engines.registry import backend_by_name
+from bodypose_exporter.engines.registry import ONNX_REFERENCE, backend_by_name
 from bodypose_exporter.errors import UserError
 
 Array = npt.NDArray[np.float32]
@@ -44,7 +44,7 @@ class Reference:
 
 
 def from_npz(path: Path) -> Reference:
-    inputs, outputs = read_reference(path)
+    inputs, outputs = read_verification_reference(path)
     return Reference(inputs.astype(np.float32), outputs, f"reference.npz ({len(inputs)} inputs)")
 
 
@@ -73,7 +73,7 @@ def preprocess_images(paths: Sequence[Path], height: int, width: int) -> Array:
 
 def from_images(onnx_path: Path, paths: Sequence[Path], height: int, width: int) -> Reference:
     inputs = preprocess_images(paths, height, width)
-    runner = backend_by_name("onnxruntime").load(onnx_path)
+    runner = backend_by_name(ONNX_REFERENCE).load(onnx_path)
     try:
         outputs = run_batched(runner, inputs)
     finally:

@@ -10,17 +10,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
+from bodypose_exporter.engines.base import (
+    BuildRequest,
+    BuiltEngine,
+    CompatibilityRecord,
+    EngineOptions,
+)
 from bodypose_exporter.engines.ort import hardware
-from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
+from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder, int8_record
+from bodypose_exporter.engines.ort.facts import FACTS
 from bodypose_exporter.engines.ort.runner import OrtRunner
 
 
 class OnnxRuntimeBackend:
-    name = "onnxruntime"
+    facts = FACTS
 
     def describe(self) -> dict[str, Any]:
         return hardware.describe()
+
+    def target(
+        self, options: EngineOptions, described: dict[str, Any]
+    ) -> CompatibilityRecord | None:
+        """Only an int8 artifact needs something of the CPU: its class (`hardware`)."""
+        return int8_record(options, described)
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         return OnnxRuntimeBuilder().build(request)

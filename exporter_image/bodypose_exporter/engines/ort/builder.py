@@ -44,9 +44,15 @@ import onnx
 import onnxruntime as ort
 
 from bodypose_exporter.calibration import calibration_cache
-from bodypose_exporter.calibration.qdq import ranges_of, write_qdq_model
-from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
+from bodypose_exporter.calibration.qdq import UINT8_RELU, ranges_of, write_qdq_model
+from bodypose_exporter.engines.base import (
+    BuildRequest,
+    BuiltEngine,
+    CompatibilityRecord,
+    EngineOptions,
+)
 from bodypose_exporter.engines.ort import hardware
+from bodypose_exporter.engines.ort.facts import FACTS
 from bodypose_exporter.engines.ort.runner import PROVIDERS
 from bodypose_exporter.errors import UserError
 
@@ -89,6 +95,20 @@ def _mark(artifact: Path, record: dict[str, str]) -> None:
     onnx.save(model, str(artifact))
 
 
+def int8_record(options: EngineOptions, described: dict[str, Any]) -> CompatibilityRecord | None:
+    """An int8 artifact's record: the CPU class it is built for and the weights that needs."""
+    if options.precision != "int8":
+        return None
+    instruction_set = options.int8_instruction_set or described["int8InstructionSet"]
+    return CompatibilityRecord(
+        {
+            "instructionSet": instruction_set,
+            "weights": hardware.int8_weights(instruction_set),
+            "onnxruntimeVersion": ort.__version__,
+        }
+    )
+
+
 class OnnxRuntimeBuilder:
     """Builds the artifact: `build(request)`; `backend.py` pairs it with the runner."""
 
@@ -97,33 +117,28 @@ class OnnxRuntimeBuilder:
             return self._build(request, Path(tmp))
 
     def _build(self, request: BuildRequest, work: Path) -> BuiltEngine:
+        options = request.options
         described = {**hardware.describe(), "onnxruntimeVersion": ort.__version__}
-        if request.precision == "fp16":
+        if options.precision == "fp16":
             log.warning(
                 "ONNX Runtime's CPU provider has no FP16 convolution kernels: the fp16 artifact "
                 "for this CPU target is the optimized FP32 graph"
             )
-        source, record = request.onnx_path, None
+        source = request.onnx_path
         details: dict[str, Any] = {"int8Source": "fp32"}
-        if request.precision == "int8":
-            instruction_set = request.int8_instruction_set or described["int8InstructionSet"]
-            record = {
-                "instructionSet": instruction_set,
-                "weights": hardware.int8_weights(instruction_set),
-                "onnxruntimeVersion": ort.__version__,
-            }
+        record = int8_record(options, described)
+        if record is not None:
+            instruction_set, weights = record.fields["instructionSet"], record.fields["weights"]
             amax, origin = _int8_ranges(request)
             source = work / "qdq.onnx"
-            write_qdq_model(
-                request.onnx_path, amax, source, flavour="onnxruntime", weights=record["weights"]
-            )
-            details = {"int8Source": origin, "int8Weights": record["weights"]}
+            write_qdq_model(request.onnx_path, amax, source, flavour=UINT8_RELU, weights=weights)
+            details = {"int8Source": origin, "int8Weights": weights}
             log.info(
                 "int8 for %s CPUs: %s weights%s",
                 instruction_set,
-                record["weights"],
+                weights,
                 " (its uint8 x int8 kernels saturate; see engines/ort/hardware.py)"
-                if record["weights"] == "uint8"
+                if weights == "uint8"
                 else "",
             )
             if not described["int8DotProduct"]:
@@ -131,7 +146,7 @@ class OnnxRuntimeBuilder:
                     "this CPU has no int8 dot-product instructions (VNNI/AMX/dotprod): the int8 "
                     "artifact runs, but not faster than fp32"
                 )
-        if request.strict_types:
+        if options.strict_types:
             log.info("-s/--strict_type_constraints has no effect on ONNX Runtime artifacts")
         options = ort.SessionOptions()
         options.graph_optimization_level = ARTIFACT_LEVEL
@@ -144,12 +159,12 @@ class OnnxRuntimeBuilder:
             raise UserError(f"ONNX Runtime cannot optimize {source}: {exc}") from exc
         seconds = time.perf_counter() - started
         if record is not None:
-            _mark(request.engine_path, record)
+            _mark(request.engine_path, record.fields)
         details.update(
             {
-                "effectivePrecision": "int8" if request.precision == "int8" else "fp32",
+                "effectivePrecision": "int8" if options.precision == "int8" else "fp32",
                 "optimizationLevel": "ORT_ENABLE_EXTENDED",
                 "optimizeSeconds": round(seconds, 3),
             }
         )
-        return BuiltEngine(request.engine_path, "onnxruntime", described, details, record)
+        return BuiltEngine(request.engine_path, FACTS.name, described, details)

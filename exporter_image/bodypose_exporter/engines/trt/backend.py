@@ -11,17 +11,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
+from bodypose_exporter.engines.base import (
+    BuildRequest,
+    BuiltEngine,
+    CompatibilityRecord,
+    EngineOptions,
+)
+from bodypose_exporter.engines.compatibility import check_expected_gpu, tensorrt_record
 from bodypose_exporter.engines.trt import hardware
 from bodypose_exporter.engines.trt.builder import TensorRTBuilder
+from bodypose_exporter.engines.trt.facts import FACTS
 from bodypose_exporter.engines.trt.runner import TensorRTRunner
 
 
 class TensorRTBackend:
-    name = "tensorrt"
+    facts = FACTS
 
     def describe(self) -> dict[str, Any]:
         return hardware.describe()
+
+    def target(
+        self, options: EngineOptions, described: dict[str, Any]
+    ) -> CompatibilityRecord | None:
+        """The GPU read from the device must be the pool's; the record names it."""
+        check_expected_gpu(
+            described, options.expected_gpu_product, options.expected_compute_capability
+        )
+        return tensorrt_record(described, options.hardware_compatibility)
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         return TensorRTBuilder().build(request)

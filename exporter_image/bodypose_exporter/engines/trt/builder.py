@@ -74,6 +74,7 @@ from bodypose_exporter.engines.trt.calibrator import (
     check_tensorfile,
     make_calibrator,
 )
+from bodypose_exporter.engines.trt.facts import FACTS
 from bodypose_exporter.engines.trt.runtime import tensorrt
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.serving import bindings as onnx_bindings
@@ -93,7 +94,7 @@ def trt_major(version: str) -> int:
 
 def resolve_route(request: BuildRequest, trt_version: str) -> str:
     """`--int8_route` as `qdq` or `cal_bin` (`auto` resolved); UserError if its input is missing."""
-    route = request.int8_route
+    route = request.options.int8_route
     if route not in INT8_ROUTES:
         raise UserError(f"--int8_route {route!r}: choose one of {', '.join(INT8_ROUTES)}")
     has_cache = request.calibration_cache is not None and request.calibration_cache.exists()
@@ -162,7 +163,7 @@ class BuildPlan:
 
 def plan_build(request: BuildRequest, trt_version: str) -> BuildPlan:
     """The build's choices (module docstring); reads the ONNX model, never TensorRT."""
-    route = resolve_route(request, trt_version) if request.precision == "int8" else None
+    route = resolve_route(request, trt_version) if request.options.precision == "int8" else None
     int8_source = None
     if route == "qdq":
         int8_source = "qdq"
@@ -176,30 +177,30 @@ def plan_build(request: BuildRequest, trt_version: str) -> BuildPlan:
     if len(binding.dims) != 3:
         raise UserError(f"{model}: input {binding.name} is not NHWC: dims {binding.dims}")
     notes: list[str] = []
-    strict = request.strict_types
+    strict = request.options.strict_types
     if strict and strongly_typed:
         notes.append(
             "-s: a strongly typed network already runs every layer in the type the QDQ model "
             "gives it; no precision constraints to add"
         )
         strict = False
-    batch = request.calibration_batch_size if route == "cal_bin" else None
+    batch = request.options.calibration_batch_size if route == "cal_bin" else None
     return BuildPlan(
         model=model,
-        precision=request.precision,
+        precision=request.options.precision,
         route=route,
         int8_source=int8_source,
         strongly_typed=strongly_typed,
-        tf32=request.precision != "fp32" and not strongly_typed,
-        fp16=request.precision in ("fp16", "int8") and not strongly_typed,
-        int8=request.precision == "int8" and not strongly_typed,
+        tf32=request.options.precision != "fp32" and not strongly_typed,
+        fp16=request.options.precision in ("fp16", "int8") and not strongly_typed,
+        int8=request.options.precision == "int8" and not strongly_typed,
         input_name=binding.name,
         input_shape=(binding.dims[0], binding.dims[1], binding.dims[2]),
-        profile=(1, request.max_batch_size, request.max_batch_size),
+        profile=(1, request.options.max_batch_size, request.options.max_batch_size),
         calibration_batch=batch,
-        workspace=request.max_workspace_size,
+        workspace=request.options.max_workspace_size,
         timing_cache=request.timing_cache,
-        hardware_compatibility=request.hardware_compatibility,
+        hardware_compatibility=request.options.hardware_compatibility,
         strict=strict,
         calibrate_first=strict and int8_source == "tensorfile",
         notes=tuple(notes),
@@ -316,15 +317,15 @@ class TensorRTBuilder:
                 assert request.calibration_data is not None
                 check_tensorfile(
                     request.calibration_data,
-                    request.calibration_batches,
-                    request.calibration_batch_size,
+                    request.options.calibration_batches,
+                    request.options.calibration_batch_size,
                     plan.input_shape,
                 )
             feed = TensorfileFeed(
                 plan.input_name,
                 plan.input_shape,
-                request.calibration_batch_size,
-                request.calibration_batches,
+                request.options.calibration_batch_size,
+                request.options.calibration_batches,
                 tensorfile=request.calibration_data if plan.int8_source == "tensorfile" else None,
                 cache_source=str(request.calibration_cache),
             )
@@ -334,8 +335,8 @@ class TensorRTBuilder:
             assert feed is not None
             self._run(trt, plan, feed, prepared.calibrator, cache_path, None, calibrate_only=True)
             feed = TensorfileFeed(  # the second build replays what the first one wrote
-                plan.input_name, plan.input_shape, request.calibration_batch_size,
-                request.calibration_batches, cache_source=str(cache_path),
+                plan.input_name, plan.input_shape, request.options.calibration_batch_size,
+                request.options.calibration_batches, cache_source=str(cache_path),
             )  # fmt: skip
         strict = strict_set(plan, cache_path)
         serialized = self._run(trt, plan, feed, prepared.calibrator, cache_path, strict)
@@ -353,7 +354,7 @@ class TensorRTBuilder:
             details["calibrationCache"] = prepared.record
         if plan.timing_cache is not None and plan.timing_cache.exists():
             details["timingCache"] = {"savedBytes": plan.timing_cache.stat().st_size}
-        return BuiltEngine(request.engine_path, "tensorrt", hardware.describe(), details)
+        return BuiltEngine(request.engine_path, FACTS.name, hardware.describe(), details)
 
     def _run(
         self,

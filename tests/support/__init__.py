@@ -1,0 +1,1 @@
+"""Fakes, builders and helpers shared by the test folders (tests/README.md)."""

@@ -1,0 +1,40 @@
+"""Build-stage requests from flat keywords, as the tests name them.
+
+`stage_request(onnx=..., engine_file=..., precision=..., qdq_model=...)`
+sorts each keyword into the type that owns it (`EngineOptions`,
+`BuildInputs`, `BuildStageRequest`), so a test says what it builds, not
+where each setting lives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from bodypose_exporter.engines.base import BuildRequest, EngineOptions
+from bodypose_exporter.stages.build import BuildInputs, BuildStageRequest
+
+
+def _fields(kind: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(kind)}
+
+
+def _split(given: dict[str, Any], *kinds: type) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{} for _ in kinds]
+    for name, value in given.items():
+        owner = next((i for i, kind in enumerate(kinds) if name in _fields(kind)), None)
+        if owner is None:
+            raise TypeError(f"no build type has a field {name!r}")
+        parts[owner][name] = value
+    return parts
+
+
+def stage_request(**given: Any) -> BuildStageRequest:
+    options, inputs, stage = _split(given, EngineOptions, BuildInputs, BuildStageRequest)
+    return BuildStageRequest(engine=EngineOptions(**options), inputs=BuildInputs(**inputs), **stage)
+
+
+def build_request(onnx_path: Path, engine_path: Path, **given: Any) -> BuildRequest:
+    options, files = _split(given, EngineOptions, BuildRequest)
+    return BuildRequest(EngineOptions(**options), onnx_path, engine_path, **files)
