@@ -26,6 +26,7 @@ from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.cli.main import build_main, export_main
 from bodypose_exporter.evaluation.gate import ADVICE
+from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
 from bodypose_exporter.result import ENV_VAR
 from bodypose_exporter.stages.sample import TrainedSample, write_trained_sample
 from tests.conftest import S3Endpoint
@@ -37,7 +38,9 @@ pytestmark = pytest.mark.slow
 IMAGES = 40
 AP_FLOOR = 35.0  # AP points; measured 52.63 (tests/evaluation/test_trained_sample.py)
 LIFTED = ["--max_abs_diff", "1e9", "--min_cosine", "0", "--min_peak_agreement", "0"]
-EXPORT_KEYS = {"images", "people", "figures", "annotations", "imagesUri", "note"}
+EXPORT_KEYS = {
+    "images", "people", "figures", "peakCandidatesCapped", "annotations", "imagesUri", "note"
+}  # fmt: skip
 BUILD_KEYS = {"images", "figures", "reference", "apDrop", "maxApDrop", "passed"}
 FIGURE_NAMES = ["AP", "AP50", "AP75", "APm", "APl"]
 
@@ -179,6 +182,35 @@ def test_a_blank_calibration_is_refused_with_the_numbers(
         "AccuracyDropTooLarge",
         message,
     )
+
+
+def test_an_engine_with_flat_heatmaps_is_refused_naming_the_decoders_cap(
+    int8_export: Path, run: Run, tmp_path: Path
+) -> None:
+    """Issue 26, item 5: a broken engine's flat heatmaps are decoded within the cap (not an
+    OOM kill), counted in its figures and refused by the AP gate with the cap named."""
+    flat = trained.flattened(int8_export / "bpnet_model.onnx", tmp_path / "flat.onnx")
+    engines = tmp_path / "cpu"
+    code, _, err = run(
+        build_main,
+        "--onnx", str(flat), "--reference", str(int8_export / "reference.npz"),
+        "--eval_reference", str(int8_export / "evaluation.json"),
+        "--engine_backend", "onnxruntime",
+        "--engine_file", str(engines / f"bpnet_model.{HEIGHT}.{WIDTH}.fp32.engine"), *LIFTED,
+    )  # fmt: skip
+    assert code == 3, err
+    block = _manifest(engines / "manifest.rejected.json")["evaluation"]
+    assert (block["passed"], block["peakCandidatesCapped"], block["images"]) == (
+        False, IMAGES, IMAGES
+    )  # fmt: skip
+    head = (
+        f"fp32 engine refused: its heatmaps gave more than {MAX_CANDIDATES_PER_JOINT} peak "
+        "candidates of a joint (the decoder's cap per joint) on "
+        f"{IMAGES} of {IMAGES} evaluation images, the FP32 model's on 0."
+    )
+    assert block["message"].startswith(head)
+    assert f"bpnet-build: error: {head}" in err
+    assert "these figures are a broken one's" in block["note"]
 
 
 def test_sdk_compatible_publishes_both_engines_and_evaluates_the_plain_one(

@@ -8,6 +8,10 @@ by `ApFigures.from_record`). Every build reads that file (`--eval_reference`),
 evaluates its own engine on the same set with the same decoding, and gates
 the drop (`evaluation.gate`).
 
+Both blocks carry `peakCandidatesCapped`: on how many images the decoder hit
+its cap of heatmap candidates per joint (`evaluation.peaks`); above the
+reference's count the figures are a broken engine's and the gate refuses it.
+
 The manifests' `evaluation` blocks are what the operator copies into the
 status, so their figures are in AP points (AP x 100), the unit of `apDrop`,
 `maxApDrop` and of every table a user reads; a figure pycocotools could not
@@ -46,6 +50,7 @@ def export_block(request: EvaluationRequest, figures: ApFigures) -> dict[str, An
         "images": figures.images,
         "people": figures.annotated_people,
         "figures": points(figures),
+        "peakCandidatesCapped": figures.peak_candidates_capped,
         "annotations": request.annotations,
         "imagesUri": request.images,
         "note": _note(figures),
@@ -168,6 +173,7 @@ def gate_engine(
         "precision": precision,
         "people": figures.annotated_people,
         "foundPeople": figures.found_people,
+        "peakCandidatesCapped": figures.peak_candidates_capped,
         "evaluatedEngine": engine_location,
         "referenceUri": reference.source,
         "annotations": request.annotations,
