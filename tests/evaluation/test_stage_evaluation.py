@@ -25,8 +25,11 @@ import pytest
 from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.cli.main import build_main, export_main
+from bodypose_exporter.evaluation import accuracy as evaluation_accuracy
+from bodypose_exporter.evaluation.digest import set_digest
 from bodypose_exporter.evaluation.gate import ADVICE
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
+from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.result import ENV_VAR
 from bodypose_exporter.stages.sample import TrainedSample, write_trained_sample
 from tests.conftest import S3Endpoint
@@ -125,6 +128,8 @@ def test_the_export_records_the_fp32_figures(int8_export: Path, sample: TrainedS
     recorded = _manifest(int8_export / "evaluation.json")
     assert recorded["figures"]["AP"] * 100 == pytest.approx(block["figures"]["AP"], abs=1e-3)
     assert recorded["inputHW"] == [HEIGHT, WIDTH]
+    evaluated = open_set(str(sample.annotations), str(sample.images), int8_export / "set")
+    assert recorded["setDigest"] == set_digest(evaluated).as_dict()
 
 
 def test_an_int8_build_records_its_figures_and_passes(
@@ -211,6 +216,45 @@ def test_an_engine_with_flat_heatmaps_is_refused_naming_the_decoders_cap(
     assert block["message"].startswith(head)
     assert f"bpnet-build: error: {head}" in err
     assert "these figures are a broken one's" in block["note"]
+
+
+def test_a_build_given_another_set_of_the_same_size_is_refused_before_evaluating(
+    int8_export: Path,
+    sample: TrainedSample,
+    run: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 26, item 2: same images, same people, one joint moved: another set, refused by
+    digest before the engine runs on it, both sets named."""
+    moved = json.loads(sample.annotations.read_text())
+    moved["annotations"][0]["keypoints"][0] += 3
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(moved))
+
+    def ran(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the engine was evaluated before the set was compared")
+
+    monkeypatch.setattr(evaluation_accuracy, "evaluate_artifact", ran)
+    log = tmp_path / "termination-log"
+    monkeypatch.setenv(ENV_VAR, str(log))
+    argv = _build(int8_export, tmp_path / "cpu", "--eval_annotations", str(other),
+                  "--eval_images", str(sample.images))  # fmt: skip
+    code, _, err = run(build_main, *argv)
+    assert code == 2, err
+    reference = int8_export / "evaluation.json"
+    for part in (
+        f"bpnet-build: error: the engine's evaluation set is not the one the reference "
+        f"{reference} was measured on (their annotations differ), so the AP drop would mean "
+        f"nothing: this build's set is annotations {other}, images {sample.images} ({IMAGES} "
+        "images, ",
+        f"; the reference's is annotations {sample.annotations}, images {sample.images} "
+        f"({IMAGES} images, ",
+        "Give the export's --eval_annotations, --eval_images and --eval_max_images",
+    ):
+        assert part in err, err
+    result = json.loads(log.read_text())
+    assert (result["ok"], result["reason"]) == (False, "EvaluationSetMismatch")
 
 
 def test_sdk_compatible_publishes_both_engines_and_evaluates_the_plain_one(

@@ -14,6 +14,7 @@ evaluate`, so a user can reproduce a Job's verdict by hand.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,16 +55,20 @@ def engine_ap_gate(
     precision: str,
     height: int,
     width: int,
+    check: Callable[[EvaluationSet], None] | None = None,
 ) -> tuple[ApFigures, ApDropVerdict]:
     """The build stage's: the engine's AP on the same set and its verdict (not yet enforced).
 
     The limit is checked before any inference, so a negative `maxApDrop`
-    costs no download.
+    costs no download; `check` sees the opened set before the engine runs on
+    it (the build's same-set check, `stages.accuracy`) and raises to refuse it.
     """
     max_ap_drop_for(precision, request.max_ap_drop)
     with tempfile.TemporaryDirectory(prefix="bpnet-evaluation-") as tmp:
         evaluation_set = open_set(
             request.annotations, request.images, Path(tmp), request.max_images
         )
+        if check is not None:
+            check(evaluation_set)
         engine = evaluate_artifact(backend, engine_path, evaluation_set, height, width)
     return engine, check_ap_drop(reference, engine, precision, request.max_ap_drop)

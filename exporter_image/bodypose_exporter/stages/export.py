@@ -43,6 +43,7 @@ from bodypose_exporter.convert.fidelity import (
 from bodypose_exporter.convert.keras_to_onnx import keras_to_onnx
 from bodypose_exporter.errors import CorruptModelError, UserError
 from bodypose_exporter.evaluation.accuracy import EvaluationRequest, evaluate_artifact
+from bodypose_exporter.evaluation.digest import set_digest
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.manifest import MANIFEST_NAME, Manifest, sha256_of
 from bodypose_exporter.model.bpnet import stage_count
@@ -159,7 +160,7 @@ def run_export(request: ExportRequest) -> ExportResult:
         tempfile.TemporaryDirectory(prefix="bpnet-export-") as tmp,
     ):
         work = Path(tmp)
-        evaluation_set = None
+        evaluation_set = evaluation_digest = None
         if request.evaluation is not None:
             # Before the model is fetched too: a bad set is refused before any conversion.
             with manifest.timed("evaluationSet"):
@@ -170,6 +171,8 @@ def run_export(request: ExportRequest) -> ExportResult:
                     work / "evaluation",
                     request.evaluation.max_images,
                 )
+                # Recorded in evaluation.json: builds compare their set's with it first.
+                evaluation_digest = set_digest(evaluation_set)
         with manifest.timed("fetch"):
             model_path = input_files.fetch(request.model, work, "model")
             spec_path = (
@@ -230,7 +233,11 @@ def run_export(request: ExportRequest) -> ExportResult:
                 else None
             )
         evaluated = None
-        if request.evaluation is not None and evaluation_set is not None:
+        if (
+            request.evaluation is not None
+            and evaluation_set is not None
+            and evaluation_digest is not None
+        ):
             # The plain FP32 graph, as TAO evaluates exported models (strict mode).
             with manifest.timed("evaluate"):
                 evaluated = evaluate_artifact("onnxruntime", info.path, evaluation_set, *hw)
@@ -240,6 +247,7 @@ def run_export(request: ExportRequest) -> ExportResult:
                 evaluated,
                 hw,
                 out.final_location(onnx_name),
+                evaluation_digest,
             )
             log.info(
                 "FP32 OKS AP %.2f (AP50 %.2f) on %d images of %s",
