@@ -27,7 +27,7 @@ from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.cli.main import build_main, export_main
 from bodypose_exporter.evaluation import accuracy as evaluation_accuracy
 from bodypose_exporter.evaluation.digest import set_digest
-from bodypose_exporter.evaluation.gate import ADVICE
+from bodypose_exporter.evaluation.gate import CAPPED_ADVICE
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.result import ENV_VAR
@@ -174,10 +174,16 @@ def test_a_blank_calibration_is_refused_with_the_numbers(
     block = rejected["evaluation"]
     assert (block["passed"], block["maxApDrop"]) == (False, 3.0)
     assert block["figures"]["AP"] < 5.0 and block["apDrop"] > 3.0
+    # Blank ranges saturate the heatmaps flat: every image hits the decoder's candidate cap
+    # (issue 26, item 5), which the refusal names before the drop.
+    assert block["peakCandidatesCapped"] == IMAGES
     message = (
-        f"int8 engine AP {block['figures']['AP']:.2f} vs FP32 AP "
-        f"{block['reference']['AP']:.2f}: a drop of {block['apDrop']:.2f} AP points exceeds the "
-        f"limit of 3 (maxApDrop). {ADVICE['int8']}"
+        f"int8 engine refused: its heatmaps gave more than {MAX_CANDIDATES_PER_JOINT} peak "
+        f"candidates of a joint (the decoder's cap per joint) on {IMAGES} of {IMAGES} "
+        "evaluation images, the FP32 model's on 0. Heatmaps that flat or noisy come from a "
+        "broken engine, so its AP says nothing about its keypoints (AP "
+        f"{block['figures']['AP']:.2f} vs FP32 AP {block['reference']['AP']:.2f}, a drop of "
+        f"{block['apDrop']:.2f} AP points; limit 3). {CAPPED_ADVICE['int8']}"
     )
     assert f"bpnet-build: error: {message}" in err
     assert block["message"] == message

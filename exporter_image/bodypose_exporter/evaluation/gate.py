@@ -43,10 +43,14 @@ ADVICE = {
     "fp32": "An FP32 engine should lose nothing: check that it was built from this model.",
 }
 
-BROKEN_ADVICE = (
-    "Check that the engine was built from this model (and for int8 with the cal.bin calibrated "
-    "for it, on images like the ones it will see), then build it again."
-)
+#: After a refusal for the candidate cap: what makes an engine's heatmaps that flat.
+CAPPED_ADVICE = {
+    **ADVICE,
+    "int8": "An INT8 engine's heatmaps go this flat when its calibration ranges are wrong (a "
+    "cal.bin from blank or unrelated images does it): calibrate on more images (--batches x "
+    "--batch_size; TAO suggests 10-20% of the training set) that look like the images the "
+    "engine will see, deleting the old cal.bin first; or deploy fp16.",
+}
 
 
 class ApDropError(UserError):
@@ -86,8 +90,9 @@ class ApDropVerdict:
                 f"{MAX_CANDIDATES_PER_JOINT} peak candidates of a joint (the decoder's cap per "
                 f"joint) on {self.capped_images} of {self.images} evaluation images, the FP32 "
                 f"model's on {self.reference_capped_images}. Heatmaps that flat or noisy come "
-                f"from a broken engine, so its AP ({self.engine_ap * 100:.2f}, FP32 "
-                f"{self.reference_ap * 100:.2f}) says nothing about its keypoints. {BROKEN_ADVICE}"
+                "from a broken engine, so its AP says nothing about its keypoints (AP "
+                f"{self.engine_ap * 100:.2f} vs FP32 AP {self.reference_ap * 100:.2f}, a drop of "
+                f"{self.drop:.2f} AP points; limit {self.limit:g}). {CAPPED_ADVICE[self.precision]}"
             )
         if self.passed:
             return f"{head}, within the limit of {self.limit:g}"
