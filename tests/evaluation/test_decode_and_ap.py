@@ -32,7 +32,7 @@ def pycocotools() -> None:
 
 
 def test_decoding_finds_each_joint_within_a_pixel() -> None:
-    found = decode(*outputs(PEOPLE, H, W))
+    found = decode(*outputs(PEOPLE, H, W)).people
     assert len(found) == 2
     for got, truth in zip(sorted(found, key=lambda p: p.joints[1][0]), PEOPLE, strict=True):  # type: ignore[index]
         assert all(j is not None for j in got.joints)
@@ -42,7 +42,7 @@ def test_decoding_finds_each_joint_within_a_pixel() -> None:
 
 
 def test_perfect_outputs_score_ap_1(pycocotools: None) -> None:
-    results = to_results(1, decode(*outputs(PEOPLE, H, W)))
+    results = to_results(1, decode(*outputs(PEOPLE, H, W)).people)
     figures = keypoint_ap(coco_dataset(PEOPLE, H, W), results)
     assert figures["AP_0.50:0.95_all"] == 1.0 and figures["AR_0.50:0.95_all"] == 1.0
     FIGURES.append(
@@ -51,7 +51,7 @@ def test_perfect_outputs_score_ap_1(pycocotools: None) -> None:
 
 
 def test_a_missing_person_halves_recall_and_ap_is_51_of_101(pycocotools: None) -> None:
-    results = to_results(1, decode(*outputs(PEOPLE[:1], H, W)))
+    results = to_results(1, decode(*outputs(PEOPLE[:1], H, W)).people)
     figures = keypoint_ap(coco_dataset(PEOPLE, H, W), results)
     assert figures["AP_0.50:0.95_all"] == pytest.approx(ONE_OF_TWO, abs=1e-9)
     assert figures["AR_0.50:0.95_all"] == pytest.approx(0.5)
@@ -64,7 +64,7 @@ def test_a_missing_person_halves_recall_and_ap_is_51_of_101(pycocotools: None) -
 def test_a_displaced_person_passes_loose_oks_thresholds_only(pycocotools: None) -> None:
     # Every joint of the second person 12 px to the right: OKS well below 0.95, above 0.5.
     moved = [PEOPLE[0], PEOPLE[1] + np.array([12.0, 0.0], np.float32)]
-    results = to_results(1, decode(*outputs(moved, H, W)))
+    results = to_results(1, decode(*outputs(moved, H, W)).people)
     figures = keypoint_ap(coco_dataset(PEOPLE, H, W), results)
     assert figures["AP_0.5"] == 1.0
     assert ONE_OF_TWO - 1e-6 < figures["AP_0.50:0.95_all"] < 1.0
@@ -72,7 +72,7 @@ def test_a_displaced_person_passes_loose_oks_thresholds_only(pycocotools: None) 
 
 def test_no_people_score_zero(pycocotools: None) -> None:
     empty = np.zeros((H // 8, W // 8, 19), np.float32), np.zeros((H // 8, W // 8, 38), np.float32)
-    assert decode(*empty) == []
+    assert decode(*empty).people == []
     assert keypoint_ap(coco_dataset(PEOPLE, H, W), [])["AP_0.50:0.95_all"] == 0.0
 
 
@@ -93,7 +93,7 @@ def test_peaks_are_taos_smoothed_four_neighbour_maxima() -> None:
     heat[5, 5, 0] = 1.0  # smoothed peak 0.04: below the 0.1 threshold
     heat[10:13, 10:13, 0] = 1.0  # smoothed peak ~0.3 at the centre
     heat[8, 15, 1] = 5.0
-    peaks = find_peaks(heat)
+    peaks = find_peaks(heat).peaks
     assert [(p.x, p.y) for p in peaks[0]] == [(11, 11)]
     assert [(p.x, p.y, p.score, p.id) for p in peaks[1]] == [(15, 8, 5.0, 1)]
 

@@ -25,7 +25,11 @@ import pytest
 from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.cli.main import build_main, export_main
-from bodypose_exporter.evaluation.gate import ADVICE
+from bodypose_exporter.evaluation import accuracy as evaluation_accuracy
+from bodypose_exporter.evaluation.digest import set_digest
+from bodypose_exporter.evaluation.gate import CAPPED_ADVICE
+from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
+from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.result import ENV_VAR
 from bodypose_exporter.stages.sample import TrainedSample, write_trained_sample
 from tests.conftest import S3Endpoint
@@ -37,7 +41,9 @@ pytestmark = pytest.mark.slow
 IMAGES = 40
 AP_FLOOR = 35.0  # AP points; measured 52.63 (tests/evaluation/test_trained_sample.py)
 LIFTED = ["--max_abs_diff", "1e9", "--min_cosine", "0", "--min_peak_agreement", "0"]
-EXPORT_KEYS = {"images", "people", "figures", "annotations", "imagesUri", "note"}
+EXPORT_KEYS = {
+    "images", "people", "figures", "peakCandidatesCapped", "annotations", "imagesUri", "note"
+}  # fmt: skip
 BUILD_KEYS = {"images", "figures", "reference", "apDrop", "maxApDrop", "passed"}
 FIGURE_NAMES = ["AP", "AP50", "AP75", "APm", "APl"]
 
@@ -122,6 +128,8 @@ def test_the_export_records_the_fp32_figures(int8_export: Path, sample: TrainedS
     recorded = _manifest(int8_export / "evaluation.json")
     assert recorded["figures"]["AP"] * 100 == pytest.approx(block["figures"]["AP"], abs=1e-3)
     assert recorded["inputHW"] == [HEIGHT, WIDTH]
+    evaluated = open_set(str(sample.annotations), str(sample.images), int8_export / "set")
+    assert recorded["setDigest"] == set_digest(evaluated).as_dict()
 
 
 def test_an_int8_build_records_its_figures_and_passes(
@@ -166,10 +174,16 @@ def test_a_blank_calibration_is_refused_with_the_numbers(
     block = rejected["evaluation"]
     assert (block["passed"], block["maxApDrop"]) == (False, 3.0)
     assert block["figures"]["AP"] < 5.0 and block["apDrop"] > 3.0
+    # Blank ranges saturate the heatmaps flat: every image hits the decoder's candidate cap
+    # , which the refusal names before the drop.
+    assert block["peakCandidatesCapped"] == IMAGES
     message = (
-        f"int8 engine AP {block['figures']['AP']:.2f} vs FP32 AP "
-        f"{block['reference']['AP']:.2f}: a drop of {block['apDrop']:.2f} AP points exceeds the "
-        f"limit of 3 (maxApDrop). {ADVICE['int8']}"
+        f"int8 engine refused: its heatmaps gave more than {MAX_CANDIDATES_PER_JOINT} peak "
+        f"candidates of a joint (the decoder's cap per joint) on {IMAGES} of {IMAGES} "
+        "evaluation images, the FP32 model's on 0. Heatmaps that flat or noisy come from a "
+        "broken engine, so its AP says nothing about its keypoints (AP "
+        f"{block['figures']['AP']:.2f} vs FP32 AP {block['reference']['AP']:.2f}, a drop of "
+        f"{block['apDrop']:.2f} AP points; limit 3). {CAPPED_ADVICE['int8']}"
     )
     assert f"bpnet-build: error: {message}" in err
     assert block["message"] == message
@@ -179,6 +193,74 @@ def test_a_blank_calibration_is_refused_with_the_numbers(
         "AccuracyDropTooLarge",
         message,
     )
+
+
+def test_an_engine_with_flat_heatmaps_is_refused_naming_the_decoders_cap(
+    int8_export: Path, run: Run, tmp_path: Path
+) -> None:
+    """Issue 26, item 5: a broken engine's flat heatmaps are decoded within the cap (not an
+    OOM kill), counted in its figures and refused by the AP gate with the cap named."""
+    flat = trained.flattened(int8_export / "bpnet_model.onnx", tmp_path / "flat.onnx")
+    engines = tmp_path / "cpu"
+    code, _, err = run(
+        build_main,
+        "--onnx", str(flat), "--reference", str(int8_export / "reference.npz"),
+        "--eval_reference", str(int8_export / "evaluation.json"),
+        "--engine_backend", "onnxruntime",
+        "--engine_file", str(engines / f"bpnet_model.{HEIGHT}.{WIDTH}.fp32.engine"), *LIFTED,
+    )  # fmt: skip
+    assert code == 3, err
+    block = _manifest(engines / "manifest.rejected.json")["evaluation"]
+    assert (block["passed"], block["peakCandidatesCapped"], block["images"]) == (
+        False, IMAGES, IMAGES
+    )  # fmt: skip
+    head = (
+        f"fp32 engine refused: its heatmaps gave more than {MAX_CANDIDATES_PER_JOINT} peak "
+        "candidates of a joint (the decoder's cap per joint) on "
+        f"{IMAGES} of {IMAGES} evaluation images, the FP32 model's on 0."
+    )
+    assert block["message"].startswith(head)
+    assert f"bpnet-build: error: {head}" in err
+    assert "these figures are a broken one's" in block["note"]
+
+
+def test_a_build_given_another_set_of_the_same_size_is_refused_before_evaluating(
+    int8_export: Path,
+    sample: TrainedSample,
+    run: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 26, item 2: same images, same people, one joint moved: another set, refused by
+    digest before the engine runs on it, both sets named."""
+    moved = json.loads(sample.annotations.read_text())
+    moved["annotations"][0]["keypoints"][0] += 3
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(moved))
+
+    def ran(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the engine was evaluated before the set was compared")
+
+    monkeypatch.setattr(evaluation_accuracy, "evaluate_artifact", ran)
+    log = tmp_path / "termination-log"
+    monkeypatch.setenv(ENV_VAR, str(log))
+    argv = _build(int8_export, tmp_path / "cpu", "--eval_annotations", str(other),
+                  "--eval_images", str(sample.images))  # fmt: skip
+    code, _, err = run(build_main, *argv)
+    assert code == 2, err
+    reference = int8_export / "evaluation.json"
+    for part in (
+        f"bpnet-build: error: the engine's evaluation set is not the one the reference "
+        f"{reference} was measured on (their annotations differ), so the AP drop would mean "
+        f"nothing: this build's set is annotations {other}, images {sample.images} ({IMAGES} "
+        "images, ",
+        f"; the reference's is annotations {sample.annotations}, images {sample.images} "
+        f"({IMAGES} images, ",
+        "Give the export's --eval_annotations, --eval_images and --eval_max_images",
+    ):
+        assert part in err, err
+    result = json.loads(log.read_text())
+    assert (result["ok"], result["reason"]) == (False, "EvaluationSetMismatch")
 
 
 def test_sdk_compatible_publishes_both_engines_and_evaluates_the_plain_one(

@@ -22,6 +22,7 @@ from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.evaluation.accuracy import evaluate_artifact
 from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.figures import ApFigures
+from bodypose_exporter.evaluation.skeleton import NUM_JOINTS
 from bodypose_exporter.stages.build import run_build
 from bodypose_exporter.stages.calibrate import CalibrationRequest
 from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
@@ -96,6 +97,25 @@ def damaged(onnx_path: Path, out: Path, sigma: float, seed: int = 0) -> Path:
             init.CopyFrom(numpy_helper.from_array((value + noise).astype(np.float32), init.name))
             touched += 1
     assert touched == 2, f"expected the 2 output kernels in {onnx_path}, found {touched}"
+    onnx.save(model, str(out))
+    return out
+
+
+def flattened(onnx_path: Path, out: Path, level: float = 0.5) -> Path:
+    """A copy whose last heatmap convolution lost its weights: kernel 0, bias `level` on the
+    joint channels (0 on the background), so every heatmap is flat (a broken engine's)."""
+    model = onnx.load(str(onnx_path))
+    touched = set()
+    for init in model.graph.initializer:
+        value = numpy_helper.to_array(init)
+        if "heatmap_out" not in init.name or value.ndim not in (1, 4):
+            continue
+        flat = np.zeros_like(value)
+        if value.ndim == 1:
+            flat[:NUM_JOINTS] = level
+        init.CopyFrom(numpy_helper.from_array(flat, init.name))
+        touched.add(value.ndim)
+    assert touched == {1, 4}, f"expected heatmap_out's kernel and bias in {onnx_path}"
     onnx.save(model, str(out))
     return out
 

@@ -10,6 +10,7 @@ tests/conftest.py.
                                 with those images loaded on its nodes
     namespace         function  str: a fresh namespace enforcing the restricted
                                 Pod Security Standard, deleted afterwards
+                                (`fresh_namespace(cluster)` for wider scopes)
     kubectl           session   Path of the built kubectl
     helm              session   Path of the built helm (no cluster needed)
     minio_endpoint    session   S3Server: MinIO built from its Go module, on loopback
@@ -117,6 +118,14 @@ def namespace(cluster: LocalCluster) -> Iterator[str]:
     """A fresh namespace enforcing the restricted Pod Security Standard, as the
     operator's namespaces should; ready for pods once its `default` service
     account exists (the controller manager makes it a moment after the namespace)."""
+    with fresh_namespace(cluster) as name:
+        yield name
+
+
+@contextlib.contextmanager
+def fresh_namespace(cluster: LocalCluster) -> Iterator[str]:
+    """The `namespace` fixture's namespace, for a fixture of a wider scope (one run that
+    several tests judge)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 

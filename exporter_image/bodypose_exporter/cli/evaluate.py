@@ -32,6 +32,7 @@ from bodypose_exporter.evaluation.gate import (
     enforce_ap_drop,
     max_ap_drop_for,
 )
+from bodypose_exporter.evaluation.inference import capped_note
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.verification.reference import input_hw
 
@@ -154,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
                 args.engine_backend, args.engine, evaluation_set, height, width
             )
             rows.append((f"{precision} ({args.engine_backend})", engine))
+    for name, figures in rows:
+        if figures.peak_candidates_capped:
+            print(f"note: {name}: {capped_note(figures.peak_candidates_capped, figures.images)}")
     if engine is None or precision is None:
         print(table(rows, None))
         _write(args.output, report)

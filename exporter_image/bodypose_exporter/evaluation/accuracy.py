@@ -54,16 +54,19 @@ def engine_ap_gate(
     precision: str,
     height: int,
     width: int,
+    evaluation_set: EvaluationSet | None = None,
 ) -> tuple[ApFigures, ApDropVerdict]:
     """The build stage's: the engine's AP on the same set and its verdict (not yet enforced).
 
     The limit is checked before any inference, so a negative `maxApDrop`
-    costs no download.
+    costs no download; `evaluation_set`: the set already opened (and checked:
+    the build's same-set check, `stages.accuracy`), else it is opened here.
     """
     max_ap_drop_for(precision, request.max_ap_drop)
     with tempfile.TemporaryDirectory(prefix="bpnet-evaluation-") as tmp:
-        evaluation_set = open_set(
-            request.annotations, request.images, Path(tmp), request.max_images
-        )
+        if evaluation_set is None:
+            evaluation_set = open_set(
+                request.annotations, request.images, Path(tmp), request.max_images
+            )
         engine = evaluate_artifact(backend, engine_path, evaluation_set, height, width)
     return engine, check_ap_drop(reference, engine, precision, request.max_ap_drop)

@@ -5,6 +5,12 @@ summary (`COCOeval.summarize` for iouType "keypoints": AP at OKS 0.50:0.95,
 at 0.50, at 0.75, for medium and for large people; TAO's names for them are
 in `coco.STAT_NAMES`). pycocotools gives -1 where a figure has nothing to
 measure (no medium people, say); it is kept as -1 and shown as "-".
+
+`peak_candidates_capped` counts the images on which at least one joint had
+more heatmap candidates than the decoder keeps (`peaks.MAX_CANDIDATES_PER_JOINT`):
+a healthy model never gets near the cap, so figures with a count above the
+reference's are those of a broken model or engine (`gate.check_ap_drop`
+refuses it). Records written before the count existed read back as 0.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ class ApFigures:
     requested_images: int | None = None  # maxImages, when one was given
     annotated_people: int = 0  # people in the annotations of those images
     found_people: int = 0  # people the decoding found
+    #: Images on which some joint hit the decoder's candidate cap (`peaks`).
+    peak_candidates_capped: int = 0
     #: What a user should know about how the figures were made (e.g. fewer images than asked).
     notes: tuple[str, ...] = ()
     #: All ten of TAO's figures (AR too), by TAO's names.
@@ -58,6 +66,7 @@ class ApFigures:
             requested_images=record.get("requestedImages"),
             annotated_people=int(record.get("annotatedPeople", 0)),
             found_people=int(record.get("foundPeople", 0)),
+            peak_candidates_capped=int(record.get("peakCandidatesCapped", 0)),
             notes=tuple(record.get("notes", ())),
         )  # fmt: skip
 
@@ -74,5 +83,6 @@ class ApFigures:
             "requestedImages": self.requested_images,
             "annotatedPeople": self.annotated_people,
             "foundPeople": self.found_people,
+            "peakCandidatesCapped": self.peak_candidates_capped,
             "notes": list(self.notes),
         }

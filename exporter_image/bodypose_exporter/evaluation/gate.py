@@ -8,6 +8,13 @@ FP32 and FP16 engines should show little or no drop, INT8 should stay within
 says, means too little or unrepresentative calibration data, so the failure
 message ends with that advice.
 
+An engine whose decoding hit the heatmap candidate cap (`peaks`) on more
+images than the FP32 model's did is refused whatever its AP: heatmaps that
+flat or noisy are a broken engine's, and its AP says nothing about the
+keypoints users would get. The refusal names the cap. (The FP32 model's own
+count is the baseline, so an image that legitimately crowds the cap for both
+does not refuse the engine.)
+
 `check_ap_drop` returns a verdict (the build stage records it either way);
 `enforce_ap_drop` raises `ApDropError` (exit code 3, like the verification
 gates) when it failed. Engine-vs-FP32 output agreement is gated separately by
@@ -21,6 +28,7 @@ from typing import Any
 
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.figures import ApFigures
+from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
 
 #: Largest AP drop, in AP points, allowed by default per precision.
 DEFAULT_MAX_AP_DROP = {"fp32": 0.5, "fp16": 0.5, "int8": 3.0}
@@ -33,6 +41,15 @@ ADVICE = {
     "fp16": "FP16 should lose almost nothing: check that the engine was built from this "
     "model, or deploy fp32.",
     "fp32": "An FP32 engine should lose nothing: check that it was built from this model.",
+}
+
+#: After a refusal for the candidate cap: what makes an engine's heatmaps that flat.
+CAPPED_ADVICE = {
+    **ADVICE,
+    "int8": "An INT8 engine's heatmaps go this flat when its calibration ranges are wrong (a "
+    "cal.bin from blank or unrelated images does it): calibrate on more images (--batches x "
+    "--batch_size; TAO suggests 10-20% of the training set) that look like the images the "
+    "engine will see, deleting the old cal.bin first; or deploy fp16.",
 }
 
 
@@ -51,6 +68,15 @@ class ApDropVerdict:
     drop: float  # AP points: (reference - engine) x 100
     limit: float  # AP points
     passed: bool
+    #: Images on which the engine's / the FP32 model's decoding hit the candidate cap.
+    capped_images: int = 0
+    reference_capped_images: int = 0
+    images: int = 0  # images evaluated
+
+    @property
+    def broken(self) -> bool:
+        """The engine's heatmaps hit the candidate cap where the FP32 model's did not."""
+        return self.capped_images > self.reference_capped_images
 
     @property
     def message(self) -> str:
@@ -58,6 +84,16 @@ class ApDropVerdict:
             f"{self.precision} engine AP {self.engine_ap * 100:.2f} vs FP32 AP "
             f"{self.reference_ap * 100:.2f}: a drop of {self.drop:.2f} AP points"
         )
+        if self.broken:
+            return (
+                f"{self.precision} engine refused: its heatmaps gave more than "
+                f"{MAX_CANDIDATES_PER_JOINT} peak candidates of a joint (the decoder's cap per "
+                f"joint) on {self.capped_images} of {self.images} evaluation images, the FP32 "
+                f"model's on {self.reference_capped_images}. Heatmaps that flat or noisy come "
+                "from a broken engine, so its AP says nothing about its keypoints (AP "
+                f"{self.engine_ap * 100:.2f} vs FP32 AP {self.reference_ap * 100:.2f}, a drop of "
+                f"{self.drop:.2f} AP points; limit {self.limit:g}). {CAPPED_ADVICE[self.precision]}"
+            )
         if self.passed:
             return f"{head}, within the limit of {self.limit:g}"
         return f"{head} exceeds the limit of {self.limit:g} (maxApDrop). {ADVICE[self.precision]}"
@@ -70,6 +106,7 @@ class ApDropVerdict:
             "apDrop": self.drop,
             "maxApDrop": self.limit,
             "passed": self.passed,
+            "peakCandidatesCapped": self.capped_images,
         }
 
 
@@ -93,10 +130,18 @@ def check_ap_drop(
 
     `max_ap_drop` is in AP points (AP x 100); None takes the default for
     `precision`. A drop equal to the limit passes; a gain is a negative drop.
+    An engine that hit the candidate cap on more images than the reference
+    fails whatever its drop.
     """
     limit = max_ap_drop_for(precision, max_ap_drop)
     drop = round((reference.ap - engine.ap) * 100, 6)  # no float noise at the limit
-    return ApDropVerdict(precision, reference.ap, engine.ap, drop, limit, drop <= limit)
+    broken = engine.peak_candidates_capped > reference.peak_candidates_capped
+    return ApDropVerdict(
+        precision, reference.ap, engine.ap, drop, limit, drop <= limit and not broken,
+        capped_images=engine.peak_candidates_capped,
+        reference_capped_images=reference.peak_candidates_capped,
+        images=engine.images,
+    )  # fmt: skip
 
 
 def enforce_ap_drop(verdict: ApDropVerdict) -> None:

@@ -8,6 +8,19 @@ by `ApFigures.from_record`). Every build reads that file (`--eval_reference`),
 evaluates its own engine on the same set with the same decoding, and gates
 the drop (`evaluation.gate`).
 
+Both blocks carry `peakCandidatesCapped`: on how many images the decoder hit
+its cap of heatmap candidates per joint (`evaluation.peaks`); above the
+reference's count the figures are a broken engine's and the gate refuses it.
+
+The same set, before any inference: `evaluation.json` records the
+digests of the set the FP32 model was measured on (`setDigest`,
+`evaluation.digest`); a build opens its own set, digests it and refuses a
+different one before its engine runs on it, naming both sets and what
+differs. An `evaluation.json` written before the digest existed still reads:
+the build then logs that it cannot compare the sets up front, evaluates, and
+refuses afterwards only what the counts can tell (images, people), as
+builds did before; its block says so in `note`.
+
 The manifests' `evaluation` blocks are what the operator copies into the
 status, so their figures are in AP points (AP x 100), the unit of `apDrop`,
 `maxApDrop` and of every table a user reads; a figure pycocotools could not
@@ -17,14 +30,20 @@ measure (no medium people, say) stays -1.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.accuracy import EvaluationRequest, engine_ap_gate
+from bodypose_exporter.evaluation.dataset import EvaluationSet
+from bodypose_exporter.evaluation.digest import SetDigest, set_digest
 from bodypose_exporter.evaluation.figures import ApFigures
 from bodypose_exporter.evaluation.gate import ApDropVerdict
+from bodypose_exporter.evaluation.sources import open_set
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "bodypose.dev/evaluation-reference/v1"
 
@@ -34,8 +53,8 @@ def points(figures: ApFigures) -> dict[str, float]:
     return {k: round(v * 100, 4) if v >= 0 else -1.0 for k, v in figures.by_name().items()}
 
 
-def _note(figures: ApFigures) -> str | None:
-    return "; ".join(figures.notes) or None
+def _note(figures: ApFigures, *more: str) -> str | None:
+    return "; ".join((*figures.notes, *more)) or None
 
 
 def export_block(request: EvaluationRequest, figures: ApFigures) -> dict[str, Any]:
@@ -44,6 +63,7 @@ def export_block(request: EvaluationRequest, figures: ApFigures) -> dict[str, An
         "images": figures.images,
         "people": figures.annotated_people,
         "figures": points(figures),
+        "peakCandidatesCapped": figures.peak_candidates_capped,
         "annotations": request.annotations,
         "imagesUri": request.images,
         "note": _note(figures),
@@ -56,6 +76,7 @@ def write_reference(
     figures: ApFigures,
     input_hw: tuple[int, int],
     onnx_location: str,
+    digest: SetDigest,
 ) -> None:
     """`evaluation.json`: what a build needs to judge its engine against this model."""
     record = {
@@ -65,6 +86,7 @@ def write_reference(
         "annotations": request.annotations,
         "images": request.images,
         "maxImages": request.max_images,
+        "setDigest": digest.as_dict(),  # the set itself: a build compares its own first
         "figures": figures.as_dict(),  # AP as 0..1: ApFigures.from_record reads it back
         "summary": export_block(request, figures),
     }
@@ -81,6 +103,14 @@ class RecordedReference:
     max_images: int | None
     input_hw: tuple[int, int]
     source: str  # the --eval_reference the user gave
+    #: The set's digests; None in an evaluation.json written before they were recorded.
+    digest: SetDigest | None = None
+
+    def described(self) -> str:
+        return _described(
+            self.annotations, self.images, self.max_images,
+            self.figures.images, self.figures.annotated_people, self.digest,
+        )  # fmt: skip
 
     def request(
         self,
@@ -105,6 +135,7 @@ def read_reference(path: Path, source: str) -> RecordedReference:
         if record.get("schema") != SCHEMA:
             raise ValueError(f"schema {record.get('schema')!r}, expected {SCHEMA!r}")
         height, width = (int(v) for v in record["inputHW"])
+        recorded = record.get("setDigest")
         return RecordedReference(
             figures=ApFigures.from_record(record["figures"]),
             annotations=str(record["annotations"]),
@@ -112,6 +143,7 @@ def read_reference(path: Path, source: str) -> RecordedReference:
             max_images=record.get("maxImages"),
             input_hw=(height, width),
             source=source,
+            digest=None if recorded is None else SetDigest.from_record(recorded),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(
@@ -120,12 +152,73 @@ def read_reference(path: Path, source: str) -> RecordedReference:
         ) from exc
 
 
-def _same_set(engine: ApFigures, reference: RecordedReference, request: EvaluationRequest) -> None:
-    """AP drops compare only on the same images: refuse a build that evaluated other ones."""
+def _described(
+    annotations: str,
+    images: str,
+    max_images: int | None,
+    image_count: int,
+    people: int,
+    digest: SetDigest | None,
+) -> str:
+    limit = f", maxImages {max_images}" if max_images is not None else ""
+    digests = f"; digests {digest.short()}" if digest is not None else ""
+    return (
+        f"annotations {annotations}, images {images}{limit} ({image_count} images, "
+        f"{people} people{digests})"
+    )
+
+
+class EvaluationSetMismatchError(UserError):
+    """The build's evaluation set is not the one its reference was measured on."""
+
+    reason = "EvaluationSetMismatch"
+
+
+def check_same_set(
+    evaluation_set: EvaluationSet, reference: RecordedReference, request: EvaluationRequest
+) -> SetDigest:
+    """The build's set against the reference's, by digest, before any inference on it.
+
+    Refuses a different set naming both; returns the build's digest. A
+    reference without a digest cannot be compared here: that is logged, and
+    `_same_counts` compares what it can after the evaluation.
+    """
+    digest = set_digest(evaluation_set)
+    if reference.digest is None:
+        log.warning("%s", NO_DIGEST.format(source=reference.source))
+        return digest
+    differ = digest.differences(reference.digest)
+    if differ:
+        ours = _described(
+            request.annotations, request.images, request.max_images,
+            evaluation_set.image_count, evaluation_set.people, digest,
+        )  # fmt: skip
+        raise EvaluationSetMismatchError(
+            f"the engine's evaluation set is not the one the reference {reference.source} was "
+            f"measured on (their {' and '.join(differ)} differ), so the AP drop would mean "
+            f"nothing: this build's set is {ours}; the reference's is {reference.described()}. "
+            "Give the export's --eval_annotations, --eval_images and --eval_max_images (or "
+            "none of them: the reference's are used)"
+        )
+    return digest
+
+
+#: Logged, and noted in the build's block, when evaluation.json has no `setDigest`.
+NO_DIGEST = (
+    "the evaluation reference {source} records no digest of its set (written before "
+    "evaluation.json had one), so the sets are compared by image and people counts only, "
+    "after the evaluation; export again to have them compared by content first"
+)
+
+
+def _same_counts(
+    engine: ApFigures, reference: RecordedReference, request: EvaluationRequest
+) -> None:
+    """For a reference without digests: refuse at least a set whose counts differ."""
     ours = (engine.images, engine.annotated_people)
     theirs = (reference.figures.images, reference.figures.annotated_people)
     if ours != theirs:
-        raise UserError(
+        raise EvaluationSetMismatchError(
             f"the engine was evaluated on {ours[0]} images ({ours[1]} people) of "
             f"{request.annotations}, but the reference {reference.source} on {theirs[0]} images "
             f"({theirs[1]} people) of {reference.annotations}: not the same set, so the AP drop "
@@ -134,8 +227,26 @@ def _same_set(engine: ApFigures, reference: RecordedReference, request: Evaluati
         )
 
 
+@dataclass(frozen=True)
+class CheckedSet:
+    """The build's evaluation set, opened and found to be the reference's."""
+
+    request: EvaluationRequest
+    evaluation_set: EvaluationSet
+    digest: SetDigest
+
+
+def open_checked_set(
+    request: EvaluationRequest, reference: RecordedReference, work: Path
+) -> CheckedSet:
+    """Open the build's set (downloads under `work`) and refuse one that is not the
+    reference's, before any engine is built or run on it."""
+    opened = open_set(request.annotations, request.images, work, request.max_images)
+    return CheckedSet(request, opened, check_same_set(opened, reference, request))
+
+
 def gate_engine(
-    request: EvaluationRequest,
+    checked: CheckedSet,
     reference: RecordedReference,
     backend: str,
     engine_path: Path,
@@ -144,6 +255,7 @@ def gate_engine(
     input_hw: tuple[int, int],
 ) -> tuple[dict[str, Any], ApDropVerdict]:
     """The engine's AP on the set, its verdict (not enforced) and the build manifest's block."""
+    request = checked.request
     if input_hw != reference.input_hw:
         raise UserError(
             f"--eval_reference {reference.source} was measured at "
@@ -153,9 +265,12 @@ def gate_engine(
         )
     height, width = input_hw
     figures, verdict = engine_ap_gate(
-        request, backend, engine_path, reference.figures, precision, height, width
-    )
-    _same_set(figures, reference, request)
+        request, backend, engine_path, reference.figures, precision, height, width,
+        checked.evaluation_set,
+    )  # fmt: skip
+    unchecked = reference.digest is None
+    if unchecked:
+        _same_counts(figures, reference, request)
     block = {
         "images": figures.images,
         "figures": points(figures),
@@ -166,11 +281,13 @@ def gate_engine(
         "precision": precision,
         "people": figures.annotated_people,
         "foundPeople": figures.found_people,
+        "peakCandidatesCapped": figures.peak_candidates_capped,
         "evaluatedEngine": engine_location,
         "referenceUri": reference.source,
         "annotations": request.annotations,
         "imagesUri": request.images,
-        "note": _note(figures),
+        "setDigest": checked.digest.as_dict(),
+        "note": _note(figures, *([NO_DIGEST.format(source=reference.source)] if unchecked else [])),
         "message": verdict.message,
     }
     return block, verdict

@@ -145,6 +145,8 @@ class _Fetched:
     qdq: Path | None
     timing: Path | None  # a writable copy, merged and put back after the build
     recorded: accuracy.RecordedReference | None
+    #: The build's evaluation set, opened and checked against `recorded` before any build.
+    evaluation: accuracy.CheckedSet | None
     deploy_onnx: Path | None
 
 
@@ -197,7 +199,9 @@ def _reference(inputs: BuildInputs, onnx_path: Path, work: Path) -> references.R
     return references.from_npz(_fetch(inputs, inputs.reference, work, "reference"))
 
 
-def _fetch_inputs(inputs: BuildInputs, timing_uri: str | None, work: Path) -> _Fetched:
+def _fetch_inputs(request: BuildStageRequest, timing_uri: str | None, work: Path) -> _Fetched:
+    inputs = request.inputs
+
     def given(uri: str | None, what: str) -> Path | None:
         return _fetch(inputs, uri, work, what) if uri else None
 
@@ -212,6 +216,19 @@ def _fetch_inputs(inputs: BuildInputs, timing_uri: str | None, work: Path) -> _F
             _fetch_optional(inputs, timing_uri, work, "timing cache"), work, "timing.cache"
         )
     evaluation = given(inputs.eval_reference, "evaluation reference")
+    recorded = (
+        accuracy.read_reference(evaluation, inputs.eval_reference)
+        if evaluation is not None and inputs.eval_reference
+        else None
+    )
+    checked = None
+    if recorded is not None:
+        (work / "evaluation").mkdir()  # S3 downloads land there
+        eval_request = recorded.request(
+            request.eval_annotations, request.eval_images, request.eval_max_images,
+            request.max_ap_drop,
+        )  # fmt: skip
+        checked = accuracy.open_checked_set(eval_request, recorded, work / "evaluation")
     return _Fetched(
         onnx=onnx,
         reference=_reference(inputs, onnx, work),
@@ -219,9 +236,8 @@ def _fetch_inputs(inputs: BuildInputs, timing_uri: str | None, work: Path) -> _F
         data=given(inputs.calibration_data, "calibration tensorfile"),
         qdq=given(inputs.qdq_model, "QDQ model"),
         timing=timing,
-        recorded=accuracy.read_reference(evaluation, inputs.eval_reference)
-        if evaluation is not None and inputs.eval_reference
-        else None,
+        recorded=recorded,
+        evaluation=checked,
         deploy_onnx=given(inputs.deploy_onnx, "deploy ONNX model"),
     )
 
@@ -301,7 +317,7 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         work = Path(tmp)
         manifest = Manifest(command="build")
         with manifest.timed("fetch"):
-            files = _fetch_inputs(request.inputs, timing_uri, work)
+            files = _fetch_inputs(request, timing_uri, work)
         build = _Build(request, backend, record, out, work, files, manifest)
         name = Path(engine_file.rpartition("/")[2]).name
         built, verdict = _build_and_verify(build, _plain(build, name), files.reference, "")
@@ -413,14 +429,11 @@ def _publish_rejected(build: _Build) -> None:
 
 def _gate_accuracy(build: _Build, built: BuiltEngine, name: str) -> None:
     """OKS AP on the export's evaluation set against the FP32 model's; rejected past it."""
-    request, recorded = build.request, build.files.recorded
-    assert recorded is not None
-    eval_request = recorded.request(
-        request.eval_annotations, request.eval_images, request.eval_max_images, request.max_ap_drop
-    )
+    request, recorded, checked = build.request, build.files.recorded, build.files.evaluation
+    assert recorded is not None and checked is not None
     with build.manifest.timed("evaluate"):
         block, verdict = accuracy.gate_engine(
-            eval_request,
+            checked,
             recorded,
             build.backend.facts.name,
             built.path,

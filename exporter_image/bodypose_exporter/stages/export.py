@@ -44,6 +44,7 @@ from bodypose_exporter.convert.keras_to_onnx import OnnxExportInfo, keras_to_onn
 from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.errors import CorruptModelError, UserError
 from bodypose_exporter.evaluation.accuracy import EvaluationRequest, evaluate_artifact
+from bodypose_exporter.evaluation.digest import set_digest
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.manifest import (
     MANIFEST_NAME,
@@ -155,6 +156,7 @@ class _Export:
     manifest: Manifest
     codecs: list[Any]
     stages: int = 0  # the trained model's, checked once it is decrypted
+    evaluation_digest: Any = None  # the evaluation set's (`evaluation.digest`), when given
 
 
 def _graphs(request: ExportRequest, etlt_name: str) -> list[_Graph]:
@@ -231,10 +233,13 @@ def _open_evaluation_set(run: _Export) -> Any:
         return None
     with run.manifest.timed("evaluationSet"):
         (run.work / "evaluation").mkdir()  # S3 downloads land there
-        return open_set(
+        opened = open_set(
             evaluation.annotations, evaluation.images, run.work / "evaluation",
             evaluation.max_images,
         )  # fmt: skip
+        # Recorded in evaluation.json: builds compare their set's with it first.
+        run.evaluation_digest = set_digest(opened)
+        return opened
 
 
 def _decrypt(run: _Export) -> tuple[Any, Any, Path | None]:
@@ -302,7 +307,7 @@ def _verify(run: _Export, graphs: list[_Graph]) -> None:
 def _evaluate(run: _Export, plain: _Graph, evaluation_set: Any) -> Any:
     """The FP32 model's OKS AP, as TAO evaluates exported models (strict mode)."""
     evaluation = run.request.evaluation
-    if evaluation is None or evaluation_set is None:
+    if evaluation is None or evaluation_set is None or run.evaluation_digest is None:
         return None
     assert plain.info is not None
     size = run.request.dims.height_width
@@ -310,7 +315,7 @@ def _evaluate(run: _Export, plain: _Graph, evaluation_set: Any) -> Any:
         evaluated = evaluate_artifact(ONNX_REFERENCE, plain.info.path, evaluation_set, *size)
     accuracy.write_reference(
         run.out.staged(file_name(Kind.EVALUATION)), evaluation, evaluated, size,
-        run.out.final_location(plain.name),
+        run.out.final_location(plain.name), run.evaluation_digest,
     )  # fmt: skip
     log.info("FP32 OKS AP %.2f (AP50 %.2f) on %d images of %s", evaluated.ap * 100,
              evaluated.ap50 * 100, evaluated.images, evaluation.annotations)  # fmt: skip
