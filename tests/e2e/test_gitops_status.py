@@ -34,7 +34,7 @@ from devcluster.crd import install_crd
 from devcluster.minio import S3Server
 from devcluster.operator_process import start_operator
 from tests.infra.wait import wait_for
-from tests.operator.test_argocd_health import LUA, health
+from tests.support.argocd import LUA, health
 
 CANARY = "CANARY-KEY-7f3a9c2e51d4"
 
