@@ -9,6 +9,7 @@ working directory, HOME and TMPDIR) and /tmp (for libraries that ignore TMPDIR).
 Images: export Jobs run `settings.export_job_image` (the CPU exporter image, or
 one built on TAO's deploy container); a build Job runs the image its backend's
 row in `api/backends.py` names, with that row's default resources and arguments.
+File names come from `api/artifacts.py`, the mirror of the exporter's catalogue.
 The model key reaches the export pod only as a `secretKeyRef` environment
 variable (BODYPOSE_MODEL_KEY, which `bpnet-export` reads when `-k` is absent):
 it never appears in args, so never in the Job spec.
@@ -18,6 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from bodypose_operator.api.artifacts import (
+    DEPLOY_INFIX,
+    MODEL_STEM,
+    TARGETS_DIR,
+    Kind,
+    file_name,
+)
 from bodypose_operator.api.backends import BACKENDS, TARGET_OPTIONS
 from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec, Target
 from bodypose_operator.builders.naming import (
@@ -34,12 +42,17 @@ SCRATCH = "/scratch"
 TMP = "/tmp"  # an emptyDir of its own, as /scratch
 TERMINATION_LOG = "/dev/termination-log"
 KEY_ENV = "BODYPOSE_MODEL_KEY"
-ETLT_NAME = "bpnet_model.etlt"
+ETLT_NAME = file_name(Kind.ETLT)
 
 
 def artifact_prefix(spec: BodyPoseExportSpec, namespace: str, name: str, key: str) -> str:
     """s3://<output>/<namespace>/<name>/<contentKey>: where one artifact set lives."""
     return f"{spec.output.uri.rstrip('/')}/{namespace}/{name}/{key}"
+
+
+def target_prefix(prefix: str, target: str) -> str:
+    """`<prefix>/targets/<target>`: where one target's artifact and manifest live."""
+    return f"{prefix}/{TARGETS_DIR}/{target}"
 
 
 def _owner_reference(resource: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +205,7 @@ def export_args(spec: BodyPoseExportSpec, prefix: str) -> list[str]:
             "--batch_size", str(cal.batchSize),
             # Reused when it names an existing cal.bin; else a scratch file (the
             # published copy is <prefix>/cal.bin either way).
-            "--cal_cache_file", cal.cacheUri or f"{SCRATCH}/cal.bin",
+            "--cal_cache_file", cal.cacheUri or f"{SCRATCH}/{file_name(Kind.CALIBRATION_CACHE)}",
         ]  # fmt: skip
         if cal.imagesUri:
             args += ["--cal_image_dir", cal.imagesUri]
@@ -255,8 +268,8 @@ def engine_file_name(spec: BodyPoseExportSpec, target: Target) -> str:
     artifact is an ONNX model, `.onnx`). The build stage adds the compatibility record
     to a TensorRT engine's name (sm86.trt10...), which only the GPU knows; the
     manifest names the file as written."""
-    stem = f"bpnet_model.{spec.input.height}.{spec.input.width}.{spec.precision}"
-    deploy = ".deploy" if spec.engine.sdkCompatible else ""
+    stem = f"{MODEL_STEM}.{spec.input.height}.{spec.input.width}.{spec.precision}"
+    deploy = DEPLOY_INFIX if spec.engine.sdkCompatible else ""
     return f"{stem}{deploy}{BACKENDS[target.backend].artifact_suffix}"
 
 
@@ -278,34 +291,38 @@ def build_args(
     one target's engine out (under `prefix`)."""
     shared = shared or prefix
     backend = BACKENDS[target.backend]
-    engine = f"{prefix}/targets/{target.name}/{engine_file_name(spec, target)}"
+    engine = f"{target_prefix(prefix, target.name)}/{engine_file_name(spec, target)}"
     args = [
-        "--onnx", f"{shared}/bpnet_model.onnx",
+        "--onnx", f"{shared}/{file_name(Kind.ONNX)}",
         "--data_type", spec.precision,
         "--engine_backend", backend.name,
         "--max_batch_size", str(spec.engine.maxBatchSize),
         "--max_workspace_size", str(spec.engine.maxWorkspaceSize),
         "--engine_file", engine,
-        "--reference", f"{shared}/reference.npz",
+        "--reference", f"{shared}/{file_name(Kind.REFERENCE)}",
     ]  # fmt: skip
     if spec.precision == "int8":
         args += [
             "--cal_cache_file",
-            f"{shared}/cal.bin",
+            f"{shared}/{file_name(Kind.CALIBRATION_CACHE)}",
             "--qdq_model",
-            f"{shared}/bpnet_model.qdq.onnx",
+            f"{shared}/{file_name(Kind.QDQ_MODEL)}",
         ]
     if spec.engine.strictTypeConstraints:
         args.append("-s")
     if spec.evaluation is not None:
         # The engine is gated against the FP32 model's AP the export recorded.
-        args += [*_evaluation_args(spec), "--eval_reference", f"{shared}/evaluation.json"]
+        args += [
+            *_evaluation_args(spec),
+            "--eval_reference",
+            f"{shared}/{file_name(Kind.EVALUATION)}",
+        ]
         if spec.evaluation.maxApDrop is not None:
             args += ["--max_ap_drop", str(spec.evaluation.maxApDrop)]
         if spec.engine.sdkCompatible:
             # Evaluate the plain graph's engine, publish the SDK-compatible one built
             # from the same calibration beside it (issue 17).
-            args += ["--deploy_onnx", f"{shared}/bpnet_model.deploy.onnx"]
+            args += ["--deploy_onnx", f"{shared}/{file_name(Kind.DEPLOY_ONNX)}"]
     return args + _backend_args(spec, target) + _gate_args(spec)
 
 
