@@ -16,6 +16,7 @@ import pytest
 from bodypose_exporter import manifest as exporter
 from bodypose_operator.api import artifacts as operator_side
 from bodypose_operator.builders.jobs import build_args, export_args
+from bodypose_operator.controller.manifests import shared_artifacts, target_fields
 from tests.support.operator_fakes import spec_dict
 
 
@@ -57,3 +58,20 @@ def test_the_files_jobs_are_given_are_catalogued_names() -> None:
     catalogued = {f"{prefix}/{exporter.file_name(k)}" for k in exporter.Kind
                   if k in exporter.FIXED_NAMES or k in exporter.MODEL_SUFFIXES}  # fmt: skip
     assert named and set(named) <= catalogued, set(named) - catalogued
+
+
+def test_a_manifest_the_exporter_writes_fills_the_status() -> None:
+    """The kinds the status reads, listed by the exporter's own Manifest."""
+    written = exporter.Manifest("bpnet export")
+    written.artifacts = [
+        {"kind": str(kind), "path": f"s3://out/{kind}", "sha256": "ab", "bytes": 1}
+        for kind in (exporter.Kind.ETLT, exporter.Kind.ONNX, exporter.Kind.CALIBRATION_CACHE,
+                     exporter.Kind.QDQ_MODEL, exporter.Kind.ENGINE, exporter.Kind.DEPLOY_ENGINE)
+    ]  # fmt: skip
+    as_read = written.to_dict()
+    assert set(shared_artifacts(as_read, "s3://out/manifest.json")) == {
+        "etlt", "onnx", "calibrationCache", "qdqModel", "manifest",
+    }  # fmt: skip
+    fields = target_fields(as_read)
+    assert fields["engineUri"] == "s3://out/engine"
+    assert fields["deployEngine"]["uri"] == "s3://out/deploy-engine"

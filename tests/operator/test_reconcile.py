@@ -57,9 +57,9 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     building = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert building.status["phase"] == "Building"
     assert building.status["artifacts"]["etlt"]["sha256"] == "ab"
-    assert "Exported" in [r for _, r, _ in building.events]
+    assert "Exported" in [e.reason for e in building.events]
     # The export is seen complete once: one Exported event (its stage metric goes with it).
-    assert [r for _, r, _ in building.events].count("Exported") == 1
+    assert [e.reason for e in building.events].count("Exported") == 1
     assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
         None,
         "a100",
@@ -84,7 +84,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     ready = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert ready.status["phase"] == "Ready"
     assert ready.status["readyTargets"] == "2/2"
-    built = [m for _, r, m in ready.events if r == "Built"]
+    built = [e.message for e in ready.events if e.reason == "Built"]
     assert built[0] == "target a100: engine verified and published in 12s"
     assert len(built) == 2  # each target seen complete once
     assert cond(ready.status, "Ready")["status"] == "True"
@@ -120,7 +120,7 @@ def test_wrong_key_surfaces_as_condition(bucket: str) -> None:
     assert (ready["reason"], ready["status"]) == ("WrongKey", "False")
     assert "wrong key" in ready["message"]
     assert cond(out.status, "Exported")["reason"] == "WrongKey"
-    assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
+    assert ("Warning", "Failed") in [(e.type, e.reason) for e in out.events]
 
 
 def test_missing_key_secret_surfaces_as_condition(bucket: str) -> None:
@@ -223,12 +223,12 @@ def test_second_resource_with_the_same_content_reuses_through_the_index(
     assert phases == {"gpu-a": "Ready", "cpu": "Ready", "t4": "Pending"}
     # Only the new pool gets a Job, and it reads the first resource's artifacts.
     assert [j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()] == ["t4"]
-    reasons = [(r, m) for _, r, m in out.events if r == "Reused"]
+    reasons = [(e.reason, e.message) for e in out.events if e.reason == "Reused"]
     assert len(reasons) == 3 and f"reusing {prefix}/manifest.json" in reasons[0][1]
     # The next pass, with that status as the old one, announces nothing again.
     other["status"] = out.status
     again = reconcile(other, cluster, settings)  # type: ignore[arg-type]
-    assert [r for _, r, _ in again.events if r == "Reused"] == []
+    assert [e.reason for e in again.events if e.reason == "Reused"] == []
 
 
 def test_build_job_of_a_reusing_resource_reads_the_shared_artifacts() -> None:
@@ -286,7 +286,7 @@ def test_failed_build_job_fails_its_target_with_the_jobs_reason(
         "False",
         "VerificationFailed",
     )
-    assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
+    assert ("Warning", "Failed") in [(e.type, e.reason) for e in out.events]
 
 
 def test_a_retried_build_is_reported(bucket: str, s3_endpoint: S3Endpoint) -> None:

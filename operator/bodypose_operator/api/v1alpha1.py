@@ -482,6 +482,17 @@ class TargetStatus(ApiModel):
     maxApDrop: float | None = Field(default=None, description="The limit the drop was held to.")
 
 
+#: The TargetStatus fields a build's compatibility record fills (what the artifact was
+#: built for: reuse needs them to match), in the order the status lists them.
+COMPATIBILITY_FIELDS = (
+    "gpuName",
+    "computeCapability",
+    "tensorrtVersion",
+    "hardwareCompatibility",
+    "instructionSet",
+)
+
+
 class EvaluationStatus(ApiModel):
     images: int | None = Field(default=None, description="Images evaluated.")
     ap: float | None = Field(default=None, description="FP32 model's AP (x 100).")

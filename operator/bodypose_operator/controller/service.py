@@ -231,10 +231,10 @@ class ExportService:
         for stage, seconds in decision.durations:
             metrics.STAGE_SECONDS.labels(stage).observe(seconds)
         self.checks.schedule(namespace, name, decision.requeue_after)
-        for type_, reason, message in decision.events:
-            log.info("%s/%s: %s: %s", namespace, name, reason, message)
+        for event in decision.events:
+            log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             try:
-                self.events(body, type_, reason, message)
+                self.events(body, event.type, event.reason, event.message)
             except Exception as exc:  # an event lost must not lose the pass's other work
-                log.warning("%s/%s: event %s not posted: %s", namespace, name, reason, exc)
+                log.warning("%s/%s: event %s not posted: %s", namespace, name, event.reason, exc)
         return decision
