@@ -496,3 +496,34 @@ def test_evaluation_reference_and_per_target_ap_reach_the_status(
     assert metrics.TARGET_AP.labels("ml", "demo", "cpu")._value.get() == 50.0
     metrics.forget("demo", "ml")
     assert ("ml", "demo", "cpu") not in metrics.TARGET_AP._metrics
+
+
+def test_a_content_index_that_cannot_be_written_is_a_later_look_not_an_error(
+    bucket: str,
+    s3_endpoint: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The index only spares another resource a build: the pass's Jobs and status stand,
+    and the entry is written on a later look (the service's passes are this reconcile)."""
+    import logging
+
+    from bodypose_operator.controller.artifacts import ArtifactStore, S3Refused
+
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
+
+    def refuse(self: ArtifactStore, index: str, manifest_uri: str) -> bool:
+        raise S3Refused("AccessDenied", f"access denied: cannot write {index}")
+
+    monkeypatch.setattr(ArtifactStore, "record", refuse)
+    with caplog.at_level(logging.WARNING, logger="bodypose_operator"):
+        out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert out.status["phase"] == "Building"
+    assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
+        None, "a100", "cpu",
+    }  # fmt: skip
+    assert out.requeue_after == 30.0
+    assert "ml/demo: content index not written: access denied: cannot write" in caplog.text
