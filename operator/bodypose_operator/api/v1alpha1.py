@@ -226,8 +226,9 @@ class OutputSpec(ApiModel):
 
 
 class EvaluationSpec(ApiModel):
-    """The seed's accuracy check: OKS keypoint AP of the FP32 model and of every target's
-    engine on the user's own set, strict mode, TAO's bottom-up decoding."""
+    """The accuracy check: OKS keypoint AP (COCO's keypoint metric) of the FP32 model and
+    of every target's engine on the user's own set, strict mode, TAO's bottom-up decoding
+    (the exporter's `evaluation` package)."""
 
     annotationsUri: str = Field(
         pattern=S3_URI_PATTERN,
@@ -245,8 +246,8 @@ class EvaluationSpec(ApiModel):
         ge=0,
         le=100,
         description="Largest drop of a target's AP below the FP32 model's, in AP points "
-        "(AP x 100). Default by precision: 0.5 for fp32 and fp16, 3 for int8 (the seed: "
-        "INT8 within 2-3% of the .tlt).",
+        "(AP x 100). Default by precision: 0.5 for fp32 and fp16, 3 for int8 (an INT8 "
+        "engine is expected within 2-3% of the .tlt's accuracy).",
     )
 
 

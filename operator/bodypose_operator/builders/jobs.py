@@ -321,7 +321,8 @@ def build_args(
             args += ["--max_ap_drop", str(spec.evaluation.maxApDrop)]
         if spec.engine.sdkCompatible:
             # Evaluate the plain graph's engine, publish the SDK-compatible one built
-            # from the same calibration beside it (issue 17).
+            # from the same calibration beside it (the AP gate needs the plain graph's
+            # outputs; DeepStream's bodypose2d app needs the SDK-compatible one).
             args += ["--deploy_onnx", f"{shared}/{file_name(Kind.DEPLOY_ONNX)}"]
     return args + _backend_args(spec, target) + _gate_args(spec)
 
