@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from bodypose_operator import __version__
+from bodypose_operator.api.backends import BACKENDS, BuildImage
 
 EXPORTER_IMAGE = f"bodypose-export/exporter:{__version__}"
 EXPORTER_GPU_IMAGE = f"bodypose-export/exporter-gpu:{__version__}"
@@ -18,9 +19,11 @@ def _names(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    # The CPU exporter image: `onnxruntime` targets, and export Jobs unless export_image is set.
+    # The CPU exporter image: build Jobs of the backends whose row says BuildImage.CPU
+    # (api/backends.py), and export Jobs unless export_image is set.
     exporter_image: str = EXPORTER_IMAGE
-    # The GPU exporter image (on NVIDIA's TensorRT container): `tensorrt` targets.
+    # The GPU exporter image (on NVIDIA's TensorRT container): build Jobs of the
+    # backends whose row says BuildImage.GPU.
     exporter_gpu_image: str = EXPORTER_GPU_IMAGE
     # The export Jobs' image, e.g. one built on TAO's deploy container (NVIDIA's .etlt
     # codec); None: exporter_image.
@@ -56,8 +59,9 @@ class Settings:
         return self.export_image or self.exporter_image
 
     def build_image(self, backend: str) -> str:
-        """The image of a target's build Job: the GPU one for TensorRT, else the CPU one."""
-        return self.exporter_gpu_image if backend == "tensorrt" else self.exporter_image
+        """The image of a build Job of `backend`: the one its row in api/backends.py names."""
+        image = BACKENDS[backend].build_image
+        return self.exporter_gpu_image if image is BuildImage.GPU else self.exporter_image
 
     def pull_policy(self, image: str) -> str:
         if image == self.exporter_gpu_image and self.gpu_image_pull_policy:

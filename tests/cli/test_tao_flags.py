@@ -7,8 +7,9 @@ independently, from NVIDIA's documentation of `tao model bpnet export`
 https://docs.nvidia.com/tao/tao-toolkit/text/bodypose_estimation/bodyposenet.html;
 the same flags in the 5.3.0 archive,
 https://docs.nvidia.com/tao/archive/5.3.0/text/bodypose_estimation/bodyposenet.html):
-each flag's names, whether it takes a value, and its documented default (as that page lists them). Where the documentation states no
-default, the table says so and only the flag itself is checked. TAO's own
+each flag's names, whether it takes a value, and its documented default (as
+that page lists them). Where the documentation states no default, the table
+says so and only the flag itself is checked. TAO's own
 parser (NVIDIA/tao_tensorflow1_backend `nvidia_tao_tf1/cv/bpnet/scripts/
 export.py`) has the same names and defaults but two: its `-t/--backend`
 defaults to `onnx` and its default output is `<input file>.onnx` (TAO 5

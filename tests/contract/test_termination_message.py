@@ -32,8 +32,8 @@ from kubernetes.client import (
 
 from bodypose_exporter import result
 from bodypose_exporter.cli.main import export_main
-from bodypose_operator.controller.decide import Decision, StageState, _stage_state
-from bodypose_operator.controller.observe import Facts, StageFacts
+from bodypose_operator.controller.decide import StageState, stage_state
+from bodypose_operator.controller.observe import StageFacts
 from bodypose_operator.controller.pods import PodReport, report
 from bodypose_operator.settings import Settings
 from tests.conftest import SAMPLE_KEY
@@ -87,7 +87,7 @@ def derived(
         manifest=manifest,
         report=pod_report,
     )
-    return _stage_state(stage, "export", Settings(), Facts(now=NOW), Decision(status={}))
+    return stage_state(stage, "export", Settings(), NOW)
 
 
 @pytest.fixture

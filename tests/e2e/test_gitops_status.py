@@ -16,9 +16,10 @@ Then the key-leak search: the key in any form (as written, base64) must not
 appear in the events, the statuses, the Job and pod specs, the operator's log,
 any pod's log, or any object the run wrote to S3.
 
-The run is one module fixture and each reader is its own test: the key-leak search needs no Lua and is never skipped, and the Argo
-CD check fails, never skips, on a machine without a Lua interpreter (`make
-tools` installs lua5.4, and `make test` runs it first).
+The run is one module fixture and each reader is its own test: the key-leak
+search needs no Lua and is never skipped, and the Argo CD check fails, never
+skips, on a machine without a Lua interpreter (`make tools` installs lua5.4,
+and `make test` runs it first).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from devcluster.minio import S3Server
 from devcluster.operator_process import start_operator
 from tests.infra.cluster import fresh_namespace
 from tests.infra.wait import wait_for
-from tests.operator.test_argocd_health import LUA, health
+from tests.support.argocd import LUA, health
 
 CANARY = "CANARY-KEY-7f3a9c2e51d4"
 #: The moments a GitOps tool looks, in order, and what kstatus and Argo CD must say then.

@@ -8,7 +8,6 @@ account can do exactly what the operator needs and cannot read Secrets.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,7 @@ import pytest
 import yaml
 
 from devcluster.controlplane import LocalCluster
-
-CHART = Path(__file__).resolve().parents[2] / "charts" / "bodypose-operator"
-
-
-def helm_run(
-    helm: Path, *args: str, kubeconfig: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {"HOME": str(Path.home()), "PATH": "/usr/bin:/bin"}
-    if kubeconfig is not None:
-        env["KUBECONFIG"] = str(kubeconfig)
-    return subprocess.run([str(helm), *args], capture_output=True, text=True, env=env, timeout=120)
+from tests.support.helm import CHART, helm_run
 
 
 def rendered(helm: Path, *values: str) -> list[dict[str, Any]]:

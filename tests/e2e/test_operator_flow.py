@@ -27,8 +27,7 @@ from devcluster.crd import install_crd
 from devcluster.operator_process import OperatorProcess, start_operator
 from tests.conftest import SAMPLE_KEY, S3Endpoint
 from tests.infra.wait import wait_for
-from tests.serving.conftest import load_model_config_pb2
-from tests.serving.test_configs import check_against_model, parse_triton
+from tests.support.serving import check_against_model, load_model_config_pb2, parse_triton
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from devcluster.host import free_port
 from devcluster.images import BuiltImage
 from devcluster.minio import S3Server
 from tests.conftest import SAMPLE_KEY
-from tests.e2e.test_helm_chart import CHART, helm_run
 from tests.infra.wait import wait_for
+from tests.support.helm import CHART, helm_run
 
 RELEASE = "bodypose"
 

@@ -19,32 +19,9 @@ from bodypose_operator.builders.jobs import (
 )
 from bodypose_operator.builders.naming import content_key, job_name
 from bodypose_operator.settings import Settings
+from tests.support.operator_fakes import resource, spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def spec_dict(**overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "model": {
-            "uri": "s3://models/bpnet/model.tlt",
-            "keySecretRef": {"name": "bpnet-key", "key": "key"},
-        },
-        "input": {"height": 320, "width": 448},
-        "precision": "fp16",
-        "targets": [{"name": "a100", "nodeSelector": {"nvidia.com/gpu.product": "A100"}}],
-        "output": {"uri": "s3://artifacts/bpnet", "credentialsSecretRef": {"name": "s3"}},
-    }
-    spec.update(overrides)
-    return spec
-
-
-def resource(spec: dict[str, Any], name: str = "demo") -> dict[str, Any]:
-    return {
-        "apiVersion": "bodypose.dev/v1alpha1",
-        "kind": "BodyPoseExport",
-        "metadata": {"name": name, "namespace": "ml", "uid": "1234-uid", "generation": 3},
-        "spec": spec,
-    }
 
 
 def test_committed_crd_is_generated_from_the_models() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from bodypose_operator.controller.reconcile import reconcile
 from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
-from tests.operator.test_reconcile import RecordedCluster, body, put_manifest
+from tests.support.operator_fakes import RecordedCluster, body, put_manifest
 
 
 def types(status: dict[str, Any]) -> dict[str, str]:

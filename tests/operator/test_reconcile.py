@@ -13,133 +13,30 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-from typing import Any
 
 import pytest
 from kubernetes.client import (
-    V1Container,
     V1ContainerState,
     V1ContainerStateTerminated,
     V1ContainerStateWaiting,
-    V1ContainerStatus,
-    V1Job,
-    V1JobCondition,
     V1JobStatus,
-    V1ObjectMeta,
-    V1Pod,
     V1PodCondition,
-    V1PodSpec,
-    V1PodStatus,
 )
 
-from bodypose_operator.api.v1alpha1 import BodyPoseExportStatus
 from bodypose_operator.builders.naming import LABEL_STAGE, LABEL_TARGET
 from bodypose_operator.controller import pods
 from bodypose_operator.controller.reconcile import reconcile
 from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
-from tests.operator.test_api_and_builders import resource, spec_dict
-
-CREDENTIALS = "s3-credentials"
-
-
-class RecordedCluster:
-    """Jobs created by the reconcile pass, and pods we attach to them; the resources'
-    credentials Secret holds the test's MinIO account (the AWS_* environment the
-    `s3_endpoint` fixture sets), read when the operator asks for it."""
-
-    def __init__(self, secrets: dict[str, dict[str, str]] | None = None) -> None:
-        self.jobs: dict[str, V1Job] = {}
-        self.pods: dict[str, list[V1Pod]] = {}
-        self.deleted: list[str] = []
-        self.secrets = secrets
-        self.secret_reads = 0
-
-    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        self.secret_reads += 1
-        if self.secrets is not None:
-            return self.secrets.get(name)
-        if name != CREDENTIALS:
-            return None
-        return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-
-    def jobs_of(self, namespace: str, resource: str) -> list[Any]:
-        return list(self.jobs.values())
-
-    def pods_of(self, namespace: str, job: str) -> list[Any]:
-        return self.pods.get(job, [])
-
-    def create_job(self, manifest: dict[str, Any]) -> bool:
-        name = manifest["metadata"]["name"]
-        if name in self.jobs:
-            return False
-        self.jobs[name] = V1Job(
-            metadata=V1ObjectMeta(
-                name=name,
-                labels=manifest["metadata"]["labels"],
-                creation_timestamp=dt.datetime.now(dt.UTC),
-            ),
-            status=V1JobStatus(),
-        )
-        return True
-
-    def delete_job(self, namespace: str, name: str) -> None:
-        self.deleted.append(name)
-        self.jobs.pop(name, None)
-
-    def job(self, stage: str, target: str | None = None) -> V1Job:
-        return next(
-            j
-            for j in self.jobs.values()
-            if j.metadata.labels[LABEL_STAGE] == stage
-            and j.metadata.labels.get(LABEL_TARGET) == target
-        )
-
-    def fail(self, job: V1Job, message: dict[str, Any]) -> None:
-        job.status = V1JobStatus(
-            failed=1, conditions=[V1JobCondition(type="Failed", status="True")]
-        )
-        self.pods[job.metadata.name] = [
-            _pod(V1ContainerState(terminated=V1ContainerStateTerminated(
-                exit_code=2, message=json.dumps(message))))
-        ]  # fmt: skip
-
-
-def _pod(state: V1ContainerState, conditions: list[V1PodCondition] | None = None) -> V1Pod:
-    return V1Pod(
-        metadata=V1ObjectMeta(creation_timestamp=dt.datetime.now(dt.UTC)),
-        status=V1PodStatus(
-            container_statuses=[
-                V1ContainerStatus(
-                    name="c", image="i", image_id="", ready=False, restart_count=0, state=state
-                )
-            ],
-            conditions=conditions,
-        ),
-    )
-
-
-def body(bucket: str, **overrides: Any) -> dict[str, Any]:
-    spec = spec_dict(
-        model={"uri": f"s3://{bucket}/models/m.tlt", "keySecretRef": {"name": "k", "key": "key"}},
-        output={"uri": f"s3://{bucket}/out", "credentialsSecretRef": {"name": CREDENTIALS}},
-        targets=[{"name": "a100"}, {"name": "cpu", "backend": "onnxruntime"}],
-        **overrides,
-    )
-    return resource(spec)
-
-
-def put_manifest(endpoint: S3Endpoint, uri: str, manifest: dict[str, Any]) -> None:
-    bucket, _, key = uri[5:].partition("/")
-    endpoint.client().put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
-
-
-def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    # Every status the tests read fits the CRD's schema: a field it lacks would be
-    # pruned by the API server (found when `retries` vanished on a real cluster).
-    BodyPoseExportStatus.model_validate(status)
-    return next(c for c in status["conditions"] if c["type"] == type_)
+from tests.support.operator_fakes import (
+    GPU_IMAGE,
+    RecordedCluster,
+    body,
+    cond,
+    pod,
+    pod_running,
+    put_manifest,
+)
 
 
 def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: S3Endpoint) -> None:
@@ -160,9 +57,9 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     building = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert building.status["phase"] == "Building"
     assert building.status["artifacts"]["etlt"]["sha256"] == "ab"
-    assert "Exported" in [r for _, r, _ in building.events]
+    assert "Exported" in [e.reason for e in building.events]
     # The export is seen complete once: one Exported event (its stage metric goes with it).
-    assert [r for _, r, _ in building.events].count("Exported") == 1
+    assert [e.reason for e in building.events].count("Exported") == 1
     assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
         None,
         "a100",
@@ -187,7 +84,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     ready = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert ready.status["phase"] == "Ready"
     assert ready.status["readyTargets"] == "2/2"
-    built = [m for _, r, m in ready.events if r == "Built"]
+    built = [e.message for e in ready.events if e.reason == "Built"]
     assert built[0] == "target a100: engine verified and published in 12s"
     assert len(built) == 2  # each target seen complete once
     assert cond(ready.status, "Ready")["status"] == "True"
@@ -223,7 +120,7 @@ def test_wrong_key_surfaces_as_condition(bucket: str) -> None:
     assert (ready["reason"], ready["status"]) == ("WrongKey", "False")
     assert "wrong key" in ready["message"]
     assert cond(out.status, "Exported")["reason"] == "WrongKey"
-    assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
+    assert ("Warning", "Failed") in [(e.type, e.reason) for e in out.events]
 
 
 def test_missing_key_secret_surfaces_as_condition(bucket: str) -> None:
@@ -231,7 +128,7 @@ def test_missing_key_secret_surfaces_as_condition(bucket: str) -> None:
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     job = cluster.job("export")
     cluster.pods[job.metadata.name] = [
-        _pod(V1ContainerState(waiting=V1ContainerStateWaiting(
+        pod(V1ContainerState(waiting=V1ContainerStateWaiting(
             reason="CreateContainerConfigError", message='secret "k" not found')))
     ]  # fmt: skip
     out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
@@ -279,7 +176,7 @@ def test_unschedulable_build_fails_after_the_deadline(bucket: str, s3_endpoint: 
     job = cluster.job("build", "a100")
     job.metadata.creation_timestamp -= dt.timedelta(seconds=5)
     cluster.pods[job.metadata.name] = [
-        _pod(V1ContainerState(), [V1PodCondition(
+        pod(V1ContainerState(), [V1PodCondition(
             type="PodScheduled", status="False", reason="Unschedulable",
             message="0/3 nodes are available: 3 node(s) didn't match node selector")])
     ]  # fmt: skip
@@ -326,12 +223,12 @@ def test_second_resource_with_the_same_content_reuses_through_the_index(
     assert phases == {"gpu-a": "Ready", "cpu": "Ready", "t4": "Pending"}
     # Only the new pool gets a Job, and it reads the first resource's artifacts.
     assert [j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()] == ["t4"]
-    reasons = [(r, m) for _, r, m in out.events if r == "Reused"]
+    reasons = [(e.reason, e.message) for e in out.events if e.reason == "Reused"]
     assert len(reasons) == 3 and f"reusing {prefix}/manifest.json" in reasons[0][1]
     # The next pass, with that status as the old one, announces nothing again.
     other["status"] = out.status
     again = reconcile(other, cluster, settings)  # type: ignore[arg-type]
-    assert [r for _, r, _ in again.events if r == "Reused"] == []
+    assert [e.reason for e in again.events if e.reason == "Reused"] == []
 
 
 def test_build_job_of_a_reusing_resource_reads_the_shared_artifacts() -> None:
@@ -389,7 +286,7 @@ def test_failed_build_job_fails_its_target_with_the_jobs_reason(
         "False",
         "VerificationFailed",
     )
-    assert ("Warning", "Failed") in [(t, r) for t, r, _ in out.events]
+    assert ("Warning", "Failed") in [(e.type, e.reason) for e in out.events]
 
 
 def test_a_retried_build_is_reported(bucket: str, s3_endpoint: S3Endpoint) -> None:
@@ -412,29 +309,11 @@ def test_a_retried_build_is_reported(bucket: str, s3_endpoint: S3Endpoint) -> No
     assert (cpu["phase"], cpu["retries"]) == ("Ready", 1)
 
 
-GPU_IMAGE = "bodypose-export/exporter-gpu:0.1.0"
 NOT_FOUND = (
     "failed to create containerd task: failed to create shim task: OCI runtime create failed: "
     'runc create failed: unable to start container process: exec: "bpnet-build": '
     "executable file not found in $PATH: unknown"
 )
-
-
-def _pod_running(image: str, state: V1ContainerState, age: float = 0) -> V1Pod:
-    """A pod as the API server has it: the spec's image, and the container's state."""
-    created = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
-    return V1Pod(
-        metadata=V1ObjectMeta(creation_timestamp=created),
-        spec=V1PodSpec(containers=[V1Container(name="build", image=image)]),
-        status=V1PodStatus(
-            container_statuses=[
-                V1ContainerStatus(
-                    name="build", image=image, image_id="", ready=False, restart_count=0,
-                    state=state,
-                )
-            ],
-        ),
-    )  # fmt: skip
 
 
 def _exported(bucket: str, s3_endpoint: S3Endpoint, settings: Settings) -> RecordedCluster:
@@ -457,7 +336,7 @@ def test_image_pull_failure_is_reported_then_fails_the_target_after_the_deadline
     job = cluster.job("build", "a100")
     kubelet = f'Back-off pulling image "{GPU_IMAGE}"'
     cluster.pods[job.metadata.name] = [
-        _pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
+        pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
             reason="ImagePullBackOff", message=kubelet)))
     ]  # fmt: skip
     expected = f"target a100: image {GPU_IMAGE} cannot be pulled (ImagePullBackOff): {kubelet}"
@@ -492,7 +371,7 @@ def test_export_image_that_cannot_be_pulled_keeps_the_export_in_progress(bucket:
         "authorization failed: no basic auth credentials"
     )
     cluster.pods[cluster.job("export").metadata.name] = [
-        _pod_running(image, V1ContainerState(waiting=V1ContainerStateWaiting(
+        pod_running(image, V1ContainerState(waiting=V1ContainerStateWaiting(
             reason="ErrImagePull", message=kubelet)))
     ]  # fmt: skip
     out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
@@ -516,7 +395,7 @@ def test_container_that_cannot_start_fails_its_target_at_once(
     )
     job = cluster.job("build", "a100")
     cluster.pods[job.metadata.name] = [
-        _pod_running(GPU_IMAGE, V1ContainerState(terminated=V1ContainerStateTerminated(
+        pod_running(GPU_IMAGE, V1ContainerState(terminated=V1ContainerStateTerminated(
             reason="StartError", exit_code=128, message=NOT_FOUND)), age=5)
     ]  # fmt: skip
     expected = (
@@ -531,7 +410,7 @@ def test_container_that_cannot_start_fails_its_target_at_once(
 
     # The Job's retry pod, still starting, does not make the target look healthy again.
     cluster.pods[job.metadata.name].append(
-        _pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
+        pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
             reason="ContainerCreating")))
     )  # fmt: skip
     again = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
@@ -554,7 +433,7 @@ def test_which_terminations_are_containers_that_could_not_start(
     state = V1ContainerState(
         terminated=V1ContainerStateTerminated(reason=reason, exit_code=exit_code, message=message)
     )
-    found = pods.report([_pod_running(GPU_IMAGE, state)]).start_failure
+    found = pods.report([pod_running(GPU_IMAGE, state)]).start_failure
     if cannot_start:
         assert found == pods.StartFailure(GPU_IMAGE, exit_code, message)
     else:
@@ -617,3 +496,34 @@ def test_evaluation_reference_and_per_target_ap_reach_the_status(
     assert metrics.TARGET_AP.labels("ml", "demo", "cpu")._value.get() == 50.0
     metrics.forget("demo", "ml")
     assert ("ml", "demo", "cpu") not in metrics.TARGET_AP._metrics
+
+
+def test_a_content_index_that_cannot_be_written_is_a_later_look_not_an_error(
+    bucket: str,
+    s3_endpoint: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The index only spares another resource a build: the pass's Jobs and status stand,
+    and the entry is written on a later look (the service's passes are this reconcile)."""
+    import logging
+
+    from bodypose_operator.controller.artifacts import ArtifactStore, S3Refused
+
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
+
+    def refuse(self: ArtifactStore, index: str, manifest_uri: str) -> bool:
+        raise S3Refused("AccessDenied", f"access denied: cannot write {index}")
+
+    monkeypatch.setattr(ArtifactStore, "record", refuse)
+    with caplog.at_level(logging.WARNING, logger="bodypose_operator"):
+        out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert out.status["phase"] == "Building"
+    assert {j.metadata.labels.get(LABEL_TARGET) for j in cluster.jobs.values()} == {
+        None, "a100", "cpu",
+    }  # fmt: skip
+    assert out.requeue_after == 30.0
+    assert "ml/demo: content index not written: access denied: cannot write" in caplog.text

@@ -1,6 +1,6 @@
 """The event-driven service: which trigger reconciles what, what it reads, when it looks again.
 
-Against a real S3 server and the in-memory cluster of test_reconcile.py, extended
+Against a real S3 server and the in-memory cluster of tests/support/operator_fakes.py, extended
 with the resource reads and status patches the service makes.
 """
 
@@ -21,11 +21,11 @@ from bodypose_operator.controller.act import status_patch
 from bodypose_operator.controller.service import ExportService
 from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
-from tests.operator.test_reconcile import (
+from tests.support.operator_fakes import (
     GPU_IMAGE,
     RecordedCluster,
-    _pod_running,
     body,
+    pod_running,
     put_manifest,
 )
 
@@ -201,7 +201,7 @@ def test_an_image_pull_failure_is_seen_at_the_check(bucket: str, s3_endpoint: S3
     job = cluster.job("export")
     kubelet = f'Back-off pulling image "{GPU_IMAGE}"'
     cluster.pods[job.metadata.name] = [
-        _pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
+        pod_running(GPU_IMAGE, V1ContainerState(waiting=V1ContainerStateWaiting(
             reason="ImagePullBackOff", message=kubelet)))
     ]  # fmt: skip
     job.metadata.creation_timestamp -= dt.timedelta(seconds=16)

@@ -2,7 +2,7 @@
 
 Two real MinIO users on the test MinIO, each allowed one bucket (MinIO's admin
 API, devcluster.minio.add_tenant). The operator's pass reads the resource's
-Secret through the cluster (here the in-memory one of test_reconcile.py) and
+Secret through the cluster (here the in-memory one of tests/support/operator_fakes.py) and
 reaches S3 only with those values: the test process's own AWS_* environment
 (MinIO's root account) is never what decides.
 """
@@ -19,7 +19,7 @@ from bodypose_operator.controller.reconcile import reconcile
 from bodypose_operator.settings import Settings
 from devcluster.minio import S3Server, add_tenant
 from tests.conftest import S3Endpoint
-from tests.operator.test_reconcile import RecordedCluster, body, cond
+from tests.support.operator_fakes import RecordedCluster, body, cond
 
 SETTINGS = Settings(pending_check_seconds=0)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from tests.conftest import export_sample
+from tests.support.serving import load_model_config_pb2
 
 
 @pytest.fixture(scope="session", params=[False, True], ids=["plain", "sdk_compatible"])
@@ -23,19 +23,3 @@ def exported_model(
 @pytest.fixture(scope="session")
 def model_config_pb2() -> ModuleType:
     return load_model_config_pb2()
-
-
-def load_model_config_pb2() -> ModuleType:
-    """Triton's ModelConfig protobuf, as the `tritonclient` package ships it.
-
-    Loaded by file: `tritonclient.grpc`'s package init needs grpcio, which
-    only its client (not its config message) uses.
-    """
-    spec = importlib.util.find_spec("tritonclient")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
-    loader_spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
-    assert loader_spec is not None and loader_spec.loader is not None
-    module = importlib.util.module_from_spec(loader_spec)
-    loader_spec.loader.exec_module(module)
-    return module

@@ -15,9 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import onnxruntime as ort
 import pytest
-from google.protobuf import text_format
 
 from bodypose_exporter.cli.main import build_main
 from bodypose_exporter.engines.registry import facts_of
@@ -26,28 +24,7 @@ from bodypose_exporter.serving.bindings import Bindings
 from bodypose_exporter.stages import serving
 from tests.conftest import SAMPLE_HEIGHT as HEIGHT
 from tests.conftest import SAMPLE_WIDTH as WIDTH
-
-
-def parse_triton(text: str, pb2: ModuleType) -> Any:
-    return text_format.Parse(text, pb2.ModelConfig())
-
-
-def check_against_model(config: Any, model: Path, pb2: ModuleType, max_batch: int) -> None:
-    """Every field of the Triton config against the ONNX model's real bindings."""
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    (real_input,) = session.get_inputs()
-    assert config.max_batch_size == max_batch
-    (given,) = config.input
-    assert given.name == real_input.name == "input_1:0"
-    assert given.format == pb2.ModelInput.FORMAT_NHWC
-    assert list(given.dims) == [HEIGHT, WIDTH, 3] == list(real_input.shape[1:])
-    assert given.data_type == pb2.TYPE_FP32 and real_input.type == "tensor(float)"
-    real_outputs = {o.name: o for o in session.get_outputs()}
-    assert sorted(o.name for o in config.output) == sorted(real_outputs)
-    for output in config.output:
-        assert list(output.dims) == list(real_outputs[output.name].shape[1:])
-        assert output.data_type == pb2.TYPE_FP32
-    assert config.HasField("dynamic_batching")
+from tests.support.serving import check_against_model, parse_triton
 
 
 def run_build(exported: Path, engine: Path, *extra: str) -> dict[str, Any]:

@@ -59,23 +59,23 @@ def to_structural(node: Any, defs: dict[str, Any]) -> Any:
     if "exclusiveMaximum" in node:
         node["maximum"] = node["exclusiveMaximum"]
         node["exclusiveMaximum"] = True
-    out: dict[str, Any] = {}
+    structural: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP or key == "$defs":
             continue
         if key == "properties":
-            out[key] = {name: to_structural(v, defs) for name, v in value.items()}
+            structural[key] = {name: to_structural(v, defs) for name, v in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
-            out[key] = to_structural(value, defs)
+            structural[key] = to_structural(value, defs)
         elif key == "additionalProperties":
             # `extra="forbid"` gives `false`, which structural schemas reject; the
             # API server prunes unknown fields instead.
             continue
         else:
-            out[key] = value
-    if "enum" in out and "type" not in out:
-        out["type"] = "string"
-    return out
+            structural[key] = value
+    if "enum" in structural and "type" not in structural:
+        structural["type"] = "string"
+    return structural
 
 
 def model_schema(model: type[Any]) -> dict[str, Any]:

@@ -10,9 +10,20 @@ Field names are camelCase as the Kubernetes API conventions ask
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bodypose_operator.api.backends import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    HARDWARE_COMPATIBILITY,
+    TARGET_OPTIONS,
+    Backend,
+    TargetOption,
+    accepting,
+    describe_resources,
+)
 
 GROUP = "bodypose.dev"
 VERSION = "v1alpha1"
@@ -28,6 +39,18 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 def cel(rule: str, message: str) -> dict[str, str]:
     """One x-kubernetes-validations entry."""
     return {"rule": rule, "message": message}
+
+
+if TYPE_CHECKING:
+    BackendName = str
+else:
+    # The table's names as a Literal: the CRD's enum, and pydantic's own "Input should
+    # be ..." message, exactly as a Literal written out by hand gives them.
+    BackendName = Literal[tuple(BACKENDS)]
+
+
+def _names(names: list[str]) -> str:
+    return " and ".join(names)
 
 
 class ApiModel(BaseModel):
@@ -131,7 +154,8 @@ class EngineSpec(ApiModel):
     )
     int8Route: Literal["auto", "qdq", "calBin"] = Field(
         default="auto",
-        description="How a tensorrt target builds int8: qdq, a strongly typed network from "
+        description=f"How a {_names([n for n, b in BACKENDS.items() if b.int8_routes])} "
+        "target builds int8: qdq, a strongly typed network from "
         "the explicitly quantized ONNX (TensorRT 10 and later); calBin, TensorRT's implicit "
         "calibrator reading cal.bin (deprecated since TensorRT 10.1, what TAO and DeepStream "
         "read); auto, qdq where the TensorRT in the build image supports it.",
@@ -172,19 +196,20 @@ class Target(ApiModel):
     )
     resources: Resources | None = Field(
         default=None,
-        description="Build pod resources. Default: one nvidia.com/gpu for the tensorrt backend, "
-        "one CPU for onnxruntime.",
+        description=f"Build pod resources. Default, by backend: {describe_resources()}.",
     )
-    backend: Literal["tensorrt", "onnxruntime"] = Field(
-        default="tensorrt",
-        description="tensorrt builds a TensorRT engine on the pool's GPU; onnxruntime an "
-        "ONNX Runtime-optimized model (CPU pools, demos).",
+    backend: BackendName = Field(
+        default=DEFAULT_BACKEND,
+        description="Which builder makes the target's artifact: "
+        + "; ".join(f"{name}, {row.summary}" for name, row in BACKENDS.items())
+        + ".",
     )
     hardwareCompatibility: Literal["none", "ampere+"] = Field(
         default="none",
-        description="tensorrt only: none builds for the pool's GPU alone; ampere+ builds an "
-        "engine that loads on any Ampere or newer GPU (TensorRT's hardware-compatibility "
-        "level, somewhat slower). Part of the engine's compatibility record.",
+        description=f"{_names(accepting(HARDWARE_COMPATIBILITY))} only: none builds for the "
+        "pool's GPU alone; ampere+ builds an engine that loads on any Ampere or newer GPU "
+        "(TensorRT's hardware-compatibility level, somewhat slower). Part of the engine's "
+        "compatibility record.",
     )
 
 
@@ -201,8 +226,9 @@ class OutputSpec(ApiModel):
 
 
 class EvaluationSpec(ApiModel):
-    """The seed's accuracy check: OKS keypoint AP of the FP32 model and of every target's
-    engine on the user's own set, strict mode, TAO's bottom-up decoding."""
+    """The accuracy check: OKS keypoint AP (COCO's keypoint metric) of the FP32 model and
+    of every target's engine on the user's own set, strict mode, TAO's bottom-up decoding
+    (the exporter's `evaluation` package)."""
 
     annotationsUri: str = Field(
         pattern=S3_URI_PATTERN,
@@ -220,8 +246,8 @@ class EvaluationSpec(ApiModel):
         ge=0,
         le=100,
         description="Largest drop of a target's AP below the FP32 model's, in AP points "
-        "(AP x 100). Default by precision: 0.5 for fp32 and fp16, 3 for int8 (the seed: "
-        "INT8 within 2-3% of the .tlt).",
+        "(AP x 100). Default by precision: 0.5 for fp32 and fp16, 3 for int8 (an INT8 "
+        "engine is expected within 2-3% of the .tlt's accuracy).",
     )
 
 
@@ -241,6 +267,40 @@ class VerificationSpec(ApiModel):
 
 
 Precision = Literal["fp32", "fp16", "int8"]
+
+
+def _is_backend(names: list[str], default: str = DEFAULT_BACKEND) -> str:
+    """CEL: target `t` builds with one of `names` (a target naming none, with the default)."""
+    unnamed = ["!has(t.backend)"] if default in names else []
+    return " || ".join([*unnamed, *(f"t.backend == '{name}'" for name in names)])
+
+
+def option_rule(option: TargetOption, backends: dict[str, Backend] = BACKENDS) -> dict[str, str]:
+    """A target may set `option` only with a backend whose row accepts it."""
+    names, f = accepting(option, backends), option.field
+    return cel(
+        f"self.targets.all(t, !has(t.{f}) || t.{f} == '{option.unset}' || {_is_backend(names)})",
+        f"{option.refused} applies to {_names(names)} targets only",
+    )
+
+
+def precision_rule(backend: Backend) -> dict[str, str]:
+    """The resource's precision must be one each of its targets' backends builds."""
+    listed = ", ".join(f"'{p}'" for p in backend.precisions)
+    return cel(
+        f"self.targets.all(t, !({_is_backend([backend.name])}) || self.precision in [{listed}])",
+        f"{backend.name} targets build {_names(list(backend.precisions))} only",
+    )
+
+
+#: One rule per target option (by field), and one per backend that does not build every
+#: precision (by name): a backend that builds all three needs none.
+OPTION_RULES = {option.field: option_rule(option) for option in TARGET_OPTIONS}
+PRECISION_RULES = {
+    name: precision_rule(row)
+    for name, row in BACKENDS.items()
+    if set(get_args(Precision)) - set(row.precisions)
+}
 
 SPEC_RULES = [
     cel(
@@ -262,11 +322,8 @@ SPEC_RULES = [
         "|| self.calibration.batches * self.calibration.batchSize <= 1000000",
         "calibration.batches x calibration.batchSize must be at most 1000000 images",
     ),
-    cel(
-        "self.targets.all(t, !has(t.hardwareCompatibility) || t.hardwareCompatibility == 'none' "
-        "|| !has(t.backend) || t.backend == 'tensorrt')",
-        "hardwareCompatibility ampere+ applies to tensorrt targets only",
-    ),
+    *OPTION_RULES.values(),
+    *PRECISION_RULES.values(),
 ]
 
 
@@ -321,8 +378,16 @@ class BodyPoseExportSpec(ApiModel):
         names = [t.name for t in self.targets]
         if len(names) != len(set(names)):
             raise ValueError(SPEC_RULES[2]["message"])
-        if any(t.hardwareCompatibility != "none" and t.backend != "tensorrt" for t in self.targets):
-            raise ValueError(SPEC_RULES[4]["message"])
+        for option in TARGET_OPTIONS:
+            if any(
+                getattr(t, option.field) != option.unset
+                and option.field not in BACKENDS[t.backend].options
+                for t in self.targets
+            ):
+                raise ValueError(OPTION_RULES[option.field]["message"])
+        for t in self.targets:
+            if self.precision not in BACKENDS[t.backend].precisions:
+                raise ValueError(PRECISION_RULES[t.backend]["message"])
         return self
 
 
@@ -416,6 +481,17 @@ class TargetStatus(ApiModel):
         default=None, description="AP points below the FP32 model's (negative: above it)."
     )
     maxApDrop: float | None = Field(default=None, description="The limit the drop was held to.")
+
+
+#: The TargetStatus fields a build's compatibility record fills (what the artifact was
+#: built for: reuse needs them to match), in the order the status lists them.
+COMPATIBILITY_FIELDS = (
+    "gpuName",
+    "computeCapability",
+    "tensorrtVersion",
+    "hardwareCompatibility",
+    "instructionSet",
+)
 
 
 class EvaluationStatus(ApiModel):

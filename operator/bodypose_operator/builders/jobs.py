@@ -7,8 +7,9 @@ non-root, no privilege escalation, all capabilities dropped, RuntimeDefault
 seccomp, and a read-only root filesystem with two emptyDir volumes, /scratch (the
 working directory, HOME and TMPDIR) and /tmp (for libraries that ignore TMPDIR).
 Images: export Jobs run `settings.export_job_image` (the CPU exporter image, or
-one built on TAO's deploy container); build Jobs run the GPU exporter image for
-`tensorrt` targets and the CPU one for `onnxruntime` targets.
+one built on TAO's deploy container); a build Job runs the image its backend's
+row in `api/backends.py` names, with that row's default resources and arguments.
+File names come from `api/artifacts.py`, the mirror of the exporter's catalogue.
 The model key reaches the export pod only as a `secretKeyRef` environment
 variable (BODYPOSE_MODEL_KEY, which `bpnet-export` reads when `-k` is absent):
 it never appears in args, so never in the Job spec.
@@ -18,6 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from bodypose_operator.api.artifacts import (
+    DEPLOY_INFIX,
+    MODEL_STEM,
+    TARGETS_DIR,
+    Kind,
+    file_name,
+)
+from bodypose_operator.api.backends import BACKENDS, TARGET_OPTIONS
 from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec, Target
 from bodypose_operator.builders.naming import (
     LABEL_CONTENT_KEY,
@@ -33,12 +42,17 @@ SCRATCH = "/scratch"
 TMP = "/tmp"  # an emptyDir of its own, as /scratch
 TERMINATION_LOG = "/dev/termination-log"
 KEY_ENV = "BODYPOSE_MODEL_KEY"
-ETLT_NAME = "bpnet_model.etlt"
+ETLT_NAME = file_name(Kind.ETLT)
 
 
 def artifact_prefix(spec: BodyPoseExportSpec, namespace: str, name: str, key: str) -> str:
     """s3://<output>/<namespace>/<name>/<contentKey>: where one artifact set lives."""
     return f"{spec.output.uri.rstrip('/')}/{namespace}/{name}/{key}"
+
+
+def target_prefix(prefix: str, target: str) -> str:
+    """`<prefix>/targets/<target>`: where one target's artifact and manifest live."""
+    return f"{prefix}/{TARGETS_DIR}/{target}"
 
 
 def _owner_reference(resource: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +205,7 @@ def export_args(spec: BodyPoseExportSpec, prefix: str) -> list[str]:
             "--batch_size", str(cal.batchSize),
             # Reused when it names an existing cal.bin; else a scratch file (the
             # published copy is <prefix>/cal.bin either way).
-            "--cal_cache_file", cal.cacheUri or f"{SCRATCH}/cal.bin",
+            "--cal_cache_file", cal.cacheUri or f"{SCRATCH}/{file_name(Kind.CALIBRATION_CACHE)}",
         ]  # fmt: skip
         if cal.imagesUri:
             args += ["--cal_image_dir", cal.imagesUri]
@@ -249,21 +263,21 @@ def build_export_job(
 
 
 def engine_file_name(spec: BodyPoseExportSpec, target: Target) -> str:
-    """The seed's engine name, bpnet_model.$H.$W.$precision.engine (.deploy.engine for SDK),
-    for what the artifact is: an onnxruntime target's is an ONNX model, `.onnx`. The
-    build stage adds the compatibility record to a TensorRT engine's name (sm86.trt10...),
-    which only the GPU knows; the manifest names the file as written."""
-    stem = f"bpnet_model.{spec.input.height}.{spec.input.width}.{spec.precision}"
-    deploy = ".deploy" if spec.engine.sdkCompatible else ""
-    return f"{stem}{deploy}.{'onnx' if target.backend == 'onnxruntime' else 'engine'}"
+    """TAO's engine name, bpnet_model.$H.$W.$precision.engine (.deploy.engine for the
+    SDK-compatible graph), with the suffix of what the backend writes (an ONNX Runtime
+    artifact is an ONNX model, `.onnx`). The build stage adds the compatibility record
+    to a TensorRT engine's name (sm86.trt10...), which only the GPU knows; the
+    manifest names the file as written."""
+    stem = f"{MODEL_STEM}.{spec.input.height}.{spec.input.width}.{spec.precision}"
+    deploy = DEPLOY_INFIX if spec.engine.sdkCompatible else ""
+    return f"{stem}{deploy}{BACKENDS[target.backend].artifact_suffix}"
 
 
 def target_resources(target: Target) -> dict[str, Any]:
+    """The target's own resources, else its backend's defaults."""
     if target.resources is not None:
         return target.resources.model_dump(exclude_defaults=False)
-    if target.backend == "tensorrt":
-        return {"limits": {"nvidia.com/gpu": "1"}}
-    return {"requests": {"cpu": "1", "memory": "2Gi"}}
+    return BACKENDS[target.backend].resources()
 
 
 # The label NVIDIA's GPU feature discovery puts on GPU nodes (e.g. NVIDIA-A100-SXM4-80GB).
@@ -276,42 +290,64 @@ def build_args(
     """`bpnet-build` arguments: the shared artifacts (under `shared`, default `prefix`) in,
     one target's engine out (under `prefix`)."""
     shared = shared or prefix
+    backend = BACKENDS[target.backend]
+    engine = f"{target_prefix(prefix, target.name)}/{engine_file_name(spec, target)}"
     args = [
-        "--onnx", f"{shared}/bpnet_model.onnx",
+        "--onnx", f"{shared}/{file_name(Kind.ONNX)}",
         "--data_type", spec.precision,
-        "--engine_backend", target.backend,
+        "--engine_backend", backend.name,
         "--max_batch_size", str(spec.engine.maxBatchSize),
         "--max_workspace_size", str(spec.engine.maxWorkspaceSize),
-        "--engine_file", f"{prefix}/targets/{target.name}/{engine_file_name(spec, target)}",
-        "--reference", f"{shared}/reference.npz",
+        "--engine_file", engine,
+        "--reference", f"{shared}/{file_name(Kind.REFERENCE)}",
     ]  # fmt: skip
     if spec.precision == "int8":
         args += [
             "--cal_cache_file",
-            f"{shared}/cal.bin",
+            f"{shared}/{file_name(Kind.CALIBRATION_CACHE)}",
             "--qdq_model",
-            f"{shared}/bpnet_model.qdq.onnx",
+            f"{shared}/{file_name(Kind.QDQ_MODEL)}",
         ]
     if spec.engine.strictTypeConstraints:
         args.append("-s")
     if spec.evaluation is not None:
         # The engine is gated against the FP32 model's AP the export recorded.
-        args += [*_evaluation_args(spec), "--eval_reference", f"{shared}/evaluation.json"]
+        args += [
+            *_evaluation_args(spec),
+            "--eval_reference",
+            f"{shared}/{file_name(Kind.EVALUATION)}",
+        ]
         if spec.evaluation.maxApDrop is not None:
             args += ["--max_ap_drop", str(spec.evaluation.maxApDrop)]
         if spec.engine.sdkCompatible:
             # Evaluate the plain graph's engine, publish the SDK-compatible one built
-            # from the same calibration beside it (issue 17).
-            args += ["--deploy_onnx", f"{shared}/bpnet_model.deploy.onnx"]
-    if target.backend == "tensorrt":
-        args += ["--hardware_compatibility", target.hardwareCompatibility]
+            # from the same calibration beside it (the AP gate needs the plain graph's
+            # outputs; DeepStream's bodypose2d app needs the SDK-compatible one).
+            args += ["--deploy_onnx", f"{shared}/{file_name(Kind.DEPLOY_ONNX)}"]
+    return args + _backend_args(spec, target) + _gate_args(spec)
+
+
+def _backend_args(spec: BodyPoseExportSpec, target: Target) -> list[str]:
+    """The arguments only the target's backend takes, as its row in api/backends.py says."""
+    backend = BACKENDS[target.backend]
+    args: list[str] = []
+    for option in TARGET_OPTIONS:
+        if option.field in backend.options:
+            args += [option.flag, str(getattr(target, option.field))]
+    if backend.checks_gpu_product:
         # The build stops before any work when the GPU it finds is not the one the pool
         # advertises (an engine belongs to its GPU): the product the nodeSelector names.
         product = target.nodeSelector.get(GPU_PRODUCT_LABEL)
         if product:
             args += ["--expected_gpu_product", product]
-        if spec.precision == "int8" and spec.engine.int8Route != "auto":
-            args += ["--int8_route", {"calBin": "cal_bin"}.get(spec.engine.int8Route, "qdq")]
+    if backend.int8_routes and spec.precision == "int8" and spec.engine.int8Route != "auto":
+        args += ["--int8_route", {"calBin": "cal_bin"}.get(spec.engine.int8Route, "qdq")]
+    return args
+
+
+def _gate_args(spec: BodyPoseExportSpec) -> list[str]:
+    """The verification gates the resource sets (unset: the exporter's per-precision defaults)."""
+    args: list[str] = []
     gates = spec.verification
     for flag, value in (
         ("--max_abs_diff", gates.maxAbsDiff),

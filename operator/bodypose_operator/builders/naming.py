@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from bodypose_operator.api.backends import BACKENDS, TARGET_OPTIONS
 from bodypose_operator.api.v1alpha1 import GROUP, BodyPoseExportSpec, Target
 
 MAX_JOB_NAME = 63
@@ -64,19 +65,26 @@ def job_name(resource: str, stage: str, key: str, target: str | None = None) -> 
 
 def pool_identity(target: Target, image: str | None = None) -> str:
     """What makes two targets' engines interchangeable: the pool they build on, the
-    backend, and for TensorRT the compatibility record's other two parts (issue 14):
-    the hardware-compatibility level and the build image (its TensorRT version).
+    backend, the backend-only options the target sets (a TensorRT engine's
+    hardware-compatibility level is part of its compatibility record), and, for a
+    backend whose artifacts depend on the library in its build image, that image
+    (a TensorRT engine loads only in the TensorRT version that built it).
 
     An engine belongs to the hardware it was built on; the nodeSelector names that
     pool (its GPU, so its compute capability). The target's name and scheduling
-    details (tolerations, resources) do not change the engine.
+    details (tolerations, resources) do not change the engine. An option left at its
+    default stays out of the blob, so a target that does not use it keeps the identity
+    (and the index entries) it had before the option existed.
     """
+    backend = BACKENDS[target.backend]
+    options = {
+        option.field: getattr(target, option.field)
+        for option in TARGET_OPTIONS
+        if getattr(target, option.field) != option.unset
+    }
     blob = json.dumps(
-        {"backend": target.backend, "nodeSelector": target.nodeSelector,
-         # The compatibility record's level; the TensorRT version goes with the image.
-         **({"hardwareCompatibility": target.hardwareCompatibility}
-            if target.hardwareCompatibility != "none" else {}),
-         **({"image": image} if image and target.backend == "tensorrt" else {})},
+        {"backend": target.backend, "nodeSelector": target.nodeSelector, **options,
+         **({"image": image} if image and backend.image_in_pool_identity else {})},
         sort_keys=True,
     )  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -24,10 +24,9 @@ def apply_jobs(decision: Decision, cluster: Cluster, namespace: str) -> None:
         cluster.delete_job(namespace, name)
     for manifest in decision.create:
         if not cluster.create_job(manifest):
-            # Another pass (or replica) made it first: not news for the user.
-            decision.events[:] = [
-                e for e in decision.events if manifest["metadata"]["name"] not in e[2]
-            ]
+            # Another pass (or replica) made it first: its creation is not news.
+            name = manifest["metadata"]["name"]
+            decision.events[:] = [e for e in decision.events if e.job != name]
 
 
 def apply_index(decision: Decision, store: ArtifactStore) -> None:

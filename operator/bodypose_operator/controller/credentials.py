@@ -1,13 +1,14 @@
 """Whose S3 credentials a resource's reads and writes use: the ones the resource names.
 
-Tenancy (issue 13): everything the operator reads or writes in S3 for a
-resource (the model's digest, the stage manifests, the content index) goes
-through the Secret that resource names in `spec.output.credentialsSecretRef`,
-read from the resource's own namespace, the same Secret its Jobs' pods get. So
-a resource can reach only what its own credentials reach, and the operator
-needs no S3 account of its own. Chosen over delegating those reads to Jobs:
-the model's digest decides the content key before any Job exists, and a Job
-per look would cost a pod start per event.
+Tenancy (docs/architecture.md, "Tenancy: whose credentials reach S3"):
+everything the operator reads or writes in S3 for a resource (the model's
+digest, the stage manifests, the content index) goes through the Secret that
+resource names in `spec.output.credentialsSecretRef`, read from the resource's
+own namespace, the same Secret its Jobs' pods get. So a resource can reach
+only what its own credentials reach, and the operator needs no S3 account of
+its own. Chosen over delegating those reads to Jobs: the model's digest
+decides the content key before any Job exists, and a Job per look would cost a
+pod start per event.
 
 The operator `get`s the one Secret named (RBAC: `get` on secrets, never list or
 watch, so it holds no copy of a namespace's Secrets); the values never leave

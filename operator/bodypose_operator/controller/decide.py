@@ -8,17 +8,24 @@ that cannot be pulled or a pool with no room, then at the pending deadline, to
 fail it). Level-triggered: the same facts always give the same decision, so a
 restarted operator neither duplicates a Job (names are deterministic) nor loses
 a result (results live in S3 manifests and pod termination messages).
+
+A decision is made in steps, each a pure function of the facts that returns its
+share (`Step`): the inputs (spec, credentials, model, S3), the export stage,
+each target's build, and the summary over the targets. A step that ends the pass
+says how (`Outcome`); `_decision` merges the steps in order and sets the
+conditions every pass ends with (Ready, and kstatus' Reconciling and Stalled).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from bodypose_operator.api.artifacts import Kind
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
 from bodypose_operator.builders.jobs import build_export_job, build_target_job, engine_file_name
-from bodypose_operator.builders.naming import job_name
 from bodypose_operator.controller.conditions import (
     BUILT,
     CALIBRATED,
@@ -28,6 +35,14 @@ from bodypose_operator.controller.conditions import (
     STALLED,
     remove_condition,
     set_condition,
+)
+from bodypose_operator.controller.manifests import (
+    artifact_ref,
+    calibration_message,
+    evaluation_status,
+    shared_artifacts,
+    stage_seconds,
+    target_fields,
 )
 from bodypose_operator.controller.observe import (
     Facts,
@@ -46,6 +61,25 @@ S3_RETRY_SECONDS = 30.0
 REFUSED_RETRY_SECONDS = 120.0
 
 
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes event about the resource, worth telling its user."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    #: The Job whose creation (or deletion) this event announces. When the create finds
+    #: the Job already there (another pass or replica made it first), the event is no
+    #: news and act drops it by this name.
+    job: str | None = None
+
+
+def _sooner(current: float | None, seconds: float) -> float:
+    """The earlier of two looks; never sooner than a second (a busy loop helps no one)."""
+    seconds = max(seconds, 1.0)
+    return seconds if current is None or seconds < current else current
+
+
 @dataclass
 class Decision:
     """What one reconcile wants done, and the status it leads to."""
@@ -54,7 +88,7 @@ class Decision:
     create: list[dict[str, Any]] = field(default_factory=list)  # Job manifests
     delete: list[str] = field(default_factory=list)  # Job names
     index: list[tuple[str, str]] = field(default_factory=list)  # (index uri, manifest uri)
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    events: list[Event] = field(default_factory=list)
     #: (stage, seconds) of stages seen complete for the first time, from their manifests.
     durations: list[tuple[str, float]] = field(default_factory=list)
     jobs_running: int = 0
@@ -62,9 +96,41 @@ class Decision:
     requeue_after: float | None = None
 
     def look_again(self, seconds: float) -> None:
-        seconds = max(seconds, 1.0)
-        if self.requeue_after is None or seconds < self.requeue_after:
-            self.requeue_after = seconds
+        self.requeue_after = _sooner(self.requeue_after, seconds)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a pass ends: the resource's phase, and the reason and message of its Ready
+    condition (and of Reconciling or Stalled, whichever holds)."""
+
+    phase: str  # Pending | Exporting | Building | Ready | Failed
+    reason: str
+    message: str
+
+
+#: A condition a step sets: (type, status, reason, message); None: Unknown.
+ConditionUpdate = tuple[str, bool | None, str, str]
+
+
+@dataclass
+class Step:
+    """One step's share of a decision; `_decision` merges the steps in order."""
+
+    status: dict[str, Any] = field(default_factory=dict)  # status fields it sets
+    conditions: list[ConditionUpdate] = field(default_factory=list)
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    index: list[tuple[str, str]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    durations: list[tuple[str, float]] = field(default_factory=list)
+    requeue_after: float | None = None
+    #: Set when the pass ends with this step; None: on to the next one.
+    outcome: Outcome | None = None
+
+    def look_again(self, seconds: float | None) -> None:
+        if seconds is not None:
+            self.requeue_after = _sooner(self.requeue_after, seconds)
 
 
 @dataclass(frozen=True)
@@ -78,10 +144,12 @@ class StageState:
     retries: int = 0
 
 
-def _stage_state(
-    stage: StageFacts, what: str, settings: Settings, facts: Facts, out: Decision
-) -> StageState:
-    state = _stage_state_of_job(stage, what, settings, facts, out)
+# ----- one stage, from its facts ------------------------------------------------------
+
+
+def stage_state(stage: StageFacts, what: str, settings: Settings, now: dt.datetime) -> StageState:
+    """The export's or one target's state, from its manifest, its Job and its pods."""
+    state = _state_of_job(stage, what, settings, now)
     failed = int(getattr(stage.job.status, "failed", 0) or 0) if stage.job is not None else 0
     if stage.job is None or failed == 0:
         return state
@@ -93,9 +161,7 @@ def _stage_state(
     return dataclasses.replace(state, message=state.message + note, retries=retries)
 
 
-def _stage_state_of_job(
-    stage: StageFacts, what: str, settings: Settings, facts: Facts, out: Decision
-) -> StageState:
+def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.datetime) -> StageState:
     if stage.manifest is not None:
         name = stage.job.metadata.name if stage.job is not None else None
         return StageState("Ready", "Complete", f"{what} complete", name, stage.manifest)
@@ -117,12 +183,6 @@ def _stage_state_of_job(
         return StageState(
             "Failed", "ManifestMissing", f"{what}: Job {name} succeeded but wrote no manifest", name
         )
-    age = job_age(job, facts.now)
-    if not job_started(job):
-        if age < settings.pending_check_seconds:
-            out.look_again(settings.pending_check_seconds - age)
-        elif age < settings.pending_deadline_seconds:
-            out.look_again(settings.pending_deadline_seconds - age + 1)
     if report is None:
         return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
     if report.start_failure is not None:
@@ -130,7 +190,7 @@ def _stage_state_of_job(
     if report.waiting_reason == "CreateContainerConfigError":
         detail = report.waiting_message or "container config error"
         return StageState("Failed", "ConfigError", f"{what}: {detail}", name)
-    past_deadline = age > settings.pending_deadline_seconds
+    past_deadline = job_age(job, now) > settings.pending_deadline_seconds
     pull = report.image_pull
     if pull is not None:
         message = f"{what}: image {pull.image} cannot be pulled ({pull.reason})"
@@ -164,325 +224,290 @@ def _start_failure(what: str, failure: Any, name: str) -> StageState:
     )
 
 
-def _artifact(manifest: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for a in manifest.get("artifacts", []):
-        if a.get("kind") == kind:
-            return {"uri": a["path"], "sha256": a.get("sha256"), "sizeBytes": a.get("bytes")}
+def _next_look(stage: StageFacts, settings: Settings, now: dt.datetime) -> float | None:
+    """When a Job that has not started is due a look no event will trigger: at
+    `pending_check_seconds` (its pods read once), then just past the pending deadline
+    (where it fails). None for a stage that is complete, or whose Job runs or ended."""
+    job = stage.job
+    if stage.manifest is not None or job is None or job_state(job) != "Active":
+        return None
+    if job_started(job):
+        return None
+    age = job_age(job, now)
+    if age < settings.pending_check_seconds:
+        return settings.pending_check_seconds - age
+    if age < settings.pending_deadline_seconds:
+        return settings.pending_deadline_seconds - age + 1
     return None
 
 
-def _tensorfile(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The tensorfile lives where the spec named it, not among the published artifacts."""
-    uri = (manifest.get("calibration") or {}).get("tensorfile")
-    return {"uri": uri} if uri else None
+def _condition_status(phase: str) -> bool | None:
+    """A stage condition's status: True once Ready, False once Failed, Unknown before."""
+    return {"Ready": True, "Failed": False}.get(phase)
 
 
-def _calibration_message(manifest: dict[str, Any]) -> str:
-    cal = manifest.get("calibration") or {}
-    if cal.get("cacheReused"):
-        return f"cal.bin reused from {cal.get('cacheFile')}"
-    text = (
-        f"cal.bin from {cal.get('images', 0)} images in {cal.get('batches', 0)} batches "
-        f"({cal.get('method', 'entropy')})"
-    )
-    agreement = cal.get("agreement") or {}
-    if agreement:
-        text += (
-            f"; QDQ vs FP32 on {agreement.get('images')} held-back images: heatmap cosine "
-            f"{agreement.get('heatmap_cosine_mean', 0):.4f}, peaks at the same pixel "
-            f"{100 * agreement.get('peak_match', 0):.1f}%"
-        )
-    return text
+# ----- the steps ----------------------------------------------------------------------
 
 
-def _target_status(target: Target, state: StageState) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": target.name,
-        "phase": {"Running": "Building"}.get(state.phase, state.phase),
-    }
-    if state.job:
-        out["jobName"] = state.job
-    if state.phase != "Ready":
-        out["message"] = state.message
-    if state.retries:
-        out["retries"] = state.retries
-    m = state.manifest
-    if m:
-        engine = _artifact(m, "engine")
-        if engine:
-            out["engineUri"] = engine["uri"]
-            out["sha256"] = engine["sha256"]
-            out["sizeBytes"] = engine["sizeBytes"]
-        deploy = _artifact(m, "deploy-engine")
-        if deploy:
-            out["deployEngine"] = {k: v for k, v in deploy.items() if v is not None}
-        # The compatibility record (a TensorRT engine's GPU, an int8 CPU artifact's
-        # instruction set) over what the hardware said.
-        record = {**m.get("hardware", {}), **(m.get("compatibility") or {})}
-        for key in ("gpuName", "computeCapability", "tensorrtVersion", "hardwareCompatibility",
-                    "instructionSet"):  # fmt: skip
-            if record.get(key) is not None:
-                out[key] = str(record[key])
-        if isinstance(m.get("runtime"), str):
-            out["runtime"] = m["runtime"]
-        serving = m.get("serving") or {}
-        configs = {k: serving[k] for k in ("tritonRepository", "tritonConfig", "deepstreamConfig")
-                   if isinstance(serving.get(k), str)}  # fmt: skip
-        if configs:
-            out["serving"] = configs
-        if m.get("timingsSeconds", {}).get("build") is not None:
-            out["buildSeconds"] = float(m["timingsSeconds"]["build"])
-        evaluation = m.get("evaluation") or {}
-        ap = (evaluation.get("figures") or {}).get("AP")
-        if isinstance(ap, int | float):
-            out["ap"] = round(float(ap), 2)
-            for key in ("apDrop", "maxApDrop"):
-                if isinstance(evaluation.get(key), int | float):
-                    out[key] = round(float(evaluation[key]), 2)
-        figures = m.get("verification", {}).get("figures")
-        if isinstance(figures, dict):
-            out["verification"] = {
-                k: float(v) for k, v in figures.items() if isinstance(v, (int, float))
-            }
-    return out
-
-
-def _evaluation_status(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The FP32 model's AP on the evaluation set, as the export recorded it."""
-    evaluation = manifest.get("evaluation")
-    if not isinstance(evaluation, dict):
-        return None
-    figures = evaluation.get("figures") or {}
-    out: dict[str, Any] = {}
-    if isinstance(evaluation.get("images"), int):
-        out["images"] = evaluation["images"]
-    for src, dst in (("AP", "ap"), ("AP50", "ap50"), ("AP75", "ap75"), ("APm", "apM"),
-                     ("APl", "apL")):  # fmt: skip
-        if isinstance(figures.get(src), int | float):
-            out[dst] = round(float(figures[src]), 2)
-    if isinstance(evaluation.get("note"), str):
-        out["note"] = evaluation["note"]
-    return out or None
-
-
-def _seconds(manifest: dict[str, Any]) -> float:
-    timings = manifest.get("timingsSeconds") or {}
-    return float(sum(v for v in timings.values() if isinstance(v, int | float)))
-
-
-def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
-    meta = body["metadata"]
-    name, generation = meta["name"], int(meta.get("generation", 1))
-    old = dict(body.get("status") or {})
-    conditions: list[dict[str, Any]] = [c for c in old.get("conditions", []) if isinstance(c, dict)]
-    status: dict[str, Any] = {"observedGeneration": generation}
-    out = Decision(status)
-
-    def finish(phase: str, ready: bool | None, reason: str, message: str) -> Decision:
-        nonlocal conditions
-        conditions = set_condition(conditions, READY, ready, reason, message, generation)
-        # Failed waits for a spec change (Stalled); Ready is done; every other phase is
-        # work under way, S3 that did not answer included: it retries by itself.
-        for type_, holds in ((STALLED, phase == "Failed"),
-                             (RECONCILING, phase not in ("Failed", "Ready"))):  # fmt: skip
-            if holds:
-                conditions = set_condition(conditions, type_, True, reason, message, generation)
-            else:
-                conditions = remove_condition(conditions, type_)
-        status["conditions"] = conditions
-        status["phase"] = phase
-        if old.get("phase") != phase:
-            out.events.append(("Normal" if phase != "Failed" else "Warning", phase, message))
-        return out
-
+def _inputs_step(facts: Facts) -> Step:
+    """The spec, the credentials, the model's digest and S3 as observe found them; and
+    the older generations' unfinished Jobs, which a new content key supersedes."""
+    step = Step()
     if facts.invalid is not None:
-        return finish("Failed", False, "InvalidSpec", facts.invalid)
+        step.outcome = Outcome("Failed", "InvalidSpec", facts.invalid)
+        return step
     spec = facts.spec
     assert spec is not None
-    status["resolution"] = f"{spec.input.height}x{spec.input.width}"
-    status["readyTargets"] = f"0/{len(spec.targets)}"
+    step.status["resolution"] = f"{spec.input.height}x{spec.input.width}"
+    step.status["readyTargets"] = f"0/{len(spec.targets)}"
     if facts.refused is not None and facts.key is None:
         reason, message = facts.refused
-        out.look_again(REFUSED_RETRY_SECONDS)
+        step.look_again(REFUSED_RETRY_SECONDS)
         if facts.refused_model:
-            conditions = set_condition(conditions, EXPORTED, False, reason, message, generation)
-        return finish("Failed", False, reason, message)
+            step.conditions.append((EXPORTED, False, reason, message))
+        step.outcome = Outcome("Failed", reason, message)
+        return step
     if facts.model_missing is not None:
-        conditions = set_condition(
-            conditions, EXPORTED, False, "ModelNotFound", facts.model_missing, generation
-        )
-        return finish("Failed", False, "ModelNotFound", facts.model_missing)
+        step.conditions.append((EXPORTED, False, "ModelNotFound", facts.model_missing))
+        step.outcome = Outcome("Failed", "ModelNotFound", facts.model_missing)
+        return step
     if facts.s3_unreachable is not None and facts.key is None:
-        out.look_again(S3_RETRY_SECONDS)
-        return finish("Pending", False, "S3Unreachable", facts.s3_unreachable)
-    key = facts.key
-    assert key is not None
-    status["contentKey"] = key
-    out.jobs_running = facts.running
-
-    # A new content key supersedes the older generations' unfinished Jobs.
+        step.look_again(S3_RETRY_SECONDS)
+        step.outcome = Outcome("Pending", "S3Unreachable", facts.s3_unreachable)
+        return step
+    assert facts.key is not None
+    step.status["contentKey"] = facts.key
     for job in facts.superseded:
-        out.delete.append(job.metadata.name)
-        out.events.append(
-            ("Normal", "Superseded", f"deleted Job {job.metadata.name} of an older spec")
+        name = job.metadata.name
+        step.delete.append(name)
+        step.events.append(
+            Event("Normal", "Superseded", f"deleted Job {name} of an older spec", job=name)
         )
+    # S3 failed while reading the stages' manifests (the key is known, the stages not).
     if facts.s3_unreachable is not None:
-        out.look_again(S3_RETRY_SECONDS)
-        return finish("Pending", False, "S3Unreachable", facts.s3_unreachable)
-    if facts.refused is not None:
-        out.look_again(REFUSED_RETRY_SECONDS)
-        return finish("Failed", False, *facts.refused)
-    export = facts.export
-    assert export is not None
+        step.look_again(S3_RETRY_SECONDS)
+        step.outcome = Outcome("Pending", "S3Unreachable", facts.s3_unreachable)
+    elif facts.refused is not None:
+        step.look_again(REFUSED_RETRY_SECONDS)
+        step.outcome = Outcome("Failed", *facts.refused)
+    return step
+
+
+def _export_step(
+    body: dict[str, Any], facts: Facts, settings: Settings, old: dict[str, Any]
+) -> Step:
+    """The export stage: its Job, its index entry and events, the Exported and Calibrated
+    conditions, the shared artifacts; the pass ends here until the export is Ready."""
+    spec, key, export = facts.spec, facts.key, facts.export
+    assert spec is not None and key is not None and export is not None
+    step = _export_actions(body, spec, key, export, settings, old)
+    state = stage_state(export, "export", settings, facts.now)
+    step.look_again(_next_look(export, settings, facts.now))
+    holds = _condition_status(state.phase)
+    step.conditions.append((EXPORTED, holds, state.reason, state.message))
+    if spec.precision == "int8":
+        calibrated = (
+            calibration_message(export.manifest)
+            if state.phase == "Ready" and export.manifest is not None
+            else state.message
+        )
+        step.conditions.append((CALIBRATED, holds, state.reason, calibrated))
+    if export.manifest is not None:
+        step.status["artifacts"] = shared_artifacts(export.manifest, export.manifest_uri)
+        reference = evaluation_status(export.manifest)
+        if reference:
+            step.status["evaluation"] = reference
+    if state.phase == "Failed":
+        step.outcome = Outcome("Failed", state.reason, state.message)
+    elif state.phase != "Ready":
+        step.outcome = Outcome("Exporting", state.reason, state.message)
+    return step
+
+
+def _export_actions(
+    body: dict[str, Any],
+    spec: BodyPoseExportSpec,
+    key: str,
+    export: StageFacts,
+    settings: Settings,
+    old: dict[str, Any],
+) -> Step:
+    """The export stage's Job, its content-index entry, and the news of it."""
+    step = Step()
     same_content = old.get("contentKey") == key
     was_exported = any(
         c.get("type") == EXPORTED and c.get("status") == "True" for c in old.get("conditions", [])
     )
-    _export_stage(body, spec, key, facts, settings, out, old, same_content, was_exported)
-    state = _stage_state(export, "export", settings, facts, out)
-    if export.manifest is None and export.job is None:
-        state = StageState("Pending", "JobPending", "export: Job created, waiting to start")
-    conditions = set_condition(
-        conditions, EXPORTED, {"Ready": True, "Failed": False}.get(state.phase),
-        state.reason, state.message, generation,
-    )  # fmt: skip
-    if spec.precision == "int8":
-        calibrated = (
-            _calibration_message(export.manifest)
-            if state.phase == "Ready" and export.manifest is not None
-            else state.message
+    if export.manifest is not None and not export.reused and not (same_content and was_exported):
+        step.index.append((export.index, export.manifest_uri))
+    old_manifest = (old.get("artifacts") or {}).get("manifest", {}).get("uri")
+    if export.reused and old_manifest != export.manifest_uri:
+        step.events.append(
+            Event("Normal", "Reused", f"export: reusing {export.manifest_uri} (same content)")
         )
-        conditions = set_condition(
-            conditions, CALIBRATED, {"Ready": True, "Failed": False}.get(state.phase),
-            state.reason, calibrated, generation,
-        )  # fmt: skip
-    if export.manifest is not None:
-        m = export.manifest
-        status["artifacts"] = {
-            k: v
-            for k, v in {
-                "etlt": _artifact(m, "etlt"),
-                "onnx": _artifact(m, "onnx"),
-                "calibrationCache": _artifact(m, "calibration-cache"),
-                "qdqModel": _artifact(m, "qdq-model"),
-                "tensorfile": _tensorfile(m),
-                "manifest": {"uri": export.manifest_uri},
-            }.items()
-            if v
-        }
-        reference = _evaluation_status(m)
-        if reference:
-            status["evaluation"] = reference
-    if state.phase == "Failed":
-        return finish("Failed", False, state.reason, state.message)
-    if state.phase != "Ready":
-        return finish("Exporting", False, state.reason, state.message)
+    if export.manifest is None and export.job is None:
+        job = build_export_job(body, spec, key, settings)
+        name = job["metadata"]["name"]
+        step.create.append(job)
+        step.events.append(Event("Normal", "ExportStarted", f"created export Job {name}", name))
+    if export.manifest is not None and not was_exported and not export.reused:
+        seconds = stage_seconds(export.manifest)
+        step.durations.append(("export", seconds))
+        etlt = artifact_ref(export.manifest, Kind.ETLT) or {"uri": export.manifest_uri}
+        step.events.append(
+            Event("Normal", "Exported", f"export complete in {seconds:.0f}s: {etlt['uri']}")
+        )
+    return step
 
-    old_targets = {
+
+def _target_step(
+    body: dict[str, Any], facts: Facts, settings: Settings, old: dict[str, Any], target: Target
+) -> tuple[Step, StageState]:
+    """One target's build: its Job, its index entry and events, and its state."""
+    spec, key, export = facts.spec, facts.key, facts.export
+    assert spec is not None and key is not None and export is not None
+    stage = facts.targets[target.name]
+    old_phases = {
         t.get("name"): t.get("phase") for t in old.get("targets") or [] if isinstance(t, dict)
     }
-    shared = export.manifest_uri.rsplit("/", 1)[0]
-    states = []
-    for target in spec.targets:
-        stage = facts.targets[target.name]
-        was_ready = same_content and old_targets.get(target.name) == "Ready"
-        what = f"target {target.name}"
-        if stage.manifest is not None and not stage.reused and not was_ready:
-            out.index.append((stage.index, stage.manifest_uri))
-        if stage.reused and old_targets.get(target.name) != "Ready":
-            out.events.append(
-                ("Normal", "Reused", f"{what}: reusing {stage.manifest_uri} (same content)")
-            )
-        if stage.manifest is None and stage.job is None:
-            manifest = build_target_job(body, spec, target, key, settings, shared)
-            out.create.append(manifest)
-            out.events.append(
-                ("Normal", "BuildStarted", f"created build Job {manifest['metadata']['name']} "
-                 f"for target {target.name} ({engine_file_name(spec, target)})")
-            )  # fmt: skip
-            out.jobs_running += 1
-            state = StageState(
-                "Pending", "JobPending", f"{what}: Job created, waiting to start",
-                job_name(name, "build", key, target.name),
-            )  # fmt: skip
-        else:
-            state = _stage_state(stage, what, settings, facts, out)
-        if (
-            stage.manifest is not None
-            and not stage.reused
-            and old_targets.get(target.name) != "Ready"
-        ):
-            seconds = _seconds(stage.manifest)
-            out.durations.append(("build", seconds))
-            out.events.append(("Normal", "Built", f"{what}: engine verified and "
-                               f"published in {seconds:.0f}s"))  # fmt: skip
-        states.append((target, state))
+    was_ready = old_phases.get(target.name) == "Ready"
+    what = f"target {target.name}"
+    step = Step()
+    if (
+        stage.manifest is not None
+        and not stage.reused
+        and not (old.get("contentKey") == key and was_ready)
+    ):
+        step.index.append((stage.index, stage.manifest_uri))
+    if stage.reused and not was_ready:
+        step.events.append(
+            Event("Normal", "Reused", f"{what}: reusing {stage.manifest_uri} (same content)")
+        )
+    if stage.manifest is None and stage.job is None:
+        # The build reads the export's artifacts where they are: under this resource's
+        # prefix, or another resource's with the same content (the index found them).
+        shared = export.manifest_uri.rsplit("/", 1)[0]
+        job = build_target_job(body, spec, target, key, settings, shared)
+        name = job["metadata"]["name"]
+        step.create.append(job)
+        step.events.append(
+            Event("Normal", "BuildStarted", f"created build Job {name} for target "
+                  f"{target.name} ({engine_file_name(spec, target)})", name)
+        )  # fmt: skip
+        state = StageState("Pending", "JobPending", f"{what}: Job created, waiting to start", name)
+    else:
+        state = stage_state(stage, what, settings, facts.now)
+        step.look_again(_next_look(stage, settings, facts.now))
+    if stage.manifest is not None and not stage.reused and not was_ready:
+        seconds = stage_seconds(stage.manifest)
+        step.durations.append(("build", seconds))
+        step.events.append(
+            Event("Normal", "Built", f"{what}: engine verified and published in {seconds:.0f}s")
+        )
+    return step, state
 
-    status["targets"] = [_target_status(t, s) for t, s in states]
-    drops = [t["apDrop"] for t in status["targets"] if "apDrop" in t]
+
+def _target_status(target: Target, state: StageState) -> dict[str, Any]:
+    """One entry of `status.targets`."""
+    entry: dict[str, Any] = {
+        "name": target.name,
+        "phase": {"Running": "Building"}.get(state.phase, state.phase),
+    }
+    if state.job:
+        entry["jobName"] = state.job
+    if state.phase != "Ready":
+        entry["message"] = state.message
+    if state.retries:
+        entry["retries"] = state.retries
+    if state.manifest:
+        entry.update(target_fields(state.manifest))
+    return entry
+
+
+def _summary_step(spec: BodyPoseExportSpec, states: list[tuple[Target, StageState]]) -> Step:
+    """Over all targets: their status, the Built condition and how the pass ends."""
+    step = Step()
+    targets = [_target_status(t, s) for t, s in states]
+    step.status["targets"] = targets
+    drops = [t["apDrop"] for t in targets if "apDrop" in t]
     if drops:
-        status["worstApDrop"] = max(drops)
+        step.status["worstApDrop"] = max(drops)
+    total = len(spec.targets)
     ready = sum(s.phase == "Ready" for _, s in states)
     failed = [s for _, s in states if s.phase == "Failed"]
-    status["readyTargets"] = f"{ready}/{len(spec.targets)}"
+    step.status["readyTargets"] = f"{ready}/{total}"
     if failed:
-        s = failed[0]
-        conditions = set_condition(conditions, BUILT, False, s.reason, s.message, generation)
-        busy = len(spec.targets) - ready - len(failed)
+        first = failed[0]
+        step.conditions.append((BUILT, False, first.reason, first.message))
+        busy = total - ready - len(failed)
         if busy:
             # Still work under way (Reconciling): Stalled only once the others settle,
             # so a GitOps tool waits for them rather than failing the sync early.
-            return finish(
-                "Building", False, s.reason, f"{s.message}; {busy} other target(s) still building"
-            )
-        return finish("Failed", False, s.reason, s.message)
-    if ready == len(spec.targets):
-        conditions = set_condition(
-            conditions, BUILT, True, "AllTargetsBuilt", "every target has a verified engine",
-            generation,
-        )  # fmt: skip
-        return finish(
-            "Ready", True, "AllTargetsReady", f"{ready}/{len(spec.targets)} targets ready"
-        )
-    conditions = set_condition(
-        conditions, BUILT, None, "Building", f"{ready}/{len(spec.targets)} targets built",
-        generation,
-    )  # fmt: skip
-    return finish("Building", False, "Building", f"{ready}/{len(spec.targets)} targets ready")
+            message = f"{first.message}; {busy} other target(s) still building"
+            step.outcome = Outcome("Building", first.reason, message)
+        else:
+            step.outcome = Outcome("Failed", first.reason, first.message)
+    elif ready == total:
+        built = "every target has a verified engine"
+        step.conditions.append((BUILT, True, "AllTargetsBuilt", built))
+        step.outcome = Outcome("Ready", "AllTargetsReady", f"{ready}/{total} targets ready")
+    else:
+        step.conditions.append((BUILT, None, "Building", f"{ready}/{total} targets built"))
+        step.outcome = Outcome("Building", "Building", f"{ready}/{total} targets ready")
+    return step
 
 
-def _export_stage(
-    body: dict[str, Any],
-    spec: BodyPoseExportSpec,
-    key: str,
-    facts: Facts,
-    settings: Settings,
-    out: Decision,
-    old: dict[str, Any],
-    same_content: bool,
-    was_exported: bool,
-) -> None:
-    """The export stage's actions: its Job, its index entry, its events."""
-    export = facts.export
-    assert export is not None
-    if export.manifest is not None and not export.reused and not (same_content and was_exported):
-        out.index.append((export.index, export.manifest_uri))
-    old_manifest = (old.get("artifacts") or {}).get("manifest", {}).get("uri")
-    if export.reused and old_manifest != export.manifest_uri:
-        out.events.append(
-            ("Normal", "Reused", f"export: reusing {export.manifest_uri} (same content)")
-        )
-    if export.manifest is None and export.job is None:
-        manifest = build_export_job(body, spec, key, settings)
-        out.create.append(manifest)
-        out.events.append(
-            ("Normal", "ExportStarted", f"created export Job {manifest['metadata']['name']}")
-        )
-        out.jobs_running += 1
-    if export.manifest is not None and not was_exported and not export.reused:
-        seconds = _seconds(export.manifest)
-        out.durations.append(("export", seconds))
-        etlt = _artifact(export.manifest, "etlt") or {"uri": export.manifest_uri}
-        out.events.append(
-            ("Normal", "Exported", f"export complete in {seconds:.0f}s: {etlt['uri']}")
-        )
+# ----- the decision -------------------------------------------------------------------
+
+
+def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
+    """The decision for one pass over the resource `body`, from what observe found."""
+    old = dict(body.get("status") or {})
+    steps = [_inputs_step(facts)]
+    if steps[-1].outcome is None:
+        steps.append(_export_step(body, facts, settings, old))
+    if steps[-1].outcome is None:
+        assert facts.spec is not None
+        built = [_target_step(body, facts, settings, old, t) for t in facts.spec.targets]
+        steps += [step for step, _ in built]
+        states = [(t, state) for t, (_, state) in zip(facts.spec.targets, built, strict=True)]
+        steps.append(_summary_step(facts.spec, states))
+    generation = int(body["metadata"].get("generation", 1))
+    # Jobs run for this content key only: none is counted before the key is known.
+    running = facts.running if facts.key is not None else 0
+    return _decision(generation, old, running, steps)
+
+
+def _decision(generation: int, old: dict[str, Any], running: int, steps: list[Step]) -> Decision:
+    """The steps merged in order, and the conditions and phase event of how they end."""
+    outcome = steps[-1].outcome
+    assert outcome is not None, "the last step ends the pass"
+    decision = Decision({"observedGeneration": generation})
+    conditions = [c for c in old.get("conditions", []) if isinstance(c, dict)]
+    for step in steps:
+        decision.status.update(step.status)
+        for type_, holds, reason, message in step.conditions:
+            conditions = set_condition(conditions, type_, holds, reason, message, generation)
+        decision.create += step.create
+        decision.delete += step.delete
+        decision.index += step.index
+        decision.events += step.events
+        decision.durations += step.durations
+        if step.requeue_after is not None:
+            decision.look_again(step.requeue_after)
+    decision.jobs_running = running + len(decision.create)
+    phase, reason, message = outcome.phase, outcome.reason, outcome.message
+    conditions = set_condition(conditions, READY, phase == "Ready", reason, message, generation)
+    # Failed waits for a spec change (Stalled); Ready is done; every other phase is
+    # work under way, S3 that did not answer included: it retries by itself.
+    for type_, holds in ((STALLED, phase == "Failed"),
+                         (RECONCILING, phase not in ("Failed", "Ready"))):  # fmt: skip
+        if holds:
+            conditions = set_condition(conditions, type_, True, reason, message, generation)
+        else:
+            conditions = remove_condition(conditions, type_)
+    decision.status["conditions"] = conditions
+    decision.status["phase"] = phase
+    if old.get("phase") != phase:
+        decision.events.append(Event("Normal" if phase != "Failed" else "Warning", phase, message))
+    return decision

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from bodypose_operator.api.artifacts import MANIFEST_NAME
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
-from bodypose_operator.builders.jobs import artifact_prefix
+from bodypose_operator.builders.jobs import artifact_prefix, target_prefix
 from bodypose_operator.builders.naming import (
     LABEL_CONTENT_KEY,
     LABEL_STAGE,
@@ -200,7 +201,7 @@ def observe(
     output = spec.output.uri
     try:
         facts.export = _stage(
-            cluster, store, settings, namespace, find("export"), f"{prefix}/manifest.json",
+            cluster, store, settings, namespace, find("export"), f"{prefix}/{MANIFEST_NAME}",
             index_uri(output, key, "export"), facts.now,
         )  # fmt: skip
         if facts.export.manifest is None:
@@ -209,7 +210,7 @@ def observe(
             pool = pool_identity(target, settings.build_image(target.backend))
             facts.targets[target.name] = _stage(
                 cluster, store, settings, namespace, find("build", target.name),
-                f"{prefix}/targets/{target.name}/manifest.json",
+                f"{target_prefix(prefix, target.name)}/{MANIFEST_NAME}",
                 index_uri(output, key, f"pool-{pool}"), facts.now,
             )  # fmt: skip
     except S3Refused as exc:

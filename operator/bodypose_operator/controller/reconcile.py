@@ -1,20 +1,25 @@
-"""One reconcile of one resource: observe, decide, act on the Jobs and the index.
+"""One reconcile of one resource: observe, decide, act on the Jobs and the content index.
 
-The status patch, events and metrics are the caller's (controller/service.py
-for the operator; the tests read the returned decision).
+The one sequence the operator runs (controller/service.py calls it for every
+trigger) and the tests drive. The status patch, events and metrics are the
+caller's: the service applies them from the returned decision, the tests read it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from bodypose_operator.controller.act import apply_index, apply_jobs
+from bodypose_operator.controller.artifacts import S3Refused, S3Unreachable
 from bodypose_operator.controller.cluster import Cluster
 from bodypose_operator.controller.credentials import ResourceStores
-from bodypose_operator.controller.decide import Decision, decide
+from bodypose_operator.controller.decide import S3_RETRY_SECONDS, Decision, decide
 from bodypose_operator.controller.observe import observe
 from bodypose_operator.settings import Settings
+
+log = logging.getLogger("bodypose_operator")
 
 
 def reconcile(
@@ -24,10 +29,18 @@ def reconcile(
     stores: ResourceStores | None = None,
     now: dt.datetime | None = None,
 ) -> Decision:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
     stores = stores if stores is not None else ResourceStores(cluster, settings)
     facts = observe(body, cluster, stores, settings, now)
     decision = decide(body, facts, settings)
-    apply_jobs(decision, cluster, body["metadata"]["namespace"])
+    apply_jobs(decision, cluster, namespace)
     if facts.store is not None:
-        apply_index(decision, facts.store)
+        try:
+            apply_index(decision, facts.store)
+        except (S3Unreachable, S3Refused) as exc:
+            # The index only spares another resource a build; the pass's Jobs and
+            # status stand, and the entry is written on a later look.
+            log.warning("%s/%s: content index not written: %s", namespace, name, exc)
+            decision.look_again(S3_RETRY_SECONDS)
     return decision

@@ -31,12 +31,11 @@ from kubernetes.client.exceptions import ApiException
 from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION
 from bodypose_operator.builders.naming import LABEL_CONTENT_KEY
 from bodypose_operator.controller import metrics
-from bodypose_operator.controller.act import apply_index, apply_jobs, status_patch
-from bodypose_operator.controller.artifacts import S3Refused, S3Unreachable
+from bodypose_operator.controller.act import status_patch
 from bodypose_operator.controller.cluster import KubeCluster
 from bodypose_operator.controller.credentials import ResourceStores
-from bodypose_operator.controller.decide import S3_RETRY_SECONDS, Decision, decide
-from bodypose_operator.controller.observe import observe
+from bodypose_operator.controller.decide import Decision
+from bodypose_operator.controller.reconcile import reconcile as reconcile_once
 from bodypose_operator.settings import Settings
 
 log = logging.getLogger("bodypose_operator")
@@ -207,18 +206,12 @@ class ExportService:
         return labels.get(LABEL_CONTENT_KEY) == current and not status.get("succeeded")
 
     def _reconcile(self, body: dict[str, Any]) -> Decision | None:
+        """The one reconcile (controller/reconcile.py), then what only the running operator
+        does with its decision: the status patch, the metrics, the next check, the events."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         try:
-            facts = observe(body, self.cluster, self.stores, self.settings)
-            decision = decide(body, facts, self.settings)
-            apply_jobs(decision, self.cluster, namespace)
-            try:
-                if facts.store is not None:
-                    apply_index(decision, facts.store)
-            except (S3Unreachable, S3Refused) as exc:
-                log.warning("%s/%s: content index not written: %s", namespace, name, exc)
-                decision.look_again(S3_RETRY_SECONDS)
+            decision = reconcile_once(body, self.cluster, self.settings, self.stores)
         except Exception:
             metrics.RECONCILES.labels("error").inc()
             raise
@@ -231,10 +224,10 @@ class ExportService:
         for stage, seconds in decision.durations:
             metrics.STAGE_SECONDS.labels(stage).observe(seconds)
         self.checks.schedule(namespace, name, decision.requeue_after)
-        for type_, reason, message in decision.events:
-            log.info("%s/%s: %s: %s", namespace, name, reason, message)
+        for event in decision.events:
+            log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             try:
-                self.events(body, type_, reason, message)
+                self.events(body, event.type, event.reason, event.message)
             except Exception as exc:  # an event lost must not lose the pass's other work
-                log.warning("%s/%s: event %s not posted: %s", namespace, name, reason, exc)
+                log.warning("%s/%s: event %s not posted: %s", namespace, name, event.reason, exc)
         return decision

@@ -1,0 +1,126 @@
+"""The build backends a target can name, and every fact about each that the operator acts on.
+
+One row per backend. The exporter has its own registry of backends (how each
+builds and runs an engine, `bodypose_exporter/engines/`); this table holds
+only what the operator needs to validate a target and to make its build Job:
+the image the Job runs, its default resources, the suffix of the file it
+writes, the build arguments only that backend takes, the target fields it
+accepts, what else enters its pool identity, and the precisions it builds.
+The CRD's `backend` enum, the spec's validators (`api/v1alpha1.py`), the Job
+builders (`builders/jobs.py`, `builders/naming.py`) and `settings.py` read
+these rows; nothing else in the operator compares a backend's name, so adding
+a backend is one row here (and its image, if it needs a new one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class BuildImage(StrEnum):
+    """Which exporter image a backend's build Job runs (`Settings.build_image` names it)."""
+
+    GPU = "gpu"  # the GPU exporter image, on NVIDIA's TensorRT container
+    CPU = "cpu"  # the CPU exporter image, which the export Jobs run too
+
+
+@dataclass(frozen=True)
+class TargetOption:
+    """A target field only some backends accept, passed to their builds as one argument.
+
+    Every backend accepts `unset` (the field's default), so a resource that does not
+    use the option is valid whatever its backend; another value on a backend whose row
+    does not list the field is refused at admission (a CEL rule) and again by pydantic.
+    """
+
+    field: str  # the Target field, as the spec spells it
+    unset: str  # its default
+    flag: str  # the `bpnet-build` argument that carries it
+    refused: str  # how the refusal names the field and the values others refuse
+
+
+HARDWARE_COMPATIBILITY = TargetOption(
+    field="hardwareCompatibility",
+    unset="none",
+    flag="--hardware_compatibility",
+    refused="hardwareCompatibility ampere+",
+)
+#: The target fields that only some backends accept.
+TARGET_OPTIONS: tuple[TargetOption, ...] = (HARDWARE_COMPATIBILITY,)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the operator knows of one backend."""
+
+    name: str  # the spec's `targets[].backend` and the build's --engine_backend
+    summary: str  # what it builds, for `kubectl explain`
+    build_image: BuildImage
+    #: The build pod's resources when the target names none.
+    default_resources: Mapping[str, Mapping[str, str]]
+    #: The artifact's file suffix: the build stage writes `bpnet_model.H.W.P<suffix>`.
+    artifact_suffix: str
+    precisions: tuple[str, ...]
+    #: The TARGET_OPTIONS fields it accepts; each is passed to its builds.
+    options: frozenset[str] = field(default_factory=frozenset)
+    #: Its build stops before any work on a GPU other than the one the pool advertises
+    #: (--expected_gpu_product, from the nodeSelector's nvidia.com/gpu.product).
+    checks_gpu_product: bool = False
+    #: It takes `engine.int8Route` (--int8_route): more than one way to build int8.
+    int8_routes: bool = False
+    #: Its artifacts depend on the library version in the build image (a TensorRT
+    #: engine loads only in the TensorRT that built it), so the image is part of what
+    #: makes two targets' artifacts interchangeable (`builders.naming.pool_identity`).
+    image_in_pool_identity: bool = False
+
+    def resources(self) -> dict[str, Any]:
+        """The default resources, a copy the caller may put in a Job manifest."""
+        return {kind: dict(amounts) for kind, amounts in self.default_resources.items()}
+
+
+_ROWS: tuple[Backend, ...] = (
+    Backend(
+        name="tensorrt",
+        summary="a TensorRT engine built on the pool's GPU",
+        build_image=BuildImage.GPU,
+        default_resources={"limits": {"nvidia.com/gpu": "1"}},
+        artifact_suffix=".engine",
+        precisions=("fp32", "fp16", "int8"),
+        options=frozenset({"hardwareCompatibility"}),
+        checks_gpu_product=True,
+        int8_routes=True,
+        image_in_pool_identity=True,
+    ),
+    Backend(
+        name="onnxruntime",
+        summary="an ONNX Runtime-optimized ONNX model (CPU pools, demos)",
+        build_image=BuildImage.CPU,
+        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
+        artifact_suffix=".onnx",
+        precisions=("fp32", "fp16", "int8"),
+    ),
+)
+
+BACKENDS: dict[str, Backend] = {row.name: row for row in _ROWS}
+#: A target that names no backend builds with this one.
+DEFAULT_BACKEND = _ROWS[0].name
+
+
+def accepting(option: TargetOption, backends: Mapping[str, Backend] = BACKENDS) -> list[str]:
+    """The backends that accept `option`, in table order."""
+    return [name for name, row in backends.items() if option.field in row.options]
+
+
+def describe_resources(backends: Mapping[str, Backend] = BACKENDS) -> str:
+    """`tensorrt: limits nvidia.com/gpu=1; ...`: the defaults, for `kubectl explain`."""
+    return "; ".join(
+        f"{name}: "
+        + ", ".join(
+            f"{kind} " + ", ".join(f"{k}={v}" for k, v in amounts.items())
+            for kind, amounts in row.default_resources.items()
+        )
+        for name, row in backends.items()
+    )

@@ -1,0 +1,142 @@
+"""What a stage's manifest says, as status fields. Pure functions, no I/O.
+
+Each stage writes a `manifest.json` last (the exporter's `manifest.py`): the
+artifacts it published (kind, path, sha256, bytes), the hardware and
+compatibility record of a build, its timings, verification and evaluation
+figures. `controller/decide.py` turns those into the resource's status with
+these functions; the kinds they look for are the operator's mirror of the
+exporter's catalogue (`api/artifacts.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bodypose_operator.api.artifacts import Kind, file_name
+from bodypose_operator.api.v1alpha1 import COMPATIBILITY_FIELDS, ServingConfigs
+
+
+def artifact_ref(manifest: dict[str, Any], kind: Kind) -> dict[str, Any] | None:
+    """The status' ArtifactRef of the manifest's artifact of `kind`, or None."""
+    for artifact in manifest.get("artifacts", []):
+        if artifact.get("kind") == kind:
+            return {
+                "uri": artifact["path"],
+                "sha256": artifact.get("sha256"),
+                "sizeBytes": artifact.get("bytes"),
+            }
+    return None
+
+
+def _tensorfile(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The tensorfile lives where the spec named it, not among the published artifacts."""
+    uri = (manifest.get("calibration") or {}).get("tensorfile")
+    return {"uri": uri} if uri else None
+
+
+def shared_artifacts(manifest: dict[str, Any], manifest_uri: str) -> dict[str, Any]:
+    """`status.artifacts`: what the export published for every target, the manifest too."""
+    refs = {
+        "etlt": artifact_ref(manifest, Kind.ETLT),
+        "onnx": artifact_ref(manifest, Kind.ONNX),
+        "calibrationCache": artifact_ref(manifest, Kind.CALIBRATION_CACHE),
+        "qdqModel": artifact_ref(manifest, Kind.QDQ_MODEL),
+        "tensorfile": _tensorfile(manifest),
+        "manifest": {"uri": manifest_uri},
+    }
+    return {name: ref for name, ref in refs.items() if ref}
+
+
+def calibration_message(manifest: dict[str, Any]) -> str:
+    """The Calibrated condition's message: where cal.bin came from, how the QDQ model agrees."""
+    cal = manifest.get("calibration") or {}
+    cache = file_name(Kind.CALIBRATION_CACHE)
+    if cal.get("cacheReused"):
+        return f"{cache} reused from {cal.get('cacheFile')}"
+    text = (
+        f"{cache} from {cal.get('images', 0)} images in {cal.get('batches', 0)} batches "
+        f"({cal.get('method', 'entropy')})"
+    )
+    agreement = cal.get("agreement") or {}
+    if agreement:
+        text += (
+            f"; QDQ vs FP32 on {agreement.get('images')} held-back images: heatmap cosine "
+            f"{agreement.get('heatmap_cosine_mean', 0):.4f}, peaks at the same pixel "
+            f"{100 * agreement.get('peak_match', 0):.1f}%"
+        )
+    return text
+
+
+def evaluation_status(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """`status.evaluation`: the FP32 model's AP on the evaluation set, as the export
+    recorded it."""
+    evaluation = manifest.get("evaluation")
+    if not isinstance(evaluation, dict):
+        return None
+    figures = evaluation.get("figures") or {}
+    reference: dict[str, Any] = {}
+    if isinstance(evaluation.get("images"), int):
+        reference["images"] = evaluation["images"]
+    for src, dst in (("AP", "ap"), ("AP50", "ap50"), ("AP75", "ap75"), ("APm", "apM"),
+                     ("APl", "apL")):  # fmt: skip
+        if isinstance(figures.get(src), int | float):
+            reference[dst] = round(float(figures[src]), 2)
+    if isinstance(evaluation.get("note"), str):
+        reference["note"] = evaluation["note"]
+    return reference or None
+
+
+def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A built target's status fields from its manifest: its artifact, what it was built
+    for and what loads it, the serving configs beside it, its timings and figures."""
+    fields: dict[str, Any] = {}
+    engine = artifact_ref(manifest, Kind.ENGINE)
+    if engine:
+        fields["engineUri"] = engine["uri"]
+        fields["sha256"] = engine["sha256"]
+        fields["sizeBytes"] = engine["sizeBytes"]
+    deploy = artifact_ref(manifest, Kind.DEPLOY_ENGINE)
+    if deploy:
+        fields["deployEngine"] = {k: v for k, v in deploy.items() if v is not None}
+    # The compatibility record (a TensorRT engine's GPU, an int8 CPU artifact's
+    # instruction set) over what the hardware said.
+    record = {**manifest.get("hardware", {}), **(manifest.get("compatibility") or {})}
+    for key in COMPATIBILITY_FIELDS:
+        if record.get(key) is not None:
+            fields[key] = str(record[key])
+    if isinstance(manifest.get("runtime"), str):
+        fields["runtime"] = manifest["runtime"]
+    serving = manifest.get("serving") or {}
+    configs = {
+        k: serving[k] for k in ServingConfigs.model_fields if isinstance(serving.get(k), str)
+    }
+    if configs:
+        fields["serving"] = configs
+    if manifest.get("timingsSeconds", {}).get("build") is not None:
+        fields["buildSeconds"] = float(manifest["timingsSeconds"]["build"])
+    fields.update(_evaluation_fields(manifest))
+    figures = manifest.get("verification", {}).get("figures")
+    if isinstance(figures, dict):
+        fields["verification"] = {
+            k: float(v) for k, v in figures.items() if isinstance(v, (int, float))
+        }
+    return fields
+
+
+def _evaluation_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A target's AP on the evaluation set and its drop below the FP32 model's."""
+    evaluation = manifest.get("evaluation") or {}
+    ap = (evaluation.get("figures") or {}).get("AP")
+    if not isinstance(ap, int | float):
+        return {}
+    fields = {"ap": round(float(ap), 2)}
+    for key in ("apDrop", "maxApDrop"):
+        if isinstance(evaluation.get(key), int | float):
+            fields[key] = round(float(evaluation[key]), 2)
+    return fields
+
+
+def stage_seconds(manifest: dict[str, Any]) -> float:
+    """How long a stage took, all its timed steps together."""
+    timings = manifest.get("timingsSeconds") or {}
+    return float(sum(v for v in timings.values() if isinstance(v, int | float)))
