@@ -148,13 +148,13 @@ class OnnxRuntimeBuilder:
                 )
         if options.strict_types:
             log.info("-s/--strict_type_constraints has no effect on ONNX Runtime artifacts")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ARTIFACT_LEVEL
-        options.optimized_model_filepath = str(request.engine_path)
+        session = ort.SessionOptions()
+        session.graph_optimization_level = ARTIFACT_LEVEL
+        session.optimized_model_filepath = str(request.engine_path)
         request.engine_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         try:
-            ort.InferenceSession(str(source), options, providers=PROVIDERS)
+            ort.InferenceSession(str(source), session, providers=PROVIDERS)
         except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:  # type: ignore[attr-defined]
             raise UserError(f"ONNX Runtime cannot optimize {source}: {exc}") from exc
         seconds = time.perf_counter() - started
