@@ -130,7 +130,7 @@ def step_forward(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_ours(args: argparse.Namespace) -> dict[str, Any]:
-    from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
+    from bodypose_exporter.stages.local_calibration import CalibrationOptions, run_calibration
 
     with tempfile.TemporaryDirectory(prefix="bench-cal-") as tmp:
         options = CalibrationOptions(

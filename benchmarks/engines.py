@@ -124,7 +124,7 @@ def export(model: Path, out: Path, height: int, width: int) -> Path:
 
 
 def calibrate(onnx: Path, images: Path, count: int, out: Path, size: tuple[int, int]) -> Path:
-    from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
+    from bodypose_exporter.stages.local_calibration import CalibrationOptions, run_calibration
 
     result = run_calibration(
         onnx,

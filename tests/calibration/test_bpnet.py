@@ -15,7 +15,7 @@ import pytest
 
 from bodypose_exporter.calibration import calibration_cache as cal_cache
 from bodypose_exporter.calibration.tensors import select_tensors
-from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
+from bodypose_exporter.stages.local_calibration import CalibrationOptions, run_calibration
 from tests.calibration.conftest import WriteImages
 from tests.conftest import FIGURES
 

@@ -16,7 +16,7 @@ from bodypose_exporter.calibration import calibration_cache as cal_cache
 from bodypose_exporter.calibration.tensorfile import TensorFileWriter, inspect
 from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
+from bodypose_exporter.stages.local_calibration import CalibrationOptions, run_calibration
 from tests.calibration.conftest import HEIGHT, WIDTH, WriteImages, picture
 
 SENTENCE = "The images must number at least batches x batchSize"

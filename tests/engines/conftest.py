@@ -28,7 +28,7 @@ def calibrated(
     exported: Path, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Calibrated:
     """cal.bin and the QDQ model of the exported sample, from 6 of its 8 sample images."""
-    from bodypose_exporter.stages.calibrate import CalibrationOptions, run_calibration
+    from bodypose_exporter.stages.local_calibration import CalibrationOptions, run_calibration
 
     out = tmp_path_factory.mktemp("calibrated")
     result = run_calibration(

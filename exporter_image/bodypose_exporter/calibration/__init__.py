@@ -1,8 +1,9 @@
 """INT8 calibration algorithms for BodyPoseNet: tensorfile, streaming calibration, cal.bin, QDQ.
 
-Algorithms only: no S3, no staging, no flags. The stage that runs them on
-files (local or s3://) is `stages.calibrate` (`run_calibration`, `preflight`,
-`calibrate`). Modules, one job each:
+Algorithms only: no S3, no staging, no flags. They run on local files in
+`stages.local_calibration` (`run_calibration`), and on paths or s3:// URIs
+through the stage around it, `stages.calibrate` (`preflight`, `calibrate`).
+Modules, one job each:
 
 - `images`, `preprocess`, `batches`: the image directory, TAO's strict-mode
   preprocessing, parallel decoding into batches;
