@@ -105,6 +105,8 @@ class StagedCalibration:
 
     published_names: list[tuple[Kind, str]]  # (kind, staged name)
     details: dict[str, Any]
+    #: The held-back images, preprocessed, that the QDQ agreement was measured on.
+    held_back: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def calibrate(
     print(summary_line(result), flush=True)
     _put_back(request, result, cache, data_file)
     staged = _stage(result, cache, onnx_path.name, staging)
-    return StagedCalibration(published_names=staged, details=_details(request, result))
+    return StagedCalibration(staged, _details(request, result), result.held_back)
 
 
 def _work_file(uri: str, scratch: Path, fetch_existing: bool) -> Path:

@@ -133,6 +133,9 @@ class CalibrationResult:
     ignored_files: int
     agreement: Agreement | None
     seconds: dict[str, float]
+    #: The held-back images the agreement was measured on, preprocessed (N x H x W x 3):
+    #: the export verifies engines on these (real images exercise the ranges).
+    held_back: tuple[Batch, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """For the manifest: paths as strings, figures as numbers."""
@@ -372,8 +375,9 @@ def run_calibration(
             collected = _collect(model, tensors, listing, images, options, seconds)
             with _timed(seconds, "ranges"):
                 amax, cache = _write_ranges(collected, tensors, options, out_dir)
-        qdq_path, agreement = _write_qdq(onnx_path, amax, listing, images, options, out_dir,
-                                         seconds)  # fmt: skip
+        qdq_path, agreement, held_back = _write_qdq(
+            onnx_path, amax, listing, images, options, out_dir, seconds
+        )
         corrupt = list(images.stats.corrupt) if images is not None else []
 
     seconds["total"] = time.perf_counter() - started
@@ -394,6 +398,7 @@ def run_calibration(
         ignored_files=len(listing.ignored) if listing else 0,
         agreement=agreement,
         seconds=seconds,
+        held_back=tuple(held_back),
     )
     log.info("%s", summary_line(result))
     return result
@@ -522,16 +527,16 @@ def _write_qdq(
     options: CalibrationOptions,
     out_dir: Path,
     seconds: dict[str, float],
-) -> tuple[Path | None, Agreement | None]:
-    """The QDQ model from the ranges, and how it agrees with FP32 on held-back images."""
+) -> tuple[Path | None, Agreement | None, list[Batch]]:
+    """The QDQ model from the ranges, how it agrees with FP32 on held-back images, those."""
     if not options.write_qdq:
-        return None, None
+        return None, None, []
     with _timed(seconds, "qdq"):
         out_dir.mkdir(parents=True, exist_ok=True)
         qdq_path = out_dir / f"{onnx_path.stem}_int8_qdq.onnx"
         write_qdq_model(onnx_path, amax, qdq_path)
     if options.held_back <= 0 or listing is None:
-        return qdq_path, None
+        return qdq_path, None, []
     agreement: Agreement | None = None
     with _timed(seconds, "agreement"):
         held_back = _held_back(listing, images, options)
@@ -540,7 +545,7 @@ def _write_qdq(
             log.info("%s", agreement.summary())
         else:
             log.warning("no images left after the calibration set: no QDQ agreement figures")
-    return qdq_path, agreement
+    return qdq_path, agreement, held_back
 
 
 def _held_back(

@@ -55,8 +55,10 @@ INT8_CAUSES = (
     "Likely causes (TAO's BodyPoseNet guide): too little calibration data (raise --batches "
     "or --batch_size; TAO recommends 10-20% of the training data), calibration images that do "
     "not represent the deployment images (add images like those the engine will see), or an "
-    "unlucky random sample of them; a fresh calibration needs the old --cal_cache_file "
-    "deleted. Or deploy fp16."
+    "unlucky random sample of them; or ranges the calibration method clipped (entropy clips "
+    "sparse outputs such as PAFs hard: try --cal_method percentile, a resource's "
+    "calibration.method); a fresh calibration needs the old --cal_cache_file deleted. Or "
+    "deploy fp16."
 )
 FLOAT_CAUSES = (
     "Reduced-precision engines on this GPU lose more than the gate allows; check the "

@@ -133,6 +133,13 @@ class CalibrationSpec(ApiModel):
     forcePtq: bool = Field(
         default=False, description="Force post-training quantization (TAO's --force_ptq)."
     )
+    method: Literal["entropy", "minmax", "percentile"] = Field(
+        default="entropy",
+        description="How each tensor's range is chosen from its histogram (bpnet-export "
+        "--cal_method): entropy (TensorRT's KL search, TAO's default), minmax (the largest "
+        "value seen, never clipped) or percentile (99.99th). Entropy clips sparse tensors hard: "
+        "a network whose heatmaps and PAFs are mostly zero may agree better with percentile.",
+    )
 
 
 class EngineSpec(ApiModel):

@@ -213,6 +213,8 @@ def export_args(spec: BodyPoseExportSpec, prefix: str) -> list[str]:
             args += ["--cal_data_file", cal.tensorfileUri]
         if cal.forcePtq:
             args.append("--force_ptq")
+        if cal.method != "entropy":
+            args += ["--cal_method", cal.method]
     return args + _evaluation_args(spec)
 
 

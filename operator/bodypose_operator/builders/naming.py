@@ -40,12 +40,15 @@ def content_key(model_digest: str, spec: BodyPoseExportSpec) -> str:
     # operator upgrade.
     if engine.get("int8Route") == "auto":
         del engine["int8Route"]
+    calibration = spec.calibration.model_dump() if spec.calibration else None
+    if calibration is not None and calibration.get("method") == "entropy":
+        del calibration["method"]
     relevant: dict[str, Any] = {
         "model": model_digest,
         "experimentSpec": spec.model.experimentSpecUri,
         "input": spec.input.model_dump(),
         "precision": spec.precision,
-        "calibration": spec.calibration.model_dump() if spec.calibration else None,
+        "calibration": calibration,
         "engine": engine,
     }
     if spec.evaluation is not None:
