@@ -72,7 +72,12 @@ case "$mode" in
         # shellcheck disable=SC2086  # empty or one word
         python3 -m venv --without-pip $venv_options "$VENV"
         # shellcheck disable=SC2086  # one word per -r and per path
-        pip install --require-hashes --no-deps --only-binary=:all: $requirements
+        # Wheels only, but for the one source package in the locks: NVIDIA publishes
+        # TensorRT-RTX's import name, `tensorrt_rtx`, only as the sdist tensorrt-rtx-cu13
+        # (its libraries and bindings are wheels). pip builds it in an isolated
+        # environment; its own archive is checked against the lock's hash.
+        pip install --require-hashes --no-deps --only-binary=:all: \
+            --no-binary=tensorrt-rtx-cu13 $requirements
         ;;
     project)
         [ "$#" -eq 1 ] || usage

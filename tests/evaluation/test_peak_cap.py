@@ -23,7 +23,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from bodypose_exporter.engines import BuildRequest, backend_by_name
+from bodypose_exporter.engines import backend_by_name
+from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.evaluation.__main__ import main
 from bodypose_exporter.evaluation.decode import decode, upsample
 from bodypose_exporter.evaluation.figures import ApFigures
@@ -37,6 +38,7 @@ from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT, find_pe
 from bodypose_exporter.evaluation.skeleton import HEATMAP_CHANNELS, NUM_JOINTS, PAF_CHANNELS
 from tests.evaluation.synthetic import outputs
 from tests.evaluation.test_ap_gate import PEOPLE, H, W, case
+from tests.support.builds import build_request
 
 __all__ = ["case"]  # the module fixture of test_ap_gate, shared
 
@@ -136,7 +138,7 @@ def flat_engine(case: Path) -> Path:
     source = case / "flat-heatmaps.onnx"
     onnx.save(model, str(source))
     engine = case / f"bpnet_model.{H}.{W}.fp32.flat.engine"
-    backend_by_name("onnxruntime").build(BuildRequest(source, engine, "fp32"))
+    backend_by_name(ONNX_REFERENCE).build(build_request(source, engine, precision="fp32"))
     return engine
 
 

@@ -35,8 +35,12 @@ def fail_upload(monkeypatch: pytest.MonkeyPatch, endpoint: S3Endpoint, number: i
     attempted: list[str] = []
     real_client: Callable[[], Any] = storage_s3.client
 
+    wrapped: set[int] = set()
+
     def client() -> Any:
-        c = real_client()
+        c = real_client()  # one per process (storage.s3): wrap its upload_file once
+        if id(c) in wrapped:
+            return c
         upload_file = c.upload_file
 
         def upload(src: str, bucket: str, key: str, *args: Any, **kwargs: Any) -> None:
@@ -45,7 +49,8 @@ def fail_upload(monkeypatch: pytest.MonkeyPatch, endpoint: S3Endpoint, number: i
                 raise EndpointConnectionError(endpoint_url=endpoint.url)
             upload_file(src, bucket, key, *args, **kwargs)
 
-        c.upload_file = upload
+        monkeypatch.setattr(c, "upload_file", upload)
+        wrapped.add(id(c))
         return c
 
     monkeypatch.setattr(storage_s3, "client", client)
