@@ -46,6 +46,7 @@ class Kind(StrEnum):
     EVALUATION = "evaluation-reference"  # the FP32 model's OKS AP on the evaluation set
     CALIBRATION_CACHE = "calibration-cache"  # cal.bin, TensorRT's calibration-cache format
     QDQ_MODEL = "qdq-model"  # the explicitly quantized ONNX
+    FP16_ONNX = "fp16-onnx"  # the FP16 mixed-precision ONNX, FP32 inputs and outputs
     CALIBRATION_RANGES = "calibration-ranges"  # every tensor's range by every method
     ENGINE = "engine"  # a target's engine or CPU artifact
     TRITON_CONFIG = "triton-config"
@@ -72,6 +73,7 @@ MODEL_SUFFIXES: dict[Kind, str] = {
     Kind.ONNX: ".onnx",
     Kind.DEPLOY_ONNX: ".deploy.onnx",
     Kind.QDQ_MODEL: ".qdq.onnx",
+    Kind.FP16_ONNX: ".fp16.onnx",
 }
 #: Names manifests written before the catalogue used for the same kinds (still read).
 OLD_KINDS: dict[str, Kind] = {"cal-cache": Kind.CALIBRATION_CACHE, "qdq": Kind.QDQ_MODEL}

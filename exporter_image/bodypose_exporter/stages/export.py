@@ -38,9 +38,11 @@ from bodypose_exporter.convert.fidelity import (
     DEFAULT_TOLERANCE,
     FidelityReport,
     compare_with_keras,
+    read_verification_reference,
     reference_inputs,
     write_verification_reference,
 )
+from bodypose_exporter.convert.fp16 import Fp16Model, write_fp16_model
 from bodypose_exporter.convert.keras_to_onnx import OnnxExportInfo, keras_to_onnx
 from bodypose_exporter.engines.base import run_batched
 from bodypose_exporter.engines.registry import ONNX_REFERENCE, backend_by_name
@@ -207,6 +209,7 @@ def run_export(request: ExportRequest, engine: BuildStageRequest | None = None) 
         for graph in graphs:
             _convert(run, trained, graph)
         _verify(run, graphs)
+        fp16 = _fp16_model(run, graphs[0])
         evaluated = _evaluate(run, graphs[0], evaluation_set)
         with run.manifest.timed("encrypt"):
             # The .etlt is the graph the user deploys: the SDK-compatible one when asked for.
@@ -215,8 +218,8 @@ def run_export(request: ExportRequest, engine: BuildStageRequest | None = None) 
         normalization = _normalization(spec_path)
         calibrated = _calibrate(run, graphs, cal_plan, normalization)
         _reference_on_images(run, graphs[0], calibrated)
-        names = _list_artifacts(run, etlt_name, graphs, evaluated, calibrated)
-        _describe(run, graphs, decrypted.codec, normalization, calibrated, evaluated)
+        names = _list_artifacts(run, etlt_name, graphs, evaluated, calibrated, fp16)
+        _describe(run, graphs, decrypted.codec, normalization, calibrated, evaluated, fp16)
         failure = None
         if engine is not None:
             local = {out.final_location(n): out.staged(n) for n in names}
@@ -309,6 +312,18 @@ def _verify(run: _Export, graphs: list[_Graph]) -> None:
                  plain.worst, plain.tolerance)  # fmt: skip
 
 
+def _fp16_model(run: _Export, plain: _Graph) -> Fp16Model | None:
+    """fp16: the FP16 mixed-precision model strongly typed TensorRT builds take
+    (`convert.fp16`), checked against FP32 on the reference inputs."""
+    if run.request.data_type != "fp16":
+        return None
+    assert plain.info is not None
+    name = file_name(Kind.FP16_ONNX, model_stem(plain.name))
+    with run.manifest.timed("fp16"):
+        inputs, _ = read_verification_reference(run.out.staged(file_name(Kind.REFERENCE)))
+        return write_fp16_model(plain.info.path, run.out.staged(name), inputs)
+
+
 def _evaluate(run: _Export, plain: _Graph, evaluation_set: Any) -> Any:
     """The FP32 model's OKS AP, as TAO evaluates exported models (strict mode)."""
     evaluation = run.request.evaluation
@@ -381,7 +396,12 @@ def _reference_on_images(run: _Export, plain: _Graph, calibrated: Any) -> None:
 
 
 def _list_artifacts(
-    run: _Export, etlt_name: str, graphs: list[_Graph], evaluated: Any, calibrated: Any
+    run: _Export,
+    etlt_name: str,
+    graphs: list[_Graph],
+    evaluated: Any,
+    calibrated: Any,
+    fp16: Fp16Model | None,
 ) -> list[str]:
     """Every staged file in the manifest, in publishing order; their names."""
     listed: list[tuple[Kind, str]] = [(Kind.ETLT, etlt_name)]
@@ -391,6 +411,8 @@ def _list_artifacts(
         listed.append((Kind.EVALUATION, file_name(Kind.EVALUATION)))
     if calibrated is not None:
         listed += calibrated.published_names
+    if fp16 is not None:
+        listed.append((Kind.FP16_ONNX, fp16.path.name))
     for kind, name in listed:
         run.manifest.add_artifact(kind, run.out.staged(name), run.out.final_location(name))
     return [name for _, name in listed]
@@ -403,6 +425,7 @@ def _describe(
     normalization: dict[str, Any],
     calibrated: Any,
     evaluated: Any,
+    fp16: Fp16Model | None,
 ) -> None:
     request, plain = run.request, graphs[0]
     assert plain.info is not None and plain.report is not None
@@ -432,5 +455,7 @@ def _describe(
         }
     if calibrated is not None:
         run.manifest.details["calibration"] = calibrated.details
+    if fp16 is not None:
+        run.manifest.details["fp16"] = fp16.as_dict()
     if evaluated is not None and request.evaluation is not None:
         run.manifest.details["evaluation"] = accuracy.export_block(request.evaluation, evaluated)
