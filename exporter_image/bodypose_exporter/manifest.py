@@ -52,6 +52,7 @@ class Kind(StrEnum):
     TRITON_CONFIG = "triton-config"
     TRITON_MODEL = "triton-model"
     DEEPSTREAM_CONFIG = "deepstream-config"
+    EPCONTEXT_MODEL = "epcontext-model"  # ONNX Runtime's EPContext model wrapping an engine
     DEPLOY_ENGINE = "deploy-engine"  # the SDK-compatible engine beside the evaluated one
     DEPLOY_TRITON_CONFIG = "deploy-triton-config"
     DEPLOY_TRITON_MODEL = "deploy-triton-model"

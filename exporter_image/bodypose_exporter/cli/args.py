@@ -157,8 +157,9 @@ def add_engine(p: argparse.ArgumentParser, *, export: bool) -> None:
 def add_backend(p: argparse.ArgumentParser, *, export: bool) -> None:
     p.add_argument(
         "--engine_backend", default=None if export else DEFAULT_BACKEND, choices=BACKENDS,
-        help="what the engine is built with: tensorrt (GPU pools; default) or onnxruntime "
-        "(CPU: an optimized ONNX model, int8 as QDQ)",
+        help="what the engine is built with: tensorrt (GPU pools; default), onnxruntime "
+        "(CPU: an optimized ONNX model, int8 as QDQ) or tensorrt-rtx (TensorRT-RTX engines "
+        "for --compute_capabilities, built without a GPU; fp32 and fp16)",
     )  # fmt: skip
     p.add_argument(
         "--timing_cache", default=None,
@@ -278,6 +279,17 @@ def add_tensorrt_target(p: argparse.ArgumentParser, *, export: bool) -> None:
         help="tensorrt: the compute capability this build must run on (e.g. 8.6); the build "
         "fails before starting if the device differs",
     )  # fmt: skip
+    p.add_argument(
+        "--compute_capabilities", type=capability_list, default=None, metavar="CC[,CC...]",
+        help="tensorrt-rtx: the GPUs to build for ahead of time, e.g. 8.9 (L4, L40S), 8.6 "
+        "(A10), 8.0 (A100), 7.5 (T4), 12.0 (Blackwell RTX); not 9.0 (Hopper: TensorRT-RTX "
+        "does not run there); no GPU needed in this pod",
+    )  # fmt: skip
+
+
+def capability_list(text: str) -> tuple[str, ...]:
+    """`8.9,7.5` as ("8.9", "7.5") (checked by the backend that takes them)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def add_serving(p: argparse.ArgumentParser) -> None:

@@ -74,7 +74,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_data_type(p, export=False)
     groups.add_engine(p, export=False)
     groups.add_calibration(p, export=False, images=False)
-    p.add_argument("--qdq_model", default=None, help="QDQ ONNX model (int8, onnxruntime)")
+    p.add_argument("--qdq_model", default=None, help="QDQ ONNX model (int8)")
+    p.add_argument(
+        "--fp16_model", default=None,
+        help="the FP16 mixed-precision ONNX model bpnet-export --data_type fp16 publishes "
+        "(<model>.fp16.onnx): strongly typed TensorRT and TensorRT-RTX fp16 engines are "
+        "built from it",
+    )  # fmt: skip
     groups.add_backend(p, export=False)
     groups.add_tensorrt_target(p, export=False)
     groups.add_serving(p)
@@ -124,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                 calibration_cache=args.cal_cache_file,
                 calibration_data=args.cal_data_file,
                 qdq_model=args.qdq_model,
+                fp16_model=args.fp16_model,
                 timing_cache=args.timing_cache,
                 eval_reference=args.eval_reference,
                 deploy_onnx=args.deploy_onnx,

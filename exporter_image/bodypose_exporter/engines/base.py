@@ -63,6 +63,10 @@ class EngineOptions:
     )
     #: onnxruntime int8: the CPU class to build for (`engines.ort.hardware`); None: this CPU's.
     int8_instruction_set: str | None = None
+    #: tensorrt-rtx: the GPUs' compute capabilities to build for ahead of time ("8.9", ...).
+    compute_capabilities: tuple[str, ...] = field(
+        default=(), metadata=flag("--compute_capabilities")
+    )
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class BuildRequest:
     calibration_cache: Path | None = None
     calibration_data: Path | None = None
     qdq_model: Path | None = None
+    #: The FP16 mixed-precision model (`convert.fp16`): what strongly typed fp16 builds take.
+    fp16_model: Path | None = None
     timing_cache: Path | None = None
 
 
@@ -89,7 +95,7 @@ class BackendFacts:
     runtime: str  # what loads the artifact, as the manifest says it
     #: The suffixes its artifact's file takes, the default first (`naming.artifact_file_name`).
     artifact_suffixes: tuple[str, ...]
-    triton: TritonPlatform
+    triton: TritonPlatform | None  # None: Triton has no platform for the artifact
     #: DeepStream's nvinfer loads the artifact itself (`model-engine-file`); else only the ONNX.
     nvinfer_loads: bool
     needs_gpu: bool  # its build and its runner need a GPU in the pod
@@ -125,6 +131,8 @@ class BuiltEngine:
     backend: str
     hardware: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    #: Files the backend wrote beside the artifact, to publish with it: (kind, path).
+    companions: tuple[tuple[str, Path], ...] = ()
 
 
 class EngineRunner(Protocol):
@@ -158,6 +166,11 @@ class EngineBackend(Protocol):
     def target(
         self, options: EngineOptions, described: dict[str, Any]
     ) -> CompatibilityRecord | None: ...
+
+    def unable_to_run(self, described: dict[str, Any]) -> str | None:
+        """Why this process cannot run what it builds (then it is built and not run), or
+        None."""
+        ...
 
     def build(self, request: BuildRequest) -> BuiltEngine: ...
 

@@ -18,6 +18,7 @@ from typing import cast
 from bodypose_exporter.engines.base import BackendFacts, EngineBackend
 from bodypose_exporter.engines.ort import facts as ort_facts
 from bodypose_exporter.engines.trt import facts as trt_facts
+from bodypose_exporter.engines.trt_rtx import facts as rtx_facts
 from bodypose_exporter.errors import UserError
 
 #: One row per backend: its facts (importable without its runtime) and the module
@@ -25,6 +26,7 @@ from bodypose_exporter.errors import UserError
 BACKEND_MODULES: dict[str, tuple[BackendFacts, str]] = {
     trt_facts.FACTS.name: (trt_facts.FACTS, "bodypose_exporter.engines.trt.backend"),
     ort_facts.FACTS.name: (ort_facts.FACTS, "bodypose_exporter.engines.ort.backend"),
+    rtx_facts.FACTS.name: (rtx_facts.FACTS, "bodypose_exporter.engines.trt_rtx.backend"),
 }
 BACKENDS = tuple(BACKEND_MODULES)
 DEFAULT_BACKEND = trt_facts.FACTS.name

@@ -90,6 +90,7 @@ class BuildInputs:
     calibration_cache: str | None = None
     calibration_data: str | None = None
     qdq_model: str | None = None
+    fp16_model: str | None = None  # the FP16 mixed-precision model (fp16 builds)
     #: Default where the backend keeps one (`BackendFacts.timing_cache`): beside the engine.
     timing_cache: str | None = field(default=None, metadata=flag("--timing_cache"))
     #: The export's evaluation.json: turns the AP gate on. The set defaults to its own.
@@ -143,6 +144,7 @@ class _Fetched:
     cal: Path | None  # a writable copy: TensorRT may write the cache it calibrates
     data: Path | None
     qdq: Path | None
+    fp16: Path | None
     timing: Path | None  # a writable copy, merged and put back after the build
     recorded: accuracy.RecordedReference | None
     #: The build's evaluation set, opened and checked against `recorded` before any build.
@@ -235,6 +237,7 @@ def _fetch_inputs(request: BuildStageRequest, timing_uri: str | None, work: Path
         cal=cal,
         data=given(inputs.calibration_data, "calibration tensorfile"),
         qdq=given(inputs.qdq_model, "QDQ model"),
+        fp16=given(inputs.fp16_model, "FP16 model"),
         timing=timing,
         recorded=recorded,
         evaluation=checked,
@@ -324,8 +327,10 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         _record_build(build, built, verdict)
         if not verdict.passed:
             _reject(build, verdict, "")
-        if files.recorded is not None:
+        if files.recorded is not None and verdict.not_run is None:
             _gate_accuracy(build, built, name)
+        elif files.recorded is not None:
+            build.manifest.details["evaluation"] = {"run": False, "notRunReason": verdict.not_run}
         deploy = _build_deploy(build, files.deploy_onnx) if files.deploy_onnx else None
         names = [name, *_stage_engine(build, built, name)]
         if deploy is not None:
@@ -355,6 +360,7 @@ def _plain(build: _Build, name: str) -> BuildRequest:
         calibration_cache=files.cal,
         calibration_data=files.data,
         qdq_model=files.qdq,
+        fp16_model=files.fp16,
         timing_cache=files.timing,
     )
 
@@ -368,6 +374,10 @@ def _build_and_verify(
         built = backend.build(request)
     log.info("built the %s %s %sengine in %.1f s", precision, backend.facts.name,
              "deploy " if which else "", build.manifest.timings[f"build{which}"])  # fmt: skip
+    not_run = backend.unable_to_run(built.hardware)
+    if not_run is not None:
+        log.info("not verified: %s", not_run)
+        return built, Verdict(precision, {}, {}, (), not_run=not_run)
     with build.manifest.timed(f"verify{which}"):
         runner = backend.load(built.path)
         try:
@@ -392,6 +402,7 @@ def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
         "calibrationCache": inputs.calibration_cache,
         "calibrationData": inputs.calibration_data,
         "qdqModel": inputs.qdq_model,
+        "fp16Model": inputs.fp16_model,
     }
     facts, options = build.backend.facts, build.request.engine
     build.manifest.details.update(
@@ -453,12 +464,22 @@ def _stage_engine(build: _Build, built: BuiltEngine, name: str) -> list[str]:
     out, manifest = build.out, build.manifest
     manifest.add_artifact(Kind.ENGINE, out.staged(name), out.final_location(name))
     manifest.artifacts[-1]["runtime"] = build.backend.facts.name
+    names = _list_companions(build, built)
     served = _served(build, built, out.final_location(name), build.files.onnx, build.files.qdq)
-    names = []
     for kind, staged in serving.stage_beside(out, served):
         manifest.add_artifact(kind, out.staged(staged), out.final_location(staged))
         names.append(staged)
     manifest.details["serving"] = _serving_entry(out, [name, *names])
+    return names
+
+
+def _list_companions(build: _Build, built: BuiltEngine) -> list[str]:
+    """What the backend wrote beside the artifact, listed in the manifest; their names."""
+    names = []
+    for kind, path in built.companions:
+        staged = path.relative_to(build.out.staging).as_posix()
+        build.manifest.add_artifact(Kind(kind), path, build.out.final_location(staged))
+        names.append(staged)
     return names
 
 
@@ -480,6 +501,10 @@ def _build_deploy(build: _Build, deploy_onnx: Path) -> serving.Served:
         deploy_engine.engine_file(request.engine_file), build.backend.facts, build.record
     )
     name = Path(deploy_file.rpartition("/")[2]).name
+    deploy_reference = deploy_engine.reference(deploy_onnx, files.reference)
+    fp16 = None
+    if request.engine.precision == "fp16" and files.fp16 is not None:
+        fp16 = deploy_engine.fp16_model(deploy_onnx, deploy_reference, build.work)
     # cal.bin exists: never a second calibration (no tensorfile).
     deploy_request = dataclasses.replace(
         _plain(build, name),
@@ -487,8 +512,8 @@ def _build_deploy(build: _Build, deploy_onnx: Path) -> serving.Served:
         calibration_cache=files.cal if int8 else None,
         calibration_data=None,
         qdq_model=qdq,
+        fp16_model=fp16,
     )
-    deploy_reference = deploy_engine.reference(deploy_onnx, files.reference)
     built, verdict = _build_and_verify(build, deploy_request, deploy_reference, "Deploy")
     location = out.final_location(name)
     build.manifest.details["deploy"] = {
@@ -516,14 +541,14 @@ def _publishable_deploy(build: _Build, served: serving.Served) -> list[str]:
     manifest.add_artifact(Kind.DEPLOY_ENGINE, out.staged(name), out.final_location(name))
     manifest.artifacts[-1]["runtime"] = served.facts.name
     names = [name]
+    entry = {"deepstreamConfig": out.final_location(deploy_engine.DEEPSTREAM_FILE)}
     for kind, staged in deploy_engine.stage_serving(out, served):
         manifest.add_artifact(kind, out.staged(staged), out.final_location(staged))
         names.append(staged)
-    manifest.details["deploy"]["serving"] = {
-        "tritonModel": deploy_engine.TRITON_MODEL,
-        "tritonConfig": out.final_location(names[1]),
-        "deepstreamConfig": out.final_location(deploy_engine.DEEPSTREAM_FILE),
-    }
+        if kind == Kind.DEPLOY_TRITON_CONFIG:
+            entry = {"tritonModel": deploy_engine.TRITON_MODEL,
+                     "tritonConfig": out.final_location(staged), **entry}  # fmt: skip
+    manifest.details["deploy"]["serving"] = entry
     return names
 
 
@@ -548,14 +573,17 @@ def _served(
 
 def _serving_entry(out: OutputSet, names: list[str]) -> dict[str, Any]:
     """Where the serving configs are (the operator puts this in the target's status)."""
-    config = next(n for n in names if n.endswith("config.pbtxt"))
-    model_dir = config.rpartition("/")[0]
-    return {
-        "tritonRepository": out.final_location(serving.TRITON_DIR),
-        "tritonModel": model_dir.rpartition("/")[2],
-        "tritonConfig": out.final_location(config),
-        "deepstreamConfig": out.final_location(file_name(Kind.DEEPSTREAM_CONFIG)),
-    }
+    entry = {"deepstreamConfig": out.final_location(file_name(Kind.DEEPSTREAM_CONFIG))}
+    config = next((n for n in names if n.endswith("config.pbtxt")), None)
+    if config is not None:
+        model_dir = config.rpartition("/")[0]
+        entry = {
+            "tritonRepository": out.final_location(serving.TRITON_DIR),
+            "tritonModel": model_dir.rpartition("/")[2],
+            "tritonConfig": out.final_location(config),
+            **entry,
+        }
+    return entry
 
 
 def _put_back(build: _Build, built: BuiltEngine, timing_uri: str | None) -> None:
@@ -602,6 +630,7 @@ def build_from_export(
         calibration_cache=artifact_path(export_manifest, Kind.CALIBRATION_CACHE)
         or request.inputs.calibration_cache,
         qdq_model=artifact_path(export_manifest, Kind.QDQ_MODEL),
+        fp16_model=artifact_path(export_manifest, Kind.FP16_ONNX),
         eval_reference=artifact_path(export_manifest, Kind.EVALUATION),
         deploy_onnx=artifact_path(export_manifest, Kind.DEPLOY_ONNX),
         local=local,

@@ -41,6 +41,7 @@ import onnx
 from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.calibration.qdq import EXPLICIT_INT8, write_qdq_model
 from bodypose_exporter.calibration.tensors import select_tensors
+from bodypose_exporter.convert.fp16 import write_fp16_model
 from bodypose_exporter.engines.base import run_batched
 from bodypose_exporter.engines.registry import ONNX_REFERENCE, backend_by_name
 from bodypose_exporter.manifest import Kind, file_name
@@ -132,6 +133,14 @@ def qdq_model(deploy_onnx: Path, cal_bin: Path, out: Path) -> Path:
     return out
 
 
+def fp16_model(deploy_onnx: Path, deploy_reference: Reference, work: Path) -> Path:
+    """The deploy graph as an FP16 mixed-precision model (`convert.fp16`), as the export
+    made the plain graph's: strongly typed fp16 engines are built from it."""
+    out = work / "deploy.fp16.onnx"
+    write_fp16_model(deploy_onnx, out, deploy_reference.inputs)
+    return out
+
+
 def reference(deploy_onnx: Path, plain: Reference) -> Reference:
     """The deploy graph's FP32 outputs (ONNX Runtime) on the plain reference's inputs."""
     runner = backend_by_name(ONNX_REFERENCE).load(deploy_onnx)
@@ -145,15 +154,15 @@ def reference(deploy_onnx: Path, plain: Reference) -> Reference:
 def stage_serving(out: OutputSet, served: Served) -> list[tuple[Kind, str]]:
     """Its own Triton model (`bpnet_deploy`, beside `bpnet` in one repository) and nvinfer
     config, staged beside the engines; (kind, name) of each."""
-    model = served.triton_model()
-    config_name = f"{TRITON_DIR}/{model.config_path()}"
-    model_name = f"{TRITON_DIR}/{model.model_path()}"
-    out.staged(config_name).write_text(triton.config_text(model))
-    shutil.copyfile(served.artifact, out.staged(model_name))
+    staged: list[tuple[Kind, str]] = []
+    if served.facts.triton is not None:  # a platform Triton serves the artifact with
+        model = served.triton_model()
+        config_name = f"{TRITON_DIR}/{model.config_path()}"
+        model_name = f"{TRITON_DIR}/{model.model_path()}"
+        out.staged(config_name).write_text(triton.config_text(model))
+        shutil.copyfile(served.artifact, out.staged(model_name))
+        staged += [(Kind.DEPLOY_TRITON_CONFIG, config_name),
+                   (Kind.DEPLOY_TRITON_MODEL, model_name)]  # fmt: skip
     nvinfer = served.nvinfer(out.final_location(DEEPSTREAM_FILE))
     out.staged(DEEPSTREAM_FILE).write_text(deepstream.config_text(nvinfer))
-    return [
-        (Kind.DEPLOY_TRITON_CONFIG, config_name),
-        (Kind.DEPLOY_TRITON_MODEL, model_name),
-        (Kind.DEPLOY_DEEPSTREAM_CONFIG, DEEPSTREAM_FILE),
-    ]
+    return [*staged, (Kind.DEPLOY_DEEPSTREAM_CONFIG, DEEPSTREAM_FILE)]

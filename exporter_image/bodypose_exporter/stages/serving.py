@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bodypose_exporter.engines.base import BackendFacts
-from bodypose_exporter.errors import NotFoundError
+from bodypose_exporter.errors import NotFoundError, UserError
 from bodypose_exporter.manifest import Kind, file_name
 from bodypose_exporter.serving import deepstream, triton
 from bodypose_exporter.serving.bindings import Bindings
@@ -53,6 +53,10 @@ class Served:
     model_name: str = triton.DEFAULT_MODEL_NAME
 
     def triton_model(self) -> triton.TritonModel:
+        if self.facts.triton is None:
+            raise UserError(
+                f"--triton_repository: Triton has no platform for {self.facts.name} artifacts"
+            )
         return triton.TritonModel(
             self.model_name, self.facts.triton, self.bindings, self.max_batch_size
         )
@@ -72,18 +76,21 @@ class Served:
 
 
 def stage_beside(out: OutputSet, served: Served) -> list[tuple[Kind, str]]:
-    """Stage the Triton entry and the DeepStream config in `out`; (kind, name) of each."""
-    model = served.triton_model()
-    out.staged(f"{TRITON_DIR}/{model.config_path()}").write_text(triton.config_text(model))
-    shutil.copyfile(served.artifact, out.staged(f"{TRITON_DIR}/{model.model_path()}"))
+    """Stage the Triton entry (where Triton has a platform for the artifact) and the
+    DeepStream config in `out`; (kind, name) of each."""
+    staged: list[tuple[Kind, str]] = []
+    if served.facts.triton is not None:
+        model = served.triton_model()
+        out.staged(f"{TRITON_DIR}/{model.config_path()}").write_text(triton.config_text(model))
+        shutil.copyfile(served.artifact, out.staged(f"{TRITON_DIR}/{model.model_path()}"))
+        staged += [
+            (Kind.TRITON_CONFIG, f"{TRITON_DIR}/{model.config_path()}"),
+            (Kind.TRITON_MODEL, f"{TRITON_DIR}/{model.model_path()}"),
+        ]
     ds_name = file_name(Kind.DEEPSTREAM_CONFIG)
     config = served.nvinfer(out.final_location(ds_name))
     out.staged(ds_name).write_text(deepstream.config_text(config))
-    return [
-        (Kind.TRITON_CONFIG, f"{TRITON_DIR}/{model.config_path()}"),
-        (Kind.TRITON_MODEL, f"{TRITON_DIR}/{model.model_path()}"),
-        (Kind.DEEPSTREAM_CONFIG, ds_name),
-    ]
+    return [*staged, (Kind.DEEPSTREAM_CONFIG, ds_name)]
 
 
 def _inside(directory: str) -> str:

@@ -83,19 +83,24 @@ class Verdict:
     figures: dict[str, float]
     gates: dict[str, float]
     failures: tuple[str, ...]
+    #: Why the engine was not run (then there are no figures and no gate was applied).
+    not_run: str | None = None
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        verdict = {
             "precision": self.precision,
             "figures": self.figures,
             "gates": self.gates,
             "passed": self.passed,
             "failures": list(self.failures),
         }
+        if self.not_run is not None:
+            verdict.update({"run": False, "notRunReason": self.not_run})
+        return verdict
 
 
 def gates_for(precision: str, overrides: Mapping[str, float | None]) -> dict[str, float]:

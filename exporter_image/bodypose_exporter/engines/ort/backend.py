@@ -34,6 +34,9 @@ class OnnxRuntimeBackend:
         """Only an int8 artifact needs something of the CPU: its class (`hardware`)."""
         return int8_record(options, described)
 
+    def unable_to_run(self, described: dict[str, Any]) -> str | None:
+        return None  # it builds where it runs
+
     def build(self, request: BuildRequest) -> BuiltEngine:
         return OnnxRuntimeBuilder().build(request)
 

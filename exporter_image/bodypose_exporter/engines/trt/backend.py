@@ -39,6 +39,9 @@ class TensorRTBackend:
         )
         return tensorrt_record(described, options.hardware_compatibility)
 
+    def unable_to_run(self, described: dict[str, Any]) -> str | None:
+        return None  # it builds where it runs
+
     def build(self, request: BuildRequest) -> BuiltEngine:
         return TensorRTBuilder().build(request)
 

@@ -18,9 +18,19 @@ called. Each choice:
 - one optimization profile on the input: batch min 1, opt = max =
   `--max_batch_size`, H, W, C from the ONNX model;
 - `--max_workspace_size` as the WORKSPACE memory-pool limit;
-- fp32: TF32 off (TensorRT enables it by default from Ampere on; it rounds
-  convolution inputs to a 10-bit mantissa): fp32 means FP32. fp16: FP16 and
-  TF32 on;
+- the network's typing, by TensorRT version (NVIDIA's developer guide,
+  "Strongly Typed Networks"; its 10.x to 11.x "Removed Python APIs"): from
+  TensorRT 10 on, a strongly typed network by default, each layer in the
+  type its model gives it, no precision flags; TensorRT 11 has no other
+  kind, so what needs the weakly typed route is refused there before any
+  work, saying what to use (`refuse_removed`);
+- fp32: the FP32 graph as it is, TF32 off (TensorRT enables it by default
+  from Ampere on; it rounds convolution inputs to a 10-bit mantissa): fp32
+  means FP32;
+- fp16, two routes (`fp16_route`): `strong`, the FP16 mixed-precision model
+  (`--fp16_model`, `convert.fp16`), from TensorRT 10 on when it is given;
+  `weak`, the FP16 and TF32 flags over the FP32 graph (TensorRT 8, or 10
+  without the FP16 model, or with -s);
 - int8, two routes (`--int8_route`, `resolve_route`):
   - `qdq` (default from TensorRT 10 on, when the QDQ model is there): a
     strongly typed network from the explicitly quantized model; no
@@ -82,8 +92,12 @@ from bodypose_exporter.serving import bindings as onnx_bindings
 log = logging.getLogger(__name__)
 
 INT8_ROUTES = ("auto", "qdq", "cal_bin")
-#: TensorRT releases from which `auto` takes the strongly typed QDQ route.
+#: TensorRT releases from which `auto` takes the strongly typed routes (the QDQ model,
+#: the FP16 model).
 STRONGLY_TYPED_FROM = 10
+#: TensorRT releases with strongly typed networks only: no precision flags, no
+#: calibrator, no precision constraints (NVIDIA's "Removed Python APIs" for 11.x).
+STRONGLY_TYPED_ONLY_FROM = 11
 #: The calibrator TAO uses, for caches TensorRT writes from the tensorfile.
 DEFAULT_CALIBRATOR = "IInt8EntropyCalibrator2"
 
@@ -121,6 +135,45 @@ def resolve_route(request: BuildRequest, trt_version: str) -> str:
     return route
 
 
+def refuse_removed(request: BuildRequest, trt_version: str) -> None:
+    """TensorRT 11 builds strongly typed networks only: refuse, before any work, what needs
+    the weakly typed route it removed, saying what to use instead."""
+    if trt_major(trt_version) < STRONGLY_TYPED_ONLY_FROM:
+        return
+    options, where = request.options, f"TensorRT {trt_version}"
+    removed = "removed the weakly typed route (precision flags, calibrators, precision "
+    if options.precision == "fp16" and request.fp16_model is None:
+        raise UserError(
+            f"{where} {removed}constraints): an fp16 engine is built from the FP16 model; "
+            "pass --fp16_model <model>.fp16.onnx (bpnet-export --data_type fp16 publishes it)"
+        )
+    if options.precision == "int8" and options.int8_route == "cal_bin":
+        raise UserError(
+            f"--int8_route cal_bin: {where} {removed}constraints): an int8 engine is built "
+            "from the QDQ model; pass --qdq_model and --int8_route qdq (or auto). cal.bin is "
+            "still published for DeepStream and TAO on TensorRT 8 and 10"
+        )
+    if options.strict_types:
+        raise UserError(
+            f"-s/--strict_type_constraints: {where} {removed}constraints): a strongly typed "
+            "network runs every layer in the type its model gives it; drop -s"
+        )
+
+
+def fp16_route(request: BuildRequest, trt_version: str) -> str:
+    """fp16: `strong` (the FP16 model, from TensorRT 10 on when it is given and -s is not)
+    or `weak` (the FP16 builder flag: TensorRT 8, or 10 without the FP16 model or with -s)."""
+    major = trt_major(trt_version)
+    if major >= STRONGLY_TYPED_ONLY_FROM:
+        return "strong"
+    given = request.fp16_model is not None
+    return (
+        "strong"
+        if given and major >= STRONGLY_TYPED_FROM and not request.options.strict_types
+        else "weak"
+    )
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """Everything the build decides before TensorRT is imported."""
@@ -129,6 +182,7 @@ class BuildPlan:
     precision: str
     route: str | None  # int8 only: qdq | cal_bin
     int8_source: str | None  # qdq | calibration-cache | tensorfile
+    fp16_route: str | None  # fp16 only: strong (the FP16 model) | weak (the FP16 flag)
     strongly_typed: bool
     tf32: bool
     fp16: bool
@@ -149,6 +203,7 @@ class BuildPlan:
         return {
             "int8Route": self.route,
             "int8Source": self.int8_source,
+            "fp16Route": self.fp16_route,
             "stronglyTyped": self.strongly_typed,
             "flags": {"tf32": self.tf32, "fp16": self.fp16, "int8": self.int8},
             "optimizationProfile": dict(zip(("min", "opt", "max"), self.profile, strict=True)),
@@ -163,16 +218,27 @@ class BuildPlan:
 
 def plan_build(request: BuildRequest, trt_version: str) -> BuildPlan:
     """The build's choices (module docstring); reads the ONNX model, never TensorRT."""
-    route = resolve_route(request, trt_version) if request.options.precision == "int8" else None
+    refuse_removed(request, trt_version)
+    precision, major = request.options.precision, trt_major(trt_version)
+    route = resolve_route(request, trt_version) if precision == "int8" else None
+    typed_fp16 = fp16_route(request, trt_version) if precision == "fp16" else None
     int8_source = None
     if route == "qdq":
         int8_source = "qdq"
     elif route == "cal_bin":
         cache = request.calibration_cache
         int8_source = "calibration-cache" if cache is not None and cache.exists() else "tensorfile"
-    strongly_typed = route == "qdq" and trt_major(trt_version) >= STRONGLY_TYPED_FROM
-    model = request.qdq_model if route == "qdq" else request.onnx_path
-    assert model is not None
+    if precision == "int8":
+        strongly_typed = route == "qdq" and major >= STRONGLY_TYPED_FROM
+    elif precision == "fp16":
+        strongly_typed = typed_fp16 == "strong"
+    else:  # fp32: nothing to lower, a strongly typed network of the FP32 graph
+        strongly_typed = major >= STRONGLY_TYPED_FROM
+    model = request.onnx_path
+    if route == "qdq" and request.qdq_model is not None:
+        model = request.qdq_model
+    elif typed_fp16 == "strong" and request.fp16_model is not None:
+        model = request.fp16_model
     binding = onnx_bindings.read(model).input
     if len(binding.dims) != 3:
         raise UserError(f"{model}: input {binding.name} is not NHWC: dims {binding.dims}")
@@ -180,7 +246,7 @@ def plan_build(request: BuildRequest, trt_version: str) -> BuildPlan:
     strict = request.options.strict_types
     if strict and strongly_typed:
         notes.append(
-            "-s: a strongly typed network already runs every layer in the type the QDQ model "
+            "-s: a strongly typed network already runs every layer in the type its model "
             "gives it; no precision constraints to add"
         )
         strict = False
@@ -190,6 +256,7 @@ def plan_build(request: BuildRequest, trt_version: str) -> BuildPlan:
         precision=request.options.precision,
         route=route,
         int8_source=int8_source,
+        fp16_route=typed_fp16,
         strongly_typed=strongly_typed,
         tf32=request.options.precision != "fp32" and not strongly_typed,
         fp16=request.options.precision in ("fp16", "int8") and not strongly_typed,
@@ -245,11 +312,13 @@ def _calibration_profile(plan: BuildPlan) -> Any:
     return set_profile
 
 
-def config_loader(
+def config_arguments(
     trt: Any, plan: BuildPlan, calibrator: Any, *, calibrate_only: bool = False
-) -> Any:
+) -> dict[str, Any]:
+    """`CreateConfig`'s arguments for the plan: the config step every backend built on
+    TensorRT's builder shares (TensorRT-RTX's `CreateConfigRTX` takes them too)."""
     levels = {"none": None, "ampere+": trt.HardwareCompatibilityLevel.AMPERE_PLUS}
-    config = CreateConfig(
+    return dict(
         tf32=plan.tf32,
         fp16=plan.fp16,
         int8=plan.int8,
@@ -262,6 +331,12 @@ def config_loader(
         # A build only to calibrate: its engine is discarded, so no time on tactics.
         builder_optimization_level=0 if calibrate_only else None,
     )
+
+
+def config_loader(
+    trt: Any, plan: BuildPlan, calibrator: Any, *, calibrate_only: bool = False
+) -> Any:
+    config = CreateConfig(**config_arguments(trt, plan, calibrator, calibrate_only=calibrate_only))
     if calibrator is None:
         return config
     return PostprocessConfig(config, _calibration_profile(plan))

@@ -1,0 +1,60 @@
+"""The tensorrt-rtx backend: its builder and its runner behind the one interface (`engines.base`).
+
+The files of a backend package and their roles: `engines/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bodypose_exporter.engines.base import (
+    BuildRequest,
+    BuiltEngine,
+    CompatibilityRecord,
+    EngineOptions,
+)
+from bodypose_exporter.engines.trt_rtx import hardware
+from bodypose_exporter.engines.trt_rtx.builder import TensorRTRTXBuilder
+from bodypose_exporter.engines.trt_rtx.facts import FACTS
+from bodypose_exporter.engines.trt_rtx.runner import TensorRTRTXRunner
+from bodypose_exporter.errors import UserError
+
+
+class TensorRTRTXBackend:
+    facts = FACTS
+
+    def describe(self) -> dict[str, Any]:
+        return hardware.describe()
+
+    def target(
+        self, options: EngineOptions, described: dict[str, Any]
+    ) -> CompatibilityRecord | None:
+        """The capabilities to build for (refused when TensorRT-RTX has none of them)."""
+        if not options.compute_capabilities:
+            raise UserError(
+                "--engine_backend tensorrt-rtx builds for named GPUs: give "
+                "--compute_capabilities (e.g. 8.9 for L4 and L40S, 8.6 for A10, 8.0 for A100, "
+                "7.5 for T4)"
+            )
+        capabilities = hardware.parse_capabilities(",".join(options.compute_capabilities))
+        version = str(described["tensorrtRtxVersion"])
+        return CompatibilityRecord(
+            {"computeCapabilities": ",".join(capabilities), "tensorrtRtxVersion": version},
+            tag=f"{hardware.tag(capabilities)}.trtrtx{version}",
+        )
+
+    def unable_to_run(self, described: dict[str, Any]) -> str | None:
+        """Why this pod cannot run the engine it builds, or None (it sees a GPU)."""
+        if described.get("gpus"):
+            return None
+        return "no GPU in this pod: TensorRT-RTX built the engine ahead of time, nothing ran it"
+
+    def build(self, request: BuildRequest) -> BuiltEngine:
+        return TensorRTRTXBuilder().build(request)
+
+    def load(self, engine_path: Path) -> TensorRTRTXRunner:
+        return TensorRTRTXRunner(engine_path)
+
+
+BACKEND = TensorRTRTXBackend()
