@@ -30,6 +30,12 @@ def module(version: str = "10.8.0.43") -> types.ModuleType:
     trt.HardwareCompatibilityLevel = _Enum("HardwareCompatibilityLevel", "NONE", "AMPERE_PLUS")
     trt.LayerType = _Enum("LayerType", "CONVOLUTION", "DECONVOLUTION", "CONCATENATION")
     trt.DataType = _Enum("DataType", "FLOAT", "HALF", "INT8")
+    if int(version.split(".")[0]) >= 11:
+        # TensorRT 11's surface: no precision flags, no calibrators (NVIDIA's "Removed Python
+        # APIs" for 11.x; TensorRT-RTX's module, which test_nvidia_builder.py builds with
+        # for real, has the same gaps).
+        trt.BuilderFlag = _Enum("BuilderFlag", "TF32")
+        return trt
     trt.BuilderFlag = _Enum("BuilderFlag", "FP16", "INT8", "TF32", "OBEY_PRECISION_CONSTRAINTS")
     for name in (
         "IInt8EntropyCalibrator2",

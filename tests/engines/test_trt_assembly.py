@@ -64,11 +64,71 @@ def request(exported: Path, tmp_path: Path, precision: str, **extra: Any) -> Bui
 
 def test_fp32_and_fp16_plans(exported: Path, tmp_path: Path) -> None:
     fp32 = trt_builder.plan_build(request(exported, tmp_path, "fp32"), "10.8.0.43")
-    assert (fp32.tf32, fp32.fp16, fp32.int8, fp32.strongly_typed) == (False, False, False, False)
+    # strongly typed from TensorRT 10 on: the FP32 graph as it is, no flags, TF32 off
+    assert (fp32.tf32, fp32.fp16, fp32.int8, fp32.strongly_typed) == (False, False, False, True)
     assert fp32.input_name == INPUT and fp32.input_shape == (HEIGHT, WIDTH, 3)
     assert fp32.profile == (1, 4, 4) and fp32.route is None
+    legacy = trt_builder.plan_build(request(exported, tmp_path, "fp32"), "8.6.1")
+    assert (legacy.tf32, legacy.strongly_typed) == (False, False)
+    # no FP16 model given: the FP16 flag over the FP32 graph (TensorRT 10 still has it)
     fp16 = trt_builder.plan_build(request(exported, tmp_path, "fp16"), "10.8.0.43")
-    assert (fp16.tf32, fp16.fp16, fp16.int8) == (True, True, False)
+    assert (fp16.tf32, fp16.fp16, fp16.int8, fp16.fp16_route) == (True, True, False, "weak")
+
+
+def test_fp16_from_the_fp16_model_is_strongly_typed(exported: Path, tmp_path: Path) -> None:
+    model = tmp_path / "bpnet_model.fp16.onnx"
+    model.write_bytes((exported / "bpnet_model.onnx").read_bytes())  # its bindings are the same
+    for version in ("10.8.0.43", "11.0.0"):
+        plan = trt_builder.plan_build(request(exported, tmp_path, "fp16", fp16_model=model),
+                                      version)  # fmt: skip
+        assert (plan.model, plan.fp16_route, plan.strongly_typed) == (model, "strong", True)
+        assert (plan.tf32, plan.fp16, plan.int8) == (False, False, False)
+    # -s asks for precision constraints: the weakly typed route, on TensorRT 10
+    strict = request(exported, tmp_path, "fp16", fp16_model=model, strict_types=True)
+    assert trt_builder.plan_build(strict, "10.8.0.43").fp16_route == "weak"
+
+
+@pytest.mark.parametrize(
+    ("precision", "extra", "message"),
+    [
+        ("fp16", {}, "TensorRT 11.0.0 removed the weakly typed route (precision flags, "
+         "calibrators, precision constraints): an fp16 engine is built from the FP16 model; "
+         "pass --fp16_model <model>.fp16.onnx (bpnet-export --data_type fp16 publishes it)"),
+        ("int8", {"int8_route": "cal_bin"}, "--int8_route cal_bin: TensorRT 11.0.0 removed the "
+         "weakly typed route (precision flags, calibrators, precision constraints): an int8 "
+         "engine is built from the QDQ model; pass --qdq_model and --int8_route qdq (or auto). "
+         "cal.bin is still published for DeepStream and TAO on TensorRT 8 and 10"),
+        ("fp32", {"strict_types": True}, "-s/--strict_type_constraints: TensorRT 11.0.0 removed "
+         "the weakly typed route (precision flags, calibrators, precision constraints): a "
+         "strongly typed network runs every layer in the type its model gives it; drop -s"),
+    ],
+    ids=["fp16-flag", "cal-bin", "strict"],
+)  # fmt: skip
+def test_the_tensorrt_11_routes_assemble_on_its_api_surface(
+    exported: Path, calibrated: Calibrated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trt = fake_tensorrt.module("11.0.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    fp16_model = tmp_path / "bpnet_model.fp16.onnx"
+    fp16_model.write_bytes((exported / "bpnet_model.onnx").read_bytes())
+    for precision, extra in (("fp32", {}), ("fp16", {"fp16_model": fp16_model}),
+                             ("int8", {"qdq_model": calibrated.qdq_model})):  # fmt: skip
+        plan = trt_builder.plan_build(request(exported, tmp_path, precision, **extra), "11.0.0")
+        network = trt_builder.network_loader(trt, plan, None)
+        config = trt_builder.config_loader(trt, plan, None)
+        assert plan.strongly_typed and network.strongly_typed is True
+        assert (config.fp16, config.int8, config.tf32, config.calibrator) == (
+            False, False, False, None,
+        )  # fmt: skip
+        assert not hasattr(trt.BuilderFlag, "FP16") and not hasattr(trt, "IInt8Calibrator")
+
+
+def test_tensorrt_11_refuses_the_removed_route_before_any_work(
+    exported: Path, tmp_path: Path, precision: str, extra: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UserError) as raised:
+        trt_builder.plan_build(request(exported, tmp_path, precision, **extra), "11.0.0")
+    assert str(raised.value) == message
 
 
 def test_int8_defaults_to_the_strongly_typed_qdq_route_on_tensorrt_10(

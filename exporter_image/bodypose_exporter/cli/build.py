@@ -147,7 +147,10 @@ def run(args: argparse.Namespace) -> int:
     engine = result.manifest["artifacts"][0]
     print(f"engine {engine['path']}  {engine['bytes']} bytes  sha256 {engine['sha256']}")
     figures = result.verdict.figures
-    print("verification " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()) + "  passed")
+    if result.verdict.not_run is not None:
+        print(f"verification not run: {result.verdict.not_run}")
+    else:
+        print("verification " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()) + "  passed")
     if "evaluation" in result.manifest:
         print(evaluation_line(result.manifest["evaluation"]))
     deploy = next(

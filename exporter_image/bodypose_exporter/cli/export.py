@@ -215,6 +215,8 @@ def evaluation_request(args: argparse.Namespace) -> EvaluationRequest | None:
 
 def verification_line(export_manifest: dict[str, Any]) -> str:
     verification = export_manifest.get("engine", {}).get("verification", {})
+    if verification.get("run") is False:
+        return f"verification not run: {verification.get('notRunReason')}"
     figures = verification.get("figures", {})
     shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
     return f"verification {shown}  {'passed' if verification.get('passed') else 'FAILED'}"

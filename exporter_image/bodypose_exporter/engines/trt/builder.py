@@ -286,6 +286,39 @@ def strict_set(plan: BuildPlan, cache: Path | None) -> layer_precision.StrictLay
     return layer_precision.strict_layers(plan.model, "int8", scaled)
 
 
+def parser_errors(trt: Any, model: Path) -> list[str]:
+    """What NVIDIA's ONNX parser says of `model`, one line per error.
+
+    Where Polygraphy falls short: `NetworkFromOnnxPath` logs each parser error
+    and raises only "Could not parse ONNX correctly"
+    (`polygraphy/backend/trt/util.py`, `check_onnx_parser_errors`), so after
+    such a failure the model is parsed once more here for the errors
+    themselves, to put them in the message the user reads.
+    """
+    from polygraphy.backend.trt import util as trt_util
+
+    builder = trt.Builder(trt_util.get_trt_logger())
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, trt_util.get_trt_logger())
+    parser.parse_from_file(str(model))
+    errors = []
+    for i in range(parser.num_errors):
+        e = parser.get_error(i)
+        errors.append(f"node {e.node()} ({e.node_operator()} {e.node_name()!r}): {e.desc()}")
+    return errors
+
+
+def build_failure(trt: Any, what: str, model: Path, exc: Exception) -> UserError:
+    """The UserError of a failed build: the parser's own errors when it refused the model."""
+    try:
+        errors = parser_errors(trt, model)
+    except Exception as probe:
+        errors = [f"(the parser could not be asked again: {probe})"]
+    said = f"NVIDIA's ONNX parser: {'; '.join(errors)}" if errors else str(exc)
+    return UserError(f"{what} could not build the engine from {model}: {said}")
+
+
 def network_loader(trt: Any, plan: BuildPlan, strict: layer_precision.StrictLayers | None) -> Any:
     network = NetworkFromOnnxPath(str(plan.model), strongly_typed=plan.strongly_typed or None)
     if strict is None:
@@ -312,18 +345,13 @@ def _calibration_profile(plan: BuildPlan) -> Any:
     return set_profile
 
 
-def config_arguments(
-    trt: Any, plan: BuildPlan, calibrator: Any, *, calibrate_only: bool = False
-) -> dict[str, Any]:
-    """`CreateConfig`'s arguments for the plan: the config step every backend built on
-    TensorRT's builder shares (TensorRT-RTX's `CreateConfigRTX` takes them too)."""
+def config_arguments(trt: Any, plan: BuildPlan, *, calibrate_only: bool = False) -> dict[str, Any]:
+    """The config step's arguments every backend on TensorRT's builder shares: Polygraphy's
+    `_CreateConfigCommon`, which `CreateConfig` (adding precision flags and a calibrator)
+    and TensorRT-RTX's `CreateConfigRTX` (adding compute capabilities) both extend."""
     levels = {"none": None, "ampere+": trt.HardwareCompatibilityLevel.AMPERE_PLUS}
     return dict(
-        tf32=plan.tf32,
-        fp16=plan.fp16,
-        int8=plan.int8,
         profiles=[_profile(plan, plan.profile)],
-        calibrator=calibrator,
         precision_constraints="obey" if plan.strict and not calibrate_only else None,
         load_timing_cache=str(plan.timing_cache) if plan.timing_cache else None,
         memory_pool_limits={trt.MemoryPoolType.WORKSPACE: plan.workspace},
@@ -336,7 +364,13 @@ def config_arguments(
 def config_loader(
     trt: Any, plan: BuildPlan, calibrator: Any, *, calibrate_only: bool = False
 ) -> Any:
-    config = CreateConfig(**config_arguments(trt, plan, calibrator, calibrate_only=calibrate_only))
+    config = CreateConfig(
+        tf32=plan.tf32,
+        fp16=plan.fp16,
+        int8=plan.int8,
+        calibrator=calibrator,
+        **config_arguments(trt, plan, calibrate_only=calibrate_only),
+    )
     if calibrator is None:
         return config
     return PostprocessConfig(config, _calibration_profile(plan))
@@ -454,9 +488,7 @@ class TensorRTBuilder:
         try:
             serialized = build()
         except PolygraphyException as exc:
-            raise UserError(
-                f"TensorRT could not build the engine from {plan.model}: {exc}"
-            ) from exc
+            raise build_failure(trt, "TensorRT", plan.model, exc) from exc
         finally:
             if calibrator is not None:
                 calibrator.free()

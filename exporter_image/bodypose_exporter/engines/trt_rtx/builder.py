@@ -70,7 +70,7 @@ def config_loader(trt: Any, plan: Any, capabilities: tuple[str, ...]) -> Any:
     from bodypose_exporter.engines.trt.builder import config_arguments
 
     named = [tuple(int(p) for p in cc.split(".")) for cc in capabilities]
-    config = CreateConfigRTX(**config_arguments(trt, plan, None), compute_capabilities=named)
+    config = CreateConfigRTX(**config_arguments(trt, plan), compute_capabilities=named)
 
     def no_tf32(builder: Any, network: Any, created: Any) -> None:
         created.clear_flag(trt.BuilderFlag.TF32)  # fp32 means FP32
@@ -82,7 +82,11 @@ class TensorRTRTXBuilder:
     def build(self, request: BuildRequest) -> BuiltEngine:
         from polygraphy.exception import PolygraphyException
 
-        from bodypose_exporter.engines.trt.builder import engine_loader, network_loader
+        from bodypose_exporter.engines.trt.builder import (
+            build_failure,
+            engine_loader,
+            network_loader,
+        )
 
         trt = tensorrt_rtx()
         capabilities = hardware.parse_capabilities(",".join(request.options.compute_capabilities))
@@ -95,10 +99,7 @@ class TensorRTRTXBuilder:
         try:
             serialized = chain()
         except PolygraphyException as exc:
-            raise UserError(
-                f"TensorRT-RTX could not build the engine from {plan.model}: {exc} (the "
-                "parser's own errors are in the log above)"
-            ) from exc
+            raise build_failure(trt, "TensorRT-RTX", plan.model, exc) from exc
         seconds = time.perf_counter() - started
         request.engine_path.parent.mkdir(parents=True, exist_ok=True)
         request.engine_path.write_bytes(bytes(memoryview(serialized)))

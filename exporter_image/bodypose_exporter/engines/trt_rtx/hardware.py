@@ -31,14 +31,14 @@ class UnsupportedCapabilityError(UserError):
 
 def parse_capabilities(text: str) -> tuple[str, ...]:
     """`--compute_capabilities 8.9,7.5` as ("7.5", "8.9"); refused when TensorRT-RTX has none."""
-    named = tuple(sorted({c.strip() for c in text.split(",") if c.strip()},
-                         key=lambda c: tuple(int(p) for p in c.split("."))))  # fmt: skip
-    if not named:
+    given = {c.strip() for c in text.split(",") if c.strip()}
+    if not given:
         raise UserError("--compute_capabilities: name at least one, e.g. 8.9")
-    for cc in named:
+    for cc in sorted(given):
         major, _, minor = cc.partition(".")
         if not (major.isdigit() and minor.isdigit()):
             raise UserError(f"--compute_capabilities {cc!r}: give MAJOR.MINOR, e.g. 8.9")
+    named = tuple(sorted(given, key=lambda c: tuple(int(p) for p in c.split("."))))
     refused = [cc for cc in named if cc not in SUPPORTED]
     if refused:
         hopper = " (Hopper: TensorRT-RTX does not run there; build with tensorrt)" if any(
