@@ -88,22 +88,6 @@ def test_fp16_from_the_fp16_model_is_strongly_typed(exported: Path, tmp_path: Pa
     assert trt_builder.plan_build(strict, "10.8.0.43").fp16_route == "weak"
 
 
-@pytest.mark.parametrize(
-    ("precision", "extra", "message"),
-    [
-        ("fp16", {}, "TensorRT 11.0.0 removed the weakly typed route (precision flags, "
-         "calibrators, precision constraints): an fp16 engine is built from the FP16 model; "
-         "pass --fp16_model <model>.fp16.onnx (bpnet-export --data_type fp16 publishes it)"),
-        ("int8", {"int8_route": "cal_bin"}, "--int8_route cal_bin: TensorRT 11.0.0 removed the "
-         "weakly typed route (precision flags, calibrators, precision constraints): an int8 "
-         "engine is built from the QDQ model; pass --qdq_model and --int8_route qdq (or auto). "
-         "cal.bin is still published for DeepStream and TAO on TensorRT 8 and 10"),
-        ("fp32", {"strict_types": True}, "-s/--strict_type_constraints: TensorRT 11.0.0 removed "
-         "the weakly typed route (precision flags, calibrators, precision constraints): a "
-         "strongly typed network runs every layer in the type its model gives it; drop -s"),
-    ],
-    ids=["fp16-flag", "cal-bin", "strict"],
-)  # fmt: skip
 def test_the_tensorrt_11_routes_assemble_on_its_api_surface(
     exported: Path, calibrated: Calibrated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,6 +107,22 @@ def test_the_tensorrt_11_routes_assemble_on_its_api_surface(
         assert not hasattr(trt.BuilderFlag, "FP16") and not hasattr(trt, "IInt8Calibrator")
 
 
+@pytest.mark.parametrize(
+    ("precision", "extra", "message"),
+    [
+        ("fp16", {}, "TensorRT 11.0.0 removed the weakly typed route (precision flags, "
+         "calibrators, precision constraints): an fp16 engine is built from the FP16 model; "
+         "pass --fp16_model <model>.fp16.onnx (bpnet-export --data_type fp16 publishes it)"),
+        ("int8", {"int8_route": "cal_bin"}, "--int8_route cal_bin: TensorRT 11.0.0 removed the "
+         "weakly typed route (precision flags, calibrators, precision constraints): an int8 "
+         "engine is built from the QDQ model; pass --qdq_model and --int8_route qdq (or auto). "
+         "cal.bin is still published for DeepStream and TAO on TensorRT 8 and 10"),
+        ("fp32", {"strict_types": True}, "-s/--strict_type_constraints: TensorRT 11.0.0 removed "
+         "the weakly typed route (precision flags, calibrators, precision constraints): a "
+         "strongly typed network runs every layer in the type its model gives it; drop -s"),
+    ],
+    ids=["fp16-flag", "cal-bin", "strict"],
+)  # fmt: skip
 def test_tensorrt_11_refuses_the_removed_route_before_any_work(
     exported: Path, tmp_path: Path, precision: str, extra: dict[str, Any], message: str
 ) -> None:
