@@ -37,7 +37,14 @@ from devcluster.images import ImageBuildError, ensure_images
 from devcluster.minio import start_minio
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "bodyposeexport-int8.yaml"
+#: What the demo applies, and how it says so.
+EXAMPLES = (
+    (ROOT / "examples" / "bodyposeexport-int8.yaml", "int8, 3 targets: ONNX Runtime"),
+    (
+        ROOT / "examples" / "bodyposeexport-fp16-rtx.yaml",
+        "fp16, 2 targets: a TensorRT-RTX engine for the l4 pool, ONNX Runtime on the cpu pool",
+    ),
+)
 CHART = ROOT / "charts" / "bodypose-operator"
 BUCKET = "bodypose-demo"
 NAMESPACE = "demo"
@@ -110,6 +117,51 @@ def _write_sample(state: Path, s3c: Any) -> None:
         s3c.upload_file(str(image), BUCKET, f"calibration/images/{image.name}")
 
 
+def _print_artifacts(s3c: Any, output: str) -> None:
+    prefix = output.removeprefix(f"s3://{BUCKET}/").rstrip("/") + "/"
+    print(f"artifacts in s3://{BUCKET}/{prefix}:")
+    listed = 0
+    for page in s3c.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            print(f"  {obj['Size']:>11,}  s3://{BUCKET}/{obj['Key']}")
+            listed += 1
+    if not listed:
+        print("  (none)")
+    print()
+
+
+def _print_status(cluster: LocalCluster, name: str) -> None:
+    """The resource's conditions, and what each target's artifact was built for and how it
+    agrees with FP32 (or why it was not run)."""
+    from kubernetes import client
+
+    api: Any = client.CustomObjectsApi(cluster.api_client())
+    status = (
+        api.get_namespaced_custom_object(
+            "bodypose.dev", "v1alpha1", NAMESPACE, "bodyposeexports", name
+        ).get("status")
+        or {}
+    )
+    print(f"{name}:")
+    for c in status.get("conditions", []):
+        print(f"  {c['type']}={c['status']}: {c.get('message', '')}")
+    for t in status.get("targets", []):
+        built_for = (
+            f"compute capability {t['computeCapabilities']} (TensorRT-RTX "
+            f"{t.get('tensorrtRtxVersion')})" if t.get("computeCapabilities")
+            else f"{t.get('instructionSet') or 'any'} CPUs"
+        )  # fmt: skip
+        figures = t.get("verification") or {}
+        agreement = (
+            f"not run: {t['notRun']}" if t.get("notRun")
+            else f"cosine {figures.get('cosine', 0):.4f}, heatmap peaks "
+            f"{figures.get('peakAgreement', 0):.4f}"
+        )  # fmt: skip
+        print(f"  target {t['name']}: {t['phase']}, {t.get('runtime')}, built for {built_for}; "
+              f"{agreement}")  # fmt: skip
+    print()
+
+
 def _helm(cluster: LocalCluster, *args: str) -> None:
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     done = subprocess.run(
@@ -162,12 +214,18 @@ def run(state: Path, timeout: float) -> int:
             _say(f"operator pod {pod.metadata.name} running on {pod.spec.node_name} "
                  f"from {pod.status.container_statuses[0].image_id}")  # fmt: skip
 
-            resource = yaml.safe_load(EXAMPLE.read_text().replace("BUCKET", BUCKET))
-            name = resource["metadata"]["name"]
+            resources = []
             applied = time.monotonic()
-            cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump(resource))
-            _say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)} (int8, 3 targets)")
-            phase = _follow(cluster, name, timeout)
+            for example, what in EXAMPLES:
+                resource = yaml.safe_load(example.read_text().replace("BUCKET", BUCKET))
+                cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-",
+                                input=yaml.safe_dump(resource))  # fmt: skip
+                _say(f"kubectl apply -f {example.relative_to(ROOT)} ({what})")
+                resources.append(resource)
+            phases = {}
+            for resource in resources:
+                name = resource["metadata"]["name"]
+                phases[name] = _follow(cluster, name, timeout)
             ready_after = time.monotonic() - applied
 
             print()
@@ -178,32 +236,14 @@ def run(state: Path, timeout: float) -> int:
                 "TARGET:.metadata.labels.bodypose\\.dev/target,NODE:.spec.nodeName,"
                 "PHASE:.status.phase,IMAGE:.status.containerStatuses[0].imageID",
             ).stdout)  # fmt: skip
-            prefix = str(resource["spec"]["output"]["uri"]).removeprefix(f"s3://{BUCKET}/")
-            print(f"artifacts in s3://{BUCKET}/{prefix}/:")
-            listed = 0
-            for page in s3c.get_paginator("list_objects_v2").paginate(
-                Bucket=BUCKET, Prefix=prefix.rstrip("/") + "/"
-            ):
-                for obj in page.get("Contents", []):
-                    print(f"  {obj['Size']:>11,}  s3://{BUCKET}/{obj['Key']}")
-                    listed += 1
-            if not listed:
-                print("  (none)")
-            print()
-            print(cluster.kubectl(
-                "get", "bpe", name, "-n", NAMESPACE, "-o",
-                "jsonpath={range .status.conditions[*]}{.type}={.status}: {.message}{'\\n'}{end}",
-            ).stdout)  # fmt: skip
-            print("targets (what each artifact was built for, and how it agrees with FP32):")
-            print(cluster.kubectl(
-                "get", "bpe", name, "-n", NAMESPACE, "-o",
-                "jsonpath={range .status.targets[*]}  {.name}: {.phase}, {.runtime}, built for "
-                "{.instructionSet} CPUs, cosine {.verification.cosine}, heatmap peaks "
-                "{.verification.peakAgreement}{'\\n'}{end}",
-            ).stdout)  # fmt: skip
-            _say(f"{phase} {ready_after:.0f}s after kubectl apply; "
+            _print_artifacts(s3c, str(resources[0]["spec"]["output"]["uri"]))
+            for resource in resources:
+                _print_status(cluster, resource["metadata"]["name"])
+            every = "Ready" if all(p == "Ready" for p in phases.values()) else "Not ready"
+            _say(f"{every}: {', '.join(f'{n} {p}' for n, p in phases.items())}, "
+                 f"{ready_after:.0f}s after kubectl apply; "
                  f"{time.monotonic() - started:.0f}s in all")  # fmt: skip
-            return 0 if phase == "Ready" else 1
+            return 0 if every == "Ready" else 1
     finally:
         cluster.stop()
 

@@ -1,4 +1,4 @@
-"""Fake node pools for kwok: two GPU pools and a CPU pool.
+"""Fake node pools for kwok: three GPU pools and a CPU pool.
 
 Labels are those NVIDIA's GPU feature discovery sets
 (github.com/NVIDIA/gpu-feature-discovery: nvidia.com/gpu.product,
@@ -33,6 +33,8 @@ class Pool:
 POOLS = (
     Pool("a100", 2, "NVIDIA-A100-SXM4-80GB", (8, 0), 81920, 8, "ampere"),
     Pool("t4", 2, "Tesla-T4", (7, 5), 15360, 1, "turing"),
+    # A pool TensorRT-RTX builds for (compute capability 8.9), with no GPU on this machine.
+    Pool("l4", 1, "NVIDIA-L4", (8, 9), 23034, 1, "ada-lovelace"),
     Pool("cpu", 1),
 )
 

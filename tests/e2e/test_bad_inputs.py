@@ -47,6 +47,8 @@ class Bad:
 INT8 = {"precision": "int8", "calibration": {"imagesUri": "s3://{bucket}/calibration/images",
                                              "batches": 2, "batchSize": 2}}  # fmt: skip
 CPU = {"name": "cpu", "nodeSelector": {"bodypose.dev/pool": "cpu"}, "backend": "onnxruntime"}
+RTX = {"name": "l4", "nodeSelector": {"bodypose.dev/pool": "cpu"}, "backend": "tensorrt-rtx",
+       "computeCapabilities": ["8.9"]}
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
@@ -92,6 +94,21 @@ TABLE = [
     Bad("a-hwc", "hardware compatibility asked of an onnxruntime target",
         {"targets": [{**CPU, "hardwareCompatibility": "ampere+"}]},
         "hardwareCompatibility ampere+ applies to tensorrt targets only", admission=True),
+    Bad("a-rtx-hopper", "a tensorrt-rtx target for Hopper (9.0)",
+        {"targets": [{**RTX, "computeCapabilities": ["9.0"]}]},
+        "computeCapabilities: tensorrt-rtx builds for 7.5, 8.0, 8.6, 8.9, 12.0, 12.1 only (9.0 "
+        "is Hopper, where its engines do not run: build those with tensorrt)", admission=True),
+    Bad("a-rtx-int8", "an int8 resource with a tensorrt-rtx target",
+        {**INT8, "targets": [RTX]}, "tensorrt-rtx targets build fp32 and fp16 only",
+        admission=True),
+    Bad("a-rtx-gpus", "a tensorrt-rtx target naming no GPU",
+        {"targets": [{**RTX, "computeCapabilities": [], "nodeSelector": {"pool": "cpu"}}]},
+        "tensorrt-rtx targets name the GPUs to build for: computeCapabilities, or a "
+        "nodeSelector with nvidia.com/gpu.compute.major and nvidia.com/gpu.compute.minor",
+        admission=True),
+    Bad("a-cc-cpu", "compute capabilities asked of an onnxruntime target",
+        {"targets": [{**CPU, "computeCapabilities": ["8.9"]}]},
+        "computeCapabilities applies to tensorrt-rtx targets only", admission=True),
     Bad("a-eval-uri", "an evaluation set that is not on S3",
         {"evaluation": {"annotationsUri": "https://x/k.json", "imagesUri": "s3://bucket/i"}},
         "spec.evaluation.annotationsUri", admission=True),

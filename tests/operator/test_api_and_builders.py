@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,48 @@ def test_the_example_resources_are_valid() -> None:
     for path in examples:
         doc = yaml.safe_load(path.read_text().replace("BUCKET", "bodypose-demo"))
         spec = BodyPoseExportSpec.model_validate(doc["spec"])
-        assert spec.precision == "int8" and spec.calibration is not None
+        assert spec.precision != "int8" or spec.calibration is not None
+
+
+def test_a_tensorrt_rtx_target_builds_for_its_pools_gpu_from_the_fp16_model() -> None:
+    from bodypose_operator.builders.jobs import build_args, engine_file_name, export_args
+
+    labels = {"nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": "9"}
+    spec = BodyPoseExportSpec.model_validate(spec_dict(
+        precision="fp16",
+        targets=[{"name": "l4", "backend": "tensorrt-rtx", "nodeSelector": labels},
+                 {"name": "t4", "backend": "tensorrt-rtx", "computeCapabilities": ["7.5"]}],
+    ))  # fmt: skip
+    l4, t4 = spec.targets
+    args = build_args(spec, l4, "s3://b/p")
+    assert args[args.index("--compute_capabilities") + 1] == "8.9"  # from the pool's labels
+    assert args[args.index("--fp16_model") + 1] == "s3://b/p/bpnet_model.fp16.onnx"
+    assert "--expected_gpu_product" not in args and "--hardware_compatibility" not in args
+    named = build_args(spec, t4, "s3://b/p")
+    assert named[named.index("--compute_capabilities") + 1] == "7.5"
+    assert engine_file_name(spec, l4).endswith(".fp16.engine")
+    exported = export_args(spec, "s3://b/p")
+    assert exported[exported.index("--data_type") + 1] == "fp16"  # the FP16 model is published
+
+
+@pytest.mark.parametrize(
+    ("target", "precision", "message"),
+    [
+        ({"computeCapabilities": ["9.0"]}, "fp16", "computeCapabilities: tensorrt-rtx builds for "
+         "7.5, 8.0, 8.6, 8.9, 12.0, 12.1 only (9.0 is Hopper"),
+        ({"computeCapabilities": ["8.9"]}, "int8", "tensorrt-rtx targets build fp32 and fp16 only"),
+        ({}, "fp32", "tensorrt-rtx targets name the GPUs to build for"),
+    ],
+)  # fmt: skip
+def test_pydantic_refuses_what_tensorrt_rtx_cannot_build(
+    target: dict[str, Any], precision: str, message: str
+) -> None:
+    extra = {"calibration": {"imagesUri": "s3://bucket/images"}} if precision == "int8" else {}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        BodyPoseExportSpec.model_validate(spec_dict(
+            precision=precision, **extra,
+            targets=[{"name": "rtx", "backend": "tensorrt-rtx", **target}],
+        ))  # fmt: skip
 
 
 def test_build_args_carry_the_compatibility_record_and_the_pools_gpu() -> None:

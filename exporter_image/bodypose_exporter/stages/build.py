@@ -237,7 +237,7 @@ def _fetch_inputs(request: BuildStageRequest, timing_uri: str | None, work: Path
         cal=cal,
         data=given(inputs.calibration_data, "calibration tensorfile"),
         qdq=given(inputs.qdq_model, "QDQ model"),
-        fp16=given(inputs.fp16_model, "FP16 model"),
+        fp16=_fetch_optional(inputs, inputs.fp16_model, work, "FP16 model"),
         timing=timing,
         recorded=recorded,
         evaluation=checked,

@@ -27,6 +27,7 @@ class Kind(StrEnum):
     EVALUATION = "evaluation-reference"  # the FP32 model's AP on the evaluation set
     CALIBRATION_CACHE = "calibration-cache"  # cal.bin
     QDQ_MODEL = "qdq-model"  # the explicitly quantized ONNX (int8)
+    FP16_ONNX = "fp16-onnx"  # the FP16 mixed-precision ONNX (fp16)
     ENGINE = "engine"  # a target's engine or CPU artifact
     DEPLOY_ENGINE = "deploy-engine"  # the SDK-compatible engine beside the evaluated one
 
@@ -46,6 +47,7 @@ FILE_NAMES: dict[Kind, str] = {
     Kind.ONNX: "bpnet_model.onnx",
     Kind.DEPLOY_ONNX: "bpnet_model.deploy.onnx",
     Kind.QDQ_MODEL: "bpnet_model.qdq.onnx",
+    Kind.FP16_ONNX: "bpnet_model.fp16.onnx",
     Kind.REFERENCE: "reference.npz",
     Kind.EVALUATION: "evaluation.json",
     Kind.CALIBRATION_CACHE: "cal.bin",

@@ -37,9 +37,16 @@ class TargetOption:
     """
 
     field: str  # the Target field, as the spec spells it
-    unset: str  # its default
+    unset: str  # its default ("" for a list field: the empty list)
     flag: str  # the `bpnet-build` argument that carries it
     refused: str  # how the refusal names the field and the values others refuse
+    listed: bool = False  # a list field, passed comma-separated
+
+    def is_set(self, value: Any) -> bool:
+        return bool(value) if self.listed else value != self.unset
+
+    def argument(self, value: Any) -> str:
+        return ",".join(value) if self.listed else str(value)
 
 
 HARDWARE_COMPATIBILITY = TargetOption(
@@ -48,8 +55,18 @@ HARDWARE_COMPATIBILITY = TargetOption(
     flag="--hardware_compatibility",
     refused="hardwareCompatibility ampere+",
 )
+COMPUTE_CAPABILITIES = TargetOption(
+    field="computeCapabilities",
+    unset="",
+    flag="--compute_capabilities",
+    refused="computeCapabilities",
+    listed=True,
+)
 #: The target fields that only some backends accept.
-TARGET_OPTIONS: tuple[TargetOption, ...] = (HARDWARE_COMPATIBILITY,)
+TARGET_OPTIONS: tuple[TargetOption, ...] = (HARDWARE_COMPATIBILITY, COMPUTE_CAPABILITIES)
+#: GPU feature discovery's labels of a node's GPU compute capability.
+COMPUTE_MAJOR_LABEL = "nvidia.com/gpu.compute.major"
+COMPUTE_MINOR_LABEL = "nvidia.com/gpu.compute.minor"
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,9 @@ class Backend:
     #: engine loads only in the TensorRT that built it), so the image is part of what
     #: makes two targets' artifacts interchangeable (`builders.naming.pool_identity`).
     image_in_pool_identity: bool = False
+    #: It builds ahead of time for named compute capabilities (`computeCapabilities`, else
+    #: the nodeSelector's GPU feature discovery labels), only these.
+    compute_capabilities: tuple[str, ...] = ()
 
     def resources(self) -> dict[str, Any]:
         """The default resources, a copy the caller may put in a Job manifest."""
@@ -101,6 +121,19 @@ _ROWS: tuple[Backend, ...] = (
         default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
         artifact_suffix=".onnx",
         precisions=("fp32", "fp16", "int8"),
+    ),
+    Backend(
+        name="tensorrt-rtx",
+        summary="a TensorRT-RTX engine built ahead of time for the pool's GPUs, on any node "
+        "(no GPU needed; fp32 and fp16)",
+        build_image=BuildImage.CPU,
+        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
+        artifact_suffix=".engine",
+        # Its INT8 quantizes GEMM weights only, not convolution activations.
+        precisions=("fp32", "fp16"),
+        options=frozenset({"computeCapabilities"}),
+        image_in_pool_identity=True,  # the engine loads only in its TensorRT-RTX version
+        compute_capabilities=("7.5", "8.0", "8.6", "8.9", "12.0", "12.1"),
     ),
 )
 

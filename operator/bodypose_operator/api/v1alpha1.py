@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bodypose_operator.api.backends import (
     BACKENDS,
+    COMPUTE_CAPABILITIES,
+    COMPUTE_MAJOR_LABEL,
+    COMPUTE_MINOR_LABEL,
     DEFAULT_BACKEND,
     HARDWARE_COMPATIBILITY,
     TARGET_OPTIONS,
@@ -218,6 +221,14 @@ class Target(ApiModel):
         "(TensorRT's hardware-compatibility level, somewhat slower). Part of the engine's "
         "compatibility record.",
     )
+    computeCapabilities: list[Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+$")]] = Field(
+        default_factory=list,
+        max_length=8,
+        description=f"{_names(accepting(COMPUTE_CAPABILITIES))} only: the GPUs' compute "
+        'capabilities to build the engine for ahead of time, e.g. ["8.9"] (L4, L40S); '
+        "default: the pool's, from its nodeSelector's nvidia.com/gpu.compute.major and .minor "
+        "labels (GPU feature discovery's).",
+    )
 
 
 class OutputSpec(ApiModel):
@@ -285,10 +296,40 @@ def _is_backend(names: list[str], default: str = DEFAULT_BACKEND) -> str:
 def option_rule(option: TargetOption, backends: dict[str, Backend] = BACKENDS) -> dict[str, str]:
     """A target may set `option` only with a backend whose row accepts it."""
     names, f = accepting(option, backends), option.field
+    unset = f"size(t.{f}) == 0" if option.listed else f"t.{f} == '{option.unset}'"
     return cel(
-        f"self.targets.all(t, !has(t.{f}) || t.{f} == '{option.unset}' || {_is_backend(names)})",
+        f"self.targets.all(t, !has(t.{f}) || {unset} || {_is_backend(names)})",
         f"{option.refused} applies to {_names(names)} targets only",
     )
+
+
+def capability_rules(backend: Backend) -> list[dict[str, str]]:
+    """A backend that builds for named compute capabilities: only those it has, and some
+    named (on the target, or by the pool's GPU feature discovery labels)."""
+    listed = ", ".join(f"'{c}'" for c in backend.compute_capabilities)
+    mine = _is_backend([backend.name], default="")
+    labels = (f"has(t.nodeSelector) && '{COMPUTE_MAJOR_LABEL}' in t.nodeSelector && "
+              f"'{COMPUTE_MINOR_LABEL}' in t.nodeSelector")  # fmt: skip
+    return [
+        cel(
+            f"self.targets.all(t, !({mine}) || !has(t.computeCapabilities) || "
+            f"t.computeCapabilities.all(c, c in [{listed}]))",
+            f"computeCapabilities: {backend.name} builds for "
+            f"{', '.join(backend.compute_capabilities)} only (9.0 is Hopper, where its engines "
+            "do not run: build those with tensorrt)",
+        ),
+        cel(
+            f"self.targets.all(t, !({mine}) || (has(t.computeCapabilities) && "
+            f"size(t.computeCapabilities) > 0) || ({labels}))",
+            f"{backend.name} targets name the GPUs to build for: computeCapabilities, or a "
+            f"nodeSelector with {COMPUTE_MAJOR_LABEL} and {COMPUTE_MINOR_LABEL}",
+        ),
+    ]
+
+
+CAPABILITY_RULES = {
+    name: capability_rules(row) for name, row in BACKENDS.items() if row.compute_capabilities
+}
 
 
 def precision_rule(backend: Backend) -> dict[str, str]:
@@ -331,6 +372,7 @@ SPEC_RULES = [
     ),
     *OPTION_RULES.values(),
     *PRECISION_RULES.values(),
+    *(rule for rules in CAPABILITY_RULES.values() for rule in rules),
 ]
 
 
@@ -387,11 +429,21 @@ class BodyPoseExportSpec(ApiModel):
             raise ValueError(SPEC_RULES[2]["message"])
         for option in TARGET_OPTIONS:
             if any(
-                getattr(t, option.field) != option.unset
+                option.is_set(getattr(t, option.field))
                 and option.field not in BACKENDS[t.backend].options
                 for t in self.targets
             ):
                 raise ValueError(OPTION_RULES[option.field]["message"])
+        for t in self.targets:
+            supported = BACKENDS[t.backend].compute_capabilities
+            if not supported:
+                continue
+            supported_rule, named_rule = CAPABILITY_RULES[t.backend]
+            if any(c not in supported for c in t.computeCapabilities):
+                raise ValueError(supported_rule["message"])
+            labelled = {COMPUTE_MAJOR_LABEL, COMPUTE_MINOR_LABEL} <= set(t.nodeSelector)
+            if not t.computeCapabilities and not labelled:
+                raise ValueError(named_rule["message"])
         for t in self.targets:
             if self.precision not in BACKENDS[t.backend].precisions:
                 raise ValueError(PRECISION_RULES[t.backend]["message"])
@@ -464,6 +516,18 @@ class TargetStatus(ApiModel):
         "whose kernels would saturate.",
     )
     buildSeconds: float | None = Field(default=None, description="Build duration.")
+    computeCapabilities: str | None = Field(
+        default=None,
+        description="tensorrt-rtx: the compute capabilities the engine was built for.",
+    )
+    tensorrtRtxVersion: str | None = Field(
+        default=None, description="tensorrt-rtx: the TensorRT-RTX version that built it."
+    )
+    notRun: str | None = Field(
+        default=None,
+        description="Why the engine was built and not run (no GPU of its kind where it was "
+        "built): it has no verification figures, and no gate was applied to it.",
+    )
     verification: dict[str, float] | None = Field(default=None, description="Verification figures.")
     message: str | None = Field(default=None, description="Why the target is not ready.")
     runtime: str | None = Field(default=None, description="What loads the engine or artifact.")
@@ -498,6 +562,8 @@ COMPATIBILITY_FIELDS = (
     "tensorrtVersion",
     "hardwareCompatibility",
     "instructionSet",
+    "computeCapabilities",
+    "tensorrtRtxVersion",
 )
 
 

@@ -26,7 +26,13 @@ from bodypose_operator.api.artifacts import (
     Kind,
     file_name,
 )
-from bodypose_operator.api.backends import BACKENDS, TARGET_OPTIONS
+from bodypose_operator.api.backends import (
+    BACKENDS,
+    COMPUTE_CAPABILITIES,
+    COMPUTE_MAJOR_LABEL,
+    COMPUTE_MINOR_LABEL,
+    TARGET_OPTIONS,
+)
 from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec, Target
 from bodypose_operator.builders.naming import (
     LABEL_CONTENT_KEY,
@@ -197,6 +203,8 @@ def export_args(spec: BodyPoseExportSpec, prefix: str) -> list[str]:
         args += ["-e", spec.model.experimentSpecUri]
     if spec.engine.sdkCompatible:
         args.append("--sdk_compatible_model")
+    if spec.precision == "fp16":
+        args += ["--data_type", "fp16"]  # publishes the FP16 model beside the FP32 one
     if spec.precision == "int8" and spec.calibration is not None:
         cal = spec.calibration
         args += [
@@ -310,6 +318,10 @@ def build_args(
             "--qdq_model",
             f"{shared}/{file_name(Kind.QDQ_MODEL)}",
         ]
+    if spec.precision == "fp16":
+        # Strongly typed fp16 engines are built from it (an export made before it existed
+        # has none: the build then takes the route its backend has without it).
+        args += ["--fp16_model", f"{shared}/{file_name(Kind.FP16_ONNX)}"]
     if spec.engine.strictTypeConstraints:
         args.append("-s")
     if spec.evaluation is not None:
@@ -334,8 +346,15 @@ def _backend_args(spec: BodyPoseExportSpec, target: Target) -> list[str]:
     backend = BACKENDS[target.backend]
     args: list[str] = []
     for option in TARGET_OPTIONS:
-        if option.field in backend.options:
-            args += [option.flag, str(getattr(target, option.field))]
+        if option.field not in backend.options:
+            continue
+        value = getattr(target, option.field)
+        if option is COMPUTE_CAPABILITIES and not value:
+            # The pool's own, as GPU feature discovery labels its nodes (admission made sure
+            # the nodeSelector names both).
+            value = [f"{target.nodeSelector[COMPUTE_MAJOR_LABEL]}."
+                     f"{target.nodeSelector[COMPUTE_MINOR_LABEL]}"]  # fmt: skip
+        args += [option.flag, option.argument(value)]
     if backend.checks_gpu_product:
         # The build stops before any work when the GPU it finds is not the one the pool
         # advertises (an engine belongs to its GPU): the product the nodeSelector names.

@@ -83,7 +83,7 @@ def pool_identity(target: Target, image: str | None = None) -> str:
     options = {
         option.field: getattr(target, option.field)
         for option in TARGET_OPTIONS
-        if getattr(target, option.field) != option.unset
+        if option.is_set(getattr(target, option.field))
     }
     blob = json.dumps(
         {"backend": target.backend, "nodeSelector": target.nodeSelector, **options,

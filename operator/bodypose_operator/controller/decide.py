@@ -448,7 +448,11 @@ def _summary_step(spec: BodyPoseExportSpec, states: list[tuple[Target, StageStat
         else:
             step.outcome = Outcome("Failed", first.reason, first.message)
     elif ready == total:
+        unrun = [t["name"] for t in targets if "notRun" in t]
         built = "every target has a verified engine"
+        if unrun:
+            built = (f"every target has an engine; {', '.join(unrun)} built ahead of time "
+                     "and not run (no GPU of its kind where it was built)")  # fmt: skip
         step.conditions.append((BUILT, True, "AllTargetsBuilt", built))
         step.outcome = Outcome("Ready", "AllTargetsReady", f"{ready}/{total} targets ready")
     else:

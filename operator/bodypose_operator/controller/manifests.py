@@ -115,11 +115,15 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     if manifest.get("timingsSeconds", {}).get("build") is not None:
         fields["buildSeconds"] = float(manifest["timingsSeconds"]["build"])
     fields.update(_evaluation_fields(manifest))
-    figures = manifest.get("verification", {}).get("figures")
-    if isinstance(figures, dict):
+    verification = manifest.get("verification", {})
+    figures = verification.get("figures")
+    if isinstance(figures, dict) and figures:
         fields["verification"] = {
             k: float(v) for k, v in figures.items() if isinstance(v, (int, float))
         }
+    if verification.get("run") is False:
+        # Built ahead of time for GPUs this pod does not have: a build, no figures.
+        fields["notRun"] = str(verification.get("notRunReason") or "not run")
     return fields
 
 
