@@ -5,17 +5,22 @@
 What a platform engineer does on a GPU cluster, on the local one: builds the
 images (`make images`, cached by content), starts the local control plane
 (GPU pools a100 and t4, a cpu pool, the executor that runs pods from their
-images) and MinIO, loads the images into the cluster, writes the sample model
-and calibration images to a bucket, `helm install`s the chart (the operator
-then runs in its image as a pod, with the chart's ServiceAccount, RBAC and
-security context), applies `examples/bodyposeexport-int8.yaml`, follows the
-resource to Ready, then prints `kubectl get bpe`, each pod's node and image
-digest, and the artifacts in S3. Everything it started stops at the end (to
+images) and MinIO, loads the images into the cluster, writes the trained
+sample model and calibration drawings to a bucket, `helm install`s the chart
+(the operator then runs in its image as a pod, with the chart's
+ServiceAccount, RBAC and security context), applies
+`examples/bodyposeexport-int8.yaml` (int8 on three pools, ONNX Runtime) and
+`examples/bodyposeexport-fp16-rtx.yaml` (fp16: a TensorRT-RTX engine for the
+l4 pool, built by NVIDIA's builder in its Job, and an ONNX Runtime artifact),
+follows both to Ready, then prints `kubectl get bpe`, each pod's node and
+image digest, the artifacts in S3 and what each target was built for. Everything it started stops at the end (to
 try things by hand on a cluster that stays up: `make cluster-up`).
 
-The demo has no GPU and no TensorRT: its GPU targets use the onnxruntime
-backend, with the same Job spec (nodeSelector, toleration, GPU request) a real
-pool gets.
+The demo has no GPU and no TensorRT: its a100 and t4 targets use the
+onnxruntime backend, with the same Job spec (nodeSelector, toleration, GPU
+request) a real pool gets; its l4 target's TensorRT-RTX engine is real and
+built for compute capability 8.9, and nothing here can run it (its status says
+so).
 """
 
 from __future__ import annotations

@@ -47,8 +47,12 @@ class Bad:
 INT8 = {"precision": "int8", "calibration": {"imagesUri": "s3://{bucket}/calibration/images",
                                              "batches": 2, "batchSize": 2}}  # fmt: skip
 CPU = {"name": "cpu", "nodeSelector": {"bodypose.dev/pool": "cpu"}, "backend": "onnxruntime"}
-RTX = {"name": "l4", "nodeSelector": {"bodypose.dev/pool": "cpu"}, "backend": "tensorrt-rtx",
-       "computeCapabilities": ["8.9"]}
+RTX = {
+    "name": "l4",
+    "nodeSelector": {"bodypose.dev/pool": "cpu"},
+    "backend": "tensorrt-rtx",
+    "computeCapabilities": ["8.9"],
+}
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 

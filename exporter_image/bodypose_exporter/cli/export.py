@@ -240,7 +240,10 @@ def run(args: argparse.Namespace) -> int:
     evaluation = evaluation_request(args)
     engine_plan = plan_engine(args, dims.height, dims.width)
     if args.data_type == "fp16":
-        log.info("--data_type fp16 applies to engines; the .etlt and .onnx are precision-free")
+        log.info(
+            "--data_type fp16: the .etlt and .onnx stay FP32; the FP16 mixed-precision "
+            "model <model>.fp16.onnx is published beside them for fp16 engines"
+        )
     request = ExportRequest(
         model=args.model,
         key=args.key if args.key is not None else os.environ.get(KEY_ENV, ""),
