@@ -85,7 +85,7 @@ def cluster(
     started = time.monotonic()
     local = LocalCluster(tmp_path_factory.mktemp("cluster"), cluster_binaries).start()
     FIGURES.append(
-        f"local cluster warm start (control plane, 5 nodes Ready, executor): "
+        f"local cluster warm start (control plane, 6 nodes Ready, executor): "
         f"{time.monotonic() - started:.1f}s"
     )
     for image in images:
