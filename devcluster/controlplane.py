@@ -24,6 +24,7 @@ single control-plane node, less what needs real kubelets:
   loopback, so nothing ever tries to reach a private address.
 
     python -m devcluster.controlplane up [--state-dir .cluster]   # make cluster-up
+    python -m devcluster.controlplane up --kueue                  # make cluster-up KUEUE=1
     python -m devcluster.controlplane status [--state-dir .cluster]
     python -m devcluster.controlplane down [--state-dir .cluster] # make cluster-down
 
@@ -53,7 +54,7 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
@@ -63,6 +64,9 @@ from devcluster.images import base_image, ensure_images
 from devcluster.minio import minio_command, wait_ready
 from devcluster.nodes import create_pools
 from devcluster.pki import make_pki
+
+if TYPE_CHECKING:
+    from devcluster.kueue import Kueue
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "hack" / "cluster" / "build.sh"
@@ -106,8 +110,10 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "pod-executor",
+    "kueue",  # with start(kueue=True) / make cluster-up KUEUE=1 only (devcluster/kueue.py)
     "minio",  # make cluster-up only
 )
+OPTIONAL = frozenset({"kueue"})
 
 
 def ensure_binaries(
@@ -127,7 +133,8 @@ def ensure_binaries(
     found: dict[str, Path] = {}
     for directory in map(Path, out):
         for exe in directory.iterdir():
-            if not exe.name.startswith("."):
+            # Files only: kueue's directory also holds its release manifests.
+            if exe.is_file() and not exe.name.startswith("."):
                 found[exe.name] = exe
     return found
 
@@ -179,6 +186,8 @@ class LocalCluster:
     # Record every API request's metadata in audit.log (benchmarks).
     audit: bool = False
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Set by start(kueue=True): Kueue's manager (devcluster/kueue.py).
+    kueue: Kueue | None = None
     _api: Any = None
     _images: ImageStore | None = None
     _commands: dict[str, tuple[list[str | Path], dict[str, str] | None]] = field(
@@ -241,6 +250,14 @@ class LocalCluster:
         if name == "kube-apiserver":
             self._wait_http(f"{self.server}/readyz", name, timeout=90)
 
+    def stop_component(self, name: str) -> None:
+        """Stop one component for good (SIGTERM, SIGKILL after the grace period); the
+        others run on. For what a test starts on a running cluster (Kueue)."""
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            _terminate([proc])
+        (self.state_dir / "pids" / name).unlink(missing_ok=True)
+
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -270,16 +287,27 @@ class LocalCluster:
             time.sleep(0.2)
 
     def start(
-        self, *, nodes: bool = True, executor: bool = True, pretend_pods: bool = True
+        self,
+        *,
+        nodes: bool = True,
+        executor: bool = True,
+        pretend_pods: bool = True,
+        kueue: bool = False,
     ) -> LocalCluster:
         """Start everything; on any failure, stop what was started and re-raise.
 
         `executor=False`: no pod runs; kwok pretends they do (Running, Jobs' pods
         Succeeded) unless `pretend_pods=False`, where bound pods stay Pending for ever
         (what a scale test of the operator wants: nothing changes after the Jobs exist).
+        `kueue=True`: Kueue's manager too (`self.kueue`; needs `bins["kueue"]`).
         """
         try:
-            return self._start(nodes=nodes, executor=executor, pretend_pods=pretend_pods)
+            self._start(nodes=nodes, executor=executor, pretend_pods=pretend_pods)
+            if kueue:
+                from devcluster.kueue import run_kueue
+
+                self.kueue = run_kueue(self)
+            return self
         except BaseException:
             self.stop()
             raise
@@ -563,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devcluster.controlplane")
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, default=Path(".cluster"))
+    parser.add_argument("--kueue", action="store_true", help="also run Kueue (up only)")
     args = parser.parse_args(argv)
     state: Path = args.state_dir.resolve()
     running = {n: p for n, p in _pids(state).items() if _alive(p)}
@@ -575,15 +604,18 @@ def main(argv: list[str] | None = None) -> int:
         for name in COMPONENTS:
             pid = running.get(name)
             print(f"{name:24} {'running, pid ' + str(pid) if pid else 'not running'}")
-        return 0 if len(running) == len(COMPONENTS) else 1
+        wanted = [n for n in COMPONENTS if n not in OPTIONAL or n in _pids(state)]
+        return 0 if all(n in running for n in wanted) else 1
     if running:
         print(f"already up ({', '.join(running)}): export KUBECONFIG={state}/admin.kubeconfig")
         return 0
     shutil.rmtree(state, ignore_errors=True)  # leftovers of a cluster that died
-    bins = ensure_binaries(("etcd", "kubernetes", "kwok", "helm", "minio"))
+    bins = ensure_binaries(
+        ("etcd", "kubernetes", "kwok", "helm", "minio", *(["kueue"] if args.kueue else []))
+    )
     built = [base_image(sys.stderr), *ensure_images(progress=sys.stderr)]
     started = time.monotonic()
-    cluster = LocalCluster(state, bins, outlive_caller=True).start()
+    cluster = LocalCluster(state, bins, outlive_caller=True).start(kueue=args.kueue)
     try:
         for image in built:
             print(f"loaded {cluster.load_image(image.archive).ref}")
@@ -594,6 +626,11 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop()
         raise
     print(f"local cluster up in {time.monotonic() - started:.1f}s (logs: {cluster.logs})")
+    if cluster.kueue is not None:
+        print(
+            f"Kueue up in {cluster.kueue.start_seconds:.1f}s (webhooks at "
+            f"{cluster.kueue.webhook_url}, log {cluster.kueue.log})"
+        )
     print(cluster.kubectl("get", "nodes", "-L", "bodypose.dev/pool,nvidia.com/gpu.product").stdout)
     exports = {
         "KUBECONFIG": str(cluster.kubeconfig),

@@ -160,3 +160,36 @@ def make_pki(directory: Path) -> dict[str, Path]:
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     return paths
+
+
+def issue_certificate(
+    directory: Path,
+    cert_path: Path,
+    key_path: Path,
+    common_name: str,
+    *,
+    server: bool = False,
+    ip_addresses: tuple[str, ...] = (),
+    dns_names: tuple[str, ...] = (),
+    organization: str | None = None,
+) -> tuple[Path, Path]:
+    """One more certificate from the CA `make_pki(directory)` wrote: for a server the
+    API server calls (a webhook on loopback; it trusts this CA as the webhook's
+    caBundle) or for a client. Returns (certificate, key)."""
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{directory / 'ca.key'} is not the EC key make_pki writes")
+    sans: list[x509.GeneralName] = [
+        *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses),
+        *(x509.DNSName(name) for name in dns_names),
+    ]
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(
+        _name(common_name, organization), key, ca_cert, ca_key, server=server, sans=sans or None
+    )
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    _write(key_path, _key_pem(key))
+    return cert_path, key_path

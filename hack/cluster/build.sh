@@ -14,6 +14,7 @@
 #   hack/cluster/build.sh                 build the default set if missing (etcd kubernetes kwok helm)
 #   hack/cluster/build.sh kwok minio      build just these if missing
 #   hack/cluster/build.sh kstatus         our kstatus checker (cli-utils' library, main.go)
+#   hack/cluster/build.sh kueue           Kueue's controller manager (devcluster/kueue.py runs it)
 #   hack/cluster/build.sh pin kwok v0.9.0 re-pin a component (rewrites its go.mod/go.sum)
 #
 # stdout carries only the bin directories (one a line) so callers can parse it;
@@ -43,7 +44,8 @@ module_of() {
     helm) echo helm.sh/helm/v3 ;;
     minio) echo github.com/minio/minio ;;
     kstatus) echo sigs.k8s.io/cli-utils ;;
-    *) log "unknown component '$1' (etcd kubernetes kwok helm minio kstatus)"; exit 2 ;;
+    kueue) echo sigs.k8s.io/kueue ;;
+    *) log "unknown component '$1' (etcd kubernetes kwok helm minio kstatus kueue)"; exit 2 ;;
   esac
 }
 tools_of() {
@@ -57,6 +59,8 @@ tools_of() {
     minio) echo github.com/minio/minio ;;
     # Our own small program over cli-utils' kstatus library (main.go beside go.mod).
     kstatus) echo . ;;
+    # The manager upstream's Dockerfile builds (`go build ... cmd/kueue/main.go`).
+    kueue) echo sigs.k8s.io/kueue/cmd/kueue ;;
   esac
 }
 
@@ -97,8 +101,29 @@ ldflags_of() {
       flags+=" -X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
       flags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
       flags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" ;;
+    kueue)
+      # As Kueue's Makefile sets them (version_pkg, LD_FLAGS); the module proxy
+      # serves no commit id, so GitCommit stays empty rather than the placeholder.
+      flags+=" -X sigs.k8s.io/kueue/pkg/version.GitVersion=$version -X sigs.k8s.io/kueue/pkg/version.GitCommit="
+      flags+=" -X sigs.k8s.io/kueue/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
   esac
   echo "$flags"
+}
+
+# devcluster/kueue.py installs Kueue from the release's own files under
+# config/components/ (what its kustomize overlays and Helm chart are made from):
+# the CRDs and their conversion patches, the webhook configurations, the RBAC.
+# They are copied next to the binary from the module go.sum verified, so that the
+# two are always one version and nothing is fetched at run time.
+kueue_manifests() {
+  local version="$1" out="$2" dir
+  dir="$(cd "$modules/kueue" && GOFLAGS= go mod download -json "sigs.k8s.io/kueue@$version" |
+    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [[ -f "$dir/config/components/crd/kustomization.yaml" ]] || { log "no config/ in $dir"; return 1; }
+  mkdir -p "$out/manifests"
+  for part in crd webhook rbac; do cp -R "$dir/config/components/$part" "$out/manifests/"; done
+  # The module cache is read-only; the bin cache must stay removable.
+  chmod -R u+w "$out/manifests"
 }
 
 build() {
@@ -129,6 +154,10 @@ build() {
   kill "$ticker" 2>/dev/null || true
   # etcd's main package is its module root: go names the binary after `server`.
   [[ -e "$out.tmp/server" ]] && mv "$out.tmp/server" "$out.tmp/etcd"
+  if [[ "$component" == kueue ]] && ! kueue_manifests "$version" "$out.tmp"; then
+    log "copying Kueue's manifests FAILED"
+    return 1
+  fi
   touch "$out.tmp/.complete"
   rm -rf "$out"
   mv "$out.tmp" "$out"

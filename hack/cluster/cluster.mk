@@ -13,13 +13,14 @@ CLUSTER_COMPONENTS ?= etcd kubernetes kwok helm minio kstatus
 # cold on 2 cores, nothing when cached). `make test` runs this before pytest so
 # that a cold build never counts against a test's timeout.
 cluster-binaries:
-	hack/cluster/build.sh $(CLUSTER_COMPONENTS)
+	hack/cluster/build.sh $(CLUSTER_COMPONENTS) $(if $(KUEUE),kueue)
 
 # Start a control plane with GPU pools a100 and t4 and a cpu pool, the test
 # executor and MinIO; writes $(CLUSTER_STATE)/env.sh (KUBECONFIG, PATH with
 # kubectl and helm, AWS_* for MinIO) to source. Runs until cluster-down.
+# KUEUE=1: Kueue's controller manager too (devcluster/kueue.py).
 cluster-up: env cluster-binaries
-	$(PY) -m devcluster.controlplane up --state-dir $(CLUSTER_STATE)
+	$(PY) -m devcluster.controlplane up --state-dir $(CLUSTER_STATE) $(if $(KUEUE),--kueue)
 
 cluster-status: env
 	$(PY) -m devcluster.controlplane status --state-dir $(CLUSTER_STATE)

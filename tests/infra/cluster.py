@@ -14,6 +14,9 @@ tests/conftest.py.
     kubectl           session   Path of the built kubectl
     helm              session   Path of the built helm (no cluster needed)
     minio_endpoint    session   S3Server: MinIO built from its Go module, on loopback
+    kueue_binary      session   Path of Kueue's manager (hack/cluster/build.sh kueue)
+    kueue             module    Kueue (devcluster/kueue.py) running on `cluster`, its
+                                webhooks live; stopped after the module (webhooks first)
 
 Binaries missing from the cache are built on first use (hack/cluster/build.sh);
 that takes minutes, so its progress is shown even while pytest captures output.
@@ -37,6 +40,7 @@ import pytest
 
 from devcluster.controlplane import LocalCluster, ensure_binaries
 from devcluster.images import BuiltImage, base_image, ensure_images
+from devcluster.kueue import Kueue, start_kueue
 from devcluster.minio import S3Server, start_minio
 
 
@@ -168,3 +172,29 @@ def minio_endpoint(
     endpoint URL exactly as a user's MinIO would be."""
     with start_minio(minio_binary, tmp_path_factory.mktemp("minio")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def kueue_binary(pytestconfig: pytest.Config) -> Path:
+    return _build(pytestconfig, ("kueue",))["kueue"]
+
+
+@pytest.fixture(scope="module")
+def kueue(cluster: LocalCluster, kueue_binary: Path) -> Iterator[Kueue]:
+    """Kueue's controller manager on the session cluster, for the tests of one module:
+    CRDs installed, its webhooks registered and live, `integrations: [batch/job]`,
+    `manageJobsWithoutQueueName: false`. Module scope: while it runs, every Job create
+    in the cluster passes through its webhook, so other modules run without it.
+    Delete what holds Kueue's finalizers (Workloads, queues, flavors) before it stops."""
+    from tests.conftest import FIGURES
+
+    with start_kueue(cluster, binary=kueue_binary) as running:
+        FIGURES.append(
+            f"Kueue warm start (CRDs, RBAC, manager ready, webhooks live): "
+            f"{running.start_seconds:.1f}s"
+        )
+        yield running
+    # Stopped: no webhook of Kueue's may be left to refuse the next module's Jobs.
+    for kind, name in running.webhook_configurations:
+        left = cluster.kubectl("get", kind, name, check=False)
+        assert left.returncode and "NotFound" in left.stderr, left.stdout
