@@ -13,8 +13,9 @@ ServiceAccount, RBAC and security context), applies
 `examples/bodyposeexport-fp16-rtx.yaml` (fp16: a TensorRT-RTX engine for the
 l4 pool, built by NVIDIA's builder in its Job, and an ONNX Runtime artifact),
 follows both to Ready, then prints `kubectl get bpe`, each pod's node and
-image digest, the artifacts in S3 and what each target was built for. Everything it started stops at the end (to
-try things by hand on a cluster that stays up: `make cluster-up`).
+image digest, the artifacts in S3 and what each target was built for.
+Everything it started stops at the end (to try things by hand on a cluster
+that stays up: `make cluster-up`).
 
 The demo has no GPU and no TensorRT: its a100 and t4 targets use the
 onnxruntime backend, with the same Job spec (nodeSelector, toleration, GPU
