@@ -10,8 +10,8 @@ and prints the same table for your own pools: resolution, precision, target,
 latency at batch 1 and at maxBatchSize, throughput, AP, APm, APl and the drop
 against FP32, as each target's build measured them (a figure nobody measured
 prints as "not measured"); as Markdown or CSV, and one plot: AP and APm
-against batch-1 latency, a line per target, a point per resolution and
-precision.
+against batch-1 latency, a line per target and precision, a point per
+resolution.
 
     bodypose-report -l bodypose.dev/sweep=bpnet -n models
     bodypose-report -l bodypose.dev/sweep=bpnet -n models --format csv > sweep.csv
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 NOT_MEASURED = "not measured"
+PRECISION_ORDER = {"fp32": 0, "fp16": 1, "int8": 2}
 COLUMNS = (
     "resolution", "precision", "target", "batch-1 ms (median)", "batch-1 ms (p90)",
     "batch-max ms (median)", "batch max", "images/s", "AP", "APm", "APl", "AP drop",
@@ -90,8 +91,7 @@ def rows_of(resources: Iterable[dict[str, Any]]) -> list[Row]:
                 ap=target.get("ap"), ap_m=target.get("apM"), ap_l=target.get("apL"),
                 ap_drop=target.get("apDrop"),
             ))  # fmt: skip
-    order = {"fp32": 0, "fp16": 1, "int8": 2}
-    rows.sort(key=lambda r: (r.height * r.width, order.get(r.precision, 9), r.target))
+    rows.sort(key=lambda r: (r.height * r.width, PRECISION_ORDER.get(r.precision, 9), r.target))
     return rows
 
 
@@ -110,28 +110,33 @@ def csv_text(rows: Sequence[Row]) -> str:
 
 
 def plot(rows: Sequence[Row], prefix: Path, title: str = "AP against batch-1 latency") -> Any:
-    """AP (solid) and APm (dashed) against batch-1 latency, a line per target, a point per
-    resolution and precision; written as <prefix>.png and <prefix>.svg. The figure."""
+    """AP (solid) and APm (dashed) against batch-1 latency: a line per target and precision
+    through its resolutions, smallest first; written as <prefix>.png and <prefix>.svg. The
+    figure."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display here or in a Job
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 5))
-    for target in sorted({r.target for r in rows}):
-        mine = sorted((r for r in rows if r.target == target and r.batch1_median is not None
-                       and r.ap is not None), key=lambda r: r.batch1_median or 0.0)  # fmt: skip
+    lines = sorted({(r.target, r.precision) for r in rows},
+                   key=lambda tp: (tp[0], PRECISION_ORDER.get(tp[1], 9)))  # fmt: skip
+    for target, precision in lines:
+        mine = sorted((r for r in rows if (r.target, r.precision) == (target, precision)
+                       and r.batch1_median is not None and r.ap is not None),
+                      key=lambda r: r.height * r.width)  # fmt: skip
         if not mine:
             continue
         xs = [float(r.batch1_median or 0.0) for r in mine]
         aps = [float(r.ap or 0.0) for r in mine]
-        line = axes.plot(xs, aps, marker="o", label=f"{target} AP")[0]
+        name = f"{target} {precision}"
+        line = axes.plot(xs, aps, marker="o", label=f"{name} AP")[0]
         if all(r.ap_m is not None for r in mine):
             axes.plot(xs, [float(r.ap_m or 0.0) for r in mine], marker="s", linestyle="--",
-                      color=line.get_color(), label=f"{target} APm")  # fmt: skip
+                      color=line.get_color(), label=f"{name} APm")  # fmt: skip
         for r in mine:
-            axes.annotate(f"{r.resolution} {r.precision}", (r.batch1_median, r.ap),
-                          textcoords="offset points", xytext=(4, 4), fontsize=8)  # fmt: skip
+            axes.annotate(r.resolution, (r.batch1_median, r.ap), textcoords="offset points",
+                          xytext=(4, 4), fontsize=8)  # fmt: skip
     axes.set_xlabel("batch-1 latency, median (ms), measured on each target's build node")
     axes.set_ylabel("OKS keypoint AP (x 100)")
     axes.set_title(title)

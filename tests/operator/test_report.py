@@ -102,9 +102,11 @@ def test_the_plot_has_a_line_per_target_and_a_point_per_resolution(
     figure = plot(rows_of(sweep), tmp_path / "sweep")
     (axes,) = figure.axes
     labels = [line.get_label() for line in axes.lines]
-    assert labels == ["cpu AP", "cpu APm"]  # l4 was never timed: no line for it
-    ap = axes.lines[0]
-    assert list(ap.get_xdata()) == [12.0, 20.0, 40.0] and list(ap.get_ydata()) == [49.0, 50.0, 55.0]
+    # a line per target and precision; l4 was never timed: no line for it
+    assert labels == ["cpu fp32 AP", "cpu fp32 APm", "cpu int8 AP", "cpu int8 APm"]
+    fp32 = axes.lines[0]
+    assert list(fp32.get_xdata()) == [20.0, 40.0] and list(fp32.get_ydata()) == [50.0, 55.0]
+    assert list(axes.lines[2].get_xdata()) == [12.0]
     assert "latency" in axes.get_xlabel() and "AP" in axes.get_ylabel()
     png = (tmp_path / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
