@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: sample-weights tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: sample-weights bench-resolutions tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
@@ -109,8 +109,14 @@ bench-calibration: env
 bench-engines: env
 	PYTHONPATH=. $(PY) benchmarks/engines.py
 
+# TAO's resolution table for this machine's CPU pool: the trained sample at 224x320, 288x384
+# and 320x448, fp32 and int8, latency and AP per cell beside TAO's RTX 2080 and Jetson AGX rows
+# as ratios to 224x320, and the plot (benchmarks/resolutions.py).
+bench-resolutions: env
+	PYTHONPATH=. $(PY) benchmarks/resolutions.py --plot $(DEMO_DIR)/resolutions
+
 # Every benchmark, one after another (about 30 minutes on two cores).
-bench: bench-operator bench-fanout bench-accuracy bench-calibration bench-engines
+bench: bench-operator bench-fanout bench-accuracy bench-calibration bench-engines bench-resolutions
 
 # Debian tools the tests run for real: a Lua interpreter for the chart's Argo CD health
 # check (the images' buildah, mmdebstrap, umoci and skopeo are installed by `make images`).

@@ -56,8 +56,18 @@ def test_fp32_artifact_is_verified_and_described(
     assert manifest["hardware"]["onnxruntimeVersion"] and manifest["hardware"]["cpuModel"]
     assert manifest["build"]["optimizationLevel"] == "ORT_ENABLE_EXTENDED"
     assert "verification maxAbsDiff" in out and "passed" in out
+    # Timed on this machine after it passed: batch 1 and --max_batch_size, the engine alone.
+    latency = manifest["latency"]
+    assert (latency["batch1"]["batch"], latency["batchMax"]["batch"]) == (1, 2)
+    assert latency["clock"] == "wall clock around run()" and latency["warmup"] == 2
+    assert all(5 <= latency[k]["runs"] <= 20 for k in ("batch1", "batchMax"))
+    assert latency["threads"] >= 1 and latency["device"] == manifest["hardware"]["cpuModel"]
+    for timed in (latency["batch1"], latency["batchMax"]):
+        assert 0 < timed["medianMs"] <= timed["p90Ms"] and timed["imagesPerSecond"] > 0
     FIGURES.append(
-        f"engines: ORT fp32 artifact vs FP32 reference, maxAbsDiff {figures['maxAbsDiff']:.2e}"
+        f"engines: ORT fp32 artifact vs FP32 reference, maxAbsDiff {figures['maxAbsDiff']:.2e}; "
+        f"latency at 224x320 batch 1 {latency['batch1']['medianMs']:.1f} ms median "
+        f"({latency['threads']} threads, {latency['device']})"
     )
 
 

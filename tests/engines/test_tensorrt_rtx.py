@@ -60,6 +60,7 @@ def test_an_fp32_engine_for_l4_is_built_recorded_and_not_run(
     assert verification["run"] is False and verification["figures"] == {}
     assert verification["notRunReason"].startswith("no GPU in this pod")
     assert f"verification not run: {verification['notRunReason']}" in done.stdout
+    assert manifest["latency"] == {"measured": False, "reason": verification["notRunReason"]}
     kinds = [a["kind"] for a in manifest["artifacts"]]
     assert kinds == ["engine", "epcontext-model", "deepstream-config"]
     context = onnx.load(str(engine) + ".epcontext.onnx")

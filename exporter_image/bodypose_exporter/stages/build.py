@@ -69,6 +69,7 @@ from bodypose_exporter.stages import accuracy, serving
 from bodypose_exporter.stages import deploy as deploy_engine
 from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
+from bodypose_exporter.verification import latency
 from bodypose_exporter.verification import reference as references
 from bodypose_exporter.verification.gates import Verdict, VerificationError, enforce
 from bodypose_exporter.verification.verify import verify
@@ -377,11 +378,15 @@ def _build_and_verify(
     not_run = backend.unable_to_run(built.hardware)
     if not_run is not None:
         log.info("not verified: %s", not_run)
+        if not which:
+            build.manifest.details["latency"] = {"measured": False, "reason": not_run}
         return built, Verdict(precision, {}, {}, (), not_run=not_run)
     with build.manifest.timed(f"verify{which}"):
         runner = backend.load(built.path)
         try:
             verdict = verify(runner, reference, precision, dict(build.request.gates))
+            if verdict.passed and not which:
+                build.manifest.details["latency"] = _time(build, runner, reference, built)
         finally:
             runner.close()
     log.info(
@@ -391,6 +396,21 @@ def _build_and_verify(
         "passed" if verdict.passed else "FAILED",
     )
     return built, verdict
+
+
+def _time(
+    build: _Build, runner: Any, reference: references.Reference, built: BuiltEngine
+) -> dict[str, Any]:
+    """The verified engine's latency on this node (`verification.latency`), logged."""
+    with build.manifest.timed("latency"):
+        timed = latency.measure(runner, reference.inputs[0], build.request.engine.max_batch_size)
+    hardware = built.hardware
+    timed["device"] = str(hardware.get("gpuName") or hardware.get("cpuModel") or "unknown")
+    log.info("latency on %s: batch 1 median %.2f ms (p90 %.2f), batch %d median %.2f ms, "
+             "%.1f images/s", timed["device"], timed["batch1"]["medianMs"],
+             timed["batch1"]["p90Ms"], timed["batchMax"]["batch"],
+             timed["batchMax"]["medianMs"], timed["batchMax"]["imagesPerSecond"] or 0)  # fmt: skip
+    return timed
 
 
 def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
@@ -659,6 +679,7 @@ def _engine_entry(
         "compatibility": build.get("compatibility"),
         "serving": build.get("serving"),
         "evaluation": build.get("evaluation"),
+        "latency": build.get("latency"),
         "deploy": build.get("deploy"),
     }
     if artifact is not None:

@@ -101,6 +101,13 @@ PRINTER_COLUMNS = [
         "description": "The largest AP drop (AP points) of any target below the FP32 model.",
         "priority": 1,
     },
+    {
+        "name": "Latency-ms",
+        "type": "number",
+        "jsonPath": ".status.slowestLatencyMs",
+        "description": "The slowest target's batch-1 median latency, measured on its build node.",
+        "priority": 1,
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -499,6 +499,17 @@ class ServingConfigs(ApiModel):
     )
 
 
+class LatencyFigures(ApiModel):
+    median: float = Field(description="Median milliseconds per inference.")
+    p90: float = Field(description="90th percentile, milliseconds.")
+    batch: int = Field(description="The batch size timed.")
+
+
+class Latency(ApiModel):
+    batch1: LatencyFigures | None = Field(default=None, description="At batch 1.")
+    batchMax: LatencyFigures | None = Field(default=None, description="At engine.maxBatchSize.")
+
+
 class TargetStatus(ApiModel):
     name: str = Field(description="Target name.")
     phase: Literal["Pending", "Building", "Ready", "Failed"] = Field(description="Target phase.")
@@ -552,6 +563,17 @@ class TargetStatus(ApiModel):
         default=None, description="AP points below the FP32 model's (negative: above it)."
     )
     maxApDrop: float | None = Field(default=None, description="The limit the drop was held to.")
+    apM: float | None = Field(default=None, description="AP of this engine, medium people (COCO).")
+    apL: float | None = Field(default=None, description="AP of this engine, large people (COCO).")
+    latencyMs: Latency | None = Field(
+        default=None,
+        description="The engine's latency on its build node (the engine alone, no pre- or "
+        "post-processing); absent where it was not run.",
+    )
+    throughput: float | None = Field(
+        default=None, description="Images per second at engine.maxBatchSize (median)."
+    )
+    latencyDevice: str | None = Field(default=None, description="What the latency was timed on.")
 
 
 #: The TargetStatus fields a build's compatibility record fills (what the artifact was
@@ -608,6 +630,10 @@ class BodyPoseExportStatus(ApiModel):
     )
     worstApDrop: float | None = Field(
         default=None, description="The largest AP drop of any target (kubectl get -o wide)."
+    )
+    slowestLatencyMs: float | None = Field(
+        default=None,
+        description="The largest batch-1 median latency of any target that was timed (ms).",
     )
 
 

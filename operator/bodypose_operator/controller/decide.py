@@ -432,6 +432,10 @@ def _summary_step(spec: BodyPoseExportSpec, states: list[tuple[Target, StageStat
     drops = [t["apDrop"] for t in targets if "apDrop" in t]
     if drops:
         step.status["worstApDrop"] = max(drops)
+    timed = [t["latencyMs"]["batch1"]["median"] for t in targets
+             if "batch1" in t.get("latencyMs", {})]  # fmt: skip
+    if timed:
+        step.status["slowestLatencyMs"] = max(timed)
     total = len(spec.targets)
     ready = sum(s.phase == "Ready" for _, s in states)
     failed = [s for _, s in states if s.phase == "Failed"]

@@ -115,6 +115,7 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     if manifest.get("timingsSeconds", {}).get("build") is not None:
         fields["buildSeconds"] = float(manifest["timingsSeconds"]["build"])
     fields.update(_evaluation_fields(manifest))
+    fields.update(_latency_fields(manifest))
     verification = manifest.get("verification", {})
     figures = verification.get("figures")
     if isinstance(figures, dict) and figures:
@@ -134,9 +135,35 @@ def _evaluation_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(ap, int | float):
         return {}
     fields = {"ap": round(float(ap), 2)}
+    # COCO's medium and large people: TAO's resolution advice is about the medium ones.
+    for source, name in (("APm", "apM"), ("APl", "apL")):
+        value = (evaluation.get("figures") or {}).get(source)
+        if isinstance(value, int | float):
+            fields[name] = round(float(value), 2)
     for key in ("apDrop", "maxApDrop"):
         if isinstance(evaluation.get(key), int | float):
             fields[key] = round(float(evaluation[key]), 2)
+    return fields
+
+
+def _latency_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The engine's latency on its build node, as the build measured it (nothing when it
+    could not run the engine: a figure nobody measured is never reported)."""
+    latency = manifest.get("latency") or {}
+    if latency.get("measured") is False or "batch1" not in latency:
+        return {}
+    timed = {}
+    for key in ("batch1", "batchMax"):
+        entry = latency.get(key) or {}
+        if isinstance(entry.get("medianMs"), int | float):
+            timed[key] = {"median": float(entry["medianMs"]), "p90": float(entry["p90Ms"]),
+                          "batch": int(entry.get("batch", 1))}  # fmt: skip
+    fields: dict[str, Any] = {"latencyMs": timed} if timed else {}
+    top = latency.get("batchMax") or {}
+    if isinstance(top.get("imagesPerSecond"), int | float):
+        fields["throughput"] = float(top["imagesPerSecond"])
+    if isinstance(latency.get("device"), str):
+        fields["latencyDevice"] = latency["device"]
     return fields
 
 

@@ -21,6 +21,11 @@ TARGET_AP = Gauge(
     "OKS keypoint AP (x 100) of a target's engine on the resource's evaluation set",
     ["namespace", "resource", "target"],
 )
+TARGET_LATENCY = Gauge(
+    "bodypose_target_latency_milliseconds",
+    "Median latency of a target's engine on its build node (the engine alone)",
+    ["namespace", "resource", "target", "batch"],
+)
 REFERENCE_AP = Gauge(
     "bodypose_reference_ap",
     "OKS keypoint AP (x 100) of the FP32 model on the resource's evaluation set",
@@ -44,6 +49,7 @@ def record(resource: str, namespace: str, phase: str, jobs_running: int) -> None
 
 
 _aps: dict[str, set[str]] = {}  # resource -> the targets it has an AP gauge for
+_latencies: dict[str, set[tuple[str, str]]] = {}  # resource -> (target, batch) gauges
 
 
 def record_ap(resource: str, namespace: str, status: dict[str, Any]) -> None:
@@ -58,12 +64,21 @@ def record_ap(resource: str, namespace: str, status: dict[str, Any]) -> None:
     reference = (status.get("evaluation") or {}).get("ap")
     if reference is not None:
         REFERENCE_AP.labels(namespace, resource).set(reference)
+    timed = {(t["name"], batch): figures["median"] for t in status.get("targets", [])
+             for batch, figures in (t.get("latencyMs") or {}).items()}  # fmt: skip
+    for target, batch in _latencies.get(key, set()) - set(timed):
+        TARGET_LATENCY.remove(namespace, resource, target, batch)
+    for (target, batch), median in timed.items():
+        TARGET_LATENCY.labels(namespace, resource, target, batch).set(median)
+    _latencies[key] = set(timed)
 
 
 def forget(resource: str, namespace: str) -> None:
     _set(f"{namespace}/{resource}", namespace, None, 0)
     for target in _aps.pop(f"{namespace}/{resource}", set()):
         TARGET_AP.remove(namespace, resource, target)
+    for target, batch in _latencies.pop(f"{namespace}/{resource}", set()):
+        TARGET_LATENCY.remove(namespace, resource, target, batch)
     with contextlib.suppress(KeyError):
         REFERENCE_AP.remove(namespace, resource)
 

@@ -12,6 +12,7 @@ accumulates in 32 bits is refused on a CPU whose int8 kernels saturate
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,8 @@ class OrtRunner:
         (to measure what it would do here; `check_runs_here` says why it is refused)."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
+        #: The threads its runs use (what a latency figure was measured with).
+        self.threads: int = threads or os.cpu_count() or 1
         self.session = ort.InferenceSession(str(path), options, providers=PROVIDERS)
         if not allow_saturating:
             check_runs_here(

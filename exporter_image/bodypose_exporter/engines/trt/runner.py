@@ -74,6 +74,31 @@ class TensorRTRunner:
         synchronize(self._stream)
         return {n: v.astype(np.float32, copy=False) for n, v in outputs.items()}
 
+    #: What `time_inference` measures (verification.latency records it).
+    clock = "CUDA events around execute_async_v3 on the engine's stream"
+
+    def time_inference(self, inputs: npt.NDArray[np.float32]) -> float:
+        """Seconds the engine takes on `inputs`, by CUDA events around `execute_async_v3`
+        (the copies to and from the device not included)."""
+        from bodypose_exporter.engines.trt.runtime import check, cudart
+
+        rt = cudart()
+        batch = np.ascontiguousarray(inputs, dtype=self._dtype(self.input_name))
+        self.context.set_input_shape(self.input_name, batch.shape)
+        self._buffers[self.input_name].upload(batch, self._stream)
+        start, stop = check(rt.cudaEventCreate()), check(rt.cudaEventCreate())
+        try:
+            check(rt.cudaEventRecord(start, self._stream))
+            if not self.context.execute_async_v3(int(self._stream)):
+                raise RuntimeError("TensorRT execution failed (its log above says why)")
+            check(rt.cudaEventRecord(stop, self._stream))
+            check(rt.cudaEventSynchronize(stop))
+            milliseconds = float(check(rt.cudaEventElapsedTime(start, stop)))
+        finally:
+            rt.cudaEventDestroy(start)
+            rt.cudaEventDestroy(stop)
+        return milliseconds / 1000.0
+
     def close(self) -> None:
         for buffer in self._buffers.values():
             buffer.free()
