@@ -460,3 +460,40 @@ def test_the_workload_watch_is_registered_only_with_queueing_on() -> None:
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == groups, (env, done.stdout)
+
+
+def test_a_workload_event_while_the_api_server_is_away_is_a_warning_and_no_verdict(
+    bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import urllib3.exceptions
+
+    class Away(WatchedCluster):
+        away = True
+
+        def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+            if self.away:
+                raise urllib3.exceptions.MaxRetryError(None, "/apis", "refused")  # type: ignore[arg-type]
+            return super().get_job(namespace, name)
+
+    cluster = Away(queued_body(bucket))
+    svc = ExportService(
+        Settings(kueue=True),
+        cluster,
+        events=lambda *a: None,  # type: ignore[arg-type]
+    )
+    svc.reconcile(cluster.resource)
+    name = cluster.job("export").metadata.name
+    before = cluster.passes
+    with caplog.at_level(logging.WARNING, logger="bodypose_operator"):
+        svc.on_workload_event("MODIFIED", workload(name))
+    assert cluster.passes == before
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ml: the API server did not answer (MaxRetryError) for the Job of Workload "
+        f"job-{name}-1a2b3"
+    ]
+    cluster.away = False  # back: the next event finds the Job, and its resource
+    svc.on_workload_event("MODIFIED", workload(name))
+    assert cluster.passes == before + 1
+    svc.checks.cancel_all()

@@ -238,7 +238,15 @@ class ExportService:
             return
         uid = str(job_ref.get("uid"))
         if uid not in self._job_owners:
-            found = self.cluster.get_job(namespace, str(job_ref.get("name")))
+            try:
+                found = self.cluster.get_job(namespace, str(job_ref.get("name")))
+            except Exception as exc:
+                if not api_unavailable(exc):
+                    raise
+                # Not remembered: the Workload's next event, or the Job's, asks again.
+                log.warning("%s: the API server did not answer (%s) for the Job of Workload "
+                            "%s", namespace, type(exc).__name__, meta.get("name"))  # fmt: skip
+                return
             if found is None or (found.get("metadata") or {}).get("uid") != uid:
                 return  # gone, or replaced by another of that name: its own events follow
             labels = (found.get("metadata") or {}).get("labels") or {}
