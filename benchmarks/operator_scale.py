@@ -22,7 +22,19 @@ each N and each design it prints:
 
 The baseline is the same operator run the old way: a reconcile of every
 resource every 10 s that also reads every Job's pods (BODYPOSE_RESYNC_SECONDS=10,
-BODYPOSE_PENDING_CHECK_SECONDS=0), measured in the same run. Goals at N=500:
+BODYPOSE_PENDING_CHECK_SECONDS=0), measured in the same run.
+
+The queued run is the event-driven operator with queueing on (BODYPOSE_QUEUE_NAME:
+every Job in the LocalQueue `bench`) against the real Kueue (v0.17.0's manager,
+devcluster/kueue.py) whose ClusterQueue has no quota: every export Job is created
+suspended, Kueue makes its Workload and says it does not fit, and the Jobs stay
+suspended. The real Kueue rather than Jobs left suspended with no Kueue at all:
+without Kueue there are no Workloads, so nothing to watch and nothing to react to,
+and an idle cost of zero would prove nothing; with it the operator watches N
+Workloads and has read each one's reason. all-jobs there also waits for every
+status to quote Kueue's reason (status.exportQueue.reason); the idle window also
+counts Kueue's own writes to Workloads (kueue-writes), each of which the operator
+would have to look at. Goals at N=500:
 all Jobs under 60 s, RSS under 300 MB, idle CPU under 0.02 core, idle
 requests under 0.5 per second. The last line is always
 `operator-scale: N=<largest> all-jobs=<s>s rss=<MB>MB idle-cpu=<cores> idle-requests=<r>/s`
@@ -46,6 +58,7 @@ import psutil
 import yaml
 from kubernetes import client
 
+from devcluster import kueue
 from devcluster.controlplane import LocalCluster, ensure_binaries
 from devcluster.crd import install_crd
 from devcluster.minio import S3Server, start_minio
@@ -55,13 +68,17 @@ NAMESPACE = "scale"
 BUCKET = "scale"
 SETTLE_EXTRA = 5.0  # after the first pending check, before the idle window
 IDLE_SECONDS = 60.0
+QUEUE = "bench"
+QUEUED = "queued (Kueue, no quota)"
 DESIGNS = {
     "event-driven": {},
     "baseline (10 s timer)": {
         "BODYPOSE_RESYNC_SECONDS": "10",
         "BODYPOSE_PENDING_CHECK_SECONDS": "0",
     },
+    QUEUED: {"BODYPOSE_QUEUE_NAME": QUEUE},
 }
+KUEUE_USER = "system:serviceaccount:kueue-system:kueue-controller-manager"
 PENDING_CHECK = 15.0  # the operator's default pendingCheckSeconds
 
 
@@ -72,13 +89,17 @@ class Figures:
     burst_cpu: float
     idle_cpu: float
     idle_requests: float
+    kueue_writes: int | None = None  # Kueue's writes to Workloads in the idle window
 
     def line(self) -> str:
-        return (
+        text = (
             f"all-jobs={self.all_jobs:.1f}s rss={self.rss_mb:.0f}MB "
             f"burst-cpu={self.burst_cpu:.1f}s idle-cpu={self.idle_cpu:.3f} "
             f"idle-requests={self.idle_requests:.2f}/s"
         )
+        if self.kueue_writes is not None:
+            text += f" kueue-writes={self.kueue_writes}"
+        return text
 
 
 def resources(n: int) -> str:
@@ -122,13 +143,21 @@ def _operator_identity(cluster: LocalCluster) -> tuple[Path, str]:
     return kubeconfig, "system:serviceaccount:kube-system:bench-operator"
 
 
-def _requests(audit_log: Path, user: str, start: float, end: float) -> int:
-    """Requests by `user` that completed between the two wall-clock times."""
+def _requests(
+    audit_log: Path, user: str, start: float, end: float, writes_to: str | None = None
+) -> int:
+    """Requests by `user` that completed between the two wall-clock times (only its
+    writes to `writes_to` objects, if given)."""
     count = 0
     with audit_log.open() as log:
         for line in log:
             event = json.loads(line)
             if event.get("user", {}).get("username") != user:
+                continue
+            if writes_to is not None and (
+                (event.get("objectRef") or {}).get("resource") != writes_to
+                or event.get("verb") not in ("create", "update", "patch", "delete")
+            ):
                 continue
             stamp = event.get("stageTimestamp", "").replace("Z", "+00:00")
             when = dt.datetime.fromisoformat(stamp).timestamp()
@@ -152,19 +181,43 @@ def _wait_quiet(proc: psutil.Process, window: float = 5.0, limit: float = 300.0)
     return rss
 
 
+def _queues_without_quota(cluster: LocalCluster) -> None:
+    """One ResourceFlavor, a ClusterQueue with no quota on it and the LocalQueue `bench`:
+    Kueue admits none of the export Jobs (each asks for a CPU and 4 GiB)."""
+    custom: Any = client.CustomObjectsApi(cluster.api)
+    flavor = {"apiVersion": f"{kueue.GROUP}/{kueue.VERSION}", "kind": "ResourceFlavor",
+              "metadata": {"name": "any"}, "spec": {}}  # fmt: skip
+    custom.create_cluster_custom_object(kueue.GROUP, kueue.VERSION, "resourceflavors", flavor)
+    queue = kueue.cluster_queue("no-quota", {"any": {"cpu": 0, "memory": 0}})
+    custom.create_cluster_custom_object(kueue.GROUP, kueue.VERSION, "clusterqueues", queue)
+    local = kueue.local_queue(NAMESPACE, QUEUE, "no-quota")
+    custom.create_namespaced_custom_object(
+        kueue.GROUP, kueue.VERSION, NAMESPACE, "localqueues", local
+    )
+
+
+def _quotes_kueue(item: dict[str, Any]) -> bool:
+    return bool(((item.get("status") or {}).get("exportQueue") or {}).get("reason"))
+
+
 def run_once(
     bins: dict[str, Path], s3: S3Server, n: int, env: dict[str, str], work: Path
 ) -> Figures:
     cluster = LocalCluster(work / "cluster", bins, audit=True).start(
         executor=False, pretend_pods=False
     )
+    queued = "BODYPOSE_QUEUE_NAME" in env
     operator = None
     try:
+        if queued:
+            cluster.kueue = kueue.run_kueue(cluster)
         install_crd(cluster.api_client())
         core: Any = client.CoreV1Api(cluster.api)
         batch: Any = client.BatchV1Api(cluster.api)
         custom: Any = client.CustomObjectsApi(cluster.api)
         core.create_namespace({"metadata": {"name": NAMESPACE}})
+        if queued:
+            _queues_without_quota(cluster)
         # Each resource's S3 reads use the Secret it names (one shared here).
         core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "s3-credentials"},
                                                   "stringData": s3.environment()})  # fmt: skip
@@ -187,6 +240,8 @@ def run_once(
                 "bodypose.dev", "v1alpha1", NAMESPACE, "bodyposeexports"
             )["items"]
             with_status = sum(bool((i.get("status") or {}).get("phase")) for i in items)
+            if queued:  # and each status says why its Job waits, in Kueue's words
+                with_status = sum(_quotes_kueue(i) for i in items)
             if len(exports) >= n and with_status >= n:
                 break
             if time.monotonic() - started > 900:
@@ -209,8 +264,18 @@ def run_once(
         cpu2, wall2 = sum(proc.cpu_times()[:2]), time.time()
         time.sleep(2)  # the audit log is written in batches
         requests = _requests(cluster.audit_log, user, wall1, wall2)
+        kueue_writes = (
+            _requests(cluster.audit_log, KUEUE_USER, wall1, wall2, writes_to="workloads")
+            if queued
+            else None
+        )
+        if queued:
+            suspended = batch.list_namespaced_job(
+                NAMESPACE, label_selector="bodypose.dev/stage=export"
+            ).items
+            assert all(j.spec.suspend for j in suspended), "a Job left its queue"
         return Figures(all_jobs, rss / 2**20, burst_cpu, (cpu2 - cpu1) / (wall2 - wall1),
-                       requests / (wall2 - wall1))  # fmt: skip
+                       requests / (wall2 - wall1), kueue_writes)  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()
@@ -220,9 +285,11 @@ def run_once(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, nargs="+", default=[100, 300, 500])
-    p.add_argument("--no-baseline", action="store_true", help="the event-driven design only")
+    p.add_argument("--no-baseline", action="store_true", help="no run of the old 10 s timer")
+    p.add_argument("--no-queued", action="store_true", help="no run with Kueue queues")
     args = p.parse_args(argv)
-    bins = ensure_binaries(("etcd", "kubernetes", "kwok", "minio"), progress=sys.stderr)
+    components = ("etcd", "kubernetes", "kwok", "minio", *(() if args.no_queued else ("kueue",)))
+    bins = ensure_binaries(components, progress=sys.stderr)
     results: dict[tuple[int, str], Figures] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp,
@@ -234,13 +301,15 @@ def main(argv: list[str] | None = None) -> int:
             s3c.put_object(Bucket=BUCKET, Key=f"models/m{m}.tlt", Body=os.urandom(4096))
         for n in args.n:
             for design, env in DESIGNS.items():
-                if args.no_baseline and design != "event-driven":
+                if (args.no_baseline and design.startswith("baseline")) or (
+                    args.no_queued and design == QUEUED
+                ):
                     continue
                 work = Path(tmp) / f"n{n}-{design.split()[0]}"
                 work.mkdir()
                 figures = run_once(bins, s3, n, env, work)
                 results[(n, design)] = figures
-                print(f"N={n:<5} {design:<22} {figures.line()}", flush=True)
+                print(f"N={n:<5} {design:<24} {figures.line()}", flush=True)
             base = results.get((n, "baseline (10 s timer)"))
             ours = results[(n, "event-driven")]
             if base is not None:
@@ -254,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
     largest = max(args.n)
     ours = results[(largest, "event-driven")]
+    waiting = results.get((largest, QUEUED))
+    if waiting is not None:
+        print(
+            f"operator-scale queued: N={largest} all-jobs={waiting.all_jobs:.1f}s "
+            f"rss={waiting.rss_mb:.0f}MB idle-cpu={waiting.idle_cpu:.3f} "
+            f"idle-requests={waiting.idle_requests:.2f}/s (Jobs suspended in their queue)"
+        )
     print(
         f"operator-scale: N={largest} all-jobs={ours.all_jobs:.1f}s rss={ours.rss_mb:.0f}MB "
         f"idle-cpu={ours.idle_cpu:.3f} idle-requests={ours.idle_requests:.2f}/s"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bodypose_operator import __version__
 from bodypose_operator.api.backends import BACKENDS, BuildImage
+from bodypose_operator.api.queues import queue_name_problem
 
 EXPORTER_IMAGE = f"bodypose-export/exporter:{__version__}"
 EXPORTER_GPU_IMAGE = f"bodypose-export/exporter-gpu:{__version__}"
@@ -15,6 +16,10 @@ EXPORTER_GPU_IMAGE = f"bodypose-export/exporter-gpu:{__version__}"
 def _names(text: str) -> tuple[str, ...]:
     """'a, b,,c' -> ('a', 'b', 'c')."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _true(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,17 @@ class Settings:
     ambient_s3_credentials: bool = False
     # Extra pod labels, e.g. the test executor's selector.
     extra_pod_labels: tuple[tuple[str, str], ...] = ()
+    # Kueue: the LocalQueue of every Job whose resource names none (spec.queueName,
+    # spec.exportQueueName); None: such Jobs start at once, as without Kueue.
+    queue_name: str | None = None
+    # Kueue: watch its Workloads and read a waiting Job's, to say why it waits (the
+    # chart grants read on workloads.kueue.x-k8s.io with it). On whenever queue_name is.
+    kueue: bool = False
+
+    @property
+    def queueing(self) -> bool:
+        """Whether the operator watches and reads Kueue's Workloads."""
+        return self.kueue or self.queue_name is not None
 
     @property
     def export_job_image(self) -> str:
@@ -78,6 +94,10 @@ class Settings:
             )
             if k.strip() and v
         )
+        queue = e.get("BODYPOSE_QUEUE_NAME", "").strip() or None
+        problem = queue and queue_name_problem(queue, "BODYPOSE_QUEUE_NAME (jobs.queueName)")
+        if problem:
+            raise ValueError(f"{problem}: got {queue!r}")
         return cls(
             exporter_image=e.get("BODYPOSE_EXPORTER_IMAGE") or cls.exporter_image,
             exporter_gpu_image=e.get("BODYPOSE_EXPORTER_GPU_IMAGE") or cls.exporter_gpu_image,
@@ -99,7 +119,8 @@ class Settings:
             ),
             resync_seconds=float(e.get("BODYPOSE_RESYNC_SECONDS", cls.resync_seconds)),
             peering_name=e.get("BODYPOSE_PEERING") or None,
-            ambient_s3_credentials=e.get("BODYPOSE_AMBIENT_S3_CREDENTIALS", "").lower()
-            in ("1", "true", "yes"),
+            ambient_s3_credentials=_true(e.get("BODYPOSE_AMBIENT_S3_CREDENTIALS", "")),
             extra_pod_labels=labels,
+            queue_name=queue,
+            kueue=_true(e.get("BODYPOSE_KUEUE", "")),
         )

@@ -122,6 +122,15 @@ TABLE = [
         "spec.evaluation.maxApDrop", admission=True),
     Bad("a-cos", "a cosine gate above 1", {"verification": {"minCosine": 1.5}},
         "spec.verification.minCosine", admission=True),
+    Bad("a-queue", "a queue name Kueue would refuse", {"queueName": "GPU_Queue"},
+        "queueName must name a Kueue LocalQueue: lowercase letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit, at most 63 characters", admission=True),
+    Bad("a-export-queue", "an export queue name with a space", {"exportQueueName": "cpu queue"},
+        "exportQueueName must name a Kueue LocalQueue: lowercase letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit, at most 63 characters", admission=True),
+    Bad("a-queue-long", "a queue name longer than a label value may be",
+        {"queueName": "q" * 64}, "spec.queueName: Too long: may not be more than 63",
+        admission=True),
     # ---- run time: the key -----------------------------------------------------------------
     Bad("key-missing", "the key Secret has no such key", model("s3://{bucket}/models/bpnet.tlt",
         secret="key-elsewhere"), "couldn't find key key in secret {ns}/key-elsewhere",

@@ -255,3 +255,52 @@ def test_more_replicas_use_kopf_peering(helm: Path) -> None:
     ]
     role = next(d for d in two if d["kind"] == "ClusterRole")
     assert any("kopfpeerings" in rule["resources"] for rule in role["rules"])
+
+
+WORKLOADS_READ = {
+    "apiGroups": ["kueue.x-k8s.io"],
+    "resources": ["workloads"],
+    "verbs": ["get", "list", "watch"],
+}
+
+
+def kueue_rules(docs: list[dict[str, Any]]) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(kind, namespace, rule) of every rule that names anything of Kueue's."""
+    return [
+        (d["kind"], d["metadata"].get("namespace"), rule)
+        for d in docs if d["kind"] in ("ClusterRole", "Role")
+        for rule in d["rules"] if "kueue.x-k8s.io" in rule["apiGroups"]
+    ]  # fmt: skip
+
+
+def test_queueing_grants_workload_read_only_where_it_watches(helm: Path) -> None:
+    off = rendered(helm)
+    assert kueue_rules(off) == []
+    env = env_of(operator_pod(off)["containers"][0])
+    assert (env["BODYPOSE_KUEUE"], env["BODYPOSE_QUEUE_NAME"]) == ("false", "")
+
+    # kueue.enabled, two watched namespaces: a Role in each, read on Workloads, nothing more.
+    namespaced = rendered(helm, "--set", "kueue.enabled=true", "--set", "watchNamespaces={a,b}")
+    assert kueue_rules(namespaced) == [("Role", "a", WORKLOADS_READ), ("Role", "b", WORKLOADS_READ)]
+    bindings = [d for d in namespaced if d["kind"] == "RoleBinding"
+                and d["roleRef"]["name"] == "bodypose-operator-demo-kueue"]  # fmt: skip
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "bodypose-operator",
+                                  "namespace": "ops"}] for b in bindings)  # fmt: skip
+    assert env_of(operator_pod(namespaced)["containers"][0])["BODYPOSE_KUEUE"] == "true"
+
+    # A default queue turns queueing on by itself; watching every namespace: a ClusterRole.
+    default = rendered(helm, "--set", "jobs.queueName=gpus")
+    assert kueue_rules(default) == [("ClusterRole", None, WORKLOADS_READ)]
+    env = env_of(operator_pod(default)["containers"][0])
+    assert (env["BODYPOSE_KUEUE"], env["BODYPOSE_QUEUE_NAME"]) == ("true", "gpus")
+
+
+@pytest.mark.parametrize("value", ["GPUs", "gpus_a100", "-gpus", "q" * 64])
+def test_a_default_queue_kueue_would_refuse_is_refused_by_the_schema(
+    helm: Path, value: str
+) -> None:
+    done = helm_run(helm, "template", "demo", str(CHART), "--set", f"jobs.queueName={value}")
+    assert done.returncode != 0
+    assert "values don't meet the specifications of the schema" in done.stderr
+    assert "at '/jobs/queueName'" in done.stderr

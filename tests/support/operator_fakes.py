@@ -20,12 +20,14 @@ from kubernetes.client import (
     V1ContainerStatus,
     V1Job,
     V1JobCondition,
+    V1JobSpec,
     V1JobStatus,
     V1ObjectMeta,
     V1Pod,
     V1PodCondition,
     V1PodSpec,
     V1PodStatus,
+    V1PodTemplateSpec,
 )
 
 from bodypose_operator.api.v1alpha1 import BodyPoseExportStatus
@@ -74,6 +76,11 @@ class RecordedCluster:
         self.deleted: list[str] = []
         self.secrets = secrets
         self.secret_reads = 0
+        #: Kueue's Workloads by their Job's uid; `workloads_unavailable`: why none can be read.
+        self.workloads: dict[str, dict[str, Any]] = {}
+        self.workloads_unavailable: str | None = None
+        self.workload_reads = 0
+        self.manifests: dict[str, dict[str, Any]] = {}  # the Jobs as created
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         self.secret_reads += 1
@@ -93,15 +100,26 @@ class RecordedCluster:
         name = manifest["metadata"]["name"]
         if name in self.jobs:
             return False
+        self.manifests[name] = manifest
         self.jobs[name] = V1Job(
             metadata=V1ObjectMeta(
                 name=name,
+                uid=f"uid-{name}",
                 labels=manifest["metadata"]["labels"],
                 creation_timestamp=dt.datetime.now(dt.UTC),
             ),
+            spec=V1JobSpec(suspend=manifest["spec"].get("suspend"), template=V1PodTemplateSpec()),
             status=V1JobStatus(),
         )
         return True
+
+    def workload_of(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
+        from bodypose_operator.controller.cluster import WorkloadsUnavailable
+
+        self.workload_reads += 1
+        if self.workloads_unavailable is not None:
+            raise WorkloadsUnavailable(self.workloads_unavailable)
+        return self.workloads.get(job_uid)
 
     def delete_job(self, namespace: str, name: str) -> None:
         self.deleted.append(name)

@@ -23,3 +23,10 @@ chart's appVersion when tag is empty. Call: include "bodypose.image" (list $ .Va
 {{- printf "%s:%s" $repository (default $root.Chart.AppVersion $image.tag) -}}
 {{- end -}}
 {{- define "bodypose.peering" -}}{{ include "bodypose.name" . }}-{{ .Release.Name }}{{- end -}}
+{{- /*
+"true" when the operator watches Kueue's Workloads (kueue.enabled, or a default queue in
+jobs.queueName), else "false": the operator's BODYPOSE_KUEUE and kueue-rbac.yaml's switch.
+*/ -}}
+{{- define "bodypose.queueing" -}}
+{{- if or .Values.kueue.enabled .Values.jobs.queueName -}}true{{- else -}}false{{- end -}}
+{{- end -}}

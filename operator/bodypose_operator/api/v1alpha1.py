@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bodypose_operator.api.backends import (
     BACKENDS,
@@ -27,6 +27,7 @@ from bodypose_operator.api.backends import (
     accepting,
     describe_resources,
 )
+from bodypose_operator.api.queues import queue_name_problem, queue_name_schema
 
 GROUP = "bodypose.dev"
 VERSION = "v1alpha1"
@@ -407,12 +408,37 @@ class BodyPoseExportSpec(ApiModel):
         description="Optional: OKS keypoint AP of the FP32 model and of each target's engine "
         "on this set; a target whose AP drops more than maxApDrop fails.",
     )
+    queueName: str | None = Field(
+        default=None,
+        description="Kueue: the LocalQueue (in this namespace) the resource's Jobs wait in. "
+        "Each is created suspended with the kueue.x-k8s.io/queue-name label, Kueue starts it "
+        "once its ClusterQueue has quota for it (on a ResourceFlavor: a GPU pool), and the "
+        "status says why a Job waits (Queued, in Kueue's words). Default: the operator's "
+        "(the chart's jobs.queueName); none there either: Jobs start at once. Read when a "
+        "Job is created: a Job already made keeps its queue.",
+        json_schema_extra=queue_name_schema("queueName"),
+    )
+    exportQueueName: str | None = Field(
+        default=None,
+        description="Kueue: the LocalQueue of the export Job, which needs no GPU (e.g. one "
+        "whose ClusterQueue has CPU quota). Default: queueName.",
+        json_schema_extra=queue_name_schema("exportQueueName"),
+    )
 
     model_config = ConfigDict(
         extra="forbid",
         populate_by_name=True,
         json_schema_extra={"x-kubernetes-validations": cast(Any, SPEC_RULES)},
     )
+
+    @field_validator("queueName", "exportQueueName")
+    @classmethod
+    def _queue_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The CEL rule of the field again, with its sentence."""
+        problem = None if value is None else queue_name_problem(value, str(info.field_name))
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _same_rules_as_admission(self) -> BodyPoseExportSpec:
@@ -510,9 +536,31 @@ class Latency(ApiModel):
     batchMax: LatencyFigures | None = Field(default=None, description="At engine.maxBatchSize.")
 
 
+class QueueStatus(ApiModel):
+    """Where a Job waits in Kueue, and why, in Kueue's words (its Workload's condition)."""
+
+    name: str = Field(description="The LocalQueue the Job names (kueue.x-k8s.io/queue-name).")
+    jobName: str | None = Field(default=None, description="The waiting Job.")
+    workload: str | None = Field(default=None, description="Kueue's Workload for the Job.")
+    condition: str | None = Field(
+        default=None,
+        description="The Workload condition quoted: QuotaReserved (False while it waits for "
+        "quota), or Admitted.",
+    )
+    status: str | None = Field(default=None, description="That condition's status.")
+    reason: str | None = Field(default=None, description="Kueue's reason, e.g. Pending.")
+    message: str | None = Field(
+        default=None,
+        description="Kueue's message, e.g. insufficient unused quota for nvidia.com/gpu in "
+        "flavor a100, 1 more needed.",
+    )
+
+
 class TargetStatus(ApiModel):
     name: str = Field(description="Target name.")
-    phase: Literal["Pending", "Building", "Ready", "Failed"] = Field(description="Target phase.")
+    phase: Literal["Pending", "Queued", "Building", "Ready", "Failed"] = Field(
+        description="Target phase: Queued while its build Job waits in its Kueue queue."
+    )
     jobName: str | None = Field(default=None, description="Build Job.")
     engineUri: str | None = Field(default=None, description="s3:// URI of the engine or artifact.")
     sha256: str | None = Field(default=None, description="sha256 of the engine.")
@@ -555,6 +603,9 @@ class TargetStatus(ApiModel):
     )
     retries: int | None = Field(
         default=None, description="Build pods that failed and were retried (the Job's backoff)."
+    )
+    queue: QueueStatus | None = Field(
+        default=None, description="While Queued: the Kueue queue its build Job waits in, and why."
     )
     ap: float | None = Field(
         default=None, description="OKS keypoint AP of this engine on the evaluation set (AP x 100)."
@@ -625,6 +676,10 @@ class BodyPoseExportStatus(ApiModel):
         default=None, description="Artifacts shared by all targets."
     )
     targets: list[TargetStatus] = Field(default_factory=list, description="Per-target results.")
+    exportQueue: QueueStatus | None = Field(
+        default=None,
+        description="While the export Job waits in its Kueue queue: which queue, and why.",
+    )
     evaluation: EvaluationStatus | None = Field(
         default=None, description="The FP32 model's AP on the evaluation set (the reference)."
     )

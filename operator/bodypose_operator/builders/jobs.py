@@ -13,6 +13,12 @@ File names come from `api/artifacts.py`, the mirror of the exporter's catalogue.
 The model key reaches the export pod only as a `secretKeyRef` environment
 variable (BODYPOSE_MODEL_KEY, which `bpnet-export` reads when `-k` is absent):
 it never appears in args, so never in the Job spec.
+
+Kueue: a Job with a queue (`queue_of`: the spec's, else the operator's default) is
+created suspended with the `kueue.x-k8s.io/queue-name` label on the Job (not on its
+pods: Kueue manages the Job). Kueue unsuspends it on admission; the operator never
+does, and never updates a Job it made (it only creates and deletes them), so what
+Kueue injects on admission stays as Kueue wrote it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from bodypose_operator.api.backends import (
     COMPUTE_MINOR_LABEL,
     TARGET_OPTIONS,
 )
+from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec, Target
 from bodypose_operator.builders.naming import (
     LABEL_CONTENT_KEY,
@@ -99,6 +106,13 @@ def _s3_env(spec: BodyPoseExportSpec) -> list[dict[str, Any]]:
     return [{"secretRef": {"name": ref.name}}]
 
 
+def queue_of(spec: BodyPoseExportSpec, settings: Settings, stage: str) -> str | None:
+    """The Kueue LocalQueue of a stage's Job: the export's own (exportQueueName), else the
+    resource's (queueName), else the operator's default (the chart's jobs.queueName)."""
+    own = spec.exportQueueName if stage == "export" else None
+    return own or spec.queueName or settings.queue_name
+
+
 def _base_job(
     resource: dict[str, Any],
     settings: Settings,
@@ -107,6 +121,7 @@ def _base_job(
     image: str,
     container: dict[str, Any],
     pod_extra: dict[str, Any],
+    queue: str | None = None,
 ) -> dict[str, Any]:
     meta = resource["metadata"]
     pod_labels = {**labels, **dict(settings.extra_pod_labels)}
@@ -171,6 +186,10 @@ def _base_job(
     }
     if settings.ttl_seconds_after_finished is not None:
         job["spec"]["ttlSecondsAfterFinished"] = settings.ttl_seconds_after_finished
+    if queue is not None:
+        # Kueue's: it starts the Job on admission (and suspends it again on preemption).
+        job["metadata"]["labels"] = {**labels, QUEUE_LABEL: queue}
+        job["spec"]["suspend"] = True
     return job
 
 
@@ -269,6 +288,7 @@ def build_export_job(
         settings.export_job_image,
         container,
         {},
+        queue_of(spec, settings, "export"),
     )
 
 
@@ -414,4 +434,5 @@ def build_target_job(
         settings.build_image(target.backend),
         container,
         pod_extra,
+        queue_of(spec, settings, "build"),
     )

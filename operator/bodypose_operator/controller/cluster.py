@@ -12,9 +12,15 @@ from typing import Any, Protocol, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from bodypose_operator.api import queues
 from bodypose_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from bodypose_operator.builders.naming import LABEL_RESOURCE
 from bodypose_operator.controller.credentials import decode
+
+
+class WorkloadsUnavailable(Exception):
+    """Kueue's Workloads cannot be read: their API is not served, or the operator may not
+    read them. The message says which, for the status."""
 
 
 class Cluster(Protocol):
@@ -34,6 +40,10 @@ class Cluster(Protocol):
         """The Secret's decoded data; None if it does not exist; PermissionError if the
         operator may not read it."""
 
+    def workload_of(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
+        """The Workload Kueue made for the Job of this uid; None while there is none;
+        WorkloadsUnavailable when Workloads cannot be read."""
+
 
 class KubeCluster:
     """`Cluster` through the official client; also reads and patches the resources."""
@@ -42,6 +52,9 @@ class KubeCluster:
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.apis = client.ApisApi(api_client)
+        # The Workload API version this cluster serves, found once (discovery).
+        self._workload_version: str | None = None
 
     def jobs_of(self, namespace: str, resource: str) -> list[Any]:
         selector = f"{LABEL_RESOURCE}={resource}"
@@ -84,6 +97,59 @@ class KubeCluster:
                 raise PermissionError(f"403 Forbidden for secrets in {namespace}") from exc
             raise
         return decode(cast(dict[str, str] | None, secret.data))
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job as a watch event carries it (a plain dict, camelCase), or None if gone."""
+        try:
+            job = self.batch.read_namespaced_job(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], self.batch.api_client.sanitize_for_serialization(job))
+
+    def _workload_api_version(self) -> str:
+        """The newest Workload version the cluster serves (discovery of Kueue's group, once
+        found; asked again while Kueue is not installed)."""
+        if self._workload_version is None:
+            groups = self.apis.get_api_versions().groups or []
+            served = {v.version for g in groups if g.name == queues.GROUP for v in g.versions or []}
+            found = next((v for v in queues.WORKLOAD_VERSIONS if v in served), None)
+            if found is None:
+                raise WorkloadsUnavailable(
+                    f"Kueue's Workload API ({queues.GROUP} "
+                    f"{'/'.join(queues.WORKLOAD_VERSIONS)}) is not served: is Kueue installed?"
+                )
+            self._workload_version = found
+        return self._workload_version
+
+    def workload_of(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
+        """One list call: Kueue labels the Workload it makes for a Job with the Job's uid
+        (and makes the Job its owner, checked too)."""
+        version = self._workload_api_version()
+        try:
+            listed = self.custom.list_namespaced_custom_object(
+                queues.GROUP, version, namespace, queues.WORKLOADS,
+                label_selector=f"{queues.JOB_UID_LABEL}={job_uid}",
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status == 404:
+                self._workload_version = None  # Kueue removed, or another version now
+                raise WorkloadsUnavailable(
+                    f"Kueue's Workload API ({queues.GROUP}/{version}) is not served: "
+                    "is Kueue installed?"
+                ) from exc
+            if exc.status == 403:
+                raise WorkloadsUnavailable(
+                    f"the operator may not list {queues.WORKLOADS}.{queues.GROUP} in "
+                    f"{namespace} (install the chart with kueue.enabled=true)"
+                ) from exc
+            raise
+        for item in cast(dict[str, Any], listed).get("items") or []:
+            owners = (item.get("metadata") or {}).get("ownerReferences") or []
+            if any(o.get("uid") == job_uid for o in owners):
+                return dict(item)
+        return None
 
     def get_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The BodyPoseExport, or None if it is gone."""

@@ -14,6 +14,14 @@ share (`Step`): the inputs (spec, credentials, model, S3), the export stage,
 each target's build, and the summary over the targets. A step that ends the pass
 says how (`Outcome`); `_decision` merges the steps in order and sets the
 conditions every pass ends with (Ready, and kstatus' Reconciling and Stalled).
+
+A Job waiting in its Kueue queue (suspended, labelled with the queue) is Queued,
+not failed: its stage says `Queued in <queue>` with its Workload's condition in
+Kueue's words (controller/queues.py), the resource stays Reconciling, no look is
+scheduled for it (Kueue's Workload and Job events say when it moves) and the
+pending deadline counts only from when Kueue started it. A Job Kueue preempted is
+suspended again: Queued again, and its deleted pod is no failed attempt (the Job
+controller does not count pods it deletes on suspension in `status.failed`).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bodypose_operator.api.artifacts import Kind
+from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
 from bodypose_operator.builders.jobs import build_export_job, build_target_job, engine_file_name
 from bodypose_operator.controller.conditions import (
@@ -48,9 +57,12 @@ from bodypose_operator.controller.observe import (
     Facts,
     StageFacts,
     job_age,
+    job_queue,
     job_started,
     job_state,
+    job_suspended,
 )
+from bodypose_operator.controller.queues import queue_wait
 from bodypose_operator.settings import Settings
 
 # S3 did not answer: look again after this long (the next event may come sooner).
@@ -135,13 +147,32 @@ class Step:
 
 @dataclass(frozen=True)
 class StageState:
-    phase: str  # Pending | Running | Ready | Failed
+    phase: str  # Pending | Queued | Running | Ready | Failed
     reason: str
     message: str
     job: str | None = None
     manifest: dict[str, Any] | None = None
     #: Pods of the Job that failed before this state (the Job's retries, backoffLimit).
     retries: int = 0
+    #: While Queued: the status' QueueStatus (controller/queues.py).
+    queue: dict[str, Any] | None = None
+
+
+def _queued(what: str, queue: str, name: str, stage: StageFacts | None = None) -> StageState:
+    """A Job waiting in its Kueue queue, as its Workload (if read) says."""
+    workload = stage.workload if stage is not None else None
+    unread = stage.workload_unread if stage is not None else None
+    wait = queue_wait(queue, name, workload, unread)
+    return StageState("Queued", "Queued", f"{what}: {wait.message}", name, queue=wait.queue)
+
+
+def _created(what: str, manifest: dict[str, Any]) -> StageState:
+    """The state of a stage whose Job this pass creates."""
+    name = manifest["metadata"]["name"]
+    queue = manifest["metadata"]["labels"].get(QUEUE_LABEL)
+    if queue is not None:
+        return _queued(what, queue, name)
+    return StageState("Pending", "JobPending", f"{what}: Job created, waiting to start", name)
 
 
 # ----- one stage, from its facts ------------------------------------------------------
@@ -183,6 +214,14 @@ def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.date
         return StageState(
             "Failed", "ManifestMissing", f"{what}: Job {name} succeeded but wrote no manifest", name
         )
+    if job_suspended(job):
+        queue = job_queue(job)
+        if queue is not None:
+            return _queued(what, queue, name, stage)
+        return StageState(
+            "Pending", "JobSuspended",
+            f"{what}: Job {name} is suspended (spec.suspend); it starts when resumed", name,
+        )  # fmt: skip
     if report is None:
         return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
     if report.start_failure is not None:
@@ -231,8 +270,8 @@ def _next_look(stage: StageFacts, settings: Settings, now: dt.datetime) -> float
     job = stage.job
     if stage.manifest is not None or job is None or job_state(job) != "Active":
         return None
-    if job_started(job):
-        return None
+    if job_started(job) or job_suspended(job):
+        return None  # running; or waiting in its queue, which Kueue's events report
     age = job_age(job, now)
     if age < settings.pending_check_seconds:
         return settings.pending_check_seconds - age
@@ -301,8 +340,13 @@ def _export_step(
     spec, key, export = facts.spec, facts.key, facts.export
     assert spec is not None and key is not None and export is not None
     step = _export_actions(body, spec, key, export, settings, old)
-    state = stage_state(export, "export", settings, facts.now)
+    if step.create:
+        state = _created("export", step.create[0])
+    else:
+        state = stage_state(export, "export", settings, facts.now)
     step.look_again(_next_look(export, settings, facts.now))
+    if state.queue is not None:
+        step.status["exportQueue"] = state.queue
     holds = _condition_status(state.phase)
     step.conditions.append((EXPORTED, holds, state.reason, state.message))
     if spec.precision == "int8":
@@ -394,7 +438,7 @@ def _target_step(
             Event("Normal", "BuildStarted", f"created build Job {name} for target "
                   f"{target.name} ({engine_file_name(spec, target)})", name)
         )  # fmt: skip
-        state = StageState("Pending", "JobPending", f"{what}: Job created, waiting to start", name)
+        state = _created(what, job)
     else:
         state = stage_state(stage, what, settings, facts.now)
         step.look_again(_next_look(stage, settings, facts.now))
@@ -419,6 +463,8 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
         entry["message"] = state.message
     if state.retries:
         entry["retries"] = state.retries
+    if state.queue:
+        entry["queue"] = state.queue
     if state.manifest:
         entry.update(target_fields(state.manifest))
     return entry
@@ -461,7 +507,11 @@ def _summary_step(spec: BodyPoseExportSpec, states: list[tuple[Target, StageStat
         step.outcome = Outcome("Ready", "AllTargetsReady", f"{ready}/{total} targets ready")
     else:
         step.conditions.append((BUILT, None, "Building", f"{ready}/{total} targets built"))
-        step.outcome = Outcome("Building", "Building", f"{ready}/{total} targets ready")
+        queued = sum(s.phase == "Queued" for _, s in states)
+        message = f"{ready}/{total} targets ready" + (f", {queued} queued" if queued else "")
+        # Every unfinished target waits in its Kueue queue: the reason says so.
+        reason = "Queued" if queued == total - ready else "Building"
+        step.outcome = Outcome("Building", reason, message)
     return step
 
 
@@ -503,7 +553,7 @@ def _decision(generation: int, old: dict[str, Any], running: int, steps: list[St
         decision.durations += step.durations
         if step.requeue_after is not None:
             decision.look_again(step.requeue_after)
-    decision.jobs_running = running + len(decision.create)
+    decision.jobs_running = running + sum(not m["spec"].get("suspend") for m in decision.create)
     phase, reason, message = outcome.phase, outcome.reason, outcome.message
     conditions = set_condition(conditions, READY, phase == "Ready", reason, message, generation)
     # Failed waits for a spec change (Stalled); Ready is done; every other phase is

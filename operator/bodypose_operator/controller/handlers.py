@@ -9,6 +9,12 @@
   the Job's owner: children watched, not polled (kopf's docs, "Events" and
   "Filtering": `@kopf.on.event` with a label filter; the owner found through
   the Job's ownerReferences, as the Kubernetes garbage collector finds it);
+- with queueing on (`Settings.queueing`: the chart's kueue.enabled or
+  jobs.queueName), every event of a Kueue Workload reconciles the resource that
+  owns the Workload's Job (Workloads are owned by their Jobs): a Job waiting in
+  its queue is reported in Kueue's words as soon as Kueue says something, with no
+  polling; without queueing the Workloads are not watched at all (and the chart
+  grants no access to them);
 - a safety resync (`BODYPOSE_RESYNC_SECONDS`, default 10 minutes, a kopf timer
   that runs only while the resource is not Ready or Failed) covers an event
   lost while the operator was down; a terminal resource has no timer at all;
@@ -29,6 +35,7 @@ from typing import Any
 import kopf
 from kubernetes import config as kube_config
 
+from bodypose_operator.api import queues
 from bodypose_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from bodypose_operator.controller.cluster import KubeCluster
 from bodypose_operator.controller.service import ExportService
@@ -84,8 +91,23 @@ def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 def on_job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type is None:
-        return  # the initial listing: the resume handlers already reconcile every owner
+        # The initial listing: the resume handlers already reconcile every owner; noted
+        # only for the Jobs' Workloads' events.
+        memo.service.remember_job(dict(body))
+        return
     memo.service.on_job_event(type, dict(body))
+
+
+def on_workload(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type is None:
+        return  # the initial listing: the resume handlers already reconcile every owner
+    memo.service.on_workload_event(type, dict(body))
+
+
+if SETTINGS.queueing:
+    # No version: kopf watches the one the cluster prefers (v1beta2 from Kueue 0.15 on,
+    # v1beta1 before), read-only (an event handler writes nothing to the object).
+    kopf.on.event(group=queues.GROUP, plural=queues.WORKLOADS)(on_workload)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

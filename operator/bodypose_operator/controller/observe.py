@@ -8,6 +8,11 @@ started after `pending_check_seconds` (an image that cannot be pulled, a pool
 with no room). A Job that is running or waiting its first seconds costs no pod
 read, so a reconcile triggered by a Job's event stays one list call and a few
 S3 reads.
+
+A Job waiting in a Kueue queue (suspended, with the queue label) has no pods to
+read: its Workload says why it waits, read (one list call) only while the Job is
+suspended and only when the operator runs with queueing on (it may then read
+Workloads); the pending deadline does not run for it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from bodypose_operator.api.artifacts import MANIFEST_NAME
+from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
 from bodypose_operator.builders.jobs import artifact_prefix, target_prefix
 from bodypose_operator.builders.naming import (
@@ -36,7 +42,7 @@ from bodypose_operator.controller.artifacts import (
     S3Unreachable,
     index_uri,
 )
-from bodypose_operator.controller.cluster import Cluster
+from bodypose_operator.controller.cluster import Cluster, WorkloadsUnavailable
 from bodypose_operator.controller.credentials import CredentialsProblem
 from bodypose_operator.settings import Settings
 
@@ -52,9 +58,26 @@ def job_state(job: Any) -> str:
     return "Active"
 
 
+def job_queue(job: Any) -> str | None:
+    """The Kueue LocalQueue the Job names, or None."""
+    return (job.metadata.labels or {}).get(QUEUE_LABEL)
+
+
+def job_suspended(job: Any) -> bool:
+    """Suspended (spec.suspend): a queued Job Kueue has not admitted, or has preempted."""
+    return bool(getattr(job.spec, "suspend", None))
+
+
 def job_age(job: Any, now: dt.datetime) -> float:
-    created = job.metadata.creation_timestamp
-    return 0.0 if created is None else (now - created).total_seconds()
+    """Seconds the Job has been trying to start: since the Job controller started it
+    (status.startTime, which it resets whenever the Job is resumed from suspension),
+    else since it was made. A queued Job that Kueue has just resumed, not yet started by
+    the Job controller, is 0 s old: its time in the queue is no time spent starting."""
+    started = getattr(job.status, "start_time", None)
+    if started is None and job_queue(job) is not None:
+        return 0.0
+    since = started or job.metadata.creation_timestamp
+    return 0.0 if since is None else (now - since).total_seconds()
 
 
 def job_started(job: Any) -> bool:
@@ -74,6 +97,10 @@ class StageFacts:
     manifest: dict[str, Any] | None = None
     reused: bool = False
     report: pods.PodReport | None = None  # None: the pods were not read
+    #: A queued Job's Kueue Workload, read while the Job is suspended; None: none yet, or
+    #: not read (then `workload_unread` says why).
+    workload: dict[str, Any] | None = None
+    workload_unread: str | None = None
 
 
 @dataclass
@@ -106,7 +133,33 @@ def _invalid(exc: ValidationError) -> str:
 def _needs_pods(job: Any, settings: Settings, now: dt.datetime) -> bool:
     if job_state(job) != "Active":
         return True
+    if job_suspended(job):
+        return False  # no pods: it waits in its queue, or was suspended by hand
     return not job_started(job) and job_age(job, now) >= settings.pending_check_seconds
+
+
+def waiting_in_queue(job: Any) -> bool:
+    """A Job of ours that waits in a Kueue queue: queued, suspended, not finished."""
+    return job_queue(job) is not None and job_suspended(job) and job_state(job) == "Active"
+
+
+#: Why a waiting Job's Workload is not read when the operator runs without queueing.
+NOT_WATCHING = (
+    "Kueue's reason is not read: the operator runs without kueue.enabled (the chart's "
+    "kueue.enabled, or jobs.queueName)"
+)
+
+
+def _workload(
+    cluster: Cluster, settings: Settings, namespace: str, job: Any, facts: StageFacts
+) -> None:
+    if not settings.queueing:
+        facts.workload_unread = NOT_WATCHING
+        return
+    try:
+        facts.workload = cluster.workload_of(namespace, str(job.metadata.uid))
+    except WorkloadsUnavailable as exc:
+        facts.workload_unread = str(exc)
 
 
 def _stage(
@@ -130,6 +183,8 @@ def _stage(
             facts.reused = True
     if facts.manifest is None and job is not None and _needs_pods(job, settings, now):
         facts.report = pods.report(cluster.pods_of(namespace, job.metadata.name))
+    if facts.manifest is None and job is not None and waiting_in_queue(job):
+        _workload(cluster, settings, namespace, job, facts)
     return facts
 
 
@@ -187,7 +242,7 @@ def observe(
     for job in cluster.jobs_of(namespace, name):
         if job.metadata.labels.get(LABEL_CONTENT_KEY) == key:
             current.append(job)
-            facts.running += job_state(job) == "Active"
+            facts.running += job_state(job) == "Active" and not job_suspended(job)
         elif job_state(job) == "Active":
             facts.superseded.append(job)
 

@@ -5,9 +5,12 @@ the clients it shares: one Kubernetes API client, and one S3 client per set of
 credentials the resources name (controller/credentials.py). Three things
 start a reconcile of a resource: a change of its own (kopf's create, update and
 resume handlers), an event of one of its Jobs (mapped to the owner through the
-Job's owner reference), and a check this service scheduled itself because a
-wait is on time rather than on an event (a Job that has not started; S3 that
-did not answer). Nothing polls: a resource whose Jobs are quiet costs nothing.
+Job's owner reference), a change of a Kueue Workload of one of its Jobs (with
+queueing on: mapped to the Job through the Workload's owner reference, then to
+the Job's owner), and a check this service scheduled itself because a wait is on
+time rather than on an event (a Job that has not started; S3 that did not
+answer). Nothing polls: a resource whose Jobs are quiet, or wait in a queue,
+costs nothing.
 
 One lock per resource keeps two triggers of the same resource from deciding
 at once (kopf runs sync handlers on a thread pool, and a check fires on a
@@ -42,6 +45,11 @@ log = logging.getLogger("bodypose_operator")
 
 # The API server did not answer: look at the resource again after this long.
 API_RETRY_SECONDS = 5.0
+# Jobs whose owner the service remembers (for their Workloads' events) before it starts
+# again from the Jobs' next events.
+MAX_REMEMBERED_JOBS = 20_000
+# The label every Job the operator makes carries (builders/jobs.py).
+MANAGED_BY = ("app.kubernetes.io/managed-by", "bodypose-operator")
 
 
 def api_unavailable(exc: BaseException) -> bool:
@@ -117,6 +125,10 @@ class ExportService:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._foreign: set[str] = set()  # Jobs with our labels we did not make: logged once
+        # Job uid -> (namespace, owner name, owner uid), or None for a Job not ours: how a
+        # Workload event finds its resource. Filled from the Jobs' watch events; a Job not
+        # seen yet is read once.
+        self._job_owners: dict[str, tuple[str, str, str] | None] = {}
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._guard:
@@ -155,11 +167,9 @@ class ExportService:
             if body is not None and not body["metadata"].get("deletionTimestamp"):
                 self._reconcile(body)
 
-    def on_job_event(self, event_type: str, job: dict[str, Any]) -> None:
-        """A Job with our labels changed: reconcile its owner, if it has one that is ours."""
-        meta = job.get("metadata") or {}
-        namespace = meta.get("namespace", "")
-        owner = next(
+    @staticmethod
+    def _owner_ref(meta: dict[str, Any]) -> dict[str, Any] | None:
+        return next(
             (
                 ref
                 for ref in meta.get("ownerReferences") or []
@@ -169,6 +179,23 @@ class ExportService:
             ),
             None,
         )
+
+    def remember_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """Note whose a Job is (for its Workload's events); its owner reference, if ours."""
+        meta = job.get("metadata") or {}
+        owner = self._owner_ref(meta)
+        if len(self._job_owners) > MAX_REMEMBERED_JOBS:
+            self._job_owners.clear()  # entries of Jobs long gone: what is current comes back
+        self._job_owners[str(meta.get("uid"))] = (
+            None if owner is None else (meta.get("namespace", ""), owner["name"], owner["uid"])
+        )
+        return owner
+
+    def on_job_event(self, event_type: str, job: dict[str, Any]) -> None:
+        """A Job with our labels changed: reconcile its owner, if it has one that is ours."""
+        meta = job.get("metadata") or {}
+        namespace = meta.get("namespace", "")
+        owner = self.remember_job(job)
         if owner is None:
             uid = str(meta.get("uid"))
             if uid not in self._foreign:
@@ -189,6 +216,54 @@ class ExportService:
                     body, "Warning", "JobDeleted",
                     f"Job {meta.get('name')} was deleted before it finished; creating it again",
                 )  # fmt: skip
+            self._reconcile(body)
+
+    def on_workload_event(self, event_type: str, workload: dict[str, Any]) -> None:
+        """A Kueue Workload changed: reconcile the resource that owns its Job, if any.
+
+        The Workload is owned by its Job (Kueue sets the owner reference); the Job's owner
+        is known from the Jobs' own watch events, else read once from the Job. Workloads
+        of other people's Jobs cost one read each, the first time only."""
+        meta = workload.get("metadata") or {}
+        namespace = meta.get("namespace", "")
+        job_ref = next(
+            (
+                ref
+                for ref in meta.get("ownerReferences") or []
+                if ref.get("kind") == "Job" and ref.get("apiVersion") == "batch/v1"
+            ),
+            None,
+        )
+        if job_ref is None or not namespace:
+            return
+        uid = str(job_ref.get("uid"))
+        if uid not in self._job_owners:
+            try:
+                found = self.cluster.get_job(namespace, str(job_ref.get("name")))
+            except Exception as exc:
+                if not api_unavailable(exc):
+                    raise
+                # Not remembered: the Workload's next event, or the Job's, asks again.
+                log.warning("%s: the API server did not answer (%s) for the Job of Workload "
+                            "%s", namespace, type(exc).__name__, meta.get("name"))  # fmt: skip
+                return
+            if found is None or (found.get("metadata") or {}).get("uid") != uid:
+                return  # gone, or replaced by another of that name: its own events follow
+            labels = (found.get("metadata") or {}).get("labels") or {}
+            if labels.get(MANAGED_BY[0]) != MANAGED_BY[1]:
+                self._job_owners[uid] = None
+            else:
+                self.remember_job(found)
+        known = self._job_owners.get(uid)
+        if known is None:
+            return
+        _, name, owner_uid = known
+        with self._pass(namespace, name):
+            body = self.cluster.get_resource(namespace, name)
+            if body is None or body["metadata"].get("uid") != owner_uid:
+                return
+            if body["metadata"].get("deletionTimestamp"):
+                return
             self._reconcile(body)
 
     def forget(self, namespace: str, name: str) -> None:
