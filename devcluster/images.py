@@ -9,12 +9,18 @@ What it does, in order:
    missing (which needs root; otherwise it stops and says so);
 2. the base: Debian bookworm `minbase` plus python3, python3-venv and
    ca-certificates, made with mmdebstrap from the Debian mirror this machine's
-   apt uses (deb.debian.org, or $BODYPOSE_DEBIAN_MIRROR), imported into buildah
-   as `localhost/bodypose-base:bookworm` and saved as an OCI archive
+   apt uses (`debian_mirrors`: its sources.list and sources.list.d, one-line
+   `.list` and deb822 `.sources` alike; or $BODYPOSE_DEBIAN_MIRROR and
+   $BODYPOSE_DEBIAN_SECURITY_MIRROR), imported into buildah as
+   `localhost/bodypose-base:bookworm` and saved as an OCI archive
    (`bodypose-export/base:bookworm`) that tests run small pods in;
 3. each image: `buildah bud --isolation chroot --layers` with the base as
    BASE_IMAGE, the version from pyproject.toml, the commit (revision) and its
-   time (created), the CA bundle ($PIP_CERT) as the build secret `pip-cert`;
+   time (created), the package index this machine's pip is configured with
+   (`configured_index_url`: $PIP_INDEX_URL or pip's configuration files, as
+   `pip config list` shows them; `--index-url` overrides it; none configured:
+   no PIP_INDEX_URL, and pip in the build uses its own default), the CA bundle
+   ($PIP_CERT) as the build secret `pip-cert`;
 4. the result: an OCI archive under $BODYPOSE_IMAGE_CACHE (default
    ${XDG_CACHE_HOME:-~/.cache}/bodypose-export/images) named by a content key, a
    sha256 over everything the image is made from: the Dockerfile, every file
@@ -29,12 +35,17 @@ unpack faster, but neither `buildah push --disable-compression` (1.28) nor
 oci-archive here (both reuse the gzip blobs), so the archives are what the tools
 write by default; `size_bytes` is the uncompressed size, counted once per build.
 
+No registry's or mirror's host name is written here or in the Dockerfiles: a user
+behind a private index or Debian mirror builds with what the machine is set up with.
+
 Followed: buildah-bud(1) and buildah-push(1) (`--layers`, `--isolation chroot`,
 `--secret`, the `oci-archive:` destination), containers-storage.conf(5) (overlay,
 vfs as the fallback), mmdebstrap(1) (`--variant=minbase`, the merged-usr hook,
 `--dpkgopt=path-exclude` as in its "minimal Docker image" example), the OCI
 image-layout and image-spec (index.json, manifest, config, the pre-defined
-org.opencontainers.image.* annotations), skopeo-inspect(1).
+org.opencontainers.image.* annotations), skopeo-inspect(1), sources.list(5) (the
+one-line and deb822 formats), pip's "Configuration" page (files, environment
+variables, `pip config list`; https://pip.pypa.io/en/stable/topics/configuration/).
 """
 
 from __future__ import annotations
@@ -57,7 +68,7 @@ import tempfile
 import time
 import tomllib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -75,7 +86,6 @@ BASE_KEY_LABEL = "dev.bodypose.base-key"
 
 # Left out of the content key: they change with every commit, not with the image.
 UNKEYED_ARGS = ("REVISION", "CREATED")
-DEFAULT_INDEX_URL = "https://pypi.org/simple"
 SOURCE_URL = "https://github.com/bodypose-export/bodypose-export"
 
 
@@ -350,11 +360,127 @@ def _save(name: str, local_tag: str, ref: str, archive: Path) -> BuiltImage:
 # ----------------------------------------------------------------------------- base
 
 
-def _debian_sources() -> list[str]:
-    mirror = os.environ.get("BODYPOSE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-    security = os.environ.get(
-        "BODYPOSE_DEBIAN_SECURITY_MIRROR", "http://deb.debian.org/debian-security"
-    )
+@dataclass(frozen=True)
+class AptSource:
+    """One entry of apt's sources: a one-line `deb URI SUITE COMPONENT...` or a deb822
+    paragraph (several URIs and suites)."""
+
+    types: tuple[str, ...]
+    uris: tuple[str, ...]
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+
+
+def parse_sources_list(text: str) -> list[AptSource]:
+    """The one-line format (sources.list(5)): `deb [options] uri suite [component ...]`."""
+    found = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        kind, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if rest.startswith("["):  # [arch=amd64 signed-by=...]
+            rest = rest.partition("]")[2].strip()
+        words = rest.split()
+        if len(words) >= 2:
+            found.append(AptSource((kind,), (words[0],), (words[1],), tuple(words[2:])))
+    return found
+
+
+def parse_deb822_sources(text: str) -> list[AptSource]:
+    """The deb822 format (sources.list(5), `.sources` files): paragraphs of `Field: value`,
+    continuation lines indented, `#` comments anywhere, `Enabled: no` skipped."""
+    found = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        last = None
+        for line in paragraph.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line[0].isspace() and last is not None:
+                fields[last] += " " + line.strip()
+                continue
+            name, _, value = line.partition(":")
+            last = name.strip().lower()
+            fields[last] = value.strip()
+        if not fields.get("uris") or fields.get("enabled", "yes").lower() == "no":
+            continue
+        found.append(AptSource(*(tuple(fields.get(f, "").split())
+                                 for f in ("types", "uris", "suites", "components"))))  # fmt: skip
+    return found
+
+
+def apt_sources(etc_apt: Path = Path("/etc/apt")) -> list[AptSource]:
+    """Every source apt reads: sources.list, then sources.list.d/*.list and *.sources in
+    name order (files with other suffixes, `.disabled` ones, apt ignores too)."""
+    found = []
+    main = etc_apt / "sources.list"
+    if main.is_file():
+        found += parse_sources_list(main.read_text())
+    parts = etc_apt / "sources.list.d"
+    for path in sorted(parts.iterdir()) if parts.is_dir() else []:
+        if path.suffix == ".list":
+            found += parse_sources_list(path.read_text())
+        elif path.suffix == ".sources":
+            found += parse_deb822_sources(path.read_text())
+    return found
+
+
+def debian_mirrors(sources: Sequence[AptSource], release: str) -> tuple[str | None, str | None]:
+    """(archive, security): the first `deb` source of component main for the machine's
+    Debian `release` itself (`bookworm`, `bookworm-updates`) and the first for its
+    `-security` suite. Another vendor's repository (its own suite, or components other
+    than main, as Docker's `bookworm stable`) is neither."""
+    archive = security = None
+    for source in sources:
+        if "deb" not in source.types or "main" not in source.components or not source.uris:
+            continue
+        uri = source.uris[0].rstrip("/")
+        if security is None and f"{release}-security" in source.suites:
+            security = uri
+        if archive is None and {release, f"{release}-updates"} & set(source.suites):
+            archive = uri
+    return archive, security
+
+
+def _os_release(path: Path) -> dict[str, str]:
+    text = path.read_text() if path.is_file() else ""
+    return {k: v.strip('"') for k, v in re.findall(r"^([A-Z_]+)=(.*)$", text, re.M)}
+
+
+def _debian_sources(
+    env: Mapping[str, str] | None = None,
+    etc_apt: Path = Path("/etc/apt"),
+    os_release: Path = Path("/etc/os-release"),
+) -> list[str]:
+    """The mmdebstrap sources of the base: the Debian mirrors this machine's apt uses, or
+    the ones $BODYPOSE_DEBIAN_MIRROR and $BODYPOSE_DEBIAN_SECURITY_MIRROR name."""
+    env = os.environ if env is None else env
+    mirror = env.get("BODYPOSE_DEBIAN_MIRROR") or None
+    security = env.get("BODYPOSE_DEBIAN_SECURITY_MIRROR") or None
+    if mirror is None or security is None:
+        system = _os_release(os_release)
+        if system.get("ID") != "debian":
+            raise ImageBuildError(
+                f"make images: the base is Debian {BASE_SUITE}, and this machine's apt "
+                f"sources are not Debian's (ID={system.get('ID', 'unknown')} in "
+                f"{os_release}): set BODYPOSE_DEBIAN_MIRROR and "
+                "BODYPOSE_DEBIAN_SECURITY_MIRROR to a Debian mirror and its security mirror"
+            )
+        release = system.get("VERSION_CODENAME", "")
+        archive, found = debian_mirrors(apt_sources(etc_apt), release)
+        mirror, security = mirror or archive, security or found
+    for value, what, variable in (
+        (mirror, "archive", "BODYPOSE_DEBIAN_MIRROR"),
+        (security, "security", "BODYPOSE_DEBIAN_SECURITY_MIRROR"),
+    ):
+        if value is None:
+            raise ImageBuildError(
+                f"make images: apt's sources in {etc_apt} name no Debian {what} mirror "
+                f"(a deb entry of component main for this machine's release"
+                f"{'' if what == 'archive' else ', its -security suite'}): set {variable}"
+            )
     return [
         f"deb {mirror} {BASE_SUITE} main",
         f"deb {mirror} {BASE_SUITE}-updates main",
@@ -526,6 +652,32 @@ class _Plan:
     archive: Path
 
 
+def pip_config_index_url(listing: str) -> str | None:
+    """The index in `pip config list`'s lines (`<where>.index-url='...'`), ranked as pip
+    ranks them for `pip install`: the environment (`:env:`, $PIP_INDEX_URL) over the
+    `[install]` section over `[global]`."""
+    found = dict(re.findall(r"^([^\s=]+)\.index-url='(.*)'$", listing, re.M))
+    return next((found[w] for w in (":env:", "install", "global") if found.get(w)), None)
+
+
+def configured_index_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The package index this machine's pip is configured with, as pip itself reads it
+    (`pip config list`: $PIP_INDEX_URL, $PIP_CONFIG_FILE, the site, user and global
+    pip.conf files); None: none configured, pip's own default.
+
+    A URL with credentials in it reaches the image's build history as a build argument:
+    prefer an index that authenticates otherwise (a netrc, a keyring) for such builds."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"],
+        env=dict(os.environ if env is None else env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return pip_config_index_url(proc.stdout) if proc.returncode == 0 else None
+
+
 def _plan(
     spec: ImageSpec, base: BuiltImage, base_id: str, tag: str | None, index_url: str | None
 ) -> _Plan:
@@ -536,7 +688,8 @@ def _plan(
         "REVISION": revision(),
         "CREATED": created(),
         "SOURCE": SOURCE_URL,
-        "PIP_INDEX_URL": index_url or DEFAULT_INDEX_URL,
+        # None: not passed, so pip in the build uses its own default index.
+        **({"PIP_INDEX_URL": index_url} if index_url else {}),
     }
     key = content_key(spec, base_id, {**build_args, "ref": ref})
     archive = base.archive.parent / f"{spec.name}-{key}.tar"
@@ -661,6 +814,7 @@ def build_images(
     base_id = _image_id(BASE_TAG)
     if base_id is None:
         raise ImageBuildError(f"make images: {BASE_TAG} is missing from buildah's storage")
+    index_url = index_url or configured_index_url()
     results: list[BuiltImage] = []
     with _locked(base.archive.parent):
         for name in names:
@@ -730,6 +884,7 @@ def _list(out: IO[str]) -> None:
     state = "cached" if base_archive.exists() and base_id else "not built"
     _say(out, f"base: {BASE_REF} ({BASE_TAG}) {state}")
     base = BuiltImage("base", BASE_REF, base_archive, "", 0)
+    index_url = configured_index_url()
     for spec in IMAGES.values():
         ref = f"{spec.repository}:{version()}"
         if not spec.built_here:
@@ -738,7 +893,7 @@ def _list(out: IO[str]) -> None:
         if base_id is None:
             _say(out, f"{spec.name}: {ref} not built (no base yet)")
             continue
-        plan = _plan(spec, base, base_id, None, None)
+        plan = _plan(spec, base, base_id, None, index_url)
         if plan.archive.exists():
             image = _describe(spec.name, ref, plan.archive)
             _say(out, f"{spec.name}: {ref} {image.digest} {_human(image.size_bytes)} cached")
@@ -753,7 +908,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--only", action="append", choices=DEFAULT_NAMES, metavar="NAME")
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     build.add_argument(
-        "--index-url", help=f"the package index for pip (default {DEFAULT_INDEX_URL})"
+        "--index-url",
+        help="the package index for pip (default: the one this machine's pip is configured "
+        "with, else pip's own)",
     )
     build.add_argument("--tag", help="tag instead of the version (throwaway builds)")
     sub.add_parser("list", help="the images, their refs and whether they are built")

@@ -22,8 +22,9 @@
 # directories) are dropped.
 #
 # TLS: if the build mounts a secret `pip-cert` (a CA bundle, e.g. a proxy's), pip
-# trusts it; the index is $PIP_INDEX_URL (a build ARG). Nothing else from the
-# build host reaches pip: no cache, no find-links, no config files.
+# trusts it; the index is $PIP_INDEX_URL (a build ARG), or pip's own default when
+# the build passes none. Nothing else from the build host reaches pip: no cache,
+# no find-links, no config files.
 set -eu
 
 VENV="${VENV:-/opt/venv}"
@@ -40,6 +41,10 @@ fi
 export PIP_CONFIG_FILE=/dev/null PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 unset PIP_FIND_LINKS PIP_EXTRA_INDEX_URL PIP_TARGET PIP_PREFIX PIP_USER PIP_REQUIRE_VIRTUALENV
+# An ARG declared without a value may still arrive empty: pip would take "" as the index.
+if [ -z "${PIP_INDEX_URL:-}" ]; then
+    unset PIP_INDEX_URL
+fi
 
 pip() {
     if [ ! -x "$BOOTSTRAP/bin/python" ]; then

@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -327,7 +326,9 @@ def test_s3_down_during_an_upload_and_the_api_server_restarted(
         found = s3.list_objects_v2(Bucket="infra", Prefix="artifacts/").get("Contents", [])
         own_minio.stop(kill=True)
         gate.release()
-        time.sleep(5)
+        # Down until someone has met the outage (the exporter retrying its upload): then
+        # the cut publish has been seen to fail, not merely given time to.
+        wait_for(gate.refused.is_set, 120, "a request to S3 while it is down")
         own_minio.start()
         # Held before any manifest: the kill cut the publish, not what followed it.
         assert not any(o["Key"].endswith("/manifest.json") for o in found), found

@@ -8,6 +8,7 @@ nothing here builds or runs anything. Installed into `sys.modules` by the
 
 from __future__ import annotations
 
+import importlib.machinery
 import types
 from typing import Any
 
@@ -26,6 +27,9 @@ class _Calibrator:
 def module(version: str = "10.8.0.43") -> types.ModuleType:
     trt: Any = types.ModuleType("tensorrt")
     trt.__version__ = version
+    # What `importlib.util.find_spec` needs of a module in sys.modules (the engine registry
+    # asks whether a backend's import is there before choosing it).
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
     trt.MemoryPoolType = _Enum("MemoryPoolType", "WORKSPACE")
     trt.HardwareCompatibilityLevel = _Enum("HardwareCompatibilityLevel", "NONE", "AMPERE_PLUS")
     trt.LayerType = _Enum("LayerType", "CONVOLUTION", "DECONVOLUTION", "CONCATENATION")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from bodypose_exporter.convert.fidelity import (
 from bodypose_exporter.engines.ort import hardware
 from tests.conftest import FIGURES
 from tests.engines.conftest import Calibrated
+from tests.support.serving import check_against_model, load_model_config_pb2, parse_triton
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -83,13 +85,14 @@ def test_fp16_on_a_cpu_target_is_the_fp32_graph_and_says_so(
 
 
 @pytest.mark.parametrize("source", ["qdq", "cal.bin"])
-def test_int8_artifact_passes_its_gate_on_sample_images(
+def test_int8_artifact_passes_its_gate_and_serves_the_model_it_was_built_from(
     exported: Path,
     calibrated: Calibrated,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     source: str,
 ) -> None:
+    model_config_pb2 = load_model_config_pb2()
     engine = tmp_path / "bpnet_model.224.320.int8.engine"
     int8 = (
         ["--qdq_model", str(calibrated.qdq_model)]
@@ -108,6 +111,21 @@ def test_int8_artifact_passes_its_gate_on_sample_images(
     assert code == 0, err
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["build"]["int8Source"] == ("qdq" if source == "qdq" else "calibration-cache")
+    # Built from the QDQ model, the artifact is served as one (stages/build.py `_served` reads
+    # the details' int8Source, which the ONNX Runtime builder once recorded as `source`): the
+    # DeepStream config names the QDQ model and the Triton config holds its bindings; built
+    # from cal.bin, the FP32 model and cal.bin.
+    served_from = calibrated.qdq_model if source == "qdq" else exported / "bpnet_model.onnx"
+    ini = configparser.ConfigParser()
+    ini.read(manifest["serving"]["deepstreamConfig"])
+    prop = ini["property"]
+    assert (tmp_path / prop["onnx-file"]).resolve() == served_from.resolve()
+    if source == "qdq":
+        assert "int8-calib-file" not in prop
+    else:
+        assert (tmp_path / prop["int8-calib-file"]).resolve() == calibrated.cal_bin.resolve()
+    triton = parse_triton(Path(manifest["serving"]["tritonConfig"]).read_text(), model_config_pb2)
+    check_against_model(triton, served_from, model_config_pb2, 1)
     cpu = manifest["hardware"]["int8InstructionSet"]
     assert manifest["compatibility"]["instructionSet"] == cpu
     assert manifest["compatibility"]["weights"] == hardware.int8_weights(cpu)

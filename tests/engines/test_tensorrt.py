@@ -49,10 +49,13 @@ def test_engine_matches_the_reference_and_says_where_it_runs(
 @pytest.mark.tensorrt
 def test_second_build_reuses_the_timing_cache(exported: Path, tmp_path: Path) -> None:
     cache = tmp_path / "a10.timing.cache"
-    build(exported, tmp_path / "one" / "e.engine", "fp16", timing_cache=str(cache))
+    first = build(exported, tmp_path / "one" / "e.engine", "fp16", timing_cache=str(cache))
     second = build(exported, tmp_path / "two" / "e.engine", "fp16", timing_cache=str(cache))
-    details = second["build"]
-    assert isinstance(details, dict) and details["timingCache"]["loadedBytes"] > 0
+    # The builder records the cache's bytes before the build (0: none there) and after.
+    before, details = first["build"], second["build"]
+    assert isinstance(before, dict) and isinstance(details, dict)
+    assert before["timingCache"]["loadedBytes"] == 0
+    assert details["timingCache"]["loadedBytes"] == before["timingCache"]["savedBytes"] > 0
 
 
 @pytest.mark.tensorrt

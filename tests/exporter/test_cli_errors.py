@@ -37,13 +37,34 @@ def test_truncated_tlt(run_cli: RunCli, model: Path) -> None:
 
 def test_corrupted_tlt(run_cli: RunCli, model: Path) -> None:
     data = bytearray(model.read_bytes())
-    # Damage the HDF5 metadata just after the signature (ciphertext offset 16 + 64).
+    # Damage the HDF5 metadata just after the signature (ciphertext offset 16 + 64): the
+    # decrypted file is no HDF5 file HDF5 can open.
     for i in range(80, 2080):
         data[i] ^= 0xA5
     model.write_bytes(bytes(data))
     r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3")
     assert r.code == 2
-    assert "truncated or corrupted" in r.err or "not a loadable Keras model" in r.err
+    assert "is truncated or corrupted: the key is right but the decrypted model cannot be read" in (
+        r.err
+    )
+    assert leftovers(model.parent) == []
+
+
+def test_a_tlt_whose_keras_model_cannot_be_loaded(run_cli: RunCli, tmp_path: Path) -> None:
+    # An HDF5 file HDF5 reads, holding a Keras model config Keras cannot load.
+    import h5py
+
+    from bodypose_exporter.codec.registry import codec_by_name
+    from bodypose_exporter.codec.tao_files import write_tlt
+
+    h5 = tmp_path / "model.h5"
+    with h5py.File(h5, "w") as f:
+        f.attrs["model_config"] = '{"class_name": "NoSuchModel", "config": {}}'
+    model = tmp_path / "bpnet_model.tlt"
+    write_tlt(h5, model, SAMPLE_KEY, codec_by_name("auto")[0])
+    r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3")
+    assert r.code == 2
+    assert "decrypts with this key but is not a loadable Keras model" in r.err
     assert leftovers(model.parent) == []
 
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -120,6 +121,28 @@ def test_failure_after_conversion_leaves_nothing(sample_dir: Path, tmp_path: Pat
     with pytest.raises(FidelityError, match="does not reproduce the Keras model"):
         run_export(request)
     assert leftovers(work) == []
+
+
+def test_the_onnx_model_is_checked_by_onnx_checker_before_it_is_run(tmp_path: Path) -> None:
+    """The export's first check of a converted graph is `onnx.checker` (full check): a graph
+    it refuses is never handed to ONNX Runtime or compared with Keras."""
+    from onnx import TensorProto, helper
+
+    from bodypose_exporter.convert.fidelity import compare_with_keras, reference_inputs
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        # Relu reads a value nothing produces: not a valid ONNX graph.
+        [helper.make_node("Relu", ["nowhere"], ["heatmap_out/BiasAdd:0"])],
+        "broken",
+        [value("input_1:0", TensorProto.FLOAT, [None, 8, 8, 3])],
+        [value("heatmap_out/BiasAdd:0", TensorProto.FLOAT, [None, 8, 8, 3])],
+    )
+    path = tmp_path / "broken.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    keras_never_called = None  # calling it would raise TypeError, not the checker's error
+    with pytest.raises(onnx.checker.ValidationError, match="nowhere"):
+        compare_with_keras(keras_never_called, path, reference_inputs(8, 8))
 
 
 def test_experiment_spec_normalization_lands_in_manifest(

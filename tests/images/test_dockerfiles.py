@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -103,9 +104,8 @@ def test_dependencies_install_from_the_lock_with_hashes() -> None:
     for path in DOCKERFILES.values():
         deps = [run for run in install_runs(path) if " deps " in run]
         assert deps and "--mount=type=secret,id=pip-cert,required=false" in deps[0]
-        assert any(
-            op == "ARG" and args.startswith("PIP_INDEX_URL=") for op, args in instructions(path)
-        )
+        # Declared, with no default: the builder's index, else pip's own.
+        assert ("ARG", "PIP_INDEX_URL") in instructions(path)
 
 
 @pytest.mark.parametrize("extra", ["operator", "exporter"])
@@ -148,3 +148,42 @@ def test_context_ignores_keep_it_small() -> None:
         patterns = (ROOT / name).read_text().split()
         for entry in (".venv", ".git", ".cluster", "demo-output", "tests", "benchmarks"):
             assert entry in patterns, (name, entry)
+
+
+URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"']+", re.I)
+#: The project's own repository: the `source` label's value, not where anything is fetched.
+PROJECT = "https://github.com/bodypose-export/bodypose-export"
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_no_package_index_or_mirror_host_is_written_in_a_dockerfile(name: str) -> None:
+    """A build without arguments takes pip's own default index; the base image's reference
+    names its image (container tools map a registry to a mirror by its name, registries.conf
+    and the daemon's registry-mirrors; pip and apt have no such map: the URL is the mirror)."""
+    for op, args in instructions(DOCKERFILES[name]):
+        if op == "ARG" and args.partition("=")[0] in ("BASE_IMAGE", "SOURCE"):
+            continue
+        assert not URL.search(args), (op, args)
+    assert not URL.search((ROOT / SCRIPT).read_text())
+
+
+def test_no_package_index_or_mirror_host_is_written_in_the_image_builder() -> None:
+    """devcluster/images.py: no URL in its code (docstrings and comments may cite
+    documentation), but the project's own, which the images carry as their source label."""
+    tree = ast.parse((ROOT / "devcluster/images.py").read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    urls = {
+        found
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings
+        for found in URL.findall(node.value)
+    }  # fmt: skip
+    assert urls == {PROJECT}

@@ -28,7 +28,8 @@ _TAIL = 4096
 
 class S3Gate:
     """`server` is the upstream S3Server with the gate's URL; `held` is set once a
-    matching request is being held."""
+    matching request is being held; `refused` once a client's connection found the
+    server down (what a test waits on to know S3's outage was met, not merely timed)."""
 
     def __init__(self, upstream: S3Server, pattern: bytes) -> None:
         parts = urlsplit(upstream.url)
@@ -38,6 +39,7 @@ class S3Gate:
         port = self._listener.getsockname()[1]
         self.server = dataclasses.replace(upstream, url=f"http://127.0.0.1:{port}")
         self.held = threading.Event()
+        self.refused = threading.Event()
         self._released = threading.Event()
         self._lock = threading.RLock()
         self._sockets: set[socket.socket] = set()
@@ -72,6 +74,7 @@ class S3Gate:
         except OSError:
             # The server is down: the client sees its connection closed, as it would
             # see it refused.
+            self.refused.set()
             self._shut(client)
             return
         with self._lock:

@@ -271,12 +271,14 @@ def test_build_args_carry_the_compatibility_record_and_the_pools_gpu() -> None:
     assert pairs["--expected_gpu_product"] == "NVIDIA-A100-SXM4-80GB"
     assert pairs["--int8_route"] == "cal_bin"
     assert pairs["--engine_file"].endswith("/targets/a100/bpnet_model.320.448.int8.engine")
+    # One timing cache per GPU model and TensorRT version, shared under the output prefix
+    # (the build names the file from the device it finds).
+    assert pairs["--timing_cache_dir"] == "s3://artifacts/bpnet/.timing-caches"
     # An ONNX Runtime artifact is named for what it is; no TensorRT flags for it.
     cpu_flags = build_args(spec, cpu, "s3://o/p")
     assert engine_file_name(spec, cpu) == "bpnet_model.320.448.int8.onnx"
-    assert not {"--hardware_compatibility", "--expected_gpu_product", "--int8_route"} & set(
-        cpu_flags
-    )
+    assert not {"--hardware_compatibility", "--expected_gpu_product", "--int8_route",
+                "--timing_cache_dir"} & set(cpu_flags)  # fmt: skip
 
 
 def test_pool_identity_follows_the_compatibility_record() -> None:

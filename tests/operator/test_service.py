@@ -85,20 +85,27 @@ def job_event(cluster: ServedCluster, name: str) -> dict[str, Any]:
 
 def test_a_young_job_costs_no_pod_read_and_one_check_is_scheduled(bucket: str) -> None:
     cluster = ServedCluster(body(bucket))
-    svc, _ = service(cluster, Settings(pending_check_seconds=15, pending_deadline_seconds=600))
+    created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    now = [created]
+    settings = Settings(pending_check_seconds=15, pending_deadline_seconds=600)
+    svc = ExportService(settings, cluster, events=Events(), clock=lambda: now[0])  # type: ignore[arg-type]
     first = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
     assert first is not None and first.requeue_after is None  # nothing to wait for yet
+    job = cluster.job("export")
+    job.metadata.creation_timestamp = created
     second = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
     assert second is not None and cluster.pod_reads == 0
-    assert second.requeue_after is not None and 14 <= second.requeue_after <= 15
+    # The first look at pending_check_seconds of the Job's age, on the timer it set.
+    assert second.requeue_after == 15.0
     assert list(svc.checks._timers) == [("ml", "demo")]  # exactly one, replaced each pass
+    assert svc.checks._timers[("ml", "demo")].interval == 15.0
 
-    # Once the check is due the pods are read; the next look is at the deadline.
-    job = cluster.job("export")
-    job.metadata.creation_timestamp -= dt.timedelta(seconds=20)
+    # Once the check is due the pods are read; the next look is just past the deadline.
+    now[0] = created + dt.timedelta(seconds=20)
     later = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
     assert later is not None and cluster.pod_reads == 1
-    assert later.requeue_after is not None and 575 <= later.requeue_after <= 581
+    assert later.requeue_after == 600 - 20 + 1
+    assert svc.checks._timers[("ml", "demo")].interval == 581.0
 
     # A Job whose pod runs needs no look at all.
     job.status = V1JobStatus(active=1, ready=1)

@@ -163,7 +163,14 @@ def add_backend(p: argparse.ArgumentParser, *, export: bool) -> None:
     )  # fmt: skip
     p.add_argument(
         "--timing_cache", default=None,
-        help="TensorRT timing cache to reuse and update (default: <engine_file>.timing.cache)",
+        help="TensorRT timing cache to reuse and update (default: the one --timing_cache_dir "
+        "holds for this GPU, else <engine_file>.timing.cache)",
+    )  # fmt: skip
+    p.add_argument(
+        "--timing_cache_dir", default=None,
+        help="directory or s3:// prefix of TensorRT timing caches shared by GPU model and "
+        "TensorRT version: <dir>/<GPU>-sm<cc>-trt<version>.cache is read before the build "
+        "and written back, merged, after it",
     )  # fmt: skip
 
 

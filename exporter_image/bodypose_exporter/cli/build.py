@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 qdq_model=args.qdq_model,
                 fp16_model=args.fp16_model,
                 timing_cache=args.timing_cache,
+                timing_cache_dir=args.timing_cache_dir,
                 eval_reference=args.eval_reference,
                 deploy_onnx=args.deploy_onnx,
             ),

@@ -183,6 +183,7 @@ def plan_engine(args: argparse.Namespace, height: int, width: int) -> BuildStage
             reference_images=args.reference_images,
             calibration_cache=args.cal_cache_file,
             timing_cache=args.timing_cache,
+            timing_cache_dir=args.timing_cache_dir,
         ),
         triton_repository=args.triton_repository,
         deepstream_config=args.deepstream_config,

@@ -104,7 +104,9 @@ class BackendFacts:
     hardware_compatibility_levels: tuple[str, ...] = ("none",)
     #: It takes --expected_gpu_product / --expected_compute_capability.
     checks_gpu: bool = False
-    #: Its builds keep a timing cache (beside the engine unless --timing_cache names one).
+    #: Its builds keep a timing cache: the one its hardware shares under --timing_cache_dir
+    #: (`EngineBackend.timing_cache_key`), else the one --timing_cache names, else one
+    #: beside the engine.
     timing_cache: bool = False
     #: The import the backend needs, and what to tell a user where it is missing.
     requires: str | None = None
@@ -170,6 +172,11 @@ class EngineBackend(Protocol):
     def unable_to_run(self, described: dict[str, Any]) -> str | None:
         """Why this process cannot run what it builds (then it is built and not run), or
         None."""
+        ...
+
+    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
+        """The name of the timing cache every build for this hardware shares (a file-name-safe
+        key of what the cache is specific to), or None: its builds keep none to share."""
         ...
 
     def build(self, request: BuildRequest) -> BuiltEngine: ...

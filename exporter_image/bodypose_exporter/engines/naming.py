@@ -49,6 +49,12 @@ def timing_cache_beside(engine_file: str) -> str:
     return f"{engine_file}.timing.cache"
 
 
+def shared_timing_cache(directory: str, key: str) -> str:
+    """The timing cache one kind of hardware shares: `<directory>/<key>.cache` (a path or
+    an s3:// prefix; `key` from `EngineBackend.timing_cache_key`)."""
+    return f"{directory.rstrip('/')}/{key}.cache"
+
+
 def artifact_file_name(given: str, facts: BackendFacts, record: CompatibilityRecord | None) -> str:
     """`--engine_file` renamed for what the artifact is.
 

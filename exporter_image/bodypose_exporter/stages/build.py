@@ -9,7 +9,9 @@ precision (`verification`). Then:
 - passed: the engine and its `manifest.json` (hardware, build details,
   timings, verification figures and gates) are published together, the
   manifest last; a timing cache, and a cal.bin TensorRT calibrated itself,
-  go back to where they were named;
+  go back to where they were named (`_timing_cache_uri`: the one this GPU
+  model and TensorRT version share under `--timing_cache_dir`, read before
+  the build, merged into by it and written back);
 - failed: no engine is published. The manifest, with `verification.passed`
   false, is published as `manifest.rejected.json` (unless the caller keeps
   it, `publish_rejected=False`), so the figures are kept either way while
@@ -52,7 +54,11 @@ from bodypose_exporter.engines.base import (
     flag,
 )
 from bodypose_exporter.engines.compatibility import check_gpu_flags, check_level
-from bodypose_exporter.engines.naming import artifact_file_name, timing_cache_beside
+from bodypose_exporter.engines.naming import (
+    artifact_file_name,
+    shared_timing_cache,
+    timing_cache_beside,
+)
 from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.errors import NotFoundError, UserError
 from bodypose_exporter.evaluation.gate import ApDropError, max_ap_drop_for
@@ -94,6 +100,9 @@ class BuildInputs:
     fp16_model: str | None = None  # the FP16 mixed-precision model (fp16 builds)
     #: Default where the backend keeps one (`BackendFacts.timing_cache`): beside the engine.
     timing_cache: str | None = field(default=None, metadata=flag("--timing_cache"))
+    #: Where the timing caches every build of a kind of hardware shares live (a directory
+    #: or s3:// prefix): `<dir>/<EngineBackend.timing_cache_key>.cache`.
+    timing_cache_dir: str | None = field(default=None, metadata=flag("--timing_cache_dir"))
     #: The export's evaluation.json: turns the AP gate on. The set defaults to its own.
     eval_reference: str | None = None
     #: The SDK-compatible ONNX: also build its engine, from the same calibration.
@@ -306,14 +315,33 @@ def _plain_engine_file(request: BuildStageRequest) -> BuildStageRequest:
     return dataclasses.replace(request, engine_file=plain)
 
 
+def _timing_cache_uri(request: BuildStageRequest, backend: EngineBackend) -> str | None:
+    """The timing cache this build reads before it builds and writes back after: the one
+    `--timing_cache` names; else, under `--timing_cache_dir`, the one every build on this
+    GPU model with this TensorRT version shares (the key needs the device, which only the
+    pod that builds can read); else one beside the engine. None for a backend with none.
+
+    Two builds on the same GPU model at once each merge into their own copy, and the later
+    write-back wins (not every S3 store offers conditional writes): an entry lost costs a
+    re-timing in a later build, never a wrong engine (TensorRT times what it misses).
+    """
+    inputs = request.inputs
+    if inputs.timing_cache is not None:
+        return inputs.timing_cache
+    if not backend.facts.timing_cache:
+        return None
+    key = backend.timing_cache_key(backend.describe()) if inputs.timing_cache_dir else None
+    if inputs.timing_cache_dir and key:
+        return shared_timing_cache(inputs.timing_cache_dir, key)
+    return timing_cache_beside(request.engine_file)
+
+
 def run_build(request: BuildStageRequest) -> BuildStageResult:
     _check_request(request)
     request = _plain_engine_file(request)
     backend = backend_by_name(request.engine.backend)
     engine_file, record = _target(request, backend)
-    timing_uri = request.inputs.timing_cache
-    if timing_uri is None and backend.facts.timing_cache:
-        timing_uri = timing_cache_beside(request.engine_file)
+    timing_uri = _timing_cache_uri(request, backend)
     with (
         OutputSet(engine_file) as out,
         tempfile.TemporaryDirectory(prefix="bpnet-build-") as tmp,

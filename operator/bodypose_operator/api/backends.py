@@ -88,6 +88,11 @@ class Backend:
     checks_gpu_product: bool = False
     #: It takes `engine.int8Route` (--int8_route): more than one way to build int8.
     int8_routes: bool = False
+    #: Its builds time tactics on the GPU and keep what they measured: one timing cache per
+    #: GPU model and library version, shared by every build under the output prefix
+    #: (--timing_cache_dir `<output>/.timing-caches`; the build names the file by the
+    #: device it finds, which only its pod can read).
+    shares_timing_cache: bool = False
     #: Its artifacts depend on the library version in the build image (a TensorRT
     #: engine loads only in the TensorRT that built it), so the image is part of what
     #: makes two targets' artifacts interchangeable (`builders.naming.pool_identity`).
@@ -112,6 +117,7 @@ _ROWS: tuple[Backend, ...] = (
         options=frozenset({"hardwareCompatibility"}),
         checks_gpu_product=True,
         int8_routes=True,
+        shares_timing_cache=True,
         image_in_pool_identity=True,
     ),
     Backend(

@@ -63,6 +63,16 @@ def artifact_prefix(spec: BodyPoseExportSpec, namespace: str, name: str, key: st
     return f"{spec.output.uri.rstrip('/')}/{namespace}/{name}/{key}"
 
 
+#: Under the output prefix, beside the resources' folders: the timing caches the builds
+#: share, one file per GPU model and TensorRT version (docs/architecture.md, "S3 layout").
+TIMING_CACHES_DIR = ".timing-caches"
+
+
+def timing_cache_dir(spec: BodyPoseExportSpec) -> str:
+    """`<output>/.timing-caches`: every resource writing there shares its builds' timings."""
+    return f"{spec.output.uri.rstrip('/')}/{TIMING_CACHES_DIR}"
+
+
 def target_prefix(prefix: str, target: str) -> str:
     """`<prefix>/targets/<target>`: where one target's artifact and manifest live."""
     return f"{prefix}/{TARGETS_DIR}/{target}"
@@ -383,6 +393,8 @@ def _backend_args(spec: BodyPoseExportSpec, target: Target) -> list[str]:
             args += ["--expected_gpu_product", product]
     if backend.int8_routes and spec.precision == "int8" and spec.engine.int8Route != "auto":
         args += ["--int8_route", {"calBin": "cal_bin"}.get(spec.engine.int8Route, "qdq")]
+    if backend.shares_timing_cache:
+        args += ["--timing_cache_dir", timing_cache_dir(spec)]
     return args
 
 

@@ -29,10 +29,25 @@ def short_hash(*parts: str, length: int = 8) -> str:
 
 
 def content_key(model_digest: str, spec: BodyPoseExportSpec) -> str:
-    """Key of the artifact set: the model's digest plus every field that changes an artifact.
+    """Key of the artifact set: the model's digest plus every field that changes an artifact
+    or decides whether one is accepted.
 
     Targets' scheduling fields (nodeSelector, tolerations, resources) do not change
-    the shared artifacts and are left out; the engine's inputs are in.
+    the shared artifacts and are left out; the engine's inputs are in, and so are the
+    gates an engine must pass: `verification` (maxAbsDiff, minCosine, minPeakAgreement)
+    and `evaluation` (its set and maxApDrop). Reuse compares keys (the content index
+    lives under the key, the pool entries too), so an engine published under the
+    default gates is never taken for one that asked for stricter ones, and gates
+    tightened after Ready make a new key: new Jobs, a new build judged by them.
+
+    Why the gates are in the key rather than re-checked at reuse (reading a found
+    engine's recorded figures against the new gates and rebuilding when they fail): a
+    re-check needs the exporter's per-precision default gates and comparison rules
+    mirrored here (a gate left unset means "the default", which only the exporter
+    knows), and a rebuild of a target whose manifest already stands at its own prefix
+    would need a second Job name for the same key and target; both are places for the
+    operator and the exporter to drift apart. The price of the key: a changed gate
+    also runs the export again, which the gates do not affect.
     """
     engine = spec.engine.model_dump()
     # Fields added after the first release enter the key only when set: a resource
@@ -53,6 +68,11 @@ def content_key(model_digest: str, spec: BodyPoseExportSpec) -> str:
     }
     if spec.evaluation is not None:
         relevant["evaluation"] = spec.evaluation.model_dump()
+    # Only the gates a resource sets (unset: the exporter's per-precision defaults), and
+    # only when it sets one: a resource with none keeps its key.
+    gates = spec.verification.model_dump(exclude_none=True)
+    if gates:
+        relevant["verification"] = gates
     blob = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -77,7 +97,8 @@ def pool_identity(target: Target, image: str | None = None) -> str:
     pool (its GPU, so its compute capability). The target's name and scheduling
     details (tolerations, resources) do not change the engine. An option left at its
     default stays out of the blob, so a target that does not use it keeps the identity
-    (and the index entries) it had before the option existed.
+    (and the index entries) it had before the option existed. The gates an engine must
+    pass are in the content key (`content_key`), under which the pool entries live.
     """
     backend = BACKENDS[target.backend]
     options = {

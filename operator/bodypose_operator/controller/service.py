@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -116,8 +117,12 @@ class ExportService:
         cluster: KubeCluster,
         stores: ResourceStores | None = None,
         events: EventPoster = post_event,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.settings = settings
+        # What "now" is to a pass (a Job's age, when its next check is due): the wall
+        # clock, or a test's, so a test reads the exact delay the service computed.
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.cluster = cluster
         self.stores = stores if stores is not None else ResourceStores(cluster, settings)
         self.events = events
@@ -286,7 +291,9 @@ class ExportService:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         try:
-            decision = reconcile_once(body, self.cluster, self.settings, self.stores)
+            decision = reconcile_once(
+                body, self.cluster, self.settings, self.stores, now=self.clock()
+            )
         except Exception:
             metrics.RECONCILES.labels("error").inc()
             raise

@@ -37,6 +37,9 @@ class OnnxRuntimeBackend:
     def unable_to_run(self, described: dict[str, Any]) -> str | None:
         return None  # it builds where it runs
 
+    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
+        return None  # ONNX Runtime times nothing at build time
+
     def build(self, request: BuildRequest) -> BuiltEngine:
         return OnnxRuntimeBuilder().build(request)
 

@@ -42,6 +42,9 @@ class TensorRTBackend:
     def unable_to_run(self, described: dict[str, Any]) -> str | None:
         return None  # it builds where it runs
 
+    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
+        return hardware.timing_cache_key(described)
+
     def build(self, request: BuildRequest) -> BuiltEngine:
         return TensorRTBuilder().build(request)
 

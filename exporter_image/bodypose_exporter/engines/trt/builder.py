@@ -46,7 +46,9 @@ called. Each choice:
   comes from the scales it wrote;
 - `--hardware_compatibility ampere+`: TensorRT's AMPERE_PLUS level;
 - the timing cache: loaded by `CreateConfig` when the file exists and
-  saved back (merged) by `EngineBytesFromNetwork`.
+  saved back (merged) by `EngineBytesFromNetwork`; the details say how many
+  bytes it had before the build (`loadedBytes`, 0: none, every tactic timed)
+  and after (`savedBytes`).
 
 Hand-written TensorRT calls, where Polygraphy falls short: the calibration
 profile (`_calibration_profile`; Polygraphy calibrates at the last
@@ -439,6 +441,8 @@ class TensorRTBuilder:
                 cache_source=str(request.calibration_cache),
             )
         cache_path = prepared.path or request.engine_path.with_name("cal.bin")
+        timing = plan.timing_cache
+        loaded = timing.stat().st_size if timing is not None and timing.exists() else 0
         started = time.perf_counter()
         if plan.calibrate_first:
             assert feed is not None
@@ -461,8 +465,9 @@ class TensorRTBuilder:
             details["strictLayers"] = strict.as_dict()
         if prepared.record:
             details["calibrationCache"] = prepared.record
-        if plan.timing_cache is not None and plan.timing_cache.exists():
-            details["timingCache"] = {"savedBytes": plan.timing_cache.stat().st_size}
+        if timing is not None:
+            saved = timing.stat().st_size if timing.exists() else 0
+            details["timingCache"] = {"loadedBytes": loaded, "savedBytes": saved}
         return BuiltEngine(request.engine_path, FACTS.name, hardware.describe(), details)
 
     def _run(

@@ -34,7 +34,17 @@ def describe(device: int = 0) -> dict[str, Any]:
 
 
 def timing_cache_key(description: dict[str, Any]) -> str:
-    """A file-name-safe key for per-GPU-model timing caches: GPU name, CC, TensorRT version."""
+    """A file-name-safe key for per-GPU-model timing caches: GPU name, CC, TensorRT version.
+
+    A timing cache holds the tactic timings TensorRT measured on one kind of GPU.
+    `ITimingCache.combine` skips a cache from any other TensorRT version, and "combining
+    caches generated from devices with different device properties may lead to
+    functional/performance bugs"
+    (https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/c-api/classnvinfer1_1_1_i_timing_cache.html);
+    Polygraphy's `EngineBytesFromNetwork` combines the file it saves into with
+    `ignore_mismatch=True`. So builds share a cache only on the same GPU model and
+    TensorRT version: `NVIDIA_A100-SXM4-40GB-sm8.0-trt10.8.0.43`.
+    """
     gpu, cc = description["gpuName"], description["computeCapability"]
     raw = f"{gpu}-sm{cc}-trt{description['tensorrtVersion']}"
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in raw)

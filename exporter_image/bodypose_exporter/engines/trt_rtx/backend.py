@@ -50,6 +50,9 @@ class TensorRTRTXBackend:
             return None
         return "no GPU in this pod: TensorRT-RTX built the engine ahead of time, nothing ran it"
 
+    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
+        return None  # built ahead of time, no GPU to time tactics on
+
     def build(self, request: BuildRequest) -> BuiltEngine:
         return TensorRTRTXBuilder().build(request)
 
