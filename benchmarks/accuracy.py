@@ -34,13 +34,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.workdir import work_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "exporter_image")]
@@ -97,12 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             f"of {BATCH_SIZE}"
         )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-accuracy-"))
-    try:
+    with work_dir(args.work_dir, "bench-accuracy-") as work:
         return run(args, work)
-    finally:
-        if args.work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path) -> int:

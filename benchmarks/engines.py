@@ -54,10 +54,8 @@ import argparse
 import dataclasses
 import logging
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -65,6 +63,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from benchmarks.workdir import work_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "exporter_image"))
@@ -322,12 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--runs and --calibration-images must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-engines-"))
-    try:
+    with work_dir(args.work_dir, "bench-engines-") as work:
         return run(args, work)
-    finally:
-        if args.work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path) -> int:

@@ -22,12 +22,12 @@ measured in this run. Goal: the table and the plot exist; no target.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.workdir import work_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "exporter_image"), str(ROOT / "operator")]
@@ -89,12 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [s for s in args.sizes if s not in known]:
         p.error(f"--sizes {' '.join(unknown)}: TAO's table has {', '.join(known)} only")
     args.sizes = [known[s] for s in args.sizes]
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-resolutions-"))
-    try:
+    with work_dir(args.work_dir, "bench-resolutions-") as work:
         return run(args, work)
-    finally:
-        if args.work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
