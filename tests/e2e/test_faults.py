@@ -45,6 +45,7 @@ from devcluster.images import BuiltImage
 from devcluster.minio import MinioProcess, S3Server
 from devcluster.operator_process import OperatorProcess, start_operator
 from tests.conftest import SAMPLE_KEY
+from tests.infra.audit import created, deleted, job_writes
 from tests.infra.s3_gate import S3Gate
 from tests.infra.wait import wait_for
 
@@ -240,8 +241,16 @@ def test_kills_of_the_operator_and_of_a_build_and_a_build_that_always_fails(
     logs = "\n".join(op.log.read_text() for op in ops)
     assert "Traceback" not in logs, logs[-3000:]
 
-    # No Job lost or duplicated across the kill: the same deterministic names.
+    # No Job lost or duplicated across the kills: the same deterministic names, each
+    # created once and never deleted, counted in the API server's requests (a second
+    # create of the same name would be a 409, so listing Jobs could not tell).
     assert {j.metadata.name for j in scene.jobs("faults")} == before and len(before) == 4
+    writes = job_writes(cluster, namespace)
+    assert created(writes, "faults-") == dict.fromkeys(before, 1), writes
+    assert not deleted(writes, "faults-"), writes
+    # The respec Job of the old generation went once, and its new one was made once.
+    assert deleted(writes, "respec-build-") == {old.metadata.name: 1}, writes
+    assert all(n == 1 for n in created(writes, "respec-").values()), writes
     targets = {t["name"]: t for t in final["targets"]}
     assert (targets["a100"]["phase"], targets["a100"]["retries"]) == ("Ready", 1)
     assert targets["cpu"]["phase"] == "Ready" and "retries" not in targets["cpu"]

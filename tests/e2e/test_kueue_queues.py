@@ -56,6 +56,7 @@ from devcluster.kueue import (
 from devcluster.minio import S3Server
 from devcluster.nodes import POOL_LABEL, POOLS
 from tests.conftest import FIGURES, SAMPLE_KEY
+from tests.infra.audit import job_writes
 from tests.infra.cluster import fresh_namespace
 from tests.infra.wait import wait_for
 from tests.support.helm import CHART, helm_run
@@ -287,19 +288,9 @@ def jobs_of(setup: Setup, name: str) -> list[Any]:
 
 
 def job_creations(setup: Setup) -> list[tuple[str, int]]:
-    """(Job name, response code) of every Job create the operator sent, from the API
-    server's audit log (one JSON line per request; written in batches)."""
-    time.sleep(2)
-    found = []
-    with setup.cluster.audit_log.open() as log:
-        for line in log:
-            event = json.loads(line)
-            ref = event.get("objectRef") or {}
-            if (event.get("verb") == "create" and ref.get("resource") == "jobs"
-                    and ref.get("namespace") == setup.namespace and not ref.get("subresource")
-                    and event.get("user", {}).get("username") == setup.operator_user):  # fmt: skip
-                found.append((ref.get("name", ""), event["responseStatus"]["code"]))
-    return found
+    """(Job name, response code) of every Job create the operator sent (audit log)."""
+    return [(w.name, w.code) for w in job_writes(setup.cluster, setup.namespace)
+            if w.verb == "create" and w.user == setup.operator_user]  # fmt: skip
 
 
 def admitted_workload(setup: Setup, job: Any) -> dict[str, Any]:

@@ -7,7 +7,8 @@ tests/conftest.py.
     images            session   list[BuiltImage]: the base, operator and exporter images
                                 (devcluster/images.py), built if missing
     cluster           session   LocalCluster (devcluster/controlplane.py), started,
-                                with those images loaded on its nodes
+                                with those images loaded on its nodes, its API server
+                                writing an audit log (tests/infra/audit.py reads it)
     namespace         function  str: a fresh namespace enforcing the restricted
                                 Pod Security Standard, deleted afterwards
                                 (`fresh_namespace(cluster)` for wider scopes)
@@ -87,7 +88,8 @@ def cluster(
     from tests.conftest import FIGURES
 
     started = time.monotonic()
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), cluster_binaries).start()
+    # Audited: "no duplicate Job" is counted in create requests (tests/infra/audit.py).
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), cluster_binaries, audit=True).start()
     FIGURES.append(
         f"local cluster warm start (control plane, 6 nodes Ready, executor): "
         f"{time.monotonic() - started:.1f}s"

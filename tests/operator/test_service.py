@@ -1,7 +1,11 @@
 """The event-driven service: which trigger reconciles what, what it reads, when it looks again.
 
 Against a real S3 server and the in-memory cluster of tests/support/operator_fakes.py, extended
-with the resource reads and status patches the service makes.
+with the resource reads and status patches the service makes: the timers it schedules and
+the cases a real cluster cannot be made to produce on cue. What it asks of the API server
+(pods read only when due, the status patched only when it changed, a Job deleted by hand
+created again once, a stray Job logged once) is counted in the real API server's audit log:
+tests/operator/test_service_requests.py.
 """
 
 from __future__ import annotations
@@ -115,18 +119,6 @@ def test_a_young_job_costs_no_pod_read_and_one_check_is_scheduled(bucket: str) -
     svc.checks.cancel_all()
 
 
-def test_status_is_patched_only_when_it_changed(bucket: str) -> None:
-    cluster = ServedCluster(body(bucket))
-    svc, _ = service(cluster, Settings())
-    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
-    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
-    patched = len(cluster.patches)
-    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
-    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
-    assert len(cluster.patches) == patched  # nothing changed, nothing written
-    svc.checks.cancel_all()
-
-
 def test_status_patch_removes_what_the_new_status_lacks() -> None:
     old = {"phase": "Building", "artifacts": {"etlt": {}}, "readyTargets": "0/2"}
     new = {"phase": "Exporting", "readyTargets": "0/2"}
@@ -150,40 +142,6 @@ def test_a_job_event_reconciles_its_owner(bucket: str, s3_endpoint: S3Endpoint) 
     }  # fmt: skip
     assert "BuildStarted" in [r for _, r, _ in events.posted]
     svc.checks.cancel_all()
-
-
-def test_a_job_deleted_by_hand_is_recreated_once_and_the_event_says_so(bucket: str) -> None:
-    cluster = ServedCluster(body(bucket))
-    svc, events = service(cluster, Settings())
-    svc.reconcile(cluster.resource)  # type: ignore[arg-type]
-    export = cluster.job("export").metadata.name
-    gone = job_event(cluster, export)
-    before = len(events.posted)
-    del cluster.jobs[export]
-    svc.on_job_event("DELETED", gone)
-    assert list(cluster.jobs) == [export]  # the same deterministic name, one Job
-    assert events.posted[before:] == [
-        ("Warning", "JobDeleted",
-         f"Job {export} was deleted before it finished; creating it again"),
-        ("Normal", "ExportStarted", f"created export Job {export}"),
-    ]  # fmt: skip
-    svc.checks.cancel_all()
-
-
-def test_a_job_with_our_labels_but_no_owner_is_ignored_and_logged_once(
-    bucket: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    cluster = ServedCluster(body(bucket))
-    svc, events = service(cluster, Settings())
-    stray = {"metadata": {"name": "stray", "namespace": "ml", "uid": "u-1", "labels": {}}}
-    with caplog.at_level(logging.WARNING, logger="bodypose_operator"):
-        svc.on_job_event("ADDED", stray)
-        svc.on_job_event("MODIFIED", stray)
-    warnings = [r.getMessage() for r in caplog.records if "stray" in r.getMessage()]
-    assert warnings == [
-        "Job ml/stray carries the operator's labels but no BodyPoseExport owns it: ignored"
-    ]
-    assert cluster.jobs == {} and events.posted == []
 
 
 def test_events_of_a_deleted_owners_jobs_change_nothing(bucket: str) -> None:
