@@ -106,8 +106,9 @@ def run_defaults(*extra: str) -> tuple[argparse.Namespace, Any, Any]:
     args = parser().parse_args(["-m", MODEL, *extra])
     export_command.validate(args)  # TAO's defaults must pass our own checks
     calibration = export_command.calibration_request(args)
-    engine = export_command.plan_engine(args, 256, 256)
-    return args, calibration, engine
+    planned = export_command.plan_engine(args, 256, 256)
+    # The engine's options (engines.base.EngineOptions), where the build stage reads them.
+    return args, calibration, None if planned is None else planned.engine
 
 
 def effective_defaults() -> dict[str, Any]:
