@@ -83,7 +83,7 @@ def test_kubectl_lists_the_pools(cluster: LocalCluster) -> None:
     by_pool: dict[str, list[dict[str, Any]]] = {}
     for node in nodes:
         by_pool.setdefault(node["metadata"]["labels"]["bodypose.dev/pool"], []).append(node)
-    assert sorted(by_pool) == ["a100", "cpu", "t4"]
+    assert sorted(by_pool) == ["a100", "cpu", "l4", "t4"]
     a100 = by_pool["a100"][0]
     labels = a100["metadata"]["labels"]
     assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
@@ -102,8 +102,8 @@ def test_kubectl_lists_the_pools(cluster: LocalCluster) -> None:
 
     table = cluster.kubectl("get", "nodes", "-L", "bodypose.dev/pool").stdout
     rows = [line.split() for line in table.splitlines()[1:]]
-    assert len(rows) == 5 and all(row[1] == "Ready" for row in rows), table
-    assert {row[-1] for row in rows} == {"a100", "t4", "cpu"}
+    assert len(rows) == 6 and all(row[1] == "Ready" for row in rows), table
+    assert {row[-1] for row in rows} == {"a100", "t4", "l4", "cpu"}
 
 
 def test_versions_are_the_pinned_ones(cluster: LocalCluster, helm: Path) -> None:
@@ -605,7 +605,7 @@ def test_cluster_up_status_down(cluster_binaries: dict[str, Path], tmp_path: Pat
             env={**os.environ, "KUBECONFIG": exports["KUBECONFIG"]},
             capture_output=True, text=True, check=True,
         ).stdout.split()  # fmt: skip
-        assert len(nodes) == 5
+        assert len(nodes) == 6
         s3 = S3Server(exports["AWS_ENDPOINT_URL"], exports["AWS_ACCESS_KEY_ID"],
                       exports["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
         s3.client().create_bucket(Bucket="demo")
