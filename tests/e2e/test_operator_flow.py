@@ -168,8 +168,14 @@ def test_int8_three_pools_through_an_operator_restart_then_reuse(
     # Restart safety: kill the operator (SIGKILL) as soon as it has created the
     # export Job, while that Job runs; a new operator must neither make a second
     # Job nor lose the Job's result.
+    # Killed once its ExportStarted event is posted too (kopf posts events from a queue a
+    # moment after the Job is made; a kill before that loses the event, not the Job).
+    def export_started() -> bool:
+        events = core.list_namespaced_event(namespace, field_selector="reason=ExportStarted")
+        return bool(events.items)
+
     deadline = time.monotonic() + 120
-    while not jobs_of(cluster, namespace):
+    while not (jobs_of(cluster, namespace) and export_started()):
         assert time.monotonic() < deadline, f"no export Job:\n{logs(first)}"
         time.sleep(0.5)
     first.stop(kill=True)
