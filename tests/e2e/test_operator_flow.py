@@ -165,6 +165,7 @@ def test_int8_three_pools_through_an_operator_restart_then_reuse(
     manifest = yaml.safe_dump(resource("demo", s3_bucket))
     kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=manifest)
     started = time.monotonic()
+
     # Restart safety: kill the operator (SIGKILL) as soon as it has created the
     # export Job, while that Job runs; a new operator must neither make a second
     # Job nor lose the Job's result.
