@@ -26,6 +26,7 @@ from devcluster.controlplane import LocalCluster
 from devcluster.crd import install_crd
 from devcluster.operator_process import OperatorProcess, start_operator
 from tests.conftest import SAMPLE_KEY, S3Endpoint
+from tests.infra.audit import created, deleted, job_writes
 from tests.infra.wait import wait_for
 from tests.support.serving import check_against_model, load_model_config_pb2, parse_triton
 
@@ -233,6 +234,11 @@ def test_int8_three_pools_through_an_operator_restart_then_reuse(
     ]  # fmt: skip
     for job in jobs:
         assert SAMPLE_KEY not in str(job.to_dict())
+    # Each made once across the kill (a second create would be a 409, seen only in the
+    # API server's requests), none deleted.
+    writes = job_writes(cluster, namespace)
+    assert created(writes) == {j.metadata.name: 1 for j in jobs}, writes
+    assert not deleted(writes), writes
 
     # What happened is in the events, and the restarted operator's metrics say Ready.
     events = core.list_namespaced_event(
