@@ -8,13 +8,14 @@ DEMO_DIR ?= demo-output
 DEMO_KEY ?= nvidia_tlt
 PYTEST_ARGS ?=
 
-.PHONY: sample-weights bench-resolutions tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
+.PHONY: soak sample-weights bench-resolutions tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
 	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
 	@echo "make demo-export - the exporter alone: sample model -> .etlt, cal.bin, int8 engine"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make env    - create/refresh the Python environment in $(VENV)"
+	@echo "make soak   - the convergence campaign: STEPS=200 seeded edits and faults (SEED=...)"
 	@echo "make bench  - every benchmark (bench-operator, -fanout, -accuracy, -calibration, -engines)"
 	@echo "make images - build the operator and exporter images (buildah; cached by content)"
 	@echo "make sample-weights - retrain the trained sample and write its committed weights"
@@ -64,6 +65,14 @@ unit: tools env cluster-binaries images
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# The long convergence campaign (tests/support/convergence.py): STEPS seeded spec edits
+# and faults on a local cluster of its own, the invariant after each; prints every
+# divergence with its seed and step, and one summary line. SEED defaults to the date.
+STEPS ?= 200
+SEED ?= $(shell date +%Y%m%d)
+soak: env cluster-binaries images
+	$(PY) -m tests.support.convergence --steps $(STEPS) --seed $(SEED)
 
 # The operator and exporter images as OCI archives (devcluster/images.py): buildah,
 # a Debian base from mmdebstrap, nothing rebuilt while its inputs are unchanged.

@@ -36,7 +36,8 @@ it runs, hack/cluster/kwok-stages.yaml):
   restart count; a command the image lacks ends as `StartError`, exit 128, with
   the runtime's message; `restartPolicy: OnFailure` restarts with back-off;
   `activeDeadlineSeconds` kills (phase Failed, reason DeadlineExceeded);
-  deleting the pod kills it (SIGTERM, SIGKILL after the grace period);
+  deleting the pod kills it (SIGTERM, SIGKILL after the grace period), then
+  removes it, as a kubelet confirms a graceful deletion;
 - stdout and stderr go to `<log dir>/<namespace>/<pod>/<container>.log`, kept
   after the pod ends (`kubectl logs` does not reach them).
 
@@ -228,13 +229,19 @@ class PodExecutor:
         uid = pod.metadata.uid
         with self._lock:
             run = self._runs.get(uid)
-        if kind == "DELETED" or pod.metadata.deletion_timestamp:
+        if kind == "DELETED":
+            return
+        if pod.metadata.deletion_timestamp:
             if run and not run.deleted.is_set():
                 run.deleted.set()
                 grace = pod.metadata.deletion_grace_period_seconds
                 threading.Thread(
-                    target=_kill, args=(run, 30 if grace is None else grace), daemon=True
+                    target=self._stop_and_remove,
+                    args=(run, pod, 30 if grace is None else grace),
+                    daemon=True,
                 ).start()
+            elif run is None:
+                self._remove(pod)  # nothing of ours runs for it (finished, or never started)
             return
         if run or not pod.spec.node_name or pod.status.phase not in (None, "Pending"):
             return
@@ -250,10 +257,42 @@ class PodExecutor:
         log.info("pod %s bound to %s: starting", name, pod.spec.node_name)
         threading.Thread(target=self._run_pod, args=(run,), name=name, daemon=True).start()
 
+    def _stop_and_remove(self, run: PodRun, pod: Any, grace: int) -> None:
+        """A graceful deletion as a kubelet carries it out: the containers stopped, the pod
+        put in a terminal phase (Failed: they were killed), then removed. The phase matters:
+        with a pod failure policy the Job controller replaces a deleted pod only once it is
+        terminal, and a pod removed while still Running left its Job waiting for ever."""
+        _kill(run, grace)
+        killed = _state("terminated", exitCode=137, reason="Error", finishedAt=_now(),
+                        message="killed: the pod was deleted")  # fmt: skip
+        statuses = [_container_status(c, killed) for c in run.pod.spec.containers]
+        final = {"phase": "Failed", "containerStatuses": statuses,
+                 **_conditions(ready=False, reason="PodCompleted")}  # fmt: skip
+        self._post(run, final, last_word=True)
+        self._remove(pod)
+
+    def _remove(self, pod: Any) -> None:
+        """Finish a graceful deletion, as a kubelet does once the pod's containers are gone:
+        delete it again with no grace period (the API server keeps a bound pod, Terminating,
+        until its node says so; its Job makes no replacement meanwhile)."""
+        meta = pod.metadata
+        try:
+            self.core.delete_namespaced_pod(
+                meta.name, meta.namespace, grace_period_seconds=0,
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": meta.uid}},
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                log.warning("pod %s/%s: could not finish its deletion: %s",
+                            meta.namespace, meta.name, exc.reason)  # fmt: skip
+        except urllib3.exceptions.HTTPError as exc:
+            log.warning("pod %s/%s: could not finish its deletion: %s",
+                        meta.namespace, meta.name, exc)  # fmt: skip
+
     # ---- one pod ---------------------------------------------------------------------
-    def _post(self, run: PodRun, status: dict[str, Any]) -> None:
-        if run.deleted.is_set():
-            return  # the pod is going away: a kubelet's last word would be lost too
+    def _post(self, run: PodRun, status: dict[str, Any], last_word: bool = False) -> None:
+        if run.deleted.is_set() and not last_word:
+            return  # the pod is going away: its terminal status comes from _stop_and_remove
         pod = run.pod
         # A kubelet keeps a pod's status until the API server takes it: an API server
         # restarted while a container ends must not lose the end (the Job would wait
@@ -273,7 +312,7 @@ class PodExecutor:
             except urllib3.exceptions.HTTPError:
                 if time.monotonic() > deadline:
                     raise
-            if run.deleted.is_set():
+            if run.deleted.is_set() and not last_word:
                 return
             log.warning("pod %s/%s: the API server did not take its status; trying again",
                         pod.metadata.namespace, pod.metadata.name)  # fmt: skip

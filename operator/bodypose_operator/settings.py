@@ -39,7 +39,10 @@ class Settings:
     # Secrets (in each resource's namespace) the Jobs' pods pull their images with.
     image_pull_secrets: tuple[str, ...] = ()
     active_deadline_seconds: int = 6 * 3600
-    backoff_limit: int = 1
+    # Retries of a failed pod, with the Job controller's back-off (10 s, doubling): a
+    # transient failure (S3 away, a node lost, an eviction) is retried, up to this bound;
+    # the exporter's permanent exits fail the Job at once (builders/jobs.py).
+    backoff_limit: int = 6
     ttl_seconds_after_finished: int | None = None
     scratch_size_limit: str = "20Gi"
     job_service_account: str | None = None

@@ -344,6 +344,41 @@ def test_deleting_a_pod_kills_its_process(cluster: LocalCluster, namespace: str)
     wait_for(gone, what="kwok to finish the deletion")
 
 
+def test_a_deleted_pod_of_a_job_with_a_failure_policy_is_replaced(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    """As a kubelet does: the deleted pod's containers stopped, the pod Failed, then removed.
+    With a pod failure policy (the operator's Jobs have one) the Job controller replaces a
+    deleted pod only once it is terminal; a pod removed while Running left its Job waiting
+    for ever (found by the convergence campaign's delete-pod fault)."""
+    core, batch = core_api(cluster), batch_api(cluster)
+    spec = job("replaced", {
+        "terminationGracePeriodSeconds": 2,
+        "nodeSelector": {"bodypose.dev/pool": "cpu"},
+        "containers": [container(["python3", "-c", "import time; time.sleep(600)"])],
+    })  # fmt: skip
+    spec["spec"]["backoffLimit"] = 1
+    spec["spec"]["podFailurePolicy"] = {
+        "rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}}]
+    }
+    batch.create_namespaced_job(namespace, spec)
+
+    def running() -> Any:
+        pods = core.list_namespaced_pod(namespace, label_selector="job-name=replaced").items
+        return next((p for p in pods if p.status.phase == "Running"), None)
+
+    first = wait_for(running, what="the Job's pod to run")
+    core.delete_namespaced_pod(first.metadata.name, namespace)
+
+    def replaced() -> Any:
+        pods = core.list_namespaced_pod(namespace, label_selector="job-name=replaced").items
+        fresh = [p for p in pods if p.metadata.uid != first.metadata.uid]
+        counted = batch.read_namespaced_job("replaced", namespace).status.failed == 1
+        return fresh if fresh and counted else None
+
+    wait_for(replaced, timeout=60, what="the Job to count the deleted pod and make another")
+
+
 def test_active_deadline_fails_the_pod(cluster: LocalCluster, namespace: str) -> None:
     core = core_api(cluster)
     pod = {

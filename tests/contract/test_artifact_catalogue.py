@@ -53,7 +53,8 @@ def test_the_files_jobs_are_given_are_catalogued_names() -> None:
         evaluation={"annotationsUri": "s3://bucket/a.json", "imagesUri": "s3://bucket/i"},
     ))  # fmt: skip
     prefix = "s3://out/ml/demo/k"
-    named = [a for a in export_args(spec, prefix) + build_args(spec, spec.targets[0], prefix)
+    args = export_args(spec, prefix) + build_args(spec, spec.targets[0], prefix, "i" * 16)
+    named = [a for a in args
              if a.startswith(f"{prefix}/") and "/targets/" not in a]  # fmt: skip
     catalogued = {f"{prefix}/{exporter.file_name(k)}" for k in exporter.Kind
                   if k in exporter.FIXED_NAMES or k in exporter.MODEL_SUFFIXES}  # fmt: skip

@@ -83,6 +83,7 @@ def derived(
     stage = StageFacts(
         manifest_uri="s3://b/out/manifest.json",
         index="s3://b/index",
+        desired={},
         job=job,
         manifest=manifest,
         report=pod_report,

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,16 +280,6 @@ def test_kills_of_the_operator_and_of_a_build_and_a_build_that_always_fails(
 
 
 @pytest.fixture
-def own_minio(minio_binary: Path, tmp_path: Path) -> Iterator[MinioProcess]:
-    minio = MinioProcess(minio_binary, tmp_path / "minio")
-    minio.start()
-    try:
-        yield minio
-    finally:
-        minio.stop()
-
-
-@pytest.fixture
 def own_cluster(
     cluster_binaries: dict[str, Path], images: list[BuiltImage], tmp_path: Path
 ) -> Iterator[LocalCluster]:
@@ -356,3 +347,64 @@ def test_s3_down_during_an_upload_and_the_api_server_restarted(
     # published it whole; nothing names a partial object (check_published).
     export = scene.jobs("infra", "export")[0]
     assert export.status.succeeded == 1
+
+
+@pytest.fixture
+def build_gate(own_minio: MinioProcess) -> Iterator[S3Gate]:
+    """Holds the cpu build's first artifact upload to bucket `outage` until MinIO is dead."""
+    held = S3Gate(own_minio.server, rb"(?:PUT|POST) /outage/artifacts/\S+/targets/cpu/\S+\.onnx")
+    try:
+        yield held
+    finally:
+        held.close()
+
+
+#: How long S3 stays away: what the issue names ("a minute of S3 outage during a build").
+OUTAGE_SECONDS = 60
+
+
+def test_a_minute_of_s3_outage_during_a_build_is_retried_and_ends_ready(
+    own_cluster: LocalCluster,
+    own_minio: MinioProcess,
+    build_gate: S3Gate,
+    sample_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """MinIO killed while the cpu build publishes, and kept down a minute: the build exits
+    75 (S3 unreachable) on each attempt meanwhile, the Job controller retries it with
+    back-off, the status and a Retrying event say each attempt and why, and once S3 is back
+    the target is Ready; no Job deleted by hand, none made twice."""
+    cluster = own_cluster
+    install_crd(cluster.api_client())
+    core: Any = client.CoreV1Api(cluster.api_client())
+    core.create_namespace({"metadata": {"name": "faults"}})
+    wait_for(lambda: core.list_namespaced_service_account("faults").items, 30, "default SA")
+    own_minio.server.client().create_bucket(Bucket="outage")
+    scene = Scene(cluster, "faults", build_gate.server, "outage")
+    scene.prepare(sample_dir)
+    operator = start_operator(cluster.kubeconfig, tmp_path / "operator.log", namespaces=("faults",))
+    try:
+        scene.apply(manifest("outage", "outage", [target("cpu")]))
+        wait_for(build_gate.held.is_set, 600, "the cpu build's first artifact upload")
+        own_minio.stop(kill=True)
+        down = time.monotonic()
+        build_gate.release()
+        wait_for(build_gate.refused.is_set, 120, "a request to S3 while it is down")
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down)))
+        own_minio.start()
+        final = wait_for(lambda: scene.phase("outage", "Ready", "Failed"), 900, "outage to settle")
+    finally:
+        operator.stop()
+    log = operator.log.read_text()
+    assert final["phase"] == "Ready", json.dumps(final, indent=1) + log[-3000:]
+    cpu = final["targets"][0]
+    assert cpu["phase"] == "Ready" and cpu["retries"] >= 1, cpu
+    assert cpu["lastFailure"].startswith("S3Unreachable: "), cpu
+    events = core.list_namespaced_event(
+        "faults", field_selector="involvedObject.kind=BodyPoseExport,involvedObject.name=outage"
+    ).items
+    retrying = [e.message for e in events if e.reason == "Retrying"]
+    assert retrying and all("S3Unreachable" in m for m in retrying), retrying
+    (build,) = scene.jobs("outage", "build")
+    assert build.status.succeeded == 1 and build.status.failed == cpu["retries"]
+    scene.check_published("outage")

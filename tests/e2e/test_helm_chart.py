@@ -52,6 +52,9 @@ def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
         for rule in d["rules"] if "secrets" in rule["resources"]
     ]  # fmt: skip
     assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    # Nodes: read (a CPU pool's Node Feature Discovery labels), never watched or written.
+    node_rules = [rule for rule in role["rules"] if "nodes" in rule["resources"]]
+    assert node_rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == 1
     pod = operator_pod(docs)
@@ -232,6 +235,8 @@ def test_install_creates_the_crd_and_an_operator_that_gets_but_never_lists_secre
         assert can("list", "secrets", "-n", namespace) == "no"
         assert can("watch", "secrets", "-n", namespace) == "no"
         assert can("create", "pods", "-n", namespace) == "no"
+        assert can("list", "nodes") == "yes"
+        assert can("watch", "nodes") == "no" and can("patch", "nodes") == "no"
     finally:
         helm_run(
             helm, "uninstall", "bpe-test", "--namespace", namespace, kubeconfig=cluster.kubeconfig

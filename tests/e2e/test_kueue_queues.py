@@ -216,11 +216,21 @@ class StatusLog:
         self.targets: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {}
         self.exported: list[tuple[str, str, dict[str, Any] | None]] = []
         self._stop = threading.Event()
+        # Listed here, before the caller applies anything: the watch starts from this
+        # version, so a status written while the thread is still starting (a loaded
+        # machine) is an event it sees, not a state a later first list has already passed.
+        listed = self.api.list_namespaced_custom_object(
+            "bodypose.dev", "v1alpha1", namespace, "bodyposeexports",
+            field_selector=f"metadata.name={name}",
+        )  # fmt: skip
+        for obj in listed.get("items") or []:
+            self._record(obj.get("status") or {})
+        self._version: str | None = listed["metadata"]["resourceVersion"]
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        version = None
+        version = self._version
         while not self._stop.is_set():
             stream = watch.Watch().stream(
                 self.api.list_namespaced_custom_object, "bodypose.dev", "v1alpha1",
@@ -444,3 +454,38 @@ def test_zero_quota_leaves_the_target_queued_with_kueues_reason_until_quota_is_a
     assert sorted(n for n, code in job_creations(setup) if n in names and code == 201) == sorted(
         names
     )
+
+
+def test_a_missing_local_queue_is_said_in_kueues_words_stalls_and_heals_once_it_exists(
+    setup: Setup, bucket: str
+) -> None:
+    """A queueName naming no LocalQueue: Kueue's own words reach the status at once, the
+    resource is Stalled past the pending deadline (a wait no quota ends), and the queue
+    created later lets Kueue admit the Job: Ready, with nothing deleted by hand."""
+    name = f"lost-{uuid.uuid4().hex[:6]}"
+    manifest = resource("lost", bucket, [gpu_target("t4", {POOL_LABEL: "t4"})], queueName=name)
+    setup.cluster.kubectl("apply", "-n", setup.namespace, "-f", "-", input=manifest)
+
+    def stalled() -> dict[str, Any] | None:
+        status = bpe(setup, "lost").get("status") or {}
+        found = {c["type"]: c for c in status.get("conditions") or []}.get("Stalled")
+        return found if found and found["status"] == "True" else None
+
+    cond = wait_for(stalled, 600, "the resource Stalled on a LocalQueue that does not exist")
+    assert cond["reason"] == "Inadmissible", cond
+    assert f"LocalQueue {name} doesn't exist" in cond["message"], cond
+    assert f"(pending deadline {PENDING_DEADLINE}s)" in cond["message"], cond
+
+    cq = f"found-{uuid.uuid4().hex[:6]}"
+    add_cluster_queue(setup, cq, {setup.flavors["t4"]: {"nvidia.com/gpu": 1}})
+    add_local_queue(setup, name, cq)
+    try:
+        final = wait_ready(setup, "lost", timeout=300)
+    except BaseException:
+        (job,) = [j for j in jobs_of(setup, "lost")
+                  if j.metadata.labels["bodypose.dev/stage"] == "build"]  # fmt: skip
+        print(json.dumps(workload_of(setup.cluster.api, setup.namespace, job.metadata.uid),
+                         indent=1, default=str))  # fmt: skip
+        raise
+    assert final["status"]["targets"][0]["phase"] == "Ready"
+    assert "Stalled" not in {c["type"] for c in final["status"]["conditions"]}

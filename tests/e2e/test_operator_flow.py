@@ -216,7 +216,9 @@ def test_int8_three_pools_through_an_operator_restart_then_reuse(
         assert target["phase"] == "Ready"
         assert target["engineUri"].endswith(".int8.onnx")  # an ONNX Runtime artifact
         engine_key = target["engineUri"][len(f"s3://{s3_bucket}/") :]
-        assert engine_key in keys and f"{base}/targets/{target['name']}/manifest.json" in keys
+        assert engine_key in keys and (
+            f"{base}/targets/{target['name']}/{target['identity']}/manifest.json" in keys
+        )
         assert target["verification"]["cosine"] > 0.99
         assert target["runtime"] == "ONNX Runtime"
         check_serving_configs(s3, s3_bucket, target, tmp_path / target["name"])

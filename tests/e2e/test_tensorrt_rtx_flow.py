@@ -79,8 +79,8 @@ def test_an_fp16_resource_gets_a_tensorrt_rtx_engine_built_for_the_l4_pool_and_n
     assert l4["phase"] == "Ready" and l4["notRun"].startswith("no GPU in this pod")
     assert "verification" not in l4
     assert (l4["computeCapabilities"], l4["tensorrtRtxVersion"]) == ("8.9", VERSION)
-    assert l4["engineUri"].endswith(f"/targets/l4/bpnet_model.224.320.fp16.sm89.trtrtx{VERSION}"
-                                    ".engine")  # fmt: skip
+    assert l4["engineUri"].endswith(f"/targets/l4/{l4['identity']}/bpnet_model.224.320.fp16."
+                                    f"sm89.trtrtx{VERSION}.engine")  # fmt: skip
     assert cpu["phase"] == "Ready" and cpu["verification"]["cosine"] >= 0.999
     built = next(c for c in status["conditions"] if c["type"] == "Built")
     assert "l4 built ahead of time and not run" in built["message"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bodypose_exporter.cli.main import build_main as main
+from bodypose_exporter.cli.main import export_main
 from bodypose_exporter.convert.fidelity import (
     read_verification_reference,
     write_verification_reference,
@@ -207,3 +208,44 @@ def test_tensorrt_backend_says_where_it_runs(
     assert code == 2
     assert "needs TensorRT and a GPU" in err and "--engine_backend onnxruntime" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cpu_class_other_than_this_nodes_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The class the operator read from the pool's labels is not this node's: exit 2, both
+    classes named, nothing downloaded (the --onnx named does not even exist)."""
+    here = hardware.describe()["int8InstructionSet"]
+    other = next(
+        c for c in hardware.INT8_CLASSES if c != here and c not in hardware.BASELINE_CLASSES
+    )
+    engine = tmp_path / "bpnet_model.224.320.int8.engine"
+    code, _, err = run(
+        capsys,
+        *ort_build(tmp_path / "absent", engine, "--data_type", "int8"),
+        "--cal_cache_file", str(tmp_path / "cal.bin"),
+        "--int8_instruction_set", other,
+    )  # fmt: skip
+    assert code == 2
+    assert f"--int8_instruction_set {other}: this node's CPU is {here}, not {other}" in err
+    assert "Node Feature Discovery labels disagree with this node's /proc/cpuinfo" in err
+    assert "does not exist" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_the_cpu_class_flag_is_refused_where_it_would_do_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = tmp_path / "e.engine"
+    code, _, err = run(capsys, *ort_build(tmp_path, engine, "--int8_instruction_set", "x86"))
+    assert code == 2
+    assert "--int8_instruction_set: only used with --data_type int8; this build is fp32" in err
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, *ort_build(tmp_path, engine, "--int8_instruction_set", "x86-sse"))
+    assert exited.value.code == 2
+    assert "argument --int8_instruction_set: invalid choice: 'x86-sse'" in capsys.readouterr().err
+    # bpnet-export takes it with the engine it builds, like every engine flag.
+    code = export_main(["-m", str(tmp_path / "m.tlt"), "--int8_instruction_set", "x86"])
+    assert code == 2
+    assert "--int8_instruction_set: only used when building an engine; add --engine_file" in (
+        capsys.readouterr().err
+    )

@@ -6,6 +6,7 @@ import pytest
 
 from bodypose_exporter.engines.compatibility import (
     check_expected_gpu,
+    check_int8_class_flag,
     check_level,
     product_matches,
     tensorrt_record,
@@ -79,3 +80,14 @@ def test_hardware_compatibility_levels_are_the_backends_own() -> None:
     )
     with pytest.raises(UserError, match="--hardware_compatibility 'turing': choose one of"):
         check_level("turing", TRT)
+
+
+def test_the_int8_class_flag_only_where_it_changes_the_artifact() -> None:
+    check_int8_class_flag(None, "fp32", TRT)  # not given: nothing to refuse
+    check_int8_class_flag("x86-vnni", "int8", ORT)
+    with pytest.raises(UserError, match=r"only onnxruntime int8 artifacts .* build is tensorrt$"):
+        check_int8_class_flag("x86-vnni", "int8", TRT)
+    with pytest.raises(UserError, match="only used with --data_type int8; this build is fp16"):
+        check_int8_class_flag("x86", "fp16", ORT)
+    with pytest.raises(UserError, match="'x86-sse': choose one of x86-amx, x86-vnni"):
+        check_int8_class_flag("x86-sse", "int8", ORT)

@@ -12,6 +12,7 @@ skipped on either kind of machine.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -103,3 +104,75 @@ def test_int8_class_and_weights_by_cpu_flags(
 ) -> None:
     assert hardware.int8_instruction_set(flags, machine) == expected
     assert hardware.int8_weights(expected) == weights
+
+
+@pytest.mark.parametrize(
+    ("requested", "here", "refused"),
+    [
+        ("x86-vnni", "x86-vnni", False),  # the node's own class
+        ("x86", "x86-vnni", False),  # the baseline: right on every x86 class
+        ("x86", "x86-avx2", False),
+        ("x86", "x86", False),
+        ("arm64", "arm64-i8mm", False),
+        ("x86-vnni", "x86-avx2", True),  # int8 weights would saturate here
+        ("x86-avx2", "x86-vnni", True),  # a mislabelled pool, though uint8 would run
+        ("x86-amx", "x86-vnni", True),
+        ("arm64-i8mm", "arm64-dotprod", True),
+        ("x86", "arm64", True),  # another architecture's baseline
+        ("arm64", "x86-vnni", True),
+    ],
+)
+def test_a_build_for_another_class_than_this_cpus_is_refused_except_the_baseline(
+    requested: str, here: str, refused: bool
+) -> None:
+    if not refused:
+        hardware.check_int8_class(requested, here)
+        return
+    with pytest.raises(hardware.Int8ClassMismatchError) as raised:
+        hardware.check_int8_class(requested, here)
+    message = str(raised.value)
+    assert f"this node's CPU is {here}, not {requested}" in message
+    assert "Node Feature Discovery labels disagree with this node's /proc/cpuinfo" in message
+    assert raised.value.exit_code == 2 and raised.value.reason == "CpuClassMismatch"
+
+
+def test_the_classes_a_build_can_be_asked_for_are_the_ones_a_cpu_can_have() -> None:
+    x86 = {("avx2",), ("avx512bw",), ("avx512_vnni",), ("amx_int8",), ()}
+    arm = {("i8mm",), ("asimddp",), ()}
+    found = {hardware.int8_instruction_set(set(f), "x86_64") for f in x86} | {
+        hardware.int8_instruction_set(set(f), "aarch64") for f in arm
+    }
+    assert found == set(hardware.INT8_CLASSES)
+    assert {hardware.architecture_of(c) for c in hardware.INT8_CLASSES} == set(
+        hardware.BASELINE_CLASSES
+    )
+
+
+def test_the_baseline_class_asked_for_is_built_with_its_weights_and_recorded(
+    exported: Path, calibrated: Calibrated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--int8_instruction_set x86` (what the operator asks of a pool of mixed CPUs) on this
+    CPU, whatever its own class: uint8 weights, and the manifest and the model name x86."""
+    from bodypose_exporter.cli.main import build_main
+
+    baseline = hardware.architecture_of(HERE)
+    engine = tmp_path / "bpnet_model.224.320.int8.engine"
+    code = build_main(
+        [
+            "--onnx", str(exported / "bpnet_model.onnx"),
+            "--reference_images", str(calibrated.images),
+            "--engine_backend", "onnxruntime",
+            "--engine_file", str(engine),
+            "--data_type", "int8",
+            "--cal_cache_file", str(calibrated.cal_bin),
+            "--int8_instruction_set", baseline,
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["compatibility"]["instructionSet"] == baseline
+    assert manifest["compatibility"]["weights"] == hardware.int8_weights(baseline)
+    assert manifest["hardware"]["int8InstructionSet"] == HERE  # where it was built
+    assert manifest["build"]["int8Weights"] == hardware.int8_weights(baseline)
+    recorded = {p.key: p.value for p in onnx.load(str(engine.with_suffix(".onnx"))).metadata_props}
+    assert recorded[hardware.METADATA_KEYS["instructionSet"]] == baseline

@@ -15,6 +15,8 @@ tests/conftest.py.
     kubectl           session   Path of the built kubectl
     helm              session   Path of the built helm (no cluster needed)
     minio_endpoint    session   S3Server: MinIO built from its Go module, on loopback
+    own_minio         function  MinioProcess: a MinIO of the test's own, which it may stop
+                                and start (an S3 outage), stopped afterwards
     kueue_binary      session   Path of Kueue's manager (hack/cluster/build.sh kueue)
     kueue             module    Kueue (devcluster/kueue.py) running on `cluster`, its
                                 webhooks live; stopped after the module (webhooks first)
@@ -42,7 +44,7 @@ import pytest
 from devcluster.controlplane import LocalCluster, ensure_binaries
 from devcluster.images import BuiltImage, base_image, ensure_images
 from devcluster.kueue import Kueue, start_kueue
-from devcluster.minio import S3Server, start_minio
+from devcluster.minio import MinioProcess, S3Server, start_minio
 
 
 def _build(config: pytest.Config, components: tuple[str, ...] = ()) -> dict[str, Path]:
@@ -174,6 +176,18 @@ def minio_endpoint(
     endpoint URL exactly as a user's MinIO would be."""
     with start_minio(minio_binary, tmp_path_factory.mktemp("minio")) as server:
         yield server
+
+
+@pytest.fixture
+def own_minio(minio_binary: Path, tmp_path: Path) -> Iterator[MinioProcess]:
+    """A MinIO of the test's own: one a test may kill and start again (an S3 outage)
+    without touching the session's."""
+    minio = MinioProcess(minio_binary, tmp_path / "minio")
+    minio.start()
+    try:
+        yield minio
+    finally:
+        minio.stop()
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,9 @@ def _jobs(settings: Settings) -> dict[str, dict[str, Any]]:
     spec, body = BodyPoseExportSpec.model_validate(raw), resource(raw)
     jobs = {"export": build_export_job(body, spec, "0123456789abcdef", settings)}
     for target in spec.targets:
-        jobs[target.name] = build_target_job(body, spec, target, "0123456789abcdef", settings)
+        jobs[target.name] = build_target_job(
+            body, spec, target, "0123456789abcdef", settings, "i" * 16
+        )
     return jobs
 
 
@@ -223,11 +225,11 @@ def test_a_tensorrt_rtx_target_builds_for_its_pools_gpu_from_the_fp16_model() ->
                  {"name": "t4", "backend": "tensorrt-rtx", "computeCapabilities": ["7.5"]}],
     ))  # fmt: skip
     l4, t4 = spec.targets
-    args = build_args(spec, l4, "s3://b/p")
+    args = build_args(spec, l4, "s3://b/p", "i" * 16)
     assert args[args.index("--compute_capabilities") + 1] == "8.9"  # from the pool's labels
     assert args[args.index("--fp16_model") + 1] == "s3://b/p/bpnet_model.fp16.onnx"
     assert "--expected_gpu_product" not in args and "--hardware_compatibility" not in args
-    named = build_args(spec, t4, "s3://b/p")
+    named = build_args(spec, t4, "s3://b/p", "i" * 16)
     assert named[named.index("--compute_capabilities") + 1] == "7.5"
     assert engine_file_name(spec, l4).endswith(".fp16.engine")
     exported = export_args(spec, "s3://b/p")
@@ -265,24 +267,27 @@ def test_build_args_carry_the_compatibility_record_and_the_pools_gpu() -> None:
                  {"name": "cpu", "backend": "onnxruntime"}],
     ))  # fmt: skip
     a100, cpu = spec.targets
-    flags = build_args(spec, a100, "s3://o/p")
+    flags = build_args(spec, a100, "s3://o/p", "i" * 16)
     pairs = dict(zip(flags[::2], flags[1::2], strict=False))
     assert pairs["--hardware_compatibility"] == "ampere+"
     assert pairs["--expected_gpu_product"] == "NVIDIA-A100-SXM4-80GB"
     assert pairs["--int8_route"] == "cal_bin"
-    assert pairs["--engine_file"].endswith("/targets/a100/bpnet_model.320.448.int8.engine")
+    assert pairs["--engine_file"].endswith(
+        "/targets/a100/iiiiiiiiiiiiiiii/bpnet_model.320.448.int8.engine"
+    )
+    assert pairs["--target_identity"] == "i" * 16
     # One timing cache per GPU model and TensorRT version, shared under the output prefix
     # (the build names the file from the device it finds).
     assert pairs["--timing_cache_dir"] == "s3://artifacts/bpnet/.timing-caches"
     # An ONNX Runtime artifact is named for what it is; no TensorRT flags for it.
-    cpu_flags = build_args(spec, cpu, "s3://o/p")
+    cpu_flags = build_args(spec, cpu, "s3://o/p", "i" * 16)
     assert engine_file_name(spec, cpu) == "bpnet_model.320.448.int8.onnx"
     assert not {"--hardware_compatibility", "--expected_gpu_product", "--int8_route",
                 "--timing_cache_dir"} & set(cpu_flags)  # fmt: skip
 
 
-def test_pool_identity_follows_the_compatibility_record() -> None:
-    from bodypose_operator.builders.naming import pool_identity
+def test_target_identity_follows_the_compatibility_record() -> None:
+    from bodypose_operator.builders.naming import target_identity
 
     def target(**extra: Any) -> Any:
         spec = BodyPoseExportSpec.model_validate(
@@ -290,14 +295,15 @@ def test_pool_identity_follows_the_compatibility_record() -> None:
         )
         return spec.targets[0]
 
-    base = pool_identity(target(), "gpu:10.8")
-    assert pool_identity(target(name="other", tolerations=[]), "gpu:10.8") == base
-    assert pool_identity(target(hardwareCompatibility="ampere+"), "gpu:10.8") != base
-    assert pool_identity(target(), "gpu:10.9") != base  # another TensorRT
+    base = target_identity(target(), "gpu:10.8")
+    assert target_identity(target(name="other", tolerations=[]), "gpu:10.8") == base
+    assert target_identity(target(hardwareCompatibility="ampere+"), "gpu:10.8") != base
+    assert target_identity(target(), "gpu:10.9") != base  # another TensorRT
 
 
 def test_bad_input_and_failed_gates_fail_the_job_at_once_crashes_retry() -> None:
     for job in _jobs(Settings()).values():
         rules = job["spec"]["podFailurePolicy"]["rules"]
         assert rules == [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 3]}}]
-        assert job["spec"]["backoffLimit"] == 1  # anything else (137: killed) is retried once
+        # Anything else (75: S3 away, 137: killed, a lost node) is retried with back-off.
+        assert job["spec"]["backoffLimit"] == 6

@@ -13,7 +13,7 @@ from bodypose_operator.controller.reconcile import reconcile
 from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
 from tests.support.argocd import LUA, health
-from tests.support.operator_fakes import RecordedCluster, body, put_manifest
+from tests.support.operator_fakes import RecordedCluster, body, put_manifest, put_target_manifest
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def test_building_failed_ready_and_a_new_generation(bucket: str, s3_endpoint: S3
     prefix = f"s3://{bucket}/out/ml/demo/{resource['status']['contentKey']}"
     put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
     for target in ("a100", "cpu"):
-        put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {"artifacts": []})
+        put_target_manifest(s3_endpoint, prefix, body("any"), target, {"artifacts": []})
     resource["status"] = reconcile(resource, cluster, settings).status  # type: ignore[arg-type]
     assert health(resource) == ("Healthy", "2/2 targets ready")
 

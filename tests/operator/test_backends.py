@@ -29,7 +29,7 @@ from bodypose_operator.api.v1alpha1 import (
     precision_rule,
 )
 from bodypose_operator.builders.jobs import build_args, engine_file_name, target_resources
-from bodypose_operator.builders.naming import pool_identity
+from bodypose_operator.builders.naming import target_identity
 from bodypose_operator.settings import Settings
 from tests.support.operator_fakes import spec_dict
 
@@ -99,7 +99,7 @@ EXAMPLE = Backend(
     artifact_suffix=".engine",
     precisions=("fp32", "fp16"),
     options=frozenset({"hardwareCompatibility"}),
-    image_in_pool_identity=True,
+    image_in_identity=True,
 )
 
 
@@ -124,12 +124,12 @@ def test_a_new_row_is_all_the_jobs_and_identities_need(example_row: Backend) -> 
     assert Settings().build_image(example_row.name) == "bodypose-export/exporter:0.1.0"
     assert target_resources(target) == {"requests": {"cpu": "2", "memory": "4Gi"}}
     assert engine_file_name(spec, target) == "bpnet_model.320.448.fp16.engine"
-    args = build_args(spec, target, "s3://o/p")
+    args = build_args(spec, target, "s3://o/p", "i" * 16)
     pairs = dict(zip(args[::2], args[1::2], strict=False))
     assert pairs["--engine_backend"] == "example-aot"
     assert pairs["--hardware_compatibility"] == "ampere+"
     assert "--expected_gpu_product" not in pairs and "--int8_route" not in pairs
-    assert pool_identity(target, "img:1") != pool_identity(target, "img:2")
+    assert target_identity(target, "img:1") != target_identity(target, "img:2")
 
 
 def test_a_new_row_makes_its_admission_rules(example_row: Backend) -> None:

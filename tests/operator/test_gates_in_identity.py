@@ -16,7 +16,13 @@ from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
 from bodypose_operator.builders.naming import LABEL_CONTENT_KEY, LABEL_STAGE, content_key
 from tests.conftest import S3Endpoint
 from tests.support.operator_api import Served
-from tests.support.operator_fakes import body, put_manifest, spec_dict
+from tests.support.operator_fakes import (
+    body,
+    put_artifact,
+    put_manifest,
+    put_target_manifest,
+    spec_dict,
+)
 
 DIGEST = "etag:x:size:1"
 EVALUATION = {"annotationsUri": "s3://data/a.json", "imagesUri": "s3://data/val/"}
@@ -46,16 +52,15 @@ def test_a_resource_without_gates_keeps_its_key_and_every_gate_changes_it() -> N
 
 def _export_done(s3: S3Endpoint, prefix: str) -> None:
     put_manifest(s3, f"{prefix}/manifest.json", {"artifacts": [
-        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
+        put_artifact(s3, "etlt", f"{prefix}/bpnet_model.etlt", b"etlt!"),
     ]})  # fmt: skip
 
 
 def _targets_done(s3: S3Endpoint, prefix: str, cosine: float, min_cosine: float) -> None:
     """Both targets built, verified with these figures against these gates."""
     for target in ("a100", "cpu"):
-        put_manifest(s3, f"{prefix}/targets/{target}/manifest.json", {
-            "artifacts": [{"kind": "engine", "path": f"{prefix}/targets/{target}/e",
-                           "sha256": "cd", "bytes": 7}],
+        put_target_manifest(s3, prefix, body("any"), target, {
+            "artifacts": [put_artifact(s3, "engine", f"{prefix}/targets/{target}/e", b"engine")],
             "verification": {"figures": {"cosine": cosine}, "passed": True,
                              "gates": {"cosine": min_cosine}},
         })  # fmt: skip

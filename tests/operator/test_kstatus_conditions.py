@@ -8,7 +8,7 @@ from typing import Any
 from bodypose_operator.controller.reconcile import reconcile
 from bodypose_operator.settings import Settings
 from tests.conftest import S3Endpoint
-from tests.support.operator_fakes import RecordedCluster, body, put_manifest
+from tests.support.operator_fakes import RecordedCluster, body, put_manifest, put_target_manifest
 
 
 def types(status: dict[str, Any]) -> dict[str, str]:
@@ -29,7 +29,7 @@ def test_reconciling_while_working_stalled_on_failure_neither_when_ready(
     prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
     put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
     for target in ("a100", "cpu"):
-        put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {"artifacts": []})
+        put_target_manifest(s3_endpoint, prefix, body("any"), target, {"artifacts": []})
     ready = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
     assert ready.status["phase"] == "Ready"
     assert "Reconciling" not in types(ready.status) and "Stalled" not in types(ready.status)

@@ -31,7 +31,14 @@ from tests.conftest import S3Endpoint
 from tests.infra.cluster import fresh_namespace
 from tests.infra.wait import wait_for
 from tests.support.operator_api import Served
-from tests.support.operator_fakes import CREDENTIALS, body, cond, put_manifest
+from tests.support.operator_fakes import (
+    CREDENTIALS,
+    body,
+    cond,
+    put_manifest,
+    put_target_manifest,
+    target_folder,
+)
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "bodypose-operator"
 
@@ -86,7 +93,7 @@ def test_the_resync_sees_what_no_event_announced_and_a_ready_resource_has_none(
                 30, "the resync to see the export complete",
             )  # fmt: skip
             for target in ("a100", "cpu"):
-                put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {
+                put_target_manifest(s3_endpoint, prefix, body("any"), target, {
                     "artifacts": [{"kind": "engine", "path": f"{prefix}/targets/{target}/e"}],
                 })  # fmt: skip
             wait_for(
@@ -97,7 +104,10 @@ def test_the_resync_sees_what_no_event_announced_and_a_ready_resource_has_none(
             # stays unseen through many resync intervals.
             s3_endpoint.client().delete_object(
                 Bucket=bucket,
-                Key=f"out/{namespace}/quiet/{exporting['contentKey']}/targets/cpu/manifest.json",
+                Key=target_folder(
+                    f"out/{namespace}/quiet/{exporting['contentKey']}", body("any"), "cpu"
+                )
+                + "/manifest.json",
             )
             with pytest.raises(TimeoutError):
                 wait_for(

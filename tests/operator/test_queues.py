@@ -32,6 +32,7 @@ from tests.support.operator_fakes import (
     body,
     cond,
     put_manifest,
+    put_target_manifest,
     resource,
     spec_dict,
 )
@@ -92,7 +93,7 @@ def test_a_queued_job_is_labelled_and_created_suspended_and_the_export_may_queue
     spec = BodyPoseExportSpec.model_validate(spec_dict(queueName="gpus", exportQueueName="cpu"))
     res = resource(spec_dict())
     export = build_export_job(res, spec, "k" * 16, Settings())
-    build = build_target_job(res, spec, spec.targets[0], "k" * 16, Settings())
+    build = build_target_job(res, spec, spec.targets[0], "k" * 16, Settings(), "i" * 16)
     assert export["metadata"]["labels"][QUEUE_LABEL] == "cpu"
     assert build["metadata"]["labels"][QUEUE_LABEL] == "gpus"
     for job in (export, build):
@@ -112,17 +113,23 @@ def test_a_queued_job_is_labelled_and_created_suspended_and_the_export_may_queue
         "gpus"
     )
     # No queue anywhere: today's Jobs, unsuspended and unlabelled.
-    unqueued = build_target_job(res, plain, plain.targets[0], "k" * 16, Settings())
+    unqueued = build_target_job(res, plain, plain.targets[0], "k" * 16, Settings(), "i" * 16)
     assert QUEUE_LABEL not in unqueued["metadata"]["labels"] and "suspend" not in unqueued["spec"]
 
 
-def test_the_queue_is_no_part_of_the_content_key_or_the_job_names(bucket: str) -> None:
+def test_the_queue_is_no_part_of_the_content_key_but_a_job_belongs_to_its_queue(
+    bucket: str,
+) -> None:
     plain, queued = RecordedCluster(), RecordedCluster()
     settings = Settings(pending_check_seconds=0)
     a = reconcile(body(bucket), plain, settings)  # type: ignore[arg-type]
     b = reconcile(queued_body(bucket), queued, settings)  # type: ignore[arg-type]
+    # The artifacts are the same (one content key) ...
     assert a.status["contentKey"] == b.status["contentKey"]
-    assert list(plain.jobs) == list(queued.jobs)
+    # ... but each Job is named from what it runs, its queue included: a resource moved to
+    # another queue has its unfinished Jobs replaced by ones waiting in the queue it names.
+    assert list(plain.jobs) != list(queued.jobs)
+    assert [n.rsplit("-", 1)[0] for n in plain.jobs] == [n.rsplit("-", 1)[0] for n in queued.jobs]
 
 
 @pytest.mark.parametrize(
@@ -299,7 +306,7 @@ def test_builds_wait_their_turn_then_run_and_a_preempted_one_is_queued_again_not
     # Admitted again, run to the end: Ready.
     a100.spec.suspend = cpu.spec.suspend = False
     for target in ("a100", "cpu"):
-        put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {"artifacts": []})
+        put_target_manifest(s3_endpoint, prefix, body("any"), target, {"artifacts": []})
     done = reconcile(queued_body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert done.status["phase"] == "Ready"
     assert all("queue" not in t for t in done.status["targets"])
@@ -497,3 +504,81 @@ def test_a_workload_event_while_the_api_server_is_away_is_a_warning_and_no_verdi
     svc.on_workload_event("MODIFIED", workload(name))
     assert cluster.passes == before + 1
     svc.checks.cancel_all()
+
+
+# ---- A wait no quota ends: never silent, Stalled past the pending deadline -------------
+def _waiting_export(bucket: str, cluster: RecordedCluster, settings: Settings) -> Any:
+    reconcile(queued_body(bucket), cluster, settings)  # type: ignore[arg-type]
+    return cluster.job("export")
+
+
+@pytest.mark.parametrize(
+    ("wl", "reason", "words"),
+    [
+        # A LocalQueue that does not exist, a ClusterQueue stopped: Kueue's words.
+        (lambda job: workload(job, condition(
+            "QuotaReserved", "False", "Inadmissible", "LocalQueue cpu doesn't exist")),
+         "Inadmissible", "QuotaReserved=False (Inadmissible): LocalQueue cpu doesn't exist"),
+        (lambda job: workload(job, condition(
+            "QuotaReserved", "False", "Inadmissible", "ClusterQueue cpu-cq is inactive")),
+         "Inadmissible", "QuotaReserved=False (Inadmissible): ClusterQueue cpu-cq is inactive"),
+        # Deactivated (spec.active false): Kueue evicted it and will not admit it.
+        (lambda job: {**workload(job, condition(
+            "Evicted", "True", "Deactivated", "The workload is deactivated")),
+            "spec": {"active": False}},
+         "WorkloadDeactivated", "is deactivated (spec.active false); Kueue admits it only once "
+         "it is active again: Evicted=True (Deactivated): The workload is deactivated"),
+    ],
+)  # fmt: skip
+def test_a_wait_no_quota_ends_is_said_in_kueues_words_and_stalls_past_the_deadline(
+    bucket: str, wl: Any, reason: str, words: str
+) -> None:
+    cluster = RecordedCluster()
+    settings = Settings(pending_check_seconds=0, pending_deadline_seconds=600, kueue=True)
+    job = _waiting_export(bucket, cluster, settings)
+    found = wl(job.metadata.name)
+    found["status"]["conditions"][0]["lastTransitionTime"] = (
+        dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+    ).isoformat()
+    cluster.workloads[job.metadata.uid] = found
+    waiting = reconcile(queued_body(bucket), cluster, settings)  # type: ignore[arg-type]
+    exported = cond(waiting.status, "Exported")
+    assert exported["reason"] == "Queued" and words in exported["message"]
+    assert waiting.status["phase"] == "Exporting"
+    # No event announces the deadline: a look is scheduled for just past it.
+    assert waiting.requeue_after is not None and 560 < waiting.requeue_after < 575
+
+    found["status"]["conditions"][0]["lastTransitionTime"] = (
+        dt.datetime.now(dt.UTC) - dt.timedelta(seconds=700)
+    ).isoformat()
+    late = reconcile(queued_body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert late.status["phase"] == "Failed"
+    stalled = cond(late.status, "Stalled")
+    assert stalled["reason"] == reason and words in stalled["message"]
+    assert "(pending deadline 600s)" in stalled["message"]
+
+
+def test_a_queue_with_no_kueue_to_serve_it_stalls_past_the_deadline(bucket: str) -> None:
+    """A queueName and no Kueue (or an operator not watching Workloads): the Job stays
+    suspended with no Workload; said at once, Stalled past the deadline."""
+    cluster = RecordedCluster()
+    settings = Settings(pending_check_seconds=0, pending_deadline_seconds=600)
+    job = _waiting_export(bucket, cluster, settings)
+    job.metadata.creation_timestamp -= dt.timedelta(seconds=700)
+    late = reconcile(queued_body(bucket), cluster, settings)  # type: ignore[arg-type]
+    stalled = cond(late.status, "Stalled")
+    assert stalled["reason"] == "NoWorkload"
+    assert (
+        "Kueue's reason is not read: the operator runs without kueue.enabled"
+        in (stalled["message"])
+    )
+
+
+def test_waiting_for_quota_never_stalls(bucket: str) -> None:
+    cluster = RecordedCluster()
+    settings = Settings(pending_check_seconds=0, pending_deadline_seconds=60, kueue=True)
+    job = _waiting_export(bucket, cluster, settings)
+    cluster.workloads[job.metadata.uid] = pending(job.metadata.name)  # transitioned long ago
+    job.metadata.creation_timestamp -= dt.timedelta(hours=5)
+    out = reconcile(queued_body(bucket), cluster, settings)  # type: ignore[arg-type]
+    assert out.status["phase"] == "Exporting" and out.requeue_after is None

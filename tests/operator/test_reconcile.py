@@ -35,7 +35,10 @@ from tests.support.operator_fakes import (
     cond,
     pod,
     pod_running,
+    put_artifact,
     put_manifest,
+    put_target_manifest,
+    target_folder,
 )
 
 
@@ -66,7 +69,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
         "cpu",
     }
     for target in ("a100", "cpu"):
-        put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {
+        put_target_manifest(s3_endpoint, prefix, body("any"), target, {
             "artifacts": [{"kind": "engine", "path": f"{prefix}/targets/{target}/e",
                            "sha256": "cd", "bytes": 7}],
             "hardware": {"gpuName": "NVIDIA A100", "computeCapability": "8.0"},
@@ -188,12 +191,14 @@ def test_unschedulable_build_fails_after_the_deadline(bucket: str, s3_endpoint: 
 
 
 def _complete(endpoint: S3Endpoint, prefix: str, targets: tuple[str, ...]) -> None:
+    """The export and these targets published, their artifacts really there."""
     put_manifest(endpoint, f"{prefix}/manifest.json", {"artifacts": [
-        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
+        put_artifact(endpoint, "etlt", f"{prefix}/bpnet_model.etlt", b"etlt!"),
     ]})  # fmt: skip
     for target in targets:
-        put_manifest(endpoint, f"{prefix}/targets/{target}/manifest.json", {"artifacts": [
-            {"kind": "engine", "path": f"{prefix}/targets/{target}/e", "sha256": "cd", "bytes": 7},
+        folder = target_folder(prefix, body("any"), target)
+        put_target_manifest(endpoint, prefix, body("any"), target, {"artifacts": [
+            put_artifact(endpoint, "engine", f"{folder}/e", f"engine {target}".encode()),
         ]})  # fmt: skip
 
 
@@ -236,7 +241,9 @@ def test_build_job_of_a_reusing_resource_reads_the_shared_artifacts() -> None:
     from bodypose_operator.builders.jobs import build_args
 
     spec = BodyPoseExportSpec.model_validate(body("bkt")["spec"])
-    args = build_args(spec, spec.targets[0], "s3://bkt/out/ml/copy/k", "s3://bkt/out/ml/demo/k")
+    args = build_args(
+        spec, spec.targets[0], "s3://bkt/out/ml/copy/k", "i" * 16, "s3://bkt/out/ml/demo/k"
+    )
     flags = dict(zip(args[::2], args[1::2], strict=False))
     assert flags["--onnx"] == "s3://bkt/out/ml/demo/k/bpnet_model.onnx"
     assert flags["--reference"] == "s3://bkt/out/ml/demo/k/reference.npz"
@@ -277,7 +284,7 @@ def test_failed_build_job_fails_its_target_with_the_jobs_reason(
     assert "Stalled" not in {c["type"] for c in out.status["conditions"]}
     assert cond(out.status, "Ready")["message"].endswith("; 1 other target(s) still building")
     # The cpu target's build done: the failure is all that is left.
-    put_manifest(s3_endpoint, f"{prefix}/targets/cpu/manifest.json", {"artifacts": []})
+    put_target_manifest(s3_endpoint, prefix, body("any"), "cpu", {"artifacts": []})
     out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert out.status["phase"] == "Failed" and out.status["readyTargets"] == "1/2"
     assert cond(out.status, "Stalled")["reason"] == "VerificationFailed"
@@ -297,16 +304,50 @@ def test_a_retried_build_is_reported(bucket: str, s3_endpoint: S3Endpoint) -> No
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     job = cluster.job("build", "cpu")
     job.status = V1JobStatus(failed=1, active=1, ready=1)  # one pod died, the next runs
-    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    # The pod that died: S3 was away (exit 75), its result says so.
+    away = json.dumps({"ok": False, "reason": "S3Unreachable",
+                       "message": "cannot reach the S3 endpoint"})  # fmt: skip
+    died = pod(V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=75,
+                                                                      message=away)))  # fmt: skip
+    died.status.phase = "Failed"
+    cluster.pods[job.metadata.name] = [died]
+    resource = body(bucket)
+    out = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
     cpu = next(t for t in cond(out.status, "Ready") and out.status["targets"]
                if t["name"] == "cpu")  # fmt: skip
     assert cpu["retries"] == 1
-    assert cpu["message"].endswith("running (after 1 failed attempt, retried)")
+    assert cpu["lastFailure"] == "S3Unreachable: cannot reach the S3 endpoint"
+    assert cpu["message"].endswith(
+        "running (attempt 1 of 7 failed: S3Unreachable: cannot reach the S3 endpoint; retried)"
+    )
+    retrying = [e for e in out.events if e.reason == "Retrying"]
+    assert [(e.type, e.message) for e in retrying] == [(
+        "Warning", "target cpu: attempt 1 of 7 failed (S3Unreachable: cannot reach the S3 "
+        "endpoint); the Job retries it with back-off",
+    )]  # fmt: skip
+    # Told once: the next pass over the same facts says nothing new.
+    resource["status"] = out.status
+    again = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    assert [e for e in again.events if e.reason == "Retrying"] == []
     job.status = V1JobStatus(failed=1, succeeded=1)
-    put_manifest(s3_endpoint, f"{prefix}/targets/cpu/manifest.json", {"artifacts": []})
-    out = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
+    put_target_manifest(s3_endpoint, prefix, body("any"), "cpu", {"artifacts": []})
+    resource["status"] = again.status
+    out = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
     cpu = next(t for t in out.status["targets"] if t["name"] == "cpu")
+    # Ready keeps what the status said of the attempt that failed; no pod read for it.
     assert (cpu["phase"], cpu["retries"]) == ("Ready", 1)
+    assert cpu["lastFailure"] == "S3Unreachable: cannot reach the S3 endpoint"
+
+    # A Job that failed and then succeeded between two passes (S3 away for the operator
+    # too): its failed attempt is read from its pod at the first pass that sees it done.
+    fresh = body(bucket)
+    told = reconcile(fresh, cluster, settings)  # type: ignore[arg-type]
+    cpu = next(t for t in told.status["targets"] if t["name"] == "cpu")
+    assert cpu["lastFailure"] == "S3Unreachable: cannot reach the S3 endpoint"
+    assert [e.message for e in told.events if e.reason == "Retrying"] == [
+        "target cpu: complete after 1 failed attempt, the last (S3Unreachable: cannot reach "
+        "the S3 endpoint)"
+    ]
 
 
 NOT_FOUND = (
@@ -324,7 +365,7 @@ def _exported(bucket: str, s3_endpoint: S3Endpoint, settings: Settings) -> Recor
     prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
     put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
-    put_manifest(s3_endpoint, f"{prefix}/targets/cpu/manifest.json", {"artifacts": []})
+    put_target_manifest(s3_endpoint, prefix, body("any"), "cpu", {"artifacts": []})
     return cluster
 
 
@@ -469,7 +510,7 @@ def test_evaluation_reference_and_per_target_ap_reach_the_status(
     assert flags["--eval_reference"] == f"{prefix}/evaluation.json"
     assert flags["--max_ap_drop"] == "1.5"
     for target, (ap, drop) in {"a100": (52.1, 0.53), "cpu": (50.0, 2.63)}.items():
-        put_manifest(s3_endpoint, f"{prefix}/targets/{target}/manifest.json", {
+        put_target_manifest(s3_endpoint, prefix, body("any"), target, {
             "artifacts": [
                 {"kind": "engine", "path": f"{prefix}/targets/{target}/e.engine", "sha256": "a",
                  "bytes": 1},
@@ -527,3 +568,33 @@ def test_a_content_index_that_cannot_be_written_is_a_later_look_not_an_error(
     }  # fmt: skip
     assert out.requeue_after == 30.0
     assert "ml/demo: content index not written: access denied: cannot write" in caplog.text
+
+
+def test_reuse_checks_what_it_reuses_and_builds_when_an_artifact_was_replaced(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    """A content-index entry is taken only while every artifact its manifest lists is there
+    with the size and sha256 it records: an engine replaced in the shared bucket is not
+    reused, an event says so, and the target is built."""
+    first_cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    first = reconcile(body(bucket), first_cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    _complete(s3_endpoint, prefix, ("a100", "cpu"))
+    assert reconcile(body(bucket), first_cluster, settings).status["phase"] == "Ready"  # type: ignore[arg-type]
+    # Someone with write access replaces the cpu engine (same size, other bytes).
+    engine = f"{target_folder(prefix, body('any'), 'cpu')}/e"
+    put_artifact(s3_endpoint, "engine", engine, b"engine xyz")
+    other = body(bucket)
+    other["metadata"]["name"] = "copy"
+    cluster = RecordedCluster()
+    out = reconcile(other, cluster, settings)  # type: ignore[arg-type]
+    phases = {t["name"]: t["phase"] for t in out.status["targets"]}
+    assert phases == {"a100": "Ready", "cpu": "Pending"}
+    [started] = [e.message for e in out.events if e.reason == "BuildStarted"]
+    assert f"{prefix}/targets/cpu/" in started and "was not reused" in started
+    assert f"{engine} has sha256 " in started and "its manifest records" in started
+    # Gone altogether: the same.
+    s3_endpoint.client().delete_object(Bucket=bucket, Key=engine.split("/", 3)[3])
+    gone = reconcile(other, RecordedCluster(), settings)  # type: ignore[arg-type]
+    [started] = [e.message for e in gone.events if e.reason == "BuildStarted"]
+    assert f"{engine} is missing" in started

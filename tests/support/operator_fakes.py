@@ -81,6 +81,9 @@ class RecordedCluster:
         self.workloads_unavailable: str | None = None
         self.workload_reads = 0
         self.manifests: dict[str, dict[str, Any]] = {}  # the Jobs as created
+        #: The cluster's nodes: name -> labels (`node_labels` selects from them).
+        self.nodes: dict[str, dict[str, str]] = {}
+        self.node_reads = 0
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         self.secret_reads += 1
@@ -120,6 +123,15 @@ class RecordedCluster:
         if self.workloads_unavailable is not None:
             raise WorkloadsUnavailable(self.workloads_unavailable)
         return self.workloads.get(job_uid)
+
+    def node_labels(self, selector: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+        """The nodes whose labels hold every pair of the selector, as a list call returns them."""
+        self.node_reads += 1
+        return [
+            (name, dict(labels))
+            for name, labels in sorted(self.nodes.items())
+            if all(labels.get(key) == value for key, value in selector.items())
+        ]
 
     def delete_job(self, namespace: str, name: str) -> None:
         self.deleted.append(name)
@@ -161,10 +173,10 @@ def pod(state: V1ContainerState, conditions: list[V1PodCondition] | None = None)
 def body(bucket: str, **overrides: Any) -> dict[str, Any]:
     """A resource whose model and output are in `bucket`, with a GPU target (a100) and a
     CPU one (cpu), reaching S3 through the CREDENTIALS Secret."""
+    overrides.setdefault("targets", [{"name": "a100"}, {"name": "cpu", "backend": "onnxruntime"}])
     spec = spec_dict(
         model={"uri": f"s3://{bucket}/models/m.tlt", "keySecretRef": {"name": "k", "key": "key"}},
         output={"uri": f"s3://{bucket}/out", "credentialsSecretRef": {"name": CREDENTIALS}},
-        targets=[{"name": "a100"}, {"name": "cpu", "backend": "onnxruntime"}],
         **overrides,
     )
     return resource(spec)
@@ -174,6 +186,47 @@ def put_manifest(endpoint: S3Endpoint, uri: str, manifest: dict[str, Any]) -> No
     """Write a stage manifest where a Job would: the stage is then complete."""
     bucket, _, key = uri[5:].partition("/")
     endpoint.client().put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+
+
+def put_artifact(endpoint: S3Endpoint, kind: str, uri: str, data: bytes) -> dict[str, Any]:
+    """Write an artifact object; its manifest entry (kind, path, sha256, bytes), as a build
+    records it, so that reuse, which checks every object against its entry, takes it."""
+    import hashlib
+
+    bucket, _, key = uri[5:].partition("/")
+    endpoint.client().put_object(Bucket=bucket, Key=key, Body=data)
+    return {"kind": kind, "path": uri, "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data)}  # fmt: skip
+
+
+def target_folder(prefix: str, resource: dict[str, Any], target: str, settings: Any = None) -> str:
+    """Where a target's build publishes: `<prefix>/targets/<name>/<identity now>`."""
+    from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+    from bodypose_operator.builders.naming import target_identity
+    from bodypose_operator.settings import Settings
+
+    settings = settings or Settings()
+    spec = BodyPoseExportSpec.model_validate(resource["spec"])
+    found = next(t for t in spec.targets if t.name == target)
+    identity = target_identity(found, settings.build_image(found.backend))
+    return f"{prefix}/targets/{target}/{identity}"
+
+
+def put_target_manifest(
+    endpoint: S3Endpoint,
+    prefix: str,
+    resource: dict[str, Any],
+    target: str,
+    manifest: dict[str, Any],
+    settings: Any = None,
+) -> str:
+    """Write a target's build manifest where its Job would (under the target's identity,
+    recording it): the target is then built. Returns the manifest's URI."""
+    folder = target_folder(prefix, resource, target, settings)
+    identity = folder.rsplit("/", 1)[1]
+    uri = f"{folder}/manifest.json"
+    put_manifest(endpoint, uri, {**manifest, "targetIdentity": identity})
+    return uri
 
 
 def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from bodypose_exporter.codec.registry import CODEC_CHOICES
 from bodypose_exporter.engines.base import EngineOptions
-from bodypose_exporter.engines.registry import BACKENDS, DEFAULT_BACKEND
+from bodypose_exporter.engines.registry import BACKEND_MODULES, BACKENDS, DEFAULT_BACKEND
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.gate import max_ap_drop_for
 from bodypose_exporter.verification.gates import GATE_FLAGS
@@ -291,6 +291,23 @@ def add_tensorrt_target(p: argparse.ArgumentParser, *, export: bool) -> None:
         help="tensorrt-rtx: the GPUs to build for ahead of time, e.g. 8.9 (L4, L40S), 8.6 "
         "(A10), 8.0 (A100), 7.5 (T4), 12.0 (Blackwell RTX); not 9.0 (Hopper: TensorRT-RTX "
         "does not run there); no GPU needed in this pod",
+    )  # fmt: skip
+
+
+#: The CPU int8 classes some backend builds for (onnxruntime's `engines/ort/hardware.py`).
+INT8_INSTRUCTION_SETS = list(
+    dict.fromkeys(c for facts, _ in BACKEND_MODULES.values() for c in facts.int8_instruction_sets)
+)
+
+
+def add_cpu_target(p: argparse.ArgumentParser) -> None:
+    """The CPU class an onnxruntime int8 artifact is built for (`engines.ort.hardware`)."""
+    p.add_argument(
+        "--int8_instruction_set", default=None, choices=INT8_INSTRUCTION_SETS, metavar="CLASS",
+        help="onnxruntime int8: the CPU class to build for, as the pool's Node Feature Discovery "
+        f"labels say ({', '.join(INT8_INSTRUCTION_SETS)}; default: this CPU's); x86 is right on "
+        "every x86 CPU (uint8 weights); any other class must be this node's own, else the "
+        "build fails before starting. Recorded in the manifest (compatibility.instructionSet)",
     )  # fmt: skip
 
 

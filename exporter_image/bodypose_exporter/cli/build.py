@@ -83,6 +83,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     groups.add_backend(p, export=False)
     groups.add_tensorrt_target(p, export=False)
+    groups.add_cpu_target(p)
     groups.add_serving(p)
     groups.add_gates(p)
     groups.add_evaluation(p, build=True)
@@ -92,6 +93,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         "engine of --onnx passes its gates, also build this one's engine from the same "
         "calibration and publish it beside (<engine>.deploy.engine, its own Triton model "
         "bpnet_deploy and DeepStream config)",
+    )  # fmt: skip
+    p.add_argument(
+        "--target_identity", default=None, metavar="ID",
+        help="recorded as targetIdentity in the manifest (the operator passes the identity "
+        "of the target the engine is for, and takes a published engine only for the "
+        "identity it records)",
     )  # fmt: skip
     groups.add_verbose(p)
 
@@ -143,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             eval_images=args.eval_images,
             eval_max_images=args.eval_max_images,
             max_ap_drop=args.max_ap_drop,
+            target_identity=args.target_identity,
         )
     )
     engine = result.manifest["artifacts"][0]

@@ -119,6 +119,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_codec(p)
     groups.add_backend(p, export=True)
     groups.add_tensorrt_target(p, export=True)
+    groups.add_cpu_target(p)
     groups.add_serving(p)
     groups.add_reference_images(p)
     groups.add_gates(p)

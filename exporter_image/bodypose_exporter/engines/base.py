@@ -61,8 +61,10 @@ class EngineOptions:
     expected_compute_capability: str | None = field(
         default=None, metadata=flag("--expected_compute_capability")
     )
-    #: onnxruntime int8: the CPU class to build for (`engines.ort.hardware`); None: this CPU's.
-    int8_instruction_set: str | None = None
+    #: onnxruntime int8: the CPU class to build for (`engines.ort.hardware`), as the pool's
+    #: Node Feature Discovery labels say; None: this CPU's. Another class than this CPU's is
+    #: refused, except the architecture's baseline (`x86`: right on every x86 CPU).
+    int8_instruction_set: str | None = field(default=None, metadata=flag("--int8_instruction_set"))
     #: tensorrt-rtx: the GPUs' compute capabilities to build for ahead of time ("8.9", ...).
     compute_capabilities: tuple[str, ...] = field(
         default=(), metadata=flag("--compute_capabilities")
@@ -104,6 +106,8 @@ class BackendFacts:
     hardware_compatibility_levels: tuple[str, ...] = ("none",)
     #: It takes --expected_gpu_product / --expected_compute_capability.
     checks_gpu: bool = False
+    #: The CPU int8 classes it builds for (--int8_instruction_set); empty: it takes none.
+    int8_instruction_sets: tuple[str, ...] = ()
     #: Its builds keep a timing cache: the one its hardware shares under --timing_cache_dir
     #: (`EngineBackend.timing_cache_key`), else the one --timing_cache names, else one
     #: beside the engine.

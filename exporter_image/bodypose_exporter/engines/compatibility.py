@@ -67,6 +67,26 @@ def check_gpu_flags(expected: bool, facts: BackendFacts) -> None:
         )
 
 
+def check_int8_class_flag(instruction_set: str | None, precision: str, facts: BackendFacts) -> None:
+    """--int8_instruction_set only where the backend builds int8 by CPU class, and only int8."""
+    if instruction_set is None:
+        return
+    if not facts.int8_instruction_sets:
+        raise UserError(
+            f"--int8_instruction_set: only onnxruntime int8 artifacts depend on the CPU's int8 "
+            f"class; this build is {facts.name}"
+        )
+    if instruction_set not in facts.int8_instruction_sets:
+        raise UserError(
+            f"--int8_instruction_set {instruction_set!r}: choose one of "
+            f"{', '.join(facts.int8_instruction_sets)}"
+        )
+    if precision != "int8":
+        raise UserError(
+            f"--int8_instruction_set: only used with --data_type int8; this build is {precision}"
+        )
+
+
 def _normalized(name: str) -> str:
     """A device or label name compared as GPU feature discovery writes labels."""
     return re.sub(r"[\s_]+", "-", name.strip()).lower()

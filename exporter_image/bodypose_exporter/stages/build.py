@@ -53,7 +53,11 @@ from bodypose_exporter.engines.base import (
     EngineOptions,
     flag,
 )
-from bodypose_exporter.engines.compatibility import check_gpu_flags, check_level
+from bodypose_exporter.engines.compatibility import (
+    check_gpu_flags,
+    check_int8_class_flag,
+    check_level,
+)
 from bodypose_exporter.engines.naming import (
     artifact_file_name,
     shared_timing_cache,
@@ -128,6 +132,10 @@ class BuildStageRequest:
     eval_images: str | None = None
     eval_max_images: int | None = None
     max_ap_drop: float | None = None  # AP points; None: the precision's default
+    #: The identity the operator computed for the target this engine is for (what it is
+    #: built for: pool, backend, options, image), recorded verbatim in the manifest
+    #: (`targetIdentity`): the operator takes an artifact only for the identity it records.
+    target_identity: str | None = None
 
 
 class EngineApDropError(ApDropError):
@@ -266,6 +274,7 @@ def _target(
         bool(options.expected_gpu_product or options.expected_compute_capability),
         backend.facts,
     )
+    check_int8_class_flag(options.int8_instruction_set, options.precision, backend.facts)
     record = backend.target(options, backend.describe())
     location = artifact_file_name(request.engine_file, backend.facts, record)
     if location != request.engine_file:
@@ -466,6 +475,8 @@ def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
     )
     if build.record is not None:
         build.manifest.details["compatibility"] = build.record.as_dict()
+    if build.request.target_identity is not None:
+        build.manifest.details["targetIdentity"] = build.request.target_identity
 
 
 def _reject(build: _Build, verdict: Verdict, prefix: str) -> None:

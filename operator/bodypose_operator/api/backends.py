@@ -95,11 +95,15 @@ class Backend:
     shares_timing_cache: bool = False
     #: Its artifacts depend on the library version in the build image (a TensorRT
     #: engine loads only in the TensorRT that built it), so the image is part of what
-    #: makes two targets' artifacts interchangeable (`builders.naming.pool_identity`).
-    image_in_pool_identity: bool = False
+    #: makes two targets' artifacts interchangeable (`builders.naming.target_identity`).
+    image_in_identity: bool = False
     #: It builds ahead of time for named compute capabilities (`computeCapabilities`, else
     #: the nodeSelector's GPU feature discovery labels), only these.
     compute_capabilities: tuple[str, ...] = ()
+    #: Its int8 artifacts differ by the CPU's int8 kernels (README, "CPU int8"): the
+    #: operator reads the pool's class from Node Feature Discovery's labels
+    #: (controller/cpu_class.py), puts it in the target's identity and tells the build.
+    int8_by_cpu_class: bool = False
 
     def resources(self) -> dict[str, Any]:
         """The default resources, a copy the caller may put in a Job manifest."""
@@ -118,7 +122,7 @@ _ROWS: tuple[Backend, ...] = (
         checks_gpu_product=True,
         int8_routes=True,
         shares_timing_cache=True,
-        image_in_pool_identity=True,
+        image_in_identity=True,
     ),
     Backend(
         name="onnxruntime",
@@ -127,6 +131,7 @@ _ROWS: tuple[Backend, ...] = (
         default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
         artifact_suffix=".onnx",
         precisions=("fp32", "fp16", "int8"),
+        int8_by_cpu_class=True,
     ),
     Backend(
         name="tensorrt-rtx",
@@ -138,7 +143,7 @@ _ROWS: tuple[Backend, ...] = (
         # Its INT8 quantizes GEMM weights only, not convolution activations.
         precisions=("fp32", "fp16"),
         options=frozenset({"computeCapabilities"}),
-        image_in_pool_identity=True,  # the engine loads only in its TensorRT-RTX version
+        image_in_identity=True,  # the engine loads only in its TensorRT-RTX version
         compute_capabilities=("7.5", "8.0", "8.6", "8.9", "12.0", "12.1"),
     ),
 )

@@ -562,6 +562,25 @@ class TargetStatus(ApiModel):
         description="Target phase: Queued while its build Job waits in its Kueue queue."
     )
     jobName: str | None = Field(default=None, description="Build Job.")
+    identity: str | None = Field(
+        default=None,
+        description="What the target's artifact is built for, hashed: backend, pool "
+        "(nodeSelector), backend options, the build image where the artifact depends on it, "
+        "the CPU class for ONNX Runtime int8. The artifact lives under targets/<name>/"
+        "<identity>/ and its manifest records it; the target is Ready only on one of its "
+        "identity now.",
+    )
+    int8Class: str | None = Field(
+        default=None,
+        description="ONNX Runtime int8: the CPU class the artifact is built for, read from "
+        "Node Feature Discovery's cpu-cpuid labels of the nodes the target's nodeSelector "
+        "selects (x86-vnni, x86-avx2, ...; x86: uint8 weights, right on every x86 CPU).",
+    )
+    int8ClassReason: str | None = Field(
+        default=None,
+        description="Why the artifact is built for x86 rather than the pool's own class (its "
+        "nodes disagree, or carry no such labels).",
+    )
     engineUri: str | None = Field(default=None, description="s3:// URI of the engine or artifact.")
     sha256: str | None = Field(default=None, description="sha256 of the engine.")
     sizeBytes: int | None = Field(default=None, description="Engine size.")
@@ -602,7 +621,13 @@ class TargetStatus(ApiModel):
         "(DeepStream's bodypose2d app), built from the same calibration as the evaluated one.",
     )
     retries: int | None = Field(
-        default=None, description="Build pods that failed and were retried (the Job's backoff)."
+        default=None,
+        description="Build attempts that failed for a reason a retry may cure (S3 away, a "
+        "pod lost with its node, evicted or preempted, a crash) and were retried by the "
+        "Job's back-off, up to the chart's jobs.backoffLimit.",
+    )
+    lastFailure: str | None = Field(
+        default=None, description="Why the last failed attempt failed: reason: message."
     )
     queue: QueueStatus | None = Field(
         default=None, description="While Queued: the Kueue queue its build Job waits in, and why."
@@ -676,6 +701,11 @@ class BodyPoseExportStatus(ApiModel):
         default=None, description="Artifacts shared by all targets."
     )
     targets: list[TargetStatus] = Field(default_factory=list, description="Per-target results.")
+    exportRetries: int | None = Field(
+        default=None,
+        description="Export attempts that failed for a reason a retry may cure and were "
+        "retried by the Job's back-off (why: the Exported condition's message).",
+    )
     exportQueue: QueueStatus | None = Field(
         default=None,
         description="While the export Job waits in its Kueue queue: which queue, and why.",

@@ -44,10 +44,13 @@ from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportS
 from bodypose_operator.builders.naming import (
     LABEL_CONTENT_KEY,
     LABEL_GENERATION,
+    LABEL_IDENTITY,
+    LABEL_JOB_SPEC,
     LABEL_RESOURCE,
     LABEL_STAGE,
     LABEL_TARGET,
     job_name,
+    job_spec_hash,
 )
 from bodypose_operator.settings import Settings
 
@@ -73,9 +76,13 @@ def timing_cache_dir(spec: BodyPoseExportSpec) -> str:
     return f"{spec.output.uri.rstrip('/')}/{TIMING_CACHES_DIR}"
 
 
-def target_prefix(prefix: str, target: str) -> str:
-    """`<prefix>/targets/<target>`: where one target's artifact and manifest live."""
-    return f"{prefix}/{TARGETS_DIR}/{target}"
+def target_prefix(prefix: str, target: str, identity: str) -> str:
+    """`<prefix>/targets/<target>/<identity>`: where one target's artifact and manifest live.
+
+    The identity (`builders.naming.target_identity`) is in the path so that an artifact
+    built for what the target was (another pool, another backend) is never found where
+    the target as it is now looks for its own."""
+    return f"{prefix}/{TARGETS_DIR}/{target}/{identity}"
 
 
 def _owner_reference(resource: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +210,15 @@ def _base_job(
     return job
 
 
+def _named(job: dict[str, Any], stage: str, key: str, target: str | None = None) -> dict[str, Any]:
+    """Name the Job from what it runs (`naming.job_name` says why), and label it so."""
+    spec_hash = job_spec_hash(job)
+    resource = job["metadata"]["labels"][LABEL_RESOURCE]
+    job["metadata"]["name"] = job_name(resource, stage, key, target, spec_hash)
+    job["metadata"]["labels"][LABEL_JOB_SPEC] = spec_hash
+    return job
+
+
 def _labels(
     resource: dict[str, Any], stage: str, key: str, target: str | None = None
 ) -> dict[str, str]:
@@ -290,16 +306,17 @@ def build_export_job(
         "envFrom": _s3_env(spec),
         "resources": {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}},
     }
-    return _base_job(
+    job = _base_job(
         resource,
         settings,
-        job_name(meta["name"], "export", key),
+        "",
         _labels(resource, "export", key),
         settings.export_job_image,
         container,
         {},
         queue_of(spec, settings, "export"),
     )
+    return _named(job, "export", key)
 
 
 def engine_file_name(spec: BodyPoseExportSpec, target: Target) -> str:
@@ -325,13 +342,21 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 
 def build_args(
-    spec: BodyPoseExportSpec, target: Target, prefix: str, shared: str | None = None
+    spec: BodyPoseExportSpec,
+    target: Target,
+    prefix: str,
+    identity: str,
+    shared: str | None = None,
+    int8_class: str | None = None,
 ) -> list[str]:
     """`bpnet-build` arguments: the shared artifacts (under `shared`, default `prefix`) in,
-    one target's engine out (under `prefix`)."""
+    one target's engine out (under `prefix`, in the folder of the target's identity, which
+    its manifest records). `int8_class`: the CPU class the pool's nodes have, which the
+    artifact is built for (the build refuses a node of another)."""
     shared = shared or prefix
     backend = BACKENDS[target.backend]
-    engine = f"{target_prefix(prefix, target.name)}/{engine_file_name(spec, target)}"
+    folder = target_prefix(prefix, target.name, identity)
+    engine = f"{folder}/{engine_file_name(spec, target)}"
     args = [
         "--onnx", f"{shared}/{file_name(Kind.ONNX)}",
         "--data_type", spec.precision,
@@ -340,6 +365,7 @@ def build_args(
         "--max_workspace_size", str(spec.engine.maxWorkspaceSize),
         "--engine_file", engine,
         "--reference", f"{shared}/{file_name(Kind.REFERENCE)}",
+        "--target_identity", identity,
     ]  # fmt: skip
     if spec.precision == "int8":
         args += [
@@ -352,6 +378,8 @@ def build_args(
         # Strongly typed fp16 engines are built from it (an export made before it existed
         # has none: the build then takes the route its backend has without it).
         args += ["--fp16_model", f"{shared}/{file_name(Kind.FP16_ONNX)}"]
+    if int8_class is not None and spec.precision == "int8":
+        args += ["--int8_instruction_set", int8_class]
     if spec.engine.strictTypeConstraints:
         args.append("-s")
     if spec.evaluation is not None:
@@ -418,9 +446,12 @@ def build_target_job(
     target: Target,
     key: str,
     settings: Settings,
+    identity: str,
     shared: str | None = None,
+    int8_class: str | None = None,
 ) -> dict[str, Any]:
-    """One build Job per target, on that target's pool and hardware.
+    """One build Job per target, on that target's pool and hardware, for its identity
+    (`builders.naming.target_identity`).
 
     `shared`: where the export stage's artifacts are, when another resource with
     the same content made them (default: this resource's own prefix).
@@ -430,7 +461,7 @@ def build_target_job(
     container = {
         "name": "build",
         "command": ["bpnet-build"],
-        "args": build_args(spec, target, prefix, shared),
+        "args": build_args(spec, target, prefix, identity, shared, int8_class),
         "envFrom": _s3_env(spec),
         "resources": target_resources(target),
     }
@@ -438,13 +469,15 @@ def build_target_job(
         "nodeSelector": dict(target.nodeSelector),
         "tolerations": [t.model_dump(exclude_none=True) for t in target.tolerations],
     }
-    return _base_job(
+    labels = {**_labels(resource, "build", key, target.name), LABEL_IDENTITY: identity}
+    job = _base_job(
         resource,
         settings,
-        job_name(meta["name"], "build", key, target.name),
-        _labels(resource, "build", key, target.name),
+        "",
+        labels,
         settings.build_image(target.backend),
         container,
         pod_extra,
         queue_of(spec, settings, "build"),
     )
+    return _named(job, "build", key, target.name)

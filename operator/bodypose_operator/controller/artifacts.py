@@ -23,6 +23,7 @@ a one-byte ranged GET, whose answers do.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -98,6 +99,10 @@ class ArtifactStore:
 
     def __init__(self, client: Any | None = None) -> None:
         self.client = client if client is not None else s3_client()
+        # (uri, ETag, size) -> sha256 of objects this store has hashed: an object is read
+        # whole once; a replaced one has another ETag and is read again.
+        self._hashed: dict[tuple[str, str, int], str] = {}
+        self._hashed_lock = threading.Lock()
 
     def model_digest(self, uri: str) -> str:
         """A digest of the model object: its ETag and size (S3's content identity)."""
@@ -140,6 +145,58 @@ class ArtifactStore:
             return None
         manifest = self.read_manifest(entry["manifest"])
         return (entry["manifest"], manifest) if manifest is not None else None
+
+    def mismatch(self, manifest: dict[str, Any]) -> str | None:
+        """Why the artifacts a manifest lists are not what it records (missing, another size
+        or sha256), or None when every one is. Anyone who may write to a shared bucket can
+        replace an object: what another resource published is checked before it is reused.
+
+        S3 offers no content hash of its own that holds for every upload (an ETag is an MD5
+        only for single-part uploads; additional checksums depend on how the object was
+        put), so each object is read whole and hashed, once per ETag (`_hashed`)."""
+        for artifact in manifest.get("artifacts") or []:
+            uri = artifact.get("path")
+            if not isinstance(uri, str) or not uri.startswith("s3://"):
+                continue
+            bucket, key = _split(uri)
+            try:
+                head = self.client.head_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if code in _MISSING_KEY:
+                    return f"{uri} is missing"
+                raise _refusal(exc, uri, "read") from exc
+            except (EndpointConnectionError, BotoCoreError) as exc:
+                raise S3Unreachable(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
+            size = int(head.get("ContentLength", -1))
+            if artifact.get("bytes") is not None and size != int(artifact["bytes"]):
+                return f"{uri} is {size} bytes, its manifest records {artifact['bytes']}"
+            if artifact.get("sha256"):
+                digest = self._sha256(uri, str(head.get("ETag", "")), size)
+                if digest != artifact["sha256"]:
+                    return f"{uri} has sha256 {digest[:12]}..., its manifest records " + (
+                        f"{str(artifact['sha256'])[:12]}..."
+                    )
+        return None
+
+    def _sha256(self, uri: str, etag: str, size: int) -> str:
+        with self._hashed_lock:
+            known = self._hashed.get((uri, etag, size))
+        if known is not None:
+            return known
+        bucket, key = _split(uri)
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                digest.update(chunk)
+        except ClientError as exc:
+            raise _refusal(exc, uri, "read") from exc
+        except (EndpointConnectionError, BotoCoreError) as exc:
+            raise S3Unreachable(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
+        with self._hashed_lock:
+            self._hashed[(uri, etag, size)] = digest.hexdigest()
+        return digest.hexdigest()
 
     def record(self, index: str, manifest_uri: str) -> bool:
         """Point the index entry at `manifest_uri` unless it names an existing manifest already.

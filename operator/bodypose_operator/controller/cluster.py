@@ -44,6 +44,15 @@ class Cluster(Protocol):
         """The Workload Kueue made for the Job of this uid; None while there is none;
         WorkloadsUnavailable when Workloads cannot be read."""
 
+    def node_labels(self, selector: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+        """(name, labels) of every node the nodeSelector selects (all nodes for an empty
+        one); PermissionError if the operator may not list nodes."""
+
+
+def label_selector(selector: dict[str, str]) -> str:
+    """A nodeSelector as a list call's label selector (`a=1,b=2`; "" selects every node)."""
+    return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
 
 class KubeCluster:
     """`Cluster` through the official client; also reads and patches the resources."""
@@ -97,6 +106,21 @@ class KubeCluster:
                 raise PermissionError(f"403 Forbidden for secrets in {namespace}") from exc
             raise
         return decode(cast(dict[str, str] | None, secret.data))
+
+    def node_labels(self, selector: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+        """One list call with the nodeSelector as its label selector (nodes are cluster-scoped:
+        the chart's ClusterRole grants get and list on them)."""
+        try:
+            listed = self.core.list_node(label_selector=label_selector(selector))
+        except ApiException as exc:
+            if exc.status == 403:
+                raise PermissionError("403 Forbidden for nodes (list)") from exc
+            raise
+        found: list[tuple[str, dict[str, str]]] = []
+        for item in listed.items:
+            meta = cast(Any, item).metadata
+            found.append((str(meta.name), dict(meta.labels or {})))
+        return found
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Job as a watch event carries it (a plain dict, camelCase), or None if gone."""

@@ -34,7 +34,7 @@ from typing import Any
 from bodypose_operator.api.artifacts import Kind
 from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
-from bodypose_operator.builders.jobs import build_export_job, build_target_job, engine_file_name
+from bodypose_operator.builders.jobs import engine_file_name
 from bodypose_operator.controller.conditions import (
     BUILT,
     CALIBRATED,
@@ -62,7 +62,7 @@ from bodypose_operator.controller.observe import (
     job_state,
     job_suspended,
 )
-from bodypose_operator.controller.queues import queue_wait
+from bodypose_operator.controller.queues import queue_wait, stuck
 from bodypose_operator.settings import Settings
 
 # S3 did not answer: look again after this long (the next event may come sooner).
@@ -154,6 +154,8 @@ class StageState:
     manifest: dict[str, Any] | None = None
     #: Pods of the Job that failed before this state (the Job's retries, backoffLimit).
     retries: int = 0
+    #: Why the last failed pod failed ("reason: message"), when its pods were read.
+    last_failure: str | None = None
     #: While Queued: the status' QueueStatus (controller/queues.py).
     queue: dict[str, Any] | None = None
 
@@ -164,6 +166,35 @@ def _queued(what: str, queue: str, name: str, stage: StageFacts | None = None) -
     unread = stage.workload_unread if stage is not None else None
     wait = queue_wait(queue, name, workload, unread)
     return StageState("Queued", "Queued", f"{what}: {wait.message}", name, queue=wait.queue)
+
+
+def _stuck_since(stage: StageFacts, job: Any) -> tuple[Any, dt.datetime] | None:
+    """A queued Job's wait that no quota ends (queues.stuck) and since when, or None."""
+    found = stuck(stage.workload, stage.workload_unread)
+    if found is None:
+        return None
+    since = found.since or job.metadata.creation_timestamp
+    return (found, since) if since is not None else None
+
+
+def _queued_or_stuck(
+    stage: StageFacts, what: str, queue: str, name: str, settings: Settings, now: dt.datetime
+) -> StageState:
+    """Queued, in Kueue's words; Failed once a wait no quota ends (a Workload deactivated,
+    inadmissible, or none at all) has lasted past the pending deadline."""
+    state = _queued(what, queue, name, stage)
+    found = _stuck_since(stage, stage.job)
+    if found is None:
+        return state
+    why, since = found
+    waited = (now - since).total_seconds()
+    if waited <= settings.pending_deadline_seconds:
+        return state
+    return StageState(
+        "Failed", why.reason,
+        f"{what}: Job {name} waited {waited:.0f}s in queue {queue} (pending deadline "
+        f"{settings.pending_deadline_seconds}s): {why.message}", name, queue=state.queue,
+    )  # fmt: skip
 
 
 def _created(what: str, manifest: dict[str, Any]) -> StageState:
@@ -179,17 +210,32 @@ def _created(what: str, manifest: dict[str, Any]) -> StageState:
 
 
 def stage_state(stage: StageFacts, what: str, settings: Settings, now: dt.datetime) -> StageState:
-    """The export's or one target's state, from its manifest, its Job and its pods."""
+    """The export's or one target's state, from its manifest, its Job and its pods.
+
+    A Job retries a failed pod with the Job controller's back-off, up to `backoffLimit`
+    (the chart's jobs.backoffLimit); the exporter's permanent exits (bad input, a gate
+    refused) fail the Job at once (builders/jobs.py, the pod failure policy). Each retry is
+    in the state: how many attempts failed, and why the last one did."""
     state = _state_of_job(stage, what, settings, now)
     failed = int(getattr(stage.job.status, "failed", 0) or 0) if stage.job is not None else 0
-    if stage.job is None or failed == 0:
+    if failed == 0:
         return state
-    # A retry is news: the user learns a pod failed even when the next one succeeds.
-    retries = failed if state.phase != "Failed" else failed - 1
-    if retries <= 0:
-        return state
-    note = f" (after {retries} failed {'attempt' if retries == 1 else 'attempts'}, retried)"
-    return dataclasses.replace(state, message=state.message + note, retries=retries)
+    allowed = settings.backoff_limit + 1
+    last = stage.report.last_failure if stage.report is not None else None
+    why = f"{last[0]}: {last[1]}" if last is not None else None
+    if why is None and failed == stage.seen_retries:
+        why = stage.seen_failure  # no attempt failed since the status said why
+    if state.phase == "Failed":
+        note = f" (after {failed} failed attempts of {allowed})" if failed > 1 else ""
+        return dataclasses.replace(
+            state, message=state.message + note, retries=failed - 1, last_failure=why
+        )
+    note = f" (attempt {failed} of {allowed} failed" + (f": {why}" if why else "") + "; retried)"
+    if state.phase == "Ready":
+        note = ""
+    return dataclasses.replace(
+        state, message=state.message + note, retries=failed, last_failure=why
+    )
 
 
 def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.datetime) -> StageState:
@@ -217,7 +263,7 @@ def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.date
     if job_suspended(job):
         queue = job_queue(job)
         if queue is not None:
-            return _queued(what, queue, name, stage)
+            return _queued_or_stuck(stage, what, queue, name, settings, now)
         return StageState(
             "Pending", "JobSuspended",
             f"{what}: Job {name} is suspended (spec.suspend); it starts when resumed", name,
@@ -270,14 +316,40 @@ def _next_look(stage: StageFacts, settings: Settings, now: dt.datetime) -> float
     job = stage.job
     if stage.manifest is not None or job is None or job_state(job) != "Active":
         return None
+    if job_suspended(job) and job_queue(job) is not None:
+        # Waiting its turn: Kueue's events report it. A wait no quota ends runs against
+        # the pending deadline, which no event announces.
+        found = _stuck_since(stage, job)
+        if found is None:
+            return None
+        left = settings.pending_deadline_seconds - (now - found[1]).total_seconds()
+        return left + 1 if left >= 0 else None
     if job_started(job) or job_suspended(job):
-        return None  # running; or waiting in its queue, which Kueue's events report
+        return None  # running; or suspended by hand
     age = job_age(job, now)
     if age < settings.pending_check_seconds:
         return settings.pending_check_seconds - age
     if age < settings.pending_deadline_seconds:
         return settings.pending_deadline_seconds - age + 1
     return None
+
+
+def _retry_events(what: str, state: StageState, before: int, settings: Settings) -> list[Event]:
+    """A Warning for the attempts that failed since the last pass saw `before` of them
+    (a Job that ended since: how many it took; a Job that failed for good says so in its
+    own Failed state)."""
+    if state.retries <= before or state.phase == "Failed":
+        return []
+    why = f" ({state.last_failure})" if state.last_failure else ""
+    if state.phase == "Ready":
+        attempts = "attempt" if state.retries == 1 else "attempts"
+        message = f"{what}: complete after {state.retries} failed {attempts}, the last{why}"
+        return [Event("Warning", "Retrying", message)]
+    allowed = settings.backoff_limit + 1
+    return [
+        Event("Warning", "Retrying", f"{what}: attempt {state.retries} of {allowed} failed{why}; "
+              "the Job retries it with back-off")
+    ]  # fmt: skip
 
 
 def _condition_status(phase: str) -> bool | None:
@@ -316,12 +388,14 @@ def _inputs_step(facts: Facts) -> Step:
         return step
     assert facts.key is not None
     step.status["contentKey"] = facts.key
-    for job in facts.superseded:
+    for job in facts.obsolete:
         name = job.metadata.name
+        state = {"Active": "running", "Failed": "failed"}.get(job_state(job), "unfinished")
         step.delete.append(name)
         step.events.append(
-            Event("Normal", "Superseded", f"deleted Job {name} of an older spec", job=name)
-        )
+            Event("Normal", "Superseded",
+                  f"deleted {state} Job {name}: it was made for an earlier spec", job=name)
+        )  # fmt: skip
     # S3 failed while reading the stages' manifests (the key is known, the stages not).
     if facts.s3_unreachable is not None:
         step.look_again(S3_RETRY_SECONDS)
@@ -345,6 +419,9 @@ def _export_step(
     else:
         state = stage_state(export, "export", settings, facts.now)
     step.look_again(_next_look(export, settings, facts.now))
+    step.events += _retry_events("export", state, int(old.get("exportRetries") or 0), settings)
+    if state.retries:
+        step.status["exportRetries"] = state.retries
     if state.queue is not None:
         step.status["exportQueue"] = state.queue
     holds = _condition_status(state.phase)
@@ -390,10 +467,13 @@ def _export_actions(
             Event("Normal", "Reused", f"export: reusing {export.manifest_uri} (same content)")
         )
     if export.manifest is None and export.job is None:
-        job = build_export_job(body, spec, key, settings)
+        job = export.desired
         name = job["metadata"]["name"]
         step.create.append(job)
-        step.events.append(Event("Normal", "ExportStarted", f"created export Job {name}", name))
+        why = f"; {export.ignored}" if export.ignored else ""
+        step.events.append(
+            Event("Normal", "ExportStarted", f"created export Job {name}{why}", name)
+        )
     if export.manifest is not None and not was_exported and not export.reused:
         seconds = stage_seconds(export.manifest)
         step.durations.append(("export", seconds))
@@ -428,20 +508,24 @@ def _target_step(
             Event("Normal", "Reused", f"{what}: reusing {stage.manifest_uri} (same content)")
         )
     if stage.manifest is None and stage.job is None:
-        # The build reads the export's artifacts where they are: under this resource's
-        # prefix, or another resource's with the same content (the index found them).
-        shared = export.manifest_uri.rsplit("/", 1)[0]
-        job = build_target_job(body, spec, target, key, settings, shared)
+        job = stage.desired
         name = job["metadata"]["name"]
         step.create.append(job)
+        why = f"; {stage.ignored}" if stage.ignored else ""
         step.events.append(
             Event("Normal", "BuildStarted", f"created build Job {name} for target "
-                  f"{target.name} ({engine_file_name(spec, target)})", name)
+                  f"{target.name} ({engine_file_name(spec, target)}, identity "
+                  f"{stage.identity}){why}", name)
         )  # fmt: skip
         state = _created(what, job)
     else:
         state = stage_state(stage, what, settings, facts.now)
         step.look_again(_next_look(stage, settings, facts.now))
+    old_retries = next(
+        (int(t.get("retries") or 0) for t in old.get("targets") or []
+         if isinstance(t, dict) and t.get("name") == target.name), 0,
+    )  # fmt: skip
+    step.events += _retry_events(what, state, old_retries, settings)
     if stage.manifest is not None and not stage.reused and not was_ready:
         seconds = stage_seconds(stage.manifest)
         step.durations.append(("build", seconds))
@@ -451,18 +535,26 @@ def _target_step(
     return step, state
 
 
-def _target_status(target: Target, state: StageState) -> dict[str, Any]:
+def _target_status(target: Target, state: StageState, stage: StageFacts) -> dict[str, Any]:
     """One entry of `status.targets`."""
     entry: dict[str, Any] = {
         "name": target.name,
         "phase": {"Running": "Building"}.get(state.phase, state.phase),
     }
+    if stage.identity is not None:
+        entry["identity"] = stage.identity
+    if stage.int8_class is not None:
+        entry["int8Class"] = stage.int8_class.name
+        if stage.int8_class.reason:
+            entry["int8ClassReason"] = stage.int8_class.reason
     if state.job:
         entry["jobName"] = state.job
     if state.phase != "Ready":
         entry["message"] = state.message
     if state.retries:
         entry["retries"] = state.retries
+    if state.last_failure:
+        entry["lastFailure"] = state.last_failure
     if state.queue:
         entry["queue"] = state.queue
     if state.manifest:
@@ -470,10 +562,12 @@ def _target_status(target: Target, state: StageState) -> dict[str, Any]:
     return entry
 
 
-def _summary_step(spec: BodyPoseExportSpec, states: list[tuple[Target, StageState]]) -> Step:
+def _summary_step(
+    spec: BodyPoseExportSpec, states: list[tuple[Target, StageState]], facts: Facts
+) -> Step:
     """Over all targets: their status, the Built condition and how the pass ends."""
     step = Step()
-    targets = [_target_status(t, s) for t, s in states]
+    targets = [_target_status(t, s, facts.targets[t.name]) for t, s in states]
     step.status["targets"] = targets
     drops = [t["apDrop"] for t in targets if "apDrop" in t]
     if drops:
@@ -529,11 +623,26 @@ def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
         built = [_target_step(body, facts, settings, old, t) for t in facts.spec.targets]
         steps += [step for step, _ in built]
         states = [(t, state) for t, (_, state) in zip(facts.spec.targets, built, strict=True)]
-        steps.append(_summary_step(facts.spec, states))
+        steps.append(_summary_step(facts.spec, states, facts))
     generation = int(body["metadata"].get("generation", 1))
     # Jobs run for this content key only: none is counted before the key is known.
     running = facts.running if facts.key is not None else 0
-    return _decision(generation, old, running, steps)
+    decision = _decision(generation, old, running, steps)
+    if facts.s3_unreachable is not None and old.get("observedGeneration") == generation:
+        # S3 did not answer, so this pass saw neither the key nor the stages: what the last
+        # pass saw of this same spec stands (Reconciling says S3 is away) rather than a
+        # status emptied by a blip, which GitOps tools would read as work lost.
+        for key in LAST_SEEN:
+            if key in old:
+                decision.status[key] = old[key]
+    return decision
+
+
+#: The status fields a pass that could not reach S3 keeps from the last one.
+LAST_SEEN = (
+    "contentKey", "readyTargets", "artifacts", "targets", "evaluation", "worstApDrop",
+    "slowestLatencyMs", "exportRetries", "exportQueue",
+)  # fmt: skip
 
 
 def _decision(generation: int, old: dict[str, Any], running: int, steps: list[Step]) -> Decision:

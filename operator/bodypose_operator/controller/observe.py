@@ -24,15 +24,20 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from bodypose_operator.api.artifacts import MANIFEST_NAME
+from bodypose_operator.api.backends import BACKENDS
 from bodypose_operator.api.queues import QUEUE_LABEL
-from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
-from bodypose_operator.builders.jobs import artifact_prefix, target_prefix
+from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
+from bodypose_operator.builders.jobs import (
+    artifact_prefix,
+    build_export_job,
+    build_target_job,
+    target_prefix,
+)
 from bodypose_operator.builders.naming import (
     LABEL_CONTENT_KEY,
     LABEL_STAGE,
-    LABEL_TARGET,
     content_key,
-    pool_identity,
+    target_identity,
 )
 from bodypose_operator.controller import pods
 from bodypose_operator.controller.artifacts import (
@@ -43,6 +48,7 @@ from bodypose_operator.controller.artifacts import (
     index_uri,
 )
 from bodypose_operator.controller.cluster import Cluster, WorkloadsUnavailable
+from bodypose_operator.controller.cpu_class import PORTABLE, PoolClass, pool_int8_class
 from bodypose_operator.controller.credentials import CredentialsProblem
 from bodypose_operator.settings import Settings
 
@@ -89,10 +95,16 @@ def job_started(job: Any) -> bool:
 
 @dataclass
 class StageFacts:
-    """One stage (the export, or one target's build) as S3 and the API server see it."""
+    """One stage (the export, or one target's build) as S3 and the API server see it.
+
+    `job` is the Job of the stage's spec as it is now (the one `desired` names), never one
+    made for an earlier spec of the stage: those are in `Facts.obsolete`."""
 
     manifest_uri: str
     index: str
+    #: The Job this stage's spec asks for (created when the stage has neither a manifest
+    #: nor this Job).
+    desired: dict[str, Any]
     job: Any | None = None
     manifest: dict[str, Any] | None = None
     reused: bool = False
@@ -101,6 +113,18 @@ class StageFacts:
     #: not read (then `workload_unread` says why).
     workload: dict[str, Any] | None = None
     workload_unread: str | None = None
+    #: A target's identity now (`naming.target_identity`); None for the export.
+    identity: str | None = None
+    #: The CPU class its int8 artifact is built for, where the backend's depends on it.
+    int8_class: PoolClass | None = None
+    #: Failed attempts the status already reports (its `retries`): more than that on a
+    #: finished Job are news, whose last reason its pods tell.
+    seen_retries: int = 0
+    #: The `lastFailure` the status shows for those: kept while no attempt failed since.
+    seen_failure: str | None = None
+    #: Why a manifest found was not taken (another identity, or an index entry whose
+    #: artifacts are not what its manifest records), for an event.
+    ignored: str | None = None
 
 
 @dataclass
@@ -118,7 +142,10 @@ class Facts:
     store: ArtifactStore | None = None
     key: str | None = None
     prefix: str | None = None
-    superseded: list[Any] = field(default_factory=list)  # active Jobs of older content
+    #: Jobs made for what the spec no longer asks for and not succeeded: an older content
+    #: key's still running, or, under the current key, another spec of a stage (a
+    #: target moved, renamed, removed or rescheduled) running or failed. Deleted.
+    obsolete: list[Any] = field(default_factory=list)
     running: int = 0
     export: StageFacts | None = None
     targets: dict[str, StageFacts] = field(default_factory=dict)
@@ -135,6 +162,8 @@ def _needs_pods(job: Any, settings: Settings, now: dt.datetime) -> bool:
         return True
     if job_suspended(job):
         return False  # no pods: it waits in its queue, or was suspended by hand
+    if job.status.failed:
+        return True  # a retry under way: why the last attempt failed
     return not job_started(job) and job_age(job, now) >= settings.pending_check_seconds
 
 
@@ -167,25 +196,62 @@ def _stage(
     store: ArtifactStore,
     settings: Settings,
     namespace: str,
-    job: Any | None,
-    own_uri: str,
-    index: str,
+    facts: StageFacts,
     now: dt.datetime,
 ) -> StageFacts:
     """A stage's manifest (its own, else one the content index names while no Job of
-    ours runs for it), and its Job's pods when they are worth reading."""
-    facts = StageFacts(own_uri, index, job)
-    facts.manifest = store.read_manifest(own_uri)
+    ours runs for it), and its Job's pods when they are worth reading. A target's
+    manifest counts only when it records the target's identity now."""
+    job = facts.job
+    facts.manifest = _own(store.read_manifest(facts.manifest_uri), facts)
     if facts.manifest is None and job is None:
-        found = store.reusable(index)
-        if found is not None:
-            facts.manifest_uri, facts.manifest = found
-            facts.reused = True
-    if facts.manifest is None and job is not None and _needs_pods(job, settings, now):
+        found = store.reusable(facts.index)
+        if found is not None and _own(found[1], facts) is not None:
+            problem = store.mismatch(found[1])
+            if problem is None:
+                facts.manifest_uri, facts.manifest = found
+                facts.reused = True
+            else:
+                facts.ignored = f"{found[0]} was not reused: {problem}"
+    unseen = job is not None and int(job.status.failed or 0) > facts.seen_retries
+    if job is not None and (
+        (facts.manifest is None and _needs_pods(job, settings, now))
+        or (facts.manifest is not None and unseen)
+    ):
         facts.report = pods.report(cluster.pods_of(namespace, job.metadata.name))
     if facts.manifest is None and job is not None and waiting_in_queue(job):
         _workload(cluster, settings, namespace, job, facts)
     return facts
+
+
+def _own(manifest: dict[str, Any] | None, facts: StageFacts) -> dict[str, Any] | None:
+    """The manifest, if it is one of this stage's identity (a target's records it)."""
+    if manifest is None or facts.identity is None:
+        return manifest
+    recorded = manifest.get("targetIdentity")
+    if recorded == facts.identity:
+        return manifest
+    facts.ignored = (
+        f"an artifact recorded for identity {recorded or '(none: built before identities)'}, "
+        f"not {facts.identity}, was not taken"
+    )
+    return None
+
+
+def _int8_class(cluster: Cluster, spec: BodyPoseExportSpec, target: Target) -> PoolClass | None:
+    """The CPU class of the nodes the target's pool names, for a backend whose int8
+    artifact depends on it (one node list call); None where it does not matter."""
+    if spec.precision != "int8" or not BACKENDS[target.backend].int8_by_cpu_class:
+        return None
+    try:
+        nodes = cluster.node_labels(dict(target.nodeSelector))
+    except PermissionError as exc:
+        return PoolClass(
+            PORTABLE,
+            f"the operator may not list nodes ({exc}): built for x86 with uint8 weights, "
+            "right on every x86 CPU",
+        )
+    return pool_int8_class(nodes, target.nodeSelector)
 
 
 class Stores(Protocol):
@@ -238,36 +304,70 @@ def observe(
     key = facts.key = content_key(digest, spec)
     prefix = facts.prefix = artifact_prefix(spec, namespace, name, key)
 
-    current = []
-    for job in cluster.jobs_of(namespace, name):
-        if job.metadata.labels.get(LABEL_CONTENT_KEY) == key:
-            current.append(job)
-            facts.running += job_state(job) == "Active" and not job_suspended(job)
-        elif job_state(job) == "Active":
-            facts.superseded.append(job)
+    jobs = list(cluster.jobs_of(namespace, name))
+    current = [job for job in jobs if job.metadata.labels.get(LABEL_CONTENT_KEY) == key]
+    facts.obsolete = [
+        job for job in jobs
+        if job.metadata.labels.get(LABEL_CONTENT_KEY) != key and job_state(job) == "Active"
+    ]  # fmt: skip
+    facts.running = sum(
+        job_state(job) == "Active" and not job_suspended(job)
+        for job in current
+    )  # fmt: skip
 
-    def find(stage: str, target: str | None = None) -> Any | None:
+    def find(desired: dict[str, Any]) -> Any | None:
         for job in current:
-            labels = job.metadata.labels
-            if labels.get(LABEL_STAGE) == stage and labels.get(LABEL_TARGET) == target:
+            if job.metadata.name == desired["metadata"]["name"]:
                 return job
         return None
 
+    def stale(stage: str, wanted: set[str]) -> None:
+        """The stage's Jobs of the current key made for another spec of it."""
+        for job in current:
+            labels = job.metadata.labels
+            if labels.get(LABEL_STAGE) != stage or job.metadata.name in wanted:
+                continue
+            if job_state(job) != "Succeeded":
+                facts.obsolete.append(job)
+
     output = spec.output.uri
     try:
+        old = body.get("status") or {}
+        seen = {t.get("name"): t for t in old.get("targets") or [] if isinstance(t, dict)}
+        desired = build_export_job(body, spec, key, settings)
         facts.export = _stage(
-            cluster, store, settings, namespace, find("export"), f"{prefix}/{MANIFEST_NAME}",
-            index_uri(output, key, "export"), facts.now,
+            cluster, store, settings, namespace,
+            StageFacts(f"{prefix}/{MANIFEST_NAME}", index_uri(output, key, "export"),
+                       desired, find(desired),
+                       seen_retries=int(old.get("exportRetries") or 0)),
+            facts.now,
         )  # fmt: skip
+        stale("export", {desired["metadata"]["name"]})
         if facts.export.manifest is None:
             return facts
+        # The build reads the export's artifacts where they are: under this resource's
+        # prefix, or another resource's with the same content (the index found them).
+        shared = facts.export.manifest_uri.rsplit("/", 1)[0]
+        wanted = set()
         for target in spec.targets:
-            pool = pool_identity(target, settings.build_image(target.backend))
-            facts.targets[target.name] = _stage(
-                cluster, store, settings, namespace, find("build", target.name),
-                f"{target_prefix(prefix, target.name)}/{MANIFEST_NAME}",
-                index_uri(output, key, f"pool-{pool}"), facts.now,
+            cpu = _int8_class(cluster, spec, target)
+            identity = target_identity(
+                target, settings.build_image(target.backend), cpu.name if cpu else None
+            )
+            desired = build_target_job(
+                body, spec, target, key, settings, identity, shared, cpu.name if cpu else None
+            )
+            wanted.add(desired["metadata"]["name"])
+            stage = StageFacts(
+                f"{target_prefix(prefix, target.name, identity)}/{MANIFEST_NAME}",
+                index_uri(output, key, f"pool-{identity}"), desired, find(desired),
+                identity=identity, int8_class=cpu,
+                seen_retries=int(seen.get(target.name, {}).get("retries") or 0),
+                seen_failure=seen.get(target.name, {}).get("lastFailure"),
             )  # fmt: skip
+            facts.targets[target.name] = _stage(cluster, store, settings, namespace, stage,
+                                                facts.now)  # fmt: skip
+        stale("build", wanted)
     except S3Refused as exc:
         facts.refused = _refused(exc, where)
     except S3Unreachable as exc:

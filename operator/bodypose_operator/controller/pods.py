@@ -50,6 +50,8 @@ class PodReport:
     exit_code: int | None = None
     image_pull: ImagePullFailure | None = None  # the newest pod's
     start_failure: StartFailure | None = None  # any pod's: a retry would fail the same way
+    #: (reason, message) of the newest pod that failed: what the Job's last retry was for.
+    last_failure: tuple[str, str] | None = None
 
 
 def _parse_message(text: str | None) -> dict[str, Any] | None:
@@ -93,6 +95,33 @@ def _start_failure(pod: Any) -> StartFailure | None:
     return None
 
 
+#: Conditions and reasons of a pod that failed through no fault of its own (Kubernetes'
+#: DisruptionTarget condition: evicted, preempted, lost with its node; kubelet's Evicted).
+DISRUPTION_CONDITION = "DisruptionTarget"
+
+
+def failure_of(pod: Any) -> tuple[str, str] | None:
+    """(reason, message) of a failed pod: our result's, the cluster's disruption, else the
+    exit code; None for a pod that has not failed."""
+    status = pod.status
+    for cond in status.conditions or []:
+        if cond.type == DISRUPTION_CONDITION and cond.status == "True":
+            return str(cond.reason or "Disrupted"), str(cond.message or "the pod was disrupted")
+    if status.phase != "Failed":
+        return None
+    if status.reason:  # the kubelet's, e.g. Evicted
+        return str(status.reason), str(status.message or "")
+    for cs in status.container_statuses or []:
+        term = cs.state.terminated if cs.state else None
+        if term is None:
+            continue
+        result = _parse_message(term.message) or {}
+        if result.get("reason"):
+            return str(result["reason"]), str(result.get("message") or "")
+        return str(term.reason or "Error"), f"exit code {term.exit_code}"
+    return "PodFailed", "the pod failed"
+
+
 def report(pods: list[Any]) -> PodReport:
     """Summarise the newest pod of a Job (kubernetes client V1Pod objects)."""
     if not pods:
@@ -121,6 +150,8 @@ def report(pods: list[Any]) -> PodReport:
         ):
             unschedulable = cond.message
     start_failure = next(filter(None, map(_start_failure, newest_first)), None)
+    last_failure = next(filter(None, map(failure_of, newest_first)), None)
     return PodReport(
-        result, waiting_reason, waiting_message, unschedulable, exit_code, image_pull, start_failure
-    )
+        result, waiting_reason, waiting_message, unschedulable, exit_code, image_pull,
+        start_failure, last_failure,
+    )  # fmt: skip

@@ -12,6 +12,7 @@ The operator quotes those conditions; it never decides admission itself.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,65 @@ class QueueWait:
 
     queue: dict[str, Any]  # the status' QueueStatus
     message: str  # "Queued in <queue>: ..."
+
+
+#: Kueue's reason on QuotaReserved=False for a Workload no quota will ever admit as things
+#: stand: its LocalQueue or ClusterQueue is missing or stopped (quota that is merely used
+#: up says `Pending`, and is waited for without a deadline).
+INADMISSIBLE = "Inadmissible"
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A queued Job that no quota will start as things stand: why, and since when."""
+
+    reason: str  # WorkloadDeactivated | Inadmissible | NoWorkload
+    message: str
+    since: dt.datetime | None  # None: since the Job was made
+
+
+def _since(cond: dict[str, Any]) -> dt.datetime | None:
+    text = cond.get("lastTransitionTime")
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def stuck(workload: dict[str, Any] | None, unread: str | None) -> Stuck | None:
+    """Why a queued Job waits for something other than quota, or None while it waits its
+    turn (Kueue's `Pending`) or is admitted. Such a wait runs against the pending deadline:
+    a Workload Kueue deactivated (`spec.active` false), one it calls inadmissible (a
+    LocalQueue or ClusterQueue missing or stopped, in Kueue's message), or no Workload at
+    all (Kueue not installed, or not managing the namespace; `unread` says why it was not
+    read)."""
+    if workload is None:
+        return Stuck(
+            "NoWorkload",
+            unread
+            or "Kueue made no Workload for the Job: is Kueue installed, and does it "
+            "manage this namespace?",
+            None,
+        )
+    conditions = _conditions(workload)
+    if (workload.get("spec") or {}).get("active") is False:
+        evicted = conditions.get(EVICTED)
+        detail = f": {_quote(evicted)}" if evicted else ""
+        return Stuck(
+            "WorkloadDeactivated",
+            f"Workload {(workload.get('metadata') or {}).get('name', '')} is deactivated "
+            f"(spec.active false); Kueue admits it only once it is active again{detail}",
+            _since(evicted) if evicted else None,
+        )
+    reserved = conditions.get(QUOTA_RESERVED)
+    inadmissible = (reserved or {}).get("status") == "False" and (reserved or {}).get(
+        "reason"
+    ) == INADMISSIBLE
+    if reserved is not None and inadmissible:
+        return Stuck(INADMISSIBLE, _quote(reserved), _since(reserved))
+    return None
 
 
 def _conditions(workload: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -52,6 +112,10 @@ def queue_wait(
         why = unread or "waiting for Kueue to make the Job's Workload"
         return QueueWait(entry, f"{head}: Job {job} is suspended until Kueue admits it; {why}")
     entry["workload"] = str((workload.get("metadata") or {}).get("name", ""))
+    off = stuck(workload, unread)
+    if off is not None and off.reason == "WorkloadDeactivated":
+        entry.update(condition="Active", status="False", reason=off.reason)
+        return QueueWait(entry, f"{head}: {off.message}")
     conditions = _conditions(workload)
     admitted, reserved = conditions.get(ADMITTED), conditions.get(QUOTA_RESERVED)
     if admitted is not None and admitted.get("status") == "True":

@@ -134,6 +134,9 @@ class ExportService:
         # Workload event finds its resource. Filled from the Jobs' watch events; a Job not
         # seen yet is read once.
         self._job_owners: dict[str, tuple[str, str, str] | None] = {}
+        # Jobs this service deleted (made for an earlier spec): their DELETED events are
+        # no news to the user. Lost on restart, which costs at most a needless warning.
+        self._deleting: set[tuple[str, str]] = set()
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._guard:
@@ -216,7 +219,10 @@ class ExportService:
                 return  # the owner is gone (its Jobs go with it) or was replaced
             if body["metadata"].get("deletionTimestamp"):
                 return
-            if event_type == "DELETED" and self._deleted_unfinished(job, body):
+            ours = (namespace, str(meta.get("name")))
+            if event_type == "DELETED" and ours in self._deleting:
+                self._deleting.discard(ours)
+            elif event_type == "DELETED" and self._deleted_unfinished(job, body):
                 self.events(
                     body, "Warning", "JobDeleted",
                     f"Job {meta.get('name')} was deleted before it finished; creating it again",
@@ -298,6 +304,9 @@ class ExportService:
             metrics.RECONCILES.labels("error").inc()
             raise
         metrics.RECONCILES.labels("ok").inc()
+        if len(self._deleting) > MAX_REMEMBERED_JOBS:
+            self._deleting.clear()
+        self._deleting.update((namespace, job) for job in decision.delete)
         patch = status_patch(dict(body.get("status") or {}), decision.status)
         if patch is not None:
             self.cluster.patch_status(namespace, name, patch)

@@ -31,7 +31,10 @@ class OnnxRuntimeBackend:
     def target(
         self, options: EngineOptions, described: dict[str, Any]
     ) -> CompatibilityRecord | None:
-        """Only an int8 artifact needs something of the CPU: its class (`hardware`)."""
+        """Only an int8 artifact needs something of the CPU: its class (`hardware`); a class
+        asked for must be this CPU's, or the baseline of its architecture."""
+        if options.precision == "int8" and options.int8_instruction_set is not None:
+            hardware.check_int8_class(options.int8_instruction_set, described["int8InstructionSet"])
         return int8_record(options, described)
 
     def unable_to_run(self, described: dict[str, Any]) -> str | None:

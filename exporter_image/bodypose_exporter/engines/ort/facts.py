@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bodypose_exporter.engines.base import PRECISIONS, BackendFacts
+from bodypose_exporter.engines.ort.hardware import INT8_CLASSES
 from bodypose_exporter.serving.triton import TritonPlatform
 
 FACTS = BackendFacts(
@@ -14,5 +15,6 @@ FACTS = BackendFacts(
     needs_gpu=False,
     precisions=PRECISIONS,  # fp16 builds the FP32 graph and says so (engines/ort/builder.py)
     int8_sources=("calibration-cache", "qdq"),
+    int8_instruction_sets=INT8_CLASSES,
     requires="onnxruntime",
 )

@@ -25,6 +25,15 @@ repeats the comparison on whatever CPU it runs on): int8 weights cosine 0.9973,
 heatmap-peak agreement 0.759 (below the 0.85 gate); 7-bit weights
 (`reduce_range`, ONNX Runtime's other cure) 0.9988 / 0.833; uint8 weights
 0.9995 / 0.890, what the same model gives on VNNI machines.
+
+A build may be told the class to build for (`bpnet-build --int8_instruction_set`:
+the operator reads it from Node Feature Discovery's labels on the pool's
+nodes before it creates the Job). The baseline class of an architecture
+(`x86`, `arm64`) is right on every CPU of it: `x86` is built with uint8 weights,
+which no x86 kernel can saturate, and every Arm class takes int8 weights. Any
+other class must be this CPU's own (`check_int8_class`): a pool whose labels
+name another class is mislabelled, and an artifact built here under that name
+would be recorded for CPUs it was never checked on.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ import os
 import platform
 from pathlib import Path
 from typing import Any
+
+from bodypose_exporter.errors import UserError
 
 X86_SETS = (
     "sse4_2",
@@ -64,6 +75,15 @@ _ARM_INT8_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("arm64-i8mm", ("i8mm",)),
     ("arm64-dotprod", ("asimddp",)),
 )
+#: Every class a build can be asked for, best first per architecture, each baseline last.
+INT8_CLASSES: tuple[str, ...] = (
+    *(name for name, _ in _X86_INT8_CLASSES),
+    "x86",
+    *(name for name, _ in _ARM_INT8_CLASSES),
+    "arm64",
+)
+#: The classes whose artifact is right on every CPU of their architecture (see above).
+BASELINE_CLASSES = frozenset({"x86", "arm64"})
 #: ONNX metadata_props an int8 artifact carries (written by the builder, read by the runner).
 METADATA_KEYS = {
     "instructionSet": "bodypose.int8InstructionSet",
@@ -81,6 +101,36 @@ def int8_instruction_set(flags: set[str], machine: str | None = None) -> str:
     else:
         table, fallback = _ARM_INT8_CLASSES, "arm64" if machine in ("aarch64", "arm64") else machine
     return next((name for name, sets in table if any(f in flags for f in sets)), fallback)
+
+
+def architecture_of(instruction_set: str) -> str:
+    """`x86` or `arm64`: the architecture a class belongs to (`x86-vnni` -> `x86`)."""
+    return instruction_set.partition("-")[0]
+
+
+class Int8ClassMismatchError(UserError):
+    reason = "CpuClassMismatch"
+
+
+def check_int8_class(requested: str, here: str) -> None:
+    """Refuse to build for `requested` on a CPU whose own class is `here`, unless `requested`
+    is the baseline of this CPU's architecture (right on every class of it)."""
+    if requested not in INT8_CLASSES:
+        raise UserError(
+            f"--int8_instruction_set {requested!r}: choose one of {', '.join(INT8_CLASSES)}"
+        )
+    if requested == here:
+        return
+    if requested in BASELINE_CLASSES and architecture_of(here) == requested:
+        return
+    base = architecture_of(here)
+    raise Int8ClassMismatchError(
+        f"--int8_instruction_set {requested}: this node's CPU is {here}, not {requested}: the "
+        "pool's Node Feature Discovery labels disagree with this node's /proc/cpuinfo, and an "
+        f"artifact for {requested} built here would be recorded for CPUs it was not built on; "
+        f"fix the nodes' labels or the target's nodeSelector ({base} is right on every {base} "
+        "CPU)"
+    )
 
 
 def int8_weights(instruction_set: str) -> str:
