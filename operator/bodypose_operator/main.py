@@ -41,7 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port)
     peering = SETTINGS.peering_name
+    settings = kopf.OperatorSettings()
+    # Watching listed namespaces, the chart grants nothing cluster-wide but nodes
+    # (charts/bodypose-operator/templates/rbac.yaml): kopf then serves exactly those
+    # namespaces and the resources found at start-up, without listing namespaces or
+    # watching CRDs (kopf's ScanningSettings.disabled, which also keeps its "not enough
+    # permissions" warnings out of the log). Kueue must then be installed before the
+    # operator starts for its Workloads to be watched.
+    settings.scanning.disabled = bool(args.namespace)
     kopf.run(
+        settings=settings,
         standalone=not peering,
         peering_name=peering,
         # Distinct priorities: the highest runs, the others stand by (kopf pauses

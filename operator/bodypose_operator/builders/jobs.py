@@ -116,11 +116,40 @@ def _security_context() -> dict[str, Any]:
     }
 
 
+#: The keys of the resource's credentials Secret (spec.output.credentialsSecretRef) a Job's
+#: pod gets: the names boto3 and the AWS CLI read from the environment
+#: (https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-envvars.html), the same
+#: ones controller/credentials.py reads for the operator's own S3 calls. The pair is
+#: required (the operator refuses a Secret without it before any Job exists); the rest may
+#: be absent from the Secret.
+S3_REQUIRED_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+S3_OPTIONAL_KEYS = (
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
 def _s3_env(spec: BodyPoseExportSpec) -> list[dict[str, Any]]:
+    """Each S3 key the pod needs as its own variable (`env[].valueFrom.secretKeyRef`), never
+    the whole Secret (`envFrom`): whatever else a shared Secret holds never reaches the pod,
+    its environment or a log of it. An optional key missing from the Secret is left unset
+    (`optional: true`); a required one missing keeps the pod from starting (the kubelet's
+    CreateContainerConfigError), as Kubernetes does."""
     ref = spec.output.credentialsSecretRef
     if ref is None:
         return []
-    return [{"secretRef": {"name": ref.name}}]
+    return [
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {"name": ref.name, "key": key, "optional": key in S3_OPTIONAL_KEYS}
+            },
+        }
+        for key in (*S3_REQUIRED_KEYS, *S3_OPTIONAL_KEYS)
+    ]
 
 
 def queue_of(spec: BodyPoseExportSpec, settings: Settings, stage: str) -> str | None:
@@ -301,9 +330,9 @@ def build_export_job(
                         "key": spec.model.keySecretRef.key,
                     }
                 },
-            }
+            },
+            *_s3_env(spec),
         ],
-        "envFrom": _s3_env(spec),
         "resources": {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "16Gi"}},
     }
     job = _base_job(
@@ -462,7 +491,7 @@ def build_target_job(
         "name": "build",
         "command": ["bpnet-build"],
         "args": build_args(spec, target, prefix, identity, shared, int8_class),
-        "envFrom": _s3_env(spec),
+        "env": _s3_env(spec),
         "resources": target_resources(target),
     }
     pod_extra: dict[str, Any] = {

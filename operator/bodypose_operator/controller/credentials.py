@@ -28,6 +28,7 @@ same Secret on every pass (`make bench-operator`: 500 resources x 3 targets took
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -35,10 +36,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+from bodypose_operator.builders.jobs import S3_REQUIRED_KEYS
 from bodypose_operator.controller.artifacts import ArtifactStore, s3_client
 from bodypose_operator.settings import Settings
 
-REQUIRED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+#: The keys the operator needs, the same pair each Job's pod gets by name (builders/jobs.py).
+REQUIRED = S3_REQUIRED_KEYS
+#: Keys of a credentials Secret whose values are not secret (where and in which region):
+#: kept in messages; every other value of the Secret is redacted from what pods report.
+NOT_SECRET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+#: The operator's own credentials (ambient mode), redacted likewise.
+AMBIENT_SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 SECRET_TTL_SECONDS = 10.0
 
 
@@ -82,7 +90,7 @@ def credentials_from(data: dict[str, str], where: str) -> S3Credentials:
         access_key_id=data["AWS_ACCESS_KEY_ID"].strip(),
         secret_access_key=data["AWS_SECRET_ACCESS_KEY"].strip(),
         session_token=data.get("AWS_SESSION_TOKEN") or None,
-        # The names boto3 and the AWS CLI read, so the pods (envFrom) and we agree.
+        # The names boto3 and the AWS CLI read, so the pods (each key by name) and we agree.
         endpoint_url=data.get("AWS_ENDPOINT_URL_S3") or data.get("AWS_ENDPOINT_URL") or None,
         region=data.get("AWS_REGION") or data.get("AWS_DEFAULT_REGION") or None,
     )
@@ -159,6 +167,22 @@ class ResourceStores:
             else:
                 self._stores.move_to_end(creds)
             return store
+
+    def secret_values(self, namespace: str, spec: BodyPoseExportSpec) -> frozenset[str]:
+        """The credential values a resource's pods may hold and so may print: those of
+        the Secret it names (as last read, `ttl` applies; none if it cannot be read), but
+        the endpoint and region; in ambient mode, the operator's own. For redaction only
+        (controller/redact.py): never written anywhere."""
+        ref = spec.output.credentialsSecretRef
+        if ref is None:
+            return frozenset(v for k in AMBIENT_SECRET_ENV if (v := os.environ.get(k, "")))
+        try:
+            data = self._secret(namespace, ref.name) or {}
+        except PermissionError:
+            return frozenset()
+        # As stored and as used (credentials_from strips them).
+        values = [v for k, v in data.items() if k not in NOT_SECRET and v.strip()]
+        return frozenset(values) | {v.strip() for v in values}
 
     def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """The Secret's data, read at most once per `ttl` (a missing one too: it is

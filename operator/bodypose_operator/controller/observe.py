@@ -198,6 +198,7 @@ def _stage(
     namespace: str,
     facts: StageFacts,
     now: dt.datetime,
+    secrets: frozenset[str] = frozenset(),
 ) -> StageFacts:
     """A stage's manifest (its own, else one the content index names while no Job of
     ours runs for it), and its Job's pods when they are worth reading. A target's
@@ -218,7 +219,8 @@ def _stage(
         (facts.manifest is None and _needs_pods(job, settings, now))
         or (facts.manifest is not None and unseen)
     ):
-        facts.report = pods.report(cluster.pods_of(namespace, job.metadata.name))
+        # Redacted with the resource's credentials: the report becomes status and events.
+        facts.report = pods.report(cluster.pods_of(namespace, job.metadata.name), secrets)
     if facts.manifest is None and job is not None and waiting_in_queue(job):
         _workload(cluster, settings, namespace, job, facts)
     return facts
@@ -259,6 +261,8 @@ class Stores(Protocol):
 
     def where(self, namespace: str, spec: BodyPoseExportSpec) -> str: ...
 
+    def secret_values(self, namespace: str, spec: BodyPoseExportSpec) -> frozenset[str]: ...
+
 
 def _refused(exc: S3Refused, where: str) -> tuple[str, str]:
     if exc.reason == "AccessDenied":
@@ -290,6 +294,7 @@ def observe(
         facts.refused = (exc.reason, str(exc))
         return facts
     where = stores.where(namespace, spec)
+    secrets = stores.secret_values(namespace, spec)
     try:
         digest = store.model_digest(spec.model.uri)
     except ModelNotFound as exc:
@@ -340,7 +345,7 @@ def observe(
             StageFacts(f"{prefix}/{MANIFEST_NAME}", index_uri(output, key, "export"),
                        desired, find(desired),
                        seen_retries=int(old.get("exportRetries") or 0)),
-            facts.now,
+            facts.now, secrets,
         )  # fmt: skip
         stale("export", {desired["metadata"]["name"]})
         if facts.export.manifest is None:
@@ -366,7 +371,7 @@ def observe(
                 seen_failure=seen.get(target.name, {}).get("lastFailure"),
             )  # fmt: skip
             facts.targets[target.name] = _stage(cluster, store, settings, namespace, stage,
-                                                facts.now)  # fmt: skip
+                                                facts.now, secrets)  # fmt: skip
         stale("build", wanted)
     except S3Refused as exc:
         facts.refused = _refused(exc, where)

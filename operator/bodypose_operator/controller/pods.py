@@ -10,13 +10,22 @@ ErrImagePull or ImagePullBackOff, and the kubelet retries), or the runtime
 cannot start it (terminated with StartError or ContainerCannotRun, exit code
 127 or 128, the runtime's text in place of our JSON result, e.g. `exec:
 "bpnet-build": executable file not found in $PATH`).
+
+Every text a pod reported (the termination message, our JSON result's strings, the
+log tail the kubelet takes under `FallbackToLogsOnError`, the kubelet's and the
+runtime's messages) is redacted (controller/redact.py) with the credentials the
+operator knows of before anything keeps it: the report is what status and events
+are made from.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Any
+
+from bodypose_operator.controller.redact import redact, redact_all
 
 # Waiting reasons of a container whose image the kubelet cannot pull.
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"})
@@ -122,8 +131,32 @@ def failure_of(pod: Any) -> tuple[str, str] | None:
     return "PodFailed", "the pod failed"
 
 
-def report(pods: list[Any]) -> PodReport:
-    """Summarise the newest pod of a Job (kubernetes client V1Pod objects)."""
+def report(pods: list[Any], secrets: Collection[str] = ()) -> PodReport:
+    """Summarise the newest pod of a Job (kubernetes client V1Pod objects), every text in
+    it redacted with `secrets` (the credential values the operator knows of) and
+    `redact`'s patterns."""
+    return _redacted(_report(pods), secrets)
+
+
+def _redacted(found: PodReport, secrets: Collection[str]) -> PodReport:
+    def text(value: str | None) -> str | None:
+        return None if value is None else redact(value, secrets)
+
+    return replace(
+        found,
+        result=redact_all(found.result, secrets),
+        waiting_message=text(found.waiting_message),
+        unschedulable_message=text(found.unschedulable_message),
+        image_pull=found.image_pull
+        and replace(found.image_pull, message=redact(found.image_pull.message, secrets)),
+        start_failure=found.start_failure
+        and replace(found.start_failure, message=redact(found.start_failure.message, secrets)),
+        last_failure=found.last_failure
+        and (found.last_failure[0], redact(found.last_failure[1], secrets)),
+    )
+
+
+def _report(pods: list[Any]) -> PodReport:
     if not pods:
         return PodReport()
     newest_first = sorted(pods, key=lambda p: p.metadata.creation_timestamp, reverse=True)
