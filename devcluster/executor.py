@@ -521,7 +521,9 @@ class PodExecutor:
                 if ref.key in data:
                     env[var.name] = data[ref.key]
                 elif not ref.optional:
-                    raise ConfigError(f"couldn't find key {ref.key} in {kind} {ns}/{ref.name}")
+                    # The kubelet's words (pkg/kubelet/kubelet_pods.go, makeEnvironmentVariables).
+                    kind_name = "Secret" if kind == "secret" else "ConfigMap"
+                    raise ConfigError(f"couldn't find key {ref.key} in {kind_name} {ns}/{ref.name}")
             elif source.field_ref is not None:
                 env[var.name] = _field_value(pod, source.field_ref.field_path)
             else:

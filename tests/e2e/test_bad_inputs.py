@@ -133,7 +133,7 @@ TABLE = [
         admission=True),
     # ---- run time: the key -----------------------------------------------------------------
     Bad("key-missing", "the key Secret has no such key", model("s3://{bucket}/models/bpnet.tlt",
-        secret="key-elsewhere"), "couldn't find key key in secret {ns}/key-elsewhere",
+        secret="key-elsewhere"), "couldn't find key key in Secret {ns}/key-elsewhere",
         "ConfigError"),
     Bad("key-empty", "an empty key", model("s3://{bucket}/models/bpnet.tlt", secret="key-empty"),
         "s3://{bucket}/models/bpnet.tlt", "WrongKey"),
