@@ -39,22 +39,31 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
+def role_named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
 def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
     docs = rendered(helm)
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
-    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    role = role_named(docs, "ClusterRole", "bodypose-operator-demo")
     granted = {r for rule in role["rules"] for r in rule["resources"]}
     assert "secrets" not in granted and "jobs" in granted
+    # No namespace list or watch (kopf needs none), no status update, no event patch.
+    assert "namespaces" not in granted
+    assert {"apiGroups": ["batch"], "resources": ["jobs"],
+            "verbs": ["list", "watch", "create", "delete"]} in role["rules"]  # fmt: skip
     # Secrets: `get` only (the one a resource names for its S3 credentials), no list/watch.
     secret_rules = [
         rule for d in docs if d["kind"] in ("ClusterRole", "Role")
         for rule in d["rules"] if "secrets" in rule["resources"]
     ]  # fmt: skip
     assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
-    # Nodes: read (a CPU pool's Node Feature Discovery labels), never watched or written.
-    node_rules = [rule for rule in role["rules"] if "nodes" in rule["resources"]]
-    assert node_rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
+    # Nodes: listed (a CPU pool's Node Feature Discovery labels), never watched or written.
+    node_rules = [rule for d in docs if d["kind"] == "ClusterRole"
+                  for rule in d["rules"] if "nodes" in rule["resources"]]  # fmt: skip
+    assert node_rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == 1
     pod = operator_pod(docs)
@@ -81,11 +90,19 @@ def test_template_is_least_privilege_and_restricted(helm: Path) -> None:
     ]
     # No S3 account of its own: each resource's Secret is used for that resource.
     assert "envFrom" not in container
+    assert not [e for e in container["env"] if "valueFrom" in e]
     assert env_of(container)["BODYPOSE_AMBIENT_S3_CREDENTIALS"] == "false"
     ambient = operator_pod(rendered(
         helm, "--set", "s3.ambientCredentials=true", "--set", "s3.ambientCredentialsSecret=op-s3"
     ))["containers"][0]  # fmt: skip
-    assert ambient["envFrom"] == [{"secretRef": {"name": "op-s3"}}]
+    # The ambient Secret's S3 keys, each by name, never the whole Secret.
+    assert "envFrom" not in ambient
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in ambient["env"] if "valueFrom" in e}
+    required = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    optional = ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
+                "AWS_DEFAULT_REGION")  # fmt: skip
+    assert refs == {k: {"name": "op-s3", "key": k, "optional": k in optional}
+                    for k in (*required, *optional)}  # fmt: skip
     assert env_of(ambient)["BODYPOSE_AMBIENT_S3_CREDENTIALS"] == "true"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert "imagePullSecrets" not in pod
@@ -196,14 +213,23 @@ def test_malformed_image_values_are_refused_by_the_schema(helm: Path, key: str, 
     assert f"at '{pointer}': '{value}' does not match pattern" in done.stderr
 
 
-def test_watched_namespaces_grant_secret_get_only_there(helm: Path) -> None:
+def test_watched_namespaces_grant_everything_only_there_but_nodes(helm: Path) -> None:
     docs = rendered(helm, "--set", "watchNamespaces={team-a,team-b}")
     roles = [d for d in docs if d["kind"] == "Role"]
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    secrets = [r for r in roles if r["metadata"]["name"] == "bodypose-operator-demo-secrets"]
+    assert sorted(r["metadata"]["namespace"] for r in secrets) == ["team-a", "team-b"]
     assert all(r["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
-               for r in roles)  # fmt: skip
+               for r in secrets)  # fmt: skip
+    main = [r for r in roles if r["metadata"]["name"] == "bodypose-operator-demo"]
+    assert sorted(r["metadata"]["namespace"] for r in main) == ["team-a", "team-b"]
+    assert all({"apiGroups": ["batch"], "resources": ["jobs"],
+                "verbs": ["list", "watch", "create", "delete"]} in r["rules"]
+               for r in main)  # fmt: skip
+    # Cluster-wide: nodes list only (nodes are cluster-scoped), bound to the operator.
     cluster_roles = [d for d in docs if d["kind"] == "ClusterRole"]
-    assert not any("secrets" in rule["resources"] for d in cluster_roles for rule in d["rules"])
+    assert [d["rules"] for d in cluster_roles] == [
+        [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+    ]
 
 
 def test_install_creates_the_crd_and_an_operator_that_gets_but_never_lists_secrets(
@@ -227,7 +253,8 @@ def test_install_creates_the_crd_and_an_operator_that_gets_but_never_lists_secre
             return out.stdout.strip()
 
         assert can("list", "bodyposeexports.bodypose.dev", "-A") == "yes"
-        assert can("patch", "bodyposeexports.bodypose.dev/status", "-n", namespace) == "yes"
+        status = ("bodyposeexports.bodypose.dev", "--subresource=status", "-n", namespace)
+        assert can("patch", *status) == "yes" and can("update", *status) == "no"
         assert can("create", "jobs.batch", "-n", namespace) == "yes"
         assert can("delete", "jobs.batch", "-n", namespace) == "yes"
         assert can("create", "events", "-n", namespace) == "yes"
@@ -237,6 +264,8 @@ def test_install_creates_the_crd_and_an_operator_that_gets_but_never_lists_secre
         assert can("create", "pods", "-n", namespace) == "no"
         assert can("list", "nodes") == "yes"
         assert can("watch", "nodes") == "no" and can("patch", "nodes") == "no"
+        assert can("list", "namespaces") == "no"
+        assert can("patch", "jobs.batch", "-n", namespace) == "no"
     finally:
         helm_run(
             helm, "uninstall", "bpe-test", "--namespace", namespace, kubeconfig=cluster.kubeconfig
@@ -258,15 +287,25 @@ def test_more_replicas_use_kopf_peering(helm: Path) -> None:
         "a",
         "b",
     ]
-    role = next(d for d in two if d["kind"] == "ClusterRole")
-    assert any("kopfpeerings" in rule["resources"] for rule in role["rules"])
+    peering_rule = {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
+                    "verbs": ["list", "watch", "patch"]}  # fmt: skip
+    assert peering_rule in role_named(two, "ClusterRole", "bodypose-operator-demo")["rules"]
+    assert all(peering_rule not in d["rules"] for d in one if d["kind"] == "ClusterRole")
+    # Watching listed namespaces: the KopfPeering there, by a Role there.
+    roles = [d for d in namespaced if d["kind"] == "Role"
+             and d["metadata"]["name"] == "bodypose-operator-demo"]  # fmt: skip
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
+    assert all({"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"],
+                "verbs": ["list", "watch", "patch"]} in r["rules"] for r in roles)  # fmt: skip
 
 
 WORKLOADS_READ = {
     "apiGroups": ["kueue.x-k8s.io"],
     "resources": ["workloads"],
-    "verbs": ["get", "list", "watch"],
+    "verbs": ["list", "watch"],
 }
+#: With queueing on, a Workload's event names its Job, which the operator then gets.
+JOB_GET = {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]}
 
 
 def kueue_rules(docs: list[dict[str, Any]]) -> list[tuple[str, str | None, dict[str, Any]]]:
@@ -287,6 +326,10 @@ def test_queueing_grants_workload_read_only_where_it_watches(helm: Path) -> None
     # kueue.enabled, two watched namespaces: a Role in each, read on Workloads, nothing more.
     namespaced = rendered(helm, "--set", "kueue.enabled=true", "--set", "watchNamespaces={a,b}")
     assert kueue_rules(namespaced) == [("Role", "a", WORKLOADS_READ), ("Role", "b", WORKLOADS_READ)]
+    kueue_roles = [d for d in namespaced if d["metadata"]["name"] == "bodypose-operator-demo-kueue"
+                   and d["kind"] == "Role"]  # fmt: skip
+    assert all(r["rules"] == [WORKLOADS_READ, JOB_GET] for r in kueue_roles)
+    assert not any(JOB_GET in d["rules"] for d in off if d["kind"] in ("Role", "ClusterRole"))
     bindings = [d for d in namespaced if d["kind"] == "RoleBinding"
                 and d["roleRef"]["name"] == "bodypose-operator-demo-kueue"]  # fmt: skip
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]

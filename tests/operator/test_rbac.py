@@ -27,6 +27,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from bodypose_operator.builders.jobs import S3_OPTIONAL_KEYS, S3_REQUIRED_KEYS
 from devcluster.controlplane import LocalCluster
 from devcluster.operator_process import start_operator
 from tests.conftest import S3Endpoint
@@ -37,6 +38,7 @@ from tests.support.helm import CHART, helm_run
 from tests.support.operator_fakes import CREDENTIALS, body, put_manifest
 
 SA_NAME = "bodypose-operator"
+S3_KEYS = (*S3_REQUIRED_KEYS, *S3_OPTIONAL_KEYS)
 
 #: Every (verb, resource[, subresource]) the operator makes in a namespace it watches:
 #: kopf's (list and watch its resources and Jobs, patch a resource's annotations, post
@@ -359,6 +361,16 @@ def test_the_chart_grants_exactly_what_the_running_operator_calls(
                     lambda: (s := _status(api_server, ml, "granted")).get("phase") == "Exporting"
                     and s, 90, "the export Job",
                 )  # fmt: skip
+                # The export Job as the API server has it: the S3 keys by name, no envFrom.
+                batch: Any = client.BatchV1Api(api_server.api)
+                (job,) = batch.list_namespaced_job(ml).items
+                (container,) = job.spec.template.spec.containers
+                assert container.env_from is None
+                by_name = {e.name: e.value_from.secret_key_ref for e in container.env
+                           if e.value_from and e.value_from.secret_key_ref}  # fmt: skip
+                assert {
+                    n: (r.name, r.key) for n, r in by_name.items() if r.name == CREDENTIALS
+                } == {k: (CREDENTIALS, k) for k in S3_KEYS}
                 prefix = f"s3://{bucket}/out/{ml}/granted/{exporting['contentKey']}"
                 put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": []})
                 wait_for(lambda: _status(api_server, ml, "granted").get("phase") == "Building",
