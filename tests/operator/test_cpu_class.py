@@ -152,9 +152,9 @@ def test_the_fake_and_the_client_select_nodes_by_the_node_selector() -> None:
         kube.node_labels(CPU_POOL)
 
 
-def test_the_chart_lets_the_operator_get_and_list_nodes_and_nothing_more() -> None:
+def test_the_chart_lets_the_operator_list_nodes_and_nothing_more() -> None:
     """`node_labels` lists nodes (cluster-scoped: the ClusterRole); nothing watches or
-    writes them. tests/e2e/test_helm_chart.py checks the rendered chart and `can-i`."""
+    writes them, nor gets one. tests/operator/test_rbac.py checks `can-i` and the calls."""
     templates = Path(__file__).resolve().parents[2] / "charts/bodypose-operator/templates"
     grants = [
         (path.name, verbs)
@@ -163,4 +163,4 @@ def test_the_chart_lets_the_operator_get_and_list_nodes_and_nothing_more() -> No
             r'resources: \["nodes"\]\s*\n\s*verbs: (\[[^]]*\])', path.read_text()
         )
     ]
-    assert grants == [("rbac.yaml", '["get", "list"]')]
+    assert grants == [("rbac.yaml", '["list"]')]
