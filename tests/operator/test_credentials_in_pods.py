@@ -155,3 +155,19 @@ def test_a_crashed_export_says_why_in_status_and_events_without_the_credentials(
     assert "signature mismatch" in told, told  # the crash is reported...
     assert secret not in told and key_id not in told, told  # ...without the credentials
     assert REDACTED in told
+
+
+def test_a_results_records_are_kept_exactly_its_words_redacted() -> None:
+    """A short credential that happens to be part of a digest or a path must not corrupt
+    the artifacts the status records: only the result's texts are redacted."""
+    digest = "ab" * 32
+    result = {
+        "stage": "build", "ok": False, "reason": "GateFailed",
+        "message": "cosine 0.91 < 0.99 (key id abab)",
+        "artifacts": [{"kind": "engine", "path": "s3://b/abab/e", "sha256": digest, "bytes": 5}],
+    }  # fmt: skip
+    message = json.dumps(result)
+    found = pods.report([_crashed(message)], {"abab"})
+    assert found.result is not None
+    assert found.result["artifacts"] == result["artifacts"]
+    assert found.result["message"] == f"cosine 0.91 < 0.99 (key id {REDACTED})"

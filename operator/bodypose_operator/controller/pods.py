@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bodypose_operator.controller.redact import redact, redact_all
+from bodypose_operator.controller.redact import redact, redact_result
 
 # Waiting reasons of a container whose image the kubelet cannot pull.
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"})
@@ -144,7 +144,7 @@ def _redacted(found: PodReport, secrets: Collection[str]) -> PodReport:
 
     return replace(
         found,
-        result=redact_all(found.result, secrets),
+        result=redact_result(found.result, secrets),
         waiting_message=text(found.waiting_message),
         unschedulable_message=text(found.unschedulable_message),
         image_pull=found.image_pull

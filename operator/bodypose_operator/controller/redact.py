@@ -59,12 +59,10 @@ def _assignment(match: re.Match[str]) -> str:
     return name + separator + REDACTED
 
 
-def redact_all(value: Any, secrets: Collection[str] = ()) -> Any:
-    """Every string inside a parsed JSON value (dicts, lists) redacted."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: redact_all(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_all(v, secrets) for v in value]
-    return value
+def redact_result(result: dict[str, Any] | None, secrets: Collection[str] = ()) -> Any:
+    """A pod's parsed result with its top-level texts (stage, reason, message: where a
+    failure's words are) redacted; its records (artifacts' paths and digests, figures)
+    are data, kept exactly as the exporter wrote them."""
+    if result is None:
+        return None
+    return {k: redact(v, secrets) if isinstance(v, str) else v for k, v in result.items()}
