@@ -317,7 +317,8 @@ def capability_rules(backend: Backend) -> list[dict[str, str]]:
     labels = (f"has(t.nodeSelector) && '{COMPUTE_MAJOR_LABEL}' in t.nodeSelector && "
               f"'{COMPUTE_MINOR_LABEL}' in t.nodeSelector")  # fmt: skip
     named = "has(t.computeCapabilities) && size(t.computeCapabilities) > 0"
-    pool = f"t.nodeSelector['{COMPUTE_MAJOR_LABEL}'] + '.' + t.nodeSelector['{COMPUTE_MINOR_LABEL}']"
+    pool = (f"t.nodeSelector['{COMPUTE_MAJOR_LABEL}'] + '.' + "
+            f"t.nodeSelector['{COMPUTE_MINOR_LABEL}']")  # fmt: skip
     return [
         cel(
             f"self.targets.all(t, !({mine}) || ({named} ? "

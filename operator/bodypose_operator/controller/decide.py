@@ -596,7 +596,8 @@ def _summary_step(
             step.outcome = Outcome("Failed", first.reason, first.message)
     elif ready == total:
         unrun = [t["name"] for t in targets if "notRun" in t]
-        built, ready_message = "every target has a verified engine", f"{ready}/{total} targets ready"
+        built = "every target has a verified engine"
+        ready_message = f"{ready}/{total} targets ready"
         if unrun:
             names = ", ".join(unrun)
             built = (f"every target has an engine; {names} built ahead of time and not run "

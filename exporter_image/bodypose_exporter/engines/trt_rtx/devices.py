@@ -29,6 +29,8 @@ _MAJOR, _MINOR = 75, 76
 _NAME_BYTES = 256
 
 Loader = Callable[[str], Any]
+#: The loader of a real library: `ctypes.CDLL` (dlopen, the system's search path).
+CDLL: Loader = ctypes.CDLL
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _device(lib: Any, ordinal: int) -> Device:
     return Device(ordinal, name.value.decode(errors="replace"), f"{major.value}.{minor.value}")
 
 
-def probe(load: Loader = ctypes.CDLL) -> Probe:
+def probe(load: Loader = CDLL) -> Probe:
     """The CUDA devices this process can open, in the driver's order (device 0 first)."""
     try:
         lib = load(LIBRARY)

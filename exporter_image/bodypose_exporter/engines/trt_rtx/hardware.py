@@ -91,7 +91,7 @@ def run_decision(found: devices.Probe, built_for: tuple[str, ...]) -> RunDecisio
 
 
 def describe(
-    built_for: tuple[str, ...] = (), load: devices.Loader | None = None
+    built_for: tuple[str, ...] = (), load: devices.Loader = devices.CDLL
 ) -> dict[str, Any]:
     """TensorRT-RTX's version and what it builds for, the CUDA devices this pod can open,
     and, for an engine built for `built_for`, whether it runs here (`run_decision`): the
@@ -104,7 +104,7 @@ def describe(
         for n in trt.ComputeCapability.__members__
         if n.startswith("SM")
     )
-    found = devices.probe() if load is None else devices.probe(load)
+    found = devices.probe(load)
     described: dict[str, Any] = {
         "tensorrtRtxVersion": str(trt.__version__),
         "buildsFor": builds_for,
