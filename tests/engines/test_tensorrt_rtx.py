@@ -6,9 +6,10 @@ can run it, so the manifest must say it was built and not run, with no
 figure and no `passed`. Whether it runs is the CUDA driver's answer
 (`engines/trt_rtx/devices.py`): here there is no libcuda.so.1 at all; a
 stand-in driver library compiled from `fake_libcuda.c` presents a driver
-with no device, and devices of chosen compute capabilities. The EPContext model beside an 8.6/8.9/12.x engine is checked by the
-`onnx` checker and by ONNX Runtime, which must name the execution provider
-it needs (this machine's ONNX Runtime has only the CPU provider).
+with no device, and devices of chosen compute capabilities. The EPContext
+model beside an 8.6/8.9/12.x engine is checked by the `onnx` checker and by
+ONNX Runtime, which must name the execution provider it needs (this
+machine's ONNX Runtime has only the CPU provider).
 """
 
 from __future__ import annotations
