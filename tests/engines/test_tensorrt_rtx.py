@@ -3,17 +3,25 @@
 Each build runs the CLI in a process of its own, as a build Job does. The
 engine is NVIDIA's (TensorRT-RTX 1.7 from the package index); nothing here
 can run it, so the manifest must say it was built and not run, with no
-figure. The EPContext model beside an 8.6/8.9/12.x engine is checked by the
-`onnx` checker and by ONNX Runtime, which must name the execution provider
-it needs (this machine's ONNX Runtime has only the CPU provider).
+figure and no `passed`. Whether it runs is the CUDA driver's answer
+(`engines/trt_rtx/devices.py`): here there is no libcuda.so.1 at all; a
+stand-in driver library compiled from `fake_libcuda.c` presents a driver
+with no device, and devices of chosen compute capabilities. The EPContext
+model beside an 8.6/8.9/12.x engine is checked by the `onnx` checker and by
+ONNX Runtime, which must name the execution provider it needs (this
+machine's ONNX Runtime has only the CPU provider).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -22,18 +30,92 @@ import pytest
 
 from bodypose_exporter.convert.fidelity import read_verification_reference
 from bodypose_exporter.convert.fp16 import write_fp16_model
+from bodypose_exporter.engines.trt_rtx import devices, hardware
 
+BPNET = Path(sys.executable).parent / "bpnet"
 BPNET_BUILD = Path(sys.executable).parent / "bpnet-build"
 VERSION = "1.7.1.116"
+NO_LIBCUDA = "the CUDA driver library libcuda.so.1 cannot be loaded"
 
 
-def build(exported: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def build(
+    exported: Path, out: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BPNET_BUILD), "--onnx", str(exported / "bpnet_model.onnx"),
          "--reference", str(exported / "reference.npz"), "--engine_backend", "tensorrt-rtx",
          "--engine_file", str(out / "bpnet_model.224.320.fp32.engine"), *args],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fake_libcuda(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`fake_libcuda.c` compiled to a `libcuda.so.1` (its folder is the one to search)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler to build the stand-in CUDA driver library with")
+    out = tmp_path_factory.mktemp("libcuda") / devices.LIBRARY
+    source = Path(__file__).with_name("fake_libcuda.c")
+    subprocess.run([compiler, "-shared", "-fPIC", "-Wall", "-Werror", "-o", str(out),
+                    str(source)], check=True)  # fmt: skip
+    return out
+
+
+def absent(_: str) -> Any:
+    """The real loader, asked for a library that is not there (dlopen's own error)."""
+    return ctypes.CDLL("/nonexistent/libcuda.so.1")
+
+
+@pytest.mark.parametrize(
+    ("driver", "built_for", "runs_on", "reason"),
+    [
+        (None, ("8.9",), None,
+         "no GPU in this pod: the CUDA driver library libcuda.so.1 cannot be loaded "
+         "(/nonexistent/libcuda.so.1: cannot open shared object file: No such file or "
+         "directory); TensorRT-RTX built the engine ahead of time for 8.9, nothing ran it"),
+        ({"FAKE_CUDA_INIT": "100"}, ("8.9",), None,
+         "no GPU in this pod: the CUDA driver (libcuda.so.1): cuInit returned "
+         "CUDA_ERROR_NO_DEVICE (100); TensorRT-RTX built the engine ahead of time for 8.9, "
+         "nothing ran it"),
+        ({"FAKE_CUDA_DEVICES": ""}, ("8.9",), None,
+         "no GPU in this pod: the CUDA driver (libcuda.so.1) shows no device; TensorRT-RTX "
+         "built the engine ahead of time for 8.9, nothing ran it"),
+        ({"FAKE_CUDA_DEVICES": "8.9=NVIDIA L4"}, ("8.9",), "NVIDIA L4", None),
+        ({"FAKE_CUDA_DEVICES": "8.6=NVIDIA A10"}, ("8.9",), None,
+         "this pod's GPU NVIDIA A10 (compute capability 8.6) is not one the engine was built "
+         "for (8.9): built, not run"),
+        ({"FAKE_CUDA_DEVICES": "7.5=Tesla T4"}, ("7.5", "8.0"), "Tesla T4", None),
+        # The runtime runs on device 0: a matching device 1 does not make it run.
+        ({"FAKE_CUDA_DEVICES": "8.6=NVIDIA A10;8.9=NVIDIA L4"}, ("8.9",), None,
+         "this pod's GPU NVIDIA A10 (compute capability 8.6) is not one the engine was built "
+         "for (8.9): built, not run"),
+    ],
+    ids=["no-libcuda", "cuinit-no-device", "zero-devices", "l4-for-8.9", "a10-for-8.9",
+         "t4-for-7.5-and-8.0", "device-0-decides"],
+)  # fmt: skip
+def test_the_engine_runs_only_on_a_cuda_device_the_pod_opens_of_a_capability_built_for(
+    fake_libcuda: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    driver: dict[str, str] | None,
+    built_for: tuple[str, ...],
+    runs_on: str | None,
+    reason: str | None,
+) -> None:
+    monkeypatch.delenv("FAKE_CUDA_INIT", raising=False)
+    for name, value in (driver or {}).items():
+        monkeypatch.setenv(name, value)
+
+    def stand_in(name: str) -> Any:
+        assert name == "libcuda.so.1"  # what the driver's library is called, and loaded as
+        return ctypes.CDLL(str(fake_libcuda))
+
+    found = devices.probe(absent if driver is None else stand_in)
+    decision = hardware.run_decision(found, built_for)
+    assert decision.not_run == reason
+    assert (decision.device.name if decision.device else None) == runs_on
+    if runs_on is not None:
+        assert decision.device is not None and decision.device.capability in built_for
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +139,21 @@ def test_an_fp32_engine_for_l4_is_built_recorded_and_not_run(
         "tensorrtRtxVersion": VERSION,
     }
     verification = manifest["verification"]
+    # Built and not run, in those words: no figure, no gate, and never `passed`.
     assert verification["run"] is False and verification["figures"] == {}
-    assert verification["notRunReason"].startswith("no GPU in this pod")
+    assert verification["outcome"] == "built, not run" and "passed" not in verification
+    # This machine has no CUDA driver at all: the reason names what is missing.
+    assert verification["notRunReason"].startswith(f"no GPU in this pod: {NO_LIBCUDA} (")
+    assert verification["notRunReason"].endswith(
+        "TensorRT-RTX built the engine ahead of time for 8.9, nothing ran it"
+    )
+    assert manifest["hardware"]["cuda"]["devices"] == []
+    assert manifest["hardware"]["notRunReason"] == verification["notRunReason"]
     assert f"verification not run: {verification['notRunReason']}" in done.stdout
+    inspected = subprocess.run([str(BPNET), "inspect", str(tmp_path / "manifest.json")],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    assert f"verification not run: {verification['notRunReason']}" in inspected.stdout
+    assert "passed" not in inspected.stdout and "FAILED" not in inspected.stdout
     assert manifest["latency"] == {"measured": False, "reason": verification["notRunReason"]}
     kinds = [a["kind"] for a in manifest["artifacts"]]
     assert kinds == ["engine", "epcontext-model", "deepstream-config"]
@@ -91,6 +185,31 @@ def test_an_fp16_engine_for_t4_and_a100_comes_from_the_fp16_model(
     )
     # ONNX Runtime's NvTensorRTRTX provider runs neither T4 nor A100: no EPContext model
     assert "epcontext-model" not in [a["kind"] for a in manifest["artifacts"]]
+
+
+def test_a_build_pod_whose_gpu_is_of_another_kind_publishes_the_engine_not_run(
+    exported: Path, fake_libcuda: Path, tmp_path: Path
+) -> None:
+    """An A10 (8.6) pod building for the l4 pool (8.9): the driver (the stand-in, found on
+    the library path as the real one is) shows the device, and the engine is not run."""
+    env = {**os.environ, "LD_LIBRARY_PATH": str(fake_libcuda.parent),
+           "FAKE_CUDA_DEVICES": "8.6=NVIDIA A10"}  # fmt: skip
+    done = build(exported, tmp_path, "--compute_capabilities", "8.9", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    reason = ("this pod's GPU NVIDIA A10 (compute capability 8.6) is not one the engine was "
+              "built for (8.9): built, not run")  # fmt: skip
+    assert manifest["verification"] == {
+        "precision": "fp32", "figures": {}, "gates": {}, "run": False,
+        "outcome": "built, not run", "notRunReason": reason,
+        "reference": "reference.npz (2 inputs)",
+    }  # fmt: skip
+    assert manifest["hardware"]["cuda"] == {
+        "devices": [{"ordinal": 0, "name": "NVIDIA A10", "computeCapability": "8.6"}]
+    }
+    assert "gpuName" not in manifest["hardware"]  # nothing ran on it
+    assert manifest["latency"] == {"measured": False, "reason": reason}
+    assert f"verification not run: {reason}" in done.stdout
 
 
 @pytest.mark.parametrize(

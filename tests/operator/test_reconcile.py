@@ -112,6 +112,57 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     assert again.status["phase"] == "Ready" and fresh.jobs == {}
 
 
+def test_an_engine_built_and_not_run_is_never_called_verified(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    """A TensorRT-RTX engine its build pod could not run: its event, the Built and Ready
+    conditions and its status say built and not run, and why; the engine that ran (ONNX
+    Runtime's) is still called verified."""
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    resource = body(bucket, targets=[
+        {"name": "l4", "backend": "tensorrt-rtx", "computeCapabilities": ["8.9"]},
+        {"name": "cpu", "backend": "onnxruntime"},
+    ])  # fmt: skip
+    first = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": [
+        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
+    ]})  # fmt: skip
+    reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    reason = ("no GPU in this pod: the CUDA driver library libcuda.so.1 cannot be loaded "
+              "(libcuda.so.1: cannot open shared object file: No such file or directory); "
+              "TensorRT-RTX built the engine ahead of time for 8.9, nothing ran it")  # fmt: skip
+    not_run = {"precision": "fp32", "figures": {}, "gates": {}, "run": False,
+               "outcome": "built, not run", "notRunReason": reason}  # fmt: skip
+    ran = {"precision": "fp32", "figures": {"cosine": 1.0}, "gates": {"cosine": 0.9999},
+           "passed": True, "failures": [], "run": True, "outcome": "verified"}  # fmt: skip
+    for target, verification in (("l4", not_run), ("cpu", ran)):
+        put_target_manifest(s3_endpoint, prefix, resource, target, {
+            "artifacts": [{"kind": "engine", "path": f"{prefix}/targets/{target}/e",
+                           "sha256": "cd", "bytes": 7}],
+            "timingsSeconds": {"build": 12.5},
+            "verification": verification,
+        })  # fmt: skip
+    ready = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    assert ready.status["phase"] == "Ready" and ready.status["readyTargets"] == "2/2"
+    built = {e.message.split(":")[0]: e.message for e in ready.events if e.reason == "Built"}
+    assert built == {
+        "target l4": f"target l4: engine built, not run ({reason}) and published in 12s",
+        "target cpu": "target cpu: engine verified and published in 12s",
+    }
+    condition = cond(ready.status, "Ready")
+    assert condition["status"] == "True"
+    assert condition["message"] == "2/2 targets ready (l4: built, not run)"
+    assert cond(ready.status, "Built")["message"] == (
+        "every target has an engine; l4 built ahead of time and not run (no GPU of its kind "
+        "where it was built: status.targets[].notRun says why)"
+    )
+    l4 = ready.status["targets"][0]
+    assert (l4["name"], l4["notRun"]) == ("l4", reason) and "verification" not in l4
+    said = [e.message for e in ready.events] + [c["message"] for c in ready.status["conditions"]]
+    assert not [m for m in said if "l4" in m and "verified" in m]
+
+
 def test_wrong_key_surfaces_as_condition(bucket: str) -> None:
     cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]

@@ -79,7 +79,9 @@ def _describe_manifest(data: dict[str, Any]) -> list[str]:
     if "hardware" in engine:
         lines.append("hardware " + json.dumps(engine["hardware"], sort_keys=True))
     verification = engine.get("verification")
-    if verification:
+    if verification and verification.get("run") is False:
+        lines.append(f"verification not run: {verification.get('notRunReason')}")
+    elif verification:
         figures = ", ".join(f"{k} {v:.4g}" for k, v in verification.get("figures", {}).items())
         verdict = "passed" if verification.get("passed") else "FAILED"
         lines.append(f"verification {figures}  {verdict}")

@@ -1,10 +1,14 @@
-"""The build stage: shared artifacts in, one target's verified engine out.
+"""The build stage: shared artifacts in, one target's engine out, verified where it ran.
 
 Runs on the target pool's own hardware. Inputs come from the export stage
 (the FP32 ONNX, `reference.npz`, and for int8 `cal.bin`, the tensorfile or
 the QDQ model), by path or s3:// URI. The engine is built by the chosen
 backend (`engines`), run over the reference, and judged by the gates of its
-precision (`verification`). Then:
+precision (`verification`). An engine this pod cannot run (the backend's
+`unable_to_run`: an engine built ahead of time, with no CUDA device of
+its kind in this pod) is published as built and not run: its manifest's `verification` has
+`run: false`, `outcome: "built, not run"` and the reason, no figure and no
+`passed`. Then:
 
 - passed: the engine and its `manifest.json` (hardware, build details,
   timings, verification figures and gates) are published together, the
@@ -414,7 +418,7 @@ def _build_and_verify(
              "deploy " if which else "", build.manifest.timings[f"build{which}"])  # fmt: skip
     not_run = backend.unable_to_run(built.hardware)
     if not_run is not None:
-        log.info("not verified: %s", not_run)
+        log.info("built, not run: %s", not_run)
         if not which:
             build.manifest.details["latency"] = {"measured": False, "reason": not_run}
         return built, Verdict(precision, {}, {}, (), not_run=not_run)

@@ -77,6 +77,10 @@ class VerificationError(UserError):
         self.manifest: dict[str, Any] | None = None
 
 
+#: What the manifest's `verification.outcome` says of an engine.
+VERIFIED, FAILED, NOT_RUN = "verified", "failed", "built, not run"
+
+
 @dataclass(frozen=True)
 class Verdict:
     precision: str
@@ -88,19 +92,37 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """No gate failed: true of an engine that was not run too (nothing was judged), so
+        what it says of an engine is `outcome`."""
         return not self.failures
 
+    @property
+    def outcome(self) -> str:
+        if self.not_run is not None:
+            return NOT_RUN
+        return VERIFIED if self.passed else FAILED
+
     def as_dict(self) -> dict[str, Any]:
-        verdict = {
+        """The manifest's `verification`: an engine that was not run has no figures, no
+        gates and no `passed` (nothing judged it), only `run: false` and the reason."""
+        if self.not_run is not None:
+            return {
+                "precision": self.precision,
+                "figures": {},
+                "gates": {},
+                "run": False,
+                "outcome": self.outcome,
+                "notRunReason": self.not_run,
+            }
+        return {
             "precision": self.precision,
             "figures": self.figures,
             "gates": self.gates,
             "passed": self.passed,
             "failures": list(self.failures),
+            "run": True,
+            "outcome": self.outcome,
         }
-        if self.not_run is not None:
-            verdict.update({"run": False, "notRunReason": self.not_run})
-        return verdict
 
 
 def gates_for(precision: str, overrides: Mapping[str, float | None]) -> dict[str, float]:

@@ -91,7 +91,7 @@ PRINTER_COLUMNS = [
         "name": "Ready",
         "type": "string",
         "jsonPath": ".status.readyTargets",
-        "description": "Targets with a verified engine, out of all targets.",
+        "description": "Targets with an engine (verified, or built and not run), of all targets.",
     },
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {

@@ -199,7 +199,9 @@ class Target(ApiModel):
         pattern=DNS_LABEL_PATTERN,
         description="Target name: a DNS label, unique in the resource; names its engine and Job.",
     )
-    nodeSelector: dict[str, str] = Field(
+    # A label value is at most 63 characters (Kubernetes' own rule); bounded here so that the
+    # API server can afford the CEL rule that reads the GPU labels (`capability_rules`).
+    nodeSelector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
         default_factory=dict, description="Node labels of the pool to build on (its own hardware)."
     )
     tolerations: list[Toleration] = Field(
@@ -306,26 +308,39 @@ def option_rule(option: TargetOption, backends: dict[str, Backend] = BACKENDS) -
 
 def capability_rules(backend: Backend) -> list[dict[str, str]]:
     """A backend that builds for named compute capabilities: only those it has, and some
-    named (on the target, or by the pool's GPU feature discovery labels)."""
+    named (on the target, or by the pool's GPU feature discovery labels). The labels name
+    what the build is for when the target names none (`builders.jobs`), so they are held
+    to the same list, with the same message: a Hopper pool by its labels is refused as
+    `computeCapabilities: ["9.0"]` is."""
     listed = ", ".join(f"'{c}'" for c in backend.compute_capabilities)
     mine = _is_backend([backend.name], default="")
     labels = (f"has(t.nodeSelector) && '{COMPUTE_MAJOR_LABEL}' in t.nodeSelector && "
               f"'{COMPUTE_MINOR_LABEL}' in t.nodeSelector")  # fmt: skip
+    named = "has(t.computeCapabilities) && size(t.computeCapabilities) > 0"
+    pool = (f"t.nodeSelector['{COMPUTE_MAJOR_LABEL}'] + '.' + "
+            f"t.nodeSelector['{COMPUTE_MINOR_LABEL}']")  # fmt: skip
     return [
         cel(
-            f"self.targets.all(t, !({mine}) || !has(t.computeCapabilities) || "
-            f"t.computeCapabilities.all(c, c in [{listed}]))",
+            f"self.targets.all(t, !({mine}) || ({named} ? "
+            f"t.computeCapabilities.all(c, c in [{listed}]) : "
+            f"(!({labels}) || ({pool}) in [{listed}])))",
             f"computeCapabilities: {backend.name} builds for "
             f"{', '.join(backend.compute_capabilities)} only (9.0 is Hopper, where its engines "
             "do not run: build those with tensorrt)",
         ),
         cel(
-            f"self.targets.all(t, !({mine}) || (has(t.computeCapabilities) && "
-            f"size(t.computeCapabilities) > 0) || ({labels}))",
+            f"self.targets.all(t, !({mine}) || ({named}) || ({labels}))",
             f"{backend.name} targets name the GPUs to build for: computeCapabilities, or a "
             f"nodeSelector with {COMPUTE_MAJOR_LABEL} and {COMPUTE_MINOR_LABEL}",
         ),
     ]
+
+
+def pool_capability(node_selector: dict[str, str]) -> str | None:
+    """`8.9` from a nodeSelector's GPU feature discovery labels, or None without both."""
+    if not {COMPUTE_MAJOR_LABEL, COMPUTE_MINOR_LABEL} <= set(node_selector):
+        return None
+    return f"{node_selector[COMPUTE_MAJOR_LABEL]}.{node_selector[COMPUTE_MINOR_LABEL]}"
 
 
 CAPABILITY_RULES = {
@@ -465,10 +480,11 @@ class BodyPoseExportSpec(ApiModel):
             if not supported:
                 continue
             supported_rule, named_rule = CAPABILITY_RULES[t.backend]
-            if any(c not in supported for c in t.computeCapabilities):
+            pool = pool_capability(t.nodeSelector)
+            built_for = t.computeCapabilities or ([pool] if pool is not None else [])
+            if any(c not in supported for c in built_for):
                 raise ValueError(supported_rule["message"])
-            labelled = {COMPUTE_MAJOR_LABEL, COMPUTE_MINOR_LABEL} <= set(t.nodeSelector)
-            if not t.computeCapabilities and not labelled:
+            if not built_for:
                 raise ValueError(named_rule["message"])
         for t in self.targets:
             if self.precision not in BACKENDS[t.backend].precisions:

@@ -529,8 +529,11 @@ def _target_step(
     if stage.manifest is not None and not stage.reused and not was_ready:
         seconds = stage_seconds(stage.manifest)
         step.durations.append(("build", seconds))
+        not_run = target_fields(stage.manifest).get("notRun")
+        # An engine nothing ran is never called verified: built and published, with why.
+        done = f"built, not run ({not_run})" if not_run else "verified"
         step.events.append(
-            Event("Normal", "Built", f"{what}: engine verified and published in {seconds:.0f}s")
+            Event("Normal", "Built", f"{what}: engine {done} and published in {seconds:.0f}s")
         )
     return step, state
 
@@ -594,11 +597,15 @@ def _summary_step(
     elif ready == total:
         unrun = [t["name"] for t in targets if "notRun" in t]
         built = "every target has a verified engine"
+        ready_message = f"{ready}/{total} targets ready"
         if unrun:
-            built = (f"every target has an engine; {', '.join(unrun)} built ahead of time "
-                     "and not run (no GPU of its kind where it was built)")  # fmt: skip
+            names = ", ".join(unrun)
+            built = (f"every target has an engine; {names} built ahead of time and not run "
+                     "(no GPU of its kind where it was built: status.targets[].notRun says "
+                     "why)")  # fmt: skip
+            ready_message += f" ({names}: built, not run)"
         step.conditions.append((BUILT, True, "AllTargetsBuilt", built))
-        step.outcome = Outcome("Ready", "AllTargetsReady", f"{ready}/{total} targets ready")
+        step.outcome = Outcome("Ready", "AllTargetsReady", ready_message)
     else:
         step.conditions.append((BUILT, None, "Building", f"{ready}/{total} targets built"))
         queued = sum(s.phase == "Queued" for _, s in states)

@@ -45,10 +45,10 @@ class TensorRTRTXBackend:
         )
 
     def unable_to_run(self, described: dict[str, Any]) -> str | None:
-        """Why this pod cannot run the engine it builds, or None (it sees a GPU)."""
-        if described.get("gpus"):
-            return None
-        return "no GPU in this pod: TensorRT-RTX built the engine ahead of time, nothing ran it"
+        """Why this pod does not run the engine it built (no CUDA device it can open, or
+        one of another compute capability), or None: the build's hardware record says
+        (`hardware.run_decision`)."""
+        return hardware.not_run_reason(described)
 
     def timing_cache_key(self, described: dict[str, Any]) -> str | None:
         return None  # built ahead of time, no GPU to time tactics on

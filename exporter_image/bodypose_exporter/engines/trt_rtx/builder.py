@@ -119,5 +119,6 @@ class TensorRTRTXBuilder:
         log.info("built a TensorRT-RTX %s engine for compute capability %s in %.1f s",
                  plan.precision, ", ".join(capabilities), seconds)  # fmt: skip
         return BuiltEngine(
-            request.engine_path, FACTS.name, hardware.describe(), details, tuple(companions)
-        )
+            request.engine_path, FACTS.name, hardware.describe(capabilities), details,
+            tuple(companions),
+        )  # fmt: skip
