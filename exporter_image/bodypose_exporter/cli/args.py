@@ -51,8 +51,11 @@ def add_key(p: argparse.ArgumentParser, *, required: bool = False, help: str | N
     )
 
 
-def add_input_dims(p: argparse.ArgumentParser, *, default: str | None = "256,256,3") -> None:
-    """-d/--input_dims and --data_format: the network input, channels_last."""
+def add_input_dims(
+    p: argparse.ArgumentParser, *, default: str | None = "256,256,3", tao_short: bool = False
+) -> None:
+    """-d/--input_dims and --data_format (`-i/--data_format` where `tao_short`: TAO's bpnet
+    export names it so): the network input, channels_last."""
     p.add_argument(
         "-d",
         "--input_dims",
@@ -63,6 +66,7 @@ def add_input_dims(p: argparse.ArgumentParser, *, default: str | None = "256,256
         + "; height and width multiples of 8, preferably of 16, 32 or 64",
     )
     p.add_argument(
+        *(["-i"] if tao_short else []),
         "--data_format",
         default="channels_last",
         choices=["channels_last", "channels_first"],
