@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the command lines are kept as their sources print them)
 """The export command lines of TAO's BodyPoseNet guide, run by `bpnet-export` as written.
 
 Where the command lines come from (paths substituted, nothing else changed):
@@ -47,7 +48,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLE_KEY
-from tests.exporter.conftest import CliRun, RunCli, run_cli  # noqa: F401  (the fixture)
+from tests.exporter.conftest import CliRun, RunCli
 
 H, W, C = 224, 320, 3
 NUM_CALIB_SAMPLES = 4
