@@ -118,7 +118,7 @@ def test_output_directory_that_cannot_be_written(run_cli: RunCli, model: Path) -
     out = blocker / "sub" / "model.etlt"
     r = run_cli("-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3", "-o", str(out))
     assert r.code == 2
-    assert f"cannot write the output {out}" in r.err
+    assert f"cannot write -o/--output_file {out}: {blocker} is a file, not a directory" in r.err
 
 
 def test_unknown_data_type(run_cli: RunCli, model: Path) -> None:
@@ -173,9 +173,11 @@ def test_tao_flags_that_do_nothing_here_are_taken_and_logged(
     line each (they were refused: "only used with --data_type int8", "only used when
     building an engine")."""
     caplog.set_level(logging.INFO)
+    imgs = model.parent / "imgs"
+    imgs.mkdir()
     r = run_cli(
         "-m", str(model), "-k", SAMPLE_KEY, "-d", "224,320,3", "-t", "onnx",
-        "--max_batch_size", "8", "-s", "--cal_image_dir", "imgs", "--batches", "4",
+        "--max_batch_size", "8", "-s", "--cal_image_dir", str(imgs), "--batches", "4",
         "--batch_size", "2", "--static_batch_size", "1", "--opt_batch_size", "2",
     )  # fmt: skip
     assert r.code == 0, r.err
@@ -184,7 +186,7 @@ def test_tao_flags_that_do_nothing_here_are_taken_and_logged(
         "-t/--backend onnx: converted with tf2onnx as for -t tfonnx",
         "--max_batch_size 8: not used: no engine is built without --engine_file",
         "-s/--strict_type_constraints: not used: no engine is built without --engine_file",
-        "--cal_image_dir imgs: not used: only INT8 calibration reads it, and this run is fp32",
+        f"--cal_image_dir {imgs}: not used: only INT8 calibration reads it, and this run is fp32",
         "--batches 4: not used: only INT8 calibration reads it, and this run is fp32",
         "--batch_size 2: not used: only INT8 calibration reads it, and this run is fp32",
         "--static_batch_size 1: not used: the exported ONNX model keeps a dynamic batch",

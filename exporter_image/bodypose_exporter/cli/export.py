@@ -27,6 +27,7 @@ from typing import Any
 from bodypose_exporter import __version__
 from bodypose_exporter.cli import args as groups
 from bodypose_exporter.cli import tao_flags
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.naming import resolve_engine_file
 from bodypose_exporter.engines.registry import require_available
@@ -78,18 +79,23 @@ ENGINE_ONLY = groups.engine_only_flags(EngineOptions, BuildInputs, BuildStageReq
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = "Export a trained TAO BodyPoseNet (.tlt) to .etlt and ONNX."
     p.epilog = EPILOG
-    p.add_argument("-m", "--model", required=True, help="the .tlt model: a path or s3:// URI")
+    model = p.add_argument(
+        "-m", "--model", required=True, help="the .tlt model: a path or s3:// URI"
+    )
+    mark(model, PathKind.READ_FILE, label="model")
     groups.add_key(p)
-    p.add_argument(
+    output_file = p.add_argument(
         "-o",
         "--output_file",
         default=None,
         help="the .etlt to write (path or s3:// URI; default: <model>.etlt). "
         "The .onnx and manifest.json go beside it.",
     )
-    p.add_argument(
+    mark(output_file, PathKind.WRITE_FILE, example="bpnet_model.etlt")
+    spec = p.add_argument(
         "-e", "--experiment_spec", default=None, help="TAO experiment spec (YAML): normalization"
     )
+    mark(spec, PathKind.READ_FILE, label="experiment spec")
     groups.add_input_dims(p, tao_short=True)
     p.add_argument(
         "-t",
@@ -103,12 +109,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_calibration(p, export=True)
     groups.add_force_ptq(p)
     groups.add_engine(p, export=True)
-    p.add_argument(
+    engine_file = p.add_argument(
         "--engine_file",
         default=None,
         help="also build, verify and write this engine (a directory gets TAO's name "
         "bpnet_model.H.W.precision.engine); see --engine_backend",
     )
+    mark(engine_file, PathKind.ENGINE_FILE_OR_DIR)
     p.add_argument(
         "--sdk_compatible_model",
         action="store_true",

@@ -18,6 +18,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.storage.location import Location
 
 log = logging.getLogger("bpnet-export")
@@ -51,11 +52,13 @@ def not_used(flag: str, value: object, reason: str) -> None:
 
 def add_unused(p: argparse.ArgumentParser) -> None:
     """TAO's flags this exporter has no use for, taken so that TAO's command lines run."""
-    p.add_argument(
+    results_dir = p.add_argument(
         "-r", "--results_dir", default=None,
         help="TAO: where its status.json goes; taken and not used (this run's record is "
         "manifest.json beside the output)",
     )  # fmt: skip
+    # Checked as TAO uses it (it creates the directory), though nothing is written there.
+    mark(results_dir, PathKind.WRITE_DIR)
     p.add_argument(
         "--static_batch_size", type=int, default=None,
         help="TAO: a fixed batch for the exported model (default -1, dynamic); taken and not "
