@@ -14,8 +14,10 @@ The answers:
 - a directory where a file is read or written: refused, naming the flag (a
   written one with the file name to give, e.g. `out/bpnet_model.etlt`);
 - a file where a directory is expected: refused;
-- a path under a missing directory: for what is read, "does not exist"
-  (NotFound); for what is written, the directories are created, as TAO's
+- a path under a missing directory: for what is read, the stage that reads it
+  says "<what> X does not exist" (NotFound), for paths and s3:// URIs alike,
+  after the command's own flag checks; for what is written, the directories
+  are created, as TAO's
   export creates `-o`'s (`os.makedirs(output_root)` in NVIDIA/
   tao_tensorflow1_backend `nvidia_tao_tf1/cv/bpnet/scripts/export.py`);
 - a path through a file ("file.txt/out"), or under a directory nothing can be
@@ -108,10 +110,14 @@ def check_one(path_flag: PathFlag, value: str) -> None:
     if kind in (PathKind.READ_DIR, PathKind.WRITE_DIR) and path.exists() and not path.is_dir():
         raise UserError(f"{flag} {value} is a file, not a directory")
     if kind in (PathKind.READ_FILE, PathKind.READ_DIR):
-        if not path.exists():
-            blocker = _file_on_the_way(path)
-            why = f": {blocker} is a file, not a directory" if blocker else ""
-            raise NotFoundError(f"{path_flag.label or flag} {value} does not exist{why}")
+        blocker = None if path.exists() else _file_on_the_way(path)
+        if blocker is not None:
+            raise NotFoundError(
+                f"{path_flag.label or flag} {value} does not exist: {blocker} is a file, "
+                "not a directory"
+            )
+        # A plain missing input is the stage's to name, as it does for an s3:// one
+        # ("model X does not exist", NotFound), after the flags' own checks.
         return
     if kind is PathKind.CACHE_FILE and path.is_file():
         return
