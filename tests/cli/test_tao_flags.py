@@ -172,5 +172,89 @@ def test_documented_values_are_accepted_with_their_types() -> None:
     assert args.sdk_compatible_model is True
 
 
+#: TAO's own parser, transcribed: NVIDIA/tao_tensorflow1_backend at
+#: 2ec95cbbe0d74d6a180ea6e989f64d2d97d97712, `nvidia_tao_tf1/cv/bpnet/scripts/export.py`,
+#: `build_command_line_parser` (every flag, its names and its default there). TAO parses with
+#: `parse_known_args` and uses every flag with every precision, with or without
+#: --engine_file (`run_export`, `BpNetExporter.export`); tests/cli/test_tao_guide.py runs
+#: the guide's lines.
+TAO_PARSER = (
+    TaoFlag(("-m", "--model"), VALUE, default=None, required=True),
+    TaoFlag(("-k", "--key"), VALUE, default=""),
+    TaoFlag(("-o", "--output_file"), VALUE, default=None),
+    TaoFlag(("--force_ptq",), SWITCH, default=False),
+    TaoFlag(("--cal_data_file",), VALUE, default=""),
+    TaoFlag(("--cal_image_dir",), VALUE, default=""),
+    TaoFlag(("--data_type",), VALUE, default="fp32"),
+    TaoFlag(("-s", "--strict_type_constraints"), SWITCH, default=False),
+    TaoFlag(("--cal_cache_file",), VALUE, default="./cal.bin"),
+    TaoFlag(("--batches",), VALUE, default=10),
+    TaoFlag(("--max_workspace_size",), VALUE, default=2 * (1 << 30)),
+    TaoFlag(("--max_batch_size",), VALUE, default=1),
+    TaoFlag(("--batch_size",), VALUE, default=1),
+    TaoFlag(("-e", "--experiment_spec"), VALUE, default=None),
+    TaoFlag(("--engine_file",), VALUE, default=None),
+    TaoFlag(("--static_batch_size",), VALUE, default=-1),
+    TaoFlag(("-v", "--verbose"), SWITCH, default=False),
+    TaoFlag(("-d", "--input_dims"), VALUE, default="256,256,3"),
+    TaoFlag(("--sdk_compatible_model",), SWITCH, default=False),
+    TaoFlag(("-u", "--upsample_ratio"), VALUE, default=4),
+    TaoFlag(("-i", "--data_format"), VALUE, default="channels_last"),
+    TaoFlag(("-t", "--backend"), VALUE, default="onnx"),
+    TaoFlag(("--opt_batch_size",), VALUE, default=1),
+    TaoFlag(("-r", "--results_dir"), VALUE, default=None),
+)
+#: A value TAO's parser takes for each VALUE flag (its type: str or int, or a choice).
+TAO_VALUES = {
+    "--data_type": "fp16", "--batches": "4", "--max_workspace_size": "1073741824",
+    "--max_batch_size": "2", "--batch_size": "2", "--static_batch_size": "-1",
+    "--input_dims": "224,320,3", "--upsample_ratio": "4", "--data_format": "channels_last",
+    "--backend": "onnx", "--opt_batch_size": "1",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", TAO_PARSER, ids=lambda f: f.names[-1])
+def test_every_flag_of_taos_parser_is_taken_by_every_name(flag: TaoFlag) -> None:
+    """Where the documentation's table above leaves flags out (-r, --static_batch_size,
+    --opt_batch_size, -i, -u), TAO's parser has them: a line using them runs there."""
+    p = parser()
+    (dest,) = {action(p, name).dest for name in flag.names}
+    taken = action(p, flag.names[0])
+    assert (VALUE if taken.nargs != 0 else SWITCH) == flag.kind, dest
+    for name in flag.names:
+        value = [TAO_VALUES.get(flag.names[-1], "x")] if flag.kind == VALUE else []
+        args = p.parse_args(["-m", MODEL, name, *value] if dest != "model" else [name, MODEL])
+        assert getattr(args, dest) not in (None, False), name
+
+
+#: Where a run's default is not TAO's parser's, and why (the others are checked equal).
+PARSER_DIFFERENCES = {
+    # TAO 5 writes plain ONNX by default; the documentation (and this tool) the .etlt, with
+    # the plain .onnx beside it.
+    "--output_file": "<model>.etlt",
+    # The documentation's tfonnx: tf2onnx is the converter here (-t onnx is taken too).
+    "--backend": "tfonnx",
+}
+
+
+def test_every_default_of_taos_parser_is_the_one_a_run_takes() -> None:
+    parsed = parser().parse_args(["-m", MODEL])
+    effective = effective_defaults()
+    for flag in TAO_PARSER:
+        long = flag.names[-1]
+        if long in PARSER_DIFFERENCES or long in ("--model", "--engine_file"):
+            continue
+        if long in effective:
+            assert effective[long] == flag.default, long
+        elif long == "--key":
+            assert parsed.key is None  # then $BODYPOSE_MODEL_KEY, else "" as TAO's
+        elif long in ("--static_batch_size", "--opt_batch_size"):
+            assert getattr(parsed, long[2:]) is None  # not used here: logged when given
+        elif flag.default in ("", None):
+            assert getattr(parsed, action(parser(), long).dest) is None, long
+        else:
+            assert getattr(parsed, action(parser(), long).dest) == flag.default, long
+
+
 def test_data_type_takes_taos_values() -> None:
     assert set(action(parser(), "--data_type").choices or ()) == TAO_DATA_TYPES

@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 from typing import Any
 
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.codec.registry import CODEC_CHOICES
 from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.registry import BACKEND_MODULES, BACKENDS, DEFAULT_BACKEND
@@ -51,8 +52,11 @@ def add_key(p: argparse.ArgumentParser, *, required: bool = False, help: str | N
     )
 
 
-def add_input_dims(p: argparse.ArgumentParser, *, default: str | None = "256,256,3") -> None:
-    """-d/--input_dims and --data_format: the network input, channels_last."""
+def add_input_dims(
+    p: argparse.ArgumentParser, *, default: str | None = "256,256,3", tao_short: bool = False
+) -> None:
+    """-d/--input_dims and --data_format (`-i/--data_format` where `tao_short`: TAO's bpnet
+    export names it so): the network input, channels_last."""
     p.add_argument(
         "-d",
         "--input_dims",
@@ -63,6 +67,7 @@ def add_input_dims(p: argparse.ArgumentParser, *, default: str | None = "256,256
         + "; height and width multiples of 8, preferably of 16, 32 or 64",
     )
     p.add_argument(
+        *(["-i"] if tao_short else []),
         "--data_format",
         default="channels_last",
         choices=["channels_last", "channels_first"],
@@ -84,12 +89,13 @@ def add_data_type(p: argparse.ArgumentParser, *, export: bool) -> None:
 def add_calibration(p: argparse.ArgumentParser, *, export: bool, images: bool = True) -> None:
     """The INT8 calibration flags. `export`: `None` defaults, refused without int8."""
     if images:
-        p.add_argument(
+        cal_image_dir = p.add_argument(
             "--cal_image_dir", default=None,
             help="int8: calibration images (.jpg, .jpeg, .png), a directory or an s3:// prefix; "
             "at least --batches x --batch_size of them, preprocessed as TAO's strict mode",
         )  # fmt: skip
-    p.add_argument(
+        mark(cal_image_dir, PathKind.READ_DIR)
+    cal_data_file = p.add_argument(
         "--cal_data_file", default=None,
         help="int8: calibration tensorfile (path or s3://): used if it exists, else written "
         "from --cal_image_dir"
@@ -97,13 +103,17 @@ def add_calibration(p: argparse.ArgumentParser, *, export: bool, images: bool = 
         else "calibration tensorfile (int8, tensorrt): TensorRT calibrates from it when "
         "--cal_cache_file does not exist yet, and writes that cache",
     )  # fmt: skip
-    p.add_argument(
+    # The export writes a tensorfile made from the images; a build only reads one.
+    mark(cal_data_file, PathKind.CACHE_FILE if images else PathKind.READ_FILE,
+         example="calibration.tensorfile")  # fmt: skip
+    cal_cache_file = p.add_argument(
         "--cal_cache_file", default=None,
         help="int8: calibration cache (path or s3://; default ./cal.bin): reused if it exists "
         "(calibration skipped), else written"
         if images
         else "cal.bin (int8): replayed if it exists",
     )  # fmt: skip
+    mark(cal_cache_file, PathKind.CACHE_FILE, example="cal.bin")
     if images:
         p.add_argument(
             "--cal_method", default="entropy", choices=CAL_METHODS,
@@ -161,25 +171,28 @@ def add_backend(p: argparse.ArgumentParser, *, export: bool) -> None:
         "(CPU: an optimized ONNX model, int8 as QDQ) or tensorrt-rtx (TensorRT-RTX engines "
         "for --compute_capabilities, built without a GPU; fp32 and fp16)",
     )  # fmt: skip
-    p.add_argument(
+    timing_cache = p.add_argument(
         "--timing_cache", default=None,
         help="TensorRT timing cache to reuse and update (default: the one --timing_cache_dir "
         "holds for this GPU, else <engine_file>.timing.cache)",
     )  # fmt: skip
-    p.add_argument(
+    mark(timing_cache, PathKind.CACHE_FILE, example="timing.cache")
+    timing_cache_dir = p.add_argument(
         "--timing_cache_dir", default=None,
         help="directory or s3:// prefix of TensorRT timing caches shared by GPU model and "
         "TensorRT version: <dir>/<GPU>-sm<cc>-trt<version>.cache is read before the build "
         "and written back, merged, after it",
     )  # fmt: skip
+    mark(timing_cache_dir, PathKind.WRITE_DIR)
 
 
 def add_reference_images(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    reference_images = p.add_argument(
         "--reference_images", default=None,
         help="verify the engine on these images (a local directory) instead of the inputs "
         "in reference.npz",
     )  # fmt: skip
+    mark(reference_images, PathKind.READ_DIR)
 
 
 def add_gates(p: argparse.ArgumentParser) -> None:
@@ -318,19 +331,21 @@ def capability_list(text: str) -> tuple[str, ...]:
 
 def add_serving(p: argparse.ArgumentParser) -> None:
     """Serving configs written besides the ones next to the engine (`stages.serving`)."""
-    p.add_argument(
+    triton_repository = p.add_argument(
         "--triton_repository", default=None,
         help="also write the engine into this Triton model repository (directory or s3:// "
         "prefix): <dir>/bpnet/config.pbtxt and 1/model.plan (model.onnx for onnxruntime); "
         "TensorRT plans of other GPUs already there are kept and mapped by compute capability "
         "(cc_model_filenames). A copy is always written beside the engine under triton/",
     )  # fmt: skip
-    p.add_argument(
+    mark(triton_repository, PathKind.WRITE_DIR)
+    deepstream_config = p.add_argument(
         "--deepstream_config", default=None,
         help="also write DeepStream's nvinfer config (bodypose2d_pgie_config.txt) at this "
         "path, its onnx-file, model-engine-file and int8-calib-file relative to it; one is "
         "always written beside the engine",
     )  # fmt: skip
+    mark(deepstream_config, PathKind.WRITE_FILE, example="bodypose2d_pgie_config.txt")
 
 
 def add_evaluation(p: argparse.ArgumentParser, *, build: bool) -> None:
@@ -340,15 +355,17 @@ def add_evaluation(p: argparse.ArgumentParser, *, build: bool) -> None:
     build evaluates its engine on the same set and gates the drop against it.
     """
     where = "default: the set --eval_reference was measured on; " if build else ""
-    p.add_argument(
+    eval_annotations = p.add_argument(
         "--eval_annotations", default=None, metavar="URI_OR_PATH",
         help=f"COCO person-keypoints JSON to evaluate OKS AP on ({where}a path or s3:// "
         "URI); with --eval_images",
     )  # fmt: skip
-    p.add_argument(
+    mark(eval_annotations, PathKind.READ_FILE)
+    eval_images = p.add_argument(
         "--eval_images", default=None, metavar="URI_OR_PATH",
         help="the directory (or s3:// prefix) holding each evaluation image's file_name",
     )  # fmt: skip
+    mark(eval_images, PathKind.READ_DIR)
     p.add_argument(
         "--eval_max_images", type=int, default=None, metavar="N",
         help="evaluate only the first N images by id (default: all); more than the set holds "
@@ -356,11 +373,12 @@ def add_evaluation(p: argparse.ArgumentParser, *, build: bool) -> None:
     )  # fmt: skip
     if not build:
         return
-    p.add_argument(
+    eval_reference = p.add_argument(
         "--eval_reference", default=None, metavar="URI_OR_PATH",
         help="the export's evaluation.json (path or s3://): the FP32 model's AP the engine's "
         "is compared with; turns the AP gate on",
     )  # fmt: skip
+    mark(eval_reference, PathKind.READ_FILE, label="evaluation reference")
     p.add_argument(
         "--max_ap_drop", type=float, default=None, metavar="POINTS",
         help="fail (exit 3, AccuracyDropTooLarge) when the engine's AP is more than this many "

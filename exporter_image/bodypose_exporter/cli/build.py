@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from bodypose_exporter.cli import args as groups
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.manifest import Kind
 from bodypose_exporter.result import report_success
@@ -64,36 +65,48 @@ def configure(p: argparse.ArgumentParser) -> None:
         "reference the export kept."
     )
     p.epilog = EPILOG
-    p.add_argument("--onnx", required=True, help="the FP32 ONNX model (path or s3://)")
-    p.add_argument("--reference", default=None, help="reference.npz from the export")
-    p.add_argument(
+    onnx = p.add_argument("--onnx", required=True, help="the FP32 ONNX model (path or s3://)")
+    mark(onnx, PathKind.READ_FILE, label="ONNX model")
+    reference = p.add_argument("--reference", default=None, help="reference.npz from the export")
+    mark(reference, PathKind.READ_FILE)
+    reference_images = p.add_argument(
         "--reference_images", default=None,
         help="a local directory of images to verify on instead (FP32 reference computed here)",
     )  # fmt: skip
-    p.add_argument("--engine_file", required=True, help="engine to write (path or s3://)")
+    mark(reference_images, PathKind.READ_DIR)
+    engine_file = p.add_argument(
+        "--engine_file", required=True, help="engine to write (path or s3://)"
+    )
+    # A directory is refused: the Jobs' name needs the model's size (bpnet-export, which
+    # knows it, puts that name into a directory).
+    jobs_name = "bpnet_model.<height>.<width>.<precision>.engine (the name the Jobs use)"
+    mark(engine_file, PathKind.WRITE_FILE, example=jobs_name)
     groups.add_data_type(p, export=False)
     groups.add_engine(p, export=False)
     groups.add_calibration(p, export=False, images=False)
-    p.add_argument("--qdq_model", default=None, help="QDQ ONNX model (int8)")
-    p.add_argument(
+    mark(p.add_argument("--qdq_model", default=None, help="QDQ ONNX model (int8)"),
+         PathKind.READ_FILE)  # fmt: skip
+    fp16_model = p.add_argument(
         "--fp16_model", default=None,
         help="the FP16 mixed-precision ONNX model bpnet-export --data_type fp16 publishes "
         "(<model>.fp16.onnx): strongly typed TensorRT and TensorRT-RTX fp16 engines are "
         "built from it",
     )  # fmt: skip
+    mark(fp16_model, PathKind.READ_FILE)
     groups.add_backend(p, export=False)
     groups.add_tensorrt_target(p, export=False)
     groups.add_cpu_target(p)
     groups.add_serving(p)
     groups.add_gates(p)
     groups.add_evaluation(p, build=True)
-    p.add_argument(
+    deploy_onnx = p.add_argument(
         "--deploy_onnx", default=None, metavar="URI_OR_PATH",
         help="the export's SDK-compatible <model>.deploy.onnx (path or s3://): after the "
         "engine of --onnx passes its gates, also build this one's engine from the same "
         "calibration and publish it beside (<engine>.deploy.engine, its own Triton model "
         "bpnet_deploy and DeepStream config)",
     )  # fmt: skip
+    mark(deploy_onnx, PathKind.READ_FILE)
     p.add_argument(
         "--target_identity", default=None, metavar="ID",
         help="recorded as targetIdentity in the manifest (the operator passes the identity "

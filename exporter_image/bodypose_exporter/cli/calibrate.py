@@ -13,6 +13,7 @@ import os
 
 from bodypose_exporter.calibration.preprocess import Normalization
 from bodypose_exporter.cli import args as groups
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.model.dims import InputDims
 from bodypose_exporter.result import report_success
@@ -35,14 +36,18 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--data_type int8 does."
     )
     p.epilog = EPILOG
-    p.add_argument("--onnx", required=True, help="the exported FP32 ONNX model (path or s3://)")
+    onnx = p.add_argument(
+        "--onnx", required=True, help="the exported FP32 ONNX model (path or s3://)"
+    )
+    mark(onnx, PathKind.READ_FILE, label="ONNX model")
     groups.add_input_dims(p, default=None)
     groups.add_calibration(p, export=False)
-    p.add_argument(
+    output_dir = p.add_argument(
         "-o", "--output_dir", default=None,
         help="where cal.bin, the QDQ model, calibration.json and manifest.json are published "
         "(a directory or s3:// prefix; default: beside --onnx)",
     )  # fmt: skip
+    mark(output_dir, PathKind.WRITE_DIR)
     groups.add_verbose(p)
 
 

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.engines.base import PRECISIONS
 from bodypose_exporter.engines.registry import BACKENDS, ONNX_REFERENCE
 from bodypose_exporter.errors import UserError
@@ -67,16 +68,20 @@ def configure(p: argparse.ArgumentParser) -> None:
         "when the engine's AP drop exceeds --max_ap_drop."
     )
     p.epilog = EPILOG
-    p.add_argument(
+    annotations = p.add_argument(
         "--annotations", required=True,
         help="COCO person-keypoints JSON (person_keypoints_*.json): a path or s3:// URI",
     )  # fmt: skip
-    p.add_argument(
+    mark(annotations, PathKind.READ_FILE)
+    images = p.add_argument(
         "--images", required=True,
         help="the directory (or s3:// prefix) holding each image's file_name",
     )  # fmt: skip
-    p.add_argument("--onnx", required=True, type=Path, help="the exported FP32 ONNX model")
-    p.add_argument("--engine", type=Path, default=None, help="a built engine to compare")
+    mark(images, PathKind.READ_DIR)
+    onnx = p.add_argument("--onnx", required=True, type=Path, help="the exported FP32 ONNX model")
+    mark(onnx, PathKind.READ_FILE)
+    engine = p.add_argument("--engine", type=Path, default=None, help="a built engine to compare")
+    mark(engine, PathKind.READ_FILE)
     p.add_argument(
         "--engine_backend", default=ONNX_REFERENCE, choices=BACKENDS,
         help="what loads --engine (default: onnxruntime; tensorrt where TensorRT and a GPU "
@@ -97,7 +102,10 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="fail (exit 3) when the engine's AP is more than this many AP points (AP x 100) "
         f"below the FP32 model's (default: {_LIMITS})",
     )  # fmt: skip
-    p.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
+    output = p.add_argument(
+        "--output", type=Path, default=None, help="write the figures as JSON here"
+    )
+    mark(output, PathKind.WRITE_FILE, example="evaluation.json")
 
 
 def engine_precision(engine: Path, given: str | None) -> str:

@@ -4,8 +4,11 @@ Flag names and defaults follow TAO's bpnet export
 (NVIDIA/tao_tensorflow1_backend `nvidia_tao_tf1/cv/bpnet/scripts/export.py`
 and the TAO BodyPoseNet documentation), so TAO's documentation still reads
 true; where this tool differs it says so in `--help` and in its errors.
-Flags that would do nothing in a run (calibration flags without int8, engine
-flags without --engine_file) fail loudly instead of being ignored.
+Every flag TAO's parser takes is taken (`tao model bpnet export` command lines
+run as written): where one does nothing in a run (calibration flags without
+int8, engine flags without --engine_file, `-r`, `--static_batch_size`,
+`--opt_batch_size`), one log line says so (`tao_flags`). Flags of this tool's
+own that would do nothing fail loudly instead of being ignored.
 
 The work is the export stage (`stages.export`), then, with `--engine_file`,
 the build stage on its artifacts (`stages.build.build_after_export`).
@@ -23,11 +26,14 @@ from typing import Any
 
 from bodypose_exporter import __version__
 from bodypose_exporter.cli import args as groups
+from bodypose_exporter.cli import tao_flags
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.naming import resolve_engine_file
 from bodypose_exporter.engines.registry import require_available
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.accuracy import EvaluationRequest
+from bodypose_exporter.manifest import Kind, artifact_path
 from bodypose_exporter.model.dims import InputDims
 from bodypose_exporter.result import report_success
 from bodypose_exporter.stages.build import BuildInputs, BuildStageRequest
@@ -73,36 +79,43 @@ ENGINE_ONLY = groups.engine_only_flags(EngineOptions, BuildInputs, BuildStageReq
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = "Export a trained TAO BodyPoseNet (.tlt) to .etlt and ONNX."
     p.epilog = EPILOG
-    p.add_argument("-m", "--model", required=True, help="the .tlt model: a path or s3:// URI")
+    model = p.add_argument(
+        "-m", "--model", required=True, help="the .tlt model: a path or s3:// URI"
+    )
+    mark(model, PathKind.READ_FILE, label="model")
     groups.add_key(p)
-    p.add_argument(
+    output_file = p.add_argument(
         "-o",
         "--output_file",
         default=None,
         help="the .etlt to write (path or s3:// URI; default: <model>.etlt). "
         "The .onnx and manifest.json go beside it.",
     )
-    p.add_argument(
+    mark(output_file, PathKind.WRITE_FILE, example="bpnet_model.etlt")
+    spec = p.add_argument(
         "-e", "--experiment_spec", default=None, help="TAO experiment spec (YAML): normalization"
     )
-    groups.add_input_dims(p)
+    mark(spec, PathKind.READ_FILE, label="experiment spec")
+    groups.add_input_dims(p, tao_short=True)
     p.add_argument(
         "-t",
         "--backend",
         default="tfonnx",
         choices=["tfonnx", "onnx", "uff"],
-        help="conversion backend; BodyPoseNet supports only tfonnx (the default)",
+        help="conversion backend: tfonnx (the default; tf2onnx); onnx (TAO's default, "
+        "keras2onnx) is taken and converted with tf2onnx too; uff is refused",
     )
     groups.add_data_type(p, export=True)
     groups.add_calibration(p, export=True)
     groups.add_force_ptq(p)
     groups.add_engine(p, export=True)
-    p.add_argument(
+    engine_file = p.add_argument(
         "--engine_file",
         default=None,
         help="also build, verify and write this engine (a directory gets TAO's name "
         "bpnet_model.H.W.precision.engine); see --engine_backend",
     )
+    mark(engine_file, PathKind.ENGINE_FILE_OR_DIR)
     p.add_argument(
         "--sdk_compatible_model",
         action="store_true",
@@ -124,12 +137,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     groups.add_reference_images(p)
     groups.add_gates(p)
     groups.add_evaluation(p, build=False)
+    tao_flags.add_unused(p)
     groups.add_verbose(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
 def calibration_request(args: argparse.Namespace) -> CalibrationRequest | None:
-    """The int8 flags; given without `--data_type int8` they are refused, never ignored."""
+    """The int8 flags; given without `--data_type int8` they are TAO's flags that TAO takes
+    with any precision (its parser, `tao_flags`), so each gets one log line saying it is not
+    used, never a silent drop."""
     flags = {  # flag: (CalibrationRequest field, value)
         "--force_ptq": ("force_ptq", args.force_ptq),
         "--cal_image_dir": ("image_dir", args.cal_image_dir),
@@ -140,11 +156,8 @@ def calibration_request(args: argparse.Namespace) -> CalibrationRequest | None:
     }
     given = {flag: field for flag, field in flags.items() if field[1] is not None}
     if args.data_type != "int8":
-        if given:
-            raise UserError(
-                f"{', '.join(given)}: only used with --data_type int8 (INT8 calibration); "
-                f"this run is {args.data_type}"
-            )
+        for flag, (_, value) in given.items():
+            tao_flags.not_used(flag, value, tao_flags.calibration_reason(flag, args.data_type))
         return None
     # Flags left out take CalibrationRequest's defaults (TAO's).
     return CalibrationRequest(method=args.cal_method, **dict(given.values()))
@@ -155,11 +168,17 @@ def plan_engine(args: argparse.Namespace, height: int, width: int) -> BuildStage
     filled in by `stages.build.build_from_export`), or None; fails before any work on a
     bad request."""
     if args.engine_file is None:
-        given = [flag for flag, attr in ENGINE_ONLY.items() if getattr(args, attr) is not None]
-        if given:
+        given = {flag: getattr(args, attr) for flag, attr in ENGINE_ONLY.items()
+                 if getattr(args, attr) is not None}  # fmt: skip
+        # TAO's own engine flags are taken without an engine, as TAO takes them: one log
+        # line each; this tool's own would do nothing and are refused.
+        ours = [flag for flag in given if flag not in tao_flags.TAO_ENGINE_FLAGS]
+        if ours:
             raise UserError(
-                f"{', '.join(given)}: only used when building an engine; add --engine_file"
+                f"{', '.join(ours)}: only used when building an engine; add --engine_file"
             )
+        for flag, value in given.items():
+            tao_flags.not_used(flag, value, tao_flags.NO_ENGINE)
         return None
     options = groups.engine_options(args)
     require_available(options.backend)
@@ -193,11 +212,14 @@ def plan_engine(args: argparse.Namespace, height: int, width: int) -> BuildStage
 
 
 def validate(args: argparse.Namespace) -> None:
-    if args.backend in ("onnx", "uff"):
+    if args.backend == "uff":
+        # TAO's parser offers uff, but no TensorRT this tool builds for reads UFF (its
+        # parser left TensorRT in 10.0): an output nothing could load is refused.
         raise UserError(
-            f"-t/--backend {args.backend}: BodyPoseNet export supports only the tfonnx backend "
-            "(-t tfonnx, the default); onnx and uff are not supported"
+            "-t/--backend uff: BodyPoseNet export supports only ONNX (-t tfonnx, the default, "
+            "or -t onnx); uff is not supported"
         )
+    tao_flags.note_backend(args.backend)
     if args.data_format != "channels_last":
         raise UserError(
             "--data_format channels_first is not supported: BodyPoseNet is trained and exported "
@@ -237,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     from bodypose_exporter.stages.export import ExportRequest, default_output, run_export
 
     validate(args)
+    tao_flags.note_unused(args)
     dims = InputDims.parse(args.input_dims)
     calibration = calibration_request(args)
     evaluation = evaluation_request(args)
@@ -249,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     request = ExportRequest(
         model=args.model,
         key=args.key if args.key is not None else os.environ.get(KEY_ENV, ""),
-        output=args.output_file or default_output(args.model),
+        output=tao_flags.etlt_output(args.output_file) or default_output(args.model),
         dims=dims,
         sdk_compatible=args.sdk_compatible_model,
         upsample_ratio=args.upsample_ratio,
@@ -270,5 +293,22 @@ def run(args: argparse.Namespace) -> int:
     if "evaluation" in result.manifest:
         print(evaluation_line(result.manifest["evaluation"]))
     print(f"manifest {result.manifest_uri}")
+    if calibration is not None:
+        note_cache_copy(
+            calibration.cache_file, artifact_path(result.manifest, Kind.CALIBRATION_CACHE)
+        )
     report_success(STAGE, result.manifest)
     return 0
+
+
+def note_cache_copy(cache_file: str, published: str | None) -> None:
+    """`--cal_cache_file NAME` is written (or reused) at NAME; the export also publishes a copy
+    under its fixed name beside the .etlt. When the two differ, say why the second stays."""
+    if published is None or tao_flags.same_place(cache_file, published):
+        return
+    log.info(
+        "--cal_cache_file %s: written there as asked; the copy %s beside the .etlt stays "
+        "because manifest.json lists the export's artifacts under fixed names, and build "
+        "Jobs (bpnet-build --cal_cache_file <prefix>/cal.bin) read it there",
+        cache_file, published,
+    )  # fmt: skip

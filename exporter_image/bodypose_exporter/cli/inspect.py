@@ -29,6 +29,7 @@ import onnx
 
 from bodypose_exporter.calibration import calibration_cache, tensorfile
 from bodypose_exporter.cli import args as groups
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.codec import codec_by_name
 from bodypose_exporter.codec.tao_files import read_etlt
 from bodypose_exporter.errors import UserError
@@ -51,7 +52,10 @@ examples:
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = "Describe a BodyPoseNet artifact: what it is and what it holds."
     p.epilog = EPILOG
-    p.add_argument("file", help="the artifact (path or s3:// URI)")
+    mark(
+        p.add_argument("file", help="the artifact (path or s3:// URI)"),
+        PathKind.READ_FILE_OR_ENGINE,
+    )
     groups.add_key(p, help="the key of an .etlt (default: $BODYPOSE_MODEL_KEY)")
     groups.add_codec(p)
     groups.add_verbose(p)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bodypose_exporter import __version__
-from bodypose_exporter.cli import registry
+from bodypose_exporter.cli import paths, registry
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.result import report_failure
 
@@ -64,6 +64,8 @@ def run_command(command: ModuleType, args: argparse.Namespace, prog: str) -> int
     """Run a parsed command: logging first, then its `run`; a UserError ends it cleanly."""
     configure_logging(prog, getattr(args, "verbose", False), getattr(command, "QUIET", ()))
     try:
+        # Every path flag the parser declares, before any work (`cli.paths`).
+        paths.check(getattr(args, "_paths", ()), args)
         code: int = command.run(args)
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.configure(sub)
-        sub.set_defaults(_command=command)
+        sub.set_defaults(_command=command, _paths=paths.flags_of(sub))
     return parser
 
 
@@ -111,6 +113,7 @@ def _alias(name: str, prog: str, argv: Sequence[str] | None) -> int:
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     command.configure(parser)
+    parser.set_defaults(_paths=paths.flags_of(parser))
     return run_command(command, parser.parse_args(argv), prog)
 
 

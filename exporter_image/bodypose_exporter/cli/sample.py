@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from bodypose_exporter.cli import args as groups
+from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.errors import UserError
 
 HELP = "write a sample .tlt (seeded untrained weights, or --trained) and images"
@@ -41,9 +42,10 @@ a hash of the drawing, labelling, network and training code and settings.
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = "Write a sample BodyPoseNet .tlt (seeded, untrained weights) and images."
     p.epilog = EPILOG
-    p.add_argument(
+    output_dir = p.add_argument(
         "-o", "--output_dir", default="sample", help="where to write (default: ./sample)"
     )
+    mark(output_dir, PathKind.WRITE_DIR)
     groups.add_key(p, required=True, help="key to encrypt the .tlt with")
     p.add_argument("--images", type=int, default=8, help="number of sample images (default: 8)")
     p.add_argument("--stages", type=int, default=3, help="refinement stages (TAO default: 3)")
