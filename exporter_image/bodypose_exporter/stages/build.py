@@ -468,7 +468,7 @@ def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
         {
             "backend": facts.name,
             "runtime": facts.runtime,
-            **_precision_fields(facts, options.precision),
+            **precision_fields(facts, options.precision),
             "maxBatchSize": options.max_batch_size,
             "hardware": built.hardware,
             "build": built.details,
@@ -481,7 +481,7 @@ def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
         build.manifest.details["targetIdentity"] = build.request.target_identity
 
 
-def _precision_fields(facts: BackendFacts, asked: str) -> dict[str, str]:
+def precision_fields(facts: BackendFacts, asked: str) -> dict[str, str]:
     """`precision`: what the artifact computes in; where the backend builds what was asked
     as another (`BackendFacts.built_as`), `requestedPrecision` and `precisionReason` too."""
     built, why = facts.built_precision(asked)
