@@ -100,8 +100,12 @@ def test_the_table_lists_every_target_by_resolution_and_precision(
 def test_rows_say_the_precision_and_resolution_the_status_says_not_the_spec() -> None:
     """An fp16 resource's ONNX Runtime target runs the FP32 graph (its manifest says so, the
     status copies it); a spec edited to another resolution has not been built yet."""
-    ort_fp16 = {**build_manifest(20.0, 50.0, 41.0), "precision": "fp32",
-                "requestedPrecision": "fp16", "precisionReason": "no FP16 convolutions"}  # fmt: skip
+    ort_fp16 = {
+        **build_manifest(20.0, 50.0, 41.0),
+        "precision": "fp32",
+        "requestedPrecision": "fp16",
+        "precisionReason": "no FP16 convolutions",
+    }
     obj = resource("a", 224, 320, "fp16", cpu=ort_fp16, l4=build_manifest(5.0, 50.0, 41.0))
     status = TargetStatus.model_validate(obj["status"]["targets"][0])
     assert (status.precision, status.precisionReason) == ("fp32", "no FP16 convolutions")
