@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 NOT_MEASURED = "not measured"
+#: A target's precision before its artifact is built (its status says none yet).
+NOT_BUILT = "not built"
 PRECISION_ORDER = {"fp32": 0, "fp16": 1, "int8": 2}
 COLUMNS = (
     "resolution", "precision", "target", "batch-1 ms (median)", "batch-1 ms (p90)",
@@ -73,18 +75,28 @@ class Row:
         ]  # fmt: skip
 
 
+def _resolution(status: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) from the status' HEIGHTxWIDTH; (0, 0) while it has none."""
+    height, _, width = str(status.get("resolution") or "").partition("x")
+    return (int(height), int(width)) if height.isdigit() and width.isdigit() else (0, 0)
+
+
 def rows_of(resources: Iterable[dict[str, Any]]) -> list[Row]:
-    """One row per resource and target, in resolution, precision, target order."""
+    """One row per resource and target, in resolution, precision, target order.
+
+    Resolution and precision are the status', not the spec's: the status describes what
+    was built (a spec edited since may not be), and a target's precision is what its
+    artifact computes in (an ONNX Runtime target of an fp16 resource runs fp32)."""
     rows = []
     for obj in resources:
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        size = spec.get("input") or {}
+        status = obj.get("status") or {}
+        height, width = _resolution(status)
         for target in status.get("targets", []):
             latency = target.get("latencyMs") or {}
             one, top = latency.get("batch1") or {}, latency.get("batchMax") or {}
             rows.append(Row(
-                resource=obj["metadata"]["name"], height=int(size.get("height", 0)),
-                width=int(size.get("width", 0)), precision=str(spec.get("precision", "")),
+                resource=obj["metadata"]["name"], height=height, width=width,
+                precision=str(target.get("precision") or NOT_BUILT),
                 target=str(target["name"]), batch1_median=one.get("median"),
                 batch1_p90=one.get("p90"), batch_max_median=top.get("median"),
                 batch_max=top.get("batch"), throughput=target.get("throughput"),

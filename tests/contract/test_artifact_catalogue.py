@@ -76,3 +76,35 @@ def test_a_manifest_the_exporter_writes_fills_the_status() -> None:
     fields = target_fields(as_read)
     assert fields["engineUri"] == "s3://out/engine"
     assert fields["deployEngine"]["uri"] == "s3://out/deploy-engine"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_a_cpu_targets_artifact_is_named_and_reported_for_the_precision_it_runs(
+    precision: str,
+) -> None:
+    """The operator names the build Job's file for the spec's precision; the build writes it
+    under the precision the artifact computes in (ONNX Runtime: fp16 is the FP32 graph), the
+    manifest says so, and the status takes both from the manifest."""
+    from bodypose_exporter.engines.naming import artifact_file_name
+    from bodypose_exporter.engines.registry import backend_by_name
+    from bodypose_exporter.stages.build import precision_fields
+    from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+    from bodypose_operator.builders.jobs import engine_file_name
+
+    spec = BodyPoseExportSpec.model_validate(spec_dict(
+        precision=precision, targets=[{"name": "cpu", "backend": "onnxruntime"}],
+        calibration={"imagesUri": "s3://bucket/images"} if precision == "int8" else None,
+    ))  # fmt: skip
+    asked = engine_file_name(spec, spec.targets[0])
+    assert asked == f"{operator_side.MODEL_STEM}.320.448.{precision}.onnx"
+    facts = backend_by_name("onnxruntime").facts
+    runs = "fp32" if precision == "fp16" else precision
+    written = artifact_file_name(f"s3://out/targets/cpu/i/{asked}", facts, None, precision)
+    assert written == f"s3://out/targets/cpu/i/{operator_side.MODEL_STEM}.320.448.{runs}.onnx"
+    manifest = {
+        "artifacts": [{"kind": "engine", "path": written, "sha256": "ab", "bytes": 1}],
+        **precision_fields(facts, precision),
+    }
+    fields = target_fields(manifest)
+    assert (fields["engineUri"], fields["precision"]) == (written, runs)
+    assert ("precisionReason" in fields) == (runs != precision)

@@ -82,6 +82,11 @@ def test_an_fp16_resource_gets_a_tensorrt_rtx_engine_built_for_the_l4_pool_and_n
     assert l4["engineUri"].endswith(f"/targets/l4/{l4['identity']}/bpnet_model.224.320.fp16."
                                     f"sm89.trtrtx{VERSION}.engine")  # fmt: skip
     assert cpu["phase"] == "Ready" and cpu["verification"]["cosine"] >= 0.999
+    # ONNX Runtime's CPU provider has no FP16 convolutions: the cpu artifact is the FP32 graph,
+    # and its name and status say so; the l4 engine is FP16.
+    assert cpu["engineUri"].endswith("/bpnet_model.224.320.fp32.onnx"), cpu["engineUri"]
+    assert (cpu["precision"], l4["precision"]) == ("fp32", "fp16")
+    assert "no FP16 convolution kernels" in cpu["precisionReason"]
     built = next(c for c in status["conditions"] if c["type"] == "Built")
     assert "l4 built ahead of time and not run" in built["message"]
 

@@ -77,12 +77,21 @@ def test_fp32_artifact_is_verified_and_described(
 def test_fp16_on_a_cpu_target_is_the_fp32_graph_and_says_so(
     exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """ONNX Runtime's CPU provider has no FP16 convolutions, so its fp16 artifact is the FP32
+    graph: named, recorded and held to the gates of what it is, the request and the reason
+    beside it."""
     engine = tmp_path / "bpnet_model.224.320.fp16.engine"
     code, _, err = run(capsys, *ort_build(exported, engine, "--data_type", "fp16"))
     assert code == 0, err
+    written = tmp_path / "bpnet_model.224.320.fp32.onnx"
+    assert written.is_file() and not engine.with_suffix(".onnx").exists()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["artifacts"][0]["path"] == str(written)
+    assert manifest["precision"] == "fp32" and manifest["requestedPrecision"] == "fp16"
+    assert "no FP16 convolution kernels" in manifest["precisionReason"]
     assert manifest["build"]["effectivePrecision"] == "fp32"
-    assert manifest["verification"]["gates"]["cosine"] == 0.999
+    assert manifest["verification"]["precision"] == "fp32"
+    assert manifest["verification"]["gates"]["cosine"] == 0.9999  # fp32's
 
 
 @pytest.mark.parametrize("source", ["qdq", "cal.bin"])

@@ -41,6 +41,27 @@ def test_engine_names_follow_taos_notebook(tmp_path: Path) -> None:
     )
 
 
+def test_an_artifact_built_as_another_precision_is_named_for_it() -> None:
+    """The precision part of the name is what the artifact computes in (ONNX Runtime builds
+    fp16 as the FP32 graph); a name without it, and a backend that builds what it is asked,
+    keep theirs."""
+    from bodypose_exporter.engines.naming import artifact_file_name
+    from bodypose_exporter.engines.ort.facts import FACTS as ORT
+    from bodypose_exporter.engines.trt.facts import FACTS as TRT
+
+    given = "s3://b/p/targets/cpu/i/bpnet_model.320.448.fp16.onnx"
+    assert artifact_file_name(given, ORT, None, "fp16") == (
+        "s3://b/p/targets/cpu/i/bpnet_model.320.448.fp32.onnx"
+    )
+    assert artifact_file_name("out/bpnet_model.320.448.fp16.deploy.engine", ORT, None,
+                              "fp16") == "out/bpnet_model.320.448.fp32.deploy.onnx"  # fmt: skip
+    assert artifact_file_name("out/mine.engine", ORT, None, "fp16") == "out/mine.onnx"
+    assert artifact_file_name("out/fp16/m.int8.onnx", ORT, None, "int8") == "out/fp16/m.int8.onnx"
+    assert artifact_file_name("out/m.fp16.engine", TRT, None, "fp16") == "out/m.fp16.engine"
+    assert ORT.built_precision("fp16")[0] == "fp32"
+    assert TRT.built_precision("fp16") == ("fp16", None)
+
+
 def test_cpu_model_and_instruction_sets_from_cpuinfo() -> None:
     model, flags = parse_cpuinfo(X86_CPUINFO)
     assert model == "Intel(R) Xeon(R) Platinum 8480+"

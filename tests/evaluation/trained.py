@@ -63,7 +63,7 @@ def build(exported: Path, precision: str, out: Path, onnx: Path | None = None) -
     """`bpnet-build --engine_backend onnxruntime` (int8 from the QDQ model and cal.bin)."""
     int8 = precision == "int8"
     engine = out / f"bpnet_model.{HEIGHT}.{WIDTH}.{precision}.engine"
-    run_build(
+    result = run_build(
         stage_request(
             onnx=str(onnx or exported / "bpnet_model.onnx"),
             engine_file=str(engine),
@@ -76,7 +76,8 @@ def build(exported: Path, precision: str, out: Path, onnx: Path | None = None) -
             publish_rejected=False,
         )
     )
-    return engine.with_suffix(".onnx")  # an onnxruntime artifact is an ONNX model
+    # An onnxruntime artifact is an ONNX model, named for the precision it runs (fp16: fp32).
+    return Path(result.manifest["artifacts"][0]["path"])
 
 
 def evaluate(artifact: Path, evaluation_set: EvaluationSet) -> ApFigures:

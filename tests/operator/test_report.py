@@ -47,12 +47,13 @@ def resource(
 ) -> dict[str, Any]:
     targets = []
     for target, manifest in by_target.items():
-        fields = target_fields(manifest) if manifest is not None else {"notRun": "no GPU"}
+        built = {"verification": {"run": False, "notRunReason": "no GPU"}}
+        fields = target_fields({"precision": precision, **(manifest or built)})
         targets.append({"name": target, "phase": "Ready", **fields})
     return {
         "metadata": {"name": name},
         "spec": {"input": {"height": height, "width": width}, "precision": precision},
-        "status": {"targets": targets},
+        "status": {"resolution": f"{height}x{width}", "targets": targets},
     }
 
 
@@ -94,6 +95,33 @@ def test_the_table_lists_every_target_by_resolution_and_precision(
     assert NOT_MEASURED in table[3]  # the l4 engine was built and not run
     parsed = list(csv.reader(io.StringIO(csv_text(rows))))
     assert parsed[0][0] == "resolution" and len(parsed) == 6 and parsed[5][3] == NOT_MEASURED
+
+
+def test_rows_say_the_precision_and_resolution_the_status_says_not_the_spec() -> None:
+    """An fp16 resource's ONNX Runtime target runs the FP32 graph (its manifest says so, the
+    status copies it); a spec edited to another resolution has not been built yet."""
+    ort_fp16 = {
+        **build_manifest(20.0, 50.0, 41.0),
+        "precision": "fp32",
+        "requestedPrecision": "fp16",
+        "precisionReason": "no FP16 convolutions",
+    }
+    obj = resource("a", 224, 320, "fp16", cpu=ort_fp16, l4=build_manifest(5.0, 50.0, 41.0))
+    status = TargetStatus.model_validate(obj["status"]["targets"][0])
+    assert (status.precision, status.precisionReason) == ("fp32", "no FP16 convolutions")
+    obj["spec"]["input"] = {"height": 320, "width": 448}  # edited; not reconciled yet
+    rows = rows_of([obj])
+    assert [(r.resolution, r.precision, r.target) for r in rows] == [
+        ("224x320", "fp32", "cpu"), ("224x320", "fp16", "l4"),
+    ]  # fmt: skip
+    assert markdown(rows).splitlines()[2].startswith("| 224x320 | fp32 | cpu | 20.00 |")
+    # A manifest written before `precision` followed the artifact: ONNX Runtime's own word.
+    older = target_fields({"precision": "fp16", "build": {"effectivePrecision": "fp32"}})
+    assert older["precision"] == "fp32" and "fp16 was asked for" in older["precisionReason"]
+    # A target with nothing built has no precision to show, and no figures.
+    pending = rows_of([{"metadata": {"name": "p"}, "spec": {"precision": "fp16"},
+                        "status": {"targets": [{"name": "cpu", "phase": "Pending"}]}}])  # fmt: skip
+    assert (pending[0].precision, pending[0].resolution) == ("not built", "0x0")
 
 
 def test_the_plot_has_a_line_per_target_and_a_point_per_resolution(

@@ -27,12 +27,18 @@ Concat, Transpose, ConvTranspose) all have FP16 kernels, so every node becomes
 FP16, as AutoCast converts it (73 of 73 nodes at 224x320, checked once
 against AutoCast run with a stand-in torch).
 
+`fp16Nodes` is counted from the converted graph itself (`count_fp16_nodes`: the
+nodes, Casts aside, whose outputs onnx's type inference finds float16), not
+derived from the rules above: a node the converter keeps in FP32 by its op
+type (a `Max`, a `Resize`) is no FP16 node, whatever the rules said.
+
 The check (`compare`): ONNX Runtime runs both models on the reference inputs.
 Its CPU provider has no FP16 convolution kernels, so it casts around each
 convolution and computes it in FP32: the figures measure the rounding of the
 weights (and of the activations between nodes ONNX Runtime keeps in FP16),
 not an FP16 engine's accumulation; an engine's own verification does that
-where it can run.
+where it can run. The export gates these figures as any artifact's
+(`stages.export`, `verification.gates`).
 """
 
 from __future__ import annotations
@@ -140,14 +146,33 @@ def kept_fp32(model: onnx.ModelProto, absmax: Mapping[str, float]) -> dict[str, 
     return keep
 
 
+def count_fp16_nodes(model: onnx.ModelProto) -> int:
+    """The nodes of `model` that compute in FP16: every node but a Cast with a float16
+    output, as onnx's type inference types the graph."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in (*graph.value_info, *graph.input, *graph.output)}  # fmt: skip
+    types.update({i.name: i.data_type for i in graph.initializer})
+    fp16 = onnx.TensorProto.FLOAT16
+    return sum(
+        1 for n in graph.node
+        if n.op_type != "Cast" and any(types.get(o) == fp16 for o in n.output)
+    )  # fmt: skip
+
+
 def write_fp16_model(fp32_model: Path, out: Path, reference_inputs: Array) -> Fp16Model:
     """Convert `fp32_model` to the FP16 model at `out`, checked against it on the inputs."""
     from onnxconverter_common import float16  # imports onnx's helpers; only for a conversion
 
     model = onnx.load(str(fp32_model))
+    total = len(model.graph.node)  # before the converter adds its Casts
     keep = kept_fp32(model, _activation_absmax(model, reference_inputs))
     blocked = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | _ops_without_fp16(model)
                      | ALWAYS_FP32_OPS)  # fmt: skip
+    for node in model.graph.node:
+        if node.op_type in blocked:
+            keep.setdefault(node.name, f"{node.op_type} stays FP32 (its op type is blocked)")
     with warnings.catch_warnings():
         # It says so for the tiny weights it clamps, which is what AutoCast does too.
         warnings.filterwarnings("ignore", module="onnxconverter_common")
@@ -158,10 +183,8 @@ def write_fp16_model(fp32_model: Path, out: Path, reference_inputs: Array) -> Fp
     onnx.checker.check_model(converted, full_check=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(converted, str(out))
-    cast = sum(n.op_type == "Cast" for n in converted.graph.node)
-    total = len(converted.graph.node) - cast
-    result = Fp16Model(out, total, total - len(keep), keep, compare(fp32_model, out,
-                                                                    reference_inputs))  # fmt: skip
+    result = Fp16Model(out, total, count_fp16_nodes(converted), keep,
+                       compare(fp32_model, out, reference_inputs))  # fmt: skip
     log.info("wrote the FP16 model %s: %d of %d nodes in FP16; %s", out, result.fp16_nodes,
              total, ", ".join(f"{k} cosine {v['cosine']:.6f} max |diff| {v['maxAbsDiff']:.3g}"
                               for k, v in result.agreement.items()))  # fmt: skip

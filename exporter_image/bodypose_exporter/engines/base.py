@@ -115,6 +115,17 @@ class BackendFacts:
     #: The import the backend needs, and what to tell a user where it is missing.
     requires: str | None = None
     unavailable: str = ""
+    #: Precisions it takes but builds as another: (asked, built, why). The artifact is
+    #: named, recorded and verified as what it is (`built_precision`).
+    built_as: tuple[tuple[str, str, str], ...] = ()
+
+    def built_precision(self, asked: str) -> tuple[str, str | None]:
+        """The precision an artifact asked for as `asked` computes in, and why it differs
+        (None when it does not)."""
+        for requested, built, why in self.built_as:
+            if requested == asked:
+                return built, why
+        return asked, None
 
 
 @dataclass(frozen=True)

@@ -55,12 +55,21 @@ def shared_timing_cache(directory: str, key: str) -> str:
     return f"{directory.rstrip('/')}/{key}.cache"
 
 
-def artifact_file_name(given: str, facts: BackendFacts, record: CompatibilityRecord | None) -> str:
+def artifact_file_name(
+    given: str,
+    facts: BackendFacts,
+    record: CompatibilityRecord | None,
+    precision: str | None = None,
+) -> str:
     """`--engine_file` renamed for what the artifact is.
 
     - its suffix is one the backend's artifact takes (`BackendFacts.artifact_suffixes`):
       an onnxruntime artifact is an ONNX model, so `x.engine` -> `x.onnx` (a
       `.engine` file a user would try to load as a TensorRT plan);
+    - the precision asked for (`precision`), where the name carries it as one of its
+      dot-separated parts, becomes the one the artifact computes in when the backend
+      builds it as another (`BackendFacts.built_precision`: ONNX Runtime,
+      `x.224.320.fp16.engine` -> `x.224.320.fp32.onnx`);
     - the compatibility record's tag goes before it when the record has one
       (TensorRT: `x.int8.engine` -> `x.int8.sm86.trt10.8.0.43.engine`), so a
       file moved to another GPU or TensorRT says why it will not load.
@@ -70,6 +79,13 @@ def artifact_file_name(given: str, facts: BackendFacts, record: CompatibilityRec
     head, sep, name = given.rpartition("/")
     suffix = next((s for s in _ENGINE_SUFFIXES if name.endswith(s)), "")
     stem = name[: len(name) - len(suffix)]
+    if precision is not None:
+        built, _ = facts.built_precision(precision)
+        parts = stem.split(".")
+        if built != precision and precision in parts:
+            at = len(parts) - 1 - parts[::-1].index(precision)  # the last one: TAO's place
+            parts[at] = built
+            stem = ".".join(parts)
     if suffix not in facts.artifact_suffixes:
         suffix = facts.artifact_suffixes[0]
     tag = record.tag if record is not None else ""

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.engines.base import (
+    BackendFacts,
     BuildRequest,
     BuiltEngine,
     CompatibilityRecord,
@@ -280,7 +281,7 @@ def _target(
     )
     check_int8_class_flag(options.int8_instruction_set, options.precision, backend.facts)
     record = backend.target(options, backend.describe())
-    location = artifact_file_name(request.engine_file, backend.facts, record)
+    location = artifact_file_name(request.engine_file, backend.facts, record, options.precision)
     if location != request.engine_file:
         log.info("the %s artifact is written as %s", backend.facts.name, location)
     return location, record
@@ -411,7 +412,8 @@ def _build_and_verify(
     build: _Build, request: BuildRequest, reference: references.Reference, which: str
 ) -> tuple[BuiltEngine, Verdict]:
     """Build one engine and judge it against `reference` (`which`: "" or "Deploy")."""
-    backend, precision = build.backend, request.options.precision
+    backend = build.backend
+    precision, _ = backend.facts.built_precision(request.options.precision)  # what it computes
     with build.manifest.timed(f"build{which}"):
         built = backend.build(request)
     log.info("built the %s %s %sengine in %.1f s", precision, backend.facts.name,
@@ -470,7 +472,7 @@ def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
         {
             "backend": facts.name,
             "runtime": facts.runtime,
-            "precision": options.precision,
+            **precision_fields(facts, options.precision),
             "maxBatchSize": options.max_batch_size,
             "hardware": built.hardware,
             "build": built.details,
@@ -481,6 +483,15 @@ def _record_build(build: _Build, built: BuiltEngine, verdict: Verdict) -> None:
         build.manifest.details["compatibility"] = build.record.as_dict()
     if build.request.target_identity is not None:
         build.manifest.details["targetIdentity"] = build.request.target_identity
+
+
+def precision_fields(facts: BackendFacts, asked: str) -> dict[str, str]:
+    """`precision`: what the artifact computes in; where the backend builds what was asked
+    as another (`BackendFacts.built_as`), `requestedPrecision` and `precisionReason` too."""
+    built, why = facts.built_precision(asked)
+    if why is None:
+        return {"precision": asked}
+    return {"precision": built, "requestedPrecision": asked, "precisionReason": why}
 
 
 def _reject(build: _Build, verdict: Verdict, prefix: str) -> None:
@@ -561,8 +572,9 @@ def _build_deploy(build: _Build, deploy_onnx: Path) -> serving.Served:
         if request.inputs.qdq_model:
             qdq = deploy_engine.qdq_model(deploy_onnx, files.cal, build.work / "deploy.qdq.onnx")
     deploy_file = artifact_file_name(
-        deploy_engine.engine_file(request.engine_file), build.backend.facts, build.record
-    )
+        deploy_engine.engine_file(request.engine_file), build.backend.facts, build.record,
+        request.engine.precision,
+    )  # fmt: skip
     name = Path(deploy_file.rpartition("/")[2]).name
     deploy_reference = deploy_engine.reference(deploy_onnx, files.reference)
     fp16 = None
@@ -712,7 +724,8 @@ def _engine_entry(
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "backend": request.engine.backend,
-        "precision": request.engine.precision,
+        "precision": build.get("precision", request.engine.precision),
+        **{k: build[k] for k in ("requestedPrecision", "precisionReason") if k in build},
         "maxBatchSize": request.engine.max_batch_size,
         "hardware": build.get("hardware", {}),
         "build": build.get("build", {}),

@@ -38,7 +38,6 @@ from bodypose_exporter.convert.fidelity import (
     DEFAULT_TOLERANCE,
     FidelityReport,
     compare_with_keras,
-    read_verification_reference,
     reference_inputs,
     write_verification_reference,
 )
@@ -69,6 +68,9 @@ from bodypose_exporter.stages.build import BuildStageRequest, build_from_export
 from bodypose_exporter.stages.calibrate import CalibrationRequest
 from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
+from bodypose_exporter.verification import reference as references
+from bodypose_exporter.verification.gates import VerificationError
+from bodypose_exporter.verification.verify import verify
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +165,8 @@ class _Export:
     evaluation_digest: Any = None  # the evaluation set's (`evaluation.digest`), when given
     #: What reference.npz's inputs are (`_reference_on_images`).
     reference: str = "random inputs in the network's input range"
+    #: The FP16 model's verdict against FP32 (`_fp16_model`), for the manifest.
+    fp16_verification: dict[str, Any] | None = None
 
 
 def _graphs(request: ExportRequest, etlt_name: str) -> list[_Graph]:
@@ -209,7 +213,8 @@ def run_export(request: ExportRequest, engine: BuildStageRequest | None = None) 
         for graph in graphs:
             _convert(run, trained, graph)
         _verify(run, graphs)
-        fp16 = _fp16_model(run, graphs[0])
+        _reference_on_evaluation_images(run, graphs[0], evaluation_set)
+        fp16 = _fp16_model(run, graphs[0], engine.gates if engine is not None else ())
         evaluated = _evaluate(run, graphs[0], evaluation_set)
         with run.manifest.timed("encrypt"):
             # The .etlt is the graph the user deploys: the SDK-compatible one when asked for.
@@ -312,16 +317,36 @@ def _verify(run: _Export, graphs: list[_Graph]) -> None:
                  plain.worst, plain.tolerance)  # fmt: skip
 
 
-def _fp16_model(run: _Export, plain: _Graph) -> Fp16Model | None:
+def _fp16_model(
+    run: _Export, plain: _Graph, overrides: tuple[tuple[str, float | None], ...]
+) -> Fp16Model | None:
     """fp16: the FP16 mixed-precision model strongly typed TensorRT builds take
-    (`convert.fp16`), checked against FP32 on the reference inputs."""
+    (`convert.fp16`), checked against FP32 on reference.npz as an fp16 engine is (the same
+    figures and gates, `verification`); one that fails them fails the export with them."""
     if run.request.data_type != "fp16":
         return None
     assert plain.info is not None
     name = file_name(Kind.FP16_ONNX, model_stem(plain.name))
+    reference = references.from_npz(run.out.staged(file_name(Kind.REFERENCE)))
     with run.manifest.timed("fp16"):
-        inputs, _ = read_verification_reference(run.out.staged(file_name(Kind.REFERENCE)))
-        return write_fp16_model(plain.info.path, run.out.staged(name), inputs)
+        model = write_fp16_model(plain.info.path, run.out.staged(name), reference.inputs)
+        runner = backend_by_name(ONNX_REFERENCE).load(model.path)
+        try:
+            verdict = verify(runner, reference, "fp16", dict(overrides))
+        finally:
+            runner.close()
+    run.fp16_verification = {**verdict.as_dict(), "reference": run.reference}
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in verdict.figures.items())
+    if not verdict.passed:
+        raise VerificationError(
+            f"the FP16 model {name} disagrees with the FP32 model on {run.reference}: "
+            f"{'; '.join(verdict.failures)} (figures: {shown}). Nothing was published; a "
+            "node the conversion should keep in FP32 (convert/fp16.py's rules), or a model "
+            "whose weights or activations FP16 cannot hold, does this; export fp32",
+            verdict,
+        )
+    log.info("the FP16 model against FP32 on %s: %s (passed)", run.reference, shown)
+    return model
 
 
 def _evaluate(run: _Export, plain: _Graph, evaluation_set: Any) -> Any:
@@ -367,6 +392,31 @@ def _calibrate(
 
 #: At most this many held-back images go into an int8 export's reference.npz.
 REFERENCE_IMAGES = 8
+
+
+def _reference_on_evaluation_images(run: _Export, plain: _Graph, evaluation_set: Any) -> None:
+    """fp16 with an evaluation set: reference.npz becomes its first images and the FP32
+    model's outputs on them, so the FP16 model's check and every fp16 build's verification
+    run on real images (as int8's on held-back calibration images, `_reference_on_images`).
+
+    On the two noise inputs the heatmaps' keypoint candidates are the noise's own, not
+    people's; the preprocessing is TAO's for engines (`verification.reference`).
+    """
+    if run.request.data_type != "fp16" or evaluation_set is None:
+        return
+    assert plain.info is not None
+    images = evaluation_set.dataset["images"][:REFERENCE_IMAGES]
+    paths = [evaluation_set.images_dir / image["file_name"] for image in images]
+    if not paths:
+        return
+    height, width = run.request.dims.height_width
+    reference = references.from_images(plain.info.path, paths, height, width)
+    write_verification_reference(
+        run.out.staged(file_name(Kind.REFERENCE)), reference.inputs, reference.outputs
+    )
+    run.reference = f"{len(paths)} evaluation images ({evaluation_set.images_source})"
+    log.info("reference.npz: %s (fp16 models and engines are verified on real images)",
+             run.reference)  # fmt: skip
 
 
 def _reference_on_images(run: _Export, plain: _Graph, calibrated: Any) -> None:
@@ -456,6 +506,6 @@ def _describe(
     if calibrated is not None:
         run.manifest.details["calibration"] = calibrated.details
     if fp16 is not None:
-        run.manifest.details["fp16"] = fp16.as_dict()
+        run.manifest.details["fp16"] = {**fp16.as_dict(), "verification": run.fp16_verification}
     if evaluated is not None and request.evaluation is not None:
         run.manifest.details["evaluation"] = accuracy.export_block(request.evaluation, evaluated)

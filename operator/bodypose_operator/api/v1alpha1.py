@@ -597,6 +597,14 @@ class TargetStatus(ApiModel):
         description="Why the artifact is built for x86 rather than the pool's own class (its "
         "nodes disagree, or carry no such labels).",
     )
+    precision: str | None = Field(
+        default=None,
+        description="What the artifact computes in, as its manifest records it: the spec's "
+        "precision, or what the backend builds it as (ONNX Runtime builds fp16 as fp32).",
+    )
+    precisionReason: str | None = Field(
+        default=None, description="Why the artifact's precision is not the spec's."
+    )
     engineUri: str | None = Field(default=None, description="s3:// URI of the engine or artifact.")
     sha256: str | None = Field(default=None, description="sha256 of the engine.")
     sizeBytes: int | None = Field(default=None, description="Engine size.")

@@ -106,6 +106,7 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
             fields[key] = str(record[key])
     if isinstance(manifest.get("runtime"), str):
         fields["runtime"] = manifest["runtime"]
+    fields.update(_precision_fields(manifest))
     serving = manifest.get("serving") or {}
     configs = {
         k: serving[k] for k in ServingConfigs.model_fields if isinstance(serving.get(k), str)
@@ -125,6 +126,22 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     if verification.get("run") is False:
         # Built ahead of time for GPUs this pod does not have: a build, no figures.
         fields["notRun"] = str(verification.get("notRunReason") or "not run")
+    return fields
+
+
+def _precision_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the artifact computes in: the builder's own word first (ONNX Runtime's
+    `effectivePrecision`, also in manifests written before `precision` said it), then the
+    manifest's `precision`; and why it is not the one asked for."""
+    built = (manifest.get("build") or {}).get("effectivePrecision") or manifest.get("precision")
+    if not isinstance(built, str):
+        return {}
+    fields = {"precision": built}
+    asked = manifest.get("requestedPrecision", manifest.get("precision"))
+    if isinstance(manifest.get("precisionReason"), str):
+        fields["precisionReason"] = manifest["precisionReason"]
+    elif isinstance(asked, str) and asked != built:
+        fields["precisionReason"] = f"{asked} was asked for; the builder made {built}"
     return fields
 
 

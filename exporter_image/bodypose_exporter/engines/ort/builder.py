@@ -25,11 +25,14 @@ machine's, or the one the request names (`int8_instruction_set`), and the
 artifact records it three times: its manifest's `compatibility`, its
 details, and the ONNX model's own metadata (`hardware.METADATA_KEYS`), so the runner
 can refuse an artifact that would saturate on the CPU it is asked to run
-on. fp16 builds the FP32 graph and says so (`effectivePrecision` in the
-details, a log line): ONNX Runtime's CPU provider has no FP16 convolution
-kernels on x86, and a resource's precision applies to all its targets, so
-a CPU target of an fp16 resource gets the nearest thing it can run rather
-than a failure.
+on. fp16 builds the FP32 graph and says so (`facts.FP16_AS_FP32`): ONNX
+Runtime's CPU provider has no FP16 convolution kernels on x86, and a
+resource's precision applies to all its targets, so a CPU target of an fp16
+resource gets the nearest thing it can run rather than a failure. The
+artifact is what it is everywhere: named `.fp32.onnx` (`naming.artifact_file_name`),
+recorded `precision: fp32` with `requestedPrecision: fp16` and the reason in its
+manifest (`stages.build`), held to fp32's gates, `effectivePrecision` in the
+details, a log line.
 """
 
 from __future__ import annotations
