@@ -76,7 +76,9 @@ class Backend:
     name: str  # the spec's `targets[].backend` and the build's --engine_backend
     summary: str  # what it builds, for `kubectl explain`
     build_image: BuildImage
-    #: The build pod's resources when the target names none.
+    #: The build pod's resources when the target names none; its CPU request equals its
+    #: limit (the build times the engine on that share), and is the CPU of a target whose
+    #: resources name none.
     default_resources: Mapping[str, Mapping[str, str]]
     #: The artifact's file suffix: the build stage writes `bpnet_model.H.W.P<suffix>`.
     artifact_suffix: str
@@ -105,6 +107,11 @@ class Backend:
     #: (controller/cpu_class.py), puts it in the target's identity and tells the build.
     int8_by_cpu_class: bool = False
 
+    @property
+    def cpu(self) -> str:
+        """The default CPU request and limit."""
+        return str(self.default_resources["limits"]["cpu"])
+
     def resources(self) -> dict[str, Any]:
         """The default resources, a copy the caller may put in a Job manifest."""
         return {kind: dict(amounts) for kind, amounts in self.default_resources.items()}
@@ -115,7 +122,7 @@ _ROWS: tuple[Backend, ...] = (
         name="tensorrt",
         summary="a TensorRT engine built on the pool's GPU",
         build_image=BuildImage.GPU,
-        default_resources={"limits": {"nvidia.com/gpu": "1"}},
+        default_resources={"requests": {"cpu": "2"}, "limits": {"cpu": "2", "nvidia.com/gpu": "1"}},
         artifact_suffix=".engine",
         precisions=("fp32", "fp16", "int8"),
         options=frozenset({"hardwareCompatibility"}),
@@ -128,7 +135,7 @@ _ROWS: tuple[Backend, ...] = (
         name="onnxruntime",
         summary="an ONNX Runtime-optimized ONNX model (CPU pools, demos)",
         build_image=BuildImage.CPU,
-        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
+        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
         artifact_suffix=".onnx",
         precisions=("fp32", "fp16", "int8"),
         int8_by_cpu_class=True,
@@ -138,7 +145,7 @@ _ROWS: tuple[Backend, ...] = (
         summary="a TensorRT-RTX engine built ahead of time for the pool's GPUs, on any node "
         "(no GPU needed; fp32 and fp16)",
         build_image=BuildImage.CPU,
-        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
+        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
         artifact_suffix=".engine",
         # Its INT8 quantizes GEMM weights only, not convolution activations.
         precisions=("fp32", "fp16"),
