@@ -15,7 +15,8 @@ import pytest
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import ValidationError
 
-from bodypose_operator.api.v1alpha1 import CPU_REQUEST_IS_LIMIT, BodyPoseExportSpec, TargetStatus
+from bodypose_operator.api import v1alpha1
+from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, TargetStatus
 from bodypose_operator.builders.jobs import build_target_job
 from bodypose_operator.controller.manifests import target_fields
 from bodypose_operator.settings import Settings
@@ -66,7 +67,7 @@ def test_a_cpu_request_below_its_limit_is_refused_in_the_users_words() -> None:
     with pytest.raises(ValidationError) as caught:
         BodyPoseExportSpec.model_validate(raw)
     message = str(caught.value)
-    assert CPU_REQUEST_IS_LIMIT in message and "got requests.cpu 1, limits.cpu 4" in message
+    assert v1alpha1.CPU_REQUEST_IS_LIMIT in message and "got requests.cpu 1, limits.cpu 4" in message
     assert "targets.0.resources" in message
 
 
