@@ -2,7 +2,8 @@
 
 The build Job the builder makes has its CPU request equal to its CPU limit
 (every build times its engine where it can run it); requests and limits that
-differ are refused with the user's words. The status copies from the build's
+differ are refused with the user's words (by the operator: the API server cannot
+afford a CEL rule comparing them, `api.v1alpha1.Resources`). The status copies from the build's
 manifest what a figure is: its clock, what it includes, the CPU quota and the
 threads it ran with.
 """
@@ -19,6 +20,7 @@ from bodypose_operator.api import v1alpha1
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, TargetStatus
 from bodypose_operator.builders.jobs import build_target_job
 from bodypose_operator.controller.manifests import target_fields
+from bodypose_operator.controller.observe import observe
 from bodypose_operator.settings import Settings
 from tests.support.operator_fakes import resource, spec_dict
 
@@ -69,6 +71,14 @@ def test_a_cpu_request_below_its_limit_is_refused_in_the_users_words() -> None:
     message = str(caught.value)
     assert v1alpha1.CPU_REQUEST_IS_LIMIT in message and "got requests.cpu 1, limits.cpu 4" in message
     assert "targets.0.resources" in message
+    # The operator says it in the resource's status (the Ready condition's message).
+    facts = observe(resource(raw), None, None, Settings())  # type: ignore[arg-type]
+    assert facts.invalid is not None and facts.invalid.startswith("spec.targets.0.resources")
+    assert "got requests.cpu 1, limits.cpu 4" in facts.invalid
+    bad = spec_dict(targets=[{**CPU, "resources": {"requests": {"cpu": "lots"},
+                                                  "limits": {"cpu": "4"}}}])  # fmt: skip
+    with pytest.raises(ValidationError, match="cpu: .*lots"):
+        BodyPoseExportSpec.model_validate(bad)
 
 
 def ort_manifest(quota: float | None) -> dict[str, Any]:
