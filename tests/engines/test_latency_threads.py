@@ -62,9 +62,10 @@ print(json.dumps(latency.measure(runner, sample, 2, warmup=1, runs=5, budget=0.5
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is missing")
 def test_the_thread_count_under_taskset_is_the_one_cpu_it_may_use(tmp_path: Path) -> None:
     model = small_model(tmp_path / "small.onnx")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
         ["taskset", "-c", "0", sys.executable, "-c", MEASURE, str(model)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout.strip().splitlines()[-1])

@@ -62,9 +62,7 @@ def test_defaults_follow_tao() -> None:
     assert spec.engine.maxBatchSize == 1
     assert spec.engine.maxWorkspaceSize == 2 << 30
     assert spec.targets[0].backend == "tensorrt"
-    assert target_resources(spec.targets[0]) == {
-        "requests": {"cpu": "2"}, "limits": {"cpu": "2", "nvidia.com/gpu": "1"}
-    }  # fmt: skip
+    assert target_resources(spec.targets[0]) == {"limits": {"nvidia.com/gpu": "1"}}
     cpu = BodyPoseExportSpec.model_validate(
         spec_dict(targets=[{"name": "cpu", "backend": "onnxruntime"}])
     ).targets[0]

@@ -42,12 +42,12 @@ def container_resources(target: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("target", "cpu"),
     [
-        (GPU, "2"),  # the backends' defaults
-        (CPU, "1"),
+        (CPU, "1"),  # the defaults of the backends timed by the wall clock
         (RTX, "1"),
         ({**CPU, "resources": {"requests": {"cpu": "3", "memory": "4Gi"}}}, "3"),  # request only
         ({**CPU, "resources": {"limits": {"cpu": "1500m"}}}, "1500m"),  # limit only
-        ({**GPU, "resources": {"limits": {"nvidia.com/gpu": "1"}}}, "2"),  # no CPU named
+        ({**CPU, "resources": {"requests": {"memory": "4Gi"}}}, "1"),  # no CPU named
+        ({**GPU, "resources": {"requests": {"cpu": "4"}, "limits": {"nvidia.com/gpu": "1"}}}, "4"),
         ({**CPU, "resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1000m"}}}, "1"),
     ],
 )
@@ -63,13 +63,23 @@ def test_a_timed_build_jobs_cpu_request_equals_its_limit(target: dict[str, Any],
                 assert resources[kind][key] == value
 
 
+def test_a_tensorrt_build_names_no_cpu_unless_its_target_does() -> None:
+    # Its figures are CUDA-event times of the GPU's work; a ClusterQueue that covers only
+    # nvidia.com/gpu (tests/e2e/test_kueue_queues.py) must keep admitting its Jobs.
+    assert container_resources(GPU) == {"limits": {"nvidia.com/gpu": "1"}}
+    named = {**GPU, "resources": {"limits": {"nvidia.com/gpu": "2"}}}
+    assert "cpu" not in str(container_resources(named))
+
+
 def test_a_cpu_request_below_its_limit_is_refused_in_the_users_words() -> None:
     raw = spec_dict(targets=[{**CPU, "resources": {"requests": {"cpu": "1"},
                                                   "limits": {"cpu": "4"}}}])  # fmt: skip
     with pytest.raises(ValidationError) as caught:
         BodyPoseExportSpec.model_validate(raw)
     message = str(caught.value)
-    assert v1alpha1.CPU_REQUEST_IS_LIMIT in message and "got requests.cpu 1, limits.cpu 4" in message
+    assert (
+        v1alpha1.CPU_REQUEST_IS_LIMIT in message and "got requests.cpu 1, limits.cpu 4" in message
+    )
     assert "targets.0.resources" in message
     # The operator says it in the resource's status (the Ready condition's message).
     facts = observe(resource(raw), None, None, Settings())  # type: ignore[arg-type]
@@ -77,7 +87,7 @@ def test_a_cpu_request_below_its_limit_is_refused_in_the_users_words() -> None:
     assert "got requests.cpu 1, limits.cpu 4" in facts.invalid
     bad = spec_dict(targets=[{**CPU, "resources": {"requests": {"cpu": "lots"},
                                                   "limits": {"cpu": "4"}}}])  # fmt: skip
-    with pytest.raises(ValidationError, match="cpu: .*lots"):
+    with pytest.raises(ValidationError, match=r"cpu: .*lots"):
         BodyPoseExportSpec.model_validate(bad)
 
 
@@ -105,7 +115,8 @@ def test_the_status_says_the_share_clock_threads_and_what_a_figure_includes() ->
     status = TargetStatus.model_validate({"name": "cpu", "phase": "Ready", **fields})
     assert status.latency is not None
     assert (status.latency.clock, status.latency.includes) == (
-        "wall", ["inference", "output conversion"]
+        "wall",
+        ["inference", "output conversion"],
     )
     assert (status.latency.cpus, status.latency.threads) == ("1500m", 2)
     assert status.latency.threadsFrom == (

@@ -25,7 +25,9 @@ def manifest(clock: str, includes: list[str], median: float, ap: float) -> dict[
     }  # fmt: skip
 
 
-def sweep_resource(name: str, height: int, width: int, gpu_ms: float, cpu_ms: float) -> dict[str, Any]:
+def sweep_resource(
+    name: str, height: int, width: int, gpu_ms: float, cpu_ms: float
+) -> dict[str, Any]:
     targets = [
         {"name": "a100", "phase": "Ready",
          **target_fields(manifest("cuda-events", ["inference"], gpu_ms, 50.0 + height / 100))},

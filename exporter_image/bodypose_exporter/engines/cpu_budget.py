@@ -117,7 +117,9 @@ def _v1_quota(directory: Path) -> Quota | None:
         quota, period = int(quota_text or "-1"), int(period_text or "0")
     except ValueError:
         return None
-    return Quota(quota / period, directory / "cpu.cfs_quota_us") if quota > 0 and period > 0 else None
+    if quota <= 0 or period <= 0:
+        return None
+    return Quota(quota / period, directory / "cpu.cfs_quota_us")
 
 
 def _v1_cpu_mount(root: Path) -> Path | None:
@@ -135,7 +137,7 @@ def read_quota(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> Quo
     v1 cpu controller), or None where there is none or nothing can be read."""
     found: list[Quota] = []
     for line in (_read(proc_cgroup) or "").splitlines():
-        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        hierarchy, controllers, path = [*line.split(":", 2), "", ""][:3]
         if hierarchy == "0" and controllers == "":
             # cgroup v2: mounted at the root (unified), or under it beside v1 (hybrid,
             # where the cpu controller is usually v1's and cpu.max absent).

@@ -76,9 +76,9 @@ class Backend:
     name: str  # the spec's `targets[].backend` and the build's --engine_backend
     summary: str  # what it builds, for `kubectl explain`
     build_image: BuildImage
-    #: The build pod's resources when the target names none; its CPU request equals its
-    #: limit (the build times the engine on that share), and is the CPU of a target whose
-    #: resources name none.
+    #: The build pod's resources when the target names none. A backend timed by the wall
+    #: clock names a CPU request equal to its limit (the figure is of that share of the
+    #: node), which is also the CPU of a target whose resources name none.
     default_resources: Mapping[str, Mapping[str, str]]
     #: The artifact's file suffix: the build stage writes `bpnet_model.H.W.P<suffix>`.
     artifact_suffix: str
@@ -108,9 +108,10 @@ class Backend:
     int8_by_cpu_class: bool = False
 
     @property
-    def cpu(self) -> str:
-        """The default CPU request and limit."""
-        return str(self.default_resources["limits"]["cpu"])
+    def cpu(self) -> str | None:
+        """The default CPU request and limit, or None: it names none."""
+        cpu = self.default_resources.get("limits", {}).get("cpu")
+        return None if cpu is None else str(cpu)
 
     def resources(self) -> dict[str, Any]:
         """The default resources, a copy the caller may put in a Job manifest."""
@@ -122,7 +123,9 @@ _ROWS: tuple[Backend, ...] = (
         name="tensorrt",
         summary="a TensorRT engine built on the pool's GPU",
         build_image=BuildImage.GPU,
-        default_resources={"requests": {"cpu": "2"}, "limits": {"cpu": "2", "nvidia.com/gpu": "1"}},
+        # No CPU: its figures are CUDA-event times of the GPU's work, and a Kueue
+        # ClusterQueue covering only nvidia.com/gpu must still admit its Jobs.
+        default_resources={"limits": {"nvidia.com/gpu": "1"}},
         artifact_suffix=".engine",
         precisions=("fp32", "fp16", "int8"),
         options=frozenset({"hardwareCompatibility"}),

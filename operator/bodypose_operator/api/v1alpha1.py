@@ -213,11 +213,13 @@ class Resources(ApiModel):
         if asked is None or limit is None:
             return self
         try:
-            same = parse_quantity(asked) == parse_quantity(limit)
+            same = bool(parse_quantity(asked) == parse_quantity(limit))  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise ValueError(f"cpu: {exc}") from None
         if not same:
-            raise ValueError(f"{CPU_REQUEST_IS_LIMIT}; got requests.cpu {asked}, limits.cpu {limit}")
+            raise ValueError(
+                f"{CPU_REQUEST_IS_LIMIT}; got requests.cpu {asked}, limits.cpu {limit}"
+            )
         return self
 
 
@@ -575,7 +577,7 @@ class LatencyMeasurement(ApiModel):
         default=None,
         description="cuda-events: TensorRT's CUDA events around the execution, the input "
         "already on the device; wall: the wall clock around the runner's call (ONNX Runtime, "
-        "TensorRT-RTX); absent where the build did not record it."
+        "TensorRT-RTX); absent where the build did not record it.",
     )
     includes: list[str] = Field(
         default_factory=list,
