@@ -115,7 +115,7 @@ def csv_text(rows: Sequence[Row]) -> str:
 #: What a figure by each clock is, for the axis that shows it (`LatencyMeasurement.clock`).
 CLOCKS: dict[str | None, tuple[str, str]] = {
     "cuda-events": ("CUDA events", "CUDA events around the engine's execution, no copies"),
-    "wall": ("wall clock", "wall clock around the runtime's call, with its copies and "
+    "wall": ("wall clock", "wall clock around the runtime's whole call, with any copies and "
              "conversions"),
     None: ("clock not recorded", "clock not recorded"),
 }  # fmt: skip
