@@ -26,8 +26,9 @@ process, the artifacts are made exactly as the product makes them:
 
 Latency: each artifact is opened with the ORT backend's own runner
 (`OrtRunner`: default SessionOptions, so optimization level ALL and
-`intra_op_num_threads` 0, one thread per core, unless --threads says
-otherwise), warmed up, then `session.run` on one preprocessed sample image
+`intra_op_num_threads` from the process's CPU budget, its affinity and cgroup
+quota (`engines/cpu_budget.py`), unless --threads says otherwise), warmed up,
+then `session.run` on one preprocessed sample image
 (batch 1) is timed with `time.perf_counter`, fp32 and int8 alternating run by
 run (and which goes first alternating too) so that load from other processes
 falls on both alike. Reported: the median of each, their ratio fp32/int8,
@@ -309,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         default=[0],
-        help="intra-op threads to time with; 0 is the runner's default, one per core (default: 0)",
+        help="intra-op threads to time with; 0 is the runner's default, the process's CPU "
+        "budget: min(affinity, cgroup quota) (default: 0)",
     )
     p.add_argument(
         "--calibration-images", type=int, default=16, help="images to calibrate on (default: 16)"

@@ -11,7 +11,8 @@ latency at batch 1 and at maxBatchSize, throughput, AP, APm, APl and the drop
 against FP32, as each target's build measured them (a figure nobody measured
 prints as "not measured"); as Markdown or CSV, and one plot: AP and APm
 against batch-1 latency, a line per target and precision, a point per
-resolution.
+resolution, one panel per clock (CUDA events time the GPU's work alone, the
+wall clock the runtime's whole call: the two are never drawn on one axis).
 
     bodypose-report -l bodypose.dev/sweep=bpnet -n models
     bodypose-report -l bodypose.dev/sweep=bpnet -n models --format csv > sweep.csv
@@ -58,6 +59,8 @@ class Row:
     ap_m: float | None
     ap_l: float | None
     ap_drop: float | None
+    #: How the latency was measured (`targets[].latency.clock`): cuda-events, wall or None.
+    clock: str | None = None
 
     @property
     def resolution(self) -> str:
@@ -101,7 +104,7 @@ def rows_of(resources: Iterable[dict[str, Any]]) -> list[Row]:
                 batch1_p90=one.get("p90"), batch_max_median=top.get("median"),
                 batch_max=top.get("batch"), throughput=target.get("throughput"),
                 ap=target.get("ap"), ap_m=target.get("apM"), ap_l=target.get("apL"),
-                ap_drop=target.get("apDrop"),
+                ap_drop=target.get("apDrop"), clock=(target.get("latency") or {}).get("clock"),
             ))  # fmt: skip
     rows.sort(key=lambda r: (r.height * r.width, PRECISION_ORDER.get(r.precision, 9), r.target))
     return rows
@@ -121,24 +124,58 @@ def csv_text(rows: Sequence[Row]) -> str:
     return out.getvalue()
 
 
+#: What a figure by each clock is, for the axis that shows it (`LatencyMeasurement.clock`).
+CLOCKS: dict[str | None, tuple[str, str]] = {
+    "cuda-events": ("CUDA events", "CUDA events around the engine's execution, no copies"),
+    "wall": ("wall clock", "wall clock around the runtime's whole call, with any copies and "
+             "conversions"),
+    None: ("clock not recorded", "clock not recorded"),
+}  # fmt: skip
+
+
+def _clock(kind: str | None) -> tuple[str, str]:
+    return CLOCKS.get(kind, (str(kind), str(kind)))
+
+
 def plot(rows: Sequence[Row], prefix: Path, title: str = "AP against batch-1 latency") -> Any:
     """AP (solid) and APm (dashed) against batch-1 latency: a line per target and precision
-    through its resolutions, smallest first; written as <prefix>.png and <prefix>.svg. The
-    figure."""
+    through its resolutions, smallest first, one panel per clock the latencies were
+    measured by (figures by CUDA events and by the wall clock are not comparable, so they
+    never share an axis, and each axis names its clock); written as <prefix>.png and
+    <prefix>.svg. The figure."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display here or in a Job
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 5))
+    timed = [r for r in rows if r.batch1_median is not None and r.ap is not None]
+    kinds = sorted({r.clock for r in timed}, key=lambda k: (k is None, str(k))) or [None]
+    figure, panels = plt.subplots(1, len(kinds), figsize=(8 * len(kinds), 5), squeeze=False)
+    for axes, kind in zip(panels[0], kinds, strict=True):
+        _panel(axes, [r for r in timed if r.clock == kind])
+        short, words = _clock(kind)
+        axes.set_xlabel(f"batch-1 latency, median (ms), {words}; on each target's build node")
+        axes.set_ylabel("OKS keypoint AP (x 100)")
+        axes.set_title(title if len(kinds) == 1 else f"{title} ({short})")
+        axes.grid(True, alpha=0.3)
+        if axes.lines:
+            axes.legend(fontsize=8)
+    if len(kinds) > 1:
+        figure.suptitle("latencies by different clocks: compare within a panel, not across")
+    figure.tight_layout()
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".svg"):
+        figure.savefig(prefix.with_suffix(suffix))
+    return figure
+
+
+def _panel(axes: Any, rows: Sequence[Row]) -> None:
+    """One clock's lines: a line per target and precision, a point per resolution."""
     lines = sorted({(r.target, r.precision) for r in rows},
                    key=lambda tp: (tp[0], PRECISION_ORDER.get(tp[1], 9)))  # fmt: skip
     for target, precision in lines:
-        mine = sorted((r for r in rows if (r.target, r.precision) == (target, precision)
-                       and r.batch1_median is not None and r.ap is not None),
+        mine = sorted((r for r in rows if (r.target, r.precision) == (target, precision)),
                       key=lambda r: r.height * r.width)  # fmt: skip
-        if not mine:
-            continue
         xs = [float(r.batch1_median or 0.0) for r in mine]
         aps = [float(r.ap or 0.0) for r in mine]
         name = f"{target} {precision}"
@@ -149,17 +186,6 @@ def plot(rows: Sequence[Row], prefix: Path, title: str = "AP against batch-1 lat
         for r in mine:
             axes.annotate(r.resolution, (r.batch1_median, r.ap), textcoords="offset points",
                           xytext=(4, 4), fontsize=8)  # fmt: skip
-    axes.set_xlabel("batch-1 latency, median (ms), measured on each target's build node")
-    axes.set_ylabel("OKS keypoint AP (x 100)")
-    axes.set_title(title)
-    axes.grid(True, alpha=0.3)
-    if axes.lines:
-        axes.legend(fontsize=8)
-    figure.tight_layout()
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in (".png", ".svg"):
-        figure.savefig(prefix.with_suffix(suffix))
-    return figure
 
 
 def _resources(selector: str, namespace: str | None, kubeconfig: str | None) -> list[Any]:

@@ -90,6 +90,11 @@ def test_the_report_tabulates_and_plots_a_real_sweep(
         )
         assert float(row["AP"]) == target["ap"] and float(row["APm"]) == target["apM"]
         assert target["latencyMs"]["batchMax"]["batch"] == 4 and target["throughput"] > 0
+        # What the figure is: ONNX Runtime by the wall clock, at the threads the pod's CPU
+        # budget gave it (verification/latency.py, engines/cpu_budget.py).
+        how = target["latency"]
+        assert how["clock"] == "wall" and how["includes"] == ["inference", "output conversion"]
+        assert how["threads"] >= 1 and how["threadsFrom"].startswith("affinity ")
     assert float(rows[0]["batch-1 ms (median)"]) > 0
     # kubectl get -o wide shows the slowest target's batch-1 median
     wide = kubectl(cluster, "get", "bpe", "-n", namespace, "-o", "wide")

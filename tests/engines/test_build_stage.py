@@ -62,9 +62,12 @@ def test_fp32_artifact_is_verified_and_described(
     # Timed on this machine after it passed: batch 1 and --max_batch_size, the engine alone.
     latency = manifest["latency"]
     assert (latency["batch1"]["batch"], latency["batchMax"]["batch"]) == (1, 2)
-    assert latency["clock"] == "wall clock around run()" and latency["warmup"] == 2
+    assert latency["clock"] == "wall" and latency["warmup"] == 2
+    assert latency["includes"] == ["inference", "output conversion"]
     assert all(5 <= latency[k]["runs"] <= 20 for k in ("batch1", "batchMax"))
-    assert latency["threads"] >= 1 and latency["device"] == manifest["hardware"]["cpuModel"]
+    assert latency["threads"] == latency["cpuBudget"]["threads"] >= 1
+    assert latency["threadsFrom"].startswith("affinity ")
+    assert latency["device"] == manifest["hardware"]["cpuModel"]
     for timed in (latency["batch1"], latency["batchMax"]):
         assert 0 < timed["medianMs"] <= timed["p90Ms"] and timed["imagesPerSecond"] > 0
     FIGURES.append(

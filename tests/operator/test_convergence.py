@@ -185,9 +185,10 @@ def test_a_failed_target_is_replaced_by_any_edit_of_it_and_stalled_clears(
                           "earlier spec"]  # fmt: skip
     [new] = out.create
     assert new["metadata"]["name"] != failed.metadata.name
+    # (and the backend's CPU, request = limit: builders.jobs.target_resources)
     assert new["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
-        "memory": "8Gi"
-    }
+        "memory": "8Gi", "cpu": "1"
+    }  # fmt: skip
     assert out.status["phase"] == "Building"
     types = {c["type"] for c in out.status["conditions"]}
     assert "Stalled" not in types and cond(out.status, "Reconciling")["status"] == "True"

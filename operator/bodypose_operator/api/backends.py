@@ -76,7 +76,9 @@ class Backend:
     name: str  # the spec's `targets[].backend` and the build's --engine_backend
     summary: str  # what it builds, for `kubectl explain`
     build_image: BuildImage
-    #: The build pod's resources when the target names none.
+    #: The build pod's resources when the target names none. A backend timed by the wall
+    #: clock names a CPU request equal to its limit (the figure is of that share of the
+    #: node), which is also the CPU of a target whose resources name none.
     default_resources: Mapping[str, Mapping[str, str]]
     #: The artifact's file suffix: the build stage writes `bpnet_model.H.W.P<suffix>`.
     artifact_suffix: str
@@ -105,6 +107,12 @@ class Backend:
     #: (controller/cpu_class.py), puts it in the target's identity and tells the build.
     int8_by_cpu_class: bool = False
 
+    @property
+    def cpu(self) -> str | None:
+        """The default CPU request and limit, or None: it names none."""
+        cpu = self.default_resources.get("limits", {}).get("cpu")
+        return None if cpu is None else str(cpu)
+
     def resources(self) -> dict[str, Any]:
         """The default resources, a copy the caller may put in a Job manifest."""
         return {kind: dict(amounts) for kind, amounts in self.default_resources.items()}
@@ -115,6 +123,8 @@ _ROWS: tuple[Backend, ...] = (
         name="tensorrt",
         summary="a TensorRT engine built on the pool's GPU",
         build_image=BuildImage.GPU,
+        # No CPU: its figures are CUDA-event times of the GPU's work, and a Kueue
+        # ClusterQueue covering only nvidia.com/gpu must still admit its Jobs.
         default_resources={"limits": {"nvidia.com/gpu": "1"}},
         artifact_suffix=".engine",
         precisions=("fp32", "fp16", "int8"),
@@ -128,7 +138,7 @@ _ROWS: tuple[Backend, ...] = (
         name="onnxruntime",
         summary="an ONNX Runtime-optimized ONNX model (CPU pools, demos)",
         build_image=BuildImage.CPU,
-        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
+        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
         artifact_suffix=".onnx",
         precisions=("fp32", "fp16", "int8"),
         int8_by_cpu_class=True,
@@ -138,7 +148,7 @@ _ROWS: tuple[Backend, ...] = (
         summary="a TensorRT-RTX engine built ahead of time for the pool's GPUs, on any node "
         "(no GPU needed; fp32 and fp16)",
         build_image=BuildImage.CPU,
-        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}},
+        default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
         artifact_suffix=".engine",
         # Its INT8 quantizes GEMM weights only, not convolution activations.
         precisions=("fp32", "fp16"),

@@ -187,9 +187,40 @@ class Toleration(ApiModel):
     )
 
 
+#: A build times its engine on the pod's share of the node, so that share must be known: a
+#: CPU request below its limit would time on whatever the node had spare.
+CPU_REQUEST_IS_LIMIT = (
+    "a build's CPU request equals its CPU limit (its latency is timed on that share of the "
+    "node): set requests.cpu or limits.cpu, or both to the same amount"
+)
+
+
 class Resources(ApiModel):
+    """The build pod's resources. Its CPU request and limit are equal (the build Job sets
+    the one not named to the other; a default when neither is). Two that differ are
+    refused by the operator, not at admission: a CEL rule reading a value of these maps
+    (string or quantity comparison) exceeds the API server's cost budget 100 times over
+    on Kubernetes 1.37, whatever maxLength the values are given."""
+
     requests: dict[str, str] = Field(default_factory=dict, description="Resource requests.")
     limits: dict[str, str] = Field(default_factory=dict, description="Resource limits.")
+
+    @model_validator(mode="after")
+    def _cpu_request_is_limit(self) -> Resources:
+        from kubernetes.utils.quantity import parse_quantity
+
+        asked, limit = self.requests.get("cpu"), self.limits.get("cpu")
+        if asked is None or limit is None:
+            return self
+        try:
+            same = bool(parse_quantity(asked) == parse_quantity(limit))  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"cpu: {exc}") from None
+        if not same:
+            raise ValueError(
+                f"{CPU_REQUEST_IS_LIMIT}; got requests.cpu {asked}, limits.cpu {limit}"
+            )
+        return self
 
 
 class Target(ApiModel):
@@ -552,6 +583,40 @@ class Latency(ApiModel):
     batchMax: LatencyFigures | None = Field(default=None, description="At engine.maxBatchSize.")
 
 
+class LatencyMeasurement(ApiModel):
+    """How `latencyMs` was measured: its clock, what it covers, the CPU slice and threads.
+
+    Figures by the two clocks are not comparable: CUDA events time the GPU's work
+    alone, the wall clock everything the runner's call does."""
+
+    clock: Literal["cuda-events", "wall"] | None = Field(
+        default=None,
+        description="cuda-events: TensorRT's CUDA events around the execution, the input "
+        "already on the device; wall: the wall clock around the runner's call (ONNX Runtime, "
+        "TensorRT-RTX); absent where the build did not record it.",
+    )
+    includes: list[str] = Field(
+        default_factory=list,
+        description='What the figure covers, e.g. ["inference"] (CUDA events), '
+        '["host-to-device copies", "inference", "device-to-host copies", "output '
+        'conversion"] (TensorRT-RTX), ["inference", "output conversion"] (ONNX Runtime).',
+    )
+    cpus: str | None = Field(
+        default=None,
+        description="The CPU quota the build pod ran under (its CPU limit, which a build "
+        "Job's request equals), e.g. 2 or 1500m; absent where the pod had no quota.",
+    )
+    threads: int | None = Field(
+        default=None,
+        description="The intra-op threads ONNX Runtime ran with: min(the pod's CPU "
+        "affinity, its quota rounded up).",
+    )
+    threadsFrom: str | None = Field(
+        default=None,
+        description="Where that number came from, e.g. affinity 1 of 2 CPUs, no quota.",
+    )
+
+
 class QueueStatus(ApiModel):
     """Where a Job waits in Kueue, and why, in Kueue's words (its Workload's condition)."""
 
@@ -674,6 +739,11 @@ class TargetStatus(ApiModel):
         default=None, description="Images per second at engine.maxBatchSize (median)."
     )
     latencyDevice: str | None = Field(default=None, description="What the latency was timed on.")
+    latency: LatencyMeasurement | None = Field(
+        default=None,
+        description="How latencyMs was measured: the clock, what it includes, the CPU share "
+        "and threads.",
+    )
 
 
 #: The TargetStatus fields a build's compatibility record fills (what the artifact was

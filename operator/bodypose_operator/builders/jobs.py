@@ -360,10 +360,20 @@ def engine_file_name(spec: BodyPoseExportSpec, target: Target) -> str:
 
 
 def target_resources(target: Target) -> dict[str, Any]:
-    """The target's own resources, else its backend's defaults."""
-    if target.resources is not None:
-        return target.resources.model_dump(exclude_defaults=False)
-    return BACKENDS[target.backend].resources()
+    """The target's own resources, else its backend's defaults, with the CPU request equal
+    to the CPU limit: every build times its engine where it can run it, and a figure must
+    belong to a known share of the node (a pod whose CPU request equals its limit gets
+    that much and no more). The one named sets the other; neither: the backend's CPU, if
+    it names one (TensorRT's does not: CUDA events time the GPU). Requests and limits
+    that differ are refused before (`api.v1alpha1.Resources`)."""
+    if target.resources is None:
+        return BACKENDS[target.backend].resources()
+    resources = target.resources.model_dump(exclude_defaults=False)
+    requests, limits = resources.setdefault("requests", {}), resources.setdefault("limits", {})
+    cpu = requests.get("cpu") or limits.get("cpu") or BACKENDS[target.backend].cpu
+    if cpu is not None:
+        requests["cpu"] = limits["cpu"] = cpu
+    return resources
 
 
 # The label NVIDIA's GPU feature discovery puts on GPU nodes (e.g. NVIDIA-A100-SXM4-80GB).

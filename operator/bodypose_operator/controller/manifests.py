@@ -181,7 +181,38 @@ def _latency_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         fields["throughput"] = float(top["imagesPerSecond"])
     if isinstance(latency.get("device"), str):
         fields["latencyDevice"] = latency["device"]
+    if timed:
+        fields["latency"] = _measurement(latency)
     return fields
+
+
+#: The clocks a figure can be measured by (`LatencyMeasurement.clock`).
+CLOCKS = ("cuda-events", "wall")
+#: The clock as a manifest written before `clock` named only the kind said it.
+_OLD_CLOCKS = {"wall clock around run()": "wall"}
+
+
+def _measurement(latency: dict[str, Any]) -> dict[str, Any]:
+    """`latency`: the clock, what the figure includes, the CPU quota and threads it ran with."""
+    clock = str(latency.get("clock", ""))
+    clock = _OLD_CLOCKS.get(clock, "cuda-events" if clock.startswith("CUDA events") else clock)
+    measured: dict[str, Any] = {"clock": clock} if clock in CLOCKS else {}
+    if isinstance(latency.get("includes"), list):
+        measured["includes"] = [str(i) for i in latency["includes"]]
+    quota = (latency.get("cpuBudget") or {}).get("quotaCpus")
+    if isinstance(quota, int | float) and quota > 0:
+        measured["cpus"] = _quantity(float(quota))
+    if isinstance(latency.get("threads"), int):
+        measured["threads"] = latency["threads"]
+    if isinstance(latency.get("threadsFrom"), str):
+        measured["threadsFrom"] = latency["threadsFrom"]
+    return measured
+
+
+def _quantity(cpus: float) -> str:
+    """CPUs as Kubernetes writes them: 2, 1500m."""
+    millis = round(cpus * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
 def stage_seconds(manifest: dict[str, Any]) -> float:

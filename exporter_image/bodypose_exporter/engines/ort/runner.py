@@ -8,17 +8,23 @@ An int8 artifact says in its metadata which CPU class it was built for
 (`hardware.METADATA_KEYS`); one built with int8 weights for a CPU that
 accumulates in 32 bits is refused on a CPU whose int8 kernels saturate
 (`hardware` explains why), where its outputs would be silently wrong.
+
+Threads: the session's intra-op pool is set explicitly from the pod's CPU budget
+(`engines.cpu_budget`: affinity and cgroup quota), never left to ONNX Runtime's
+default, which counts physical cores and ignores a quota; the runner says how
+many it set and why (`threads`, `threads_from`), and the latency record copies
+both.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from bodypose_exporter.engines import cpu_budget
 from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.errors import UserError
 
@@ -45,14 +51,26 @@ def check_runs_here(path: Path, recorded: dict[str, str], here: str) -> None:
 class OrtRunner:
     """An ONNX Runtime session over a saved artifact (or any ONNX model)."""
 
+    #: What a wall-clock figure around `run` includes (verification.latency records it):
+    #: ONNX Runtime binds the host arrays and returns new ones; nothing crosses a device.
+    run_includes = ("inference", "output conversion")
+
     def __init__(self, path: Path, threads: int = 0, allow_saturating: bool = False) -> None:
-        """`allow_saturating`: run an int8 artifact built for another CPU class anyway
+        """`threads`: the intra-op threads; 0: this process's CPU budget (`cpu_budget`).
+        `allow_saturating`: run an int8 artifact built for another CPU class anyway
         (to measure what it would do here; `check_runs_here` says why it is refused)."""
+        if threads > 0:
+            why = f"set by the caller ({cpu_budget.budget().describe()})"
+        else:
+            here = cpu_budget.budget()
+            threads, why = here.threads, here.describe()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
-        #: The threads its runs use (what a latency figure was measured with).
-        self.threads: int = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=PROVIDERS)
+        #: The intra-op threads its runs use, as the session holds them (what a latency
+        #: figure was measured with), and where the number came from.
+        self.threads: int = int(self.session.get_session_options().intra_op_num_threads)
+        self.threads_from: str = why
         if not allow_saturating:
             check_runs_here(
                 path,

@@ -19,6 +19,16 @@ from bodypose_exporter.engines.trt_rtx.runtime import tensorrt_rtx
 
 
 class TensorRTRTXRunner:
+    #: What a wall-clock figure around `run` includes (verification.latency records it):
+    #: Polygraphy's `TrtRunner.infer` copies the inputs to the device, runs, copies the
+    #: outputs back and synchronizes (polygraphy/backend/trt/runner.py, `_infer_impl`).
+    run_includes = (
+        "host-to-device copies",
+        "inference",
+        "device-to-host copies",
+        "output conversion",
+    )
+
     def __init__(self, engine_path: Path) -> None:
         from polygraphy.backend.trt import EngineFromBytes, TrtRunner
 
