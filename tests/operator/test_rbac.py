@@ -265,6 +265,7 @@ class Call:
     namespace: str | None
     code: int
     uri: str
+    message: str  # the API server's words with a refusal
 
 
 def calls_of(api: LocalCluster, user: str, since: int) -> list[Call]:
@@ -284,6 +285,7 @@ def calls_of(api: LocalCluster, user: str, since: int) -> list[Call]:
             found.append(Call(
                 ref.get("apiGroup", ""), resource, event["verb"], ref.get("namespace"),
                 event.get("responseStatus", {}).get("code", 0), event.get("requestURI", ""),
+                event.get("responseStatus", {}).get("message", ""),
             ))  # fmt: skip
     return found
 
@@ -393,7 +395,12 @@ def test_the_chart_grants_exactly_what_the_running_operator_calls(
             log = operator.log.read_text()
             lines(api_server)  # waits out the audit log's last batch
             calls = calls_of(api_server, release.user, mark)
-        refused = sorted({f"{c.verb} {c.uri} -> {c.code}" for c in calls if c.code == 403})
+        # A 403 of RBAC's, not the NamespaceLifecycle admission's: watching every namespace,
+        # the operator also posts events to resources of other tests' namespaces on this
+        # API server, refused while those are being deleted ("because it is being
+        # terminated"), which says nothing about the chart's grants.
+        refused = sorted({f"{c.verb} {c.uri} -> {c.code}" for c in calls
+                          if c.code == 403 and "being terminated" not in c.message})  # fmt: skip
         assert not refused, (refused, log[-3000:])
         assert calls, "no request of the operator's in the audit log"
         unauthorised = sorted(
