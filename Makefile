@@ -11,12 +11,14 @@ PYTEST_ARGS ?=
 .PHONY: soak sample-weights bench-resolutions tools bench bench-operator bench-fanout bench-accuracy bench-calibration bench-engines env demo demo-export test lint typecheck unit crds clean help images lock
 
 help:
-	@echo "make demo   - the whole flow locally: control plane, MinIO, operator, an int8 BodyPoseExport"
+	@echo "make demo   - the whole flow locally: control plane, MinIO, the operator in its image, two BodyPoseExports"
+	@echo "              (int8 on three pools; fp16 with a TensorRT-RTX engine for l4) to Ready"
 	@echo "make demo-export - the exporter alone: sample model -> .etlt, cal.bin, int8 engine"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make env    - create/refresh the Python environment in $(VENV)"
 	@echo "make soak   - the convergence campaign: STEPS=200 seeded edits and faults (SEED=...)"
-	@echo "make bench  - every benchmark (bench-operator, -fanout, -accuracy, -calibration, -engines)"
+	@echo "make bench  - every benchmark (bench-operator, -fanout, -accuracy, -calibration, -engines, -resolutions)"
+	@echo "make bench-resolutions - TAO's resolution table on this CPU: latency and AP per size and precision"
 	@echo "make images - build the operator and exporter images (buildah; cached by content)"
 	@echo "make sample-weights - retrain the trained sample and write its committed weights"
 	@echo "make lock   - regenerate requirements/*.lock (uv pip compile --universal, hashes)"

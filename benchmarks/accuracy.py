@@ -6,8 +6,9 @@
 The figure the AP gate (`evaluation/gate.py`) is about: how many AP points
 an engine loses against the FP32 model on the same images with the same
 decoding. The model is `bpnet sample --trained`'s (a narrow BpNet trained on
-drawn skeletons; the first run trains it, a few minutes on two cores, then
-it comes from ~/.cache/bodypose-export/samples/). In this one process, with
+drawn skeletons; its weights are committed and copied into
+~/.cache/bodypose-export/samples/ on first use, trained anew only after a change
+to the training code). In this one process, with
 the steps of tests/evaluation/trained.py (the accuracy tests' own):
 
 - export: `run_export` at the training size (192x256) with int8 calibration

@@ -14,7 +14,7 @@ import pytest
 
 from devcluster.minio import S3Server
 
-pytest_plugins = ["tests.infra.cluster"]
+pytest_plugins = ["tests.infra.cluster", "tests.infra.durations"]
 
 SAMPLE_KEY = "nvidia_tlt"
 #: The size the shared export of the sample is made at.
@@ -40,8 +40,8 @@ def s3_endpoint(minio_endpoint: S3Server) -> Iterator[S3Endpoint]:
     AWS_* environment.
 
     The exporter and the operator only ever see AWS_ENDPOINT_URL and credentials,
-    exactly as they would for a user's MinIO; nothing is mocked inside the process
-    under test.
+    exactly as they would for a user's MinIO; S3 is never mocked (tests/README.md lists
+    the test doubles there are, none of them S3).
     """
     env = minio_endpoint.environment()
     saved = {k: os.environ.get(k) for k in env}

@@ -25,7 +25,10 @@ from bodypose_exporter.stages.build import (
 )
 from bodypose_exporter.verification.gates import VerificationError
 
-HELP = "build and verify one engine (tensorrt or onnxruntime) from the export's artifacts"
+HELP = (
+    "build one engine (tensorrt, tensorrt-rtx or onnxruntime) from the export's artifacts,"
+    " verified where it can run"
+)
 STAGE = "build"
 
 EPILOG = """\
@@ -37,6 +40,11 @@ examples:
   bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
       --engine_backend onnxruntime --engine_file sample/cpu/bpnet_model.320.448.fp32.engine
       a CPU artifact, on this machine
+  bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
+      --data_type fp16 --engine_backend tensorrt-rtx --compute_capabilities 8.9 \\
+      --engine_file sample/l4/bpnet_model.320.448.fp16.engine
+      an engine for L4 GPUs built here with no GPU: recorded as built, not run, unless
+      this machine opens a CUDA device of compute capability 8.9
   bpnet-build --onnx x/bpnet_model.onnx --reference x/reference.npz --data_type int8 \\
       --cal_cache_file x/cal.bin --qdq_model x/bpnet_model.qdq.onnx \\
       --eval_reference x/evaluation.json --deploy_onnx x/bpnet_model.deploy.onnx \\
@@ -54,15 +62,18 @@ is an ONNX model and is named .onnx.
 
 The engine is run on the reference inputs and compared with the FP32 outputs
 against the gates of its precision; a failed gate publishes no engine (only
-manifest.rejected.json) and exits 3. Exit codes: 0 built and verified, 2 bad
+manifest.rejected.json) and exits 3. An engine that cannot run here (tensorrt-rtx
+without a matching CUDA device) is published as built, not run, and its
+manifest says why. Exit codes: 0 built (and verified where it ran), 2 bad
 input, 3 the engine failed its gate. `bpnet build` is the same command.
 """
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Build a BodyPoseNet engine for this machine's hardware and verify it against the FP32 "
-        "reference the export kept."
+        "Build a BodyPoseNet engine for this machine's hardware (tensorrt, onnxruntime) or for "
+        "named GPUs ahead of time (tensorrt-rtx) and verify it against the FP32 reference the "
+        "export kept wherever it can run."
     )
     p.epilog = EPILOG
     onnx = p.add_argument("--onnx", required=True, help="the FP32 ONNX model (path or s3://)")

@@ -1,10 +1,12 @@
-"""Engine builders: one interface, a TensorRT and an ONNX Runtime implementation.
+"""Engine builders: one interface, and a TensorRT, a TensorRT-RTX and an ONNX Runtime backend.
 
 - `base`: the interface (`EngineBackend`, `EngineRunner`, `BuildRequest`, `BuiltEngine`);
 - `registry`: backends by name;
 - `naming`: engine file names as TAO's notebook writes them;
 - `ort/`: ONNX Runtime (CPU pools, and every test on machines without a GPU);
-- `trt/`: TensorRT 10 (GPU pools; importable only where TensorRT is).
+- `trt/`: TensorRT 10 (GPU pools; importable only where TensorRT is);
+- `trt_rtx/`: TensorRT-RTX (engines built ahead of time for named compute
+  capabilities, with no GPU; run only where the pod opens a matching CUDA device).
 
 Every backend package has the same files for the same roles, as Polygraphy
 lays out `backend/<name>/` (NVIDIA/TensorRT `tools/Polygraphy/polygraphy/

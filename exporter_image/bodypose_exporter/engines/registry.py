@@ -1,4 +1,5 @@
-"""Backends by name: `tensorrt` (GPU pools, the default) and `onnxruntime` (CPU pools).
+"""Backends by name: `tensorrt` (GPU pools, the default), `tensorrt-rtx` (engines built
+ahead of time for named GPUs) and `onnxruntime` (CPU pools).
 
 One row per backend: its facts, and the module that holds its `BACKEND`,
 imported only when that backend is chosen, so that TensorRT is imported
