@@ -76,7 +76,7 @@ SEED ?= $(shell date +%Y%m%d)
 soak: env cluster-binaries images
 	$(PY) -m tests.support.convergence --steps $(STEPS) --seed $(SEED)
 
-# The operator and exporter images as OCI archives (devcluster/images.py): buildah,
+# The operator and exporter images as OCI archives (devcluster/images/): buildah,
 # a Debian base from mmdebstrap, nothing rebuilt while its inputs are unchanged.
 images: env
 	$(PY) -m devcluster.images build

@@ -3,7 +3,7 @@
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from
 their Go modules (`hack/cluster/build.sh`), kwok playing the kubelet of fake
 GPU and CPU nodes (`devcluster/nodes.py`), and the executor that runs every
-bound pod inside its image (`devcluster/executor.py`; images are loaded with
+bound pod inside its image (`devcluster/executor/`; images are loaded with
 `load_image`, devcluster/image_store.py). All are child
 processes bound to 127.0.0.1 on free ports, configured as kubeadm configures a
 single control-plane node, less what needs real kubelets:
@@ -23,6 +23,11 @@ single control-plane node, less what needs real kubelets:
   when started without the executor); its node IP and pod CIDR are on
   loopback, so nothing ever tries to reach a private address.
 
+Each of them is a `Component` (devcluster/components.py: command, readiness, stop)
+run by one `Supervisor` (devcluster/supervisor.py); `start_component`,
+`stop_component`, `restart` and `check_alive` are the cluster's public interface
+to them, what Kueue (devcluster/kueue.py) and MinIO use too.
+
     python -m devcluster.controlplane up [--state-dir .cluster]   # make cluster-up
     python -m devcluster.controlplane up --kueue                  # make cluster-up KUEUE=1
     python -m devcluster.controlplane status [--state-dir .cluster]
@@ -40,68 +45,31 @@ pkg/kwok/cmd/root.go at v0.8.0: --manage-nodes-with-annotation-selector,
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import json
 import os
 import shutil
-import signal
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import yaml
 
-from devcluster.host import die_with_parent, free_port
+from devcluster import components
 from devcluster.image_store import Image, ImageStore
 from devcluster.images import base_image, ensure_images
-from devcluster.minio import minio_command, wait_ready
+from devcluster.kubeconfig import cert_auth, write_kubeconfig
+from devcluster.kueue import Kueue, run_kueue
+from devcluster.minio import minio_component
 from devcluster.nodes import create_pools
 from devcluster.pki import make_pki
-
-if TYPE_CHECKING:
-    from devcluster.kueue import Kueue
+from devcluster.supervisor import Component, Supervisor, alive, recorded, stop_recorded
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "hack" / "cluster" / "build.sh"
-KWOK_STAGES = REPO / "hack" / "cluster" / "kwok-stages.yaml"
-KWOK_POD_STAGES = REPO / "hack" / "cluster" / "kwok-pod-stages.yaml"
-SERVICE_CIDR = "10.96.0.0/16"
-# kwok gives its pods addresses from here: loopback, so that nothing that
-# follows a pod IP ever leaves the machine.
-POD_CIDR = "127.100.0.0/16"
-ADMISSION_PLUGINS = ",".join(
-    [
-        # kube-apiserver's defaults (listed so that the set is visible here)...
-        "NamespaceLifecycle",
-        "LimitRanger",
-        "ServiceAccount",
-        "TaintNodesByCondition",
-        "PodSecurity",
-        "Priority",
-        "DefaultTolerationSeconds",
-        "DefaultStorageClass",
-        "StorageObjectInUseProtection",
-        "PersistentVolumeClaimResize",
-        "RuntimeClass",
-        "CertificateApproval",
-        "CertificateSigning",
-        "CertificateSubjectRestriction",
-        "DefaultIngressClass",
-        "MutatingAdmissionWebhook",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionWebhook",
-        "ResourceQuota",
-        # ...and the one kubeadm adds.
-        "NodeRestriction",
-    ]
-)
 # Every process `up` may start, in start order; `down` stops them in reverse.
 COMPONENTS = (
     "etcd",
@@ -139,42 +107,13 @@ def ensure_binaries(
     return found
 
 
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-def write_kubeconfig(path: Path, server: str, ca: Path, user: str, auth: dict[str, str]) -> Path:
-    """A self-contained kubeconfig (credentials embedded): copy it anywhere."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "bodypose-local",
-                "cluster": {"server": server, "certificate-authority-data": _b64(ca)},
-            }
-        ],
-        "users": [{"name": user, "user": auth}],
-        "contexts": [
-            {"name": user, "context": {"cluster": "bodypose-local", "user": user}},
-        ],
-        "current-context": user,
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
-def _cert_auth(pki: dict[str, Path], stem: str) -> dict[str, str]:
-    return {
-        "client-certificate-data": _b64(pki[f"{stem}.crt"]),
-        "client-key-data": _b64(pki[f"{stem}.key"]),
-    }
-
-
 @dataclass
 class LocalCluster:
-    """One local control plane. `start()` brings everything up; `stop()` ends it."""
+    """One local control plane. `start()` brings everything up; `stop()` ends it.
+
+    Its components (devcluster/components.py, and Kueue's, MinIO's) run under one
+    Supervisor (devcluster/supervisor.py): `start_component`, `stop_component`,
+    `restart` and `check_alive` are how anything starts one on it or asks after them."""
 
     state_dir: Path
     bins: dict[str, Path]
@@ -185,14 +124,19 @@ class LocalCluster:
     outlive_caller: bool = False
     # Record every API request's metadata in audit.log (benchmarks).
     audit: bool = False
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # Set by start(kueue=True): Kueue's manager (devcluster/kueue.py).
     kueue: Kueue | None = None
+    supervisor: Supervisor = field(init=False)
     _api: Any = None
     _images: ImageStore | None = None
-    _commands: dict[str, tuple[list[str | Path], dict[str, str] | None]] = field(
-        default_factory=dict
-    )
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(
+            logs=self.logs,
+            pids=self.state_dir / "pids",
+            cwd=self.state_dir,
+            outlive_caller=self.outlive_caller,
+        )
 
     @property
     def pki(self) -> Path:
@@ -214,77 +158,25 @@ class LocalCluster:
         image-archive` does: pods naming it start without a pull."""
         return self.images.load(archive, ref)
 
-    # ---- processes -------------------------------------------------------------------
-    def _spawn(
-        self, name: str, args: Sequence[str | Path], env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        self._commands[name] = (list(args), env)
-        with (self.logs / f"{name}.log").open("ab") as log:
-            # Own session: `make cluster-up` returns while they keep running, and
-            # a signal to the group reaches a component's children too.
-            argv = [str(a) for a in args]
-            self.procs[name] = subprocess.Popen(
-                # The executor needs its SIGTERM: it ends the pods' processes.
-                argv
-                if self.outlive_caller
-                else die_with_parent(argv, "TERM" if name == "pod-executor" else "KILL"),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.state_dir,
-                env=env,
-            )
-        (self.state_dir / "pids").mkdir(exist_ok=True)
-        (self.state_dir / "pids" / name).write_text(str(self.procs[name].pid))
-        return self.procs[name]
+    # ---- components ------------------------------------------------------------------
+    def start_component(self, *started: Component) -> None:
+        """Start components on this cluster (in order; returns once each is ready)."""
+        self.supervisor.start(*started)
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component for good (SIGTERM, SIGKILL after the grace period); the
+        others run on. For what a test starts on a running cluster (Kueue)."""
+        self.supervisor.stop(name)
 
     def restart(self, name: str, down_seconds: float = 0.0) -> None:
         """Stop one component (SIGTERM, as a rolling update does), keep it down for
         `down_seconds`, start it again with the same command line (same port, same
         data); returns once it serves again. For the fault tests: kube-apiserver."""
-        _terminate([self.procs.pop(name)])
-        time.sleep(down_seconds)
-        args, env = self._commands[name]
-        self._spawn(name, args, env)
-        if name == "kube-apiserver":
-            self._wait_http(f"{self.server}/readyz", name, timeout=90)
+        self.supervisor.restart(name, down_seconds)
 
-    def stop_component(self, name: str) -> None:
-        """Stop one component for good (SIGTERM, SIGKILL after the grace period); the
-        others run on. For what a test starts on a running cluster (Kueue)."""
-        proc = self.procs.pop(name, None)
-        if proc is not None:
-            _terminate([proc])
-        (self.state_dir / "pids" / name).unlink(missing_ok=True)
-
-    def _check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-
-    def _wait_http(self, url: str, what: str, timeout: float = 60, ca: bool = True) -> None:
-        if ca:
-            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-            ctx.load_cert_chain(self.pki / "admin.crt", self.pki / "admin.key")
-        else:
-            # The controller manager and the scheduler serve /healthz with a
-            # certificate they made themselves: only liveness is asked, on loopback.
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_alive()
-            with contextlib.suppress(OSError):
-                scheme_ctx = ctx if url.startswith("https") else None
-                with urllib.request.urlopen(url, context=scheme_ctx, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} not ready at {url} after {timeout}s")
-            time.sleep(0.2)
+    def check_alive(self) -> None:
+        """Raise, with the tail of its log, if a component has exited."""
+        self.supervisor.check_alive()
 
     def start(
         self,
@@ -304,140 +196,59 @@ class LocalCluster:
         try:
             self._start(nodes=nodes, executor=executor, pretend_pods=pretend_pods)
             if kueue:
-                from devcluster.kueue import run_kueue
-
                 self.kueue = run_kueue(self)
             return self
         except BaseException:
             self.stop()
             raise
 
-    def _start(self, *, nodes: bool, executor: bool, pretend_pods: bool) -> LocalCluster:
+    def _start(self, *, nodes: bool, executor: bool, pretend_pods: bool) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         pki = make_pki(self.pki)
-        b = self.bins
-        etcd_url = f"http://127.0.0.1:{free_port()}"
-        peer_url = f"http://127.0.0.1:{free_port()}"
-        self._spawn("etcd", [
-            b["etcd"], "--name", "local", "--data-dir", self.state_dir / "etcd",
-            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"local={peer_url}",
-            "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
-            # Throwaway data: fsync buys nothing here and costs seconds.
-            "--unsafe-no-fsync", "--log-level", "warn",
-        ])  # fmt: skip
-        self._wait_http(f"{etcd_url}/health", "etcd")
-
-        api_port = free_port()
-        self.server = f"https://127.0.0.1:{api_port}"
-        self._spawn("kube-apiserver", [
-            b["kube-apiserver"],
-            "--etcd-servers", etcd_url,
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(api_port),
-            "--tls-cert-file", pki["apiserver.crt"], "--tls-private-key-file", pki["apiserver.key"],
-            "--client-ca-file", pki["ca.crt"],
-            # The aggregation layer's front proxy, as kubeadm sets it up.
-            "--requestheader-client-ca-file", pki["front-proxy-ca.crt"],
-            "--requestheader-allowed-names", "front-proxy-client",
-            "--requestheader-username-headers", "X-Remote-User",
-            "--requestheader-group-headers", "X-Remote-Group",
-            "--requestheader-extra-headers-prefix", "X-Remote-Extra-",
-            "--proxy-client-cert-file", pki["front-proxy-client.crt"],
-            "--proxy-client-key-file", pki["front-proxy-client.key"],
-            "--authorization-mode", "Node,RBAC",
-            "--enable-admission-plugins", ADMISSION_PLUGINS,
-            "--allow-privileged=true",
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", pki["sa.pub"],
-            "--service-account-signing-key-file", pki["sa.key"],
-            "--service-cluster-ip-range", SERVICE_CIDR,
-            # The `kubernetes` Service cannot point at a loopback address.
-            "--endpoint-reconciler-type", "none",
-            # kwok's node addresses are 127.0.0.1; never look a node name up in DNS.
-            "--kubelet-preferred-address-types", "InternalIP",
-            "--profiling=false",
-            "--cert-dir", self.state_dir / "apiserver-certs",
-            *self._audit_flags(),
-        ])  # fmt: skip
-        self._wait_http(f"{self.server}/readyz", "kube-apiserver", timeout=90)
-        self.kubeconfig = write_kubeconfig(
-            self.state_dir / "admin.kubeconfig",
-            self.server,
-            pki["ca.crt"],
-            "admin",
-            _cert_auth(pki, "admin"),
+        etcd, etcd_url = components.etcd(self.bins["etcd"], self.state_dir / "etcd")
+        self.start_component(etcd)
+        apiserver, self.server = components.kube_apiserver(
+            self.bins["kube-apiserver"],
+            etcd_url,
+            pki,
+            self.state_dir / "apiserver-certs",
+            self._audit_flags(),
         )
-        component_config = {
-            stem: write_kubeconfig(
-                self.state_dir / f"{stem}.kubeconfig",
-                self.server,
-                pki["ca.crt"],
-                stem,
-                _cert_auth(pki, stem),
-            )
-            for stem in ("kube-controller-manager", "kube-scheduler")
-        }
-        kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
-        kcm = component_config["kube-controller-manager"]
-        self._spawn("kube-controller-manager", [
-            b["kube-controller-manager"],
-            "--kubeconfig", kcm, "--authentication-kubeconfig", kcm,
-            "--authorization-kubeconfig", kcm,
-            "--bind-address", "127.0.0.1", "--secure-port", str(kcm_port),
-            "--leader-elect=false",
-            "--use-service-account-credentials=true",
-            "--service-account-private-key-file", pki["sa.key"],
-            "--root-ca-file", pki["ca.crt"],
-            "--cluster-signing-cert-file", pki["ca.crt"],
-            "--cluster-signing-key-file", pki["ca.key"],
-            "--controllers", "*,bootstrapsigner,tokencleaner",
-            # New nodes carry the not-ready taint until the node lifecycle
-            # controller sees them Ready: look every second, not every five.
-            "--node-monitor-period", "1s",
-            "--cluster-name", "bodypose-local",
-        ])  # fmt: skip
-        sched = component_config["kube-scheduler"]
-        self._spawn("kube-scheduler", [
-            b["kube-scheduler"],
-            "--kubeconfig", sched, "--authentication-kubeconfig", sched,
-            "--authorization-kubeconfig", sched,
-            "--bind-address", "127.0.0.1", "--secure-port", str(sched_port),
-            "--leader-elect=false",
-        ])  # fmt: skip
-        # With the executor, pods really run; without it kwok pretends they do.
-        stages = [KWOK_STAGES] if executor or not pretend_pods else [KWOK_STAGES, KWOK_POD_STAGES]
-        self._spawn("kwok", [
-            b["kwok"],
-            "--kubeconfig", self.kubeconfig,
-            *[arg for file in stages for arg in ("--config", file)],
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
-            "--node-ip", "127.0.0.1", "--node-port", str(kwok_port),
-            "--server-address", f"127.0.0.1:{kwok_port}",
-            "--cidr", POD_CIDR,
-            "--node-lease-duration-seconds", "40",
-        ])  # fmt: skip
-        if executor:
-            self._spawn("pod-executor", [
-                sys.executable, "-m", "devcluster.executor", "--kubeconfig", self.kubeconfig,
-                "--work-dir", self.state_dir / "pods", "--log-dir", self.logs / "pods",
-                "--images", self.images.index,
-            ], env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+        self.start_component(apiserver)
+        self.kubeconfig = self._kubeconfig(pki, "admin")
+        self.start_component(*self._node_side(pki, executor, pretend_pods))
         if nodes:
             create_pools(self.api)
-        self._wait_http(
-            f"https://127.0.0.1:{kcm_port}/healthz", "kube-controller-manager", ca=False
-        )
-        self._wait_http(f"https://127.0.0.1:{sched_port}/healthz", "kube-scheduler", ca=False)
-        if nodes:
             self.wait_nodes_ready()
         (self.state_dir / "cluster.json").write_text(
             json.dumps({"server": self.server, "kubeconfig": str(self.kubeconfig)})
         )
-        return self
+
+    def _kubeconfig(self, pki: dict[str, Path], stem: str) -> Path:
+        """The kubeconfig of a component (or the admin) by its client certificate."""
+        path = self.state_dir / f"{stem}.kubeconfig"
+        return write_kubeconfig(path, self.server, pki["ca.crt"], stem, cert_auth(pki, stem))
+
+    def _node_side(
+        self, pki: dict[str, Path], executor: bool, pretend_pods: bool
+    ) -> list[Component]:
+        """What runs once the API server serves: the controller manager, the scheduler,
+        kwok and the executor (with it pods really run; without it kwok pretends)."""
+        b = self.bins
+        started = [
+            components.kube_controller_manager(
+                b["kube-controller-manager"], self._kubeconfig(pki, "kube-controller-manager"), pki
+            ),
+            components.kube_scheduler(b["kube-scheduler"], self._kubeconfig(pki, "kube-scheduler")),
+            components.kwok(b["kwok"], self.kubeconfig, not executor and pretend_pods),
+        ]
+        if executor:
+            pods = components.pod_executor(
+                self.kubeconfig, self.state_dir / "pods", self.logs / "pods", self.images.index
+            )
+            started.append(pods)
+        return started
 
     def _audit_flags(self) -> list[str | Path]:
         """With `audit`, every request's metadata (user, verb, resource) to audit.log:
@@ -466,7 +277,7 @@ class LocalCluster:
         core: Any = client.CoreV1Api(self.api)
         deadline = time.monotonic() + timeout
         while True:
-            self._check_alive()
+            self.check_alive()
             waiting = [
                 n.metadata.name
                 for n in core.list_node().items
@@ -482,9 +293,9 @@ class LocalCluster:
             time.sleep(0.3)
 
     def stop(self) -> None:
-        """Stop every component, the executor first (it kills its pods' processes)."""
-        _terminate(list(reversed(self.procs.values())))
-        self.procs.clear()
+        """Stop every component in reverse order, the executor first of the node side
+        (it kills its pods' processes)."""
+        self.supervisor.stop_all()
 
     # ---- clients ---------------------------------------------------------------------
     @property
@@ -539,89 +350,33 @@ class LocalCluster:
         return done
 
 
-def _terminate(procs: Iterable[subprocess.Popen[bytes]], grace: float = 10) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 # ---- the command line, for people (make cluster-up / cluster-down) ----------------------
 def _pids(state_dir: Path) -> dict[str, int]:
-    pids = {}
+    return recorded(state_dir / "pids", COMPONENTS)
+
+
+def _status(state: Path, running: dict[str, int]) -> int:
     for name in COMPONENTS:
-        file = state_dir / "pids" / name
-        if file.exists():
-            pids[name] = int(file.read_text())
-    return pids
+        pid = running.get(name)
+        print(f"{name:24} {'running, pid ' + str(pid) if pid else 'not running'}")
+    wanted = [n for n in COMPONENTS if n not in OPTIONAL or n in _pids(state)]
+    return 0 if all(n in running for n in wanted) else 1
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not alive; /proc says so where kill(0) cannot.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
-
-
-def _down(state_dir: Path, grace: float = 10) -> None:
-    for name, pid in reversed(list(_pids(state_dir).items())):
-        if not _alive(pid):
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        print(f"stopped {name} ({pid})")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devcluster.controlplane")
-    parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--state-dir", type=Path, default=Path(".cluster"))
-    parser.add_argument("--kueue", action="store_true", help="also run Kueue (up only)")
-    args = parser.parse_args(argv)
-    state: Path = args.state_dir.resolve()
-    running = {n: p for n, p in _pids(state).items() if _alive(p)}
-    if args.action == "down":
-        _down(state)
-        shutil.rmtree(state, ignore_errors=True)
-        print(f"removed {state}")
-        return 0
-    if args.action == "status":
-        for name in COMPONENTS:
-            pid = running.get(name)
-            print(f"{name:24} {'running, pid ' + str(pid) if pid else 'not running'}")
-        wanted = [n for n in COMPONENTS if n not in OPTIONAL or n in _pids(state)]
-        return 0 if all(n in running for n in wanted) else 1
-    if running:
-        print(f"already up ({', '.join(running)}): export KUBECONFIG={state}/admin.kubeconfig")
-        return 0
+def _up(state: Path, kueue: bool) -> int:
     shutil.rmtree(state, ignore_errors=True)  # leftovers of a cluster that died
     bins = ensure_binaries(
-        ("etcd", "kubernetes", "kwok", "helm", "minio", *(["kueue"] if args.kueue else []))
+        ("etcd", "kubernetes", "kwok", "helm", "minio", *(["kueue"] if kueue else []))
     )
     built = [base_image(sys.stderr), *ensure_images(progress=sys.stderr)]
     started = time.monotonic()
-    cluster = LocalCluster(state, bins, outlive_caller=True).start(kueue=args.kueue)
+    cluster = LocalCluster(state, bins, outlive_caller=True).start(kueue=kueue)
     try:
         for image in built:
             print(f"loaded {cluster.load_image(image.archive).ref}")
         # An S3 endpoint too, so that the whole flow can be tried by hand.
-        argv, env, s3 = minio_command(bins["minio"], state / "minio")
-        wait_ready(s3, cluster._spawn("minio", argv, env), cluster.logs / "minio.log")
+        minio, s3 = minio_component(bins["minio"], state / "minio")
+        cluster.start_component(minio)
     except BaseException:
         cluster.stop()
         raise
@@ -644,8 +399,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  source {env_file}")
     # The components run in their own sessions and outlive this command; `down`
     # stops them by the pids written under {state}/pids.
-    cluster.procs.clear()
+    cluster.supervisor.release()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devcluster.controlplane")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--state-dir", type=Path, default=Path(".cluster"))
+    parser.add_argument("--kueue", action="store_true", help="also run Kueue (up only)")
+    args = parser.parse_args(argv)
+    state: Path = args.state_dir.resolve()
+    running = {n: p for n, p in _pids(state).items() if alive(p)}
+    if args.action == "down":
+        for name, pid in stop_recorded(_pids(state)):
+            print(f"stopped {name} ({pid})")
+        shutil.rmtree(state, ignore_errors=True)
+        print(f"removed {state}")
+        return 0
+    if args.action == "status":
+        return _status(state, running)
+    if running:
+        print(f"already up ({', '.join(running)}): export KUBECONFIG={state}/admin.kubeconfig")
+        return 0
+    return _up(state, args.kueue)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import yaml
 from devcluster.controlplane import LocalCluster, ensure_binaries
 from devcluster.host import free_port
 from devcluster.images import ImageBuildError, ensure_images
-from devcluster.minio import start_minio
+from devcluster.minio import S3Server, start_minio
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the demo applies, and how it says so.
@@ -178,8 +178,6 @@ def _helm(cluster: LocalCluster, *args: str) -> None:
 
 
 def run(state: Path, timeout: float) -> int:
-    from kubernetes import client
-
     started = time.monotonic()
     bins = ensure_binaries(("etcd", "kubernetes", "kwok", "helm", "minio"), progress=sys.stderr)
     try:
@@ -202,56 +200,66 @@ def run(state: Path, timeout: float) -> int:
                  f"drawings to s3://{BUCKET}")  # fmt: skip
             s3c = s3.client()
             _write_sample(state, s3c)
-
-            core: Any = client.CoreV1Api(cluster.api_client())
-            core.create_namespace({"metadata": {"name": NAMESPACE}})
-            for name, data in (("bpnet-key", {"key": KEY}), ("s3-credentials", s3.environment())):
-                core.create_namespaced_secret(
-                    NAMESPACE, {"metadata": {"name": name}, "stringData": data}
-                )
-            _helm(
-                cluster, "install", "bodypose", str(CHART), "--namespace", NAMESPACE,
-                "--set", f"watchNamespaces={{{NAMESPACE}}}",
-                # Pods share this machine's network here: ports nothing else uses.
-                "--set", f"health.port={free_port()}", "--set", f"metrics.port={free_port()}",
-            )  # fmt: skip
-            _say(f"helm install bodypose {CHART.relative_to(ROOT)} -n {NAMESPACE}")
-            pod = _wait_operator(cluster)
-            _say(f"operator pod {pod.metadata.name} running on {pod.spec.node_name} "
-                 f"from {pod.status.container_statuses[0].image_id}")  # fmt: skip
-
-            resources = []
-            applied = time.monotonic()
-            for example, what in EXAMPLES:
-                resource = yaml.safe_load(example.read_text().replace("BUCKET", BUCKET))
-                cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-",
-                                input=yaml.safe_dump(resource))  # fmt: skip
-                _say(f"kubectl apply -f {example.relative_to(ROOT)} ({what})")
-                resources.append(resource)
-            phases = {}
-            for resource in resources:
-                name = resource["metadata"]["name"]
-                phases[name] = _follow(cluster, name, timeout)
-            ready_after = time.monotonic() - applied
-
-            print()
-            print(cluster.kubectl("get", "bpe", "-n", NAMESPACE).stdout)
-            print(cluster.kubectl(
-                "get", "pods", "-n", NAMESPACE, "-o",
-                "custom-columns=POD:.metadata.name,STAGE:.metadata.labels.bodypose\\.dev/stage,"
-                "TARGET:.metadata.labels.bodypose\\.dev/target,NODE:.spec.nodeName,"
-                "PHASE:.status.phase,IMAGE:.status.containerStatuses[0].imageID",
-            ).stdout)  # fmt: skip
-            _print_artifacts(s3c, str(resources[0]["spec"]["output"]["uri"]))
-            for resource in resources:
-                _print_status(cluster, resource["metadata"]["name"])
-            every = "Ready" if all(p == "Ready" for p in phases.values()) else "Not ready"
-            _say(f"{every}: {', '.join(f'{n} {p}' for n, p in phases.items())}, "
-                 f"{ready_after:.0f}s after kubectl apply; "
-                 f"{time.monotonic() - started:.0f}s in all")  # fmt: skip
-            return 0 if every == "Ready" else 1
+            _install_operator(cluster, s3)
+            return _export(cluster, s3c, timeout, started)
     finally:
         cluster.stop()
+
+
+def _install_operator(cluster: LocalCluster, s3: S3Server) -> None:
+    """The namespace, the model key's and S3's Secrets, `helm install` of the chart; returns
+    once the operator's pod runs."""
+    from kubernetes import client
+
+    core: Any = client.CoreV1Api(cluster.api_client())
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
+    for name, data in (("bpnet-key", {"key": KEY}), ("s3-credentials", s3.environment())):
+        core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": name}, "stringData": data})
+    _helm(
+        cluster, "install", "bodypose", str(CHART), "--namespace", NAMESPACE,
+        "--set", f"watchNamespaces={{{NAMESPACE}}}",
+        # Pods share this machine's network here: ports nothing else uses.
+        "--set", f"health.port={free_port()}", "--set", f"metrics.port={free_port()}",
+    )  # fmt: skip
+    _say(f"helm install bodypose {CHART.relative_to(ROOT)} -n {NAMESPACE}")
+    pod = _wait_operator(cluster)
+    _say(f"operator pod {pod.metadata.name} running on {pod.spec.node_name} "
+         f"from {pod.status.container_statuses[0].image_id}")  # fmt: skip
+
+
+def _export(cluster: LocalCluster, s3c: Any, timeout: float, started: float) -> int:
+    """Apply the examples, follow each to Ready (or Failed), print what was made; 0 when
+    every one is Ready."""
+    resources = []
+    applied = time.monotonic()
+    for example, what in EXAMPLES:
+        resource = yaml.safe_load(example.read_text().replace("BUCKET", BUCKET))
+        cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-",
+                        input=yaml.safe_dump(resource))  # fmt: skip
+        _say(f"kubectl apply -f {example.relative_to(ROOT)} ({what})")
+        resources.append(resource)
+    phases = {}
+    for resource in resources:
+        name = resource["metadata"]["name"]
+        phases[name] = _follow(cluster, name, timeout)
+    ready_after = time.monotonic() - applied
+
+    print()
+    print(cluster.kubectl("get", "bpe", "-n", NAMESPACE).stdout)
+    print(cluster.kubectl(
+        "get", "pods", "-n", NAMESPACE, "-o",
+        "custom-columns=POD:.metadata.name,STAGE:.metadata.labels.bodypose\\.dev/stage,"
+        "TARGET:.metadata.labels.bodypose\\.dev/target,NODE:.spec.nodeName,"
+        "PHASE:.status.phase,IMAGE:.status.containerStatuses[0].imageID",
+    ).stdout)  # fmt: skip
+    _print_artifacts(s3c, str(resources[0]["spec"]["output"]["uri"]))
+    for resource in resources:
+        _print_status(cluster, resource["metadata"]["name"])
+    every = "Ready" if all(p == "Ready" for p in phases.values()) else "Not ready"
+    _say(f"{every}: {', '.join(f'{n} {p}' for n, p in phases.items())}, "
+         f"{ready_after:.0f}s after kubectl apply; "
+         f"{time.monotonic() - started:.0f}s in all")  # fmt: skip
+    return 0 if every == "Ready" else 1
 
 
 def main(argv: list[str] | None = None) -> int:

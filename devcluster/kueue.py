@@ -60,20 +60,20 @@ import base64
 import contextlib
 import copy
 import os
+import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from devcluster.host import die_with_parent, free_port
 from devcluster.nodes import GPU_TAINT, POOL_LABEL, Pool
 from devcluster.pki import issue_certificate
-
-if TYPE_CHECKING:
-    from devcluster.controlplane import LocalCluster
+from devcluster.probes import http_ok
+from devcluster.supervisor import Command, Component, Readiness
 
 GROUP = "kueue.x-k8s.io"
 VERSION = "v1beta2"
@@ -109,12 +109,40 @@ METRICS_CERT_PATH = Path("etc/kueue/metrics/certs")
 TOKEN_SECONDS = 30 * 24 * 3600
 
 
+class Cluster(Protocol):
+    """What Kueue needs of the cluster it runs on (devcluster/controlplane.py's
+    LocalCluster): its files, its clients and its supervisor's public interface."""
+
+    @property
+    def state_dir(self) -> Path: ...
+    @property
+    def bins(self) -> dict[str, Path]: ...
+    @property
+    def pki(self) -> Path: ...
+    @property
+    def logs(self) -> Path: ...
+    @property
+    def api(self) -> Any: ...
+    @property
+    def outlive_caller(self) -> bool: ...
+    def kubectl(
+        self, *args: str, kubeconfig: Path | None = None, input: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]: ...  # fmt: skip
+    def kubeconfig_for_service_account(
+        self, namespace: str, name: str, expiration_seconds: int = 3600
+    ) -> Path: ...
+    def start_component(self, *started: Component) -> None: ...
+    def stop_component(self, name: str) -> None: ...
+    def check_alive(self) -> None: ...
+
+
 @dataclass
 class Kueue:
     """A running Kueue manager on a LocalCluster; `stop()` removes its webhooks, then
     ends it."""
 
-    cluster: LocalCluster = field(repr=False)
+    cluster: Cluster = field(repr=False)
     webhook_url: str
     health_url: str
     metrics_url: str
@@ -284,7 +312,7 @@ def _in_own_mount_namespace(etc_layer: Path, argv: Sequence[str], pdeathsig: boo
     ]  # fmt: skip
 
 
-def _wait_webhooks_live(cluster: LocalCluster, timeout: float = 30) -> None:
+def _wait_webhooks_live(cluster: Cluster, timeout: float = 30) -> None:
     """Until the API server calls both webhooks: a registered configuration takes a
     moment to reach its admission plugins, and a Job created before that would
     start unsuspended, outside Kueue. Probed with dry-run creates (nothing stored)."""
@@ -312,7 +340,7 @@ def _wait_webhooks_live(cluster: LocalCluster, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     mutated = refused = False
     while True:
-        cluster._check_alive()
+        cluster.check_alive()
         if not mutated:
             job = batch.create_namespaced_job("default", probe("probe"), dry_run="All")
             mutated = bool(job.spec.suspend)
@@ -333,7 +361,7 @@ def _wait_webhooks_live(cluster: LocalCluster, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-def _apply(cluster: LocalCluster, path: Path, docs: list[dict[str, Any]]) -> None:
+def _apply(cluster: Cluster, path: Path, docs: list[dict[str, Any]]) -> None:
     path.write_text(yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False))
     # Server-side: the Workload CRD is larger than the annotation client-side
     # apply keeps the last applied object in (256 KiB).
@@ -344,7 +372,7 @@ def _apply(cluster: LocalCluster, path: Path, docs: list[dict[str, Any]]) -> Non
 
 
 def run_kueue(
-    cluster: LocalCluster, frameworks: Sequence[str] = ("batch/job",), binary: Path | None = None
+    cluster: Cluster, frameworks: Sequence[str] = ("batch/job",), binary: Path | None = None
 ) -> Kueue:
     """Install Kueue on `cluster` and start its manager; returns once its webhooks are
     in use. On failure, what was started is stopped and the error re-raised."""
@@ -359,10 +387,31 @@ def run_kueue(
     manifests = manifests_dir(binary)
     home = cluster.state_dir / "kueue"
     home.mkdir(parents=True, exist_ok=True)
-    webhook_port, health_port, metrics_port = free_port(), free_port(), free_port()
+    webhook_port = free_port()
     webhook_url = f"https://127.0.0.1:{webhook_port}"
     ca_bundle = base64.b64encode((cluster.pki / "ca.crt").read_bytes()).decode()
+    kubeconfig = _install(cluster, manifests, home, webhook_url, ca_bundle)
+    kueue, component = _manager(cluster, binary, home, webhook_port, kubeconfig, frameworks)
+    try:
+        # Ready: /readyz turns 200 once the webhook server serves (cmd/kueue/main.go).
+        cluster.start_component(component)
+        webhooks = webhook_manifests(manifests, webhook_url, ca_bundle, frameworks)
+        kueue.webhook_configurations = tuple(
+            (d["kind"].lower(), d["metadata"]["name"]) for d in webhooks
+        )
+        _apply(cluster, home / "webhooks.yaml", webhooks)
+        _wait_webhooks_live(cluster)
+    except BaseException:
+        kueue.stop()
+        raise
+    kueue.start_seconds = time.monotonic() - started
+    return kueue
 
+
+def _install(
+    cluster: Cluster, manifests: Path, home: Path, webhook_url: str, ca_bundle: str
+) -> Path:
+    """The CRDs (established) and the manager's RBAC; the kubeconfig of its ServiceAccount."""
     crds = crd_manifests(manifests, webhook_url, ca_bundle)
     _apply(cluster, home / "crds.yaml", crds)
     _apply(cluster, home / "rbac.yaml", rbac_manifests(manifests))
@@ -370,9 +419,22 @@ def run_kueue(
         "wait", "--for=condition=Established", "--timeout=60s",
         *(f"crd/{d['metadata']['name']}" for d in crds),
     )  # fmt: skip
-    kubeconfig = cluster.kubeconfig_for_service_account(
+    return cluster.kubeconfig_for_service_account(
         NAMESPACE, SERVICE_ACCOUNT, expiration_seconds=TOKEN_SECONDS
     )
+
+
+def _manager(
+    cluster: Cluster,
+    binary: Path,
+    home: Path,
+    webhook_port: int,
+    kubeconfig: Path,
+    frameworks: Sequence[str],
+) -> tuple[Kueue, Component]:
+    """Kueue's manager as a component: its certificate and configuration written, its
+    command in a mount namespace of its own, ready once its /readyz answers 200."""
+    health_port, metrics_port = free_port(), free_port()
     # One serving certificate for the webhook and the metrics servers, both on
     # 127.0.0.1, from the CA the API server already trusts.
     etc_layer = home / "etc-layer"
@@ -390,36 +452,24 @@ def run_kueue(
         frameworks=frameworks,
     )
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
-    argv = [str(binary), "--config", str(config), "--zap-log-level", "info"]
     kueue = Kueue(
         cluster,
-        webhook_url=webhook_url,
+        webhook_url=f"https://127.0.0.1:{webhook_port}",
         health_url=f"http://127.0.0.1:{health_port}",
         metrics_url=f"https://127.0.0.1:{metrics_port}/metrics",
         kubeconfig=kubeconfig,
         config=config,
     )
-    try:
-        wrapped = _in_own_mount_namespace(etc_layer, argv, pdeathsig=not cluster.outlive_caller)
-        cluster._spawn("kueue", wrapped, env={**os.environ, "KUBECONFIG": str(kubeconfig)})
-        # /readyz turns 200 once the webhook server serves (cmd/kueue/main.go).
-        cluster._wait_http(f"{kueue.health_url}/readyz", "kueue", timeout=90)
-        webhooks = webhook_manifests(manifests, webhook_url, ca_bundle, frameworks)
-        kueue.webhook_configurations = tuple(
-            (d["kind"].lower(), d["metadata"]["name"]) for d in webhooks
-        )
-        _apply(cluster, home / "webhooks.yaml", webhooks)
-        _wait_webhooks_live(cluster)
-    except BaseException:
-        kueue.stop()
-        raise
-    kueue.start_seconds = time.monotonic() - started
-    return kueue
+    argv = [str(binary), "--config", str(config), "--zap-log-level", "info"]
+    wrapped = _in_own_mount_namespace(etc_layer, argv, pdeathsig=not cluster.outlive_caller)
+    ready = f"{kueue.health_url}/readyz"
+    command = Command.of(wrapped, {**os.environ, "KUBECONFIG": str(kubeconfig)})
+    return kueue, Component("kueue", command, Readiness(http_ok(ready), ready, timeout=90))
 
 
 @contextlib.contextmanager
 def start_kueue(
-    cluster: LocalCluster, frameworks: Sequence[str] = ("batch/job",), binary: Path | None = None
+    cluster: Cluster, frameworks: Sequence[str] = ("batch/job",), binary: Path | None = None
 ) -> Iterator[Kueue]:
     """Kueue running on `cluster` for the `with` block; stopped (webhooks removed
     first) when it ends."""

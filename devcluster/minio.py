@@ -12,15 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devcluster.host import die_with_parent, free_port
+from devcluster.host import free_port
+from devcluster.probes import http_ok
+from devcluster.supervisor import Command, Component, Readiness, Stop, Supervisor
 
 
 @dataclass(frozen=True)
@@ -76,51 +75,34 @@ def minio_command(binary: Path, directory: Path) -> tuple[list[str], dict[str, s
     return argv, env, server
 
 
-def wait_ready(
-    server: S3Server, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"minio exited with {proc.returncode}:\n{log_path.read_text()}")
-        ready = f"{server.url}/minio/health/ready"
-        with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as resp:
-            if resp.status == 200:
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"minio not ready after {timeout}s:\n{log_path.read_text()}")
-        time.sleep(0.2)
+def minio_component(binary: Path, directory: Path) -> tuple[Component, S3Server]:
+    """MinIO as a supervised component (devcluster/supervisor.py), ready once its
+    health API says so; and the server it will be."""
+    argv, env, server = minio_command(binary, directory)
+    ready = f"{server.url}/minio/health/ready"
+    component = Component(
+        "minio", Command.of(argv, env), Readiness(http_ok(ready), ready), Stop(grace=15)
+    )
+    return component, server
 
 
 class MinioProcess:
     """One MinIO server that can be stopped and started again on the same port, with
-    the same data and accounts (the fault tests: S3 down in the middle of an upload)."""
+    the same data and accounts (the fault tests: S3 down in the middle of an upload).
+    Its log: `<directory>/minio.log`."""
 
     def __init__(self, binary: Path, directory: Path) -> None:
-        self.argv, self.env, self.server = minio_command(binary, directory)
-        self.log_path = directory / "minio.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.component, self.server = minio_component(binary, directory)
+        self._supervisor = Supervisor(logs=directory)
+        self.log_path = self._supervisor.log(self.component.name)
 
     def start(self) -> S3Server:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                die_with_parent(self.argv), env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        wait_ready(self.server, self.proc, self.log_path)
+        self._supervisor.start(self.component)
         return self.server
 
     def stop(self, kill: bool = False) -> None:
         """SIGTERM (SIGKILL with `kill`: a crash, connections cut mid-request)."""
-        if self.proc is None:
-            return
-        (self.proc.kill if kill else self.proc.terminate)()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        self._supervisor.stop(self.component.name, kill=kill)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devcluster.executor import expand
+from devcluster.executor.pod_spec import expand
 
 
 @pytest.mark.parametrize(

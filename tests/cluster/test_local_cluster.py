@@ -29,7 +29,7 @@ RESTRICTED = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-# Debian bookworm with python3 only (devcluster/images.py): small pods run in it.
+# Debian bookworm with python3 only (devcluster/images/): small pods run in it.
 BASE = "bodypose-export/base:bookworm"
 
 

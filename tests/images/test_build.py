@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devcluster.images import BuiltImage, ensure_images, read_archive, storage, version
+from devcluster.images import BuiltImage, ensure_images, read_archive, version
+from devcluster.images.buildah import storage
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1000 * 1000

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devcluster import images
+from devcluster.images import ImageBuildError, buildah, builds, specs
 
 SEEN = """STEP 10/18: RUN --mount=type=secret,id=pip-cert images/install-python-env.sh project
 Close_Fd sealing memfd copy: Device or resource busy
@@ -39,20 +39,20 @@ def _fake_buildah(bin_dir: Path, fail_times: int, output: str) -> Path:
 
 
 @pytest.fixture
-def plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> images._Plan:
+def plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> builds.Plan:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    monkeypatch.setattr(images, "_storage", images._Storage("vfs", str(tmp_path / "storage")))
+    monkeypatch.setattr(buildah, "_storage", buildah.Storage("vfs", str(tmp_path / "storage")))
     archive = tmp_path / "cache" / "exporter-0123.tar"
     archive.parent.mkdir()
-    return images._Plan(images.IMAGES["exporter"], "r:1", "localhost/r:1", {}, archive)
+    return builds.Plan(specs.IMAGES["exporter"], "r:1", "localhost/r:1", {}, archive)
 
 
-def test_a_transient_runner_failure_is_retried_and_said(plan: images._Plan, tmp_path: Path) -> None:
+def test_a_transient_runner_failure_is_retried_and_said(plan: builds.Plan, tmp_path: Path) -> None:
     calls = _fake_buildah(tmp_path / "bin", fail_times=1, output=SEEN)
     progress = io.StringIO()
-    images._build(plan, no_cache=False, progress=progress)
+    builds.build(plan, no_cache=False, progress=progress)
     assert calls.read_text().strip() == "2"
     said = progress.getvalue()
     assert (
@@ -63,11 +63,11 @@ def test_a_transient_runner_failure_is_retried_and_said(plan: images._Plan, tmp_
 
 
 def test_a_transient_failure_that_persists_fails_after_two_retries(
-    plan: images._Plan, tmp_path: Path
+    plan: builds.Plan, tmp_path: Path
 ) -> None:
     calls = _fake_buildah(tmp_path / "bin", fail_times=9, output=SEEN)
-    with pytest.raises(images.ImageBuildError) as caught:
-        images._build(plan, no_cache=False, progress=io.StringIO())
+    with pytest.raises(ImageBuildError) as caught:
+        builds.build(plan, no_cache=False, progress=io.StringIO())
     assert calls.read_text().strip() == "3"
     message = str(caught.value)
     assert message.startswith(
@@ -77,11 +77,11 @@ def test_a_transient_failure_that_persists_fails_after_two_retries(
     assert "Close_Fd sealing memfd copy" in message
 
 
-def test_a_dockerfile_error_fails_at_once(plan: images._Plan, tmp_path: Path) -> None:
+def test_a_dockerfile_error_fails_at_once(plan: builds.Plan, tmp_path: Path) -> None:
     calls = _fake_buildah(tmp_path / "bin", fail_times=9, output=DOCKERFILE_ERROR)
     progress = io.StringIO()
-    with pytest.raises(images.ImageBuildError) as caught:
-        images._build(plan, no_cache=False, progress=progress)
+    with pytest.raises(ImageBuildError) as caught:
+        builds.build(plan, no_cache=False, progress=progress)
     assert calls.read_text().strip() == "1"
     assert str(caught.value).startswith("make images: exporter failed at step RUN false\n")
     assert "retrying" not in progress.getvalue()

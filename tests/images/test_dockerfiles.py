@@ -168,22 +168,27 @@ def test_no_package_index_or_mirror_host_is_written_in_a_dockerfile(name: str) -
 
 
 def test_no_package_index_or_mirror_host_is_written_in_the_image_builder() -> None:
-    """devcluster/images.py: no URL in its code (docstrings and comments may cite
-    documentation), but the project's own, which the images carry as their source label."""
-    tree = ast.parse((ROOT / "devcluster/images.py").read_text())
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    urls = {
-        found
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-        and id(node) not in docstrings
-        for found in URL.findall(node.value)
-    }  # fmt: skip
+    """devcluster/images/: no URL in the code of any of its modules (docstrings and comments
+    may cite documentation), but the project's own, which the images carry as their source
+    label."""
+    modules = sorted((ROOT / "devcluster/images").glob("*.py"))
+    assert len(modules) > 1  # the package, not an empty glob
+    urls = set()
+    for module in modules:
+        tree = ast.parse(module.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        urls |= {
+            found
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings
+            for found in URL.findall(node.value)
+        }  # fmt: skip
     assert urls == {PROJECT}

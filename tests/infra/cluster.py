@@ -5,7 +5,7 @@ tests/conftest.py.
 
     cluster_binaries  session   dict[str, Path]: etcd, kube-*, kubectl, kwok, helm
     images            session   list[BuiltImage]: the base, operator and exporter images
-                                (devcluster/images.py), built if missing
+                                (devcluster/images/), built if missing
     cluster           session   LocalCluster (devcluster/controlplane.py), started,
                                 with those images loaded on its nodes, its API server
                                 writing an audit log (tests/infra/audit.py reads it)

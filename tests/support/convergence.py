@@ -99,7 +99,7 @@ EDIT_WEIGHTS = {
     "add": 5, "remove": 4, "rename": 4, "move": 6, "backend": 4, "scheduling": 4,
     "impossible": 2, "resolution": 2, "precision": 1, "gates": 1, "calibration": 1,
 }  # fmt: skip
-#: "delete-pod" was first left out: the local cluster's executor (devcluster/executor.py,
+#: "delete-pod" was first left out: the local cluster's executor (devcluster/executor/,
 #: playing the kubelet) killed a deleted pod's process but never removed the pod, which
 #: stayed Terminating for ever, so its Job (podReplacementPolicy Failed, with the
 #: operator's pod failure policy) never made another. Found by this campaign (seed 8, a pod
