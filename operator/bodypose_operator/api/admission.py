@@ -131,7 +131,7 @@ UNIQUE_TARGET_NAMES: Spec = Rule(
     "target names must be unique",
     lambda spec: len({t.name for t in spec.targets}) == len(spec.targets),
 )
-#: A bound on the images one calibration reads, so a typo cannot ask for days of work.
+#: The most images one calibration may read (batches x batchSize).
 CALIBRATION_IMAGES_MAX = 1_000_000
 CALIBRATION_BOUNDED: Spec = Rule(
     "!has(self.calibration) "
