@@ -27,7 +27,10 @@ PACKAGES = {
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    # The packages of `root` (a copy holds them at its top, a checkout in operator/ and
+    # exporter_image/), never an installed copy of another checkout.
+    paths = [root, root / "operator", root / "exporter_image"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(root / ".importlinter"), "--no-cache"],
         cwd=root,
@@ -75,6 +78,21 @@ def _add_import(module: Path, line: str) -> None:
             "bodypose_exporter/stages/build.py",
             "import tensorflow",
             "TensorFlow and tf2onnx are imported only through model.keras_backend",
+        ),
+        (
+            "bodypose_operator/api/spec.py",
+            "import bodypose_operator.builders.naming",
+            "Operator layers",
+        ),
+        (
+            "bodypose_operator/controller/decide.py",
+            "import bodypose_operator.controller.observe",
+            "Operator controller layers",
+        ),
+        (
+            "bodypose_operator/api/admission.py",
+            "import bodypose_operator.api.status",
+            "Operator api layers",
         ),
         (
             "bodypose_operator/__init__.py",

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 
 from bodypose_operator import __version__
+from bodypose_operator.api.admission import queue_name_problem
 from bodypose_operator.api.backends import BACKENDS, BuildImage
-from bodypose_operator.api.queues import queue_name_problem
 
 EXPORTER_IMAGE = f"bodypose-export/exporter:{__version__}"
 EXPORTER_GPU_IMAGE = f"bodypose-export/exporter-gpu:{__version__}"

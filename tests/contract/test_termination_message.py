@@ -32,9 +32,9 @@ from kubernetes.client import (
 
 from bodypose_exporter import result
 from bodypose_exporter.cli.main import export_main
-from bodypose_operator.controller.decide import StageState, stage_state
-from bodypose_operator.controller.observe import StageFacts
+from bodypose_operator.controller.facts import StageFacts
 from bodypose_operator.controller.pods import PodReport, report
+from bodypose_operator.controller.stage_state import StageState, stage_state
 from bodypose_operator.settings import Settings
 from tests.conftest import SAMPLE_KEY
 

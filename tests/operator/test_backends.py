@@ -11,6 +11,13 @@ import pytest
 import yaml
 
 from bodypose_operator.api import backends
+from bodypose_operator.api.admission import (
+    OPTION_RULES,
+    PRECISION_RULES,
+    SPEC_RULES,
+    option_rule,
+    precision_rule,
+)
 from bodypose_operator.api.backends import (
     BACKENDS,
     DEFAULT_BACKEND,
@@ -19,15 +26,9 @@ from bodypose_operator.api.backends import (
     Backend,
     BuildImage,
 )
+from bodypose_operator.api.base import Precision
 from bodypose_operator.api.crd import render
-from bodypose_operator.api.v1alpha1 import (
-    PRECISION_RULES,
-    SPEC_RULES,
-    Precision,
-    Target,
-    option_rule,
-    precision_rule,
-)
+from bodypose_operator.api.v1alpha1 import Target
 from bodypose_operator.builders.jobs import build_args, engine_file_name, target_resources
 from bodypose_operator.builders.naming import target_identity
 from bodypose_operator.settings import Settings
@@ -60,15 +61,16 @@ def test_every_row_is_consistent() -> None:
 def test_admission_rules_of_todays_table_are_unchanged() -> None:
     """The hardwareCompatibility rule as it was written by hand; only tensorrt-rtx builds
     fewer than every precision, so one precision rule."""
-    assert SPEC_RULES[4] == {
+    hardware = OPTION_RULES["hardwareCompatibility"]
+    assert hardware in SPEC_RULES
+    assert hardware.validation() == {
         "rule": "self.targets.all(t, !has(t.hardwareCompatibility) "
         "|| t.hardwareCompatibility == 'none' || !has(t.backend) || t.backend == 'tensorrt')",
         "message": "hardwareCompatibility ampere+ applies to tensorrt targets only",
     }
     assert set(PRECISION_RULES) == {"tensorrt-rtx"}
     assert (
-        PRECISION_RULES["tensorrt-rtx"]["message"]
-        == "tensorrt-rtx targets build fp32 and fp16 only"
+        PRECISION_RULES["tensorrt-rtx"].message == "tensorrt-rtx targets build fp32 and fp16 only"
     )
 
 
@@ -133,12 +135,12 @@ def test_a_new_row_is_all_the_jobs_and_identities_need(example_row: Backend) -> 
 
 
 def test_a_new_row_makes_its_admission_rules(example_row: Backend) -> None:
-    rule = option_rule(HARDWARE_COMPATIBILITY)
+    rule = option_rule(HARDWARE_COMPATIBILITY).validation()
     assert rule["rule"].endswith("|| t.backend == 'tensorrt' || t.backend == 'example-aot')")
     assert rule["message"] == (
         "hardwareCompatibility ampere+ applies to tensorrt and example-aot targets only"
     )
-    assert precision_rule(example_row) == {
+    assert precision_rule(example_row).validation() == {
         "rule": "self.targets.all(t, !(t.backend == 'example-aot') "
         "|| self.precision in ['fp32', 'fp16'])",
         "message": "example-aot targets build fp32 and fp16 only",

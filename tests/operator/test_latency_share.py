@@ -3,7 +3,7 @@
 The build Job the builder makes has its CPU request equal to its CPU limit
 (every build times its engine where it can run it); requests and limits that
 differ are refused with the user's words (by the operator: the API server cannot
-afford a CEL rule comparing them, `api.v1alpha1.Resources`). The status copies from the build's
+afford a CEL rule comparing them, `api.spec.Resources`). The status copies from the build's
 manifest what a figure is: its clock, what it includes, the CPU quota and the
 threads it ran with.
 """
@@ -16,7 +16,7 @@ import pytest
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import ValidationError
 
-from bodypose_operator.api import v1alpha1
+from bodypose_operator.api import spec as spec_models
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, TargetStatus
 from bodypose_operator.builders.jobs import build_target_job
 from bodypose_operator.controller.manifests import target_fields
@@ -78,7 +78,8 @@ def test_a_cpu_request_below_its_limit_is_refused_in_the_users_words() -> None:
         BodyPoseExportSpec.model_validate(raw)
     message = str(caught.value)
     assert (
-        v1alpha1.CPU_REQUEST_IS_LIMIT in message and "got requests.cpu 1, limits.cpu 4" in message
+        spec_models.CPU_REQUEST_IS_LIMIT in message
+        and "got requests.cpu 1, limits.cpu 4" in message
     )
     assert "targets.0.resources" in message
     # The operator says it in the resource's status (the Ready condition's message).

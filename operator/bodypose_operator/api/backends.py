@@ -6,7 +6,7 @@ only what the operator needs to validate a target and to make its build Job:
 the image the Job runs, its default resources, the suffix of the file it
 writes, the build arguments only that backend takes, the target fields it
 accepts, what else enters its pool identity, and the precisions it builds.
-The CRD's `backend` enum, the spec's validators (`api/v1alpha1.py`), the Job
+The CRD's `backend` enum, the admission rules (`api/admission.py`), the Job
 builders (`builders/jobs.py`, `builders/naming.py`) and `settings.py` read
 these rows; nothing else in the operator compares a backend's name, so adding
 a backend is one row here (and its image, if it needs a new one).

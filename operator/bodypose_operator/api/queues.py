@@ -11,13 +11,11 @@ A queue name is a label value that Kueue's Job webhook reads as an object name
 (pkg/controller/jobframework/validation.go, `ValidateLabelAsCRDName`:
 `IsDNS1123Subdomain`): a DNS subdomain no longer than a label value's 63 characters.
 The same rule, and the same sentence, at admission (a CEL rule on each field), in
-the operator's pydantic models and for the chart's default (settings.py).
+the operator's pydantic models and for the chart's default (settings.py): one
+`Rule` of `api.admission`, `queue_name_rule`.
 """
 
 from __future__ import annotations
-
-import re
-from typing import Any
 
 GROUP = "kueue.x-k8s.io"
 WORKLOADS = "workloads"
@@ -31,27 +29,3 @@ WORKLOAD_VERSIONS = ("v1beta2", "v1beta1")
 QUEUE_NAME_MAX = 63
 # A DNS-1123 subdomain ('.' inside a class: the same text is a CEL string and a regex).
 QUEUE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-
-
-def queue_name_message(field: str) -> str:
-    return (
-        f"{field} must name a Kueue LocalQueue: lowercase letters, digits, '-' and '.', "
-        f"starting and ending with a letter or digit, at most {QUEUE_NAME_MAX} characters"
-    )
-
-
-def queue_name_problem(value: str, field: str) -> str | None:
-    """Why `value` cannot be a queue name (the sentence admission gives), or None."""
-    if len(value) <= QUEUE_NAME_MAX and re.fullmatch(QUEUE_NAME_PATTERN, value):
-        return None
-    return queue_name_message(field)
-
-
-def queue_name_schema(field: str) -> dict[str, Any]:
-    """The CRD schema's share of a queue-name field: its length and its CEL rule."""
-    return {
-        "maxLength": QUEUE_NAME_MAX,
-        "x-kubernetes-validations": [
-            {"rule": f"self.matches('{QUEUE_NAME_PATTERN}')", "message": queue_name_message(field)}
-        ],
-    }

@@ -14,6 +14,9 @@ share (`Step`): the inputs (spec, credentials, model, S3), the export stage,
 each target's build, and the summary over the targets. A step that ends the pass
 says how (`Outcome`); `_decision` merges the steps in order and sets the
 conditions every pass ends with (Ready, and kstatus' Reconciling and Stalled).
+This module reads in that order, below its types: `decide`, then each step, then
+the merge. Where a stage is (its Job's state, its pods' termination message, its
+retries, its queue) is controller/stage_state.py's to say.
 
 A Job waiting in its Kueue queue (suspended, labelled with the queue) is Queued,
 not failed: its stage says `Queued in <queue>` with its Workload's condition in
@@ -26,13 +29,10 @@ controller does not count pods it deletes on suspension in `status.failed`).
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from bodypose_operator.api.artifacts import Kind
-from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
 from bodypose_operator.builders.jobs import engine_file_name
 from bodypose_operator.controller.conditions import (
@@ -45,6 +45,8 @@ from bodypose_operator.controller.conditions import (
     remove_condition,
     set_condition,
 )
+from bodypose_operator.controller.facts import Facts, StageFacts
+from bodypose_operator.controller.job_status import job_state
 from bodypose_operator.controller.manifests import (
     artifact_ref,
     calibration_message,
@@ -53,16 +55,7 @@ from bodypose_operator.controller.manifests import (
     stage_seconds,
     target_fields,
 )
-from bodypose_operator.controller.observe import (
-    Facts,
-    StageFacts,
-    job_age,
-    job_queue,
-    job_started,
-    job_state,
-    job_suspended,
-)
-from bodypose_operator.controller.queues import queue_wait, stuck
+from bodypose_operator.controller.stage_state import StageState, created, next_look, stage_state
 from bodypose_operator.settings import Settings
 
 # S3 did not answer: look again after this long (the next event may come sooner).
@@ -145,219 +138,40 @@ class Step:
             self.requeue_after = _sooner(self.requeue_after, seconds)
 
 
-@dataclass(frozen=True)
-class StageState:
-    phase: str  # Pending | Queued | Running | Ready | Failed
-    reason: str
-    message: str
-    job: str | None = None
-    manifest: dict[str, Any] | None = None
-    #: Pods of the Job that failed before this state (the Job's retries, backoffLimit).
-    retries: int = 0
-    #: Why the last failed pod failed ("reason: message"), when its pods were read.
-    last_failure: str | None = None
-    #: While Queued: the status' QueueStatus (controller/queues.py).
-    queue: dict[str, Any] | None = None
+# ----- the decision, in the order it runs ---------------------------------------------
 
 
-def _queued(what: str, queue: str, name: str, stage: StageFacts | None = None) -> StageState:
-    """A Job waiting in its Kueue queue, as its Workload (if read) says."""
-    workload = stage.workload if stage is not None else None
-    unread = stage.workload_unread if stage is not None else None
-    wait = queue_wait(queue, name, workload, unread)
-    return StageState("Queued", "Queued", f"{what}: {wait.message}", name, queue=wait.queue)
+#: The status fields a pass that could not reach S3 keeps from the last one.
+LAST_SEEN = (
+    "contentKey", "readyTargets", "artifacts", "targets", "evaluation", "worstApDrop",
+    "slowestLatencyMs", "exportRetries", "exportQueue",
+)  # fmt: skip
 
 
-def _stuck_since(stage: StageFacts, job: Any) -> tuple[Any, dt.datetime] | None:
-    """A queued Job's wait that no quota ends (queues.stuck) and since when, or None."""
-    found = stuck(stage.workload, stage.workload_unread)
-    if found is None:
-        return None
-    since = found.since or job.metadata.creation_timestamp
-    return (found, since) if since is not None else None
-
-
-def _queued_or_stuck(
-    stage: StageFacts, what: str, queue: str, name: str, settings: Settings, now: dt.datetime
-) -> StageState:
-    """Queued, in Kueue's words; Failed once a wait no quota ends (a Workload deactivated,
-    inadmissible, or none at all) has lasted past the pending deadline."""
-    state = _queued(what, queue, name, stage)
-    found = _stuck_since(stage, stage.job)
-    if found is None:
-        return state
-    why, since = found
-    waited = (now - since).total_seconds()
-    if waited <= settings.pending_deadline_seconds:
-        return state
-    return StageState(
-        "Failed", why.reason,
-        f"{what}: Job {name} waited {waited:.0f}s in queue {queue} (pending deadline "
-        f"{settings.pending_deadline_seconds}s): {why.message}", name, queue=state.queue,
-    )  # fmt: skip
-
-
-def _created(what: str, manifest: dict[str, Any]) -> StageState:
-    """The state of a stage whose Job this pass creates."""
-    name = manifest["metadata"]["name"]
-    queue = manifest["metadata"]["labels"].get(QUEUE_LABEL)
-    if queue is not None:
-        return _queued(what, queue, name)
-    return StageState("Pending", "JobPending", f"{what}: Job created, waiting to start", name)
-
-
-# ----- one stage, from its facts ------------------------------------------------------
-
-
-def stage_state(stage: StageFacts, what: str, settings: Settings, now: dt.datetime) -> StageState:
-    """The export's or one target's state, from its manifest, its Job and its pods.
-
-    A Job retries a failed pod with the Job controller's back-off, up to `backoffLimit`
-    (the chart's jobs.backoffLimit); the exporter's permanent exits (bad input, a gate
-    refused) fail the Job at once (builders/jobs.py, the pod failure policy). Each retry is
-    in the state: how many attempts failed, and why the last one did."""
-    state = _state_of_job(stage, what, settings, now)
-    failed = int(getattr(stage.job.status, "failed", 0) or 0) if stage.job is not None else 0
-    if failed == 0:
-        return state
-    allowed = settings.backoff_limit + 1
-    last = stage.report.last_failure if stage.report is not None else None
-    why = f"{last[0]}: {last[1]}" if last is not None else None
-    if why is None and failed == stage.seen_retries:
-        why = stage.seen_failure  # no attempt failed since the status said why
-    if state.phase == "Failed":
-        note = f" (after {failed} failed attempts of {allowed})" if failed > 1 else ""
-        return dataclasses.replace(
-            state, message=state.message + note, retries=failed - 1, last_failure=why
-        )
-    note = f" (attempt {failed} of {allowed} failed" + (f": {why}" if why else "") + "; retried)"
-    if state.phase == "Ready":
-        note = ""
-    return dataclasses.replace(
-        state, message=state.message + note, retries=failed, last_failure=why
-    )
-
-
-def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.datetime) -> StageState:
-    if stage.manifest is not None:
-        name = stage.job.metadata.name if stage.job is not None else None
-        return StageState("Ready", "Complete", f"{what} complete", name, stage.manifest)
-    job = stage.job
-    if job is None:
-        return StageState("Pending", "JobPending", f"{what}: Job created, waiting to start")
-    name = job.metadata.name
-    state = job_state(job)
-    report = stage.report
-    if state == "Failed":
-        if report and report.start_failure:
-            return _start_failure(what, report.start_failure, name)
-        result = (report.result if report else None) or {}
-        reason = str(result.get("reason") or "JobFailed")
-        message = str(result.get("message") or f"Job {name} failed")
-        return StageState("Failed", reason, f"{what}: {message}", name)
-    if state == "Succeeded":
-        # The manifest is written last; a succeeded Job without it lost its upload.
-        return StageState(
-            "Failed", "ManifestMissing", f"{what}: Job {name} succeeded but wrote no manifest", name
-        )
-    if job_suspended(job):
-        queue = job_queue(job)
-        if queue is not None:
-            return _queued_or_stuck(stage, what, queue, name, settings, now)
-        return StageState(
-            "Pending", "JobSuspended",
-            f"{what}: Job {name} is suspended (spec.suspend); it starts when resumed", name,
-        )  # fmt: skip
-    if report is None:
-        return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
-    if report.start_failure is not None:
-        return _start_failure(what, report.start_failure, name)
-    if report.waiting_reason == "CreateContainerConfigError":
-        detail = report.waiting_message or "container config error"
-        return StageState("Failed", "ConfigError", f"{what}: {detail}", name)
-    past_deadline = job_age(job, now) > settings.pending_deadline_seconds
-    pull = report.image_pull
-    if pull is not None:
-        message = f"{what}: image {pull.image} cannot be pulled ({pull.reason})"
-        if pull.message:
-            message += f": {pull.message}"
-        if past_deadline:
-            return StageState("Failed", "ImagePullBackOff", message, name)
-        return StageState("Running", pull.reason, message, name)
-    if report.unschedulable_message is not None:
-        if past_deadline:
-            return StageState(
-                "Failed",
-                "NoMatchingNodes",
-                f"{what}: no node can run Job {name} after "
-                f"{settings.pending_deadline_seconds}s: {report.unschedulable_message}",
-                name,
-            )
-        return StageState(
-            "Running", "Unschedulable", f"{what}: {report.unschedulable_message}", name
-        )
-    return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
-
-
-def _start_failure(what: str, failure: Any, name: str) -> StageState:
-    return StageState(
-        "Failed",
-        "ContainerCannotRun",
-        f"{what}: the container of image {failure.image} could not start "
-        f"(exit code {failure.exit_code}): {failure.message}",
-        name,
-    )
-
-
-def _next_look(stage: StageFacts, settings: Settings, now: dt.datetime) -> float | None:
-    """When a Job that has not started is due a look no event will trigger: at
-    `pending_check_seconds` (its pods read once), then just past the pending deadline
-    (where it fails). None for a stage that is complete, or whose Job runs or ended."""
-    job = stage.job
-    if stage.manifest is not None or job is None or job_state(job) != "Active":
-        return None
-    if job_suspended(job) and job_queue(job) is not None:
-        # Waiting its turn: Kueue's events report it. A wait no quota ends runs against
-        # the pending deadline, which no event announces.
-        found = _stuck_since(stage, job)
-        if found is None:
-            return None
-        left = settings.pending_deadline_seconds - (now - found[1]).total_seconds()
-        return left + 1 if left >= 0 else None
-    if job_started(job) or job_suspended(job):
-        return None  # running; or suspended by hand
-    age = job_age(job, now)
-    if age < settings.pending_check_seconds:
-        return settings.pending_check_seconds - age
-    if age < settings.pending_deadline_seconds:
-        return settings.pending_deadline_seconds - age + 1
-    return None
-
-
-def _retry_events(what: str, state: StageState, before: int, settings: Settings) -> list[Event]:
-    """A Warning for the attempts that failed since the last pass saw `before` of them
-    (a Job that ended since: how many it took; a Job that failed for good says so in its
-    own Failed state)."""
-    if state.retries <= before or state.phase == "Failed":
-        return []
-    why = f" ({state.last_failure})" if state.last_failure else ""
-    if state.phase == "Ready":
-        attempts = "attempt" if state.retries == 1 else "attempts"
-        message = f"{what}: complete after {state.retries} failed {attempts}, the last{why}"
-        return [Event("Warning", "Retrying", message)]
-    allowed = settings.backoff_limit + 1
-    return [
-        Event("Warning", "Retrying", f"{what}: attempt {state.retries} of {allowed} failed{why}; "
-              "the Job retries it with back-off")
-    ]  # fmt: skip
-
-
-def _condition_status(phase: str) -> bool | None:
-    """A stage condition's status: True once Ready, False once Failed, Unknown before."""
-    return {"Ready": True, "Failed": False}.get(phase)
-
-
-# ----- the steps ----------------------------------------------------------------------
+def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
+    """The decision for one pass over the resource `body`, from what observe found."""
+    old = dict(body.get("status") or {})
+    steps = [_inputs_step(facts)]
+    if steps[-1].outcome is None:
+        steps.append(_export_step(body, facts, settings, old))
+    if steps[-1].outcome is None:
+        assert facts.spec is not None
+        built = [_target_step(body, facts, settings, old, t) for t in facts.spec.targets]
+        steps += [step for step, _ in built]
+        states = [(t, state) for t, (_, state) in zip(facts.spec.targets, built, strict=True)]
+        steps.append(_summary_step(facts.spec, states, facts))
+    generation = int(body["metadata"].get("generation", 1))
+    # Jobs run for this content key only: none is counted before the key is known.
+    running = facts.running if facts.key is not None else 0
+    decision = _decision(generation, old, running, steps)
+    if facts.s3_unreachable is not None and old.get("observedGeneration") == generation:
+        # S3 did not answer, so this pass saw neither the key nor the stages: what the last
+        # pass saw of this same spec stands (Reconciling says S3 is away) rather than a
+        # status emptied by a blip, which GitOps tools would read as work lost.
+        for key in LAST_SEEN:
+            if key in old:
+                decision.status[key] = old[key]
+    return decision
 
 
 def _inputs_step(facts: Facts) -> Step:
@@ -415,10 +229,10 @@ def _export_step(
     assert spec is not None and key is not None and export is not None
     step = _export_actions(body, spec, key, export, settings, old)
     if step.create:
-        state = _created("export", step.create[0])
+        state = created("export", step.create[0])
     else:
         state = stage_state(export, "export", settings, facts.now)
-    step.look_again(_next_look(export, settings, facts.now))
+    step.look_again(next_look(export, settings, facts.now))
     step.events += _retry_events("export", state, int(old.get("exportRetries") or 0), settings)
     if state.retries:
         step.status["exportRetries"] = state.retries
@@ -443,6 +257,11 @@ def _export_step(
     elif state.phase != "Ready":
         step.outcome = Outcome("Exporting", state.reason, state.message)
     return step
+
+
+def _condition_status(phase: str) -> bool | None:
+    """A stage condition's status: True once Ready, False once Failed, Unknown before."""
+    return {"Ready": True, "Failed": False}.get(phase)
 
 
 def _export_actions(
@@ -517,10 +336,10 @@ def _target_step(
                   f"{target.name} ({engine_file_name(spec, target)}, identity "
                   f"{stage.identity}){why}", name)
         )  # fmt: skip
-        state = _created(what, job)
+        state = created(what, job)
     else:
         state = stage_state(stage, what, settings, facts.now)
-        step.look_again(_next_look(stage, settings, facts.now))
+        step.look_again(next_look(stage, settings, facts.now))
     old_retries = next(
         (int(t.get("retries") or 0) for t in old.get("targets") or []
          if isinstance(t, dict) and t.get("name") == target.name), 0,
@@ -538,31 +357,22 @@ def _target_step(
     return step, state
 
 
-def _target_status(target: Target, state: StageState, stage: StageFacts) -> dict[str, Any]:
-    """One entry of `status.targets`."""
-    entry: dict[str, Any] = {
-        "name": target.name,
-        "phase": {"Running": "Building"}.get(state.phase, state.phase),
-    }
-    if stage.identity is not None:
-        entry["identity"] = stage.identity
-    if stage.int8_class is not None:
-        entry["int8Class"] = stage.int8_class.name
-        if stage.int8_class.reason:
-            entry["int8ClassReason"] = stage.int8_class.reason
-    if state.job:
-        entry["jobName"] = state.job
-    if state.phase != "Ready":
-        entry["message"] = state.message
-    if state.retries:
-        entry["retries"] = state.retries
-    if state.last_failure:
-        entry["lastFailure"] = state.last_failure
-    if state.queue:
-        entry["queue"] = state.queue
-    if state.manifest:
-        entry.update(target_fields(state.manifest))
-    return entry
+def _retry_events(what: str, state: StageState, before: int, settings: Settings) -> list[Event]:
+    """A Warning for the attempts that failed since the last pass saw `before` of them
+    (a Job that ended since: how many it took; a Job that failed for good says so in its
+    own Failed state)."""
+    if state.retries <= before or state.phase == "Failed":
+        return []
+    why = f" ({state.last_failure})" if state.last_failure else ""
+    if state.phase == "Ready":
+        attempts = "attempt" if state.retries == 1 else "attempts"
+        message = f"{what}: complete after {state.retries} failed {attempts}, the last{why}"
+        return [Event("Warning", "Retrying", message)]
+    allowed = settings.backoff_limit + 1
+    return [
+        Event("Warning", "Retrying", f"{what}: attempt {state.retries} of {allowed} failed{why}; "
+              "the Job retries it with back-off")
+    ]  # fmt: skip
 
 
 def _summary_step(
@@ -616,40 +426,31 @@ def _summary_step(
     return step
 
 
-# ----- the decision -------------------------------------------------------------------
-
-
-def decide(body: dict[str, Any], facts: Facts, settings: Settings) -> Decision:
-    """The decision for one pass over the resource `body`, from what observe found."""
-    old = dict(body.get("status") or {})
-    steps = [_inputs_step(facts)]
-    if steps[-1].outcome is None:
-        steps.append(_export_step(body, facts, settings, old))
-    if steps[-1].outcome is None:
-        assert facts.spec is not None
-        built = [_target_step(body, facts, settings, old, t) for t in facts.spec.targets]
-        steps += [step for step, _ in built]
-        states = [(t, state) for t, (_, state) in zip(facts.spec.targets, built, strict=True)]
-        steps.append(_summary_step(facts.spec, states, facts))
-    generation = int(body["metadata"].get("generation", 1))
-    # Jobs run for this content key only: none is counted before the key is known.
-    running = facts.running if facts.key is not None else 0
-    decision = _decision(generation, old, running, steps)
-    if facts.s3_unreachable is not None and old.get("observedGeneration") == generation:
-        # S3 did not answer, so this pass saw neither the key nor the stages: what the last
-        # pass saw of this same spec stands (Reconciling says S3 is away) rather than a
-        # status emptied by a blip, which GitOps tools would read as work lost.
-        for key in LAST_SEEN:
-            if key in old:
-                decision.status[key] = old[key]
-    return decision
-
-
-#: The status fields a pass that could not reach S3 keeps from the last one.
-LAST_SEEN = (
-    "contentKey", "readyTargets", "artifacts", "targets", "evaluation", "worstApDrop",
-    "slowestLatencyMs", "exportRetries", "exportQueue",
-)  # fmt: skip
+def _target_status(target: Target, state: StageState, stage: StageFacts) -> dict[str, Any]:
+    """One entry of `status.targets`."""
+    entry: dict[str, Any] = {
+        "name": target.name,
+        "phase": {"Running": "Building"}.get(state.phase, state.phase),
+    }
+    if stage.identity is not None:
+        entry["identity"] = stage.identity
+    if stage.int8_class is not None:
+        entry["int8Class"] = stage.int8_class.name
+        if stage.int8_class.reason:
+            entry["int8ClassReason"] = stage.int8_class.reason
+    if state.job:
+        entry["jobName"] = state.job
+    if state.phase != "Ready":
+        entry["message"] = state.message
+    if state.retries:
+        entry["retries"] = state.retries
+    if state.last_failure:
+        entry["lastFailure"] = state.last_failure
+    if state.queue:
+        entry["queue"] = state.queue
+    if state.manifest:
+        entry.update(target_fields(state.manifest))
+    return entry
 
 
 def _decision(generation: int, old: dict[str, Any], running: int, steps: list[Step]) -> Decision:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from bodypose_operator.api.artifacts import Kind, file_name
-from bodypose_operator.api.v1alpha1 import COMPATIBILITY_FIELDS, ServingConfigs
+from bodypose_operator.api.status import COMPATIBILITY_FIELDS, ServingConfigs
 
 
 def artifact_ref(manifest: dict[str, Any], kind: Kind) -> dict[str, Any] | None:

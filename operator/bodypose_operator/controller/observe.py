@@ -18,14 +18,14 @@ Workloads); the pending deadline does not run for it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from bodypose_operator.api.artifacts import MANIFEST_NAME
 from bodypose_operator.api.backends import BACKENDS
-from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
 from bodypose_operator.builders.jobs import (
     artifact_prefix,
@@ -50,105 +50,15 @@ from bodypose_operator.controller.artifacts import (
 from bodypose_operator.controller.cluster import Cluster, WorkloadsUnavailable
 from bodypose_operator.controller.cpu_class import PORTABLE, PoolClass, pool_int8_class
 from bodypose_operator.controller.credentials import CredentialsProblem
+from bodypose_operator.controller.facts import Facts, StageFacts
+from bodypose_operator.controller.job_status import (
+    job_age,
+    job_started,
+    job_state,
+    job_suspended,
+    waiting_in_queue,
+)
 from bodypose_operator.settings import Settings
-
-
-def job_state(job: Any) -> str:
-    """Succeeded | Failed | Active, from the Job's own status."""
-    st = job.status
-    if st.succeeded:
-        return "Succeeded"
-    for cond in st.conditions or []:
-        if cond.type == "Failed" and cond.status == "True":
-            return "Failed"
-    return "Active"
-
-
-def job_queue(job: Any) -> str | None:
-    """The Kueue LocalQueue the Job names, or None."""
-    return (job.metadata.labels or {}).get(QUEUE_LABEL)
-
-
-def job_suspended(job: Any) -> bool:
-    """Suspended (spec.suspend): a queued Job Kueue has not admitted, or has preempted."""
-    return bool(getattr(job.spec, "suspend", None))
-
-
-def job_age(job: Any, now: dt.datetime) -> float:
-    """Seconds the Job has been trying to start: since the Job controller started it
-    (status.startTime, which it resets whenever the Job is resumed from suspension),
-    else since it was made. A queued Job that Kueue has just resumed, not yet started by
-    the Job controller, is 0 s old: its time in the queue is no time spent starting."""
-    started = getattr(job.status, "start_time", None)
-    if started is None and job_queue(job) is not None:
-        return 0.0
-    since = started or job.metadata.creation_timestamp
-    return 0.0 if since is None else (now - since).total_seconds()
-
-
-def job_started(job: Any) -> bool:
-    """A pod of the Job is ready (running) or has succeeded: nothing is stuck before it.
-    Failed pods do not count: a retry that cannot start is what a check must find."""
-    st = job.status
-    return bool(st.ready or st.succeeded)
-
-
-@dataclass
-class StageFacts:
-    """One stage (the export, or one target's build) as S3 and the API server see it.
-
-    `job` is the Job of the stage's spec as it is now (the one `desired` names), never one
-    made for an earlier spec of the stage: those are in `Facts.obsolete`."""
-
-    manifest_uri: str
-    index: str
-    #: The Job this stage's spec asks for (created when the stage has neither a manifest
-    #: nor this Job).
-    desired: dict[str, Any]
-    job: Any | None = None
-    manifest: dict[str, Any] | None = None
-    reused: bool = False
-    report: pods.PodReport | None = None  # None: the pods were not read
-    #: A queued Job's Kueue Workload, read while the Job is suspended; None: none yet, or
-    #: not read (then `workload_unread` says why).
-    workload: dict[str, Any] | None = None
-    workload_unread: str | None = None
-    #: A target's identity now (`naming.target_identity`); None for the export.
-    identity: str | None = None
-    #: The CPU class its int8 artifact is built for, where the backend's depends on it.
-    int8_class: PoolClass | None = None
-    #: Failed attempts the status already reports (its `retries`): more than that on a
-    #: finished Job are news, whose last reason its pods tell.
-    seen_retries: int = 0
-    #: The `lastFailure` the status shows for those: kept while no attempt failed since.
-    seen_failure: str | None = None
-    #: Why a manifest found was not taken (another identity, or an index entry whose
-    #: artifacts are not what its manifest records), for an event.
-    ignored: str | None = None
-
-
-@dataclass
-class Facts:
-    now: dt.datetime
-    spec: BodyPoseExportSpec | None = None
-    invalid: str | None = None  # why the spec is refused
-    model_missing: str | None = None
-    #: (reason, message): S3 or the credentials said no; retrying soon will not help.
-    refused: tuple[str, str] | None = None
-    #: True when the refusal was about the model (before any stage was read).
-    refused_model: bool = False
-    s3_unreachable: str | None = None
-    #: The store this resource's S3 reads used (its credentials'), for act's writes.
-    store: ArtifactStore | None = None
-    key: str | None = None
-    prefix: str | None = None
-    #: Jobs made for what the spec no longer asks for and not succeeded: an older content
-    #: key's still running, or, under the current key, another spec of a stage (a
-    #: target moved, renamed, removed or rescheduled) running or failed. Deleted.
-    obsolete: list[Any] = field(default_factory=list)
-    running: int = 0
-    export: StageFacts | None = None
-    targets: dict[str, StageFacts] = field(default_factory=dict)
 
 
 def _invalid(exc: ValidationError) -> str:
@@ -165,11 +75,6 @@ def _needs_pods(job: Any, settings: Settings, now: dt.datetime) -> bool:
     if job.status.failed:
         return True  # a retry under way: why the last attempt failed
     return not job_started(job) and job_age(job, now) >= settings.pending_check_seconds
-
-
-def waiting_in_queue(job: Any) -> bool:
-    """A Job of ours that waits in a Kueue queue: queued, suspended, not finished."""
-    return job_queue(job) is not None and job_suspended(job) and job_state(job) == "Active"
 
 
 #: Why a waiting Job's Workload is not read when the operator runs without queueing.
@@ -279,102 +184,165 @@ def observe(
     settings: Settings,
     now: dt.datetime | None = None,
 ) -> Facts:
+    """The facts of one pass, read in the order they depend on each other: the spec, the
+    credentials, the model's digest (the content key), the Jobs, then the stages. A
+    step that cannot go on says why in the facts, and the pass stops there."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     facts = Facts(now=now or dt.datetime.now(dt.UTC))
     try:
-        spec = BodyPoseExportSpec.model_validate(body.get("spec") or {})
+        spec = facts.spec = BodyPoseExportSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
         facts.invalid = _invalid(exc)
         return facts
-    facts.spec = spec
+    access = _access(stores, namespace, spec, facts)
+    if access is None:
+        return facts
+    digest = _model_digest(access, spec, facts)
+    if digest is None:
+        return facts
+    key = facts.key = content_key(digest, spec)
+    facts.prefix = artifact_prefix(spec, namespace, name, key)
+    jobs = _Jobs(cluster.jobs_of(namespace, name), key, facts)
+    try:
+        export = _export_stage(body, spec, cluster, access, settings, jobs, facts)
+        if export.manifest is not None:
+            _target_stages(body, spec, cluster, access, settings, jobs, facts)
+    except S3Refused as exc:
+        facts.refused = _refused(exc, access.where)
+    except S3Unreachable as exc:
+        facts.s3_unreachable = str(exc)
+    return facts
+
+
+@dataclass(frozen=True)
+class _Access:
+    """How this resource's S3 objects are read: the store (its credentials'), how those
+    credentials are named in a refusal, and their values, redacted from what pods say."""
+
+    store: ArtifactStore
+    where: str
+    secrets: frozenset[str]
+
+
+def _access(
+    stores: Stores, namespace: str, spec: BodyPoseExportSpec, facts: Facts
+) -> _Access | None:
+    """The resource's S3 access; None (and why, in the facts) when its credentials fail."""
     try:
         store = facts.store = stores.for_resource(namespace, spec)
     except CredentialsProblem as exc:
         facts.refused = (exc.reason, str(exc))
-        return facts
-    where = stores.where(namespace, spec)
-    secrets = stores.secret_values(namespace, spec)
+        return None
+    return _Access(store, stores.where(namespace, spec), stores.secret_values(namespace, spec))
+
+
+def _model_digest(access: _Access, spec: BodyPoseExportSpec, facts: Facts) -> str | None:
+    """The model's digest, which the content key starts from; None (and why) without it."""
     try:
-        digest = store.model_digest(spec.model.uri)
+        return access.store.model_digest(spec.model.uri)
     except ModelNotFound as exc:
         facts.model_missing = str(exc)
-        return facts
     except S3Refused as exc:
-        facts.refused, facts.refused_model = _refused(exc, where), True
-        return facts
+        facts.refused, facts.refused_model = _refused(exc, access.where), True
     except S3Unreachable as exc:
         facts.s3_unreachable = str(exc)
-        return facts
-    key = facts.key = content_key(digest, spec)
-    prefix = facts.prefix = artifact_prefix(spec, namespace, name, key)
+    return None
 
-    jobs = list(cluster.jobs_of(namespace, name))
-    current = [job for job in jobs if job.metadata.labels.get(LABEL_CONTENT_KEY) == key]
-    facts.obsolete = [
-        job for job in jobs
-        if job.metadata.labels.get(LABEL_CONTENT_KEY) != key and job_state(job) == "Active"
-    ]  # fmt: skip
-    facts.running = sum(
-        job_state(job) == "Active" and not job_suspended(job)
-        for job in current
-    )  # fmt: skip
 
-    def find(desired: dict[str, Any]) -> Any | None:
-        for job in current:
+class _Jobs:
+    """The resource's Jobs, sorted by the content key now: those of an older key still
+    running are obsolete at once; those of this key are each stage's own, or, made for
+    another spec of the stage, obsolete too (`stale`)."""
+
+    def __init__(self, jobs: Iterable[Any], key: str, facts: Facts) -> None:
+        listed = list(jobs)
+        self.current = [job for job in listed if job.metadata.labels.get(LABEL_CONTENT_KEY) == key]
+        self.facts = facts
+        facts.obsolete = [
+            job for job in listed
+            if job.metadata.labels.get(LABEL_CONTENT_KEY) != key and job_state(job) == "Active"
+        ]  # fmt: skip
+        facts.running = sum(
+            job_state(job) == "Active" and not job_suspended(job)
+            for job in self.current
+        )  # fmt: skip
+
+    def find(self, desired: dict[str, Any]) -> Any | None:
+        """The Job of this key that `desired` names, if it was made."""
+        for job in self.current:
             if job.metadata.name == desired["metadata"]["name"]:
                 return job
         return None
 
-    def stale(stage: str, wanted: set[str]) -> None:
-        """The stage's Jobs of the current key made for another spec of it."""
-        for job in current:
+    def stale(self, stage: str, wanted: set[str]) -> None:
+        """The stage's Jobs of the current key made for another spec of it: obsolete,
+        unless they succeeded (their artifacts are in S3, and cost nothing to keep)."""
+        for job in self.current:
             labels = job.metadata.labels
             if labels.get(LABEL_STAGE) != stage or job.metadata.name in wanted:
                 continue
             if job_state(job) != "Succeeded":
-                facts.obsolete.append(job)
+                self.facts.obsolete.append(job)
 
-    output = spec.output.uri
-    try:
-        old = body.get("status") or {}
-        seen = {t.get("name"): t for t in old.get("targets") or [] if isinstance(t, dict)}
-        desired = build_export_job(body, spec, key, settings)
-        facts.export = _stage(
-            cluster, store, settings, namespace,
-            StageFacts(f"{prefix}/{MANIFEST_NAME}", index_uri(output, key, "export"),
-                       desired, find(desired),
-                       seen_retries=int(old.get("exportRetries") or 0)),
-            facts.now, secrets,
+
+def _export_stage(
+    body: dict[str, Any],
+    spec: BodyPoseExportSpec,
+    cluster: Cluster,
+    access: _Access,
+    settings: Settings,
+    jobs: _Jobs,
+    facts: Facts,
+) -> StageFacts:
+    """The export stage's facts; the targets' are read only once it has a manifest."""
+    assert facts.key is not None and facts.prefix is not None
+    old = body.get("status") or {}
+    desired = build_export_job(body, spec, facts.key, settings)
+    facts.export = _stage(
+        cluster, access.store, settings, body["metadata"]["namespace"],
+        StageFacts(f"{facts.prefix}/{MANIFEST_NAME}",
+                   index_uri(spec.output.uri, facts.key, "export"), desired, jobs.find(desired),
+                   seen_retries=int(old.get("exportRetries") or 0)),
+        facts.now, access.secrets,
+    )  # fmt: skip
+    jobs.stale("export", {desired["metadata"]["name"]})
+    return facts.export
+
+
+def _target_stages(
+    body: dict[str, Any],
+    spec: BodyPoseExportSpec,
+    cluster: Cluster,
+    access: _Access,
+    settings: Settings,
+    jobs: _Jobs,
+    facts: Facts,
+) -> None:
+    """Each target's facts, under its identity now (its pool, options, image, CPU class)."""
+    assert facts.key is not None and facts.prefix is not None and facts.export is not None
+    old = body.get("status") or {}
+    seen = {t.get("name"): t for t in old.get("targets") or [] if isinstance(t, dict)}
+    # The build reads the export's artifacts where they are: under this resource's
+    # prefix, or another resource's with the same content (the index found them).
+    shared = facts.export.manifest_uri.rsplit("/", 1)[0]
+    wanted = set()
+    for target in spec.targets:
+        cpu = _int8_class(cluster, spec, target)
+        cpu_name = cpu.name if cpu else None
+        identity = target_identity(target, settings.build_image(target.backend), cpu_name)
+        desired = build_target_job(
+            body, spec, target, facts.key, settings, identity, shared, cpu_name
+        )
+        wanted.add(desired["metadata"]["name"])
+        stage = StageFacts(
+            f"{target_prefix(facts.prefix, target.name, identity)}/{MANIFEST_NAME}",
+            index_uri(spec.output.uri, facts.key, f"pool-{identity}"), desired,
+            jobs.find(desired), identity=identity, int8_class=cpu,
+            seen_retries=int(seen.get(target.name, {}).get("retries") or 0),
+            seen_failure=seen.get(target.name, {}).get("lastFailure"),
         )  # fmt: skip
-        stale("export", {desired["metadata"]["name"]})
-        if facts.export.manifest is None:
-            return facts
-        # The build reads the export's artifacts where they are: under this resource's
-        # prefix, or another resource's with the same content (the index found them).
-        shared = facts.export.manifest_uri.rsplit("/", 1)[0]
-        wanted = set()
-        for target in spec.targets:
-            cpu = _int8_class(cluster, spec, target)
-            identity = target_identity(
-                target, settings.build_image(target.backend), cpu.name if cpu else None
-            )
-            desired = build_target_job(
-                body, spec, target, key, settings, identity, shared, cpu.name if cpu else None
-            )
-            wanted.add(desired["metadata"]["name"])
-            stage = StageFacts(
-                f"{target_prefix(prefix, target.name, identity)}/{MANIFEST_NAME}",
-                index_uri(output, key, f"pool-{identity}"), desired, find(desired),
-                identity=identity, int8_class=cpu,
-                seen_retries=int(seen.get(target.name, {}).get("retries") or 0),
-                seen_failure=seen.get(target.name, {}).get("lastFailure"),
-            )  # fmt: skip
-            facts.targets[target.name] = _stage(cluster, store, settings, namespace, stage,
-                                                facts.now, secrets)  # fmt: skip
-        stale("build", wanted)
-    except S3Refused as exc:
-        facts.refused = _refused(exc, where)
-    except S3Unreachable as exc:
-        facts.s3_unreachable = str(exc)
-    return facts
+        facts.targets[target.name] = _stage(cluster, access.store, settings,
+                                            body["metadata"]["namespace"], stage,
+                                            facts.now, access.secrets)  # fmt: skip
+    jobs.stale("build", wanted)

@@ -1,0 +1,146 @@
+"""Each admission rule is one object (api/admission.py): the CRD carries its CEL, and the
+operator's models refuse what it refuses with the same sentence.
+
+The CEL half is run by a real API server in tests/e2e/test_admission.py and
+tests/e2e/test_bad_inputs.py; here, without one, the CRD must carry exactly the
+rules' CEL on the node each reads, and a spec breaking one rule must be refused
+by the operator with that rule's message, found by the rule, not by its place.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from bodypose_operator.api.admission import (
+    CALIBRATION_BOUNDED,
+    CAPABILITY_RULES,
+    INT8_NEEDS_CALIBRATION,
+    MULTIPLE_OF_8,
+    OPTION_RULES,
+    PRECISION_RULES,
+    SPEC_RULES,
+    UNIQUE_TARGET_NAMES,
+    Rule,
+    queue_name_problem,
+    queue_name_rule,
+    validations,
+)
+from bodypose_operator.api.crd import render
+from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+from tests.support.operator_fakes import spec_dict
+
+RTX = {"name": "rtx", "backend": "tensorrt-rtx"}
+L4_LABELS = {"nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": "9"}
+supported, named = CAPABILITY_RULES["tensorrt-rtx"]
+
+#: One spec per rule that breaks that rule alone.
+BREAKING: list[tuple[Rule[Any], dict[str, Any]]] = [
+    (MULTIPLE_OF_8, spec_dict(input={"height": 322, "width": 448})),
+    (INT8_NEEDS_CALIBRATION, spec_dict(precision="int8")),
+    (UNIQUE_TARGET_NAMES, spec_dict(targets=[{"name": "a"}, {"name": "a"}])),
+    (
+        CALIBRATION_BOUNDED,
+        spec_dict(
+            precision="int8",
+            calibration={"cacheUri": "s3://bkt/cal.bin", "batches": 100_000, "batchSize": 11},
+        ),
+    ),
+    (
+        OPTION_RULES["hardwareCompatibility"],
+        spec_dict(
+            targets=[{"name": "cpu", "backend": "onnxruntime", "hardwareCompatibility": "ampere+"}]
+        ),
+    ),
+    (
+        OPTION_RULES["computeCapabilities"],
+        spec_dict(targets=[{"name": "gpu", "computeCapabilities": ["8.9"]}]),
+    ),
+    (
+        PRECISION_RULES["tensorrt-rtx"],
+        spec_dict(
+            precision="int8",
+            calibration={"cacheUri": "s3://bkt/cal.bin"},
+            targets=[{**RTX, "computeCapabilities": ["8.9"]}],
+        ),
+    ),
+    (supported, spec_dict(targets=[{**RTX, "computeCapabilities": ["9.0"]}])),
+    (
+        supported,
+        spec_dict(
+            targets=[
+                {
+                    **RTX,
+                    "nodeSelector": {
+                        "nvidia.com/gpu.compute.major": "9",
+                        "nvidia.com/gpu.compute.minor": "0",
+                    },
+                }
+            ]
+        ),
+    ),
+    (named, spec_dict(targets=[RTX])),
+]
+
+
+def _spec_schema() -> dict[str, Any]:
+    crd = yaml.safe_load(render())
+    spec: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]
+    return spec
+
+
+def test_the_crd_carries_each_rules_cel_on_its_node() -> None:
+    spec = _spec_schema()
+    assert spec["x-kubernetes-validations"] == validations(SPEC_RULES)
+    for field in ("queueName", "exportQueueName"):
+        node = spec["properties"][field]
+        assert node["x-kubernetes-validations"] == validations([queue_name_rule(field)])
+
+
+@pytest.mark.parametrize(
+    ("rule", "raw"),
+    BREAKING,
+    ids=[f"{SPEC_RULES.index(r)}-{i}" for i, (r, _) in enumerate(BREAKING)],
+)
+def test_a_spec_breaking_one_rule_is_refused_by_the_operator_in_its_words(
+    rule: Rule[Any], raw: dict[str, Any]
+) -> None:
+    assert rule in SPEC_RULES
+    with pytest.raises(ValidationError, match=re.escape(rule.message)):
+        BodyPoseExportSpec.model_validate(raw)
+    others = [r for r in SPEC_RULES if r is not rule and r.message in str(_refusal(raw))]
+    assert others == []
+
+
+def _refusal(raw: dict[str, Any]) -> ValidationError:
+    try:
+        BodyPoseExportSpec.model_validate(raw)
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("accepted")
+
+
+def test_what_the_rules_accept_the_operator_accepts() -> None:
+    for targets in ([RTX | {"computeCapabilities": ["8.9"]}], [RTX | {"nodeSelector": L4_LABELS}]):
+        BodyPoseExportSpec.model_validate(spec_dict(targets=targets))
+    BodyPoseExportSpec.model_validate(
+        spec_dict(
+            precision="int8",
+            calibration={"cacheUri": "s3://bkt/cal.bin", "batches": 4000, "batchSize": 250},
+        )
+    )
+
+
+def test_a_queue_name_rule_is_one_rule_for_the_crd_the_models_and_the_settings() -> None:
+    rule = queue_name_rule("queueName")
+    assert rule.holds("gpu-a100.team") and not rule.holds("GPU_queue")
+    assert not rule.holds("a" * 64)  # the CRD's maxLength, with the rule's sentence here
+    assert queue_name_problem("GPU_queue", "queueName") == rule.message
+    with pytest.raises(ValidationError, match=re.escape(rule.message)):
+        BodyPoseExportSpec.model_validate(spec_dict(queueName="GPU_queue"))
