@@ -17,6 +17,9 @@ from bodypose_operator.report import plot, rows_of
 
 def manifest(clock: str, includes: list[str], median: float, ap: float) -> dict[str, Any]:
     return {
+        # a build manifest says the precision its artifact runs; the report reads it
+        # from the status (issue 30, item 4), never from the spec
+        "precision": "fp32",
         "latency": {
             "clock": clock, "includes": includes, "device": "somewhere",
             "batch1": {"batch": 1, "medianMs": median, "p90Ms": median, "imagesPerSecond": 1.0},
