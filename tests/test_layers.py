@@ -67,7 +67,7 @@ def _add_import(module: Path, line: str) -> None:
             "Exporter layers",
         ),
         (
-            "bodypose_exporter/verification/gates.py",
+            "bodypose_exporter/verification/agreement_gates.py",
             "import bodypose_exporter.evaluation.coco",
             "Exporter layers",
         ),
