@@ -27,7 +27,10 @@ PACKAGES = {
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    # The packages of the tree at `root` (this checkout's, or a test's copy with them at its
+    # top), never the venv's editable install of another checkout, whose modules may differ.
+    paths = (root / "exporter_image", root / "operator", root)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(root / ".importlinter"), "--no-cache"],
         cwd=root,
