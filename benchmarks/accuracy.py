@@ -3,7 +3,7 @@
     make bench-accuracy
     .venv/bin/python benchmarks/accuracy.py --images 100      # a larger evaluation set
 
-The figure the AP gate (`evaluation/gate.py`) is about: how many AP points
+The figure the AP gate (`evaluation/ap_gate.py`) is about: how many AP points
 an engine loses against the FP32 model on the same images with the same
 decoding. The model is `bpnet sample --trained`'s (a narrow BpNet trained on
 drawn skeletons; its weights are committed and copied into
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
-    from bodypose_exporter.evaluation.gate import check_ap_drop
+    from bodypose_exporter.evaluation.ap_gate import check_ap_drop
     from bodypose_exporter.evaluation.sources import open_set
     from bodypose_exporter.stages.sample import write_trained_sample
     from bodypose_exporter.synthetic.train import TrainSpec

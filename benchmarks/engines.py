@@ -8,7 +8,7 @@ The CPU targets of an int8 resource deploy the ONNX Runtime artifact, and
 int8 is only worth its accuracy cost if it is markedly faster than fp32 on a
 CPU with int8 dot-product instructions. Goal: int8 at least 3x faster than
 FP32 on a VNNI CPU, with the int8 artifact inside its verification gate
-(`verification/gates.py`). For each resolution (height x width), in this one
+(`verification/agreement_gates.py`). For each resolution (height x width), in this one
 process, the artifacts are made exactly as the product makes them:
 
 - export: the sample BpNet (`bpnet-sample`'s seeded .tlt) through
@@ -152,7 +152,7 @@ def build(
     """`run_build` as the operator's build Job runs it; the verdict is the product's."""
     from bodypose_exporter.engines.base import EngineOptions
     from bodypose_exporter.stages.build import BuildInputs, BuildStageRequest, run_build
-    from bodypose_exporter.verification.gates import VerificationError
+    from bodypose_exporter.verification.agreement_gates import VerificationError
 
     engine = out / f"bpnet_model.{size[0]}.{size[1]}.{precision}.engine"
     request = BuildStageRequest(

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
     from bodypose_exporter.engines.ort.hardware import describe
     from bodypose_exporter.engines.registry import ONNX_REFERENCE
-    from bodypose_exporter.evaluation.accuracy import evaluate_artifact
+    from bodypose_exporter.evaluation.artifact_ap import evaluate_artifact
     from bodypose_exporter.evaluation.sources import open_set
     from bodypose_exporter.stages.sample import write_trained_sample
     from bodypose_operator.report import Row, markdown, plot

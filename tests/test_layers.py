@@ -27,9 +27,9 @@ PACKAGES = {
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
-    # The packages of `root` (a copy holds them at its top, a checkout in operator/ and
-    # exporter_image/), never an installed copy of another checkout.
-    paths = [root, root / "operator", root / "exporter_image"]
+    # The packages of the tree at `root` (this checkout's, or a test's copy with them at its
+    # top), never the venv's editable install of another checkout, whose modules may differ.
+    paths = (root / "exporter_image", root / "operator", root)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(root / ".importlinter"), "--no-cache"],
@@ -70,7 +70,7 @@ def _add_import(module: Path, line: str) -> None:
             "Exporter layers",
         ),
         (
-            "bodypose_exporter/verification/gates.py",
+            "bodypose_exporter/verification/agreement_gates.py",
             "import bodypose_exporter.evaluation.coco",
             "Exporter layers",
         ),

@@ -33,7 +33,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from bodypose_exporter.verification.gates import judge
+from bodypose_exporter.verification.agreement_gates import judge
 from devcluster.controlplane import LocalCluster
 from devcluster.crd import install_crd
 from devcluster.minio import S3Server

@@ -22,7 +22,7 @@ from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
 from bodypose_exporter.engines.ort.runner import OrtRunner, SaturatingCpuError
 from bodypose_exporter.verification import reference as references
-from bodypose_exporter.verification.gates import DEFAULT_GATES
+from bodypose_exporter.verification.agreement_gates import DEFAULT_GATES
 from bodypose_exporter.verification.verify import verify
 from tests.conftest import FIGURES
 from tests.engines.conftest import Calibrated

@@ -88,7 +88,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[int, int],
     """The trained sample exported int8 and SDK-compatible with an evaluation set at TAO's
     three sizes: each export publishes the plain graph, the deploy graph and the QDQ
     model; the FP16 model is written from the plain graph as an fp16 export writes it."""
-    from bodypose_exporter.evaluation.accuracy import EvaluationRequest
+    from bodypose_exporter.evaluation.artifact_ap import EvaluationRequest
     from bodypose_exporter.stages.calibrate import CalibrationRequest
     from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
     from bodypose_exporter.stages.sample import write_trained_sample

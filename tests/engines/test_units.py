@@ -11,8 +11,8 @@ from bodypose_exporter.engines.naming import engine_file_name, resolve_engine_fi
 from bodypose_exporter.engines.ort.hardware import parse_cpuinfo
 from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.verification.figures import agreement
-from bodypose_exporter.verification.gates import VerificationError, enforce, judge
+from bodypose_exporter.verification.agreement_figures import agreement
+from bodypose_exporter.verification.agreement_gates import VerificationError, enforce, judge
 
 X86_CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -1,7 +1,7 @@
 """The functions the export and build stages call, on the ideal model of test_ap_gate.
 
 `evaluate_artifact` (export: the FP32 model's figures, recorded in evaluation.json
-by `stages.accuracy.write_reference` with the set's digests), `read_reference`
+by `stages.evaluation_step.write_reference` with the set's digests), `read_reference`
 (build: those figures read back), `engine_ap_gate` (build: the engine's figures
 and verdict), `gate_engine` (build: the same set, compared by digest before the
 engine runs on it; by counts for an evaluation.json without one).
@@ -21,18 +21,18 @@ import pytest
 
 from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation import accuracy as evaluation_accuracy
-from bodypose_exporter.evaluation.accuracy import (
+from bodypose_exporter.evaluation import artifact_ap
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.ap_gate import ApDropError, enforce_ap_drop
+from bodypose_exporter.evaluation.artifact_ap import (
     EvaluationRequest,
     engine_ap_gate,
     evaluate_artifact,
 )
 from bodypose_exporter.evaluation.digest import SetDigest, set_digest
-from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.gate import ApDropError, enforce_ap_drop
 from bodypose_exporter.evaluation.inference import evaluate_set
 from bodypose_exporter.evaluation.sources import open_set
-from bodypose_exporter.stages.accuracy import (
+from bodypose_exporter.stages.evaluation_step import (
     EvaluationSetMismatchError,
     gate_engine,
     open_checked_set,
@@ -125,7 +125,7 @@ def no_inference(monkeypatch: pytest.MonkeyPatch) -> None:
     def ran(*args: object, **kwargs: object) -> ApFigures:
         raise AssertionError("the engine was evaluated before the set was compared")
 
-    monkeypatch.setattr(evaluation_accuracy, "evaluate_artifact", ran)
+    monkeypatch.setattr(artifact_ap, "evaluate_artifact", ran)
 
 
 def _gate(request: EvaluationRequest, written: Path, engine: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ those people, its OKS AP is exactly 1.0. The "engine" is built by the
 ONNX Runtime backend from a copy of that ONNX model whose last convolution
 kernels had seeded Gaussian noise added on purpose (`numpy_helper`), the way
 a bad quantization mixes channels: its joints move, extra people appear and
-its AP falls. The gate (`evaluation.gate`, `--max_ap_drop` in AP points) must
+its AP falls. The gate (`evaluation.ap_gate`, `--max_ap_drop` in AP points) must
 let a harmless perturbation through and refuse the damaging one with exit
 code 3 and the sentence a user reads: both APs, the drop, the limit.
 """

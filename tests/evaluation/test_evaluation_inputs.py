@@ -24,12 +24,13 @@ import numpy.typing as npt
 import onnx
 import pytest
 
+from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.__main__ import main
 from bodypose_exporter.evaluation.dataset import EvaluationSetError
 from bodypose_exporter.evaluation.inference import evaluate_set
 from bodypose_exporter.evaluation.sources import EvaluationSetUnreadableError, open_set
 from devcluster.minio import add_tenant
-from tests.conftest import S3Endpoint
+from tests.conftest import S3Endpoint, free_port
 from tests.evaluation.synthetic import coco_dataset, outputs, person
 from tests.evaluation.test_ap_gate import ideal_model
 
@@ -290,6 +291,21 @@ def test_images_the_credentials_cannot_list(
         f"cannot read the evaluation images s3://{s3_bucket}/eval/images/: access denied"
     )
     assert exc.value.exit_code == 2 and exc.value.reason == "EvaluationSetUnreadable"
+
+
+def test_s3_away_stays_s3_away_whatever_the_uri_says(
+    s3_endpoint: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access denied is told by storage's type, not by words in the message: an endpoint
+    that does not answer, for a set whose URI holds "403" and "Forbidden", is S3 away
+    (exit 75, retried), never a refusal of the credentials."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    uri = "s3://eval-403/Forbidden/person_keypoints.json"
+    with pytest.raises(UserError) as exc:
+        open_set(uri, "s3://eval-403/Forbidden/images/", tmp_path)
+    assert not isinstance(exc.value, EvaluationSetUnreadableError)
+    assert (exc.value.exit_code, exc.value.reason) == (75, "S3Unreachable")
+    assert str(exc.value).startswith(f"cannot reach the S3 endpoint for {uri}: ")
 
 
 def test_an_image_that_does_not_decode_is_named(tmp_path: Path) -> None:

@@ -26,14 +26,14 @@ from onnx import numpy_helper
 from bodypose_exporter.engines import backend_by_name
 from bodypose_exporter.engines.registry import ONNX_REFERENCE
 from bodypose_exporter.evaluation.__main__ import main
-from bodypose_exporter.evaluation.decode import decode, upsample
-from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.gate import (
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.ap_gate import (
     CAPPED_ADVICE,
     ApDropError,
     check_ap_drop,
     enforce_ap_drop,
 )
+from bodypose_exporter.evaluation.decode import decode, upsample
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT, find_peaks
 from bodypose_exporter.evaluation.skeleton import HEATMAP_CHANNELS, NUM_JOINTS, PAF_CHANNELS
 from tests.evaluation.synthetic import outputs

@@ -28,14 +28,14 @@ import pytest
 from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.cli.main import build_main, export_main
-from bodypose_exporter.evaluation import accuracy as evaluation_accuracy
+from bodypose_exporter.evaluation import artifact_ap
+from bodypose_exporter.evaluation.ap_gate import CAPPED_ADVICE
 from bodypose_exporter.evaluation.digest import set_digest
-from bodypose_exporter.evaluation.gate import CAPPED_ADVICE
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.result import ENV_VAR
 from bodypose_exporter.stages.sample import TrainedSample, write_trained_sample
-from bodypose_exporter.verification.gates import DEFAULT_GATES, judge
+from bodypose_exporter.verification.agreement_gates import DEFAULT_GATES, judge
 from tests.conftest import S3Endpoint
 from tests.evaluation import trained
 from tests.evaluation.trained import BATCH_SIZE, BATCHES, HEIGHT, KEY, WIDTH
@@ -245,7 +245,7 @@ def test_a_build_given_another_set_of_the_same_size_is_refused_before_evaluating
     def ran(*args: object, **kwargs: object) -> None:
         raise AssertionError("the engine was evaluated before the set was compared")
 
-    monkeypatch.setattr(evaluation_accuracy, "evaluate_artifact", ran)
+    monkeypatch.setattr(artifact_ap, "evaluate_artifact", ran)
     log = tmp_path / "termination-log"
     monkeypatch.setenv(ENV_VAR, str(log))
     argv = _build(int8_export, tmp_path / "cpu", "--eval_annotations", str(other),

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.ap_gate import check_ap_drop
 from bodypose_exporter.evaluation.dataset import parse_annotations
-from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.gate import check_ap_drop
 from bodypose_exporter.evaluation.skeleton import BPNET_SKELETON
 from bodypose_exporter.synthetic import labels
 from bodypose_exporter.synthetic.cache import COMMITTED, committed_key, content_key, trained_model

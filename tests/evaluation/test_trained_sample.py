@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 
 from bodypose_exporter.evaluation.__main__ import main
-from bodypose_exporter.evaluation.dataset import EvaluationSet
-from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.gate import (
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.ap_gate import (
     ADVICE,
     CAPPED_ADVICE,
     ApDropError,
     check_ap_drop,
     enforce_ap_drop,
 )
+from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.stages.sample import TrainedSample, write_trained_sample

@@ -19,9 +19,9 @@ import onnx
 from onnx import numpy_helper
 
 from bodypose_exporter.engines.registry import ONNX_REFERENCE
-from bodypose_exporter.evaluation.accuracy import evaluate_artifact
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.artifact_ap import evaluate_artifact
 from bodypose_exporter.evaluation.dataset import EvaluationSet
-from bodypose_exporter.evaluation.figures import ApFigures
 from bodypose_exporter.evaluation.skeleton import NUM_JOINTS
 from bodypose_exporter.stages.build import run_build
 from bodypose_exporter.stages.calibrate import CalibrationRequest

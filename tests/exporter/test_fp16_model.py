@@ -1,7 +1,7 @@
 """The FP16 model an fp16 export publishes: counted from its own graph, and gated like an engine.
 
 `convert/fp16.py` writes it; `stages/export.py` checks it against the FP32 model
-on reference.npz with the fp16 gates of `verification.gates` (cosine, peak
+on reference.npz with the fp16 gates of `verification.agreement_gates` (cosine, peak
 agreement, max |diff|), on the evaluation images when the export has them, and
 fails the export with the figures when it disagrees.
 """

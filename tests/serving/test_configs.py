@@ -21,7 +21,7 @@ from bodypose_exporter.cli.main import build_main
 from bodypose_exporter.engines.registry import facts_of
 from bodypose_exporter.serving import bindings as onnx_bindings
 from bodypose_exporter.serving.bindings import Bindings
-from bodypose_exporter.stages import serving
+from bodypose_exporter.stages import serving_configs
 from tests.conftest import SAMPLE_HEIGHT as HEIGHT
 from tests.conftest import SAMPLE_WIDTH as WIDTH
 from tests.support.serving import check_against_model, parse_triton
@@ -123,7 +123,7 @@ def _bindings() -> Bindings:
 
 def _served(
     root: Path, bindings: Bindings, precision: str, backend: str, cc: str | None
-) -> serving.Served:
+) -> serving_configs.Served:
     target = root / "targets" / f"sm{cc}"
     target.mkdir(parents=True, exist_ok=True)
     plan = (
@@ -132,7 +132,7 @@ def _served(
     )
     plan.write_bytes(f"a plan for {cc}".encode())
     published = root / "targets" / "a100" / "bpnet_model.224.320.int8.sm86.trt10.8.0.43.engine"
-    return serving.Served(
+    return serving_configs.Served(
         facts=facts_of(backend), precision=precision, max_batch_size=8, bindings=bindings,
         artifact=plan, artifact_location=str(published),
         onnx_source=str(root / "bpnet_model.onnx"), cal_bin=str(root / "cal.bin"),
@@ -146,7 +146,7 @@ def test_gpu_targets_share_one_triton_model_by_compute_capability(
     repository = tmp_path / "models"
     bindings = _bindings()
     for cc in ("8.6", "7.5"):
-        serving.write_triton_repository(
+        serving_configs.write_triton_repository(
             str(repository), _served(tmp_path, bindings, "fp16", "tensorrt", cc)
         )
     config = parse_triton((repository / "bpnet" / "config.pbtxt").read_text(), model_config_pb2)
@@ -165,7 +165,7 @@ def test_a_repository_written_by_someone_else_is_refused(tmp_path: Path) -> None
     foreign.parent.mkdir(parents=True)
     foreign.write_text('name: "bpnet"\nplatform: "tensorrt_plan"\n')
     with pytest.raises(UserError) as raised:
-        serving.write_triton_repository(
+        serving_configs.write_triton_repository(
             str(tmp_path / "models"), _served(tmp_path, _bindings(), "fp16", "tensorrt", "8.6")
         )
     assert str(raised.value) == (

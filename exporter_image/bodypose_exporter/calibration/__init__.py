@@ -13,5 +13,5 @@ Modules, one job each:
 - `thresholds`: entropy (TensorRT's KL search), percentile and minmax;
 - `calibration_cache`: `cal.bin` in TensorRT's text format;
 - `qdq`, `agreement`: the QDQ model and how closely it follows FP32 (figures
-  from `bodypose_exporter.metrics`, shared with engine verification).
+  from `bodypose_exporter.output_agreement`, shared with engine verification).
 """

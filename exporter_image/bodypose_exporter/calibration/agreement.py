@@ -8,7 +8,7 @@ Figures, per held-back image then summarised over images:
   out), whether the int8 maximum sits at the same pixel as the FP32 one.
 
 The figures themselves (cosine, peaks, which output is which) are
-`bodypose_exporter.metrics`, shared with engine verification.
+`bodypose_exporter.output_agreement`, shared with engine verification.
 
 The QDQ model runs with ONNX Runtime's graph optimizations off, so every
 QuantizeLinear/DequantizeLinear pair is computed as written (quantize,
@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from bodypose_exporter.metrics import argmax_peaks, output_role, per_image_cosine
+from bodypose_exporter.output_agreement import argmax_peaks, output_role, per_image_cosine
 
 Array = npt.NDArray[np.float32]
 

@@ -27,8 +27,8 @@ from bodypose_exporter.codec.registry import CODEC_CHOICES
 from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.registry import BACKEND_MODULES, BACKENDS, DEFAULT_BACKEND
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation.gate import max_ap_drop_for
-from bodypose_exporter.verification.gates import GATE_FLAGS
+from bodypose_exporter.evaluation.ap_gate import max_ap_drop_for
+from bodypose_exporter.verification.agreement_gates import GATE_FLAGS
 
 PRECISIONS = ["fp32", "fp16", "int8"]
 DEFAULT_MAX_BATCH_SIZE = 1
@@ -196,7 +196,8 @@ def add_reference_images(p: argparse.ArgumentParser) -> None:
 
 
 def add_gates(p: argparse.ArgumentParser) -> None:
-    """The verification gate overrides (`verification.gates`), bpnet-export's and bpnet-build's."""
+    """The verification gate overrides (`verification.agreement_gates`), bpnet-export's and
+    bpnet-build's."""
     p.add_argument(
         GATE_FLAGS["maxAbsDiff"], type=float, default=None,
         help="gate: largest |engine - FP32 reference| (default per precision: fp32 0.005, "
@@ -330,7 +331,7 @@ def capability_list(text: str) -> tuple[str, ...]:
 
 
 def add_serving(p: argparse.ArgumentParser) -> None:
-    """Serving configs written besides the ones next to the engine (`stages.serving`)."""
+    """Serving configs written besides the ones next to the engine (`stages.serving_configs`)."""
     triton_repository = p.add_argument(
         "--triton_repository", default=None,
         help="also write the engine into this Triton model repository (directory or s3:// "

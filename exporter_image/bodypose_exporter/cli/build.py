@@ -23,7 +23,7 @@ from bodypose_exporter.stages.build import (
     EngineApDropError,
     run_build,
 )
-from bodypose_exporter.verification.gates import VerificationError
+from bodypose_exporter.verification.agreement_gates import VerificationError
 
 HELP = (
     "build one engine (tensorrt, tensorrt-rtx or onnxruntime) from the export's artifacts,"

@@ -6,8 +6,8 @@ decide can be tried by hand first. It prints one table: AP, AP50, AP75, APm
 and APl (AP points, i.e. x 100) of the FP32 ONNX model and of the engine,
 and the drop; `--output` writes the figures as JSON. The work is
 `evaluation` (`sources.open_set`: the set checked and fetched;
-`accuracy.evaluate_artifact`: TAO's strict-mode input, bottom-up decoding,
-pycocotools; `gate.check_ap_drop`: the limit per precision). Exit codes: 0
+`artifact_ap.evaluate_artifact`: TAO's strict-mode input, bottom-up decoding,
+pycocotools; `ap_gate.check_ap_drop`: the limit per precision). Exit codes: 0
 done, 2 bad input, 3 the engine's AP fell more than `--max_ap_drop` below
 the FP32 model's.
 """
@@ -25,14 +25,14 @@ from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.engines.base import PRECISIONS
 from bodypose_exporter.engines.registry import BACKENDS, ONNX_REFERENCE
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation.accuracy import evaluate_artifact
-from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.gate import (
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.ap_gate import (
     DEFAULT_MAX_AP_DROP,
     check_ap_drop,
     enforce_ap_drop,
     max_ap_drop_for,
 )
+from bodypose_exporter.evaluation.artifact_ap import evaluate_artifact
 from bodypose_exporter.evaluation.inference import capped_note
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.verification.reference import input_hw

@@ -32,7 +32,7 @@ from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.naming import resolve_engine_file
 from bodypose_exporter.engines.registry import require_available
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation.accuracy import EvaluationRequest
+from bodypose_exporter.evaluation.artifact_ap import EvaluationRequest
 from bodypose_exporter.manifest import Kind, artifact_path
 from bodypose_exporter.model.dims import InputDims
 from bodypose_exporter.result import report_success

@@ -38,7 +38,7 @@ convolution and computes it in FP32: the figures measure the rounding of the
 weights (and of the activations between nodes ONNX Runtime keeps in FP16),
 not an FP16 engine's accumulation; an engine's own verification does that
 where it can run. The export gates these figures as any artifact's
-(`stages.export`, `verification.gates`).
+(`stages.export`, `verification.agreement_gates`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from bodypose_exporter.metrics import per_image_cosine
+from bodypose_exporter.output_agreement import per_image_cosine
 
 log = logging.getLogger(__name__)
 

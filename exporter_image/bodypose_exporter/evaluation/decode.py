@@ -24,7 +24,7 @@ from bodypose_exporter.evaluation.grouping import Person, group
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT, find_peaks
 from bodypose_exporter.evaluation.preprocess import Letterbox
 from bodypose_exporter.evaluation.skeleton import topology
-from bodypose_exporter.metrics import HEATMAP_THRESHOLD
+from bodypose_exporter.output_agreement import HEATMAP_THRESHOLD
 
 STRIDE = 8
 

@@ -4,7 +4,7 @@ An AP drop compares two evaluations, so both must be of the same set. The
 image and people counts cannot tell two sets apart (another split of the
 same size, a re-annotated copy, other pictures under the same file names),
 so an export records the digests of the set it measured the FP32 model on
-(`evaluation.json`, `stages.accuracy`) and a build compares its own set's
+(`evaluation.json`, `stages.evaluation_step`) and a build compares its own set's
 before any inference on it.
 
 - `annotations`: SHA-256 of the evaluated part of the COCO file (after

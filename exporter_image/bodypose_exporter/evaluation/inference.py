@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.engines.base import EngineRunner
+from bodypose_exporter.evaluation.ap_figures import ApFigures
 from bodypose_exporter.evaluation.coco import keypoint_ap, to_results
 from bodypose_exporter.evaluation.dataset import EvaluationSet, EvaluationSetError
 from bodypose_exporter.evaluation.decode import DecodeOptions, decode
-from bodypose_exporter.evaluation.figures import ApFigures
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
 from bodypose_exporter.evaluation.preprocess import letterbox, read_image
 from bodypose_exporter.evaluation.skeleton import BPNET_JOINTS
-from bodypose_exporter.metrics import output_roles as roles
+from bodypose_exporter.output_agreement import output_roles as roles
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ that are >= their four neighbours (the border counts as 0) and above 0; of
 those keep the ones whose smoothed value exceeds `heatmap_threshold` (0.1).
 A candidate's score is the unsmoothed heatmap value at that pixel. The
 candidates are numbered in joint order, then row-major, as TAO numbers them.
-The candidates themselves are `metrics.smoothed_maxima`, which engine
+The candidates themselves are `output_agreement.smoothed_maxima`, which engine
 verification's peak agreement counts too.
 
 The cap: TAO's inferencer keeps every candidate, and the limb
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from bodypose_exporter.metrics import HEATMAP_THRESHOLD, smoothed_maxima
+from bodypose_exporter.output_agreement import HEATMAP_THRESHOLD, smoothed_maxima
 
 #: Most candidates kept per joint and image (trt_pose's `max_num_parts`, see above).
 MAX_CANDIDATES_PER_JOINT = 100

@@ -28,12 +28,11 @@ from bodypose_exporter.evaluation.dataset import (
     select,
 )
 from bodypose_exporter.storage import s3
+from bodypose_exporter.storage.errors import AccessDeniedError
 
 log = logging.getLogger(__name__)
 
 _DOWNLOAD_THREADS = 8
-#: Words in S3's refusals that mean "these credentials may not".
-_DENIED = ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch")
 
 
 class EvaluationSetUnreadableError(UserError):
@@ -48,9 +47,7 @@ def _reading(what: str, uri: str) -> Iterator[None]:
         yield
     except NotFoundError as exc:
         raise EvaluationSetError(f"evaluation {what} {uri}: {exc}") from exc
-    except UserError as exc:
-        if isinstance(exc, EvaluationSetError) or not any(w in str(exc) for w in _DENIED):
-            raise
+    except AccessDeniedError as exc:
         raise EvaluationSetUnreadableError(
             f"cannot read the evaluation {what} {uri}: access denied with the S3 credentials "
             "this process has (AWS_ACCESS_KEY_ID; in a cluster, the resource's "

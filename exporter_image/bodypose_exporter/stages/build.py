@@ -23,7 +23,7 @@ its kind in this pod) is published as built and not run: its manifest's `verific
   `VerificationError` (exit code 3) names the failed gates.
 
 With `eval_reference` (the export's evaluation.json) the verified engine is
-then evaluated on the same COCO set with the same decoding (`stages.accuracy`)
+then evaluated on the same COCO set with the same decoding (`stages.evaluation_step`)
 and gated on its AP drop; a failed gate is a rejection like a failed
 verification (`manifest.rejected.json`, `ApDropError`: exit 3,
 `AccuracyDropTooLarge`). With `deploy_onnx` the SDK-compatible engine is built
@@ -70,7 +70,7 @@ from bodypose_exporter.engines.naming import (
 )
 from bodypose_exporter.engines.registry import backend_by_name
 from bodypose_exporter.errors import NotFoundError, UserError
-from bodypose_exporter.evaluation.gate import ApDropError, max_ap_drop_for
+from bodypose_exporter.evaluation.ap_gate import ApDropError, max_ap_drop_for
 from bodypose_exporter.manifest import (
     MANIFEST_NAME,
     REJECTED_MANIFEST_NAME,
@@ -80,13 +80,13 @@ from bodypose_exporter.manifest import (
     file_name,
 )
 from bodypose_exporter.serving import bindings as onnx_bindings
-from bodypose_exporter.stages import accuracy, serving
 from bodypose_exporter.stages import deploy as deploy_engine
+from bodypose_exporter.stages import evaluation_step, serving_configs
 from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
 from bodypose_exporter.verification import latency
 from bodypose_exporter.verification import reference as references
-from bodypose_exporter.verification.gates import Verdict, VerificationError, enforce
+from bodypose_exporter.verification.agreement_gates import Verdict, VerificationError, enforce
 from bodypose_exporter.verification.verify import verify
 
 log = logging.getLogger(__name__)
@@ -169,9 +169,9 @@ class _Fetched:
     qdq: Path | None
     fp16: Path | None
     timing: Path | None  # a writable copy, merged and put back after the build
-    recorded: accuracy.RecordedReference | None
+    recorded: evaluation_step.RecordedReference | None
     #: The build's evaluation set, opened and checked against `recorded` before any build.
-    evaluation: accuracy.CheckedSet | None
+    evaluation: evaluation_step.CheckedSet | None
     deploy_onnx: Path | None
 
 
@@ -242,7 +242,7 @@ def _fetch_inputs(request: BuildStageRequest, timing_uri: str | None, work: Path
         )
     evaluation = given(inputs.eval_reference, "evaluation reference")
     recorded = (
-        accuracy.read_reference(evaluation, inputs.eval_reference)
+        evaluation_step.read_reference(evaluation, inputs.eval_reference)
         if evaluation is not None and inputs.eval_reference
         else None
     )
@@ -253,7 +253,7 @@ def _fetch_inputs(request: BuildStageRequest, timing_uri: str | None, work: Path
             request.eval_annotations, request.eval_images, request.eval_max_images,
             request.max_ap_drop,
         )  # fmt: skip
-        checked = accuracy.open_checked_set(eval_request, recorded, work / "evaluation")
+        checked = evaluation_step.open_checked_set(eval_request, recorded, work / "evaluation")
     return _Fetched(
         onnx=onnx,
         reference=_reference(inputs, onnx, work),
@@ -382,9 +382,9 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
             # The extra copies first: they read the artifact from the staging directory.
             served = _served(build, built, out.final_location(name), files.onnx, files.qdq)
             if request.triton_repository:
-                serving.write_triton_repository(request.triton_repository, served)
+                serving_configs.write_triton_repository(request.triton_repository, served)
             if request.deepstream_config:
-                serving.write_deepstream_config(request.deepstream_config, served)
+                serving_configs.write_deepstream_config(request.deepstream_config, served)
         if request.manifest_name:
             manifest.write(out.staged(request.manifest_name))
             names.append(request.manifest_name)
@@ -517,7 +517,7 @@ def _gate_accuracy(build: _Build, built: BuiltEngine, name: str) -> None:
     request, recorded, checked = build.request, build.files.recorded, build.files.evaluation
     assert recorded is not None and checked is not None
     with build.manifest.timed("evaluate"):
-        block, verdict = accuracy.gate_engine(
+        block, verdict = evaluation_step.gate_engine(
             checked,
             recorded,
             build.backend.facts.name,
@@ -540,7 +540,7 @@ def _stage_engine(build: _Build, built: BuiltEngine, name: str) -> list[str]:
     manifest.artifacts[-1]["runtime"] = build.backend.facts.name
     names = _list_companions(build, built)
     served = _served(build, built, out.final_location(name), build.files.onnx, build.files.qdq)
-    for kind, staged in serving.stage_beside(out, served):
+    for kind, staged in serving_configs.stage_beside(out, served):
         manifest.add_artifact(kind, out.staged(staged), out.final_location(staged))
         names.append(staged)
     manifest.details["serving"] = _serving_entry(out, [name, *names])
@@ -557,7 +557,7 @@ def _list_companions(build: _Build, built: BuiltEngine) -> list[str]:
     return names
 
 
-def _build_deploy(build: _Build, deploy_onnx: Path) -> serving.Served:
+def _build_deploy(build: _Build, deploy_onnx: Path) -> serving_configs.Served:
     """The SDK-compatible engine from the plain build's calibration, built and verified (its
     artifacts are listed by `_publishable_deploy`, after the plain engine's)."""
     request, files, out = build.request, build.files, build.out
@@ -609,7 +609,7 @@ def _build_deploy(build: _Build, deploy_onnx: Path) -> serving.Served:
     )
 
 
-def _publishable_deploy(build: _Build, served: serving.Served) -> list[str]:
+def _publishable_deploy(build: _Build, served: serving_configs.Served) -> list[str]:
     """List the deploy engine and its serving configs in the manifest; their names."""
     out, manifest = build.out, build.manifest
     name = served.artifact_location.rpartition("/")[2]
@@ -629,11 +629,11 @@ def _publishable_deploy(build: _Build, served: serving.Served) -> list[str]:
 
 def _served(
     build: _Build, built: BuiltEngine, location: str, onnx_path: Path, qdq: Path | None
-) -> serving.Served:
+) -> serving_configs.Served:
     request = build.request
     built_from_qdq = built.details.get("int8Source") == "qdq" and request.inputs.qdq_model
     record = build.record.as_dict() if build.record is not None else {}
-    return serving.Served(
+    return serving_configs.Served(
         facts=build.backend.facts,
         precision=request.engine.precision,
         max_batch_size=request.engine.max_batch_size,
@@ -653,7 +653,7 @@ def _serving_entry(out: OutputSet, names: list[str]) -> dict[str, Any]:
     if config is not None:
         model_dir = config.rpartition("/")[0]
         entry = {
-            "tritonRepository": out.final_location(serving.TRITON_DIR),
+            "tritonRepository": out.final_location(serving_configs.TRITON_DIR),
             "tritonModel": model_dir.rpartition("/")[2],
             "tritonConfig": out.final_location(config),
             **entry,

@@ -46,7 +46,7 @@ from bodypose_exporter.engines.base import run_batched
 from bodypose_exporter.engines.registry import ONNX_REFERENCE, backend_by_name
 from bodypose_exporter.manifest import Kind, file_name
 from bodypose_exporter.serving import deepstream, triton
-from bodypose_exporter.stages.serving import TRITON_DIR, Served
+from bodypose_exporter.stages.serving_configs import TRITON_DIR, Served
 from bodypose_exporter.storage.outputs import OutputSet
 from bodypose_exporter.verification.reference import Reference
 

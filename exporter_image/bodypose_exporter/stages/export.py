@@ -4,7 +4,7 @@
 -> fidelity check against Keras -> `.etlt` (encrypted ONNX) plus the plain
 `.onnx` (TAO 5 and current DeepStream read ONNX directly) plus `manifest.json`;
 for int8 also the calibration stage's outputs (`stages.calibrate`); with an
-evaluation set, the FP32 model's OKS AP (`evaluation.json`, `stages.accuracy`).
+evaluation set, the FP32 model's OKS AP (`evaluation.json`, `stages.evaluation_step`).
 
 With `--sdk_compatible_model` and an evaluation set both graphs are
 published: the plain `<model>.onnx` (TAO's evaluation tools, and ours, read
@@ -46,7 +46,7 @@ from bodypose_exporter.convert.keras_to_onnx import OnnxExportInfo, keras_to_onn
 from bodypose_exporter.engines.base import run_batched
 from bodypose_exporter.engines.registry import ONNX_REFERENCE, backend_by_name
 from bodypose_exporter.errors import CorruptModelError, UserError
-from bodypose_exporter.evaluation.accuracy import EvaluationRequest, evaluate_artifact
+from bodypose_exporter.evaluation.artifact_ap import EvaluationRequest, evaluate_artifact
 from bodypose_exporter.evaluation.digest import set_digest
 from bodypose_exporter.evaluation.sources import open_set
 from bodypose_exporter.manifest import (
@@ -61,15 +61,15 @@ from bodypose_exporter.model.bpnet import stage_count
 from bodypose_exporter.model.deploy import build_deploy_model
 from bodypose_exporter.model.dims import InputDims
 from bodypose_exporter.model.keras_backend import keras
-from bodypose_exporter.stages import accuracy
 from bodypose_exporter.stages import calibrate as calibration_step
 from bodypose_exporter.stages import deploy as deploy_engine
+from bodypose_exporter.stages import evaluation_step
 from bodypose_exporter.stages.build import BuildStageRequest, build_from_export
 from bodypose_exporter.stages.calibrate import CalibrationRequest
 from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
 from bodypose_exporter.verification import reference as references
-from bodypose_exporter.verification.gates import VerificationError
+from bodypose_exporter.verification.agreement_gates import VerificationError
 from bodypose_exporter.verification.verify import verify
 
 log = logging.getLogger(__name__)
@@ -358,7 +358,7 @@ def _evaluate(run: _Export, plain: _Graph, evaluation_set: Any) -> Any:
     size = run.request.dims.height_width
     with run.manifest.timed("evaluate"):
         evaluated = evaluate_artifact(ONNX_REFERENCE, plain.info.path, evaluation_set, *size)
-    accuracy.write_reference(
+    evaluation_step.write_reference(
         run.out.staged(file_name(Kind.EVALUATION)), evaluation, evaluated, size,
         run.out.final_location(plain.name), run.evaluation_digest,
     )  # fmt: skip
@@ -508,4 +508,6 @@ def _describe(
     if fp16 is not None:
         run.manifest.details["fp16"] = {**fp16.as_dict(), "verification": run.fp16_verification}
     if evaluated is not None and request.evaluation is not None:
-        run.manifest.details["evaluation"] = accuracy.export_block(request.evaluation, evaluated)
+        run.manifest.details["evaluation"] = evaluation_step.export_block(
+            request.evaluation, evaluated
+        )

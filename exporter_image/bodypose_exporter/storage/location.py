@@ -2,7 +2,7 @@
 
 Every stage reads and writes through `Location` (exists, fetch, put, list),
 so no stage asks which kind it has; S3 goes through `storage.s3` (one client
-per process, the UserErrors a user can act on), a path through the file
+per process, its faults typed in `storage.errors`), a path through the file
 system. All-or-nothing sets of outputs are `storage.outputs.OutputSet`.
 """
 

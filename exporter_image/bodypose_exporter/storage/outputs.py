@@ -28,9 +28,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bodypose_exporter.errors import OutputNotWritableError, StorageUnavailableError, UserError
+from bodypose_exporter.errors import OutputNotWritableError, UserError
 from bodypose_exporter.manifest import MANIFEST_NAME
 from bodypose_exporter.storage import s3
+from bodypose_exporter.storage.errors import UnreachableError
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,11 @@ class OutputSet:
             except UserError as exc:
                 if not sets_a_manifest:
                     raise
-                # S3 away stays S3 away (the Job retries it); a refusal stays a refusal.
-                kind = (
-                    StorageUnavailableError
-                    if isinstance(exc, StorageUnavailableError)
+                # S3 away stays S3 away (the Job retries it); a refusal stays the same
+                # refusal (denied, no bucket), anything else a refused write.
+                kind: type[UserError] = (
+                    type(exc)
+                    if isinstance(exc, UnreachableError | OutputNotWritableError)
                     else OutputNotWritableError
                 )
                 raise kind(self._stopped(exc, done, len(names))) from exc

@@ -3,6 +3,9 @@
 The endpoint comes from `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` (boto3 reads
 them itself since 1.28), credentials from the usual chain. Nothing here knows
 whether the far side is AWS, MinIO or a test server.
+
+This is the one place S3's error codes are read: a failure leaves as one of the types
+in `storage.errors` (access denied, missing, unreachable), which callers branch on.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError
 
-from bodypose_exporter.errors import (
-    NotFoundError,
-    OutputNotWritableError,
-    StorageUnavailableError,
-    UserError,
+from bodypose_exporter.errors import OutputNotWritableError, UserError
+from bodypose_exporter.storage.errors import (
+    AccessDeniedError,
+    MissingError,
+    UnreachableError,
+    WriteDeniedError,
+    WriteTargetMissingError,
 )
 
 
@@ -96,27 +101,40 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+#: A missing key: S3's NoSuchKey, or a HEAD's bare 404 (a HEAD response has no body).
+_MISSING_KEY = ("404", "NoSuchKey", "NotFound")
+#: Refusals of the credentials (a HEAD's is a bare 403; any HTTP 403 counts too).
+_DENIED = ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+def _denied(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return _error_code(exc) in _DENIED or status == 403
+
+
 @contextmanager
 def _reading(uri: S3Uri, verb: str = "read") -> Iterator[None]:
-    """S3 failures while reading `uri` as the UserError a user can act on."""
+    """S3 failures while reading `uri` as the typed UserError a user can act on."""
     try:
         yield
     except ClientError as exc:
         if _error_code(exc) == "NoSuchBucket":
-            raise NotFoundError(f"{uri}: bucket {uri.bucket!r} does not exist") from exc
-        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            raise NotFoundError(f"{uri} does not exist") from exc
+            raise MissingError(f"{uri}: bucket {uri.bucket!r} does not exist") from exc
+        if _error_code(exc) in _MISSING_KEY:
+            raise MissingError(f"{uri} does not exist") from exc
         if _transient(exc):
-            raise StorageUnavailableError(f"cannot {verb} {uri}: {exc}") from exc
+            raise UnreachableError(f"cannot {verb} {uri}: {exc}") from exc
+        if _denied(exc):
+            raise AccessDeniedError(f"cannot {verb} {uri}: {exc}") from exc
         raise UserError(f"cannot {verb} {uri}: {exc}") from exc
     except BotoCoreError as exc:
         if _transient(exc):
-            raise StorageUnavailableError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
+            raise UnreachableError(f"cannot reach the S3 endpoint for {uri}: {exc}") from exc
         raise UserError(f"cannot {verb} {uri}: {exc}") from exc
 
 
 def download(uri: S3Uri, dst: Path) -> None:
-    """Fetch one object; a missing bucket or key is a NotFoundError naming the URI."""
+    """Fetch one object; a missing bucket or key is a MissingError naming the URI."""
     with _reading(uri):
         client().download_file(uri.bucket, uri.key, str(dst))
 
@@ -135,13 +153,19 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
+def _client_error(exc: Exception) -> ClientError | None:
+    """What S3 said: the error itself, or the ClientError boto3's S3UploadFailedError wraps."""
+    cause = exc.__cause__ or exc.__context__
+    inner = cause if isinstance(cause, ClientError) else exc
+    return inner if isinstance(inner, ClientError) else None
+
+
 def _write_refusal(exc: Exception) -> str:
     """Why S3 refused a write, without the local file's name: boto3's S3UploadFailedError
     names the pod's scratch path, which means nothing to the user (the ClientError it
     wraps says what S3 said)."""
-    cause = exc.__cause__ or exc.__context__
-    inner = cause if isinstance(cause, ClientError) else exc
-    if isinstance(inner, ClientError):
+    inner = _client_error(exc)
+    if inner is not None:
         code = _error_code(inner)
         said = inner.response.get("Error", {}).get("Message") or code
         if code in ("AccessDenied", "403"):
@@ -149,7 +173,17 @@ def _write_refusal(exc: Exception) -> str:
         if code == "NoSuchBucket":
             return "the bucket does not exist"
         return f"{code}: {said}"
-    return str(inner)
+    return str(exc)
+
+
+def _refused_write(exc: Exception) -> type[OutputNotWritableError]:
+    """The type of a write S3 refused (not transient): denied, no bucket, or another no."""
+    inner = _client_error(exc)
+    if inner is not None and _denied(inner):
+        return WriteDeniedError
+    if inner is not None and _error_code(inner) == "NoSuchBucket":
+        return WriteTargetMissingError
+    return OutputNotWritableError
 
 
 def upload(src: Path, uri: S3Uri) -> None:
@@ -157,10 +191,10 @@ def upload(src: Path, uri: S3Uri) -> None:
         client().upload_file(str(src), uri.bucket, uri.key)
     except (ClientError, S3UploadFailedError, EndpointConnectionError, BotoCoreError) as exc:
         if _transient(exc):
-            raise StorageUnavailableError(
+            raise UnreachableError(
                 f"cannot write {uri}: the S3 endpoint did not answer ({_write_refusal(exc)})"
             ) from exc
-        raise OutputNotWritableError(f"cannot write {uri}: {_write_refusal(exc)}") from exc
+        raise _refused_write(exc)(f"cannot write {uri}: {_write_refusal(exc)}") from exc
 
 
 def check_writable(uri: S3Uri) -> None:
@@ -173,10 +207,10 @@ def check_writable(uri: S3Uri) -> None:
         client().delete_object(Bucket=probe.bucket, Key=probe.key)
     except (ClientError, EndpointConnectionError, BotoCoreError) as exc:
         if _transient(exc):
-            raise StorageUnavailableError(
+            raise UnreachableError(
                 f"cannot reach the S3 endpoint for {uri}: {_write_refusal(exc)}"
             ) from exc
-        raise OutputNotWritableError(f"cannot write to {uri}: {_write_refusal(exc)}") from exc
+        raise _refused_write(exc)(f"cannot write to {uri}: {_write_refusal(exc)}") from exc
 
 
 def delete(uri: S3Uri) -> None:
@@ -185,8 +219,8 @@ def delete(uri: S3Uri) -> None:
         client().delete_object(Bucket=uri.bucket, Key=uri.key)
     except (ClientError, EndpointConnectionError, BotoCoreError) as exc:
         if _transient(exc):
-            raise StorageUnavailableError(f"cannot delete {uri}: {exc}") from exc
-        raise OutputNotWritableError(f"cannot delete {uri}: {exc}") from exc
+            raise UnreachableError(f"cannot delete {uri}: {exc}") from exc
+        raise _refused_write(exc)(f"cannot delete {uri}: {exc}") from exc
 
 
 def exists(uri: S3Uri) -> bool:
@@ -195,7 +229,7 @@ def exists(uri: S3Uri) -> bool:
         try:
             client().head_object(Bucket=uri.bucket, Key=uri.key)
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if _error_code(exc) in _MISSING_KEY:
                 return False
             raise
     return True

@@ -3,11 +3,11 @@
 A resource's `spec.evaluation` (`annotationsUri`, `imagesUri`, `maxImages`,
 `maxApDrop`) arrives as an `EvaluationRequest`. The export stage runs
 `evaluate_artifact` on the FP32 ONNX model it just wrote and records the
-figures in `evaluation.json` (`stages.accuracy.write_reference`); every build
+figures in `evaluation.json` (`stages.evaluation_step.write_reference`); every build
 stage runs `engine_ap_gate` on its own engine, on its own hardware, with the
 same set, decoding and `maxImages`, against the figures the export recorded
-(`stages.accuracy.read_reference`), records the result in its manifest and
-calls `gate.enforce_ap_drop` to refuse the target. Same functions as `bpnet
+(`stages.evaluation_step.read_reference`), records the result in its manifest and
+calls `ap_gate.enforce_ap_drop` to refuse the target. Same functions as `bpnet
 evaluate`, so a user can reproduce a Job's verdict by hand.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bodypose_exporter.engines.registry import backend_by_name
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.ap_gate import ApDropVerdict, check_ap_drop, max_ap_drop_for
 from bodypose_exporter.evaluation.dataset import EvaluationSet
-from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.gate import ApDropVerdict, check_ap_drop, max_ap_drop_for
 from bodypose_exporter.evaluation.inference import evaluate_set
 from bodypose_exporter.evaluation.sources import open_set
 
@@ -60,7 +60,7 @@ def engine_ap_gate(
 
     The limit is checked before any inference, so a negative `maxApDrop`
     costs no download; `evaluation_set`: the set already opened (and checked:
-    the build's same-set check, `stages.accuracy`), else it is opened here.
+    the build's same-set check, `stages.evaluation_step`), else it is opened here.
     """
     max_ap_drop_for(precision, request.max_ap_drop)
     with tempfile.TemporaryDirectory(prefix="bpnet-evaluation-") as tmp:

@@ -18,7 +18,7 @@ does not refuse the engine.)
 `check_ap_drop` returns a verdict (the build stage records it either way);
 `enforce_ap_drop` raises `ApDropError` (exit code 3, like the verification
 gates) when it failed. Engine-vs-FP32 output agreement is gated separately by
-`verification.gates`; this gate is about the keypoints users get.
+`verification.agreement_gates`; this gate is about the keypoints users get.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation.figures import ApFigures
+from bodypose_exporter.evaluation.ap_figures import ApFigures
 from bodypose_exporter.evaluation.peaks import MAX_CANDIDATES_PER_JOINT
 
 #: Largest AP drop, in AP points, allowed by default per precision.

@@ -1,6 +1,6 @@
 """Default gates per precision, their overrides, and the message of a failed gate.
 
-A gate is a bound on one figure (`figures.agreement`): `maxAbsDiff` at most,
+A gate is a bound on one figure (`agreement_figures.agreement`): `maxAbsDiff` at most,
 `cosine` and `peakAgreement` at least. The defaults, and the measurements
 behind them (sample BpNet at 224x320, 8 held-back sample images, ONNX
 Runtime; `benchmarks/engines.py` and the tests repeat them):

@@ -9,7 +9,7 @@ measure (no medium people, say); it is kept as -1 and shown as "-".
 `peak_candidates_capped` counts the images on which at least one joint had
 more heatmap candidates than the decoder keeps (`peaks.MAX_CANDIDATES_PER_JOINT`):
 a healthy model never gets near the cap, so figures with a count above the
-reference's are those of a broken model or engine (`gate.check_ap_drop`
+reference's are those of a broken model or engine (`ap_gate.check_ap_drop`
 refuses it). Records written before the count existed read back as 0.
 """
 

@@ -1,6 +1,6 @@
 """Agreement figures between an engine's outputs and the FP32 ONNX Runtime reference.
 
-Built on `bodypose_exporter.metrics`, the module the INT8 calibration's
+Built on `bodypose_exporter.output_agreement`, the module the INT8 calibration's
 QDQ-vs-FP32 agreement (`calibration/agreement.py`) uses too, so a cal.bin's
 figures and an engine's read the same way:
 
@@ -9,7 +9,7 @@ figures and an engine's read the same way:
   per image, averaged over images; `cosine` is the smaller of the two (the
   gated figure) and `cosineWorstImage` the smallest single-image value;
 - `peakAgreement`: the share of the reference's keypoint candidates (found
-  as TAO's decoder finds them, `metrics.smoothed_maxima`: Gaussian smoothing,
+  as TAO's decoder finds them, `output_agreement.smoothed_maxima`: Gaussian smoothing,
   4-neighbour maxima above 0.1, on each joint channel; the background
   channel is left out) that the engine also has within one heatmap cell
   (8 input pixels at BpNet's stride; the decoder places keypoints inside a
@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 # The definitions calibration.agreement uses too, so that both sets of figures mean the same.
-from bodypose_exporter.metrics import (
+from bodypose_exporter.output_agreement import (
     HEATMAP_THRESHOLD,
     argmax_peaks,
     output_roles,

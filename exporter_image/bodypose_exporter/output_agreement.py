@@ -2,7 +2,7 @@
 
 One owner for the numbers both the INT8 calibration (`calibration.agreement`,
 QDQ model vs FP32 on held-back images) and engine verification
-(`verification.figures`, an engine vs the FP32 reference) report, so that a
+(`verification.agreement_figures`, an engine vs the FP32 reference) report, so that a
 cal.bin's figures and an engine's read the same way:
 
 - `output_role` / `output_roles`: which output is the heatmap and which the

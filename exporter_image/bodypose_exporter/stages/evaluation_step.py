@@ -6,7 +6,7 @@ beside it (artifact kind `evaluation-reference`): the set it used and the
 figures in the library's record (`ApFigures.as_dict`, AP as 0..1, read back
 by `ApFigures.from_record`). Every build reads that file (`--eval_reference`),
 evaluates its own engine on the same set with the same decoding, and gates
-the drop (`evaluation.gate`).
+the drop (`evaluation.ap_gate`).
 
 Both blocks carry `peakCandidatesCapped`: on how many images the decoder hit
 its cap of heatmap candidates per joint (`evaluation.peaks`); above the
@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.errors import UserError
-from bodypose_exporter.evaluation.accuracy import EvaluationRequest, engine_ap_gate
+from bodypose_exporter.evaluation.ap_figures import ApFigures
+from bodypose_exporter.evaluation.ap_gate import ApDropVerdict
+from bodypose_exporter.evaluation.artifact_ap import EvaluationRequest, engine_ap_gate
 from bodypose_exporter.evaluation.dataset import EvaluationSet
 from bodypose_exporter.evaluation.digest import SetDigest, set_digest
-from bodypose_exporter.evaluation.figures import ApFigures
-from bodypose_exporter.evaluation.gate import ApDropVerdict
 from bodypose_exporter.evaluation.sources import open_set
 
 log = logging.getLogger(__name__)
