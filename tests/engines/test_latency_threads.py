@@ -21,7 +21,6 @@ from onnx import TensorProto, helper
 
 from bodypose_exporter.engines.ort.runner import OrtRunner
 from bodypose_exporter.engines.trt.runner import TensorRTRunner
-from bodypose_exporter.engines.trt_rtx.runner import TensorRTRTXRunner
 from bodypose_exporter.verification import latency
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +95,15 @@ def test_each_runtime_declares_what_its_figures_include() -> None:
     # TensorRT's own clock: CUDA events around the execution alone, nothing copied.
     assert (TensorRTRunner.clock, TensorRTRunner.timed_includes) == ("cuda-events", ("inference",))
     # TensorRT-RTX through Polygraphy: the wall clock around copies, execution and copies back.
-    assert TensorRTRTXRunner.run_includes == (
+    # Read in a child process: importing its runner switches Polygraphy to TensorRT-RTX for
+    # the whole process (engines/trt_rtx/runtime.py), which broke the TensorRT tests that
+    # ran after this module in the same pytest process.
+    read = subprocess.run(
+        [sys.executable, "-c", "from bodypose_exporter.engines.trt_rtx.runner import "
+         "TensorRTRTXRunner as R; import json; print(json.dumps(R.run_includes))"],
+        capture_output=True, text=True, check=True, env=os.environ.copy(),
+    )  # fmt: skip
+    assert tuple(json.loads(read.stdout)) == (
         "host-to-device copies", "inference", "device-to-host copies", "output conversion",
     )  # fmt: skip
     assert OrtRunner.run_includes == ("inference", "output conversion")
