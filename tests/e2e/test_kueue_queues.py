@@ -19,7 +19,8 @@ export's own Queued status is then tested as well.
 
 Targets use the onnxruntime backend (no TensorRT here) with the GPU request the
 examples give them (limits nvidia.com/gpu: 1), which is what Kueue counts against the
-flavors' quota.
+flavors' quota; their CPU (a timed build's request equals its limit) is counted too, and
+the GPU flavors carry CPU quota enough for every build (`gpu_quota`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ class Setup:
 
 def custom(cluster: LocalCluster) -> Any:
     return client.CustomObjectsApi(cluster.api)
+
+
+def gpu_quota(gpus: int) -> dict[str, Any]:
+    """A GPU flavor's quota: `gpus` GPUs, and CPUs enough for every build at once. The GPU
+    targets here build with ONNX Runtime (no TensorRT here), and a timed build's CPU request
+    equals its limit (builders/jobs.py `target_resources`), so a ClusterQueue that covered
+    GPUs alone would admit none of them; the GPUs stay the only scarce resource."""
+    return {"nvidia.com/gpu": gpus, "cpu": "8"}
 
 
 def gpu_target(name: str, selector: dict[str, str]) -> dict[str, Any]:
@@ -314,7 +323,7 @@ def test_two_a100_builds_take_turns_the_t4_build_runs_alongside_all_admitted_by_
 ) -> None:
     gpus = f"gpus-{uuid.uuid4().hex[:6]}"
     add_cluster_queue(setup, gpus, {
-        setup.flavors["a100"]: {"nvidia.com/gpu": 1}, setup.flavors["t4"]: {"nvidia.com/gpu": 1},
+        setup.flavors["a100"]: gpu_quota(1), setup.flavors["t4"]: gpu_quota(1),
     })  # fmt: skip
     add_local_queue(setup, "gpus", gpus)  # the chart's jobs.queueName
     # Two a100 targets (their pools told apart by the selector, so neither reuses the
@@ -401,7 +410,7 @@ def test_zero_quota_leaves_the_target_queued_with_kueues_reason_until_quota_is_a
     setup: Setup, bucket: str
 ) -> None:
     scarce = f"scarce-{uuid.uuid4().hex[:6]}"
-    add_cluster_queue(setup, scarce, {setup.flavors["t4"]: {"nvidia.com/gpu": 0}})
+    add_cluster_queue(setup, scarce, {setup.flavors["t4"]: gpu_quota(0)})
     add_local_queue(setup, "scarce", scarce)
     log = StatusLog(setup.cluster, setup.namespace, "scarce")
     try:
@@ -438,7 +447,9 @@ def test_zero_quota_leaves_the_target_queued_with_kueues_reason_until_quota_is_a
         # One t4 GPU of quota: Kueue admits it, and the resource finishes.
         api = custom(setup.cluster)
         cq = api.get_cluster_custom_object(GROUP, VERSION, "clusterqueues", scarce)
-        cq["spec"]["resourceGroups"][0]["flavors"][0]["resources"][0]["nominalQuota"] = 1
+        (gpu,) = [r for r in cq["spec"]["resourceGroups"][0]["flavors"][0]["resources"]
+                  if r["name"] == "nvidia.com/gpu"]  # fmt: skip
+        gpu["nominalQuota"] = 1
         api.replace_cluster_custom_object(GROUP, VERSION, "clusterqueues", scarce, cq)
         raised = dt.datetime.now(dt.UTC)
         final = wait_ready(setup, "scarce")
@@ -477,7 +488,7 @@ def test_a_missing_local_queue_is_said_in_kueues_words_stalls_and_heals_once_it_
     assert f"(pending deadline {PENDING_DEADLINE}s)" in cond["message"], cond
 
     cq = f"found-{uuid.uuid4().hex[:6]}"
-    add_cluster_queue(setup, cq, {setup.flavors["t4"]: {"nvidia.com/gpu": 1}})
+    add_cluster_queue(setup, cq, {setup.flavors["t4"]: gpu_quota(1)})
     add_local_queue(setup, name, cq)
     try:
         final = wait_ready(setup, "lost", timeout=300)
