@@ -61,7 +61,7 @@ lint: env
 	$(VENV)/bin/lint-imports
 
 typecheck: env
-	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster
+	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster bodypose_contract
 
 unit: tools env cluster-binaries images
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 PACKAGES = {
+    "bodypose_contract": ROOT / "bodypose_contract",
     "bodypose_exporter": ROOT / "exporter_image" / "bodypose_exporter",
     "bodypose_operator": ROOT / "operator" / "bodypose_operator",
     "devcluster": ROOT / "devcluster",
@@ -100,6 +101,12 @@ def _add_import(module: Path, line: str) -> None:
             "The operator never imports the exporter",
         ),
         ("devcluster/__init__.py", "import bodypose_operator", "The dev cluster imports neither"),
+        # The contract both images install stays apart from both halves.
+        (
+            "bodypose_contract/backends.py",
+            "import bodypose_exporter.errors",
+            "The contract both images install imports neither half",
+        ),
         # Kueue knows the cluster only through its Protocol: the old circle stays dissolved.
         ("devcluster/kueue.py", "import devcluster.controlplane", "Dev cluster layers"),
     ],

@@ -4,12 +4,11 @@ It lists each artifact's path, size and sha256, the input dims, tensor names,
 the codec that encrypted the files, tool and library versions and stage
 timings. Written last: its presence marks the set complete.
 
-The catalogue (`Kind`, `file_name`) is the one place that names every
-artifact kind a manifest can list and the file each is written as; the
-stages write through it and read each other's manifests by kind
-(`artifact_path`). The operator keeps a mirror of the kinds and names it
-reads or passes to Jobs (`bodypose_operator/api/artifacts.py`), checked
-against this one by `tests/contract/test_artifact_catalogue.py`.
+The catalogue (`Kind`, `file_name`) lives in the contract both images install
+(`bodypose_contract/artifacts.py`), the one place that names every artifact
+kind a manifest can list and the file each is written as; it is re-exported
+here for the stages, which write through it and read each other's manifests
+by kind (`artifact_path`). The operator reads the same catalogue.
 """
 
 from __future__ import annotations
@@ -21,72 +20,42 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bodypose_contract import manifest as manifest_schema
+from bodypose_contract.artifacts import (
+    FIXED_NAMES,
+    MANIFEST_NAME,
+    MODEL_STEM,
+    MODEL_SUFFIXES,
+    OLD_KINDS,
+    REJECTED_MANIFEST_NAME,
+    Kind,
+    file_name,
+)
 from bodypose_exporter import __version__
 
-MANIFEST_NAME = "manifest.json"
-#: A build whose gate failed: its figures, never beside a manifest.json (stages.build).
-REJECTED_MANIFEST_NAME = "manifest.rejected.json"
-SCHEMA = "bodypose.dev/export-manifest/v1"
-#: The stem of every model file a resource's Jobs write (TAO's notebook names them so).
-MODEL_STEM = "bpnet_model"
+__all__ = [
+    "FIXED_NAMES",
+    "MANIFEST_NAME",
+    "MODEL_STEM",
+    "MODEL_SUFFIXES",
+    "OLD_KINDS",
+    "REJECTED_MANIFEST_NAME",
+    "SCHEMA",
+    "Kind",
+    "Manifest",
+    "artifact_path",
+    "file_name",
+    "library_versions",
+    "model_stem",
+    "sha256_of",
+]
 
-
-class Kind(StrEnum):
-    """Every artifact kind a manifest lists (`artifacts[].kind`)."""
-
-    ETLT = "etlt"  # the encrypted ONNX, TAO's .etlt
-    ONNX = "onnx"  # the plain FP32 ONNX (the evaluated graph)
-    DEPLOY_ONNX = "deploy-onnx"  # the SDK-compatible graph (--sdk_compatible_model)
-    REFERENCE = "reference"  # inputs and FP32 outputs engines are verified against
-    EVALUATION = "evaluation-reference"  # the FP32 model's OKS AP on the evaluation set
-    CALIBRATION_CACHE = "calibration-cache"  # cal.bin, TensorRT's calibration-cache format
-    QDQ_MODEL = "qdq-model"  # the explicitly quantized ONNX
-    FP16_ONNX = "fp16-onnx"  # the FP16 mixed-precision ONNX, FP32 inputs and outputs
-    CALIBRATION_RANGES = "calibration-ranges"  # every tensor's range by every method
-    ENGINE = "engine"  # a target's engine or CPU artifact
-    TRITON_CONFIG = "triton-config"
-    TRITON_MODEL = "triton-model"
-    DEEPSTREAM_CONFIG = "deepstream-config"
-    EPCONTEXT_MODEL = "epcontext-model"  # ONNX Runtime's EPContext model wrapping an engine
-    DEPLOY_ENGINE = "deploy-engine"  # the SDK-compatible engine beside the evaluated one
-    DEPLOY_TRITON_CONFIG = "deploy-triton-config"
-    DEPLOY_TRITON_MODEL = "deploy-triton-model"
-    DEPLOY_DEEPSTREAM_CONFIG = "deploy-deepstream-config"
-
-
-#: Kinds written under a fixed name (the others are named after the model or the engine).
-FIXED_NAMES: dict[Kind, str] = {
-    Kind.REFERENCE: "reference.npz",
-    Kind.EVALUATION: "evaluation.json",
-    Kind.CALIBRATION_CACHE: "cal.bin",
-    Kind.CALIBRATION_RANGES: "calibration.json",
-    Kind.DEEPSTREAM_CONFIG: "bodypose2d_pgie_config.txt",
-    Kind.DEPLOY_DEEPSTREAM_CONFIG: "bodypose2d_pgie_config.deploy.txt",
-}
-#: Kinds named after the model's stem: `<stem><suffix>`.
-MODEL_SUFFIXES: dict[Kind, str] = {
-    Kind.ETLT: ".etlt",
-    Kind.ONNX: ".onnx",
-    Kind.DEPLOY_ONNX: ".deploy.onnx",
-    Kind.QDQ_MODEL: ".qdq.onnx",
-    Kind.FP16_ONNX: ".fp16.onnx",
-}
-#: Names manifests written before the catalogue used for the same kinds (still read).
-OLD_KINDS: dict[str, Kind] = {"cal-cache": Kind.CALIBRATION_CACHE, "qdq": Kind.QDQ_MODEL}
-
-
-def file_name(kind: Kind, stem: str = MODEL_STEM) -> str:
-    """The file an artifact of `kind` is written as (`stem`: the model's, e.g. from `-o`)."""
-    if kind in FIXED_NAMES:
-        return FIXED_NAMES[kind]
-    if kind in MODEL_SUFFIXES:
-        return stem + MODEL_SUFFIXES[kind]
-    raise ValueError(f"{kind} is named after its engine, not a fixed file name")
+#: The manifest's schema (its keys: `bodypose_contract.manifest`).
+SCHEMA = manifest_schema.SCHEMA
 
 
 def model_stem(name: str) -> str:
@@ -138,14 +107,13 @@ class Manifest:
     timings: dict[str, float] = field(default_factory=dict)
 
     def add_artifact(self, kind: Kind, staged: Path, location: str) -> None:
-        self.artifacts.append(
-            {
-                "kind": str(kind),
-                "path": location,
-                "bytes": staged.stat().st_size,
-                "sha256": sha256_of(staged),
-            }
-        )
+        entry: manifest_schema.ArtifactEntry = {
+            "kind": str(kind),
+            "path": location,
+            "bytes": staged.stat().st_size,
+            "sha256": sha256_of(staged),
+        }
+        self.artifacts.append(dict(entry))
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:

@@ -1,29 +1,30 @@
 """The short JSON result a Job's pod leaves as its termination message.
 
-Kubernetes reads a container's termination message from
-`terminationMessagePath` (default /dev/termination-log) and caps it at 4096
-bytes, so the result names artifacts and figures, never file contents. The
-path comes from `BODYPOSE_TERMINATION_LOG` so the CLI writes nothing outside a
-Job.
+Its shape, the byte cap and the variable naming its path are the contract's
+(`bodypose_contract/termination.py`), which the operator reads too. The path comes
+from `BODYPOSE_TERMINATION_LOG` so the CLI writes nothing outside a Job.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
-ENV_VAR = "BODYPOSE_TERMINATION_LOG"
-MAX_BYTES = 4096
+from bodypose_contract import termination
+from bodypose_contract.termination import ENV_VAR, EVALUATION_KEYS, MAX_BYTES
+
+__all__ = ["ENV_VAR", "EVALUATION_KEYS", "MAX_BYTES", "report_failure", "report_success"]
 
 
-def _write(payload: dict[str, Any]) -> None:
+def _write(payload: termination.TerminationMessage) -> None:
     path = os.environ.get(ENV_VAR)
     if not path:
         return
     text = _encode(payload)
     if len(text.encode()) > MAX_BYTES:
-        payload = {k: payload[k] for k in ("stage", "ok", "reason", "message") if k in payload}
+        kept = {k: v for k, v in payload.items() if k in termination.ESSENTIAL_KEYS}
+        payload = cast(termination.TerminationMessage, kept)
         payload["truncated"] = True
         text = _encode(payload)
         # Shorten the message, never the JSON: a report cut mid-string is no report, and
@@ -39,17 +40,12 @@ def _write(payload: dict[str, Any]) -> None:
         f.write(text)
 
 
-def _encode(payload: dict[str, Any]) -> str:
+def _encode(payload: termination.TerminationMessage) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-#: What of a manifest's `evaluation` the result carries: the figures a status shows per
-#: target (AP points), without the operator reading the manifest from S3.
-EVALUATION_KEYS = ("images", "people", "figures", "reference", "apDrop", "maxApDrop", "passed")
-
-
 def report_success(stage: str, manifest: dict[str, Any]) -> None:
-    payload: dict[str, Any] = {
+    payload: termination.TerminationMessage = {
         "stage": stage,
         "ok": True,
         "artifacts": [

@@ -24,6 +24,7 @@ import logging
 import os
 from typing import Any
 
+from bodypose_contract.manifest import Key
 from bodypose_exporter import __version__
 from bodypose_exporter.cli import args as groups
 from bodypose_exporter.cli import tao_flags
@@ -240,7 +241,7 @@ def evaluation_request(args: argparse.Namespace) -> EvaluationRequest | None:
 def verification_line(export_manifest: dict[str, Any]) -> str:
     verification = export_manifest.get("engine", {}).get("verification", {})
     if verification.get("run") is False:
-        return f"verification not run: {verification.get('notRunReason')}"
+        return f"verification not run: {verification.get(Key.NOT_RUN_REASON)}"
     figures = verification.get("figures", {})
     shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
     return f"verification {shown}  {'passed' if verification.get('passed') else 'FAILED'}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import onnx
 
+from bodypose_contract.manifest import Key
 from bodypose_exporter.calibration import calibration_cache, tensorfile
 from bodypose_exporter.cli import args as groups
 from bodypose_exporter.cli.paths import PathKind, mark
@@ -84,7 +85,7 @@ def _describe_manifest(data: dict[str, Any]) -> list[str]:
         lines.append("hardware " + json.dumps(engine["hardware"], sort_keys=True))
     verification = engine.get("verification")
     if verification and verification.get("run") is False:
-        lines.append(f"verification not run: {verification.get('notRunReason')}")
+        lines.append(f"verification not run: {verification.get(Key.NOT_RUN_REASON)}")
     elif verification:
         figures = ", ".join(f"{k} {v:.4g}" for k, v in verification.get("figures", {}).items())
         verdict = "passed" if verification.get("passed") else "FAILED"

@@ -21,9 +21,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from bodypose_contract.backends import PRECISIONS, BackendSupport
 from bodypose_exporter.serving.triton import TritonPlatform
 
-PRECISIONS = ("fp32", "fp16", "int8")
+__all__ = ["PRECISIONS", "BackendSupport"]  # re-exported: the contract's, for the stages
 
 
 def flag(name: str, *, engine_only: bool = True) -> dict[str, Any]:
@@ -91,19 +92,19 @@ class BuildRequest:
 class BackendFacts:
     """Everything a backend is besides building and loading, declared by the backend
     itself (`engines/<backend>/facts.py`) and importable without its runtime: the
-    stages, serving and naming ask these, never the backend's name."""
+    stages, serving and naming ask these, never the backend's name.
 
-    name: str
+    What it supports (precisions, artifact suffixes, int8 sources, compatibility
+    levels, precisions built as another) is its row of the contract both images
+    install (`support`, `bodypose_contract.backends`), the same row the operator
+    and the CRD read; the rest is the exporter's alone."""
+
+    support: BackendSupport
     runtime: str  # what loads the artifact, as the manifest says it
-    #: The suffixes its artifact's file takes, the default first (`naming.artifact_file_name`).
-    artifact_suffixes: tuple[str, ...]
     triton: TritonPlatform | None  # None: Triton has no platform for the artifact
     #: DeepStream's nvinfer loads the artifact itself (`model-engine-file`); else only the ONNX.
     nvinfer_loads: bool
     needs_gpu: bool  # its build and its runner need a GPU in the pod
-    precisions: tuple[str, ...]
-    int8_sources: tuple[str, ...]  # calibration-cache | tensorfile | qdq
-    hardware_compatibility_levels: tuple[str, ...] = ("none",)
     #: It takes --expected_gpu_product / --expected_compute_capability.
     checks_gpu: bool = False
     #: The CPU int8 classes it builds for (--int8_instruction_set); empty: it takes none.
@@ -115,17 +116,34 @@ class BackendFacts:
     #: The import the backend needs, and what to tell a user where it is missing.
     requires: str | None = None
     unavailable: str = ""
-    #: Precisions it takes but builds as another: (asked, built, why). The artifact is
-    #: named, recorded and verified as what it is (`built_precision`).
-    built_as: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.support.name
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return self.support.precisions
+
+    @property
+    def artifact_suffixes(self) -> tuple[str, ...]:
+        """The suffixes its artifact's file takes, the default first
+        (`naming.artifact_file_name`)."""
+        return self.support.artifact_suffixes
+
+    @property
+    def int8_sources(self) -> tuple[str, ...]:
+        return self.support.int8_sources
+
+    @property
+    def hardware_compatibility_levels(self) -> tuple[str, ...]:
+        return self.support.hardware_compatibility_levels
 
     def built_precision(self, asked: str) -> tuple[str, str | None]:
         """The precision an artifact asked for as `asked` computes in, and why it differs
-        (None when it does not)."""
-        for requested, built, why in self.built_as:
-            if requested == asked:
-                return built, why
-        return asked, None
+        (None when it does not). The artifact is named, recorded and verified as what it
+        is."""
+        return self.support.built_precision(asked)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bodypose_contract.manifest import Key
 from bodypose_exporter.errors import UserError
 
 DEFAULT_GATES: dict[str, dict[str, float]] = {
@@ -110,9 +111,9 @@ class Verdict:
                 "precision": self.precision,
                 "figures": {},
                 "gates": {},
-                "run": False,
+                Key.RUN: False,
                 "outcome": self.outcome,
-                "notRunReason": self.not_run,
+                Key.NOT_RUN_REASON: self.not_run,
             }
         return {
             "precision": self.precision,

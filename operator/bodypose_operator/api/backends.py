@@ -5,7 +5,10 @@ builds and runs an engine, `bodypose_exporter/engines/`); this table holds
 only what the operator needs to validate a target and to make its build Job:
 the image the Job runs, its default resources, the suffix of the file it
 writes, the build arguments only that backend takes, the target fields it
-accepts, what else enters its pool identity, and the precisions it builds.
+accepts, what else enters its pool identity, and the precisions it builds. What a
+backend supports (its name, precisions, artifact suffix, compute capabilities) is
+its row of the contract both images install (`bodypose_contract/backends.py`), the
+one list the exporter reads too; `Backend.of` copies it into the operator's row.
 The CRD's `backend` enum, the admission rules (`api/admission.py`), the Job
 builders (`builders/jobs.py`, `builders/naming.py`) and `settings.py` read
 these rows; nothing else in the operator compares a backend's name, so adding
@@ -18,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from bodypose_contract.backends import ONNXRUNTIME, TENSORRT, TENSORRT_RTX, BackendSupport
 
 
 class BuildImage(StrEnum):
@@ -113,48 +118,52 @@ class Backend:
         cpu = self.default_resources.get("limits", {}).get("cpu")
         return None if cpu is None else str(cpu)
 
+    @classmethod
+    def of(cls, support: BackendSupport, **operator_facts: Any) -> Backend:
+        """The row of a backend whose support is the contract's `support`; the rest
+        (`operator_facts`) is what only the operator acts on."""
+        return cls(
+            name=support.name,
+            artifact_suffix=support.artifact_suffix,
+            precisions=support.precisions,
+            compute_capabilities=support.compute_capabilities,
+            **operator_facts,
+        )
+
     def resources(self) -> dict[str, Any]:
         """The default resources, a copy the caller may put in a Job manifest."""
         return {kind: dict(amounts) for kind, amounts in self.default_resources.items()}
 
 
 _ROWS: tuple[Backend, ...] = (
-    Backend(
-        name="tensorrt",
+    Backend.of(
+        TENSORRT,
         summary="a TensorRT engine built on the pool's GPU",
         build_image=BuildImage.GPU,
         # No CPU: its figures are CUDA-event times of the GPU's work, and a Kueue
         # ClusterQueue covering only nvidia.com/gpu must still admit its Jobs.
         default_resources={"limits": {"nvidia.com/gpu": "1"}},
-        artifact_suffix=".engine",
-        precisions=("fp32", "fp16", "int8"),
         options=frozenset({"hardwareCompatibility"}),
         checks_gpu_product=True,
         int8_routes=True,
         shares_timing_cache=True,
         image_in_identity=True,
     ),
-    Backend(
-        name="onnxruntime",
+    Backend.of(
+        ONNXRUNTIME,
         summary="an ONNX Runtime-optimized ONNX model (CPU pools, demos)",
         build_image=BuildImage.CPU,
         default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
-        artifact_suffix=".onnx",
-        precisions=("fp32", "fp16", "int8"),
         int8_by_cpu_class=True,
     ),
-    Backend(
-        name="tensorrt-rtx",
+    Backend.of(
+        TENSORRT_RTX,  # fp32 and fp16; the compute capabilities it builds for
         summary="a TensorRT-RTX engine built ahead of time for the pool's GPUs, on any node "
         "(no GPU needed; fp32 and fp16)",
         build_image=BuildImage.CPU,
         default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
-        artifact_suffix=".engine",
-        # Its INT8 quantizes GEMM weights only, not convolution activations.
-        precisions=("fp32", "fp16"),
         options=frozenset({"computeCapabilities"}),
         image_in_identity=True,  # the engine loads only in its TensorRT-RTX version
-        compute_capabilities=("7.5", "8.0", "8.6", "8.9", "12.0", "12.1"),
     ),
 )
 

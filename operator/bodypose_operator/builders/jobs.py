@@ -9,7 +9,7 @@ working directory, HOME and TMPDIR) and /tmp (for libraries that ignore TMPDIR).
 Images: export Jobs run `settings.export_job_image` (the CPU exporter image, or
 one built on TAO's deploy container); a build Job runs the image its backend's
 row in `api/backends.py` names, with that row's default resources and arguments.
-File names come from `api/artifacts.py`, the mirror of the exporter's catalogue.
+File names come from the catalogue both images install (`bodypose_contract/artifacts.py`).
 The model key reaches the export pod only as a `secretKeyRef` environment
 variable (BODYPOSE_MODEL_KEY, which `bpnet-export` reads when `-k` is absent):
 it never appears in args, so never in the Job spec.
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bodypose_operator.api.artifacts import (
+from bodypose_contract import target as contract_target
+from bodypose_contract.artifacts import (
     DEPLOY_INFIX,
     MODEL_STEM,
-    TARGETS_DIR,
     Kind,
     file_name,
 )
@@ -82,7 +82,7 @@ def target_prefix(prefix: str, target: str, identity: str) -> str:
     The identity (`builders.naming.target_identity`) is in the path so that an artifact
     built for what the target was (another pool, another backend) is never found where
     the target as it is now looks for its own."""
-    return f"{prefix}/{TARGETS_DIR}/{target}/{identity}"
+    return contract_target.target_prefix(prefix, target, identity)
 
 
 def _owner_reference(resource: dict[str, Any]) -> dict[str, Any]:
@@ -404,7 +404,7 @@ def build_args(
         "--max_workspace_size", str(spec.engine.maxWorkspaceSize),
         "--engine_file", engine,
         "--reference", f"{shared}/{file_name(Kind.REFERENCE)}",
-        "--target_identity", identity,
+        contract_target.IDENTITY_FLAG, identity,
     ]  # fmt: skip
     if spec.precision == "int8":
         args += [

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bodypose_operator.api.artifacts import Kind
+from bodypose_contract.artifacts import Kind
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
 from bodypose_operator.builders.jobs import engine_file_name
 from bodypose_operator.controller.conditions import (

@@ -4,21 +4,22 @@ Each stage writes a `manifest.json` last (the exporter's `manifest.py`): the
 artifacts it published (kind, path, sha256, bytes), the hardware and
 compatibility record of a build, its timings, verification and evaluation
 figures. `controller/decide.py` turns those into the resource's status with
-these functions; the kinds they look for are the operator's mirror of the
-exporter's catalogue (`api/artifacts.py`).
+these functions; the kinds they look for and the keys they read are the contract
+both images install (`bodypose_contract/artifacts.py`, `bodypose_contract/manifest.py`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bodypose_operator.api.artifacts import Kind, file_name
+from bodypose_contract.artifacts import Kind, file_name
+from bodypose_contract.manifest import Key
 from bodypose_operator.api.status import COMPATIBILITY_FIELDS, ServingConfigs
 
 
 def artifact_ref(manifest: dict[str, Any], kind: Kind) -> dict[str, Any] | None:
     """The status' ArtifactRef of the manifest's artifact of `kind`, or None."""
-    for artifact in manifest.get("artifacts", []):
+    for artifact in manifest.get(Key.ARTIFACTS, []):
         if artifact.get("kind") == kind:
             return {
                 "uri": artifact["path"],
@@ -30,7 +31,7 @@ def artifact_ref(manifest: dict[str, Any], kind: Kind) -> dict[str, Any] | None:
 
 def _tensorfile(manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The tensorfile lives where the spec named it, not among the published artifacts."""
-    uri = (manifest.get("calibration") or {}).get("tensorfile")
+    uri = (manifest.get(Key.CALIBRATION) or {}).get("tensorfile")
     return {"uri": uri} if uri else None
 
 
@@ -49,7 +50,7 @@ def shared_artifacts(manifest: dict[str, Any], manifest_uri: str) -> dict[str, A
 
 def calibration_message(manifest: dict[str, Any]) -> str:
     """The Calibrated condition's message: where cal.bin came from, how the QDQ model agrees."""
-    cal = manifest.get("calibration") or {}
+    cal = manifest.get(Key.CALIBRATION) or {}
     cache = file_name(Kind.CALIBRATION_CACHE)
     if cal.get("cacheReused"):
         return f"{cache} reused from {cal.get('cacheFile')}"
@@ -70,7 +71,7 @@ def calibration_message(manifest: dict[str, Any]) -> str:
 def evaluation_status(manifest: dict[str, Any]) -> dict[str, Any] | None:
     """`status.evaluation`: the FP32 model's AP on the evaluation set, as the export
     recorded it."""
-    evaluation = manifest.get("evaluation")
+    evaluation = manifest.get(Key.EVALUATION)
     if not isinstance(evaluation, dict):
         return None
     figures = evaluation.get("figures") or {}
@@ -100,32 +101,32 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         fields["deployEngine"] = {k: v for k, v in deploy.items() if v is not None}
     # The compatibility record (a TensorRT engine's GPU, an int8 CPU artifact's
     # instruction set) over what the hardware said.
-    record = {**manifest.get("hardware", {}), **(manifest.get("compatibility") or {})}
+    record = {**manifest.get(Key.HARDWARE, {}), **(manifest.get(Key.COMPATIBILITY) or {})}
     for key in COMPATIBILITY_FIELDS:
         if record.get(key) is not None:
             fields[key] = str(record[key])
-    if isinstance(manifest.get("runtime"), str):
-        fields["runtime"] = manifest["runtime"]
+    if isinstance(manifest.get(Key.RUNTIME), str):
+        fields["runtime"] = manifest[Key.RUNTIME]
     fields.update(_precision_fields(manifest))
-    serving = manifest.get("serving") or {}
+    serving = manifest.get(Key.SERVING) or {}
     configs = {
         k: serving[k] for k in ServingConfigs.model_fields if isinstance(serving.get(k), str)
     }
     if configs:
         fields["serving"] = configs
-    if manifest.get("timingsSeconds", {}).get("build") is not None:
-        fields["buildSeconds"] = float(manifest["timingsSeconds"]["build"])
+    if manifest.get(Key.TIMINGS, {}).get("build") is not None:
+        fields["buildSeconds"] = float(manifest[Key.TIMINGS]["build"])
     fields.update(_evaluation_fields(manifest))
     fields.update(_latency_fields(manifest))
-    verification = manifest.get("verification", {})
+    verification = manifest.get(Key.VERIFICATION, {})
     figures = verification.get("figures")
     if isinstance(figures, dict) and figures:
         fields["verification"] = {
             k: float(v) for k, v in figures.items() if isinstance(v, (int, float))
         }
-    if verification.get("run") is False:
+    if verification.get(Key.RUN) is False:
         # Built ahead of time for GPUs this pod does not have: a build, no figures.
-        fields["notRun"] = str(verification.get("notRunReason") or "not run")
+        fields["notRun"] = str(verification.get(Key.NOT_RUN_REASON) or "not run")
     return fields
 
 
@@ -133,13 +134,15 @@ def _precision_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     """What the artifact computes in: the builder's own word first (ONNX Runtime's
     `effectivePrecision`, also in manifests written before `precision` said it), then the
     manifest's `precision`; and why it is not the one asked for."""
-    built = (manifest.get("build") or {}).get("effectivePrecision") or manifest.get("precision")
+    built = (manifest.get(Key.BUILD) or {}).get(Key.EFFECTIVE_PRECISION) or manifest.get(
+        Key.PRECISION
+    )
     if not isinstance(built, str):
         return {}
     fields = {"precision": built}
-    asked = manifest.get("requestedPrecision", manifest.get("precision"))
-    if isinstance(manifest.get("precisionReason"), str):
-        fields["precisionReason"] = manifest["precisionReason"]
+    asked = manifest.get(Key.REQUESTED_PRECISION, manifest.get(Key.PRECISION))
+    if isinstance(manifest.get(Key.PRECISION_REASON), str):
+        fields["precisionReason"] = manifest[Key.PRECISION_REASON]
     elif isinstance(asked, str) and asked != built:
         fields["precisionReason"] = f"{asked} was asked for; the builder made {built}"
     return fields
@@ -147,7 +150,7 @@ def _precision_fields(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _evaluation_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     """A target's AP on the evaluation set and its drop below the FP32 model's."""
-    evaluation = manifest.get("evaluation") or {}
+    evaluation = manifest.get(Key.EVALUATION) or {}
     ap = (evaluation.get("figures") or {}).get("AP")
     if not isinstance(ap, int | float):
         return {}
@@ -166,7 +169,7 @@ def _evaluation_fields(manifest: dict[str, Any]) -> dict[str, Any]:
 def _latency_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     """The engine's latency on its build node, as the build measured it (nothing when it
     could not run the engine: a figure nobody measured is never reported)."""
-    latency = manifest.get("latency") or {}
+    latency = manifest.get(Key.LATENCY) or {}
     if latency.get("measured") is False or "batch1" not in latency:
         return {}
     timed = {}
@@ -217,5 +220,5 @@ def _quantity(cpus: float) -> str:
 
 def stage_seconds(manifest: dict[str, Any]) -> float:
     """How long a stage took, all its timed steps together."""
-    timings = manifest.get("timingsSeconds") or {}
+    timings = manifest.get(Key.TIMINGS) or {}
     return float(sum(v for v in timings.values() if isinstance(v, int | float)))

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from bodypose_operator.api.artifacts import MANIFEST_NAME
+from bodypose_contract.artifacts import MANIFEST_NAME
+from bodypose_contract.manifest import Key
 from bodypose_operator.api.backends import BACKENDS
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
 from bodypose_operator.builders.jobs import (
@@ -135,7 +136,7 @@ def _own(manifest: dict[str, Any] | None, facts: StageFacts) -> dict[str, Any] |
     """The manifest, if it is one of this stage's identity (a target's records it)."""
     if manifest is None or facts.identity is None:
         return manifest
-    recorded = manifest.get("targetIdentity")
+    recorded = manifest.get(Key.TARGET_IDENTITY)
     if recorded == facts.identity:
         return manifest
     facts.ignored = (

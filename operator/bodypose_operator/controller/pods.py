@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
+from bodypose_contract.termination import TerminationMessage
 from bodypose_operator.controller.redact import redact, redact_result
 
 # Waiting reasons of a container whose image the kubelet cannot pull.
@@ -52,7 +53,8 @@ class StartFailure:
 class PodReport:
     """What the operator needs from a Job's pods."""
 
-    result: dict[str, Any] | None = None  # the termination message, parsed
+    #: The termination message, parsed (`bodypose_contract.termination`), or None.
+    result: TerminationMessage | None = None
     waiting_reason: str | None = None  # e.g. CreateContainerConfigError
     waiting_message: str | None = None
     unschedulable_message: str | None = None
@@ -63,7 +65,7 @@ class PodReport:
     last_failure: tuple[str, str] | None = None
 
 
-def _parse_message(text: str | None) -> dict[str, Any] | None:
+def _parse_message(text: str | None) -> TerminationMessage | None:
     if not text:
         return None
     try:
@@ -71,7 +73,7 @@ def _parse_message(text: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         # FallbackToLogsOnError: the log tail of a crash, not our JSON.
         return {"ok": False, "reason": "Crashed", "message": text.strip()[-500:]}
-    return parsed if isinstance(parsed, dict) else None
+    return cast(TerminationMessage, parsed) if isinstance(parsed, dict) else None
 
 
 def _is_result(text: str) -> bool:

@@ -23,7 +23,7 @@ Pure: text and values in, text out.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -59,7 +59,7 @@ def _assignment(match: re.Match[str]) -> str:
     return name + separator + REDACTED
 
 
-def redact_result(result: dict[str, Any] | None, secrets: Collection[str] = ()) -> Any:
+def redact_result(result: Mapping[str, object] | None, secrets: Collection[str] = ()) -> Any:
     """A pod's parsed result with its top-level texts (stage, reason, message: where a
     failure's words are) redacted; its records (artifacts' paths and digests, figures)
     are data, kept exactly as the exporter wrote them."""

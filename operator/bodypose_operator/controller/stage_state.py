@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from bodypose_contract.termination import TerminationMessage
 from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.controller.facts import StageFacts
 from bodypose_operator.controller.job_status import (
@@ -136,7 +137,7 @@ def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.date
     if state == "Failed":
         if report and report.start_failure:
             return _start_failure(what, report.start_failure, name)
-        result = (report.result if report else None) or {}
+        result: TerminationMessage = (report.result if report else None) or {}
         reason = str(result.get("reason") or "JobFailed")
         message = str(result.get("message") or f"Job {name} failed")
         return StageState("Failed", reason, f"{what}: {message}", name)

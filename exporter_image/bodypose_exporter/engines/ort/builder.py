@@ -46,6 +46,7 @@ from typing import Any
 import onnx
 import onnxruntime as ort
 
+from bodypose_contract.manifest import Int8Source, Key
 from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.calibration.qdq import UINT8_RELU, ranges_of, write_qdq_model
 from bodypose_exporter.engines.base import (
@@ -128,14 +129,14 @@ class OnnxRuntimeBuilder:
                 "for this CPU target is the optimized FP32 graph"
             )
         source = request.onnx_path
-        details: dict[str, Any] = {"int8Source": "fp32"}
+        details: dict[str, Any] = {Key.INT8_SOURCE: Int8Source.FP32}
         record = int8_record(options, described)
         if record is not None:
             instruction_set, weights = record.fields["instructionSet"], record.fields["weights"]
             amax, origin = _int8_ranges(request)
             source = work / "qdq.onnx"
             write_qdq_model(request.onnx_path, amax, source, flavour=UINT8_RELU, weights=weights)
-            details = {"int8Source": origin, "int8Weights": weights}
+            details = {Key.INT8_SOURCE: origin, "int8Weights": weights}
             log.info(
                 "int8 for %s CPUs: %s weights%s",
                 instruction_set,

@@ -77,6 +77,7 @@ from polygraphy.backend.trt import (
 )
 from polygraphy.exception import PolygraphyException
 
+from bodypose_contract.manifest import Key
 from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
 from bodypose_exporter.engines.trt import hardware
@@ -204,7 +205,7 @@ class BuildPlan:
     def as_dict(self) -> dict[str, Any]:
         return {
             "int8Route": self.route,
-            "int8Source": self.int8_source,
+            Key.INT8_SOURCE: self.int8_source,
             "fp16Route": self.fp16_route,
             "stronglyTyped": self.strongly_typed,
             "flags": {"tf32": self.tf32, "fp16": self.fp16, "int8": self.int8},

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from bodypose_exporter.engines.base import PRECISIONS, BackendFacts
+from bodypose_contract.backends import TENSORRT
+from bodypose_exporter.engines.base import BackendFacts
 from bodypose_exporter.serving.triton import TritonPlatform
 
 FACTS = BackendFacts(
-    name="tensorrt",
+    support=TENSORRT,  # precisions, int8 sources, compatibility levels, suffixes
     runtime="TensorRT (a serialized engine, a plan)",
-    artifact_suffixes=(".engine", ".plan"),
     triton=TritonPlatform("tensorrt_plan", "model.plan", "KIND_GPU"),
     nvinfer_loads=True,
     needs_gpu=True,
-    precisions=PRECISIONS,
-    int8_sources=("qdq", "calibration-cache", "tensorfile"),
-    # TensorRT's HardwareCompatibilityLevel NONE and AMPERE_PLUS (engines.compatibility).
-    hardware_compatibility_levels=("none", "ampere+"),
     checks_gpu=True,
     timing_cache=True,
     requires="tensorrt",

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from bodypose_contract.backends import TENSORRT_RTX
 from bodypose_exporter.engines.base import BackendFacts
 
 FACTS = BackendFacts(
-    name="tensorrt-rtx",
+    support=TENSORRT_RTX,  # fp32 and fp16, the compute capabilities it builds for
     runtime="TensorRT-RTX (its runtime loads the engine; ONNX Runtime's NvTensorRTRTX "
     "execution provider through the EPContext model beside it)",
-    artifact_suffixes=(".engine",),
     # Triton serves TensorRT plans of TensorRT's own runtime; an RTX engine is not one.
     triton=None,
     nvinfer_loads=False,  # DeepStream's nvinfer runs TensorRT engines, not TensorRT-RTX's
     needs_gpu=False,  # built ahead of time for named compute capabilities
-    precisions=("fp32", "fp16"),
-    int8_sources=(),
     requires="tensorrt_rtx",
     unavailable=(
         "--engine_backend tensorrt-rtx needs NVIDIA TensorRT-RTX (pip install "

@@ -19,11 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bodypose_contract.backends import TENSORRT_RTX
 from bodypose_exporter.engines.trt_rtx import devices
 from bodypose_exporter.errors import UserError
 
-#: What this TensorRT-RTX release builds for (checked against the module when it is there).
-SUPPORTED = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")
+#: What this TensorRT-RTX release builds for (checked against the module when it is there):
+#: the contract's row, the same list the operator's admission and the CRD read.
+SUPPORTED = TENSORRT_RTX.compute_capabilities
 #: What ONNX Runtime's NvTensorRTRTX execution provider runs (its documentation: Ampere
 #: RTX and later, 8.6 and 8.9 and 12.x): where the EPContext model is worth writing.
 ONNX_RUNTIME_PROVIDER = ("8.6", "8.9", "12.0", "12.1")
