@@ -12,12 +12,15 @@ one list the exporter reads too; `Backend.of` copies it into the operator's row.
 The CRD's `backend` enum, the admission rules (`api/admission.py`), the Job
 builders (`builders/jobs.py`, `builders/naming.py`) and `settings.py` read
 these rows; nothing else in the operator compares a backend's name, so adding
-a backend is one row here (and its image, if it needs a new one).
+a backend is one row here (and its image, if it needs a new one), or a plug-in
+module that `register`s its row, named in `BODYPOSE_BACKEND_PLUGINS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -46,6 +49,9 @@ class TargetOption:
     flag: str  # the `bpnet-build` argument that carries it
     refused: str  # how the refusal names the field and the values others refuse
     listed: bool = False  # a list field, passed comma-separated
+    #: Its value when the target leaves it unset, read from the pool's nodeSelector (the
+    #: build then gets that); None: an unset option is passed as it is.
+    from_pool: Callable[[Mapping[str, str]], Any] | None = None
 
     def is_set(self, value: Any) -> bool:
         return bool(value) if self.listed else value != self.unset
@@ -60,18 +66,27 @@ HARDWARE_COMPATIBILITY = TargetOption(
     flag="--hardware_compatibility",
     refused="hardwareCompatibility ampere+",
 )
+#: GPU feature discovery's labels of a node's GPU compute capability.
+COMPUTE_MAJOR_LABEL = "nvidia.com/gpu.compute.major"
+COMPUTE_MINOR_LABEL = "nvidia.com/gpu.compute.minor"
+
+
+def pool_capability(node_selector: Mapping[str, str]) -> list[str]:
+    """The pool's own compute capability, as GPU feature discovery labels its nodes
+    (admission made sure a target that relies on it names both labels)."""
+    return [f"{node_selector[COMPUTE_MAJOR_LABEL]}.{node_selector[COMPUTE_MINOR_LABEL]}"]
+
+
 COMPUTE_CAPABILITIES = TargetOption(
     field="computeCapabilities",
     unset="",
     flag="--compute_capabilities",
     refused="computeCapabilities",
     listed=True,
+    from_pool=pool_capability,
 )
 #: The target fields that only some backends accept.
 TARGET_OPTIONS: tuple[TargetOption, ...] = (HARDWARE_COMPATIBILITY, COMPUTE_CAPABILITIES)
-#: GPU feature discovery's labels of a node's GPU compute capability.
-COMPUTE_MAJOR_LABEL = "nvidia.com/gpu.compute.major"
-COMPUTE_MINOR_LABEL = "nvidia.com/gpu.compute.minor"
 
 
 @dataclass(frozen=True)
@@ -167,9 +182,34 @@ _ROWS: tuple[Backend, ...] = (
     ),
 )
 
+#: Every backend, by name: the built-in rows, then the plug-ins (`register`).
 BACKENDS: dict[str, Backend] = {row.name: row for row in _ROWS}
 #: A target that names no backend builds with this one.
 DEFAULT_BACKEND = _ROWS[0].name
+#: The modules of plug-in backends, comma-separated (the exporter's registry reads it too:
+#: `bodypose_exporter/engines/registry.py`).
+PLUGINS_ENV = "BODYPOSE_BACKEND_PLUGINS"
+
+
+def register(row: Backend) -> None:
+    """Add a backend's row. Before the spec models are first imported: the CRD's enum and
+    the admission rules are made from the table then (`api/base.py`, `api/admission.py`).
+    A name registered twice is refused: two rows would answer to it."""
+    if row.name in BACKENDS:
+        raise ValueError(f"a backend named {row.name!r} is already registered")
+    BACKENDS[row.name] = row
+
+
+def register_plugins(modules: str | None = None) -> None:
+    """Register the plug-ins `modules` names (default: `$BODYPOSE_BACKEND_PLUGINS`): each
+    module's `register_operator(register)` adds its row (and imports no exporter)."""
+    names = os.environ.get(PLUGINS_ENV, "") if modules is None else modules
+    for name in (n.strip() for n in names.split(",")):
+        if name:
+            importlib.import_module(name).register_operator(register)
+
+
+register_plugins()
 
 
 def accepting(option: TargetOption, backends: Mapping[str, Backend] = BACKENDS) -> list[str]:

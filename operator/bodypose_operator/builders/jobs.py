@@ -34,9 +34,6 @@ from bodypose_contract.artifacts import (
 )
 from bodypose_operator.api.backends import (
     BACKENDS,
-    COMPUTE_CAPABILITIES,
-    COMPUTE_MAJOR_LABEL,
-    COMPUTE_MINOR_LABEL,
     TARGET_OPTIONS,
 )
 from bodypose_operator.api.queues import QUEUE_LABEL
@@ -446,11 +443,8 @@ def _backend_args(spec: BodyPoseExportSpec, target: Target) -> list[str]:
         if option.field not in backend.options:
             continue
         value = getattr(target, option.field)
-        if option is COMPUTE_CAPABILITIES and not value:
-            # The pool's own, as GPU feature discovery labels its nodes (admission made sure
-            # the nodeSelector names both).
-            value = [f"{target.nodeSelector[COMPUTE_MAJOR_LABEL]}."
-                     f"{target.nodeSelector[COMPUTE_MINOR_LABEL]}"]  # fmt: skip
+        if not option.is_set(value) and option.from_pool is not None:
+            value = option.from_pool(target.nodeSelector)
         args += [option.flag, option.argument(value)]
     if backend.checks_gpu_product:
         # The build stops before any work when the GPU it finds is not the one the pool

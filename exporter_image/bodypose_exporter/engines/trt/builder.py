@@ -202,6 +202,23 @@ class BuildPlan:
     calibrate_first: bool = False
     notes: tuple[str, ...] = field(default=())
 
+    @classmethod
+    def strongly_typed_plan(
+        cls, model: Path, precision: str, input_name: str, input_shape: tuple[int, int, int],
+        max_batch: int, workspace: int,
+    ) -> BuildPlan:  # fmt: skip
+        """A strongly typed build of `model` as it is (its own types decide each layer's
+        precision: no flags, no int8 source, no timing cache, no hardware-compatibility
+        level), batches 1 to `max_batch` optimised for `max_batch`. The public surface a
+        variant of this backend builds on (`engines/trt_rtx/builder.py`)."""
+        return cls(
+            model=model, precision=precision, route=None, int8_source=None,
+            fp16_route="strong" if precision == "fp16" else None, strongly_typed=True,
+            tf32=False, fp16=False, int8=False, input_name=input_name, input_shape=input_shape,
+            profile=(1, max_batch, max_batch), calibration_batch=None, workspace=workspace,
+            timing_cache=None, hardware_compatibility="none", strict=False,
+        )  # fmt: skip
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "int8Route": self.route,

@@ -51,15 +51,10 @@ def plan_build(request: BuildRequest) -> Any:
     binding = onnx_bindings.read(model).input
     if len(binding.dims) != 3:
         raise UserError(f"{model}: input {binding.name} is not NHWC: dims {binding.dims}")
-    batch = options.max_batch_size
-    return BuildPlan(
-        model=model, precision=options.precision, route=None, int8_source=None,
-        fp16_route="strong" if options.precision == "fp16" else None, strongly_typed=True,
-        tf32=False, fp16=False, int8=False, input_name=binding.name,
-        input_shape=(binding.dims[0], binding.dims[1], binding.dims[2]),
-        profile=(1, batch, batch), calibration_batch=None,
-        workspace=options.max_workspace_size, timing_cache=None,
-        hardware_compatibility="none", strict=False,
+    return BuildPlan.strongly_typed_plan(
+        model, options.precision, binding.name,
+        (binding.dims[0], binding.dims[1], binding.dims[2]),
+        options.max_batch_size, options.max_workspace_size,
     )  # fmt: skip
 
 
