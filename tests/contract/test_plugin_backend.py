@@ -1,0 +1,94 @@
+"""A backend defined only under tests/support/ (`echo`) plugs into the operator's half.
+
+Named in `BODYPOSE_BACKEND_PLUGINS`, the operator reads it at start: the CRD
+generated in memory offers it, admission applies its own precision list, and the
+operator makes its build Jobs with its options. Each check runs in a child process:
+the spec's backend enum is fixed when `bodypose_operator.api` is first imported,
+and this test process imported it without the plug-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = "tests.support.echo_backend"
+
+CHILD = textwrap.dedent(
+    """
+    import json
+
+    import pydantic
+    import yaml
+
+    from bodypose_operator.api.crd import render
+    from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
+    from bodypose_operator.builders.jobs import build_target_job
+    from bodypose_operator.settings import Settings
+    from tests.support.operator_fakes import resource, spec_dict
+
+    crd = yaml.safe_load(render())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    targets = [{"name": "cpu", "backend": "echo", "hardwareCompatibility": "ampere+"}]
+    try:
+        BodyPoseExportSpec.model_validate(spec_dict(
+            precision="int8", targets=targets, calibration={"imagesUri": "s3://bucket/images"}))
+        refused = None
+    except pydantic.ValidationError as e:
+        refused = str(e)
+    spec = BodyPoseExportSpec.model_validate(spec_dict(targets=targets))
+    job = build_target_job(resource(spec_dict(targets=targets)), spec, spec.targets[0],
+                           "k" * 16, Settings(), "i" * 16)
+    print(json.dumps({
+        "enum": schema["properties"]["targets"]["items"]["properties"]["backend"]["enum"],
+        "rules": schema["x-kubernetes-validations"],
+        "refused": refused,
+        "args": job["spec"]["template"]["spec"]["containers"][0]["args"],
+        "resources": job["spec"]["template"]["spec"]["containers"][0]["resources"],
+    }))
+    """
+)
+
+
+def _with_plugin() -> dict[str, Any]:
+    paths = [str(ROOT), *sys.path]
+    env = {**os.environ, "BODYPOSE_BACKEND_PLUGINS": PLUGIN,
+           "PYTHONPATH": os.pathsep.join(paths)}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    parsed: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return parsed
+
+
+def test_a_backend_under_tests_plugs_into_the_operator() -> None:
+    seen = _with_plugin()
+    # The CRD offers it after the built-in ones.
+    assert seen["enum"] == ["tensorrt", "onnxruntime", "tensorrt-rtx", "echo"]
+    # Its precision list is an admission rule, in the CRD's CEL and in the operator's check.
+    message = "echo targets build fp32 and fp16 only"
+    assert any(rule["message"] == message for rule in seen["rules"])
+    assert seen["refused"] is not None and message in seen["refused"]
+    # It accepts hardwareCompatibility: the CEL rule lets it through, and its Job carries it.
+    hardware = next(r for r in seen["rules"] if "hardwareCompatibility" in r["message"])
+    assert "t.backend == 'echo'" in hardware["rule"]
+    pairs = dict(zip(seen["args"][::2], seen["args"][1::2], strict=False))
+    assert pairs["--engine_backend"] == "echo"
+    assert pairs["--hardware_compatibility"] == "ampere+"
+    assert pairs["--engine_file"].endswith("/bpnet_model.320.448.fp16.onnx")
+    assert "--expected_gpu_product" not in pairs and "--int8_route" not in pairs
+    assert seen["resources"] == {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}
+
+
+def test_without_the_variable_the_operator_offers_the_built_in_backends_only() -> None:
+    from bodypose_operator.api.backends import BACKENDS
+
+    assert "echo" not in BACKENDS

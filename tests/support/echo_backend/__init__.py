@@ -1,0 +1,53 @@
+"""`echo`: a build backend defined only here, to prove a backend is a plug-in in both halves.
+
+Named in `BODYPOSE_BACKEND_PLUGINS` (`tests.support.echo_backend`), it joins the
+exporter's registry (`bpnet build --engine_backend echo` builds and verifies with it)
+and the operator's table (the CRD offers it, admission applies its precisions, the
+operator makes its build Jobs), with no file outside this folder naming it.
+
+Its artifact is a copy of the exported ONNX, run by ONNX Runtime (`engine.py`): a
+real build and a real verification, no GPU. It builds fp32 and fp16 (as the FP32
+graph, and says why), never int8, and takes `hardwareCompatibility` to show that a
+backend's options ride its Jobs' arguments.
+
+Each half calls only its own hook, and each hook imports only its own half, so the
+operator (which has no exporter in its image) never imports `engine.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bodypose_contract.backends import BackendSupport, BuiltAs
+
+NAME = "echo"
+SUPPORT = BackendSupport(
+    name=NAME,
+    precisions=("fp32", "fp16"),
+    artifact_suffixes=(".onnx",),
+    hardware_compatibility_levels=("none", "ampere+"),
+    built_as=(BuiltAs("fp16", "fp32", "echo copies the FP32 graph"),),
+)
+
+
+def register_exporter(register: Callable[..., None]) -> None:
+    """The exporter's half: its facts, and the module holding its `BACKEND`."""
+    from tests.support.echo_backend.facts import FACTS
+
+    register(FACTS, "tests.support.echo_backend.engine")
+
+
+def register_operator(register: Callable[[Any], None]) -> None:
+    """The operator's half: its row of the backend table."""
+    from bodypose_operator.api.backends import Backend, BuildImage
+
+    register(
+        Backend.of(
+            SUPPORT,
+            summary="a copy of the ONNX model run by ONNX Runtime (a test backend)",
+            build_image=BuildImage.CPU,
+            default_resources={"requests": {"cpu": "1"}, "limits": {"cpu": "1"}},
+            options=frozenset({"hardwareCompatibility"}),
+        )
+    )
