@@ -62,6 +62,13 @@ class ServingConfigs(ApiModel):
 class LatencyFigures(ApiModel):
     median: float = Field(description="Median milliseconds per inference.")
     p90: float = Field(description="90th percentile, milliseconds.")
+    p10: float | None = Field(default=None, description="10th percentile, milliseconds.")
+    spreadPct: float | None = Field(
+        default=None,
+        description="(p90 - p10) / median, in percent: how much of the figure is the node's "
+        "noise (a wide spread: compare such figures only by their ranges).",
+    )
+    runs: int | None = Field(default=None, description="Timed runs behind the figures.")
     batch: int = Field(description="The batch size timed.")
 
 

@@ -175,6 +175,12 @@ def _latency_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         if isinstance(entry.get("medianMs"), int | float):
             timed[key] = {"median": float(entry["medianMs"]), "p90": float(entry["p90Ms"]),
                           "batch": int(entry.get("batch", 1))}  # fmt: skip
+            # Builds before the spread was recorded wrote only the median and p90.
+            for source, name in (("p10Ms", "p10"), ("spreadPct", "spreadPct")):
+                if isinstance(entry.get(source), int | float):
+                    timed[key][name] = float(entry[source])
+            if isinstance(entry.get("runs"), int):
+                timed[key]["runs"] = entry["runs"]
     fields: dict[str, Any] = {"latencyMs": timed} if timed else {}
     top = latency.get("batchMax") or {}
     if isinstance(top.get("imagesPerSecond"), int | float):
