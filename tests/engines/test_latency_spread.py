@@ -99,3 +99,22 @@ def test_engines_timed_together_alternate_and_keep_their_own_figures() -> None:
 def test_never_fewer_timed_runs_than_the_least_the_record_can_bound(runs: int) -> None:
     record = latency.measure(Scripted([0.001] * 400), SAMPLE, 1, runs=runs)  # type: ignore[arg-type]
     assert record["batch1"]["runs"] == latency.MIN_RUNS
+
+
+def test_int8_no_faster_than_fp32_says_so_with_both_figures() -> None:
+    slow = latency.int8_speedup(
+        Scripted([0.011] * 500), Scripted([0.010] * 500), SAMPLE, "Intel Xeon (no VNNI)", runs=8
+    )  # type: ignore[arg-type]
+    record, warning = slow
+    assert (record["int8MedianMs"], record["fp32MedianMs"], record["ratio"]) == (11.0, 10.0, 0.91)
+    assert record["runs"] == 8 and record["spreadPct"] == {"int8": 0.0, "fp32": 0.0}
+    assert warning == (
+        "int8 is not faster than fp32 on Intel Xeon (no VNNI): int8 11.00 ms, fp32 10.00 ms "
+        "at batch 1 (0.91x, medians of 8 runs each, timed in alternation); published all "
+        "the same: an fp32 target serves this pool as fast with the FP32 model's accuracy"
+    )
+    # Where the int8 kernels do not saturate: the figures, no warning.
+    record, warning = latency.int8_speedup(
+        Scripted([0.003] * 500), Scripted([0.010] * 500), SAMPLE, "Intel Xeon (VNNI)", runs=8
+    )  # type: ignore[arg-type]
+    assert record["ratio"] == 3.33 and warning is None

@@ -171,3 +171,22 @@ def test_the_status_carries_each_figures_spread_and_a_new_build_replaces_it() ->
     rebuilt["latency"]["batch1"].update(medianMs=30.0, p90Ms=33.0, p10Ms=29.0, spreadPct=13.3)
     again = target_fields(rebuilt)["latencyMs"]["batch1"]
     assert again == {"median": 30.0, "p90": 33.0, "p10": 29.0, "spreadPct": 13.3, "batch": 1}
+
+
+def test_an_int8_artifact_no_faster_than_fp32_is_ready_with_a_warning_and_both_figures() -> None:
+    warning = "int8 is not faster than fp32 on Intel Xeon: int8 11.00 ms, fp32 10.00 ms ..."
+    manifest = ort_manifest(1.0)
+    manifest["int8Speedup"] = {"int8MedianMs": 11.0, "fp32MedianMs": 10.0, "ratio": 0.91,
+                               "runs": 40}  # fmt: skip
+    manifest["warnings"] = [warning]
+    status = TargetStatus.model_validate({"name": "cpu", "phase": "Ready",
+                                          **target_fields(manifest)})  # fmt: skip
+    assert status.int8Speedup is not None and status.warnings == [warning]
+    assert (status.int8Speedup.int8Ms, status.int8Speedup.fp32Ms, status.int8Speedup.ratio) == (
+        11.0, 10.0, 0.91,
+    )  # fmt: skip
+    # Rebuilt where int8 pays (another CPU class): the warning goes with the old manifest.
+    manifest["int8Speedup"] = {"int8MedianMs": 3.0, "fp32MedianMs": 10.0, "ratio": 3.33}
+    manifest["warnings"] = []
+    fields = target_fields(manifest)
+    assert "warnings" not in fields and fields["int8Speedup"]["ratio"] == 3.33

@@ -195,3 +195,39 @@ def measure_interleaved(
                "settled": warmed[name][1]}
         for name in timers
     }  # fmt: skip
+
+
+#: int8 that buys less than this over FP32 on its build node is published with a warning:
+#: on x86 CPUs without VNNI the u8s8 kernels saturate and int8 can be slower than FP32.
+WORTHWHILE_SPEEDUP = 1.1
+
+
+def int8_speedup(
+    int8: EngineRunner,
+    fp32: EngineRunner,
+    sample: Array,
+    device: str,
+    runs: int = RUNS,
+    budget: float = BUDGET_SECONDS,
+) -> tuple[dict[str, Any], str | None]:
+    """An int8 artifact against the FP32 model it came from, batch 1, timed in alternation
+    on this node: the record, and a warning when int8 is not worth its accuracy here."""
+    timed = measure_interleaved({"int8": int8, "fp32": fp32}, sample, runs=runs, budget=budget)
+    int8_ms, fp32_ms = timed["int8"]["medianMs"], timed["fp32"]["medianMs"]
+    ratio = round(fp32_ms / int8_ms, 2) if int8_ms > 0 else 0.0
+    record = {
+        "int8MedianMs": int8_ms,
+        "fp32MedianMs": fp32_ms,
+        "ratio": ratio,
+        "runs": timed["int8"]["runs"],
+        "spreadPct": {name: timed[name]["spreadPct"] for name in timed},
+        "how": "batch 1, the two models timed in alternation after each settled",
+    }
+    if ratio >= WORTHWHILE_SPEEDUP:
+        return record, None
+    return record, (
+        f"int8 is not faster than fp32 on {device}: int8 {int8_ms:.2f} ms, fp32 "
+        f"{fp32_ms:.2f} ms at batch 1 ({ratio:.2f}x, medians of {record['runs']} runs "
+        f"each, timed in alternation); published all the same: an fp32 target serves this "
+        f"pool as fast with the FP32 model's accuracy"
+    )

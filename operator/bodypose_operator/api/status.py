@@ -77,6 +77,15 @@ class Latency(ApiModel):
     batchMax: LatencyFigures | None = Field(default=None, description="At engine.maxBatchSize.")
 
 
+class Int8Speedup(ApiModel):
+    """An int8 CPU artifact against the FP32 model on the same node, timed in alternation."""
+
+    int8Ms: float = Field(description="The int8 artifact's batch-1 median, milliseconds.")
+    fp32Ms: float = Field(description="The FP32 model's batch-1 median, milliseconds.")
+    ratio: float = Field(description="fp32Ms / int8Ms: above 1, int8 is faster.")
+    runs: int | None = Field(default=None, description="Timed runs of each.")
+
+
 class LatencyMeasurement(ApiModel):
     """How `latencyMs` was measured: its clock, what it covers, the CPU slice and threads.
 
@@ -237,6 +246,15 @@ class TargetStatus(ApiModel):
         default=None,
         description="How latencyMs was measured: the clock, what it includes, the CPU share "
         "and threads.",
+    )
+    int8Speedup: Int8Speedup | None = Field(
+        default=None,
+        description="int8 CPU artifacts: how much faster than the FP32 model on the build node.",
+    )
+    warnings: list[str] | None = Field(
+        default=None,
+        description="What the build found worth knowing that did not stop it (an int8 "
+        "artifact no faster than FP32 on its build node: published, with both figures).",
     )
 
 

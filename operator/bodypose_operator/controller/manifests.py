@@ -117,6 +117,7 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         fields["buildSeconds"] = float(manifest["timingsSeconds"]["build"])
     fields.update(_evaluation_fields(manifest))
     fields.update(_latency_fields(manifest))
+    fields.update(_speedup_fields(manifest))
     verification = manifest.get("verification", {})
     figures = verification.get("figures")
     if isinstance(figures, dict) and figures:
@@ -189,6 +190,22 @@ def _latency_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         fields["latencyDevice"] = latency["device"]
     if timed:
         fields["latency"] = _measurement(latency)
+    return fields
+
+
+def _speedup_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """An int8 CPU artifact's speed against FP32 where its build measured both, and the
+    build's warnings (an int8 artifact no faster than FP32 is published, and says so)."""
+    fields: dict[str, Any] = {}
+    speedup = manifest.get("int8Speedup") or {}
+    figures = [speedup.get(k) for k in ("int8MedianMs", "fp32MedianMs", "ratio")]
+    if all(isinstance(v, int | float) for v in figures):
+        fields["int8Speedup"] = dict(zip(("int8Ms", "fp32Ms", "ratio"), figures, strict=True))
+        if isinstance(speedup.get("runs"), int):
+            fields["int8Speedup"]["runs"] = speedup["runs"]
+    warnings = [str(w) for w in manifest.get("warnings") or [] if isinstance(w, str)]
+    if warnings:
+        fields["warnings"] = warnings
     return fields
 
 
