@@ -127,8 +127,9 @@ def test_int8_artifact_passes_its_gate_and_serves_the_model_it_was_built_from(
     assert code == 0, err
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["build"]["int8Source"] == ("qdq" if source == "qdq" else "calibration-cache")
-    # Built from the QDQ model, the artifact is served as one (stages/build.py `_served` reads
-    # the details' int8Source, which the ONNX Runtime builder once recorded as `source`): the
+    # Built from the QDQ model, the artifact is served as one (`stages.build_engine.graph_of`
+    # reads the details' int8Source, which the ONNX Runtime builder once recorded as `source`,
+    # and `stages.serving_configs.for_engine` serves `Graph.QDQ` from it): the
     # DeepStream config names the QDQ model and the Triton config holds its bindings; built
     # from cal.bin, the FP32 model and cal.bin.
     served_from = calibrated.qdq_model if source == "qdq" else exported / "bpnet_model.onnx"
