@@ -149,6 +149,18 @@ def test_int8_artifact_passes_its_gate_and_serves_the_model_it_was_built_from(
     figures = manifest["verification"]["figures"]
     assert figures["cosine"] >= 0.98 and figures["peakAgreement"] >= 0.85
     assert "8 images" in manifest["verification"]["reference"]
+    # Timed against the FP32 model on this CPU; a warning exactly where int8 does not pay
+    # (no VNNI), with both figures: which one this machine gives is not the test's business.
+    speedup = manifest["int8Speedup"]
+    assert speedup["ratio"] == round(speedup["fp32MedianMs"] / speedup["int8MedianMs"], 2)
+    assert speedup["runs"] >= 5 and set(speedup["spreadPct"]) == {"int8", "fp32"}
+    if speedup["ratio"] < 1.1:
+        (warning,) = manifest["warnings"]
+        assert (
+            f"int8 {speedup['int8MedianMs']:.2f} ms, fp32 {speedup['fp32MedianMs']:.2f}" in warning
+        )
+    else:
+        assert "warnings" not in manifest
     FIGURES.append(
         f"engines: ORT int8 ({source}) vs FP32 on 8 sample images at 224x320: cosine "
         f"{figures['cosine']:.4f} (worst image {figures['cosineWorstImage']:.4f}), peaks "

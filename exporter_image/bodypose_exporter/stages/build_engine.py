@@ -3,7 +3,9 @@
 `build_and_verify(EngineJob)` builds with the chosen backend, runs the engine over
 the reference (unless the backend says this pod cannot: `unable_to_run`, then the
 engine is built, not run), applies the precision's gates (`verification`) and, for
-the plain engine that passed, times it on this node (`verification.latency`). Its
+the plain engine that passed, times it on this node (`verification.latency`) and,
+for an int8 artifact whose speed depends on the CPU's int8 kernels, against the
+FP32 model in alternation (a warning where int8 is not worth it here). Its
 result, `VerifiedEngine`, says which graph the engine came from (`Graph`) and what
 the build updated (`Updated`: the timing cache, a cal.bin calibrated here), so the
 steps after it never read the backend's own words for these.
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bodypose_exporter.engines import registry
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, EngineBackend
 from bodypose_exporter.verification import latency as latencies
 from bodypose_exporter.verification.agreement_gates import Verdict
@@ -74,6 +77,10 @@ class VerifiedEngine:
     #: failed engine and for the deploy one.
     latency: dict[str, Any] | None
     timings: Mapping[str, float]  # seconds: build[Deploy], verify[Deploy], latency
+    #: int8 CPU artifacts: int8 against the FP32 model on this node (`latency.int8_speedup`).
+    speedup: dict[str, Any] | None = None
+    #: What the build found worth knowing that did not stop it (published all the same).
+    warnings: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -123,29 +130,36 @@ def build_and_verify(job: EngineJob) -> VerifiedEngine:
     graph = graph_of(job.request, built)
     not_run = backend.unable_to_run(built.hardware)
     latency: dict[str, Any] | None = None
+    speedup: tuple[dict[str, Any] | None, str | None] = (None, None)
     if not_run is not None:
         log.info("built, not run: %s", not_run)
         if not job.deploy:
             latency = {"measured": False, "reason": not_run}
         verdict = Verdict(precision, {}, {}, (), not_run=not_run)
     else:
-        verdict, latency = _verify(job, built, precision, timings)
+        verdict, latency, speedup = _verify(job, built, precision, timings)
     updated = _updated(job.request, graph)
-    return VerifiedEngine(built, verdict, graph, updated, job.reference.source, latency, timings)
+    record, warning = speedup
+    return VerifiedEngine(
+        built, verdict, graph, updated, job.reference.source, latency, timings, record,
+        () if warning is None else (warning,),
+    )  # fmt: skip
 
 
 def _verify(
     job: EngineJob, built: BuiltEngine, precision: str, timings: dict[str, float]
-) -> tuple[Verdict, dict[str, Any] | None]:
+) -> tuple[Verdict, dict[str, Any] | None, tuple[dict[str, Any] | None, str | None]]:
     """Run the engine over the reference, gate it, and time the plain one that passed."""
     which = "Deploy" if job.deploy else ""
     timed = None
+    speedup: tuple[dict[str, Any] | None, str | None] = (None, None)
     with _timed(timings, f"verify{which}"):
         runner = job.backend.load(built.path)
         try:
             verdict = verify(runner, job.reference, precision, dict(job.gates))
             if verdict.passed and not job.deploy:
                 timed = _time(runner, job, built, timings)
+                speedup = _against_fp32(runner, job, precision, timed["device"], timings)
         finally:
             runner.close()
     log.info(
@@ -154,7 +168,27 @@ def _verify(
         ", ".join(f"{k} {v:.4g}" for k, v in verdict.figures.items()),
         "passed" if verdict.passed else "FAILED",
     )
-    return verdict, timed
+    return verdict, timed, speedup
+
+
+def _against_fp32(
+    runner: Any, job: EngineJob, precision: str, device: str, timings: dict[str, float]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """An int8 artifact built for a CPU class (its speed is the CPU's int8 kernels') timed
+    against the FP32 model on the reference runtime; nothing for other artifacts."""
+    if precision != "int8" or not job.backend.facts.int8_instruction_sets:
+        return None, None
+    with _timed(timings, "int8Speedup"):
+        fp32 = registry.backend_by_name(registry.ONNX_REFERENCE).load(job.request.onnx_path)
+        try:
+            record, warning = latencies.int8_speedup(runner, fp32, job.reference.inputs[0], device)
+        finally:
+            fp32.close()
+    log.info("int8 against fp32 on %s: %.2f ms against %.2f ms at batch 1 (%.2fx)", device,
+             record["int8MedianMs"], record["fp32MedianMs"], record["ratio"])  # fmt: skip
+    if warning is not None:
+        log.warning("%s", warning)
+    return record, warning
 
 
 def _time(

@@ -54,6 +54,10 @@ def record_build(
     manifest.timings.update(engine.timings)
     if engine.latency is not None:
         manifest.details["latency"] = engine.latency
+    if engine.speedup is not None:
+        manifest.details["int8Speedup"] = engine.speedup
+    if engine.warnings:
+        manifest.details["warnings"] = list(engine.warnings)
     inputs = request.inputs
     manifest.inputs = {
         "onnx": inputs.onnx,
