@@ -10,7 +10,10 @@ makes the same table for this machine's CPU pool (ONNX Runtime, the
 artifacts the product builds for a `backend: onnxruntime` target): the
 trained sample exported at the three resolutions, fp32 and int8, each
 artifact built by the build stage, timed by the build stage's own latency
-measurement (`verification.latency`: the engine alone, batch 1, median) and
+measurement (`verification.latency`: the engine alone, batch 1, warmed up
+until its median settles), fp32 and int8 of one resolution interleaved run
+by run so that the shared node's load falls on both alike, each figure with
+its 10th-90th percentile range and spread, and
 evaluated on the sample's drawings (OKS AP, APm; the drawings are 192x256,
 so every resolution letterboxes them as TAO's inferencer does). The devices
 differ, so each column is also given as a ratio to its 224x320 cell: the
@@ -22,6 +25,7 @@ measured in this run. Goal: the table and the plot exist; no target.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -75,11 +79,51 @@ def artifacts(sample: Any, size: tuple[int, int], work: Path) -> dict[str, Path]
     return built
 
 
+def spread(figures: dict[str, Any]) -> str:
+    """`12.3 ms (p10 12.0-p90 13.1, spread 9%, 40 runs)`: a median with its range."""
+    return (f"{figures['medianMs']:.1f} ms (p10 {figures['p10Ms']:.1f}-p90 "
+            f"{figures['p90Ms']:.1f}, spread {figures['spreadPct']:.0f}%, "
+            f"{figures['runs']} runs)")  # fmt: skip
+
+
+def interleaved(engines: dict[str, Path], size: tuple[int, int], runs: int) -> dict[str, Any]:
+    """Batch-1 figures of one resolution's artifacts, timed in alternation on one sample."""
+    import numpy as np
+
+    from bodypose_exporter.engines.registry import backend_by_name
+    from bodypose_exporter.verification import latency
+
+    backend = backend_by_name("onnxruntime")
+    runners = {precision: backend.load(path) for precision, path in engines.items()}
+    try:
+        sample = np.random.default_rng(0).random((*size, 3), dtype=np.float32)
+        return latency.measure_interleaved(runners, sample, runs=runs)
+    finally:
+        for runner in runners.values():
+            runner.close()
+
+
+def monotonic(precision: str, cells: list[tuple[tuple[int, int], dict[str, float]]]) -> str:
+    """Whether the medians grow with the pixels, and for each step that does not, whether
+    the two figures' p10-p90 ranges overlap (then the step is within the node's noise)."""
+    steps = []
+    for (small, a), (large, b) in itertools.pairwise(cells):
+        if b["ms"] < a["ms"]:
+            overlap = b["p90"] >= a["p10"]
+            why = "ranges overlap: within the noise" if overlap else "ranges apart"
+            steps.append(f"{large[0]}x{large[1]} faster than {small[0]}x{small[1]} ({why})")
+    return f"monotonic in the pixels, {precision}: " + (
+        "yes" if not steps else "no, " + "; ".join(steps)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--plot", type=Path, metavar="PREFIX", help="write PREFIX.png and .svg")
     p.add_argument("--images", type=int, default=40, help="evaluation drawings (default: 40)")
     p.add_argument("--work-dir", type=Path, help="keep the artifacts here")
+    p.add_argument("--runs", type=int, default=60,
+                   help="timed batch-1 runs of each, interleaved (default: 60)")  # fmt: skip
     p.add_argument(
         "--sizes", nargs="+", default=[f"{h}x{w}" for h, w in SIZES], metavar="HxW",
         help="resolutions, among TAO's three (default: all three)",
@@ -113,24 +157,32 @@ def run(args: argparse.Namespace, work: Path) -> int:
     rows = []
     sizes = args.sizes
     for size in sizes:
+        engines = {}
         for precision, where in artifacts(sample, size, work / "built").items():
             manifest = json.loads((where / "manifest.json").read_text())
-            engine = Path(next(a["path"] for a in manifest["artifacts"] if a["kind"] == "engine"))
+            engines[precision] = (
+                Path(next(a["path"] for a in manifest["artifacts"] if a["kind"] == "engine")),
+                manifest["latency"],
+            )
+        batch1 = interleaved({p: path for p, (path, _) in engines.items()}, size, args.runs)
+        for precision, (engine, timed) in engines.items():
             figures = evaluate_artifact(ONNX_REFERENCE, engine, evaluation_set, *size)
-            timed = manifest["latency"]
-            cells[(size, precision)] = {"ms": timed["batch1"]["medianMs"], "ap": figures.ap * 100,
+            one = batch1[precision]
+            cells[(size, precision)] = {"ms": one["medianMs"], "p10": one["p10Ms"],
+                                        "p90": one["p90Ms"], "ap": figures.ap * 100,
                                         "apm": figures.apm * 100}  # fmt: skip
             rows.append(Row(
                 resource=f"{size[0]}x{size[1]}", height=size[0], width=size[1],
                 precision=precision, target="this CPU",
-                batch1_median=timed["batch1"]["medianMs"], batch1_p90=timed["batch1"]["p90Ms"],
+                batch1_median=one["medianMs"], batch1_p90=one["p90Ms"],
                 batch_max_median=timed["batchMax"]["medianMs"],
                 batch_max=timed["batchMax"]["batch"],
                 throughput=timed["batchMax"]["imagesPerSecond"], ap=figures.ap * 100,
                 ap_m=figures.apm * 100, ap_l=figures.apl * 100, ap_drop=None,
             ))  # fmt: skip
-            ms, ap, apm = timed["batch1"]["medianMs"], figures.ap * 100, figures.apm * 100
-            print(f"{size[0]}x{size[1]} {precision}: {ms:.1f} ms, AP {ap:.2f}, APm {apm:.2f}",
+            ap, apm = figures.ap * 100, figures.apm * 100
+            print(f"{size[0]}x{size[1]} {precision}: {spread(one)}, AP {ap:.2f}, APm {apm:.2f}"
+                  f" (the build's own timing: median {timed['batch1']['medianMs']:.1f} ms)",
                   flush=True)  # fmt: skip
     print(f"\nartifacts, timings and evaluations in {time.perf_counter() - started:.0f} s\n")
     print(markdown(rows))
@@ -142,6 +194,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
     for size in sizes:
         shown = [f"{v[size]:.2f} ms ({v[size] / v[sizes[0]]:.2f}x)" for _, v in columns]
         print(f"| {size[0]}x{size[1]} | " + " | ".join(shown) + " |")
+    print()
+    for precision in ("fp32", "int8"):
+        print(monotonic(precision, [(s, cells[(s, precision)]) for s in sizes]))
     gain = {p: cells[(sizes[-1], p)]["apm"] - cells[(sizes[0], p)]["apm"] for p in ("fp32", "int8")}
     first, last = (f"{h}x{w}" for h, w in (sizes[0], sizes[-1]))
     print(f"\nAPm from {first} to {last}: fp32 {gain['fp32']:+.2f}, int8 {gain['int8']:+.2f} AP "

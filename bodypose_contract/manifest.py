@@ -36,6 +36,10 @@ class Key(StrEnum):
     PRECISION_REASON = "precisionReason"
     TIMINGS = "timingsSeconds"
     LATENCY = "latency"
+    #: int8 CPU artifacts: int8 against the FP32 model on the build node.
+    INT8_SPEEDUP = "int8Speedup"
+    #: What the build found worth knowing that did not stop it (published all the same).
+    WARNINGS = "warnings"
     SERVING = "serving"
     #: verification / evaluation: False when the engine was built and not run here.
     RUN = "run"

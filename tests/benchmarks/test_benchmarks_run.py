@@ -61,3 +61,23 @@ def test_accuracy_benchmark_refuses_too_few_images_for_its_calibration() -> None
     assert done.returncode == 2
     assert "--images 8: at least 24; the sample draws as many calibration images" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_resolution_table_says_where_a_step_is_within_the_noise() -> None:
+    from benchmarks.resolutions import monotonic, spread
+
+    def cell(ms: float, p10: float, p90: float) -> dict[str, float]:
+        return {"ms": ms, "p10": p10, "p90": p90}
+
+    small, mid, large = (224, 320), (288, 384), (320, 448)
+    growing = [(small, cell(10, 9, 11)), (mid, cell(14, 13, 15)), (large, cell(18, 17, 19))]
+    assert monotonic("fp32", growing) == "monotonic in the pixels, fp32: yes"
+    noisy = [(small, cell(10, 9, 11)), (mid, cell(14, 12, 20)), (large, cell(13, 12.5, 14))]
+    assert monotonic("int8", noisy) == (
+        "monotonic in the pixels, int8: no, 320x448 faster than 288x384 "
+        "(ranges overlap: within the noise)"
+    )
+    apart = [(small, cell(10, 9.5, 10.5)), (mid, cell(8, 7.5, 8.5))]
+    assert monotonic("fp32", apart).endswith("288x384 faster than 224x320 (ranges apart)")
+    figures = {"medianMs": 12.34, "p10Ms": 12.0, "p90Ms": 13.1, "spreadPct": 8.9, "runs": 60}
+    assert spread(figures) == "12.3 ms (p10 12.0-p90 13.1, spread 9%, 60 runs)"

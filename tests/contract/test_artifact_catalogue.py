@@ -120,7 +120,7 @@ def test_a_cpu_targets_artifact_is_named_and_reported_for_the_precision_it_runs(
     manifest says so, and the status takes both from the manifest."""
     from bodypose_exporter.engines.naming import artifact_file_name
     from bodypose_exporter.engines.registry import backend_by_name
-    from bodypose_exporter.stages.build import precision_fields
+    from bodypose_exporter.stages.build_publish import precision_fields
     from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
     from bodypose_operator.builders.jobs import engine_file_name
 

@@ -151,4 +151,42 @@ def test_a_manifest_from_before_the_clock_kinds_reads_as_wall_and_untimed_as_not
                       if k not in ("includes", "cpuBudget", "threadsFrom")}  # fmt: skip
     old["latency"]["clock"] = "wall clock around run()"
     assert target_fields(old)["latency"] == {"clock": "wall", "threads": 2}
+    # ... and its figures without the spread it did not record.
+    assert target_fields(old)["latencyMs"]["batch1"] == {"median": 20.0, "p90": 21.0, "batch": 1}
     assert "latency" not in target_fields({"latency": {"measured": False, "reason": "no GPU"}})
+
+
+def test_the_status_carries_each_figures_spread_and_a_new_build_replaces_it() -> None:
+    manifest = ort_manifest(1.0)
+    manifest["latency"]["batch1"].update(p10Ms=19.0, spreadPct=10.0, runs=40)
+    status = TargetStatus.model_validate({"name": "cpu", "phase": "Ready",
+                                          **target_fields(manifest)})  # fmt: skip
+    assert status.latencyMs is not None and status.latencyMs.batch1 is not None
+    batch1 = status.latencyMs.batch1
+    assert (batch1.p10, batch1.median, batch1.p90, batch1.spreadPct, batch1.runs) == (
+        19.0, 20.0, 21.0, 10.0, 40,
+    )  # fmt: skip
+    # The target rebuilt (its spec edited): the status follows the new manifest only.
+    rebuilt = ort_manifest(1.0)
+    rebuilt["latency"]["batch1"].update(medianMs=30.0, p90Ms=33.0, p10Ms=29.0, spreadPct=13.3)
+    again = target_fields(rebuilt)["latencyMs"]["batch1"]
+    assert again == {"median": 30.0, "p90": 33.0, "p10": 29.0, "spreadPct": 13.3, "batch": 1}
+
+
+def test_an_int8_artifact_no_faster_than_fp32_is_ready_with_a_warning_and_both_figures() -> None:
+    warning = "int8 is not faster than fp32 on Intel Xeon: int8 11.00 ms, fp32 10.00 ms ..."
+    manifest = ort_manifest(1.0)
+    manifest["int8Speedup"] = {"int8MedianMs": 11.0, "fp32MedianMs": 10.0, "ratio": 0.91,
+                               "runs": 40}  # fmt: skip
+    manifest["warnings"] = [warning]
+    status = TargetStatus.model_validate({"name": "cpu", "phase": "Ready",
+                                          **target_fields(manifest)})  # fmt: skip
+    assert status.int8Speedup is not None and status.warnings == [warning]
+    assert (status.int8Speedup.int8Ms, status.int8Speedup.fp32Ms, status.int8Speedup.ratio) == (
+        11.0, 10.0, 0.91,
+    )  # fmt: skip
+    # Rebuilt where int8 pays (another CPU class): the warning goes with the old manifest.
+    manifest["int8Speedup"] = {"int8MedianMs": 3.0, "fp32MedianMs": 10.0, "ratio": 3.33}
+    manifest["warnings"] = []
+    fields = target_fields(manifest)
+    assert "warnings" not in fields and fields["int8Speedup"]["ratio"] == 3.33

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 from kubernetes.client import (
@@ -649,3 +650,46 @@ def test_reuse_checks_what_it_reuses_and_builds_when_an_artifact_was_replaced(
     gone = reconcile(other, RecordedCluster(), settings)  # type: ignore[arg-type]
     [started] = [e.message for e in gone.events if e.reason == "BuildStarted"]
     assert f"{engine} is missing" in started
+
+
+def test_an_int8_artifact_no_faster_than_fp32_is_ready_with_a_warning_event(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    """A CPU int8 artifact its build found no faster than FP32 (x86 without VNNI): Ready,
+    published, its status and a Warning event carry both figures; rebuilt where int8 pays
+    (its pool moved), the warning goes."""
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    # The operator carries what the manifest says; the spec's precision is not its business.
+    resource = body(bucket, targets=[{"name": "cpu", "backend": "onnxruntime"}])
+    first = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": [
+        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
+    ]})  # fmt: skip
+    reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    warning = ("int8 is not faster than fp32 on Intel Xeon: int8 11.00 ms, fp32 10.00 ms at "
+               "batch 1 (0.91x, medians of 40 runs each, timed in alternation); published all "
+               "the same")  # fmt: skip
+    ran = {"precision": "int8", "figures": {"cosine": 0.99}, "gates": {"cosine": 0.98},
+           "passed": True, "failures": [], "run": True, "outcome": "verified"}  # fmt: skip
+
+    def built(speedup: dict[str, Any], warnings: list[str]) -> None:
+        put_target_manifest(s3_endpoint, prefix, resource, "cpu", {
+            "artifacts": [{"kind": "engine", "path": f"{prefix}/targets/cpu/e",
+                           "sha256": "cd", "bytes": 7}],
+            "timingsSeconds": {"build": 12.5}, "verification": ran,
+            "int8Speedup": speedup, "warnings": warnings,
+        })  # fmt: skip
+
+    built({"int8MedianMs": 11.0, "fp32MedianMs": 10.0, "ratio": 0.91, "runs": 40}, [warning])
+    ready = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    assert ready.status["phase"] == "Ready"
+    (event,) = [e for e in ready.events if e.reason == "BuildWarning"]
+    assert (event.type, event.message) == ("Warning", f"target cpu: {warning}")
+    (cpu,) = ready.status["targets"]
+    assert cpu["warnings"] == [warning]
+    assert cpu["int8Speedup"] == {"int8Ms": 11.0, "fp32Ms": 10.0, "ratio": 0.91, "runs": 40}
+    built({"int8MedianMs": 3.0, "fp32MedianMs": 10.0, "ratio": 3.33, "runs": 40}, [])
+    again = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    (cpu,) = again.status["targets"]
+    assert "warnings" not in cpu and cpu["int8Speedup"]["ratio"] == 3.33

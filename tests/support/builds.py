@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.engines.base import BuildRequest, EngineOptions
-from bodypose_exporter.stages.build import BuildInputs, BuildStageRequest
+from bodypose_exporter.stages.build_request import BuildInputs, BuildStageRequest
 
 
 def _fields(kind: type) -> set[str]:

@@ -27,6 +27,11 @@ one from the same calibration:
   reference inputs (its outputs differ from the plain model's: PAF at stride 2).
 
 Names follow TAO's notebook: `bpnet_model.H.W.P.deploy.engine`.
+
+The build stage's deploy step is `build_deploy(DeployJob)`: after the plain
+engine passed, the deploy engine from the same calibration through the same
+build-and-verify step (`stages.build_engine`), returned as a `DeployedEngine`
+for the publish step to list, or to reject.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -42,10 +49,18 @@ from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.calibration.qdq import EXPLICIT_INT8, write_qdq_model
 from bodypose_exporter.calibration.tensors import select_tensors
 from bodypose_exporter.convert.fp16 import write_fp16_model
-from bodypose_exporter.engines.base import run_batched
+from bodypose_exporter.engines.base import (
+    BuildRequest,
+    CompatibilityRecord,
+    EngineBackend,
+    run_batched,
+)
+from bodypose_exporter.engines.naming import artifact_file_name
 from bodypose_exporter.engines.registry import ONNX_REFERENCE, backend_by_name
+from bodypose_exporter.errors import UserError
 from bodypose_exporter.manifest import Kind, file_name
 from bodypose_exporter.serving import deepstream, triton
+from bodypose_exporter.stages.build_engine import EngineJob, VerifiedEngine, build_and_verify
 from bodypose_exporter.stages.serving_configs import TRITON_DIR, Served
 from bodypose_exporter.storage.outputs import OutputSet
 from bodypose_exporter.verification.reference import Reference
@@ -166,3 +181,65 @@ def stage_serving(out: OutputSet, served: Served) -> list[tuple[Kind, str]]:
     nvinfer = served.nvinfer(out.final_location(DEEPSTREAM_FILE))
     out.staged(DEEPSTREAM_FILE).write_text(deepstream.config_text(nvinfer))
     return [*staged, (Kind.DEPLOY_DEEPSTREAM_CONFIG, DEEPSTREAM_FILE)]
+
+
+@dataclass(frozen=True)
+class DeployJob:
+    """The deploy engine to build, from what the plain engine was built from."""
+
+    backend: EngineBackend
+    record: CompatibilityRecord | None
+    #: The plain engine's request: its options, cal.bin (as the plain build left it),
+    #: FP16 model and timing cache; the deploy engine's is this with its own graphs.
+    plain: BuildRequest
+    engine_file: str  # the plain engine's --engine_file
+    onnx: Path  # the deploy ONNX, local
+    reference: Reference  # the plain engine's reference
+    gates: Mapping[str, float | None]
+    qdq_given: bool  # the plain engine had a QDQ model: the deploy one gets its own
+    cal_source: str | None  # where the plain engine's cal.bin came from
+    staging: Path  # the output set's staging directory
+    work: Path
+
+
+@dataclass(frozen=True)
+class DeployedEngine:
+    engine: VerifiedEngine
+    name: str  # its file name in the output set
+    qdq: Path | None  # the deploy graph's QDQ model, when one was written
+
+
+def build_deploy(job: DeployJob) -> DeployedEngine:
+    """The SDK-compatible engine from the plain build's calibration, built and verified."""
+    precision = job.plain.options.precision
+    int8 = precision == "int8"
+    cal = job.plain.calibration_cache
+    qdq = None
+    if int8:
+        if cal is None or not cal.exists():
+            raise UserError(
+                f"--deploy_onnx: no cal.bin at {job.cal_source} after the plain build, so "
+                "the deploy engine cannot share its calibration"
+            )
+        if job.qdq_given:
+            qdq = qdq_model(job.onnx, cal, job.work / "deploy.qdq.onnx")
+    deploy_file = artifact_file_name(
+        engine_file(job.engine_file), job.backend.facts, job.record, precision
+    )
+    name = Path(deploy_file.rpartition("/")[2]).name
+    deploy_reference = reference(job.onnx, job.reference)
+    fp16 = None
+    if precision == "fp16" and job.plain.fp16_model is not None:
+        fp16 = fp16_model(job.onnx, deploy_reference, job.work)
+    # cal.bin exists: never a second calibration (no tensorfile).
+    request = dataclasses.replace(
+        job.plain,
+        onnx_path=job.onnx,
+        engine_path=job.staging / name,
+        calibration_cache=cal if int8 else None,
+        calibration_data=None,
+        qdq_model=qdq,
+        fp16_model=fp16,
+    )
+    engine = build_and_verify(EngineJob(job.backend, request, deploy_reference, job.gates, True))
+    return DeployedEngine(engine, name, qdq)

@@ -245,6 +245,30 @@ def open_checked_set(
     return CheckedSet(request, opened, check_same_set(opened, reference, request))
 
 
+@dataclass(frozen=True)
+class BuildEvaluation:
+    """What a build's AP gate reads: the export's evaluation.json and the build's set."""
+
+    recorded: RecordedReference
+    checked: CheckedSet
+
+
+def open_for_build(
+    path: Path,
+    source: str,
+    annotations: str | None,
+    images: str | None,
+    max_images: int | None,
+    max_ap_drop: float | None,
+    work: Path,
+) -> BuildEvaluation:
+    """The export's evaluation.json at `path` (fetched from `source`), and the build's set
+    (the one given, else the reference's) opened under `work` and checked to be its."""
+    recorded = read_reference(path, source)
+    request = recorded.request(annotations, images, max_images, max_ap_drop)
+    return BuildEvaluation(recorded, open_checked_set(request, recorded, work))
+
+
 def gate_engine(
     checked: CheckedSet,
     reference: RecordedReference,

@@ -23,12 +23,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord
 from bodypose_exporter.errors import NotFoundError, UserError
 from bodypose_exporter.manifest import Kind, file_name
+from bodypose_exporter.serving import bindings as onnx_bindings
 from bodypose_exporter.serving import deepstream, triton
 from bodypose_exporter.serving.bindings import Bindings
 from bodypose_exporter.serving.paths import parent, relative
+from bodypose_exporter.stages.build_engine import Graph, VerifiedEngine
+from bodypose_exporter.stages.build_request import BuildStageRequest
 from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
 
@@ -73,6 +76,34 @@ class Served:
             ),
             calib_file=relative(self.cal_bin, where) if self.cal_bin else None,
         )
+
+
+def for_engine(
+    engine: VerifiedEngine,
+    request: BuildStageRequest,
+    facts: BackendFacts,
+    record: CompatibilityRecord | None,
+    location: str,
+    graphs: tuple[Path, Path | None],
+) -> Served:
+    """What the configs of a built engine say: `graphs` are its local ONNX model and QDQ
+    model (or None). An engine built from the QDQ model is served as one (its bindings,
+    and nvinfer's `onnx-file`, are the QDQ model's)."""
+    onnx, qdq = graphs
+    inputs, options = request.inputs, request.engine
+    from_qdq = engine.graph is Graph.QDQ and bool(inputs.qdq_model)
+    fields = record.as_dict() if record is not None else {}
+    return Served(
+        facts=facts,
+        precision=options.precision,
+        max_batch_size=options.max_batch_size,
+        bindings=onnx_bindings.read(qdq if from_qdq and qdq is not None else onnx),
+        artifact=engine.built.path,
+        artifact_location=location,
+        onnx_source=str(inputs.qdq_model) if from_qdq else inputs.onnx,
+        cal_bin=inputs.calibration_cache if options.precision == "int8" else None,
+        compute_capability=fields.get("computeCapability"),
+    )
 
 
 def stage_beside(out: OutputSet, served: Served) -> list[tuple[Kind, str]]:

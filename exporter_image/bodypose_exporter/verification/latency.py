@@ -1,10 +1,17 @@
 """How long an engine takes, measured where it runs: batch 1 and the largest batch it takes.
 
-After verification, on the build node: warm-up runs, then timed runs per
-batch size (`RUNS`, fewer on a node where they would take more than
+After verification, on the build node, per batch size: warm-up until the
+median settles (windows of `SETTLE_WINDOW` runs until one window's median is
+within `SETTLE_TOLERANCE` of the window before, or the warm-up budget is
+spent: the record says how many warm-up runs and whether it settled), then
+timed runs (`RUNS`, fewer on a node where they would take more than
 `BUDGET_SECONDS`, never under `MIN_RUNS`; the record says how many),
-reported as median and 90th percentile in milliseconds and images per
-second at the median. What is timed is the engine on an already
+reported as the 10th, 50th and 90th percentiles in milliseconds, their
+spread ((p90 - p10) / median, in percent: a figure whose spread is wide
+measured the node's noise as much as the engine) and images per second at
+the median. `measure_interleaved` times several engines in alternation, so
+that a change in the node's load falls on all of them alike (the resolution
+benchmark compares fp32 and int8 so). What is timed is the engine on an already
 preprocessed batch (no decoding, resizing or pose grouping), by one of two
 clocks, and the record says which (`clock`) and what the figure covers
 (`includes`), because the two kinds are not comparable:
@@ -27,7 +34,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -36,11 +43,18 @@ import numpy.typing as npt
 from bodypose_exporter.engines import cpu_budget
 from bodypose_exporter.engines.base import EngineRunner
 
+#: Warm-up runs made before the median is watched at all (the first runs allocate).
 WARMUP = 2
+#: Warm-up then runs in windows of SETTLE_WINDOW until a window's median is within
+#: SETTLE_TOLERANCE of the previous window's, at most WARMUP_SHARE of the budget.
+SETTLE_WINDOW = 3
+SETTLE_TOLERANCE = 0.05
+WARMUP_SHARE = 0.5
 #: Timed runs per batch size: RUNS, or fewer (never under MIN_RUNS) where RUNS would take
 #: longer than BUDGET_SECONDS on this node: a build Job must not spend minutes timing a
-#: slow CPU. The record says how many were made.
-RUNS = 20
+#: slow CPU. The record says how many were made. 40 runs put four on each side of the
+#: 10th and 90th percentiles.
+RUNS = 40
 MIN_RUNS = 5
 BUDGET_SECONDS = 10.0
 
@@ -82,6 +96,47 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def warm_up(
+    timer: Callable[[Array], float], batch: Array, least: int, budget: float
+) -> tuple[int, bool, float]:
+    """Run until the median settles: the warm-up runs made, whether it settled within
+    `budget` seconds, and the last window's median (seconds per run)."""
+    made = [timer(batch) for _ in range(max(1, least))]
+    previous: float | None = None
+    latest = made[-1]
+    while sum(made) < budget:
+        window = [timer(batch) for _ in range(SETTLE_WINDOW)]
+        made += window
+        latest = statistics.median(window)
+        if previous is not None and abs(latest - previous) <= SETTLE_TOLERANCE * previous:
+            return len(made), True, latest
+        previous = latest
+    return len(made), False, latest
+
+
+def figures(seconds: list[float], batch_size: int) -> dict[str, Any]:
+    """The record of one batch size's timed runs: percentiles in ms, spread, throughput."""
+    median = statistics.median(seconds)
+    p10, p90 = _percentile(seconds, 10), _percentile(seconds, 90)
+    return {
+        "batch": batch_size,
+        "runs": len(seconds),
+        "p10Ms": round(1000 * p10, 3),
+        "medianMs": round(1000 * median, 3),
+        "p90Ms": round(1000 * p90, 3),
+        "spreadPct": round(100 * (p90 - p10) / median, 1) if median > 0 else None,
+        "imagesPerSecond": round(batch_size / median, 2) if median > 0 else None,
+    }
+
+
+def _batch(sample: Array, batch_size: int) -> Array:
+    return np.ascontiguousarray(np.repeat(sample[None], batch_size, axis=0), np.float32)
+
+
+def _count(runs: int, budget: float, per_run: float) -> int:
+    return max(MIN_RUNS, min(runs, int(budget / max(per_run, 1e-6))))
+
+
 def measure(
     runner: EngineRunner,
     sample: Array,
@@ -90,7 +145,8 @@ def measure(
     runs: int = RUNS,
     budget: float = BUDGET_SECONDS,
 ) -> dict[str, Any]:
-    """Median and p90 at batch 1 and at `max_batch` (sample: one preprocessed image, H x W x 3)."""
+    """p10, median and p90 at batch 1 and at `max_batch` (sample: one preprocessed image,
+    H x W x 3)."""
     timer, kind = _timer(runner)
     record: dict[str, Any] = {
         "timed": "the engine on a preprocessed batch (no image decoding, resizing or pose "
@@ -105,16 +161,73 @@ def measure(
         record["threads"] = runner.threads  # type: ignore[attr-defined]
         record["threadsFrom"] = str(getattr(runner, "threads_from", "not said"))
     for label, batch_size in (("batch1", 1), ("batchMax", max(1, max_batch))):
-        batch = np.ascontiguousarray(np.repeat(sample[None], batch_size, axis=0), np.float32)
-        warm = [timer(batch) for _ in range(max(1, warmup))]
-        count = max(MIN_RUNS, min(runs, int(budget / max(warm[-1], 1e-6))))
-        seconds = [timer(batch) for _ in range(count)]
-        median = statistics.median(seconds)
-        record[label] = {
-            "batch": batch_size,
-            "runs": count,
-            "medianMs": round(1000 * median, 3),
-            "p90Ms": round(1000 * _percentile(seconds, 90), 3),
-            "imagesPerSecond": round(batch_size / median, 2) if median > 0 else None,
-        }
+        batch = _batch(sample, batch_size)
+        warm, settled, per_run = warm_up(timer, batch, warmup, WARMUP_SHARE * budget)
+        seconds = [timer(batch) for _ in range(_count(runs, budget, per_run))]
+        record[label] = {**figures(seconds, batch_size), "warmupRuns": warm, "settled": settled}
     return record
+
+
+def measure_interleaved(
+    runners: Mapping[str, EngineRunner],
+    sample: Array,
+    batch_size: int = 1,
+    runs: int = RUNS,
+    budget: float = BUDGET_SECONDS,
+) -> dict[str, dict[str, Any]]:
+    """Several engines timed in alternation at one batch size, each warmed up until its
+    median settles first: `figures` by name, with its warm-up. The order alternates
+    every round, so neither engine always runs just after the other."""
+    batch = _batch(sample, batch_size)
+    timers = {name: _timer(runner)[0] for name, runner in runners.items()}
+    warmed = {
+        name: warm_up(timer, batch, WARMUP, WARMUP_SHARE * budget / len(timers))
+        for name, timer in timers.items()
+    }
+    count = _count(runs, budget, sum(per_run for _, _, per_run in warmed.values()))
+    seconds: dict[str, list[float]] = {name: [] for name in timers}
+    order = list(timers)
+    for round_ in range(count):
+        for name in order if round_ % 2 == 0 else reversed(order):
+            seconds[name].append(timers[name](batch))
+    return {
+        name: {**figures(seconds[name], batch_size), "warmupRuns": warmed[name][0],
+               "settled": warmed[name][1]}
+        for name in timers
+    }  # fmt: skip
+
+
+#: int8 that buys less than this over FP32 on its build node is published with a warning:
+#: on x86 CPUs without VNNI the u8s8 kernels saturate and int8 can be slower than FP32.
+WORTHWHILE_SPEEDUP = 1.1
+
+
+def int8_speedup(
+    int8: EngineRunner,
+    fp32: EngineRunner,
+    sample: Array,
+    device: str,
+    runs: int = RUNS,
+    budget: float = BUDGET_SECONDS,
+) -> tuple[dict[str, Any], str | None]:
+    """An int8 artifact against the FP32 model it came from, batch 1, timed in alternation
+    on this node: the record, and a warning when int8 is not worth its accuracy here."""
+    timed = measure_interleaved({"int8": int8, "fp32": fp32}, sample, runs=runs, budget=budget)
+    int8_ms, fp32_ms = timed["int8"]["medianMs"], timed["fp32"]["medianMs"]
+    ratio = round(fp32_ms / int8_ms, 2) if int8_ms > 0 else 0.0
+    record = {
+        "int8MedianMs": int8_ms,
+        "fp32MedianMs": fp32_ms,
+        "ratio": ratio,
+        "runs": timed["int8"]["runs"],
+        "spreadPct": {name: timed[name]["spreadPct"] for name in timed},
+        "how": "batch 1, the two models timed in alternation after each settled",
+    }
+    if ratio >= WORTHWHILE_SPEEDUP:
+        return record, None
+    return record, (
+        f"int8 is not faster than fp32 on {device}: int8 {int8_ms:.2f} ms, fp32 "
+        f"{fp32_ms:.2f} ms at batch 1 ({ratio:.2f}x, medians of {record['runs']} runs "
+        f"each, timed in alternation); published all the same: an fp32 target serves this "
+        f"pool as fast with the FP32 model's accuracy"
+    )

@@ -62,12 +62,28 @@ class ServingConfigs(ApiModel):
 class LatencyFigures(ApiModel):
     median: float = Field(description="Median milliseconds per inference.")
     p90: float = Field(description="90th percentile, milliseconds.")
+    p10: float | None = Field(default=None, description="10th percentile, milliseconds.")
+    spreadPct: float | None = Field(
+        default=None,
+        description="(p90 - p10) / median, in percent: how much of the figure is the node's "
+        "noise (a wide spread: compare such figures only by their ranges).",
+    )
+    runs: int | None = Field(default=None, description="Timed runs behind the figures.")
     batch: int = Field(description="The batch size timed.")
 
 
 class Latency(ApiModel):
     batch1: LatencyFigures | None = Field(default=None, description="At batch 1.")
     batchMax: LatencyFigures | None = Field(default=None, description="At engine.maxBatchSize.")
+
+
+class Int8Speedup(ApiModel):
+    """An int8 CPU artifact against the FP32 model on the same node, timed in alternation."""
+
+    int8Ms: float = Field(description="The int8 artifact's batch-1 median, milliseconds.")
+    fp32Ms: float = Field(description="The FP32 model's batch-1 median, milliseconds.")
+    ratio: float = Field(description="fp32Ms / int8Ms: above 1, int8 is faster.")
+    runs: int | None = Field(default=None, description="Timed runs of each.")
 
 
 class LatencyMeasurement(ApiModel):
@@ -230,6 +246,15 @@ class TargetStatus(ApiModel):
         default=None,
         description="How latencyMs was measured: the clock, what it includes, the CPU share "
         "and threads.",
+    )
+    int8Speedup: Int8Speedup | None = Field(
+        default=None,
+        description="int8 CPU artifacts: how much faster than the FP32 model on the build node.",
+    )
+    warnings: list[str] | None = Field(
+        default=None,
+        description="What the build found worth knowing that did not stop it (an int8 "
+        "artifact no faster than FP32 on its build node: published, with both figures).",
     )
 
 

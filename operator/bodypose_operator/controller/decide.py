@@ -354,6 +354,9 @@ def _target_step(
         step.events.append(
             Event("Normal", "Built", f"{what}: engine {done} and published in {seconds:.0f}s")
         )
+        # Published all the same; the event is what an alert on Warning events sees.
+        for warning in target_fields(stage.manifest).get("warnings", []):
+            step.events.append(Event("Warning", "BuildWarning", f"{what}: {warning}"))
     return step, state
 
 

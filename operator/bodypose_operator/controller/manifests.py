@@ -118,6 +118,7 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         fields["buildSeconds"] = float(manifest[Key.TIMINGS]["build"])
     fields.update(_evaluation_fields(manifest))
     fields.update(_latency_fields(manifest))
+    fields.update(_speedup_fields(manifest))
     verification = manifest.get(Key.VERIFICATION, {})
     figures = verification.get("figures")
     if isinstance(figures, dict) and figures:
@@ -178,6 +179,12 @@ def _latency_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         if isinstance(entry.get("medianMs"), int | float):
             timed[key] = {"median": float(entry["medianMs"]), "p90": float(entry["p90Ms"]),
                           "batch": int(entry.get("batch", 1))}  # fmt: skip
+            # Builds before the spread was recorded wrote only the median and p90.
+            for source, name in (("p10Ms", "p10"), ("spreadPct", "spreadPct")):
+                if isinstance(entry.get(source), int | float):
+                    timed[key][name] = float(entry[source])
+            if isinstance(entry.get("runs"), int):
+                timed[key]["runs"] = entry["runs"]
     fields: dict[str, Any] = {"latencyMs": timed} if timed else {}
     top = latency.get("batchMax") or {}
     if isinstance(top.get("imagesPerSecond"), int | float):
@@ -186,6 +193,22 @@ def _latency_fields(manifest: dict[str, Any]) -> dict[str, Any]:
         fields["latencyDevice"] = latency["device"]
     if timed:
         fields["latency"] = _measurement(latency)
+    return fields
+
+
+def _speedup_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """An int8 CPU artifact's speed against FP32 where its build measured both, and the
+    build's warnings (an int8 artifact no faster than FP32 is published, and says so)."""
+    fields: dict[str, Any] = {}
+    speedup = manifest.get(Key.INT8_SPEEDUP) or {}
+    figures = [speedup.get(k) for k in ("int8MedianMs", "fp32MedianMs", "ratio")]
+    if all(isinstance(v, int | float) for v in figures):
+        fields["int8Speedup"] = dict(zip(("int8Ms", "fp32Ms", "ratio"), figures, strict=True))
+        if isinstance(speedup.get("runs"), int):
+            fields["int8Speedup"]["runs"] = speedup["runs"]
+    warnings = [str(w) for w in manifest.get(Key.WARNINGS) or [] if isinstance(w, str)]
+    if warnings:
+        fields["warnings"] = warnings
     return fields
 
 
