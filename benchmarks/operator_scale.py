@@ -11,7 +11,9 @@ each N and each design it prints:
 - all-jobs: seconds from the apply until every export Job exists and every
   resource has a status;
 - rss: the operator's peak resident memory during that burst;
-- burst-cpu: the operator's CPU seconds during the burst;
+- burst-cpu: the operator's CPU seconds during the burst; cpu/resource: the same per
+  resource; passes/resource and cpu/pass: the reconcile passes it made meanwhile (its
+  bodypose_reconciles_total) and their cost: what grows when the burst is not linear;
 - idle-cpu: the operator's CPU (cores) over the 60 s after everything settled
   (settled: all Jobs and statuses there, the first look at the Jobs that did
   not start, `pendingCheckSeconds` later, done, and then the operator under 1%
@@ -19,6 +21,12 @@ each N and each design it prints:
 - idle-requests: the API requests the operator made per second in that window,
   counted from the API server's audit log by the operator's own identity (a
   ServiceAccount of its own; watches count when they end).
+
+After every N, each design's growth from the N before it (`N=2000/1000 ... all-jobs
+2.05x burst-cpu ... cpu/resource ... rss ...`): linear is the ratio of the Ns, and a
+ratio taken within one run holds on a machine other work shares, where seconds do
+not. Goals (issue 32): 1000 x 3 in under 30 s, 2000/1000 all-jobs at most 2.2x, RSS
+under 400 MB at 2000.
 
 The baseline is the same operator run the old way: a reconcile of every
 resource every 10 s that also reads every Job's pods (BODYPOSE_RESYNC_SECONDS=10,
@@ -45,11 +53,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,31 +90,41 @@ DESIGNS = {
 }
 KUEUE_USER = "system:serviceaccount:kueue-system:kueue-controller-manager"
 PENDING_CHECK = 15.0  # the operator's default pendingCheckSeconds
+# Resources per `kubectl apply`: one apply of 1000 documents outran kubectl's 300 s
+# limit (devcluster's LocalCluster.kubectl) on a loaded 2-core machine; the applies
+# follow each other at once, so the burst is the same.
+APPLY_CHUNK = 250
 
 
 @dataclass
 class Figures:
+    n: int
     all_jobs: float
     rss_mb: float
     burst_cpu: float
     idle_cpu: float
     idle_requests: float
+    passes: int  # reconcile passes during the burst (the operator's own counter)
     kueue_writes: int | None = None  # Kueue's writes to Workloads in the idle window
 
     def line(self) -> str:
         text = (
             f"all-jobs={self.all_jobs:.1f}s rss={self.rss_mb:.0f}MB "
-            f"burst-cpu={self.burst_cpu:.1f}s idle-cpu={self.idle_cpu:.3f} "
-            f"idle-requests={self.idle_requests:.2f}/s"
+            f"burst-cpu={self.burst_cpu:.1f}s "
+            f"cpu/resource={1000 * self.burst_cpu / self.n:.1f}ms "
+            f"passes/resource={self.passes / self.n:.2f} "
+            f"cpu/pass={1000 * self.burst_cpu / max(self.passes, 1):.1f}ms "
+            f"idle-cpu={self.idle_cpu:.3f} idle-requests={self.idle_requests:.2f}/s"
         )
         if self.kueue_writes is not None:
             text += f" kueue-writes={self.kueue_writes}"
         return text
 
 
-def resources(n: int) -> str:
+def resources(n: int, first: int = 0, last: int | None = None) -> str:
+    """Resources `first` to `last` (all N by default) of the N the run applies."""
     docs = []
-    for i in range(n):
+    for i in range(first, n if last is None else last):
         targets = [
             {"name": pool, "nodeSelector": {"bodypose.dev/pool": pool}, "backend": "onnxruntime",
              "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
@@ -124,6 +144,28 @@ def resources(n: int) -> str:
             },
         })  # fmt: skip
     return yaml.safe_dump_all(docs)
+
+
+def _passes(metrics_port: int) -> int:
+    """The operator's reconcile passes so far (bodypose_reconciles_total, every result)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30) as got:
+        text = got.read().decode()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("bodypose_reconciles_total{")
+    )
+
+
+def ratio_line(design: str, small: Figures, large: Figures) -> str:
+    """How the burst grows from one N to the next: linear is the ratio of the Ns."""
+    return (
+        f"N={large.n}/{small.n} {design:<24} x{large.n / small.n:.1f} resources: "
+        f"all-jobs {large.all_jobs / small.all_jobs:.2f}x "
+        f"burst-cpu {large.burst_cpu / small.burst_cpu:.2f}x "
+        f"cpu/resource {large.burst_cpu / large.n / (small.burst_cpu / small.n):.2f}x "
+        f"rss {large.rss_mb / small.rss_mb:.2f}x"
+    )
 
 
 def _operator_identity(cluster: LocalCluster) -> tuple[Path, str]:
@@ -166,6 +208,15 @@ def _requests(
     return count
 
 
+def _watch_rss(proc: psutil.Process, seconds: float) -> int:
+    """The process's peak RSS over the next `seconds`."""
+    rss, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        rss = max(rss, int(proc.memory_info().rss))
+        time.sleep(0.5)
+    return rss
+
+
 def _wait_quiet(proc: psutil.Process, window: float = 5.0, limit: float = 300.0) -> int:
     """Until the process used under 1% of a core over `window` seconds (or `limit`
     passed); its peak RSS meanwhile."""
@@ -200,6 +251,41 @@ def _quotes_kueue(item: dict[str, Any]) -> bool:
     return bool(((item.get("status") or {}).get("exportQueue") or {}).get("reason"))
 
 
+def _manifests(work: Path, n: int) -> list[Path]:
+    """The N resources in files of APPLY_CHUNK, applied one after the other."""
+    manifests = []
+    for first in range(0, n, APPLY_CHUNK):
+        manifests.append(work / f"resources-{first:05d}.yaml")
+        manifests[-1].write_text(resources(n, first, min(n, first + APPLY_CHUNK)))
+    return manifests
+
+
+def _wait_all_jobs(
+    cluster: LocalCluster, proc: psutil.Process, n: int, queued: bool, started: float
+) -> int:
+    """Until every export Job exists and every resource has a status (with queueing, one
+    quoting Kueue's reason); the operator's peak RSS meanwhile."""
+    batch: Any = client.BatchV1Api(cluster.api)
+    custom: Any = client.CustomObjectsApi(cluster.api)
+    rss: int = 0
+    while True:
+        rss = max(rss, int(proc.memory_info().rss))
+        exports = batch.list_namespaced_job(
+            NAMESPACE, label_selector="bodypose.dev/stage=export"
+        ).items
+        items = custom.list_namespaced_custom_object(
+            "bodypose.dev", "v1alpha1", NAMESPACE, "bodyposeexports"
+        )["items"]
+        with_status = sum(bool((i.get("status") or {}).get("phase")) for i in items)
+        if queued:  # and each status says why its Job waits, in Kueue's words
+            with_status = sum(_quotes_kueue(i) for i in items)
+        if len(exports) >= n and with_status >= n:
+            return rss
+        if time.monotonic() - started > 900:
+            raise TimeoutError(f"N={n}: {len(exports)} Jobs, {with_status} statuses after 900s")
+        time.sleep(0.5)
+
+
 def run_once(
     bins: dict[str, Path], s3: S3Server, n: int, env: dict[str, str], work: Path
 ) -> Figures:
@@ -214,7 +300,6 @@ def run_once(
         install_crd(cluster.api_client())
         core: Any = client.CoreV1Api(cluster.api)
         batch: Any = client.BatchV1Api(cluster.api)
-        custom: Any = client.CustomObjectsApi(cluster.api)
         core.create_namespace({"metadata": {"name": NAMESPACE}})
         if queued:
             _queues_without_quota(cluster)
@@ -225,42 +310,23 @@ def run_once(
         operator = start_operator(kubeconfig, work / "operator.log", env)
         proc = psutil.Process(operator.proc.pid)
         time.sleep(3)  # the operator's start-up is not part of the burst
-        manifest = work / "resources.yaml"
-        manifest.write_text(resources(n))
+        manifests = _manifests(work, n)
+        passes0 = _passes(operator.metrics_port)
         cpu0 = sum(proc.cpu_times()[:2])
         started = time.monotonic()
-        cluster.kubectl("apply", "-f", str(manifest))
-        rss = 0
-        while True:
-            rss = max(rss, proc.memory_info().rss)
-            exports = batch.list_namespaced_job(
-                NAMESPACE, label_selector="bodypose.dev/stage=export"
-            ).items
-            items = custom.list_namespaced_custom_object(
-                "bodypose.dev", "v1alpha1", NAMESPACE, "bodyposeexports"
-            )["items"]
-            with_status = sum(bool((i.get("status") or {}).get("phase")) for i in items)
-            if queued:  # and each status says why its Job waits, in Kueue's words
-                with_status = sum(_quotes_kueue(i) for i in items)
-            if len(exports) >= n and with_status >= n:
-                break
-            if time.monotonic() - started > 900:
-                raise TimeoutError(f"N={n}: {len(exports)} Jobs, {with_status} statuses after 900s")
-            time.sleep(0.5)
+        for manifest in manifests:
+            cluster.kubectl("apply", "-f", str(manifest))
+        rss = _wait_all_jobs(cluster, proc, n, queued, started)
         all_jobs = time.monotonic() - started
         burst_cpu = sum(proc.cpu_times()[:2]) - cpu0
+        passes = _passes(operator.metrics_port) - passes0
         # Settled: the first look at the Jobs that did not start (pendingCheckSeconds
         # after each was made) is part of the work; then the operator goes quiet.
         settle_until = started + max(all_jobs, PENDING_CHECK) + PENDING_CHECK + SETTLE_EXTRA
-        while time.monotonic() < settle_until:
-            rss = max(rss, proc.memory_info().rss)
-            time.sleep(0.5)
+        rss = max(rss, _watch_rss(proc, settle_until - time.monotonic()))
         rss = max(rss, _wait_quiet(proc))
         cpu1, wall1 = sum(proc.cpu_times()[:2]), time.time()
-        end = time.monotonic() + IDLE_SECONDS
-        while time.monotonic() < end:
-            rss = max(rss, proc.memory_info().rss)
-            time.sleep(1)
+        rss = max(rss, _watch_rss(proc, IDLE_SECONDS))
         cpu2, wall2 = sum(proc.cpu_times()[:2]), time.time()
         time.sleep(2)  # the audit log is written in batches
         requests = _requests(cluster.audit_log, user, wall1, wall2)
@@ -274,8 +340,8 @@ def run_once(
                 NAMESPACE, label_selector="bodypose.dev/stage=export"
             ).items
             assert all(j.spec.suspend for j in suspended), "a Job left its queue"
-        return Figures(all_jobs, rss / 2**20, burst_cpu, (cpu2 - cpu1) / (wall2 - wall1),
-                       requests / (wall2 - wall1), kueue_writes)  # fmt: skip
+        return Figures(n, all_jobs, rss / 2**20, burst_cpu, (cpu2 - cpu1) / (wall2 - wall1),
+                       requests / (wall2 - wall1), passes, kueue_writes)  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()
@@ -321,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"idle-requests {base.idle_requests / max(ours.idle_requests, 1e-3):.0f}x",
                     flush=True,
                 )
+    # How each design grows from one N to the next, all from this run (the machine may be
+    # shared: compare ratios, not seconds across runs).
+    ns = sorted(set(args.n))
+    for design in DESIGNS:
+        for small, large in itertools.pairwise(ns):
+            if (small, design) in results and (large, design) in results:
+                print(ratio_line(design, results[(small, design)], results[(large, design)]))
     largest = max(args.n)
     ours = results[(largest, "event-driven")]
     waiting = results.get((largest, QUEUED))

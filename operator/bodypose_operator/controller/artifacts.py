@@ -34,6 +34,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 INDEX_DIR = ".content-index"
+#: Connections kept per client (S3 here, the API server's in controller/cluster.py):
+#: above the passes that can run at once, kopf's handler threads (at most 32, Python's
+#: default executor) plus the service's check workers.
+CONNECTIONS = 40
 
 
 class ModelNotFound(Exception):
@@ -89,7 +93,13 @@ def s3_client(**credentials: Any) -> Any:
     """A client with these credentials (else the standard AWS_* chain), failing fast
     when S3 is down: the next event or check retries, so a pass never blocks on a dead
     endpoint."""
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3)
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"},
+        connect_timeout=3,
+        # As many connections as passes can run at once (kopf's handler threads and the
+        # service's check workers), so no pass opens and drops one of its own.
+        max_pool_connections=CONNECTIONS,
+    )
     with _CLIENTS:  # boto3's default session is not thread-safe; its clients are
         return boto3.client("s3", config=config, **credentials)
 

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from bodypose_operator.api import queues
 from bodypose_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from bodypose_operator.builders.naming import LABEL_RESOURCE
+from bodypose_operator.controller.artifacts import CONNECTIONS
 from bodypose_operator.controller.credentials import decode
 
 
@@ -52,6 +53,16 @@ class Cluster(Protocol):
 def label_selector(selector: dict[str, str]) -> str:
     """A nodeSelector as a list call's label selector (`a=1,b=2`; "" selects every node)."""
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
+def api_client() -> client.ApiClient:
+    """A client of the loaded configuration whose connection pool holds every pass that
+    can run at once: the client's default (5 per CPU: 10 on 2 cores) made a burst's
+    extra passes each open, and drop, a TLS connection of their own ("Connection pool
+    is full" in the operator's log, `make bench-operator`)."""
+    config = client.Configuration.get_default_copy()
+    config.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(config)
 
 
 class KubeCluster:

@@ -37,7 +37,7 @@ from kubernetes import config as kube_config
 
 from bodypose_operator.api import queues
 from bodypose_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
-from bodypose_operator.controller.cluster import KubeCluster
+from bodypose_operator.controller.cluster import KubeCluster, api_client
 from bodypose_operator.controller.service import ExportService
 from bodypose_operator.settings import Settings
 
@@ -59,7 +59,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
-    memo.service = ExportService(SETTINGS, KubeCluster())
+    memo.service = ExportService(SETTINGS, KubeCluster(api_client()))
 
 
 @kopf.on.cleanup()

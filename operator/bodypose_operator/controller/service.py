@@ -14,7 +14,7 @@ costs nothing.
 
 One lock per resource keeps two triggers of the same resource from deciding
 at once (kopf runs sync handlers on a thread pool, and a check fires on a
-timer thread).
+worker of `Checks`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import heapq
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -49,6 +53,10 @@ API_RETRY_SECONDS = 5.0
 # Jobs whose owner the service remembers (for their Workloads' events) before it starts
 # again from the Jobs' next events.
 MAX_REMEMBERED_JOBS = 20_000
+# Scheduled checks that run at once (controller/service.py's Checks): enough to keep up,
+# few enough that with kopf's handler threads they fit the API client's connection pool
+# (controller/cluster.py's CONNECTIONS).
+CHECK_WORKERS = 4
 # The label every Job the operator makes carries (builders/jobs.py).
 MANAGED_BY = ("app.kubernetes.io/managed-by", "bodypose-operator")
 
@@ -71,43 +79,94 @@ def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> N
 
 
 @dataclass
+class Due:
+    """One scheduled check: after `interval` seconds (at `at`, monotonic), in `context`."""
+
+    interval: float
+    at: float
+    context: contextvars.Context
+
+
+@dataclass
 class Checks:
     """At most one scheduled check per resource: a new one replaces the old.
 
-    A check runs on a timer thread, in a copy of the context it was scheduled from
-    (a kopf handler's, or an earlier check's): kopf's event posting finds its queue
-    through context variables that only kopf's own tasks carry."""
+    One scheduler thread keeps the checks in a heap and hands each due one to a pool of
+    `workers` threads. A thread per check (threading.Timer) cost a thread per resource
+    (N stacks in the RSS) and, when a burst's checks fell due together, as many passes
+    at once as resources: more than the API client's connection pool holds, so each
+    extra pass opened (and dropped) a TLS connection of its own ("Connection pool is
+    full" in the operator's log at N=500, `make bench-operator`).
+
+    A check runs in a copy of the context it was scheduled from (a kopf handler's, or
+    an earlier check's): kopf's event posting finds its queue through context
+    variables that only kopf's own tasks carry."""
 
     fire: Any  # Callable[[str, str], None]
-    _timers: dict[tuple[str, str], threading.Timer] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    workers: int = CHECK_WORKERS
+    clock: Callable[[], float] = time.monotonic
+    _timers: dict[tuple[str, str], Due] = field(default_factory=dict)
+    _heap: list[tuple[float, int, tuple[str, str], Due]] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    _wake: threading.Condition = field(default_factory=threading.Condition)
+    _thread: threading.Thread | None = None
+    _pool: ThreadPoolExecutor | None = None
 
     def schedule(self, namespace: str, name: str, seconds: float | None) -> None:
         key = (namespace, name)
-        with self._lock:
-            old = self._timers.pop(key, None)
-            if old is not None:
-                old.cancel()
+        with self._wake:
+            # A replaced check stays in the heap until it comes up, then is skipped: it
+            # is no longer the one `_timers` holds.
+            self._timers.pop(key, None)
             if seconds is None:
                 return
-            timer = threading.Timer(seconds, self._fire, args=(key, contextvars.copy_context()))
-            timer.daemon = True
-            self._timers[key] = timer
-            timer.start()
+            due = Due(seconds, self.clock() + seconds, contextvars.copy_context())
+            self._timers[key] = due
+            if len(self._heap) > 2 * len(self._timers) + 64:  # mostly replaced checks
+                self._heap = [
+                    entry for entry in self._heap if self._timers.get(entry[2]) is entry[3]
+                ]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (due.at, next(self._seq), key, due))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="checks", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        """Until no check is left: wait for the earliest, hand the due ones to the pool."""
+        with self._wake:
+            while self._timers:
+                wait = self._heap[0][0] - self.clock() if self._heap else None
+                if wait is not None and wait <= 0:
+                    _, _, key, due = heapq.heappop(self._heap)
+                    if self._timers.get(key) is due:
+                        del self._timers[key]
+                        self._submit(key, due)
+                    continue
+                self._wake.wait(wait)
+            self._heap.clear()
+            self._thread = None
+
+    def _submit(self, key: tuple[str, str], due: Due) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="check")
+        self._pool.submit(self._fire, key, due.context)
 
     def _fire(self, key: tuple[str, str], context: contextvars.Context) -> None:
-        with self._lock:
-            self._timers.pop(key, None)
         try:
             context.run(self.fire, *key)
-        except Exception:  # a failed check must not kill the timer thread silently
+        except Exception:  # a failed check must not kill the worker silently
             log.exception("check of %s/%s failed", *key)
 
     def cancel_all(self) -> None:
-        with self._lock:
-            for timer in self._timers.values():
-                timer.cancel()
+        with self._wake:
             self._timers.clear()
+            self._heap.clear()
+            self._wake.notify()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class ExportService:
