@@ -385,8 +385,12 @@ def test_the_chart_grants_exactly_what_the_running_operator_calls(
                 )  # fmt: skip
 
                 def all_used() -> bool:
+                    # A watch reaches the audit log when it ends (the cluster's policy
+                    # omits ResponseStarted), which is when the operator stops: waiting
+                    # for those here always ran out the 60 s. Wait for the other calls;
+                    # the assertions after the stop judge every grant, watches included.
                     calls = calls_of(api_server, release.user, mark)
-                    return all(_used(g, calls) for g in grants)
+                    return all(_used(g, calls) for g in grants if g[2] != "watch")
 
                 with contextlib.suppress(TimeoutError):
                     wait_for(all_used, 60, "every grant used")
