@@ -20,6 +20,8 @@ records, the status naming only what S3 holds.
   the export's first artifact upload, and started again, then kube-apiserver
   restarted while the builds run; the operator's watches resume and the
   resource reaches Ready.
+- `test_a_minute_of_s3_outage_during_a_build_is_retried_and_ends_ready` (the
+  shared cluster, a MinIO of its own, which it stops for a minute).
 
 The resource deleted mid-build is tested in test_operator_flow.py; the operator
 killed during the export there too, and in test_operator_peering.py.
@@ -364,7 +366,8 @@ OUTAGE_SECONDS = 60
 
 
 def test_a_minute_of_s3_outage_during_a_build_is_retried_and_ends_ready(
-    own_cluster: LocalCluster,
+    cluster: LocalCluster,
+    namespace: str,
     own_minio: MinioProcess,
     build_gate: S3Gate,
     sample_dir: Path,
@@ -373,16 +376,19 @@ def test_a_minute_of_s3_outage_during_a_build_is_retried_and_ends_ready(
     """MinIO killed while the cpu build publishes, and kept down a minute: the build exits
     75 (S3 unreachable) on each attempt meanwhile, the Job controller retries it with
     back-off, the status and a Retrying event say each attempt and why, and once S3 is back
-    the target is Ready; no Job deleted by hand, none made twice."""
-    cluster = own_cluster
+    the target is Ready; no Job deleted by hand, none made twice.
+
+    The session's cluster and a fresh namespace: only MinIO is stopped here (the test's
+    own), so no cluster of its own is needed (one less control plane started and the
+    images loaded again, a minute of the suite)."""
     install_crd(cluster.api_client())
     core: Any = client.CoreV1Api(cluster.api_client())
-    core.create_namespace({"metadata": {"name": "faults"}})
-    wait_for(lambda: core.list_namespaced_service_account("faults").items, 30, "default SA")
     own_minio.server.client().create_bucket(Bucket="outage")
-    scene = Scene(cluster, "faults", build_gate.server, "outage")
+    scene = Scene(cluster, namespace, build_gate.server, "outage")
     scene.prepare(sample_dir)
-    operator = start_operator(cluster.kubeconfig, tmp_path / "operator.log", namespaces=("faults",))
+    operator = start_operator(
+        cluster.kubeconfig, tmp_path / "operator.log", namespaces=(namespace,)
+    )
     try:
         scene.apply(manifest("outage", "outage", [target("cpu")]))
         wait_for(build_gate.held.is_set, 600, "the cpu build's first artifact upload")
@@ -401,7 +407,7 @@ def test_a_minute_of_s3_outage_during_a_build_is_retried_and_ends_ready(
     assert cpu["phase"] == "Ready" and cpu["retries"] >= 1, cpu
     assert cpu["lastFailure"].startswith("S3Unreachable: "), cpu
     events = core.list_namespaced_event(
-        "faults", field_selector="involvedObject.kind=BodyPoseExport,involvedObject.name=outage"
+        namespace, field_selector="involvedObject.kind=BodyPoseExport,involvedObject.name=outage"
     ).items
     retrying = [e.message for e in events if e.reason == "Retrying"]
     assert retrying and all("S3Unreachable" in m for m in retrying), retrying

@@ -82,18 +82,18 @@ def test_export_fidelity_and_outputs(
 
 
 def test_sdk_compatible_model_upsamples_pafs_for_deepstream(
-    run_cli: RunCli, sample_dir: Path, tmp_path: Path
+    run_cli: RunCli, sample_dir: Path, exported_sample: Path, tmp_path: Path
 ) -> None:
+    # The plain export to compare with is the session's (the same sample, size and
+    # precision; the command line's plain export is test_export_fidelity_and_outputs').
     work = _export_dir(sample_dir, tmp_path)
-    plain = work / "plain" / "m.etlt"
     sdk = work / "sdk" / "m.etlt"
     model = str(work / "bpnet_model.tlt")
-    assert run_cli("-m", model, "-k", SAMPLE_KEY, "-d", "224,320,3", "-o", str(plain)).code == 0
     r = run_cli(
         "-m", model, "-k", SAMPLE_KEY, "-d", "224,320,3", "-o", str(sdk), "--sdk_compatible_model"
     )
     assert r.code == 0, r.err
-    s_plain = ort.InferenceSession(str(plain.with_suffix(".onnx")))
+    s_plain = ort.InferenceSession(str(exported_sample / "bpnet_model.onnx"))
     s_sdk = ort.InferenceSession(str(sdk.with_suffix(".onnx")))
     assert [o.name for o in s_sdk.get_outputs()] == [
         "conv2d_transpose_1/BiasAdd:0",

@@ -19,6 +19,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,11 @@ def can_i(api: LocalCluster, release: Release, call: tuple[str, str, str], *wher
 def answers(
     api: LocalCluster, release: Release, calls: tuple[tuple[str, str, str], ...], *where: str
 ) -> dict[str, str]:
-    return {" ".join(filter(None, call)): can_i(api, release, call, *where) for call in calls}
+    # Each question is a kubectl process that mostly waits on the API server: asked a few
+    # at a time, the same answers in a fraction of the time (these tests ask 69 and 92).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        said = list(pool.map(lambda call: can_i(api, release, call, *where), calls))
+    return {" ".join(filter(None, call)): answer for call, answer in zip(calls, said, strict=True)}
 
 
 #: Kueue's Workload API, served only for `kubectl auth can-i` to know the resource (it asks
@@ -305,6 +310,15 @@ def _used(grant: Grant, calls: list[Call]) -> bool:
     )
 
 
+def used_but_watches(api: LocalCluster, user: str, since: int, grants: set[Grant]) -> bool:
+    """Whether `user` has used every grant but the watches since line `since`. A watch
+    reaches the audit log when it ends (the cluster's policy omits ResponseStarted), which
+    is when the operator stops: waiting for those as well always ran out the wait. The
+    assertions after the stop judge every grant, watches included."""
+    calls = calls_of(api, user, since)
+    return all(_used(g, calls) for g in grants if g[2] != "watch")
+
+
 def _status(api: LocalCluster, namespace: str, name: str) -> dict[str, Any]:
     custom: Any = client.CustomObjectsApi(api.api)
     found = custom.get_namespaced_custom_object(
@@ -384,12 +398,9 @@ def test_the_chart_grants_exactly_what_the_running_operator_calls(
                     _content_type="application/merge-patch+json",
                 )  # fmt: skip
 
-                def all_used() -> bool:
-                    calls = calls_of(api_server, release.user, mark)
-                    return all(_used(g, calls) for g in grants)
-
                 with contextlib.suppress(TimeoutError):
-                    wait_for(all_used, 60, "every grant used")
+                    wait_for(lambda: used_but_watches(api_server, release.user, mark, grants),
+                             60, "every grant used")  # fmt: skip
             finally:
                 operator.stop()
             log = operator.log.read_text()
