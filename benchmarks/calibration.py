@@ -13,6 +13,12 @@ N it measures, on the same N images:
 - ours: `run_calibration` from the image directory (decode, preprocess,
   forward passes with histograms, thresholds, cal.bin), timed whole and as
   its forward-pass loop alone;
+- previous (the largest N by default): the same, with the collector as it
+  was before issue 32 (`previous_collector` below: one run per batch, all
+  its outputs fetched at once), kept here only to measure against and to
+  check that cal.bin is byte-identical on the same images (a digest
+  committed from another machine could not be: the float sums of the
+  forward passes, and so the bins, depend on the CPU's kernels);
 - ort: `onnxruntime.quantization.quantize_static` with entropy calibration
   (QDQ, the same int8 settings) fed the same batches (small N only: it keeps
   every activation of every image in memory).
@@ -20,13 +26,16 @@ N it measures, on the same N images:
 Each measurement runs in its own child process, started by this one command,
 so that peak memory growth (RSS sampled every 20 ms by a thread, since
 tracemalloc cannot see ONNX Runtime's C++ allocations) is not flattered by
-memory an earlier measurement freed. Goals: ours <= 1.3x the forward
-passes, and our peak memory at N=500 within 10% of N=16.
+memory an earlier measurement freed. Goals (issue 32): at N >= 500, ours
+<= 1.1x the forward passes and peak memory <= +600 MB, with cal.bin
+byte-identical to the previous method's; and our peak memory at N=500
+within 10% of N=16.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -36,7 +45,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bodypose_exporter.calibration.collect import RangeCollector
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "exporter_image"))
@@ -129,7 +141,7 @@ def step_forward(args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": seconds, "cpu": cpu, "peak_mb": rss.growth_mb}
 
 
-def step_ours(args: argparse.Namespace) -> dict[str, Any]:
+def _calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from bodypose_exporter.stages.local_calibration import CalibrationOptions, run_calibration
 
     with tempfile.TemporaryDirectory(prefix="bench-cal-") as tmp:
@@ -141,12 +153,14 @@ def step_ours(args: argparse.Namespace) -> dict[str, Any]:
             image_dir=Path(args.images),
             write_qdq=False,
             held_back=0,
+            trt_version="10.3.0",  # fixed, so that the digest depends on the ranges alone
             progress=False,
         )
         t0, c0 = time.perf_counter(), time.process_time()
         with PeakRss() as rss:
             result = run_calibration(Path(args.model), options, Path(tmp))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        digest = hashlib.sha256(options.cache_file.read_bytes()).hexdigest()
     return {
         "seconds": seconds,
         "cpu": cpu,
@@ -154,7 +168,43 @@ def step_ours(args: argparse.Namespace) -> dict[str, Any]:
         "peak_mb": rss.growth_mb,
         "tensors": result.tensors,
         "measured": result.measured_tensors,
+        "cal_bin_sha256": digest,
     }
+
+
+def step_ours(args: argparse.Namespace) -> dict[str, Any]:
+    return _calibrate(args)
+
+
+def previous_collector() -> type[RangeCollector]:
+    """The collector as it was before issue 32 (main at commit 25544d2): every image of a batch
+    in one run, all of its outputs fetched by `session.run` at once."""
+    import numpy as np
+
+    from bodypose_exporter.calibration.collect import RangeCollector
+    from bodypose_exporter.calibration.histogram import count_indices
+
+    class WholeBatchCollector(RangeCollector):
+        def update(self, batch: Any) -> None:
+            feed = {self.input_name: batch}
+            for probe in self.probes:
+                feed[probe.range_in] = np.asarray(self.histograms[probe.tensor].range, np.float32)
+            results = self.session.run(self._outputs, feed)
+            for i, probe in enumerate(self.probes):
+                index, range_, amax = results[3 * i : 3 * i + 3]
+                self.histograms[probe.tensor].add(count_indices(index), float(range_), float(amax))
+            self.images += int(batch.shape[0])
+            self.batches += 1
+
+    return WholeBatchCollector
+
+
+def step_previous(args: argparse.Namespace) -> dict[str, Any]:
+    """`run_calibration` with the collector as it was before issue 32."""
+    from bodypose_exporter.stages import local_calibration
+
+    local_calibration.RangeCollector = previous_collector()  # type: ignore[attr-defined]
+    return _calibrate(args)
 
 
 def step_ort(args: argparse.Namespace) -> dict[str, Any]:
@@ -193,6 +243,7 @@ STEPS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "data": step_data,
     "forward": step_forward,
     "ours": step_ours,
+    "previous": step_previous,
     "ort": step_ort,
 }
 
@@ -240,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ort-n", type=int, nargs="*", default=[4, 16], help="image counts for ORT quantize_static"
     )
+    p.add_argument(
+        "--previous-n",
+        type=int,
+        nargs="*",
+        help="image counts for the collector before issue 32 (default: the largest --n)",
+    )
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--height", type=int, default=320)
     p.add_argument("--width", type=int, default=448)
@@ -254,12 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     _paths(args)
+    if args.previous_n is None:
+        args.previous_n = [max(args.n)]
 
     if args.child:
         print(json.dumps(STEPS[args.child](args)))
         return 0
 
-    counts = sorted(set(args.n) | set(args.ort_n))
+    counts = sorted(set(args.n) | set(args.ort_n) | set(args.previous_n))
     for n in counts:
         if n % args.batch_size:
             p.error(f"every N must be a multiple of --batch-size {args.batch_size}; {n} is not")
@@ -275,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {"n": n, "forward": _child(args, "forward", n)}
         if n in args.n:
             row["ours"] = _child(args, "ours", n)
+        if n in args.previous_n:
+            row["previous"] = _child(args, "previous", n)
         if n in args.ort_n:
             row["ort"] = _child(args, "ort", n)
         rows.append(row)
@@ -286,26 +347,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _versus_forward(label: str, run: dict[str, Any], fwd: dict[str, Any]) -> str:
+    line = (
+        f" | {label} {run['seconds']:7.1f} s = {run['seconds'] / fwd['seconds']:4.2f}x"
+        f" (cpu {run['cpu'] / fwd['cpu']:4.2f}x"
+    )
+    if "loop_seconds" in run:
+        line += f", forward loop alone {run['loop_seconds'] / fwd['seconds']:4.2f}x"
+    return line + f"), peak +{run['peak_mb']:5.0f} MB"
+
+
 def _print_row(row: dict[str, Any]) -> None:
     fwd = row["forward"]
     line = (
         f"N={row['n']:4d}  forward {fwd['seconds']:7.1f} s (cpu {fwd['cpu']:7.1f} s), "
         f"peak +{fwd['peak_mb']:5.0f} MB"
     )
-    if "ours" in row:
-        ours = row["ours"]
-        line += (
-            f" | ours {ours['seconds']:7.1f} s = {ours['seconds'] / fwd['seconds']:4.2f}x"
-            f" (forward loop alone {ours['loop_seconds'] / fwd['seconds']:4.2f}x,"
-            f" cpu {ours['cpu'] / fwd['cpu']:4.2f}x), peak +{ours['peak_mb']:5.0f} MB"
-        )
-    if "ort" in row:
-        ort = row["ort"]
-        line += (
-            f" | ORT entropy {ort['seconds']:7.1f} s = {ort['seconds'] / fwd['seconds']:4.2f}x"
-            f" (cpu {ort['cpu'] / fwd['cpu']:4.2f}x), peak +{ort['peak_mb']:5.0f} MB"
-        )
-    loads = [r["load"] for r in (row.get("forward"), row.get("ours"), row.get("ort")) if r]
+    for key, label in (("ours", "ours"), ("previous", "previous"), ("ort", "ORT entropy")):
+        if key in row:
+            line += _versus_forward(label, row[key], fwd)
+    loads = [row[k]["load"] for k in ("forward", "ours", "previous", "ort") if k in row]
     line += f"  [load avg {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores]"
     print(line, flush=True)
 
@@ -314,12 +375,28 @@ def _print_goals(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     ours = [r for r in rows if "ours" in r]
     if not ours:
         return
-    worst = max(r["ours"]["seconds"] / r["forward"]["seconds"] for r in ours)
-    largest = ours[-1]
-    print(
-        f"goal: ours <= 1.3x forward passes: worst {worst:.2f}x; at N={largest['n']} "
-        f"{largest['ours']['seconds'] / largest['forward']['seconds']:.2f}x"
-    )
+    for row in ours:
+        if row["n"] < 500 and row is not ours[-1]:
+            continue
+        n, fwd, run = row["n"], row["forward"], row["ours"]
+        before = row.get("previous")
+        was = f" (previous method {before['seconds'] / fwd['seconds']:.2f}x)" if before else ""
+        print(
+            f"goal: N={n} ours <= 1.1x forward passes: {run['seconds'] / fwd['seconds']:.2f}x "
+            f"({run['seconds']:.1f} s vs forward {fwd['seconds']:.1f} s){was}"
+        )
+        was = f" (previous method +{before['peak_mb']:.0f} MB)" if before else ""
+        print(
+            f"goal: N={n} ours peak <= +600 MB: +{run['peak_mb']:.0f} MB "
+            f"(forward passes alone +{fwd['peak_mb']:.0f} MB){was}"
+        )
+        if before:
+            same = run["cal_bin_sha256"] == before["cal_bin_sha256"]
+            print(
+                f"goal: N={n} cal.bin byte-identical to the previous method's: "
+                f"{'yes' if same else 'NO'} (sha256 {run['cal_bin_sha256'][:16]}"
+                f"{'' if same else ' vs ' + before['cal_bin_sha256'][:16]})"
+            )
     if len(ours) > 1:
         small, big = ours[0], ours[-1]
         ratio = big["ours"]["peak_mb"] / max(small["ours"]["peak_mb"], 1e-9)

@@ -14,8 +14,10 @@ from bodypose_exporter.calibration.histogram import (
     AbsHistogram,
     bin_indices,
     count_indices,
+    count_with_top_edge,
     grown_range,
     rebin,
+    widen,
 )
 from bodypose_exporter.calibration.tensors import select_tensors
 
@@ -95,3 +97,15 @@ def test_indices_past_the_top_edge_count_in_the_top_bin() -> None:
     # The graph does not clip: a value equal to the range gives index 2048.
     counts = count_indices(np.array([0, 5, BINS - 1, BINS, BINS + 1], dtype=np.uint16))
     assert counts[0] == 1 and counts[5] == 1 and counts[BINS - 1] == 3 and counts.sum() == 5
+
+
+def test_widening_a_run_matches_binning_at_the_wider_range() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.uniform(-1.0, 1.0, 100_000).astype(np.float32)
+    values[:3] = (1.0, -1.0, 0.5)  # the top edge itself, twice
+    for doublings in (0, 1, 3, 11, 12, 20):
+        wide = np.float32(2.0**doublings)
+        direct = count_indices(bin_indices(values, float(wide)))
+        scaled = np.abs(values) * np.float32(BINS)  # the graph's indices at range 1.0
+        widened = widen(count_with_top_edge(scaled.astype(np.uint16)), doublings)
+        np.testing.assert_array_equal(widened, direct, err_msg=str(doublings))

@@ -62,6 +62,16 @@ def bin_indices(values: npt.NDArray[np.float32], range_: float) -> npt.NDArray[n
     return np.clip(scaled, np.float32(0), np.float32(BINS - 1)).astype(np.uint16)
 
 
+def _count_below_top(flat: npt.NDArray[np.uint16]) -> Counts:
+    """Counts of the indices below BINS (calcHist leaves out those outside [0, BINS))."""
+    counts = np.zeros(BINS, dtype=np.int64)
+    for start in range(0, flat.size, _EXACT_FLOAT32_COUNT):
+        chunk = flat[start : start + _EXACT_FLOAT32_COUNT].reshape(1, -1)
+        hist = cv2.calcHist([chunk], [0], None, [BINS], [0, BINS])
+        counts += np.rint(hist.reshape(-1)).astype(np.int64)
+    return counts
+
+
 def count_indices(indices: npt.NDArray[np.uint16]) -> Counts:
     """Counts of bin indices (uint16 array, any shape), exactly, as int64 over 2048 bins.
 
@@ -69,13 +79,30 @@ def count_indices(indices: npt.NDArray[np.uint16]) -> Counts:
     does not clip) are counted in the top bin, as clamping would have put them.
     """
     flat = np.ascontiguousarray(indices).reshape(-1)
-    counts = np.zeros(BINS, dtype=np.int64)
-    for start in range(0, flat.size, _EXACT_FLOAT32_COUNT):
-        chunk = flat[start : start + _EXACT_FLOAT32_COUNT].reshape(1, -1)
-        hist = cv2.calcHist([chunk], [0], None, [BINS], [0, BINS])
-        counts += np.rint(hist.reshape(-1)).astype(np.int64)
+    counts = _count_below_top(flat)
     counts[BINS - 1] += flat.size - int(counts.sum())
     return counts
+
+
+def count_with_top_edge(indices: npt.NDArray[np.uint16]) -> Counts:
+    """Counts over BINS + 1 bins: the last one holds the indices of BINS and above (values
+    at the range's top edge), which `count_indices` folds into the top bin."""
+    flat = np.ascontiguousarray(indices).reshape(-1)
+    counts = np.zeros(BINS + 1, dtype=np.int64)
+    counts[:BINS] = _count_below_top(flat)
+    counts[BINS] = flat.size - int(counts[:BINS].sum())
+    return counts
+
+
+def widen(counts: Counts, doublings: int) -> Counts:
+    """BINS counts of a run binned over range r, from its `count_with_top_edge` counts over
+    r / 2**doublings (the same power-of-two step as `rebin`, exact: the graph's scaled values
+    differ by exactly 2**doublings, and trunc(y / 2**d) == trunc(y) >> d for y >= 0)."""
+    out = np.zeros(BINS, dtype=np.int64)
+    shift = min(max(doublings, 0), int(math.log2(BINS)) + 1)  # past 12 all go to bin 0
+    target = np.minimum(np.arange(BINS + 1) >> shift, BINS - 1)
+    np.add.at(out, target, counts)
+    return out
 
 
 def rebin(counts: Counts, doublings: int) -> Counts:

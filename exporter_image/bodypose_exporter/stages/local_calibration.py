@@ -47,7 +47,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -381,7 +381,29 @@ def run_calibration(
         corrupt = list(images.stats.corrupt) if images is not None else []
 
     seconds["total"] = time.perf_counter() - started
-    result = CalibrationResult(
+    result = replace(
+        _result(options, source, cache, tensors, collected, listing, corrupt, out_dir, seconds),
+        qdq_model=qdq_path,
+        agreement=agreement,
+        held_back=tuple(held_back),
+    )
+    log.info("%s", summary_line(result))
+    return result
+
+
+def _result(
+    options: CalibrationOptions,
+    source: CalibrationSource,
+    cache: CalibrationCache,
+    tensors: CalibrationTensors,
+    collected: Collected | None,
+    listing: ImageListing | None,
+    corrupt: list[tuple[Path, str]],
+    out_dir: Path,
+    seconds: dict[str, float],
+) -> CalibrationResult:
+    """What was calibrated (or reused), without the QDQ model's part (`_write_qdq`'s)."""
+    return CalibrationResult(
         cache_file=options.cache_file,
         cache_reused=source is CalibrationSource.CACHE,
         method=options.method,
@@ -392,16 +414,13 @@ def run_calibration(
         images_per_second=collected.images_per_second if collected else 0.0,
         tensorfile=options.data_file if collected else None,
         tensorfile_written=source is CalibrationSource.IMAGES and options.data_file is not None,
-        qdq_model=qdq_path,
+        qdq_model=None,
         ranges_file=out_dir / RANGES_NAME if collected else None,
         corrupt_images=tuple(p.name for p, _ in corrupt),
         ignored_files=len(listing.ignored) if listing else 0,
-        agreement=agreement,
+        agreement=None,
         seconds=seconds,
-        held_back=tuple(held_back),
     )
-    log.info("%s", summary_line(result))
-    return result
 
 
 def _image_batches(paths: Sequence[Path], options: CalibrationOptions) -> ImageBatches:
