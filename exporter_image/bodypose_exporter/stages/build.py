@@ -140,7 +140,7 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
             EngineJob(target.backend, plain, files.reference, dict(request.gates))
         )
         build_publish.record_build(manifest, request, target, engine)
-        if not engine.passed:
+        if not engine.verdict.passed:
             build_publish.reject(out, manifest, request, target, engine.verdict)
         _gate_accuracy(run, engine)
         deployed = _deploy(run, plain) if files.deploy_onnx is not None else None
@@ -232,7 +232,7 @@ def _deploy(run: _Run, plain: BuildRequest) -> serving_configs.Served:
         "build": engine.built.details,
         "verification": {**engine.verdict.as_dict(), "reference": engine.reference},
     }
-    if not engine.passed:
+    if not engine.verdict.passed:
         build_publish.reject(run.out, manifest, request, run.target, engine.verdict,
                              "the SDK-compatible (deploy) engine: ")  # fmt: skip
     if "evaluation" in manifest.details:

@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bodypose_exporter.engines import registry
@@ -81,10 +80,6 @@ class VerifiedEngine:
     speedup: dict[str, Any] | None = None
     #: What the build found worth knowing that did not stop it (published all the same).
     warnings: tuple[str, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict.passed
 
 
 def graph_of(request: BuildRequest, built: BuiltEngine) -> Graph:
@@ -206,10 +201,3 @@ def _time(
              timed["batch1"]["p90Ms"], timed["batchMax"]["batch"],
              timed["batchMax"]["medianMs"], timed["batchMax"]["imagesPerSecond"] or 0)  # fmt: skip
     return timed
-
-
-def source_file(request: BuildRequest, graph: Graph) -> Path:
-    """The local file of the graph the engine came from (the ONNX model for the graphs
-    that are it plus ranges)."""
-    chosen = {Graph.QDQ: request.qdq_model, Graph.FP16_MODEL: request.fp16_model}.get(graph)
-    return chosen if chosen is not None else request.onnx_path

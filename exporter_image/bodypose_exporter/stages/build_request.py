@@ -93,11 +93,7 @@ class Target:
     record: CompatibilityRecord | None  # what the artifact needs of the machine loading it
     #: The timing cache read before the build and written back after it; None: none.
     timing_cache: str | None
-
-    @property
-    def name(self) -> str:
-        """The artifact's file name, beside its manifest."""
-        return Path(self.location.rpartition("/")[2]).name
+    name: str  # the artifact's file name, beside its manifest (the last part of `location`)
 
 
 def prepare(request: BuildStageRequest) -> Target:
@@ -105,7 +101,8 @@ def prepare(request: BuildStageRequest) -> Target:
     check_request(request)
     backend = backend_by_name(request.engine.backend)
     location, record = _artifact(request, backend)
-    return Target(backend, location, record, _timing_cache_uri(request, backend))
+    name = Path(location.rpartition("/")[2]).name
+    return Target(backend, location, record, _timing_cache_uri(request, backend), name)
 
 
 def check_request(request: BuildStageRequest) -> None:
