@@ -192,3 +192,23 @@ def test_a_closed_port_is_unreachable(
     with pytest.raises(UnreachableError) as deleted:
         s3.delete(uri)
     assert str(deleted.value).startswith(f"cannot delete {uri}: Could not connect")
+
+
+def test_s3_going_away_while_a_set_replaces_its_manifest_is_retried_not_refused(
+    s3_endpoint: S3Endpoint, s3_bucket: str, sign_in: SignIn
+) -> None:
+    """The set withdraws the manifest before it publishes: S3 away at that moment is
+    S3Unreachable (exit 75, a Job retries it), never OutputNotWritable (exit 2, which the
+    operator's pod failure policy fails for good)."""
+    from bodypose_exporter.storage.outputs import OutputSet
+
+    sign_in(s3_endpoint)
+    prefix = f"s3://{s3_bucket}/out/{uuid.uuid4().hex[:8]}"
+    outputs = OutputSet(f"{prefix}/bpnet_model.etlt")  # S3 answers: the set opens
+    for name in ("bpnet_model.etlt", "manifest.json"):
+        outputs.staged(name).write_bytes(b"x")
+    sign_in(dataclasses.replace(s3_endpoint, url=f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(UnreachableError) as away:
+        outputs.publish(["bpnet_model.etlt", "manifest.json"])
+    assert (away.value.exit_code, away.value.reason) == (75, "S3Unreachable")
+    assert str(away.value).startswith(f"cannot replace {prefix}/manifest.json: ")

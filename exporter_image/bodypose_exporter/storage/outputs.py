@@ -130,6 +130,12 @@ class OutputSet:
             elif Path(target).exists():
                 Path(target).unlink()
                 log.info("withdrew %s until the new set is complete", target)
+        except UnreachableError as exc:
+            # S3 away while the set is replaced is S3 away (exit 75: the Job retries it), not
+            # a refused write (exit 2: the operator's pod failure policy fails the Job for
+            # good): a MinIO outage at this moment failed an export for good (make soak,
+            # seed 35061, step 3).
+            raise UnreachableError(f"cannot replace {target}: {exc}") from exc
         except (OSError, UserError) as exc:
             raise OutputNotWritableError(f"cannot replace {target}: {exc}") from exc
 
