@@ -113,6 +113,24 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     assert again.status["phase"] == "Ready" and fresh.jobs == {}
 
 
+def exported(
+    resource: dict[str, Any],
+    cluster: RecordedCluster,
+    settings: Settings,
+    s3_endpoint: S3Endpoint,
+    bucket: str,
+) -> str:
+    """Reconcile `resource` through a finished export (its manifest written where the
+    export Job would), so its build Jobs exist: the artifact set's prefix."""
+    first = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
+    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": [
+        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
+    ]})  # fmt: skip
+    reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    return prefix
+
+
 def test_an_engine_built_and_not_run_is_never_called_verified(
     bucket: str, s3_endpoint: S3Endpoint
 ) -> None:
@@ -124,12 +142,7 @@ def test_an_engine_built_and_not_run_is_never_called_verified(
         {"name": "l4", "backend": "tensorrt-rtx", "computeCapabilities": ["8.9"]},
         {"name": "cpu", "backend": "onnxruntime"},
     ])  # fmt: skip
-    first = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
-    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
-    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": [
-        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
-    ]})  # fmt: skip
-    reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    prefix = exported(resource, cluster, settings, s3_endpoint, bucket)
     reason = ("no GPU in this pod: the CUDA driver library libcuda.so.1 cannot be loaded "
               "(libcuda.so.1: cannot open shared object file: No such file or directory); "
               "TensorRT-RTX built the engine ahead of time for 8.9, nothing ran it")  # fmt: skip
@@ -661,12 +674,7 @@ def test_an_int8_artifact_no_faster_than_fp32_is_ready_with_a_warning_event(
     cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     # The operator carries what the manifest says; the spec's precision is not its business.
     resource = body(bucket, targets=[{"name": "cpu", "backend": "onnxruntime"}])
-    first = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
-    prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
-    put_manifest(s3_endpoint, f"{prefix}/manifest.json", {"artifacts": [
-        {"kind": "etlt", "path": f"{prefix}/bpnet_model.etlt", "sha256": "ab", "bytes": 5},
-    ]})  # fmt: skip
-    reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    prefix = exported(resource, cluster, settings, s3_endpoint, bucket)
     warning = ("int8 is not faster than fp32 on Intel Xeon: int8 11.00 ms, fp32 10.00 ms at "
                "batch 1 (0.91x, medians of 40 runs each, timed in alternation); published all "
                "the same")  # fmt: skip
