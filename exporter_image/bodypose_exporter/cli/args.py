@@ -25,6 +25,7 @@ from typing import Any
 from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.codec.registry import CODEC_CHOICES
 from bodypose_exporter.engines.base import EngineOptions
+from bodypose_exporter.engines.capabilities import Int8InstructionSets
 from bodypose_exporter.engines.registry import BACKEND_MODULES, BACKENDS, DEFAULT_BACKEND
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.ap_gate import max_ap_drop_for
@@ -310,7 +311,12 @@ def add_tensorrt_target(p: argparse.ArgumentParser, *, export: bool) -> None:
 
 #: The CPU int8 classes some backend builds for (onnxruntime's `engines/ort/hardware.py`).
 INT8_INSTRUCTION_SETS = list(
-    dict.fromkeys(c for facts, _ in BACKEND_MODULES.values() for c in facts.int8_instruction_sets)
+    dict.fromkeys(
+        c
+        for facts, _ in BACKEND_MODULES.values()
+        if isinstance(facts, Int8InstructionSets)
+        for c in facts.int8_instruction_sets
+    )
 )
 
 

@@ -97,7 +97,9 @@ class BackendFacts:
     What it supports (precisions, artifact suffixes, int8 sources, compatibility
     levels, precisions built as another) is its row of the contract both images
     install (`support`, `bodypose_contract.backends`), the same row the operator
-    and the CRD read; the rest is the exporter's alone."""
+    and the CRD read; the rest is the exporter's alone. What only some backends
+    can do (a timing cache, a GPU check, int8 by CPU class, flags of their own)
+    is not here: it is an optional interface (`engines.capabilities`)."""
 
     support: BackendSupport
     runtime: str  # what loads the artifact, as the manifest says it
@@ -105,14 +107,6 @@ class BackendFacts:
     #: DeepStream's nvinfer loads the artifact itself (`model-engine-file`); else only the ONNX.
     nvinfer_loads: bool
     needs_gpu: bool  # its build and its runner need a GPU in the pod
-    #: It takes --expected_gpu_product / --expected_compute_capability.
-    checks_gpu: bool = False
-    #: The CPU int8 classes it builds for (--int8_instruction_set); empty: it takes none.
-    int8_instruction_sets: tuple[str, ...] = ()
-    #: Its builds keep a timing cache: the one its hardware shares under --timing_cache_dir
-    #: (`EngineBackend.timing_cache_key`), else the one --timing_cache names, else one
-    #: beside the engine.
-    timing_cache: bool = False
     #: The import the backend needs, and what to tell a user where it is missing.
     requires: str | None = None
     unavailable: str = ""
@@ -189,7 +183,9 @@ class EngineBackend(Protocol):
     the backend cannot honour here (a GPU other than the pool's, a
     hardware-compatibility level it has no such thing as) and returns the
     artifact's compatibility record, or None when the artifact needs nothing
-    particular of the machine that loads it.
+    particular of the machine that loads it. What only some backends do is an
+    optional interface a backend implements besides this one
+    (`engines.capabilities`).
     """
 
     facts: BackendFacts
@@ -201,16 +197,6 @@ class EngineBackend(Protocol):
     def target(
         self, options: EngineOptions, described: dict[str, Any]
     ) -> CompatibilityRecord | None: ...
-
-    def unable_to_run(self, described: dict[str, Any]) -> str | None:
-        """Why this process cannot run what it builds (then it is built and not run), or
-        None."""
-        ...
-
-    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
-        """The name of the timing cache every build for this hardware shares (a file-name-safe
-        key of what the cache is specific to), or None: its builds keep none to share."""
-        ...
 
     def build(self, request: BuildRequest) -> BuiltEngine: ...
 

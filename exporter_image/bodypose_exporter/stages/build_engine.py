@@ -1,14 +1,15 @@
 """Build one engine from local files and judge it: the build stage's build-and-verify step.
 
 `build_and_verify(EngineJob)` builds with the chosen backend, runs the engine over
-the reference (unless the backend says this pod cannot: `unable_to_run`, then the
-engine is built, not run), applies the precision's gates (`verification`) and, for
-the plain engine that passed, times it on this node (`verification.latency`) and,
-for an int8 artifact whose speed depends on the CPU's int8 kernels, against the
-FP32 model in alternation (a warning where int8 is not worth it here). Its
-result, `VerifiedEngine`, says which graph the engine came from (`Graph`) and what
-the build updated (`Updated`: the timing cache, a cal.bin calibrated here), so the
-steps after it never read the backend's own words for these.
+the reference (unless the backend builds ahead of time and says this pod cannot:
+`capabilities.BuiltAheadOfTime`, then the engine is built, not run), applies the
+precision's gates (`verification`) and, for the plain engine that passed, times it
+on this node (`verification.latency`) and, for an int8 artifact whose speed depends
+on the CPU's int8 kernels, against the FP32 model in alternation (a warning where
+int8 is not worth it here). Its result, `VerifiedEngine`, says which graph the
+engine came from (`Graph`) and what the build updated (`Updated`: the timing cache,
+a cal.bin calibrated here), so the steps after it never read the backend's own words
+for these.
 
 No S3 here: the files are the fetch step's local copies.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from bodypose_exporter.engines import registry
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, EngineBackend
+from bodypose_exporter.engines.capabilities import BuiltAheadOfTime, Int8InstructionSets
 from bodypose_exporter.verification import latency as latencies
 from bodypose_exporter.verification.agreement_gates import Verdict
 from bodypose_exporter.verification.reference import Reference
@@ -123,7 +125,9 @@ def build_and_verify(job: EngineJob) -> VerifiedEngine:
     log.info("built the %s %s %sengine in %.1f s", precision, backend.facts.name,
              "deploy " if which else "", timings[f"build{which}"])  # fmt: skip
     graph = graph_of(job.request, built)
-    not_run = backend.unable_to_run(built.hardware)
+    not_run = (
+        backend.not_run_reason(built.hardware) if isinstance(backend, BuiltAheadOfTime) else None
+    )
     latency: dict[str, Any] | None = None
     speedup: tuple[dict[str, Any] | None, str | None] = (None, None)
     if not_run is not None:
@@ -171,7 +175,7 @@ def _against_fp32(
 ) -> tuple[dict[str, Any] | None, str | None]:
     """An int8 artifact built for a CPU class (its speed is the CPU's int8 kernels') timed
     against the FP32 model on the reference runtime; nothing for other artifacts."""
-    if precision != "int8" or not job.backend.facts.int8_instruction_sets:
+    if precision != "int8" or not isinstance(job.backend.facts, Int8InstructionSets):
         return None, None
     with _timed(timings, "int8Speedup"):
         fp32 = registry.backend_by_name(registry.ONNX_REFERENCE).load(job.request.onnx_path)

@@ -9,7 +9,17 @@ from bodypose_exporter.serving.triton import TritonPlatform
 
 __all__ = ["FACTS", "FP16_AS_FP32"]
 
-FACTS = BackendFacts(
+
+class OnnxRuntimeFacts(BackendFacts):
+    """Its facts, and the CPU classes its int8 artifacts are built for
+    (`engines.capabilities.Int8InstructionSets`)."""
+
+    @property
+    def int8_instruction_sets(self) -> tuple[str, ...]:
+        return INT8_CLASSES
+
+
+FACTS = OnnxRuntimeFacts(
     # Its precisions (fp16 builds the FP32 graph and says so, `FP16_AS_FP32`, written where
     # both halves read it), its `.onnx` suffix, its int8 sources.
     support=ONNXRUNTIME,
@@ -17,6 +27,5 @@ FACTS = BackendFacts(
     triton=TritonPlatform("onnxruntime_onnx", "model.onnx", "KIND_CPU"),
     nvinfer_loads=False,
     needs_gpu=False,
-    int8_instruction_sets=INT8_CLASSES,
     requires="onnxruntime",
 )

@@ -12,8 +12,6 @@ FACTS = BackendFacts(
     triton=TritonPlatform("tensorrt_plan", "model.plan", "KIND_GPU"),
     nvinfer_loads=True,
     needs_gpu=True,
-    checks_gpu=True,
-    timing_cache=True,
     requires="tensorrt",
     unavailable=(
         "--engine_backend tensorrt needs TensorRT and a GPU, which exist only in the target "
