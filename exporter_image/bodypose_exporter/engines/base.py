@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bodypose_contract.backends import PRECISIONS, BackendSupport
+from bodypose_contract.backends import BUILT_IN, PRECISIONS, BackendSupport
 from bodypose_exporter.serving.triton import TritonPlatform
 
 __all__ = ["PRECISIONS", "BackendSupport"]  # re-exported: the contract's, for the stages
@@ -46,7 +46,8 @@ class EngineOptions:
     between the QDQ model and the cache by `int8_route`.
     """
 
-    backend: str = field(default="tensorrt", metadata=flag("--engine_backend"))
+    #: The contract's default (the first of its built-in rows), `registry.DEFAULT_BACKEND`.
+    backend: str = field(default=BUILT_IN[0].name, metadata=flag("--engine_backend"))
     precision: str = field(default="fp32", metadata=flag("--data_type", engine_only=False))
     max_batch_size: int = field(default=1, metadata=flag("--max_batch_size"))
     max_workspace_size: int = field(default=2 << 30, metadata=flag("--max_workspace_size"))
@@ -66,7 +67,7 @@ class EngineOptions:
     #: Node Feature Discovery labels say; None: this CPU's. Another class than this CPU's is
     #: refused, except the architecture's baseline (`x86`: right on every x86 CPU).
     int8_instruction_set: str | None = field(default=None, metadata=flag("--int8_instruction_set"))
-    #: tensorrt-rtx: the GPUs' compute capabilities to build for ahead of time ("8.9", ...).
+    #: A backend that builds ahead of time: the GPUs' compute capabilities ("8.9", ...).
     compute_capabilities: tuple[str, ...] = field(
         default=(), metadata=flag("--compute_capabilities")
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+
 from bodypose_contract.backends import FP16_AS_FP32, ONNXRUNTIME
 from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.ort import args
 from bodypose_exporter.engines.ort.hardware import INT8_CLASSES
 from bodypose_exporter.serving.triton import TritonPlatform
 
@@ -11,12 +14,15 @@ __all__ = ["FACTS", "FP16_AS_FP32"]
 
 
 class OnnxRuntimeFacts(BackendFacts):
-    """Its facts, and the CPU classes its int8 artifacts are built for
-    (`engines.capabilities.Int8InstructionSets`)."""
+    """Its facts, the CPU classes its int8 artifacts are built for
+    (`engines.capabilities.Int8InstructionSets`) and its own flag (`OwnsArguments`, `args`)."""
 
     @property
     def int8_instruction_sets(self) -> tuple[str, ...]:
         return INT8_CLASSES
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
+        args.add_arguments(parser, export=export)
 
 
 FACTS = OnnxRuntimeFacts(

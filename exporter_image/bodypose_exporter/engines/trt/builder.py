@@ -82,6 +82,7 @@ from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
 from bodypose_exporter.engines.trt import hardware
 from bodypose_exporter.engines.trt import precision as layer_precision
+from bodypose_exporter.engines.trt.args import INT8_ROUTES
 from bodypose_exporter.engines.trt.calibrator import (
     TensorfileFeed,
     check_tensorfile,
@@ -94,7 +95,6 @@ from bodypose_exporter.serving import bindings as onnx_bindings
 
 log = logging.getLogger(__name__)
 
-INT8_ROUTES = ("auto", "qdq", "cal_bin")
 #: TensorRT releases from which `auto` takes the strongly typed routes (the QDQ model,
 #: the FP16 model).
 STRONGLY_TYPED_FROM = 10
