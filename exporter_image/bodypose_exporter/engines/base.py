@@ -14,6 +14,7 @@ the differences as facts and optional capabilities it declares).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bodypose_contract.backends import BUILT_IN, PRECISIONS, BackendSupport
+from bodypose_contract.manifest import Int8Source
 from bodypose_exporter.serving.triton import TritonPlatform
 
 __all__ = ["PRECISIONS", "BackendSupport"]  # re-exported: the contract's, for the stages
@@ -153,6 +155,30 @@ class CompatibilityRecord:
         return dict(self.fields)
 
 
+class Graph(enum.Enum):
+    """What an engine was built from (`BuiltEngine.graph`, which the backend fills): the
+    stages serve and publish by it, never by a backend's own words in its details."""
+
+    ONNX = "onnx"  # the FP32 graph as it is (fp32, and fp16 from the FP16 flag)
+    QDQ = "qdq"  # the QDQ model's graph, or its ranges
+    FP16_MODEL = "fp16-model"  # the FP16 mixed-precision model (strongly typed fp16)
+    CALIBRATION_CACHE = "calibration-cache"  # the FP32 graph with cal.bin's ranges
+    TENSORFILE = "tensorfile"  # the FP32 graph, calibrated in the build on the tensorfile
+
+    @classmethod
+    def of_int8_source(cls, source: str | None) -> Graph:
+        """The graph of an engine whose int8 ranges came from `source` (an `Int8Source`,
+        what the manifest's `build.int8Source` says); the ONNX as it is for any other."""
+        return _INT8_GRAPHS.get(str(source), cls.ONNX)
+
+
+_INT8_GRAPHS = {
+    Int8Source.QDQ.value: Graph.QDQ,
+    Int8Source.CALIBRATION_CACHE.value: Graph.CALIBRATION_CACHE,
+    Int8Source.TENSORFILE.value: Graph.TENSORFILE,
+}
+
+
 @dataclass(frozen=True)
 class BuiltEngine:
     """A built artifact, the hardware it was built for, and how it was built."""
@@ -163,6 +189,8 @@ class BuiltEngine:
     details: dict[str, Any] = field(default_factory=dict)
     #: Files the backend wrote beside the artifact, to publish with it: (kind, path).
     companions: tuple[tuple[str, Path], ...] = ()
+    #: What it was built from (the FP32 ONNX as it is unless the backend says otherwise).
+    graph: Graph = Graph.ONNX
 
 
 class EngineRunner(Protocol):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bodypose_contract.manifest import Key
 from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord, EngineBackend
 from bodypose_exporter.engines.capabilities import ChecksGpu, Int8InstructionSets
 from bodypose_exporter.errors import UserError
@@ -41,7 +42,7 @@ def tensorrt_record(hardware: dict[str, Any], level: str) -> CompatibilityRecord
     the file-name part `sm86.trt10.8.0.43` (`.ampere_plus` when built so)."""
     cc, version = str(hardware["computeCapability"]), str(hardware["tensorrtVersion"])
     return CompatibilityRecord(
-        {"computeCapability": cc, "tensorrtVersion": version, "hardwareCompatibility": level},
+        {Key.COMPUTE_CAPABILITY: cc, "tensorrtVersion": version, "hardwareCompatibility": level},
         tag=f"sm{cc.replace('.', '')}.trt{version}{_LEVEL_TAGS[level]}",
     )
 

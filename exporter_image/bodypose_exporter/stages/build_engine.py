@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bodypose_exporter.engines import registry
-from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, EngineBackend
+from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, EngineBackend, Graph
 from bodypose_exporter.engines.capabilities import BuiltAheadOfTime, Int8InstructionSets
 from bodypose_exporter.verification import latency as latencies
 from bodypose_exporter.verification.agreement_gates import Verdict
@@ -33,16 +33,6 @@ from bodypose_exporter.verification.reference import Reference
 from bodypose_exporter.verification.verify import verify
 
 log = logging.getLogger(__name__)
-
-
-class Graph(enum.Enum):
-    """What an engine was built from."""
-
-    ONNX = "onnx"  # the FP32 graph as it is (fp32, and fp16 from the FP16 flag)
-    QDQ = "qdq"  # the QDQ model's graph, or its ranges
-    FP16_MODEL = "fp16-model"  # the FP16 mixed-precision model (strongly typed fp16)
-    CALIBRATION_CACHE = "calibration-cache"  # the FP32 graph with cal.bin's ranges
-    TENSORFILE = "tensorfile"  # the FP32 graph, calibrated in the build on the tensorfile
 
 
 class Updated(enum.Enum):
@@ -84,18 +74,6 @@ class VerifiedEngine:
     warnings: tuple[str, ...] = ()
 
 
-def graph_of(request: BuildRequest, built: BuiltEngine) -> Graph:
-    """The graph `built` came from. The backends say it in their build details
-    (`int8Source`, `fp16Route`): read here, once, into a type."""
-    int8 = built.details.get("int8Source")
-    for graph in (Graph.QDQ, Graph.CALIBRATION_CACHE, Graph.TENSORFILE):
-        if int8 == graph.value:
-            return graph
-    if built.details.get("fp16Route") == "strong" and request.fp16_model is not None:
-        return Graph.FP16_MODEL
-    return Graph.ONNX
-
-
 def _updated(request: BuildRequest, graph: Graph) -> frozenset[Updated]:
     updated = set()
     if request.timing_cache is not None and request.timing_cache.exists():
@@ -124,7 +102,7 @@ def build_and_verify(job: EngineJob) -> VerifiedEngine:
         built = backend.build(job.request)
     log.info("built the %s %s %sengine in %.1f s", precision, backend.facts.name,
              "deploy " if which else "", timings[f"build{which}"])  # fmt: skip
-    graph = graph_of(job.request, built)
+    graph = built.graph  # the backend says it (`engines.base.Graph`)
     not_run = (
         backend.not_run_reason(built.hardware) if isinstance(backend, BuiltAheadOfTime) else None
     )
