@@ -49,6 +49,9 @@ class Key(StrEnum):
     INT8_SOURCE = "int8Source"
     #: build: the precision the artifact computes in, where it differs from the asked one.
     EFFECTIVE_PRECISION = "effectivePrecision"
+    #: compatibility: the one GPU compute capability an artifact runs on, where it has one
+    #: (Triton's per-GPU model file names, `cc_model_filenames`, are keyed by it).
+    COMPUTE_CAPABILITY = "computeCapability"
 
 
 class Int8Source(StrEnum):

@@ -25,6 +25,7 @@ from typing import Any
 from bodypose_exporter.cli.paths import PathKind, mark
 from bodypose_exporter.codec.registry import CODEC_CHOICES
 from bodypose_exporter.engines.base import EngineOptions
+from bodypose_exporter.engines.capabilities import Int8InstructionSets, OwnsArguments
 from bodypose_exporter.engines.registry import BACKEND_MODULES, BACKENDS, DEFAULT_BACKEND
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.ap_gate import max_ap_drop_for
@@ -167,9 +168,8 @@ def add_engine(p: argparse.ArgumentParser, *, export: bool) -> None:
 def add_backend(p: argparse.ArgumentParser, *, export: bool) -> None:
     p.add_argument(
         "--engine_backend", default=None if export else DEFAULT_BACKEND, choices=BACKENDS,
-        help="what the engine is built with: tensorrt (GPU pools; default), onnxruntime "
-        "(CPU: an optimized ONNX model, int8 as QDQ) or tensorrt-rtx (TensorRT-RTX engines "
-        "for --compute_capabilities, built without a GPU; fp32 and fp16)",
+        help=f"what the engine is built with: {', '.join(BACKENDS)} (default: "
+        f"{DEFAULT_BACKEND}); a flag only one backend takes says so in its help",
     )  # fmt: skip
     timing_cache = p.add_argument(
         "--timing_cache", default=None,
@@ -269,65 +269,41 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-INT8_ROUTES = ["auto", "qdq", "cal_bin"]
-HARDWARE_COMPATIBILITY = ["none", "ampere+"]
-
-
-def add_tensorrt_target(p: argparse.ArgumentParser, *, export: bool) -> None:
-    """How a TensorRT engine is built and what GPU it must be built on (`engines.trt`)."""
-    p.add_argument(
-        "--int8_route", default=None if export else "auto", choices=INT8_ROUTES,
-        help="tensorrt int8: qdq = a strongly typed network from --qdq_model (TensorRT >= 10); "
-        "cal_bin = implicit quantization with cal.bin (--cal_cache_file or --cal_data_file; "
-        "deprecated from TensorRT 10.1, removed in 11; what DeepStream and TAO read); auto "
-        "(default) = qdq on TensorRT >= 10 when --qdq_model is given, else cal_bin",
-    )  # fmt: skip
-    p.add_argument(
-        "--hardware_compatibility", default=None if export else "none",
-        choices=HARDWARE_COMPATIBILITY,
-        help="tensorrt: none (default: the engine runs on this GPU's compute capability only) "
-        "or ampere+ (runs on every GPU from compute capability 8.0 on, somewhat slower); "
-        "part of the engine's file name and manifest",
-    )  # fmt: skip
-    p.add_argument(
-        "--expected_gpu_product", default=None,
-        help="tensorrt: the GPU this build must run on, as the pool's nvidia.com/gpu.product "
-        "label says (e.g. NVIDIA-A100-SXM4-40GB); the build fails before starting if the "
-        "device differs",
-    )  # fmt: skip
-    p.add_argument(
-        "--expected_compute_capability", default=None,
-        help="tensorrt: the compute capability this build must run on (e.g. 8.6); the build "
-        "fails before starting if the device differs",
-    )  # fmt: skip
-    p.add_argument(
-        "--compute_capabilities", type=capability_list, default=None, metavar="CC[,CC...]",
-        help="tensorrt-rtx: the GPUs to build for ahead of time, e.g. 8.9 (L4, L40S), 8.6 "
-        "(A10), 8.0 (A100), 7.5 (T4), 12.0 (Blackwell RTX); not 9.0 (Hopper: TensorRT-RTX "
-        "does not run there); no GPU needed in this pod",
-    )  # fmt: skip
-
-
-#: The CPU int8 classes some backend builds for (onnxruntime's `engines/ort/hardware.py`).
+#: The hardware-compatibility levels some backend has (its contract row's), "none" first.
+HARDWARE_COMPATIBILITY = list(
+    dict.fromkeys(
+        level
+        for facts, _ in BACKEND_MODULES.values()
+        for level in facts.hardware_compatibility_levels
+    )
+)
+#: The CPU int8 classes some backend builds for (`engines.capabilities.Int8InstructionSets`).
 INT8_INSTRUCTION_SETS = list(
-    dict.fromkeys(c for facts, _ in BACKEND_MODULES.values() for c in facts.int8_instruction_sets)
+    dict.fromkeys(
+        c
+        for facts, _ in BACKEND_MODULES.values()
+        if isinstance(facts, Int8InstructionSets)
+        for c in facts.int8_instruction_sets
+    )
 )
 
 
-def add_cpu_target(p: argparse.ArgumentParser) -> None:
-    """The CPU class an onnxruntime int8 artifact is built for (`engines.ort.hardware`)."""
+def add_backend_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
+    """The target's flags: the hardware-compatibility level (a contract row's, any backend may
+    have levels), then each registered backend's own group (`capabilities.OwnsArguments`,
+    in `engines/<backend>/args.py`): this module names no backend. `export`: `None` defaults,
+    refused without --engine_file."""
     p.add_argument(
-        "--int8_instruction_set", default=None, choices=INT8_INSTRUCTION_SETS, metavar="CLASS",
-        help="onnxruntime int8: the CPU class to build for, as the pool's Node Feature Discovery "
-        f"labels say ({', '.join(INT8_INSTRUCTION_SETS)}; default: this CPU's); x86 is right on "
-        "every x86 CPU (uint8 weights); any other class must be this node's own, else the "
-        "build fails before starting. Recorded in the manifest (compatibility.instructionSet)",
+        "--hardware_compatibility", default=None if export else "none",
+        choices=HARDWARE_COMPATIBILITY,
+        help="the engine's hardware-compatibility level, for the backends that have levels: "
+        "none (default: the engine runs on this GPU's compute capability only) or ampere+ "
+        "(runs on every GPU from compute capability 8.0 on, somewhat slower); part of the "
+        "engine's file name and manifest",
     )  # fmt: skip
-
-
-def capability_list(text: str) -> tuple[str, ...]:
-    """`8.9,7.5` as ("8.9", "7.5") (checked by the backend that takes them)."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    for facts, _ in BACKEND_MODULES.values():
+        if isinstance(facts, OwnsArguments):
+            facts.add_arguments(p, export=export)
 
 
 def add_serving(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bodypose_exporter.cli import args as groups
 from bodypose_exporter.cli.paths import PathKind, mark
+from bodypose_exporter.engines.registry import BACKENDS
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.manifest import Kind
 from bodypose_exporter.result import report_success
@@ -26,8 +27,8 @@ from bodypose_exporter.stages.build import (
 from bodypose_exporter.verification.agreement_gates import VerificationError
 
 HELP = (
-    "build one engine (tensorrt, tensorrt-rtx or onnxruntime) from the export's artifacts,"
-    " verified where it can run"
+    f"build one engine ({', '.join(BACKENDS)}) from the export's artifacts, verified where "
+    "it can run"
 )
 STAGE = "build"
 
@@ -62,18 +63,18 @@ is an ONNX model and is named .onnx.
 
 The engine is run on the reference inputs and compared with the FP32 outputs
 against the gates of its precision; a failed gate publishes no engine (only
-manifest.rejected.json) and exits 3. An engine that cannot run here (tensorrt-rtx
-without a matching CUDA device) is published as built, not run, and its
-manifest says why. Exit codes: 0 built (and verified where it ran), 2 bad
+manifest.rejected.json) and exits 3. An engine that cannot run here (one built
+ahead of time for GPUs this pod has none of) is published as built, not run, and
+its manifest says why. Exit codes: 0 built (and verified where it ran), 2 bad
 input, 3 the engine failed its gate. `bpnet build` is the same command.
 """
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Build a BodyPoseNet engine for this machine's hardware (tensorrt, onnxruntime) or for "
-        "named GPUs ahead of time (tensorrt-rtx) and verify it against the FP32 reference the "
-        "export kept wherever it can run."
+        f"Build a BodyPoseNet engine with one of the backends ({', '.join(BACKENDS)}), for "
+        "this machine's hardware or, where the backend builds ahead of time, for named GPUs, "
+        "and verify it against the FP32 reference the export kept wherever it can run."
     )
     p.epilog = EPILOG
     onnx = p.add_argument("--onnx", required=True, help="the FP32 ONNX model (path or s3://)")
@@ -105,8 +106,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     mark(fp16_model, PathKind.READ_FILE)
     groups.add_backend(p, export=False)
-    groups.add_tensorrt_target(p, export=False)
-    groups.add_cpu_target(p)
+    groups.add_backend_arguments(p, export=False)
     groups.add_serving(p)
     groups.add_gates(p)
     groups.add_evaluation(p, build=True)

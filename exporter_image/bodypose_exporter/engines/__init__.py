@@ -1,17 +1,16 @@
-"""Engine builders: one interface, and a TensorRT, a TensorRT-RTX and an ONNX Runtime backend.
+"""Engine builders: one interface, one folder per backend, and the registry that names them.
 
 - `base`: the interface (`EngineBackend`, `EngineRunner`, `BuildRequest`, `BuiltEngine`);
-- `registry`: backends by name;
-- `naming`: engine file names as TAO's notebook writes them;
-- `ort/`: ONNX Runtime (CPU pools, and every test on machines without a GPU);
-- `trt/`: TensorRT 10 (GPU pools; importable only where TensorRT is);
-- `trt_rtx/`: TensorRT-RTX (engines built ahead of time for named compute
-  capabilities, with no GPU; run only where the pod opens a matching CUDA device).
+- `capabilities`: the optional interfaces only some backends implement;
+- `registry`: backends by name, and what each backend's folder is;
+- `naming`: engine file names as TAO's notebook writes them.
 
 Every backend package has the same files for the same roles, as Polygraphy
 lays out `backend/<name>/` (NVIDIA/TensorRT `tools/Polygraphy/polygraphy/
 backend/trt/` and `backend/onnxrt/`: `loader.py`, `runner.py`):
 
+- `facts.py`: what it is (`BackendFacts`), importable without its runtime;
+- `args.py`: its own flags, where it takes any (`capabilities.OwnsArguments`);
 - `backend.py`: `BACKEND`, what `engines.registry` hands out by name;
 - `builder.py`: the build (a `BuildRequest` in, a `BuiltEngine` out);
 - `runner.py`: a built artifact loaded and run (`EngineRunner`);

@@ -14,6 +14,7 @@ the differences as facts and optional capabilities it declares).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bodypose_contract.backends import PRECISIONS, BackendSupport
+from bodypose_contract.backends import BUILT_IN, PRECISIONS, BackendSupport
+from bodypose_contract.manifest import Int8Source
 from bodypose_exporter.serving.triton import TritonPlatform
 
 __all__ = ["PRECISIONS", "BackendSupport"]  # re-exported: the contract's, for the stages
@@ -46,7 +48,8 @@ class EngineOptions:
     between the QDQ model and the cache by `int8_route`.
     """
 
-    backend: str = field(default="tensorrt", metadata=flag("--engine_backend"))
+    #: The contract's default (the first of its built-in rows), `registry.DEFAULT_BACKEND`.
+    backend: str = field(default=BUILT_IN[0].name, metadata=flag("--engine_backend"))
     precision: str = field(default="fp32", metadata=flag("--data_type", engine_only=False))
     max_batch_size: int = field(default=1, metadata=flag("--max_batch_size"))
     max_workspace_size: int = field(default=2 << 30, metadata=flag("--max_workspace_size"))
@@ -66,7 +69,7 @@ class EngineOptions:
     #: Node Feature Discovery labels say; None: this CPU's. Another class than this CPU's is
     #: refused, except the architecture's baseline (`x86`: right on every x86 CPU).
     int8_instruction_set: str | None = field(default=None, metadata=flag("--int8_instruction_set"))
-    #: tensorrt-rtx: the GPUs' compute capabilities to build for ahead of time ("8.9", ...).
+    #: A backend that builds ahead of time: the GPUs' compute capabilities ("8.9", ...).
     compute_capabilities: tuple[str, ...] = field(
         default=(), metadata=flag("--compute_capabilities")
     )
@@ -97,7 +100,9 @@ class BackendFacts:
     What it supports (precisions, artifact suffixes, int8 sources, compatibility
     levels, precisions built as another) is its row of the contract both images
     install (`support`, `bodypose_contract.backends`), the same row the operator
-    and the CRD read; the rest is the exporter's alone."""
+    and the CRD read; the rest is the exporter's alone. What only some backends
+    can do (a timing cache, a GPU check, int8 by CPU class, flags of their own)
+    is not here: it is an optional interface (`engines.capabilities`)."""
 
     support: BackendSupport
     runtime: str  # what loads the artifact, as the manifest says it
@@ -105,14 +110,6 @@ class BackendFacts:
     #: DeepStream's nvinfer loads the artifact itself (`model-engine-file`); else only the ONNX.
     nvinfer_loads: bool
     needs_gpu: bool  # its build and its runner need a GPU in the pod
-    #: It takes --expected_gpu_product / --expected_compute_capability.
-    checks_gpu: bool = False
-    #: The CPU int8 classes it builds for (--int8_instruction_set); empty: it takes none.
-    int8_instruction_sets: tuple[str, ...] = ()
-    #: Its builds keep a timing cache: the one its hardware shares under --timing_cache_dir
-    #: (`EngineBackend.timing_cache_key`), else the one --timing_cache names, else one
-    #: beside the engine.
-    timing_cache: bool = False
     #: The import the backend needs, and what to tell a user where it is missing.
     requires: str | None = None
     unavailable: str = ""
@@ -158,6 +155,30 @@ class CompatibilityRecord:
         return dict(self.fields)
 
 
+class Graph(enum.Enum):
+    """What an engine was built from (`BuiltEngine.graph`, which the backend fills): the
+    stages serve and publish by it, never by a backend's own words in its details."""
+
+    ONNX = "onnx"  # the FP32 graph as it is (fp32, and fp16 from the FP16 flag)
+    QDQ = "qdq"  # the QDQ model's graph, or its ranges
+    FP16_MODEL = "fp16-model"  # the FP16 mixed-precision model (strongly typed fp16)
+    CALIBRATION_CACHE = "calibration-cache"  # the FP32 graph with cal.bin's ranges
+    TENSORFILE = "tensorfile"  # the FP32 graph, calibrated in the build on the tensorfile
+
+    @classmethod
+    def of_int8_source(cls, source: str | None) -> Graph:
+        """The graph of an engine whose int8 ranges came from `source` (an `Int8Source`,
+        what the manifest's `build.int8Source` says); the ONNX as it is for any other."""
+        return _INT8_GRAPHS.get(str(source), cls.ONNX)
+
+
+_INT8_GRAPHS = {
+    Int8Source.QDQ.value: Graph.QDQ,
+    Int8Source.CALIBRATION_CACHE.value: Graph.CALIBRATION_CACHE,
+    Int8Source.TENSORFILE.value: Graph.TENSORFILE,
+}
+
+
 @dataclass(frozen=True)
 class BuiltEngine:
     """A built artifact, the hardware it was built for, and how it was built."""
@@ -168,6 +189,8 @@ class BuiltEngine:
     details: dict[str, Any] = field(default_factory=dict)
     #: Files the backend wrote beside the artifact, to publish with it: (kind, path).
     companions: tuple[tuple[str, Path], ...] = ()
+    #: What it was built from (the FP32 ONNX as it is unless the backend says otherwise).
+    graph: Graph = Graph.ONNX
 
 
 class EngineRunner(Protocol):
@@ -189,7 +212,9 @@ class EngineBackend(Protocol):
     the backend cannot honour here (a GPU other than the pool's, a
     hardware-compatibility level it has no such thing as) and returns the
     artifact's compatibility record, or None when the artifact needs nothing
-    particular of the machine that loads it.
+    particular of the machine that loads it. What only some backends do is an
+    optional interface a backend implements besides this one
+    (`engines.capabilities`).
     """
 
     facts: BackendFacts
@@ -201,16 +226,6 @@ class EngineBackend(Protocol):
     def target(
         self, options: EngineOptions, described: dict[str, Any]
     ) -> CompatibilityRecord | None: ...
-
-    def unable_to_run(self, described: dict[str, Any]) -> str | None:
-        """Why this process cannot run what it builds (then it is built and not run), or
-        None."""
-        ...
-
-    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
-        """The name of the timing cache every build for this hardware shares (a file-name-safe
-        key of what the cache is specific to), or None: its builds keep none to share."""
-        ...
 
     def build(self, request: BuildRequest) -> BuiltEngine: ...
 

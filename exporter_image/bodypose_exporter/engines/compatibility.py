@@ -15,8 +15,8 @@ e.g. `NVIDIA-A100-SXM4-40GB`, `Tesla-T4`, and suffixes such as `-SHARED` or
 `-MIG-1g.5gb` for shared and partitioned GPUs).
 
 No TensorRT here: the record is built from `engines.trt.hardware.describe()`
-by the caller. The checks that apply to any backend ask its facts
-(`check_level`, `check_gpu_flags`).
+by the caller. The checks that apply to any backend ask its facts and the optional
+interfaces it implements (`check_level`, `check_gpu_flags`, `engines.capabilities`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord
+from bodypose_contract.manifest import Key
+from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord, EngineBackend
+from bodypose_exporter.engines.capabilities import ChecksGpu, Int8InstructionSets
 from bodypose_exporter.errors import UserError
 
 #: In file names `+` would read as a space to S3 tools that form-decode keys.
@@ -40,7 +42,7 @@ def tensorrt_record(hardware: dict[str, Any], level: str) -> CompatibilityRecord
     the file-name part `sm86.trt10.8.0.43` (`.ampere_plus` when built so)."""
     cc, version = str(hardware["computeCapability"]), str(hardware["tensorrtVersion"])
     return CompatibilityRecord(
-        {"computeCapability": cc, "tensorrtVersion": version, "hardwareCompatibility": level},
+        {Key.COMPUTE_CAPABILITY: cc, "tensorrtVersion": version, "hardwareCompatibility": level},
         tag=f"sm{cc.replace('.', '')}.trt{version}{_LEVEL_TAGS[level]}",
     )
 
@@ -58,12 +60,12 @@ def check_level(level: str, facts: BackendFacts) -> None:
     )
 
 
-def check_gpu_flags(expected: bool, facts: BackendFacts) -> None:
+def check_gpu_flags(expected: bool, backend: EngineBackend) -> None:
     """The pool's GPU flags only where the backend builds on and checks a GPU."""
-    if expected and not facts.checks_gpu:
+    if expected and not isinstance(backend, ChecksGpu):
         raise UserError(
             "--expected_gpu_product/--expected_compute_capability: an "
-            f"{facts.name} build runs on the CPU; they apply to tensorrt builds only"
+            f"{backend.facts.name} build runs on the CPU; they apply to tensorrt builds only"
         )
 
 
@@ -71,7 +73,7 @@ def check_int8_class_flag(instruction_set: str | None, precision: str, facts: Ba
     """--int8_instruction_set only where the backend builds int8 by CPU class, and only int8."""
     if instruction_set is None:
         return
-    if not facts.int8_instruction_sets:
+    if not isinstance(facts, Int8InstructionSets):
         raise UserError(
             f"--int8_instruction_set: only onnxruntime int8 artifacts depend on the CPU's int8 "
             f"class; this build is {facts.name}"

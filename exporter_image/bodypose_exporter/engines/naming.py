@@ -51,7 +51,7 @@ def timing_cache_beside(engine_file: str) -> str:
 
 def shared_timing_cache(directory: str, key: str) -> str:
     """The timing cache one kind of hardware shares: `<directory>/<key>.cache` (a path or
-    an s3:// prefix; `key` from `EngineBackend.timing_cache_key`)."""
+    an s3:// prefix; `key` from `capabilities.TimingCache.shared_timing_cache_key`)."""
     return f"{directory.rstrip('/')}/{key}.cache"
 
 

@@ -18,7 +18,7 @@ Runs on the target pool's own hardware. Inputs come from the export stage
 the QDQ model), by path or s3:// URI. The engine is built by the chosen
 backend (`engines`), run over the reference, and judged by the gates of its
 precision (`verification`). An engine this pod cannot run (the backend's
-`unable_to_run`: an engine built ahead of time, with no CUDA device of
+`capabilities.BuiltAheadOfTime`: an engine built ahead of time, with no CUDA device of
 its kind in this pod) is published as built and not run: its manifest's `verification` has
 `run: false`, `outcome: "built, not run"` and the reason, no figure and no
 `passed`. Then:

@@ -1,14 +1,15 @@
 """Build one engine from local files and judge it: the build stage's build-and-verify step.
 
 `build_and_verify(EngineJob)` builds with the chosen backend, runs the engine over
-the reference (unless the backend says this pod cannot: `unable_to_run`, then the
-engine is built, not run), applies the precision's gates (`verification`) and, for
-the plain engine that passed, times it on this node (`verification.latency`) and,
-for an int8 artifact whose speed depends on the CPU's int8 kernels, against the
-FP32 model in alternation (a warning where int8 is not worth it here). Its
-result, `VerifiedEngine`, says which graph the engine came from (`Graph`) and what
-the build updated (`Updated`: the timing cache, a cal.bin calibrated here), so the
-steps after it never read the backend's own words for these.
+the reference (unless the backend builds ahead of time and says this pod cannot:
+`capabilities.BuiltAheadOfTime`, then the engine is built, not run), applies the
+precision's gates (`verification`) and, for the plain engine that passed, times it
+on this node (`verification.latency`) and, for an int8 artifact whose speed depends
+on the CPU's int8 kernels, against the FP32 model in alternation (a warning where
+int8 is not worth it here). Its result, `VerifiedEngine`, says which graph the
+engine came from (`Graph`) and what the build updated (`Updated`: the timing cache,
+a cal.bin calibrated here), so the steps after it never read the backend's own words
+for these.
 
 No S3 here: the files are the fetch step's local copies.
 """
@@ -24,23 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bodypose_exporter.engines import registry
-from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, EngineBackend
+from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, EngineBackend, Graph
+from bodypose_exporter.engines.capabilities import BuiltAheadOfTime, Int8InstructionSets
 from bodypose_exporter.verification import latency as latencies
 from bodypose_exporter.verification.agreement_gates import Verdict
 from bodypose_exporter.verification.reference import Reference
 from bodypose_exporter.verification.verify import verify
 
 log = logging.getLogger(__name__)
-
-
-class Graph(enum.Enum):
-    """What an engine was built from."""
-
-    ONNX = "onnx"  # the FP32 graph as it is (fp32, and fp16 from the FP16 flag)
-    QDQ = "qdq"  # the QDQ model's graph, or its ranges
-    FP16_MODEL = "fp16-model"  # the FP16 mixed-precision model (strongly typed fp16)
-    CALIBRATION_CACHE = "calibration-cache"  # the FP32 graph with cal.bin's ranges
-    TENSORFILE = "tensorfile"  # the FP32 graph, calibrated in the build on the tensorfile
 
 
 class Updated(enum.Enum):
@@ -82,18 +74,6 @@ class VerifiedEngine:
     warnings: tuple[str, ...] = ()
 
 
-def graph_of(request: BuildRequest, built: BuiltEngine) -> Graph:
-    """The graph `built` came from. The backends say it in their build details
-    (`int8Source`, `fp16Route`): read here, once, into a type."""
-    int8 = built.details.get("int8Source")
-    for graph in (Graph.QDQ, Graph.CALIBRATION_CACHE, Graph.TENSORFILE):
-        if int8 == graph.value:
-            return graph
-    if built.details.get("fp16Route") == "strong" and request.fp16_model is not None:
-        return Graph.FP16_MODEL
-    return Graph.ONNX
-
-
 def _updated(request: BuildRequest, graph: Graph) -> frozenset[Updated]:
     updated = set()
     if request.timing_cache is not None and request.timing_cache.exists():
@@ -122,8 +102,10 @@ def build_and_verify(job: EngineJob) -> VerifiedEngine:
         built = backend.build(job.request)
     log.info("built the %s %s %sengine in %.1f s", precision, backend.facts.name,
              "deploy " if which else "", timings[f"build{which}"])  # fmt: skip
-    graph = graph_of(job.request, built)
-    not_run = backend.unable_to_run(built.hardware)
+    graph = built.graph  # the backend says it (`engines.base.Graph`)
+    not_run = (
+        backend.not_run_reason(built.hardware) if isinstance(backend, BuiltAheadOfTime) else None
+    )
     latency: dict[str, Any] | None = None
     speedup: tuple[dict[str, Any] | None, str | None] = (None, None)
     if not_run is not None:
@@ -171,7 +153,7 @@ def _against_fp32(
 ) -> tuple[dict[str, Any] | None, str | None]:
     """An int8 artifact built for a CPU class (its speed is the CPU's int8 kernels') timed
     against the FP32 model on the reference runtime; nothing for other artifacts."""
-    if precision != "int8" or not job.backend.facts.int8_instruction_sets:
+    if precision != "int8" or not isinstance(job.backend.facts, Int8InstructionSets):
         return None, None
     with _timed(timings, "int8Speedup"):
         fp32 = registry.backend_by_name(registry.ONNX_REFERENCE).load(job.request.onnx_path)

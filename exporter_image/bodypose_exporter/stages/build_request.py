@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bodypose_exporter.engines.base import CompatibilityRecord, EngineBackend, EngineOptions, flag
+from bodypose_exporter.engines.capabilities import ChecksGpu, TimingCache
 from bodypose_exporter.engines.compatibility import (
     check_gpu_flags,
     check_int8_class_flag,
@@ -47,10 +48,10 @@ class BuildInputs:
     calibration_data: str | None = None
     qdq_model: str | None = None
     fp16_model: str | None = None  # the FP16 mixed-precision model (fp16 builds)
-    #: Default where the backend keeps one (`BackendFacts.timing_cache`): beside the engine.
+    #: Default where the backend keeps one (`capabilities.TimingCache`): beside the engine.
     timing_cache: str | None = field(default=None, metadata=flag("--timing_cache"))
     #: Where the timing caches every build of a kind of hardware shares live (a directory
-    #: or s3:// prefix): `<dir>/<EngineBackend.timing_cache_key>.cache`.
+    #: or s3:// prefix): `<dir>/<TimingCache.shared_timing_cache_key>.cache`.
     timing_cache_dir: str | None = field(default=None, metadata=flag("--timing_cache_dir"))
     #: The export's evaluation.json: turns the AP gate on. The set defaults to its own.
     eval_reference: str | None = None
@@ -141,12 +142,13 @@ def _artifact(
     for what it is (its suffix, its compatibility record's tag)."""
     options = request.engine
     check_level(options.hardware_compatibility, backend.facts)
-    check_gpu_flags(
-        bool(options.expected_gpu_product or options.expected_compute_capability),
-        backend.facts,
-    )
+    expected = (options.expected_gpu_product, options.expected_compute_capability)
+    check_gpu_flags(any(expected), backend)
     check_int8_class_flag(options.int8_instruction_set, options.precision, backend.facts)
-    record = backend.target(options, backend.describe())
+    described = backend.describe()
+    if isinstance(backend, ChecksGpu):
+        backend.check_gpu(described, *expected)
+    record = backend.target(options, described)
     location = artifact_file_name(request.engine_file, backend.facts, record, options.precision)
     if location != request.engine_file:
         log.info("the %s artifact is written as %s", backend.facts.name, location)
@@ -166,9 +168,9 @@ def _timing_cache_uri(request: BuildStageRequest, backend: EngineBackend) -> str
     inputs = request.inputs
     if inputs.timing_cache is not None:
         return inputs.timing_cache
-    if not backend.facts.timing_cache:
+    if not isinstance(backend, TimingCache):
         return None
-    key = backend.timing_cache_key(backend.describe()) if inputs.timing_cache_dir else None
-    if inputs.timing_cache_dir and key:
+    if inputs.timing_cache_dir:
+        key = backend.shared_timing_cache_key(backend.describe())
         return shared_timing_cache(inputs.timing_cache_dir, key)
     return timing_cache_beside(request.engine_file)

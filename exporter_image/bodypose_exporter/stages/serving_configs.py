@@ -23,14 +23,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord
+from bodypose_contract.manifest import Key
+from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord, Graph
 from bodypose_exporter.errors import NotFoundError, UserError
 from bodypose_exporter.manifest import Kind, file_name
 from bodypose_exporter.serving import bindings as onnx_bindings
 from bodypose_exporter.serving import deepstream, triton
 from bodypose_exporter.serving.bindings import Bindings
 from bodypose_exporter.serving.paths import parent, relative
-from bodypose_exporter.stages.build_engine import Graph, VerifiedEngine
+from bodypose_exporter.stages.build_engine import VerifiedEngine
 from bodypose_exporter.stages.build_request import BuildStageRequest
 from bodypose_exporter.storage.location import Location
 from bodypose_exporter.storage.outputs import OutputSet
@@ -102,7 +103,7 @@ def for_engine(
         artifact_location=location,
         onnx_source=str(inputs.qdq_model) if from_qdq else inputs.onnx,
         cal_bin=inputs.calibration_cache if options.precision == "int8" else None,
-        compute_capability=fields.get("computeCapability"),
+        compute_capability=fields.get(Key.COMPUTE_CAPABILITY),
     )
 
 

@@ -37,12 +37,6 @@ class OnnxRuntimeBackend:
             hardware.check_int8_class(options.int8_instruction_set, described["int8InstructionSet"])
         return int8_record(options, described)
 
-    def unable_to_run(self, described: dict[str, Any]) -> str | None:
-        return None  # it builds where it runs
-
-    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
-        return None  # ONNX Runtime times nothing at build time
-
     def build(self, request: BuildRequest) -> BuiltEngine:
         return OnnxRuntimeBuilder().build(request)
 

@@ -54,6 +54,7 @@ from bodypose_exporter.engines.base import (
     BuiltEngine,
     CompatibilityRecord,
     EngineOptions,
+    Graph,
 )
 from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.engines.ort.facts import FACTS
@@ -171,4 +172,5 @@ class OnnxRuntimeBuilder:
                 "optimizeSeconds": round(seconds, 3),
             }
         )
-        return BuiltEngine(request.engine_path, FACTS.name, described, details)
+        graph = Graph.of_int8_source(details[Key.INT8_SOURCE])
+        return BuiltEngine(request.engine_path, FACTS.name, described, details, graph=graph)

@@ -33,16 +33,18 @@ class TensorRTBackend:
     def target(
         self, options: EngineOptions, described: dict[str, Any]
     ) -> CompatibilityRecord | None:
-        """The GPU read from the device must be the pool's; the record names it."""
-        check_expected_gpu(
-            described, options.expected_gpu_product, options.expected_compute_capability
-        )
+        """The record names the GPU read from the device (checked against the pool's first,
+        `check_gpu`)."""
         return tensorrt_record(described, options.hardware_compatibility)
 
-    def unable_to_run(self, described: dict[str, Any]) -> str | None:
-        return None  # it builds where it runs
+    # engines.capabilities.ChecksGpu
+    def check_gpu(
+        self, described: dict[str, Any], product: str | None, compute_capability: str | None
+    ) -> None:
+        check_expected_gpu(described, product, compute_capability)
 
-    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
+    # engines.capabilities.TimingCache
+    def shared_timing_cache_key(self, described: dict[str, Any]) -> str:
         return hardware.timing_cache_key(described)
 
     def build(self, request: BuildRequest) -> BuiltEngine:

@@ -79,9 +79,10 @@ from polygraphy.exception import PolygraphyException
 
 from bodypose_contract.manifest import Key
 from bodypose_exporter.calibration import calibration_cache
-from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
+from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, Graph
 from bodypose_exporter.engines.trt import hardware
 from bodypose_exporter.engines.trt import precision as layer_precision
+from bodypose_exporter.engines.trt.args import INT8_ROUTES
 from bodypose_exporter.engines.trt.calibrator import (
     TensorfileFeed,
     check_tensorfile,
@@ -94,7 +95,6 @@ from bodypose_exporter.serving import bindings as onnx_bindings
 
 log = logging.getLogger(__name__)
 
-INT8_ROUTES = ("auto", "qdq", "cal_bin")
 #: TensorRT releases from which `auto` takes the strongly typed routes (the QDQ model,
 #: the FP16 model).
 STRONGLY_TYPED_FROM = 10
@@ -218,6 +218,14 @@ class BuildPlan:
             profile=(1, max_batch, max_batch), calibration_batch=None, workspace=workspace,
             timing_cache=None, hardware_compatibility="none", strict=False,
         )  # fmt: skip
+
+    def graph(self, request: BuildRequest) -> Graph:
+        """What the engine is built from (`BuiltEngine.graph`): its int8 source's graph, else
+        the FP16 model where a strongly typed fp16 build takes it, else the ONNX."""
+        graph = Graph.of_int8_source(self.int8_source)
+        if graph is Graph.ONNX and self.fp16_route == "strong" and request.fp16_model is not None:
+            return Graph.FP16_MODEL
+        return graph
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -486,7 +494,10 @@ class TensorRTBuilder:
         if timing is not None:
             saved = timing.stat().st_size if timing.exists() else 0
             details["timingCache"] = {"loadedBytes": loaded, "savedBytes": saved}
-        return BuiltEngine(request.engine_path, FACTS.name, hardware.describe(), details)
+        return BuiltEngine(
+            request.engine_path, FACTS.name, hardware.describe(), details,
+            graph=plan.graph(request),
+        )  # fmt: skip
 
     def _run(
         self,

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+
 from bodypose_contract.backends import TENSORRT
 from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.trt import args
 from bodypose_exporter.serving.triton import TritonPlatform
 
-FACTS = BackendFacts(
+
+class TensorRTFacts(BackendFacts):
+    """Its facts, and its own flags (`engines.capabilities.OwnsArguments`, `args`)."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
+        args.add_arguments(parser, export=export)
+
+
+FACTS = TensorRTFacts(
     support=TENSORRT,  # precisions, int8 sources, compatibility levels, suffixes
     runtime="TensorRT (a serialized engine, a plan)",
     triton=TritonPlatform("tensorrt_plan", "model.plan", "KIND_GPU"),
     nvinfer_loads=True,
     needs_gpu=True,
-    checks_gpu=True,
-    timing_cache=True,
     requires="tensorrt",
     unavailable=(
         "--engine_backend tensorrt needs TensorRT and a GPU, which exist only in the target "

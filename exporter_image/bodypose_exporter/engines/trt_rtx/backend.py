@@ -44,14 +44,12 @@ class TensorRTRTXBackend:
             tag=f"{hardware.tag(capabilities)}.trtrtx{version}",
         )
 
-    def unable_to_run(self, described: dict[str, Any]) -> str | None:
+    # engines.capabilities.BuiltAheadOfTime
+    def not_run_reason(self, described: dict[str, Any]) -> str | None:
         """Why this pod does not run the engine it built (no CUDA device it can open, or
         one of another compute capability), or None: the build's hardware record says
         (`hardware.run_decision`)."""
         return hardware.not_run_reason(described)
-
-    def timing_cache_key(self, described: dict[str, Any]) -> str | None:
-        return None  # built ahead of time, no GPU to time tactics on
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         return TensorRTRTXBuilder().build(request)

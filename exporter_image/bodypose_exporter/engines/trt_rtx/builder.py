@@ -115,5 +115,5 @@ class TensorRTRTXBuilder:
                  plan.precision, ", ".join(capabilities), seconds)  # fmt: skip
         return BuiltEngine(
             request.engine_path, FACTS.name, hardware.describe(capabilities), details,
-            tuple(companions),
+            tuple(companions), graph=plan.graph(request),
         )  # fmt: skip

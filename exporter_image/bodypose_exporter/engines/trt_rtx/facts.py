@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+
 from bodypose_contract.backends import TENSORRT_RTX
 from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.trt_rtx import args
 
-FACTS = BackendFacts(
+
+class TensorRTRTXFacts(BackendFacts):
+    """Its facts, and its own flag (`engines.capabilities.OwnsArguments`, `args`)."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
+        args.add_arguments(parser, export=export)
+
+
+FACTS = TensorRTRTXFacts(
     support=TENSORRT_RTX,  # fp32 and fp16, the compute capabilities it builds for
     runtime="TensorRT-RTX (its runtime loads the engine; ONNX Runtime's NvTensorRTRTX "
     "execution provider through the EPContext model beside it)",

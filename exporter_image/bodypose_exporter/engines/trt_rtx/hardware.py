@@ -124,7 +124,8 @@ def describe(
 
 
 def not_run_reason(described: dict[str, Any]) -> str | None:
-    """The build's decision (`describe(built_for)`), as `EngineBackend.unable_to_run` gives it."""
+    """The build's decision (`describe(built_for)`), as the backend's `not_run_reason`
+    (`capabilities.BuiltAheadOfTime`) gives it."""
     if "builtFor" not in described:
         return "the capabilities the engine was built for are not recorded: not run"
     reason = described.get("notRunReason")

@@ -2,7 +2,7 @@
 
 Only where the pod can open a CUDA device of a compute capability the engine
 was built for (`hardware.run_decision`); the build stage asks
-`backend.TensorRTRTXBackend.unable_to_run` first and, without one, records
+`backend.TensorRTRTXBackend.not_run_reason` first and, without one, records
 the engine as built and not run. Nothing on the development machines or in
 CI has such a GPU, so this module has never run here (README, "TensorRT").
 """

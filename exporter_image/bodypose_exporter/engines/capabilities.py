@@ -1,0 +1,78 @@
+"""What some backends can do and others cannot: optional interfaces, asked with `isinstance`.
+
+Every backend implements `base.EngineBackend` (describe, target, build, load);
+a capability only some of them have is an interface of its own here, which a
+backend implements or does not, and the stages ask `isinstance(backend,
+TimingCache)` rather than reading a boolean in the facts or a method that
+answers None. Followed: kubernetes-sigs/kueue `pkg/controller/jobframework`
+(`interface.go`: one required `GenericJob`, and optional interfaces such as
+`JobWithSkip` and `JobWithFinalize` that the reconciler type-asserts).
+
+`runtime_checkable` checks only that the members exist, so each member has a
+name no backend would carry for another reason: the test plug-in
+(`tests/support/echo_backend/engine.py`) still has the `unable_to_run` and
+`timing_cache_key` methods the required interface once had, and stays a
+backend with none of these capabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class TimingCache(Protocol):
+    """Its builds keep a timing cache: the one its hardware shares under
+    --timing_cache_dir, else the one --timing_cache names, else one beside the engine."""
+
+    def shared_timing_cache_key(self, described: dict[str, Any]) -> str:
+        """The name of the timing cache every build for this hardware shares (a
+        file-name-safe key of what the cache is specific to)."""
+        ...
+
+
+@runtime_checkable
+class BuiltAheadOfTime(Protocol):
+    """It builds for hardware this pod may not have: the engine may be built and not run."""
+
+    def not_run_reason(self, described: dict[str, Any]) -> str | None:
+        """Why this process cannot run what it built (then it is built and not run), or
+        None when it can."""
+        ...
+
+
+@runtime_checkable
+class ChecksGpu(Protocol):
+    """It builds on a GPU and refuses to start on another than the pool's
+    (--expected_gpu_product / --expected_compute_capability)."""
+
+    def check_gpu(
+        self, described: dict[str, Any], product: str | None, compute_capability: str | None
+    ) -> None:
+        """Raise before any work when the GPU `described` is not the one expected."""
+        ...
+
+
+@runtime_checkable
+class Int8InstructionSets(Protocol):
+    """Facts of a backend whose int8 artifacts are built for a CPU class
+    (--int8_instruction_set): their speed is the class's int8 kernels', timed against the
+    FP32 model. On the facts: the parser's choices are read before any runtime import."""
+
+    @property
+    def int8_instruction_sets(self) -> tuple[str, ...]:
+        """The classes it builds for, the baseline first."""
+        ...
+
+
+@runtime_checkable
+class OwnsArguments(Protocol):
+    """Facts of a backend that takes flags of its own: it adds them, the CLI names none of
+    them (`cli.args.add_backend_arguments`). On the facts, not the backend, because the
+    parser is made before any backend's runtime is imported."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
+        """Add its flags; `export`: `None` defaults (bpnet-export refuses them without
+        --engine_file)."""
+        ...

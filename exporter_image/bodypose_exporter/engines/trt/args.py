@@ -1,0 +1,35 @@
+"""The tensorrt backend's own flags: its int8 route and the GPU its build must run on.
+
+Added by `cli.args.add_backend_arguments` through the facts (`facts.TensorRTFacts`,
+`engines.capabilities.OwnsArguments`): the CLI names none of them. No TensorRT here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: How an int8 engine is quantized (`builder.int8_route` chooses among them).
+INT8_ROUTES = ("auto", "qdq", "cal_bin")
+
+
+def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
+    """How a TensorRT engine is built and what GPU it must be built on. `export`: `None`
+    defaults (bpnet-export refuses them without --engine_file)."""
+    p.add_argument(
+        "--int8_route", default=None if export else "auto", choices=list(INT8_ROUTES),
+        help="tensorrt int8: qdq = a strongly typed network from --qdq_model (TensorRT >= 10); "
+        "cal_bin = implicit quantization with cal.bin (--cal_cache_file or --cal_data_file; "
+        "deprecated from TensorRT 10.1, removed in 11; what DeepStream and TAO read); auto "
+        "(default) = qdq on TensorRT >= 10 when --qdq_model is given, else cal_bin",
+    )  # fmt: skip
+    p.add_argument(
+        "--expected_gpu_product", default=None,
+        help="tensorrt: the GPU this build must run on, as the pool's nvidia.com/gpu.product "
+        "label says (e.g. NVIDIA-A100-SXM4-40GB); the build fails before starting if the "
+        "device differs",
+    )  # fmt: skip
+    p.add_argument(
+        "--expected_compute_capability", default=None,
+        help="tensorrt: the compute capability this build must run on (e.g. 8.6); the build "
+        "fails before starting if the device differs",
+    )  # fmt: skip

@@ -1,0 +1,24 @@
+"""The tensorrt-rtx backend's own flag: the compute capabilities to build for.
+
+Added by `cli.args.add_backend_arguments` through the facts
+(`facts.TensorRTRTXFacts`, `engines.capabilities.OwnsArguments`). No TensorRT-RTX here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def capability_list(text: str) -> tuple[str, ...]:
+    """`8.9,7.5` as ("8.9", "7.5") (checked by the backend, `hardware.parse_capabilities`)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
+    """--compute_capabilities (the same for both commands: `None` is "not given")."""
+    p.add_argument(
+        "--compute_capabilities", type=capability_list, default=None, metavar="CC[,CC...]",
+        help="tensorrt-rtx: the GPUs to build for ahead of time, e.g. 8.9 (L4, L40S), 8.6 "
+        "(A10), 8.0 (A100), 7.5 (T4), 12.0 (Blackwell RTX); not 9.0 (Hopper: TensorRT-RTX "
+        "does not run there); no GPU needed in this pod",
+    )  # fmt: skip
