@@ -60,3 +60,27 @@ def test_a_short_convergence_campaign_reaches_every_declared_state(
     faults = {s.fault for s in result.steps}
     assert set(REQUIRED_EDITS) | {"fix"} <= edits and set(REQUIRED_FAULTS) <= faults, result.steps
     assert not result.divergences, "\n".join(map(str, result.divergences))
+
+
+def test_a_divergence_prints_why_each_failed_pod_ended() -> None:
+    """The campaign's evidence lines: a failed pod's exit code and termination message,
+    nothing for a pod that succeeded or still runs (objects shaped as the client returns)."""
+    from types import SimpleNamespace as NS
+
+    def pod(name: str, terminated: NS | None) -> NS:
+        state = NS(terminated=terminated)
+        return NS(metadata=NS(name=name), status=NS(container_statuses=[NS(state=state)]))
+
+    failed = NS(exit_code=2, reason="Error", message='{"reason": "OutputNotWritable",\n"x": 1}')
+    pods = {
+        "job-name=export-a": [pod("export-a-1", failed), pod("export-a-2", None)],
+        "job-name=build-b": [pod("build-b-1", NS(exit_code=0, reason="Completed", message=""))],
+    }
+    fake = NS(
+        namespace="ns",
+        jobs=lambda: [NS(metadata=NS(name="export-a")), NS(metadata=NS(name="build-b"))],
+        core=NS(list_namespaced_pod=lambda ns, label_selector: NS(items=pods[label_selector])),
+    )
+    assert Campaign.failed_pods(fake) == [  # type: ignore[arg-type]
+        'pod export-a-1 of Job export-a exited 2 (Error): {"reason": "OutputNotWritable", "x": 1}'
+    ]

@@ -859,6 +859,29 @@ class Campaign:
         for invariant, details in found:
             self.out(f"  DIVERGENCE seed={seed} step={step.number} invariant={invariant}: "
                      f"{details}")  # fmt: skip
+        if found:
+            for line in self.failed_pods():
+                self.out(f"  evidence: {line}")
+
+    def failed_pods(self) -> list[str]:
+        """What each failed pod of the resource's Jobs said as it ended (exit code and
+        termination message): a divergence's log must say why a Job ended for good, since
+        the operator deletes a Job at rest on the next step (issue 32, soak seed 35061)."""
+        lines = []
+        for job in self.jobs():
+            selector = f"job-name={job.metadata.name}"
+            for pod in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items:
+                for status in (pod.status.container_statuses or []) if pod.status else []:
+                    ended = status.state.terminated if status.state else None
+                    if ended is None or ended.exit_code == 0:
+                        continue
+                    said = (ended.message or "").strip().replace("\n", " ")[:400]
+                    said = said or "no message"
+                    lines.append(
+                        f"pod {pod.metadata.name} of Job {job.metadata.name} exited "
+                        f"{ended.exit_code} ({ended.reason}): {said}"
+                    )
+        return lines
 
 
 # ---------------------------------------------------------------------------------------
