@@ -183,6 +183,7 @@ def build_for_cpu_class(
 ) -> Built:
     """The int8 artifact the product would build for another CPU class, verified here."""
     from bodypose_exporter.engines.base import BuildRequest, EngineOptions
+    from bodypose_exporter.engines.ort.args import OnnxRuntimeOptions
     from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
     from bodypose_exporter.engines.ort.runner import OrtRunner
     from bodypose_exporter.verification import reference as references
@@ -190,7 +191,10 @@ def build_for_cpu_class(
 
     built = OnnxRuntimeBuilder().build(
         BuildRequest(
-            EngineOptions(precision="int8", int8_instruction_set=cpu_class),
+            EngineOptions(
+                precision="int8",
+                backend_options=(OnnxRuntimeOptions(int8_instruction_set=cpu_class),),
+            ),
             onnx_path=exported / "bpnet_model.onnx",
             engine_path=out / f"bpnet_model.{size[0]}.{size[1]}.int8.{cpu_class}.onnx",
             calibration_cache=cal_bin,

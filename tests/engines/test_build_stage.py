@@ -260,6 +260,22 @@ def test_a_cpu_class_other_than_this_nodes_is_refused_before_any_work(
     assert "does not exist" not in err and list(tmp_path.iterdir()) == []
 
 
+def test_a_flag_of_another_backends_group_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each backend owns its flags (`engines/<backend>/args.py`); one given to another
+    backend's build would be silently dropped: exit 2 before any work, the owner named."""
+    engine = tmp_path / "e.engine"
+    for flags, owner in (
+        (("--expected_gpu_product", "NVIDIA-A10"), "tensorrt"),
+        (("--compute_capabilities", "8.9"), "tensorrt-rtx"),
+    ):
+        code, _, err = run(capsys, *ort_build(tmp_path / "absent", engine, *flags))
+        assert code == 2, flags
+        assert f"{flags[0]}: only {owner} builds take it; this build is onnxruntime" in err
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_the_cpu_class_flag_is_refused_where_it_would_do_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from bodypose_exporter.engines.base import EngineOptions
 from bodypose_exporter.engines.compatibility import (
     check_expected_gpu,
-    check_int8_class_flag,
+    check_foreign_options,
     check_level,
     product_matches,
     tensorrt_record,
 )
 from bodypose_exporter.engines.naming import artifact_file_name
-from bodypose_exporter.engines.registry import facts_of
+from bodypose_exporter.engines.ort.args import OnnxRuntimeOptions
+from bodypose_exporter.engines.ort.args import check as check_ort_options
+from bodypose_exporter.engines.registry import BACKEND_MODULES, facts_of
 from bodypose_exporter.errors import UserError
+from tests.support.builds import engine_options
 
 A10 = {"gpuName": "NVIDIA A10", "computeCapability": "8.6", "tensorrtVersion": "10.8.0.43"}
 TRT, ORT = facts_of("tensorrt"), facts_of("onnxruntime")
@@ -83,11 +87,22 @@ def test_hardware_compatibility_levels_are_the_backends_own() -> None:
 
 
 def test_the_int8_class_flag_only_where_it_changes_the_artifact() -> None:
-    check_int8_class_flag(None, "fp32", TRT)  # not given: nothing to refuse
-    check_int8_class_flag("x86-vnni", "int8", ORT)
-    with pytest.raises(UserError, match=r"only onnxruntime int8 artifacts .* build is tensorrt$"):
-        check_int8_class_flag("x86-vnni", "int8", TRT)
+    registered = [facts for facts, _ in BACKEND_MODULES.values()]
+    check_foreign_options(EngineOptions(), TRT, registered)  # not given: nothing to refuse
+    vnni = engine_options(precision="int8", int8_instruction_set="x86-vnni")
+    check_foreign_options(vnni, ORT, registered)
+    with pytest.raises(
+        UserError,
+        match=r"^--int8_instruction_set: only onnxruntime builds take it; this build is tensorrt$",
+    ):
+        check_foreign_options(vnni, TRT, registered)
+    product = engine_options(expected_gpu_product="NVIDIA-A10")
+    with pytest.raises(
+        UserError,
+        match=r"^--expected_gpu_product: only tensorrt builds take it; this build is onnxruntime$",
+    ):
+        check_foreign_options(product, ORT, registered)
     with pytest.raises(UserError, match="only used with --data_type int8; this build is fp16"):
-        check_int8_class_flag("x86", "fp16", ORT)
+        check_ort_options(OnnxRuntimeOptions("x86"), "fp16")
     with pytest.raises(UserError, match="'x86-sse': choose one of x86-amx, x86-vnni"):
-        check_int8_class_flag("x86-sse", "int8", ORT)
+        check_ort_options(OnnxRuntimeOptions("x86-sse"), "int8")

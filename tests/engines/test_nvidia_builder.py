@@ -50,13 +50,14 @@ trt = tensorrt_rtx()
 sys.modules["tensorrt"] = trt  # the TensorRT backend's loaders, on TensorRT 11's API surface
 from bodypose_exporter.engines.base import BuildRequest, EngineOptions
 from bodypose_exporter.engines.trt import builder as trt_builder
+from bodypose_exporter.engines.trt_rtx.args import TensorRTRTXOptions
 from bodypose_exporter.engines.trt_rtx.builder import TensorRTRTXBuilder
 out = []
 for case in json.loads(sys.argv[1]):
     onnx, precision, files = Path(case["onnx"]), case["precision"], case["files"]
     engine = Path(case["engine"])
     request = BuildRequest(EngineOptions(precision=precision, max_batch_size=2,
-                                         compute_capabilities=("8.9",)),
+                                         backend_options=(TensorRTRTXOptions(("8.9",)),)),
                            onnx_path=onnx, engine_path=engine,
                            **{k: Path(v) for k, v in files.items()})
     plan = trt_builder.plan_build(request, "11.0.0")
@@ -153,11 +154,12 @@ PARSE_BROKEN = """
 from pathlib import Path
 import sys
 from bodypose_exporter.engines.base import BuildRequest, EngineOptions
+from bodypose_exporter.engines.trt_rtx.args import TensorRTRTXOptions
 from bodypose_exporter.engines.trt_rtx.builder import TensorRTRTXBuilder
 from bodypose_exporter.errors import UserError
 try:
     TensorRTRTXBuilder().build(BuildRequest(
-        EngineOptions(compute_capabilities=("8.9",)), onnx_path=Path(sys.argv[1]),
+        EngineOptions(backend_options=(TensorRTRTXOptions(("8.9",)),)), onnx_path=Path(sys.argv[1]),
         engine_path=Path(sys.argv[2])))
 except UserError as exc:
     print(exc)

@@ -19,8 +19,9 @@ import pytest
 
 from bodypose_exporter.calibration.calibration_cache import read as read_cache
 from bodypose_exporter.calibration.tensorfile import TensorFileWriter
-from bodypose_exporter.engines.base import BuildRequest, EngineOptions
+from bodypose_exporter.engines.base import BuildRequest
 from bodypose_exporter.engines.trt import builder as trt_builder
+from bodypose_exporter.engines.trt.args import TensorRTOptions
 from bodypose_exporter.engines.trt.calibrator import (
     CalibrationFailedError,
     TensorfileFeed,
@@ -33,6 +34,7 @@ from tests.conftest import SAMPLE_HEIGHT as HEIGHT
 from tests.conftest import SAMPLE_WIDTH as WIDTH
 from tests.engines import fake_tensorrt
 from tests.engines.conftest import Calibrated
+from tests.support.builds import engine_options
 
 INPUT = "input_1:0"
 
@@ -52,7 +54,7 @@ def request(exported: Path, tmp_path: Path, precision: str, **extra: Any) -> Bui
     files = {k: v for k, v in extra.items() if k in _FILES}
     options = {k: v for k, v in extra.items() if k not in _FILES}
     return BuildRequest(
-        options=EngineOptions(precision=precision, max_batch_size=4, **options),
+        options=engine_options(precision=precision, max_batch_size=4, **options),
         onnx_path=exported / "bpnet_model.onnx",
         engine_path=tmp_path / "e.engine",
         **files,
@@ -147,8 +149,9 @@ def test_int8_defaults_to_the_strongly_typed_qdq_route_on_tensorrt_10(
     legacy = trt_builder.plan_build(both, "8.6.1")
     assert legacy.route == "cal_bin" and legacy.int8_source == "calibration-cache"
     assert (legacy.fp16, legacy.int8, legacy.strongly_typed) == (True, True, False)
+    cal_bin = (TensorRTOptions(int8_route="cal_bin"),)
     chosen = dataclasses.replace(
-        both, options=dataclasses.replace(both.options, int8_route="cal_bin")
+        both, options=dataclasses.replace(both.options, backend_options=cal_bin)
     )
     assert trt_builder.plan_build(chosen, "10.8.0.43").route == "cal_bin"
 

@@ -221,16 +221,32 @@ def _attribute(flag: str) -> str:
     return flag.rpartition("/")[2].lstrip("-")
 
 
-def engine_options(args: argparse.Namespace) -> EngineOptions:
-    """The one `EngineOptions` of a run, from the flags its fields name (`engines.base.flag`);
-    a flag left out (None: bpnet-export's "not given") keeps the field's default."""
+def _given(kind: type, args: argparse.Namespace) -> dict[str, Any]:
+    """`kind`'s fields set by their flags (`engines.base.flag`); a flag left out (None:
+    bpnet-export's "not given") keeps the field's default."""
     given: dict[str, Any] = {}
-    for f in dataclasses.fields(EngineOptions):
+    for f in dataclasses.fields(kind):
         if "flag" in f.metadata:
             value = getattr(args, _attribute(f.metadata["flag"]), None)
             if value is not None:
                 given[f.name] = value
-    return EngineOptions(**given)
+    return given
+
+
+def backend_option_types() -> tuple[type, ...]:
+    """Each registered backend's own options (`capabilities.OwnsArguments.options_type`)."""
+    return tuple(
+        facts.options_type
+        for facts, _ in BACKEND_MODULES.values()
+        if isinstance(facts, OwnsArguments)
+    )
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The one `EngineOptions` of a run, with every registered backend's own options, from
+    the flags their fields name."""
+    own = tuple(kind(**_given(kind, args)) for kind in backend_option_types())
+    return EngineOptions(**_given(EngineOptions, args), backend_options=own)
 
 
 def engine_only_flags(*types: type) -> dict[str, str]:

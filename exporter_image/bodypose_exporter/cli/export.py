@@ -74,7 +74,9 @@ verification gate failed. `bpnet export` is the same command.
 
 #: Flags only `--engine_file` uses (given without it they are refused): the fields of the
 #: engine's types their metadata marks so, and the gate flags.
-ENGINE_ONLY = groups.engine_only_flags(EngineOptions, BuildInputs, BuildStageRequest)
+ENGINE_ONLY = groups.engine_only_flags(
+    EngineOptions, *groups.backend_option_types(), BuildInputs, BuildStageRequest
+)
 
 
 def configure(p: argparse.ArgumentParser) -> None:

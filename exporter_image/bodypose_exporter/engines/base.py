@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,9 @@ from bodypose_contract.manifest import Int8Source
 from bodypose_exporter.serving.triton import TritonPlatform
 
 __all__ = ["PRECISIONS", "BackendSupport"]  # re-exported: the contract's, for the stages
+
+
+OptionsT = TypeVar("OptionsT")
 
 
 def flag(name: str, *, engine_only: bool = True) -> dict[str, Any]:
@@ -45,7 +48,7 @@ class EngineOptions:
     writes the cache (TAO's `--cal_cache_file` semantics: used if present,
     written if not); else the explicitly quantized (QDQ) model. A backend
     states which it takes (`BackendFacts.int8_sources`); TensorRT chooses
-    between the QDQ model and the cache by `int8_route`.
+    between the QDQ model and the cache by its own `--int8_route` (`trt/args.py`).
     """
 
     #: The contract's default (the first of its built-in rows), `registry.DEFAULT_BACKEND`.
@@ -56,23 +59,20 @@ class EngineOptions:
     strict_types: bool = field(default=False, metadata=flag("-s/--strict_type_constraints"))
     calibration_batches: int = field(default=10, metadata=flag("--batches", engine_only=False))
     calibration_batch_size: int = field(default=1, metadata=flag("--batch_size", engine_only=False))
-    int8_route: str = field(default="auto", metadata=flag("--int8_route"))  # tensorrt
-    hardware_compatibility: str = field(
-        default="none", metadata=flag("--hardware_compatibility")
-    )  # tensorrt: none | ampere+
-    #: The pool's nvidia.com/gpu.product: a GPU build stops before any work on another GPU.
-    expected_gpu_product: str | None = field(default=None, metadata=flag("--expected_gpu_product"))
-    expected_compute_capability: str | None = field(
-        default=None, metadata=flag("--expected_compute_capability")
-    )
-    #: onnxruntime int8: the CPU class to build for (`engines.ort.hardware`), as the pool's
-    #: Node Feature Discovery labels say; None: this CPU's. Another class than this CPU's is
-    #: refused, except the architecture's baseline (`x86`: right on every x86 CPU).
-    int8_instruction_set: str | None = field(default=None, metadata=flag("--int8_instruction_set"))
-    #: A backend that builds ahead of time: the GPUs' compute capabilities ("8.9", ...).
-    compute_capabilities: tuple[str, ...] = field(
-        default=(), metadata=flag("--compute_capabilities")
-    )
+    #: The engine's hardware-compatibility level, for the backends whose contract row has
+    #: levels (`compatibility.check_level`).
+    hardware_compatibility: str = field(default="none", metadata=flag("--hardware_compatibility"))
+    #: Each registered backend's own options (`capabilities.OwnsArguments.options_type`: its
+    #: int8 route, the GPU it must build on, the CPU class, the compute capabilities...),
+    #: one per backend that has flags of its own; the backend reads its own with `own`.
+    #: Those of other backends are here too, so that a flag given to the wrong backend is
+    #: refused rather than ignored (`compatibility.check_foreign_options`).
+    backend_options: tuple[Any, ...] = ()
+
+    def own(self, kind: type[OptionsT]) -> OptionsT:
+        """This run's options of type `kind` (one backend's), its defaults when none came."""
+        found = next((o for o in self.backend_options if type(o) is kind), None)
+        return found if found is not None else kind()
 
 
 @dataclass(frozen=True)

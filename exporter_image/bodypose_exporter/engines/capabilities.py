@@ -18,7 +18,10 @@ backend with none of these capabilities.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from bodypose_exporter.engines.base import EngineOptions
 
 
 @runtime_checkable
@@ -44,12 +47,10 @@ class BuiltAheadOfTime(Protocol):
 
 @runtime_checkable
 class ChecksGpu(Protocol):
-    """It builds on a GPU and refuses to start on another than the pool's
-    (--expected_gpu_product / --expected_compute_capability)."""
+    """It builds on a GPU and refuses to start on another than the pool's (its own options
+    say which: tensorrt's --expected_gpu_product / --expected_compute_capability)."""
 
-    def check_gpu(
-        self, described: dict[str, Any], product: str | None, compute_capability: str | None
-    ) -> None:
+    def check_gpu(self, described: dict[str, Any], options: EngineOptions) -> None:
         """Raise before any work when the GPU `described` is not the one expected."""
         ...
 
@@ -68,11 +69,19 @@ class Int8InstructionSets(Protocol):
 
 @runtime_checkable
 class OwnsArguments(Protocol):
-    """Facts of a backend that takes flags of its own: it adds them, the CLI names none of
-    them (`cli.args.add_backend_arguments`). On the facts, not the backend, because the
-    parser is made before any backend's runtime is imported."""
+    """Facts of a backend that takes flags and options of its own: it adds them, the CLI
+    and `EngineOptions` name none of them (`cli.args.add_backend_arguments`). On the
+    facts, not the backend, because the parser is made before any backend's runtime is
+    imported."""
 
     def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
         """Add its flags; `export`: `None` defaults (bpnet-export refuses them without
         --engine_file)."""
+        ...
+
+    @property
+    def options_type(self) -> type:
+        """Its options: a frozen dataclass whose fields name their flags (`base.flag`); the
+        CLI makes one from the flags into `EngineOptions.backend_options`, and the backend
+        reads it with `EngineOptions.own`."""
         ...

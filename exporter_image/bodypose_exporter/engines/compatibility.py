@@ -16,17 +16,19 @@ e.g. `NVIDIA-A100-SXM4-40GB`, `Tesla-T4`, and suffixes such as `-SHARED` or
 
 No TensorRT here: the record is built from `engines.trt.hardware.describe()`
 by the caller. The checks that apply to any backend ask its facts and the optional
-interfaces it implements (`check_level`, `check_gpu_flags`, `engines.capabilities`).
+interfaces it implements (`check_level`, `check_foreign_options`, `engines.capabilities`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from bodypose_contract.manifest import Key
-from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord, EngineBackend
-from bodypose_exporter.engines.capabilities import ChecksGpu, Int8InstructionSets
+from bodypose_exporter.engines.base import BackendFacts, CompatibilityRecord, EngineOptions
+from bodypose_exporter.engines.capabilities import OwnsArguments
 from bodypose_exporter.errors import UserError
 
 #: In file names `+` would read as a space to S3 tools that form-decode keys.
@@ -60,33 +62,24 @@ def check_level(level: str, facts: BackendFacts) -> None:
     )
 
 
-def check_gpu_flags(expected: bool, backend: EngineBackend) -> None:
-    """The pool's GPU flags only where the backend builds on and checks a GPU."""
-    if expected and not isinstance(backend, ChecksGpu):
-        raise UserError(
-            "--expected_gpu_product/--expected_compute_capability: an "
-            f"{backend.facts.name} build runs on the CPU; they apply to tensorrt builds only"
-        )
-
-
-def check_int8_class_flag(instruction_set: str | None, precision: str, facts: BackendFacts) -> None:
-    """--int8_instruction_set only where the backend builds int8 by CPU class, and only int8."""
-    if instruction_set is None:
-        return
-    if not isinstance(facts, Int8InstructionSets):
-        raise UserError(
-            f"--int8_instruction_set: only onnxruntime int8 artifacts depend on the CPU's int8 "
-            f"class; this build is {facts.name}"
-        )
-    if instruction_set not in facts.int8_instruction_sets:
-        raise UserError(
-            f"--int8_instruction_set {instruction_set!r}: choose one of "
-            f"{', '.join(facts.int8_instruction_sets)}"
-        )
-    if precision != "int8":
-        raise UserError(
-            f"--int8_instruction_set: only used with --data_type int8; this build is {precision}"
-        )
+def check_foreign_options(
+    options: EngineOptions, facts: BackendFacts, registered: Iterable[BackendFacts]
+) -> None:
+    """A flag of another backend's own group (`EngineOptions.backend_options`) given to this
+    build is refused, not ignored: --int8_instruction_set on a tensorrt build would
+    otherwise build something the user did not ask for."""
+    own = facts.options_type if isinstance(facts, OwnsArguments) else None
+    owners = {f.options_type: f.name for f in registered if isinstance(f, OwnsArguments)}
+    for given in options.backend_options:
+        if type(given) is own:
+            continue
+        default = type(given)()
+        for f in dataclasses.fields(given):
+            if getattr(given, f.name) != getattr(default, f.name):
+                owner = owners.get(type(given), "another backend's")
+                raise UserError(
+                    f"{f.metadata['flag']}: only {owner} builds take it; this build is {facts.name}"
+                )
 
 
 def _normalized(name: str) -> str:

@@ -16,8 +16,7 @@ from pathlib import Path
 from bodypose_exporter.engines.base import CompatibilityRecord, EngineBackend, EngineOptions, flag
 from bodypose_exporter.engines.capabilities import ChecksGpu, TimingCache
 from bodypose_exporter.engines.compatibility import (
-    check_gpu_flags,
-    check_int8_class_flag,
+    check_foreign_options,
     check_level,
 )
 from bodypose_exporter.engines.naming import (
@@ -25,7 +24,7 @@ from bodypose_exporter.engines.naming import (
     shared_timing_cache,
     timing_cache_beside,
 )
-from bodypose_exporter.engines.registry import backend_by_name
+from bodypose_exporter.engines.registry import BACKEND_MODULES, backend_by_name
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.evaluation.ap_gate import max_ap_drop_for
 from bodypose_exporter.manifest import MANIFEST_NAME
@@ -142,12 +141,10 @@ def _artifact(
     for what it is (its suffix, its compatibility record's tag)."""
     options = request.engine
     check_level(options.hardware_compatibility, backend.facts)
-    expected = (options.expected_gpu_product, options.expected_compute_capability)
-    check_gpu_flags(any(expected), backend)
-    check_int8_class_flag(options.int8_instruction_set, options.precision, backend.facts)
+    check_foreign_options(options, backend.facts, (facts for facts, _ in BACKEND_MODULES.values()))
     described = backend.describe()
     if isinstance(backend, ChecksGpu):
-        backend.check_gpu(described, *expected)
+        backend.check_gpu(described, options)
     record = backend.target(options, described)
     location = artifact_file_name(request.engine_file, backend.facts, record, options.precision)
     if location != request.engine_file:

@@ -7,8 +7,21 @@ Added by `cli.args.add_backend_arguments` through the facts
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 
+from bodypose_exporter.engines.base import flag
 from bodypose_exporter.engines.ort.hardware import INT8_CLASSES
+from bodypose_exporter.errors import UserError
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    """Its options in `EngineOptions.backend_options` (`EngineOptions.own`)."""
+
+    #: The CPU class an int8 artifact is built for (`hardware`), as the pool's Node Feature
+    #: Discovery labels say; None: this CPU's. Another class than this CPU's is refused,
+    #: except the architecture's baseline (`x86`: right on every x86 CPU).
+    int8_instruction_set: str | None = field(default=None, metadata=flag("--int8_instruction_set"))
 
 
 def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
@@ -20,3 +33,19 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
         "every x86 CPU (uint8 weights); any other class must be this node's own, else the "
         "build fails before starting. Recorded in the manifest (compatibility.instructionSet)",
     )  # fmt: skip
+
+
+def check(options: OnnxRuntimeOptions, precision: str) -> None:
+    """--int8_instruction_set one of the classes, and only for int8 (an API caller may pass
+    any string; the parser's choices hold only on the command line)."""
+    given = options.int8_instruction_set
+    if given is None:
+        return
+    if given not in INT8_CLASSES:
+        raise UserError(
+            f"--int8_instruction_set {given!r}: choose one of {', '.join(INT8_CLASSES)}"
+        )
+    if precision != "int8":
+        raise UserError(
+            f"--int8_instruction_set: only used with --data_type int8; this build is {precision}"
+        )

@@ -17,6 +17,8 @@ from bodypose_exporter.engines.base import (
     EngineOptions,
 )
 from bodypose_exporter.engines.ort import hardware
+from bodypose_exporter.engines.ort.args import OnnxRuntimeOptions
+from bodypose_exporter.engines.ort.args import check as check_options
 from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder, int8_record
 from bodypose_exporter.engines.ort.facts import FACTS
 from bodypose_exporter.engines.ort.runner import OrtRunner
@@ -33,8 +35,10 @@ class OnnxRuntimeBackend:
     ) -> CompatibilityRecord | None:
         """Only an int8 artifact needs something of the CPU: its class (`hardware`); a class
         asked for must be this CPU's, or the baseline of its architecture."""
-        if options.precision == "int8" and options.int8_instruction_set is not None:
-            hardware.check_int8_class(options.int8_instruction_set, described["int8InstructionSet"])
+        own = options.own(OnnxRuntimeOptions)
+        check_options(own, options.precision)
+        if options.precision == "int8" and own.int8_instruction_set is not None:
+            hardware.check_int8_class(own.int8_instruction_set, described["int8InstructionSet"])
         return int8_record(options, described)
 
     def build(self, request: BuildRequest) -> BuiltEngine:

@@ -57,6 +57,7 @@ from bodypose_exporter.engines.base import (
     Graph,
 )
 from bodypose_exporter.engines.ort import hardware
+from bodypose_exporter.engines.ort.args import OnnxRuntimeOptions
 from bodypose_exporter.engines.ort.facts import FACTS
 from bodypose_exporter.engines.ort.runner import PROVIDERS
 from bodypose_exporter.errors import UserError
@@ -104,7 +105,8 @@ def int8_record(options: EngineOptions, described: dict[str, Any]) -> Compatibil
     """An int8 artifact's record: the CPU class it is built for and the weights that needs."""
     if options.precision != "int8":
         return None
-    instruction_set = options.int8_instruction_set or described["int8InstructionSet"]
+    own = options.own(OnnxRuntimeOptions).int8_instruction_set
+    instruction_set = own or described["int8InstructionSet"]
     return CompatibilityRecord(
         {
             "instructionSet": instruction_set,

@@ -24,6 +24,10 @@ class OnnxRuntimeFacts(BackendFacts):
     def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
         args.add_arguments(parser, export=export)
 
+    @property
+    def options_type(self) -> type:
+        return args.OnnxRuntimeOptions
+
 
 FACTS = OnnxRuntimeFacts(
     # Its precisions (fp16 builds the FP32 graph and says so, `FP16_AS_FP32`, written where

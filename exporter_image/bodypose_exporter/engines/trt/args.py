@@ -7,9 +7,24 @@ Added by `cli.args.add_backend_arguments` through the facts (`facts.TensorRTFact
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+
+from bodypose_exporter.engines.base import flag
 
 #: How an int8 engine is quantized (`builder.int8_route` chooses among them).
 INT8_ROUTES = ("auto", "qdq", "cal_bin")
+
+
+@dataclass(frozen=True)
+class TensorRTOptions:
+    """Its options in `EngineOptions.backend_options` (`EngineOptions.own`)."""
+
+    int8_route: str = field(default="auto", metadata=flag("--int8_route"))
+    #: The pool's nvidia.com/gpu.product: a GPU build stops before any work on another GPU.
+    expected_gpu_product: str | None = field(default=None, metadata=flag("--expected_gpu_product"))
+    expected_compute_capability: str | None = field(
+        default=None, metadata=flag("--expected_compute_capability")
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:

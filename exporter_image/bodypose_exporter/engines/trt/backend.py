@@ -19,6 +19,7 @@ from bodypose_exporter.engines.base import (
 )
 from bodypose_exporter.engines.compatibility import check_expected_gpu, tensorrt_record
 from bodypose_exporter.engines.trt import hardware
+from bodypose_exporter.engines.trt.args import TensorRTOptions
 from bodypose_exporter.engines.trt.builder import TensorRTBuilder
 from bodypose_exporter.engines.trt.facts import FACTS
 from bodypose_exporter.engines.trt.runner import TensorRTRunner
@@ -38,10 +39,9 @@ class TensorRTBackend:
         return tensorrt_record(described, options.hardware_compatibility)
 
     # engines.capabilities.ChecksGpu
-    def check_gpu(
-        self, described: dict[str, Any], product: str | None, compute_capability: str | None
-    ) -> None:
-        check_expected_gpu(described, product, compute_capability)
+    def check_gpu(self, described: dict[str, Any], options: EngineOptions) -> None:
+        own = options.own(TensorRTOptions)
+        check_expected_gpu(described, own.expected_gpu_product, own.expected_compute_capability)
 
     # engines.capabilities.TimingCache
     def shared_timing_cache_key(self, described: dict[str, Any]) -> str:

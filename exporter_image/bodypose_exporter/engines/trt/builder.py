@@ -82,7 +82,7 @@ from bodypose_exporter.calibration import calibration_cache
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, Graph
 from bodypose_exporter.engines.trt import hardware
 from bodypose_exporter.engines.trt import precision as layer_precision
-from bodypose_exporter.engines.trt.args import INT8_ROUTES
+from bodypose_exporter.engines.trt.args import INT8_ROUTES, TensorRTOptions
 from bodypose_exporter.engines.trt.calibrator import (
     TensorfileFeed,
     check_tensorfile,
@@ -111,7 +111,7 @@ def trt_major(version: str) -> int:
 
 def resolve_route(request: BuildRequest, trt_version: str) -> str:
     """`--int8_route` as `qdq` or `cal_bin` (`auto` resolved); UserError if its input is missing."""
-    route = request.options.int8_route
+    route = request.options.own(TensorRTOptions).int8_route
     if route not in INT8_ROUTES:
         raise UserError(f"--int8_route {route!r}: choose one of {', '.join(INT8_ROUTES)}")
     has_cache = request.calibration_cache is not None and request.calibration_cache.exists()
@@ -150,7 +150,7 @@ def refuse_removed(request: BuildRequest, trt_version: str) -> None:
             f"{where} {removed}constraints): an fp16 engine is built from the FP16 model; "
             "pass --fp16_model <model>.fp16.onnx (bpnet-export --data_type fp16 publishes it)"
         )
-    if options.precision == "int8" and options.int8_route == "cal_bin":
+    if options.precision == "int8" and options.own(TensorRTOptions).int8_route == "cal_bin":
         raise UserError(
             f"--int8_route cal_bin: {where} {removed}constraints): an int8 engine is built "
             "from the QDQ model; pass --qdq_model and --int8_route qdq (or auto). cal.bin is "

@@ -16,6 +16,10 @@ class TensorRTFacts(BackendFacts):
     def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
         args.add_arguments(parser, export=export)
 
+    @property
+    def options_type(self) -> type:
+        return args.TensorRTOptions
+
 
 FACTS = TensorRTFacts(
     support=TENSORRT,  # precisions, int8 sources, compatibility levels, suffixes

@@ -7,11 +7,24 @@ Added by `cli.args.add_backend_arguments` through the facts
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+
+from bodypose_exporter.engines.base import flag
 
 
 def capability_list(text: str) -> tuple[str, ...]:
     """`8.9,7.5` as ("8.9", "7.5") (checked by the backend, `hardware.parse_capabilities`)."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class TensorRTRTXOptions:
+    """Its options in `EngineOptions.backend_options` (`EngineOptions.own`)."""
+
+    #: The GPUs' compute capabilities it builds for ahead of time ("8.9", ...).
+    compute_capabilities: tuple[str, ...] = field(
+        default=(), metadata=flag("--compute_capabilities")
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:

@@ -15,6 +15,7 @@ from bodypose_exporter.engines.base import (
     EngineOptions,
 )
 from bodypose_exporter.engines.trt_rtx import hardware
+from bodypose_exporter.engines.trt_rtx.args import TensorRTRTXOptions
 from bodypose_exporter.engines.trt_rtx.builder import TensorRTRTXBuilder
 from bodypose_exporter.engines.trt_rtx.facts import FACTS
 from bodypose_exporter.engines.trt_rtx.runner import TensorRTRTXRunner
@@ -31,13 +32,14 @@ class TensorRTRTXBackend:
         self, options: EngineOptions, described: dict[str, Any]
     ) -> CompatibilityRecord | None:
         """The capabilities to build for (refused when TensorRT-RTX has none of them)."""
-        if not options.compute_capabilities:
+        wanted = options.own(TensorRTRTXOptions).compute_capabilities
+        if not wanted:
             raise UserError(
                 "--engine_backend tensorrt-rtx builds for named GPUs: give "
                 "--compute_capabilities (e.g. 8.9 for L4 and L40S, 8.6 for A10, 8.0 for A100, "
                 "7.5 for T4)"
             )
-        capabilities = hardware.parse_capabilities(",".join(options.compute_capabilities))
+        capabilities = hardware.parse_capabilities(",".join(wanted))
         version = str(described["tensorrtRtxVersion"])
         return CompatibilityRecord(
             {"computeCapabilities": ",".join(capabilities), "tensorrtRtxVersion": version},

@@ -21,6 +21,7 @@ from typing import Any
 
 from bodypose_exporter.engines.base import BuildRequest, BuiltEngine
 from bodypose_exporter.engines.trt_rtx import epcontext, hardware
+from bodypose_exporter.engines.trt_rtx.args import TensorRTRTXOptions
 from bodypose_exporter.engines.trt_rtx.facts import FACTS
 from bodypose_exporter.engines.trt_rtx.runtime import tensorrt_rtx
 from bodypose_exporter.errors import UserError
@@ -84,7 +85,9 @@ class TensorRTRTXBuilder:
         )
 
         trt = tensorrt_rtx()
-        capabilities = hardware.parse_capabilities(",".join(request.options.compute_capabilities))
+        capabilities = hardware.parse_capabilities(
+            ",".join(request.options.own(TensorRTRTXOptions).compute_capabilities)
+        )
         plan = plan_build(request)
         chain = engine_loader(
             network_loader(trt, plan, None), config_loader(trt, plan, capabilities), plan,

@@ -15,6 +15,10 @@ class TensorRTRTXFacts(BackendFacts):
     def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
         args.add_arguments(parser, export=export)
 
+    @property
+    def options_type(self) -> type:
+        return args.TensorRTRTXOptions
+
 
 FACTS = TensorRTRTXFacts(
     support=TENSORRT_RTX,  # fp32 and fp16, the compute capabilities it builds for
