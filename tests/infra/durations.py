@@ -8,12 +8,20 @@ under `tests/`. A session fixture's set-up (the local cluster, the images, an ex
 shared by a folder) is counted in the set-up of the first test that asks for it, so a
 folder's figure includes what it alone needed started. The figures are measured, never
 asserted: the machines are shared and noisy (README, "Benchmarks").
+
+Beside the wall time, each test's CPU time: this process's and that of the child
+processes it waited for (`os.times`: a pod's process, an export, a build; the session's
+servers - MinIO, the control plane - are counted when they stop, at the end). The
+suite's CPU against what the cores could have given says how much running tests side by
+side could win: a suite busy on every core for its whole wall time gains nothing from it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
+from collections.abc import Generator
 
 import pytest
 
@@ -21,7 +29,24 @@ import pytest
 SLOWEST = 25
 
 _per_test: dict[str, float] = defaultdict(float)
+_cpu_per_test: dict[str, float] = defaultdict(float)
 _started = time.monotonic()
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time and its waited-for children's, so far."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+_cpu_started = cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    before = cpu_seconds()
+    yield
+    _cpu_per_test[item.nodeid] += cpu_seconds() - before
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -35,27 +60,50 @@ def folder_of(nodeid: str) -> str:
     return "/".join(parts[:2]) if len(parts) > 2 else path
 
 
-def summary_lines(per_test: dict[str, float], wall: float) -> list[str]:
-    folders: dict[str, list[float]] = defaultdict(list)
-    for nodeid, seconds in per_test.items():
-        folders[folder_of(nodeid)].append(seconds)
+def summary_lines(
+    per_test: dict[str, float],
+    wall: float,
+    cpu_per_test: dict[str, float] | None = None,
+    cpu: float | None = None,
+    cores: int | None = None,
+) -> list[str]:
+    cpu_of = cpu_per_test or {}
+    folders: dict[str, list[str]] = defaultdict(list)
+    for nodeid in per_test:
+        folders[folder_of(nodeid)].append(nodeid)
     total = sum(per_test.values()) or 1.0
     lines = [
         f"wall clock {wall / 60:.1f} min, in tests (set-up, call, tear-down) {total / 60:.1f} min"
     ]
-    lines.append(f"{'folder':<40} {'tests':>6} {'seconds':>9} {'share':>6}")
-    for folder, times in sorted(folders.items(), key=lambda item: -sum(item[1])):
-        spent = sum(times)
-        lines.append(f"{folder:<40} {len(times):>6} {spent:>9.1f} {spent / total:>6.1%}")
-    lines.append(f"slowest {SLOWEST} tests (set-up + call + tear-down):")
+    if cpu is not None and cores:
+        lines.append(
+            f"CPU {cpu / 60:.1f} min (this process and the children it waited for) of the "
+            f"{wall * cores / 60:.1f} min {cores} cores could give in that wall time: "
+            f"{cpu / (wall * cores):.0%} busy"
+        )
+    lines.append(f"{'folder':<40} {'tests':>6} {'seconds':>9} {'share':>6} {'cpu-s':>8}")
+    for folder, ids in sorted(folders.items(), key=lambda item: -_sum(per_test, item[1])):
+        spent, burnt = _sum(per_test, ids), _sum(cpu_of, ids)
+        lines.append(
+            f"{folder:<40} {len(ids):>6} {spent:>9.1f} {spent / total:>6.1%} {burnt:>8.1f}"
+        )
+    lines.append(f"slowest {SLOWEST} tests (set-up + call + tear-down; CPU):")
     slowest = sorted(per_test.items(), key=lambda item: -item[1])[:SLOWEST]
-    lines.extend(f"{seconds:>8.1f} s  {nodeid}" for nodeid, seconds in slowest)
+    lines.extend(
+        f"{seconds:>8.1f} s  {cpu_of.get(nodeid, 0.0):>7.1f} cpu-s  {nodeid}"
+        for nodeid, seconds in slowest
+    )
     return lines
+
+
+def _sum(figures: dict[str, float], ids: list[str]) -> float:
+    return sum(figures.get(i, 0.0) for i in ids)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _per_test:
         return
     terminalreporter.section("where the time went")
-    for line in summary_lines(dict(_per_test), time.monotonic() - _started):
+    wall, cpu = time.monotonic() - _started, cpu_seconds() - _cpu_started
+    for line in summary_lines(dict(_per_test), wall, dict(_cpu_per_test), cpu, os.cpu_count()):
         terminalreporter.write_line(line)
