@@ -2,7 +2,8 @@
 
 A backend's row says which precisions it builds (and which it builds as another),
 which compute capabilities it builds for ahead of time, the suffix of its artifact,
-its int8 sources and hardware-compatibility levels. The exporter's backend facts
+its int8 sources and hardware-compatibility levels, and which of its manifest's record
+keys are its own (the status map `targets[].backendStatus` holds them). The exporter's backend facts
 (`bodypose_exporter/engines/<backend>/facts.py`) carry their row; the operator's
 backend table (`bodypose_operator/api/backends.py`) carries it too, and the CRD's
 enum and admission rules are made from that table. A plug-in backend brings its own
@@ -43,6 +44,10 @@ class BackendSupport:
     #: The GPU compute capabilities it builds for ahead of time; empty: it builds for the
     #: device it runs on (or for none).
     compute_capabilities: tuple[str, ...] = ()
+    #: The keys of its manifest's compatibility record (and hardware section) that are its
+    #: own: the operator copies them, keyed as the manifest names them, into the target's
+    #: status map `backendStatus` (no CRD field of their own).
+    status_keys: tuple[str, ...] = ()
 
     @property
     def artifact_suffix(self) -> str:
@@ -93,6 +98,8 @@ TENSORRT_RTX = BackendSupport(
     # TensorRT-RTX 1.7's list (bodypose_exporter/engines/trt_rtx/hardware.py says where
     # it is written); not Hopper (9.0).
     compute_capabilities=("7.5", "8.0", "8.6", "8.9", "12.0", "12.1"),
+    # Its compatibility record (`engines/trt_rtx/backend.py` writes it).
+    status_keys=("computeCapabilities", "tensorrtRtxVersion"),
 )
 
 #: The built-in backends, the default first.

@@ -152,9 +152,10 @@ def _print_status(cluster: LocalCluster, name: str) -> None:
     for c in status.get("conditions", []):
         print(f"  {c['type']}={c['status']}: {c.get('message', '')}")
     for t in status.get("targets", []):
+        own = t.get("backendStatus") or {}  # the backend's own record (tensorrt-rtx's)
         built_for = (
-            f"compute capability {t['computeCapabilities']} (TensorRT-RTX "
-            f"{t.get('tensorrtRtxVersion')})" if t.get("computeCapabilities")
+            f"compute capability {own['computeCapabilities']} (TensorRT-RTX "
+            f"{own.get('tensorrtRtxVersion')})" if own.get("computeCapabilities")
             else f"{t.get('instructionSet') or 'any'} CPUs"
         )  # fmt: skip
         figures = t.get("verification") or {}

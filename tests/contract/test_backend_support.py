@@ -44,6 +44,7 @@ def test_the_operators_row_is_the_contracts_row(support: contract.BackendSupport
     assert row.precisions == support.precisions
     assert row.artifact_suffix == support.artifact_suffix
     assert row.compute_capabilities == support.compute_capabilities
+    assert row.status_keys == support.status_keys
 
 
 def test_tensorrt_rtx_builds_for_one_list_of_capabilities() -> None:

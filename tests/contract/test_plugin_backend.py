@@ -1,8 +1,9 @@
 """A backend defined only under tests/support/ (`echo`) plugs into the operator's half.
 
 Named in `BODYPOSE_BACKEND_PLUGINS`, the operator reads it at start: the CRD
-generated in memory offers it, admission applies its own precision list, and the
-operator makes its build Jobs with its options. Each check runs in a child process:
+generated in memory offers it, admission applies its own precision list, the
+operator makes its build Jobs with its options, and the record key it declares as its
+own lands in the target's status map `backendStatus`. Each check runs in a child process:
 the spec's backend enum is fixed when `bodypose_operator.api` is first imported,
 and this test process imported it without the plug-in.
 """
@@ -45,7 +46,23 @@ CHILD = textwrap.dedent(
     spec = BodyPoseExportSpec.model_validate(spec_dict(targets=targets))
     job = build_target_job(resource(spec_dict(targets=targets)), spec, spec.targets[0],
                            "k" * 16, Settings(), "i" * 16)
+    # A target's status from the manifest the exporter's half writes (its compatibility
+    # record, `engine.py`: imported here only, after every operator check, to make it).
+    from bodypose_exporter.engines.base import EngineOptions
+    from bodypose_operator.api.backends import BACKENDS
+    from bodypose_operator.api.status import TargetStatus
+    from bodypose_operator.controller.manifests import target_fields
+    from tests.support.echo_backend.engine import BACKEND
+
+    record = BACKEND.target(EngineOptions(backend="echo"), BACKEND.describe())
+    manifest = {"compatibility": record.as_dict(), "hardware": {"cpuModel": "x86"}}
+    fields = target_fields(manifest, BACKENDS[spec.targets[0].backend].status_keys)
+    TargetStatus.model_validate({"name": "cpu", "phase": "Ready", **fields})
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     print(json.dumps({
+        "record": record.as_dict(),
+        "fields": fields,
+        "statusFields": sorted(status["properties"]["targets"]["items"]["properties"]),
         "enum": schema["properties"]["targets"]["items"]["properties"]["backend"]["enum"],
         "rules": schema["x-kubernetes-validations"],
         "refused": refused,
@@ -86,6 +103,13 @@ def test_a_backend_under_tests_plugs_into_the_operator() -> None:
     assert pairs["--engine_file"].endswith("/bpnet_model.320.448.fp16.onnx")
     assert "--expected_gpu_product" not in pairs and "--int8_route" not in pairs
     assert seen["resources"] == {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}
+    # Its own record key lands in the target's status map, and nowhere else: the CRD has
+    # no field of that name, only the map (a string to string map in any backend's hands).
+    from tests.support.echo_backend import RECORD_KEY
+
+    assert list(seen["record"]) == [RECORD_KEY]
+    assert seen["fields"] == {"backendStatus": seen["record"]}
+    assert "backendStatus" in seen["statusFields"] and RECORD_KEY not in seen["statusFields"]
 
 
 def test_without_the_variable_the_operator_offers_the_built_in_backends_only() -> None:

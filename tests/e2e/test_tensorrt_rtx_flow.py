@@ -78,7 +78,7 @@ def test_an_fp16_resource_gets_a_tensorrt_rtx_engine_built_for_the_l4_pool_and_n
     l4, cpu = targets["l4"], targets["cpu"]
     assert l4["phase"] == "Ready" and l4["notRun"].startswith("no GPU in this pod")
     assert "verification" not in l4
-    assert (l4["computeCapabilities"], l4["tensorrtRtxVersion"]) == ("8.9", VERSION)
+    assert l4["backendStatus"] == {"computeCapabilities": "8.9", "tensorrtRtxVersion": VERSION}
     assert l4["engineUri"].endswith(f"/targets/l4/{l4['identity']}/bpnet_model.224.320.fp16."
                                     f"sm89.trtrtx{VERSION}.engine")  # fmt: skip
     assert cpu["phase"] == "Ready" and cpu["verification"]["cosine"] >= 0.999

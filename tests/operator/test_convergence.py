@@ -157,6 +157,52 @@ def test_a_backend_or_option_change_builds_under_a_new_identity(
         assert "engineUri" not in target
 
 
+RTX_VERSION = "1.7.1.116"
+
+
+def _rtx_built(s3: S3Endpoint, prefix: str, resource: dict[str, Any], capability: str) -> str:
+    """The l4 target's TensorRT-RTX engine published for `capability`, with its record as
+    the exporter writes it (`compatibility`); the engine's URI."""
+    engine = f"{target_folder(prefix, resource, 'l4')}/e.sm{capability.replace('.', '')}.engine"
+    put_target_manifest(s3, prefix, resource, "l4", {
+        "artifacts": [{"kind": "engine", "path": engine, "sha256": "ab", "bytes": 3}],
+        "hardware": {"tensorrtRtxVersion": RTX_VERSION, "cpuModel": "x86"},
+        "compatibility": {"computeCapabilities": capability, "tensorrtRtxVersion": RTX_VERSION},
+    })  # fmt: skip
+    return engine
+
+
+def test_a_backends_own_record_is_in_its_map_and_follows_a_rebuild_for_other_gpus(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    """tensorrt-rtx's own record (the compute capabilities, the TensorRT-RTX version) is in
+    the target's `backendStatus` map and nowhere else in its status. Edited to build for
+    another capability, the target is not Ready on the engine built for the old one (its
+    map goes with it), and once rebuilt the map is the new engine's."""
+    cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
+    resource = _resource(bucket, {"name": "l4", "backend": "tensorrt-rtx",
+                                  "computeCapabilities": ["8.9"]})  # fmt: skip
+    prefix = _building(bucket, s3_endpoint, cluster, resource)
+    old_engine = _rtx_built(s3_endpoint, prefix, resource, "8.9")
+    ready = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    l4 = ready.status["targets"][0]
+    assert (l4["phase"], l4["engineUri"]) == ("Ready", old_engine)
+    assert l4["backendStatus"] == {"computeCapabilities": "8.9", "tensorrtRtxVersion": RTX_VERSION}
+    assert not {"computeCapabilities", "tensorrtRtxVersion", "cpuModel"} & set(l4)
+    resource["status"] = ready.status
+
+    edited = _edit(resource, computeCapabilities=["8.6"])
+    out = reconcile(edited, cluster, settings)  # type: ignore[arg-type]
+    l4 = out.status["targets"][0]
+    assert l4["phase"] == "Pending" and "engineUri" not in l4 and "backendStatus" not in l4
+    new_engine = _rtx_built(s3_endpoint, prefix, edited, "8.6")
+    cluster.jobs[l4["jobName"]].status = V1JobStatus(succeeded=1)
+    done = reconcile(edited, cluster, settings)  # type: ignore[arg-type]
+    l4 = done.status["targets"][0]
+    assert (l4["phase"], l4["engineUri"]) == ("Ready", new_engine)
+    assert l4["backendStatus"] == {"computeCapabilities": "8.6", "tensorrtRtxVersion": RTX_VERSION}
+
+
 def test_a_failed_target_is_replaced_by_any_edit_of_it_and_stalled_clears(
     bucket: str, s3_endpoint: S3Endpoint
 ) -> None:

@@ -126,6 +126,9 @@ class Backend:
     #: operator reads the pool's class from Node Feature Discovery's labels
     #: (controller/cpu_class.py), puts it in the target's identity and tells the build.
     int8_by_cpu_class: bool = False
+    #: The manifest record keys that are its own (`BackendSupport.status_keys`): the
+    #: target's status carries them in its `backendStatus` map.
+    status_keys: tuple[str, ...] = ()
 
     @property
     def cpu(self) -> str | None:
@@ -142,6 +145,7 @@ class Backend:
             artifact_suffix=support.artifact_suffix,
             precisions=support.precisions,
             compute_capabilities=support.compute_capabilities,
+            status_keys=support.status_keys,
             **operator_facts,
         )
 

@@ -186,12 +186,13 @@ class TargetStatus(ApiModel):
         "whose kernels would saturate.",
     )
     buildSeconds: float | None = Field(default=None, description="Build duration.")
-    computeCapabilities: str | None = Field(
+    backendStatus: dict[str, str] | None = Field(
         default=None,
-        description="tensorrt-rtx: the compute capabilities the engine was built for.",
-    )
-    tensorrtRtxVersion: str | None = Field(
-        default=None, description="tensorrt-rtx: the TensorRT-RTX version that built it."
+        description="What the target's backend recorded of the artifact that is its own, "
+        "keyed as its manifest names it (tensorrt-rtx: computeCapabilities, the compute "
+        "capabilities the engine was built for; tensorrtRtxVersion, the TensorRT-RTX "
+        "version that built it). Which keys a backend owns is its row of the backend "
+        "table (status_keys), so a backend plug-in adds its own with no CRD field.",
     )
     notRun: str | None = Field(
         default=None,
@@ -259,15 +260,15 @@ class TargetStatus(ApiModel):
 
 
 #: The TargetStatus fields a build's compatibility record fills (what the artifact was
-#: built for: reuse needs them to match), in the order the status lists them.
+#: built for), in the order the status lists them: the built-in TensorRT and ONNX Runtime
+#: facts, top-level since before `backendStatus`. A backend's own record keys
+#: (`Backend.status_keys`) go to its target's `backendStatus` map instead.
 COMPATIBILITY_FIELDS = (
     "gpuName",
     "computeCapability",
     "tensorrtVersion",
     "hardwareCompatibility",
     "instructionSet",
-    "computeCapabilities",
-    "tensorrtRtxVersion",
 )
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bodypose_contract.artifacts import Kind
+from bodypose_operator.api.backends import BACKENDS
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec, Target
 from bodypose_operator.builders.jobs import engine_file_name
 from bodypose_operator.controller.conditions import (
@@ -452,7 +453,7 @@ def _target_status(target: Target, state: StageState, stage: StageFacts) -> dict
     if state.queue:
         entry["queue"] = state.queue
     if state.manifest:
-        entry.update(target_fields(state.manifest))
+        entry.update(target_fields(state.manifest, BACKENDS[target.backend].status_keys))
     return entry
 
 

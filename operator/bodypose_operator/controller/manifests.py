@@ -87,9 +87,11 @@ def evaluation_status(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return reference or None
 
 
-def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+def target_fields(manifest: dict[str, Any], status_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """A built target's status fields from its manifest: its artifact, what it was built
-    for and what loads it, the serving configs beside it, its timings and figures."""
+    for and what loads it, the serving configs beside it, its timings and figures. The
+    record keys its backend owns (`status_keys`, `Backend.status_keys`) go to the
+    `backendStatus` map."""
     fields: dict[str, Any] = {}
     engine = artifact_ref(manifest, Kind.ENGINE)
     if engine:
@@ -99,12 +101,7 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     deploy = artifact_ref(manifest, Kind.DEPLOY_ENGINE)
     if deploy:
         fields["deployEngine"] = {k: v for k, v in deploy.items() if v is not None}
-    # The compatibility record (a TensorRT engine's GPU, an int8 CPU artifact's
-    # instruction set) over what the hardware said.
-    record = {**manifest.get(Key.HARDWARE, {}), **(manifest.get(Key.COMPATIBILITY) or {})}
-    for key in COMPATIBILITY_FIELDS:
-        if record.get(key) is not None:
-            fields[key] = str(record[key])
+    fields.update(_record_fields(manifest, status_keys))
     if isinstance(manifest.get(Key.RUNTIME), str):
         fields["runtime"] = manifest[Key.RUNTIME]
     fields.update(_precision_fields(manifest))
@@ -128,6 +125,22 @@ def target_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     if verification.get(Key.RUN) is False:
         # Built ahead of time for GPUs this pod does not have: a build, no figures.
         fields["notRun"] = str(verification.get(Key.NOT_RUN_REASON) or "not run")
+    return fields
+
+
+def _record_fields(manifest: dict[str, Any], status_keys: tuple[str, ...]) -> dict[str, Any]:
+    """What the artifact was built for: the compatibility record (a TensorRT engine's GPU,
+    an int8 CPU artifact's instruction set) over what the hardware said. A key the backend
+    owns is in `backendStatus` only, even where it shares a top-level field's name."""
+    record = {**manifest.get(Key.HARDWARE, {}), **(manifest.get(Key.COMPATIBILITY) or {})}
+    fields: dict[str, Any] = {
+        key: str(record[key])
+        for key in COMPATIBILITY_FIELDS
+        if key not in status_keys and record.get(key) is not None
+    }
+    own = {key: str(record[key]) for key in status_keys if record.get(key) is not None}
+    if own:
+        fields["backendStatus"] = own
     return fields
 
 

@@ -8,7 +8,8 @@ operator makes its build Jobs), with no file outside this folder naming it.
 Its artifact is a copy of the exported ONNX, run by ONNX Runtime (`engine.py`): a
 real build and a real verification, no GPU. It builds fp32 and fp16 (as the FP32
 graph, and says why), never int8, and takes `hardwareCompatibility` to show that a
-backend's options ride its Jobs' arguments.
+backend's options ride its Jobs' arguments. Its compatibility record holds one key of
+its own (`RECORD_KEY`), which the operator reports in the target's `backendStatus`.
 
 Each half calls only its own hook, and each hook imports only its own half, so the
 operator (which has no exporter in its image) never imports `engine.py`.
@@ -22,12 +23,17 @@ from typing import Any
 from bodypose_contract.backends import BackendSupport, BuiltAs
 
 NAME = "echo"
+#: What its compatibility record says: the ONNX Runtime that built and verified the copy.
+RECORD_KEY = "echoOnnxruntimeVersion"
 SUPPORT = BackendSupport(
     name=NAME,
     precisions=("fp32", "fp16"),
     artifact_suffixes=(".onnx",),
     hardware_compatibility_levels=("none", "ampere+"),
     built_as=(BuiltAs("fp16", "fp32", "echo copies the FP32 graph"),),
+    # Its own record key (`engine.py`'s compatibility record): the operator puts it in
+    # the target's status map `backendStatus`, with no CRD field of its own.
+    status_keys=(RECORD_KEY,),
 )
 
 

@@ -17,7 +17,7 @@ from bodypose_exporter.engines.base import (
     CompatibilityRecord,
     EngineOptions,
 )
-from tests.support.echo_backend import NAME
+from tests.support.echo_backend import NAME, RECORD_KEY
 from tests.support.echo_backend.facts import FACTS
 
 
@@ -58,7 +58,9 @@ class EchoBackend:
     def target(
         self, options: EngineOptions, described: dict[str, Any]
     ) -> CompatibilityRecord | None:
-        return None  # a copy of the ONNX model runs anywhere ONNX Runtime does
+        # A copy of the ONNX model runs anywhere ONNX Runtime does: the record names the
+        # one that verified it, under the backend's own status key.
+        return CompatibilityRecord({RECORD_KEY: str(described["onnxruntimeVersion"])})
 
     def unable_to_run(self, described: dict[str, Any]) -> str | None:
         return None
