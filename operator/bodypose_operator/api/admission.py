@@ -36,6 +36,7 @@ from bodypose_operator.api.backends import (
     accepting,
 )
 from bodypose_operator.api.base import Precision, and_list
+from bodypose_operator.api.capabilities import ExplainsUnsupportedCapabilities
 from bodypose_operator.api.queues import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 
 if TYPE_CHECKING:
@@ -186,12 +187,21 @@ def _built_for(spec: BodyPoseExportSpec, backend: Backend) -> list[list[str]]:
     return found
 
 
+def _unsupported_note(backend: Backend) -> str:
+    """` (why)`: the backend's own words for the capabilities it leaves out, if it has any."""
+    part = backend.part
+    if isinstance(part, ExplainsUnsupportedCapabilities):
+        return f" ({part.unsupported_capabilities_note()})"
+    return ""
+
+
 def capability_rules(backend: Backend) -> list[Spec]:
     """A backend that builds for named compute capabilities: only those it has, and some
     named (on the target, or by the pool's GPU feature discovery labels). The labels name
     what the build is for when the target names none (`builders.jobs`), so they are held
-    to the same list, with the same message: a Hopper pool by its labels is refused as
-    `computeCapabilities: ["9.0"]` is."""
+    to the same list, with the same message: a pool of a capability it leaves out is
+    refused by its labels as by `computeCapabilities`, in the backend's own words
+    (`ExplainsUnsupportedCapabilities`)."""
     supported = backend.compute_capabilities
     listed = ", ".join(f"'{c}'" for c in supported)
     mine = _is_backend([backend.name], default="")
@@ -205,9 +215,8 @@ def capability_rules(backend: Backend) -> list[Spec]:
             f"self.targets.all(t, !({mine}) || ({named} ? "
             f"t.computeCapabilities.all(c, c in [{listed}]) : "
             f"(!({labels}) || ({pool}) in [{listed}])))",
-            f"computeCapabilities: {backend.name} builds for "
-            f"{', '.join(supported)} only (9.0 is Hopper, where its engines "
-            "do not run: build those with tensorrt)",
+            f"computeCapabilities: {backend.name} builds for {', '.join(supported)} only"
+            + _unsupported_note(backend),
             lambda spec: all(c in supported for built in _built_for(spec, backend) for c in built),
         ),
         Rule(

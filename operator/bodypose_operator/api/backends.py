@@ -4,8 +4,10 @@ One row per backend. The exporter has its own registry of backends (how each
 builds and runs an engine, `bodypose_exporter/engines/`); this table holds
 only what the operator needs to validate a target and to make its build Job:
 the image the Job runs, its default resources, the suffix of the file it
-writes, the build arguments only that backend takes, the target fields it
-accepts, what else enters its pool identity, and the precisions it builds. What a
+writes, the target fields it accepts, what else enters its pool identity, the
+precisions it builds, and its operator part (`api/builtin_backends/`, one module a
+backend): the optional interfaces of `api/capabilities.py` it implements, which give
+the build arguments only that backend takes and its own words in admission. What a
 backend supports (its name, precisions, artifact suffix, compute capabilities) is
 its row of the contract both images install (`bodypose_contract/backends.py`), the
 one list the exporter reads too; `Backend.of` copies it into the operator's row.
@@ -26,6 +28,10 @@ from enum import StrEnum
 from typing import Any
 
 from bodypose_contract.backends import ONNXRUNTIME, TENSORRT, TENSORRT_RTX, BackendSupport
+from bodypose_operator.api.builtin_backends.onnxruntime import OnnxRuntime
+from bodypose_operator.api.builtin_backends.tensorrt import TensorRT
+from bodypose_operator.api.builtin_backends.tensorrt_rtx import TensorRTRtx
+from bodypose_operator.api.capabilities import Int8ByCpuClass
 
 
 class BuildImage(StrEnum):
@@ -105,30 +111,27 @@ class Backend:
     precisions: tuple[str, ...]
     #: The TARGET_OPTIONS fields it accepts; each is passed to its builds.
     options: frozenset[str] = field(default_factory=frozenset)
-    #: Its build stops before any work on a GPU other than the one the pool advertises
-    #: (--expected_gpu_product, from the nodeSelector's nvidia.com/gpu.product).
-    checks_gpu_product: bool = False
-    #: It takes `engine.int8Route` (--int8_route): more than one way to build int8.
-    int8_routes: bool = False
-    #: Its builds time tactics on the GPU and keep what they measured: one timing cache per
-    #: GPU model and library version, shared by every build under the output prefix
-    #: (--timing_cache_dir `<output>/.timing-caches`; the build names the file by the
-    #: device it finds, which only its pod can read).
-    shares_timing_cache: bool = False
     #: Its artifacts depend on the library version in the build image (a TensorRT
     #: engine loads only in the TensorRT that built it), so the image is part of what
     #: makes two targets' artifacts interchangeable (`builders.naming.target_identity`).
+    #: A fact of its artifact, not something the operator does for it: it stays a field.
     image_in_identity: bool = False
     #: It builds ahead of time for named compute capabilities (`computeCapabilities`, else
     #: the nodeSelector's GPU feature discovery labels), only these.
     compute_capabilities: tuple[str, ...] = ()
-    #: Its int8 artifacts differ by the CPU's int8 kernels (README, "CPU int8"): the
-    #: operator reads the pool's class from Node Feature Discovery's labels
-    #: (controller/cpu_class.py), puts it in the target's identity and tells the build.
-    int8_by_cpu_class: bool = False
+    #: Its operator part: how the operator treats it beyond these facts, by the optional
+    #: interfaces of `api/capabilities.py` the part implements (the arguments its build
+    #: Job takes, its words in admission's refusals). A part implementing none: `object()`.
+    part: object = field(default_factory=object)
     #: The manifest record keys that are its own (`BackendSupport.status_keys`): the
     #: target's status carries them in its `backendStatus` map.
     status_keys: tuple[str, ...] = ()
+
+    @property
+    def int8_by_cpu_class(self) -> bool:
+        """Its int8 artifacts are built for the pool's CPU class (`Int8ByCpuClass`): the
+        controller reads the class for its targets only."""
+        return isinstance(self.part, Int8ByCpuClass)
 
     @property
     def cpu(self) -> str | None:
@@ -163,17 +166,15 @@ _ROWS: tuple[Backend, ...] = (
         # ClusterQueue covering only nvidia.com/gpu must still admit its Jobs.
         default_resources={"limits": {"nvidia.com/gpu": "1"}},
         options=frozenset({"hardwareCompatibility"}),
-        checks_gpu_product=True,
-        int8_routes=True,
-        shares_timing_cache=True,
         image_in_identity=True,
+        part=TensorRT(),
     ),
     Backend.of(
         ONNXRUNTIME,
         summary="an ONNX Runtime-optimized ONNX model (CPU pools, demos)",
         build_image=BuildImage.CPU,
         default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
-        int8_by_cpu_class=True,
+        part=OnnxRuntime(),
     ),
     Backend.of(
         TENSORRT_RTX,  # fp32 and fp16; the compute capabilities it builds for
@@ -183,6 +184,7 @@ _ROWS: tuple[Backend, ...] = (
         default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
         options=frozenset({"computeCapabilities"}),
         image_in_identity=True,  # the engine loads only in its TensorRT-RTX version
+        part=TensorRTRtx(),
     ),
 )
 

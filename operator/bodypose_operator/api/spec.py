@@ -38,6 +38,7 @@ from bodypose_operator.api.base import (
     Precision,
     and_list,
 )
+from bodypose_operator.api.capabilities import Int8Routes
 
 
 class SecretKeyRef(ApiModel):
@@ -123,6 +124,10 @@ class CalibrationSpec(ApiModel):
     )
 
 
+#: The backends that take `engine.int8Route` (their parts are `Int8Routes`).
+ROUTED = [name for name, row in BACKENDS.items() if isinstance(row.part, Int8Routes)]
+
+
 class EngineSpec(ApiModel):
     maxBatchSize: int = Field(
         default=1, ge=1, le=256, description="Largest batch the engine accepts."
@@ -142,7 +147,7 @@ class EngineSpec(ApiModel):
     )
     int8Route: Literal["auto", "qdq", "calBin"] = Field(
         default="auto",
-        description=f"How a {and_list([n for n, b in BACKENDS.items() if b.int8_routes])} "
+        description=f"How a {and_list(ROUTED)} "
         "target builds int8: qdq, a strongly typed network from "
         "the explicitly quantized ONNX (TensorRT 10 and later); calBin, TensorRT's implicit "
         "calibrator reading cal.bin (deprecated since TensorRT 10.1, what TAO and DeepStream "

@@ -36,6 +36,13 @@ from bodypose_operator.api.backends import (
     BACKENDS,
     TARGET_OPTIONS,
 )
+from bodypose_operator.api.capabilities import (
+    ChecksGpuProduct,
+    Int8ByCpuClass,
+    Int8Routes,
+    SharesTimingCache,
+    TakesArguments,
+)
 from bodypose_operator.api.queues import QUEUE_LABEL
 from bodypose_operator.api.v1alpha1 import GROUP, KIND, VERSION, BodyPoseExportSpec, Target
 from bodypose_operator.builders.naming import (
@@ -391,6 +398,7 @@ def build_args(
     artifact is built for (the build refuses a node of another)."""
     shared = shared or prefix
     backend = BACKENDS[target.backend]
+    part = backend.part
     folder = target_prefix(prefix, target.name, identity)
     engine = f"{folder}/{engine_file_name(spec, target)}"
     args = [
@@ -414,8 +422,8 @@ def build_args(
         # Strongly typed fp16 engines are built from it (an export made before it existed
         # has none: the build then takes the route its backend has without it).
         args += ["--fp16_model", f"{shared}/{file_name(Kind.FP16_ONNX)}"]
-    if int8_class is not None and spec.precision == "int8":
-        args += ["--int8_instruction_set", int8_class]
+    if int8_class is not None and spec.precision == "int8" and isinstance(part, Int8ByCpuClass):
+        args += part.int8_class_arguments(int8_class)
     if spec.engine.strictTypeConstraints:
         args.append("-s")
     if spec.evaluation is not None:
@@ -436,7 +444,8 @@ def build_args(
 
 
 def _backend_args(spec: BodyPoseExportSpec, target: Target) -> list[str]:
-    """The arguments only the target's backend takes, as its row in api/backends.py says."""
+    """The arguments only the target's backend takes: the target options its row accepts,
+    then what its operator part gives (the interfaces of `api/capabilities.py`)."""
     backend = BACKENDS[target.backend]
     args: list[str] = []
     for option in TARGET_OPTIONS:
@@ -446,16 +455,19 @@ def _backend_args(spec: BodyPoseExportSpec, target: Target) -> list[str]:
         if not option.is_set(value) and option.from_pool is not None:
             value = option.from_pool(target.nodeSelector)
         args += [option.flag, option.argument(value)]
-    if backend.checks_gpu_product:
-        # The build stops before any work when the GPU it finds is not the one the pool
-        # advertises (an engine belongs to its GPU): the product the nodeSelector names.
-        product = target.nodeSelector.get(GPU_PRODUCT_LABEL)
-        if product:
-            args += ["--expected_gpu_product", product]
-    if backend.int8_routes and spec.precision == "int8" and spec.engine.int8Route != "auto":
-        args += ["--int8_route", {"calBin": "cal_bin"}.get(spec.engine.int8Route, "qdq")]
-    if backend.shares_timing_cache:
-        args += ["--timing_cache_dir", timing_cache_dir(spec)]
+    part = backend.part
+    # What the operator knows (the pool's GPU, the route asked for, where the caches
+    # are) goes to the part of a backend that takes it, which spells the arguments.
+    product = target.nodeSelector.get(GPU_PRODUCT_LABEL)
+    if isinstance(part, ChecksGpuProduct) and product:
+        args += part.gpu_product_arguments(product)
+    route = spec.engine.int8Route
+    if isinstance(part, Int8Routes) and spec.precision == "int8" and route != "auto":
+        args += part.int8_route_arguments(route)
+    if isinstance(part, SharesTimingCache):
+        args += part.timing_cache_arguments(timing_cache_dir(spec))
+    if isinstance(part, TakesArguments):
+        args += part.build_arguments(spec, target)
     return args
 
 
