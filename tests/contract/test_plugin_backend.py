@@ -2,7 +2,8 @@
 
 Named in `BODYPOSE_BACKEND_PLUGINS`, the operator reads it at start: the CRD
 generated in memory offers it, admission applies its own precision list, the
-operator makes its build Jobs with its options, and the record key it declares as its
+operator makes its build Jobs with its options and the argument its part declares as
+its own, and the record key it declares as its
 own lands in the target's status map `backendStatus`. Each check runs in a child process:
 the spec's backend enum is fixed when `bodypose_operator.api` is first imported,
 and this test process imported it without the plug-in.
@@ -102,6 +103,12 @@ def test_a_backend_under_tests_plugs_into_the_operator() -> None:
     assert pairs["--hardware_compatibility"] == "ampere+"
     assert pairs["--engine_file"].endswith("/bpnet_model.320.448.fp16.onnx")
     assert "--expected_gpu_product" not in pairs and "--int8_route" not in pairs
+    # Its part (`operator_part.EchoPart`, a `TakesArguments`) adds an argument of its own,
+    # declared by the plug-in alone: the target's name as its build's label.
+    from tests.support.echo_backend import LABEL_FLAG
+
+    assert pairs[LABEL_FLAG] == "cpu"
+    assert seen["args"][-2:] == [LABEL_FLAG, "cpu"]
     assert seen["resources"] == {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}
     # Its own record key lands in the target's status map, and nowhere else: the CRD has
     # no field of that name, only the map (a string to string map in any backend's hands).

@@ -31,7 +31,8 @@ def test_bpnet_build_builds_and_verifies_with_a_plugin_backend(
 ) -> None:
     engine = tmp_path / "echo" / "bpnet_model.224.320.fp16.onnx"
     done = _bpnet_build(exported, engine, "--data_type", "fp16",
-                        "--hardware_compatibility", "ampere+")  # fmt: skip
+                        "--hardware_compatibility", "ampere+",
+                        "--echo_label", "cpu")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     # Built as what it computes in (its support row: fp16 is the FP32 graph), and says why.
     built = engine.with_name("bpnet_model.224.320.fp32.onnx")
@@ -40,5 +41,7 @@ def test_bpnet_build_builds_and_verifies_with_a_plugin_backend(
     manifest = json.loads((built.parent / "manifest.json").read_text())
     assert manifest["runtime"] == "ONNX Runtime (an echo of the ONNX model)"
     assert manifest["precisionReason"] == "echo copies the FP32 graph"
+    # Its own flag (the one its operator part passes), taken and recorded by its build.
+    assert manifest["build"]["echoLabel"] == "cpu"
     verification = manifest["verification"]
     assert verification["passed"] and verification["figures"]["cosine"] > 0.99999

@@ -8,8 +8,10 @@ operator makes its build Jobs), with no file outside this folder naming it.
 Its artifact is a copy of the exported ONNX, run by ONNX Runtime (`engine.py`): a
 real build and a real verification, no GPU. It builds fp32 and fp16 (as the FP32
 graph, and says why), never int8, and takes `hardwareCompatibility` to show that a
-backend's options ride its Jobs' arguments. Its compatibility record holds one key of
-its own (`RECORD_KEY`), which the operator reports in the target's `backendStatus`.
+backend's options ride its Jobs' arguments; its operator part adds one argument of its
+own (`LABEL_FLAG`, `operator_part.py`), which its build takes (`args.py`). Its
+compatibility record holds one key of its own (`RECORD_KEY`), which the operator
+reports in the target's `backendStatus`.
 
 Each half calls only its own hook, and each hook imports only its own half, so the
 operator (which has no exporter in its image) never imports `engine.py`.
@@ -25,6 +27,9 @@ from bodypose_contract.backends import BackendSupport, BuiltAs
 NAME = "echo"
 #: What its compatibility record says: the ONNX Runtime that built and verified the copy.
 RECORD_KEY = "echoOnnxruntimeVersion"
+#: Its own build flag: the operator's half passes it (`operator_part.py`), the exporter's
+#: half takes it (`args.py`) and records it in the manifest's `build` details.
+LABEL_FLAG = "--echo_label"
 SUPPORT = BackendSupport(
     name=NAME,
     precisions=("fp32", "fp16"),
@@ -45,8 +50,10 @@ def register_exporter(register: Callable[..., None]) -> None:
 
 
 def register_operator(register: Callable[[Any], None]) -> None:
-    """The operator's half: its row of the backend table."""
+    """The operator's half: its row of the backend table, with its part (the Job argument
+    of its own)."""
     from bodypose_operator.api.backends import Backend, BuildImage
+    from tests.support.echo_backend.operator_part import EchoPart
 
     register(
         Backend.of(
@@ -55,5 +62,6 @@ def register_operator(register: Callable[[Any], None]) -> None:
             build_image=BuildImage.CPU,
             default_resources={"requests": {"cpu": "1"}, "limits": {"cpu": "1"}},
             options=frozenset({"hardwareCompatibility"}),
+            part=EchoPart(),
         )
     )

@@ -18,6 +18,7 @@ from bodypose_exporter.engines.base import (
     EngineOptions,
 )
 from tests.support.echo_backend import NAME, RECORD_KEY
+from tests.support.echo_backend.args import EchoOptions
 from tests.support.echo_backend.facts import FACTS
 
 
@@ -71,7 +72,11 @@ class EchoBackend:
     def build(self, request: BuildRequest) -> BuiltEngine:
         request.engine_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(request.onnx_path, request.engine_path)
-        return BuiltEngine(request.engine_path, NAME, details={"echoOf": str(request.onnx_path)})
+        details = {"echoOf": str(request.onnx_path)}
+        label = request.options.own(EchoOptions).echo_label
+        if label is not None:
+            details["echoLabel"] = label  # its own flag, which the operator passes
+        return BuiltEngine(request.engine_path, NAME, details=details)
 
     def load(self, engine_path: Path) -> EchoRunner:
         return EchoRunner(engine_path)

@@ -1,0 +1,30 @@
+"""The echo backend's own flag, in the exporter's half: the label its build records.
+
+The operator's half passes it (`operator_part.EchoPart`): a backend's Job argument of
+its own, declared by the plug-in alone, that its build takes and records in the
+manifest's `build` details (`engine.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from bodypose_exporter.engines.base import flag
+from tests.support.echo_backend import LABEL_FLAG
+
+
+@dataclass(frozen=True)
+class EchoOptions:
+    """Its options in `EngineOptions.backend_options` (`EngineOptions.own`)."""
+
+    echo_label: str | None = field(default=None, metadata=flag(LABEL_FLAG))
+
+
+def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
+    """--echo_label (the same for both commands: `None` is "no label")."""
+    p.add_argument(
+        LABEL_FLAG, default=None, metavar="LABEL",
+        help="echo: a label its build records in the manifest (the operator passes the "
+        "target's name)",
+    )  # fmt: skip
