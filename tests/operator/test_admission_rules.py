@@ -144,3 +144,22 @@ def test_a_queue_name_rule_is_one_rule_for_the_crd_the_models_and_the_settings()
     assert queue_name_problem("GPU_queue", "queueName") == rule.message
     with pytest.raises(ValidationError, match=re.escape(rule.message)):
         BodyPoseExportSpec.model_validate(spec_dict(queueName="GPU_queue"))
+
+
+def test_a_backend_gives_its_own_words_for_the_capabilities_it_leaves_out() -> None:
+    """The generic capability rule names no backend's GPUs: tensorrt-rtx's Hopper note is
+    its part's (`ExplainsUnsupportedCapabilities`), and a backend without one is refused
+    in the rule's words alone."""
+    from dataclasses import replace
+
+    from bodypose_operator.api.admission import capability_rules
+    from bodypose_operator.api.backends import BACKENDS
+    from bodypose_operator.api.capabilities import ExplainsUnsupportedCapabilities
+
+    rtx = BACKENDS["tensorrt-rtx"]
+    assert isinstance(rtx.part, ExplainsUnsupportedCapabilities)
+    assert supported.message.endswith(f"({rtx.part.unsupported_capabilities_note()})")
+    plain = capability_rules(replace(rtx, name="plain-aot", part=object()))[0]
+    assert plain.message == (
+        "computeCapabilities: plain-aot builds for 7.5, 8.0, 8.6, 8.9, 12.0, 12.1 only"
+    )

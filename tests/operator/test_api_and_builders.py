@@ -307,3 +307,23 @@ def test_bad_input_and_failed_gates_fail_the_job_at_once_crashes_retry() -> None
         assert rules == [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 3]}}]
         # Anything else (75: S3 away, 137: killed, a lost node) is retried with back-off.
         assert job["spec"]["backoffLimit"] == 6
+
+
+def test_each_built_in_backends_part_implements_the_interfaces_its_jobs_need() -> None:
+    """What a backend's build takes beyond the generic arguments is its operator part's
+    (`api/builtin_backends/`), asked by interface (`api/capabilities.py`), never by name."""
+    from bodypose_operator.api import capabilities as c
+    from bodypose_operator.api.backends import BACKENDS
+
+    interfaces = (c.TakesArguments, c.ChecksGpuProduct, c.Int8Routes, c.SharesTimingCache,
+                  c.Int8ByCpuClass, c.ExplainsUnsupportedCapabilities)  # fmt: skip
+    implemented = {
+        name: {i.__name__ for i in interfaces if isinstance(BACKENDS[name].part, i)}
+        for name in ("tensorrt", "onnxruntime", "tensorrt-rtx")
+    }
+    assert implemented == {
+        "tensorrt": {"ChecksGpuProduct", "Int8Routes", "SharesTimingCache"},
+        "onnxruntime": {"Int8ByCpuClass"},
+        "tensorrt-rtx": {"ExplainsUnsupportedCapabilities"},
+    }
+    assert [n for n, row in BACKENDS.items() if row.int8_by_cpu_class] == ["onnxruntime"]
