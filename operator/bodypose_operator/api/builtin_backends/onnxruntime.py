@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bodypose_contract.backends import ONNXRUNTIME
+from bodypose_operator.api.backend_row import Backend, BuildImage
+
 
 @dataclass(frozen=True)
 class OnnxRuntime:
@@ -16,3 +19,13 @@ class OnnxRuntime:
 
     def int8_class_arguments(self, int8_class: str) -> list[str]:
         return ["--int8_instruction_set", int8_class]
+
+
+#: Its row of the backend table.
+ROW = Backend.of(
+    ONNXRUNTIME,
+    summary="an ONNX Runtime-optimized ONNX model (CPU pools, demos)",
+    build_image=BuildImage.CPU,
+    default_resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1"}},
+    part=OnnxRuntime(),
+)

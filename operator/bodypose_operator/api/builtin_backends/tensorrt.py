@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bodypose_contract.backends import TENSORRT
+from bodypose_operator.api.backend_row import Backend, BuildImage
+
 #: The spec's `engine.int8Route` values, as the build's --int8_route spells them.
 _ROUTES = {"calBin": "cal_bin", "qdq": "qdq"}
 
@@ -27,3 +30,17 @@ class TensorRT:
 
     def timing_cache_arguments(self, directory: str) -> list[str]:
         return ["--timing_cache_dir", directory]
+
+
+#: Its row of the backend table.
+ROW = Backend.of(
+    TENSORRT,
+    summary="a TensorRT engine built on the pool's GPU",
+    build_image=BuildImage.GPU,
+    # No CPU: its figures are CUDA-event times of the GPU's work, and a Kueue
+    # ClusterQueue covering only nvidia.com/gpu must still admit its Jobs.
+    default_resources={"limits": {"nvidia.com/gpu": "1"}},
+    options=frozenset({"hardwareCompatibility"}),
+    image_in_identity=True,  # an engine loads only in the TensorRT that built it
+    part=TensorRT(),
+)
