@@ -18,6 +18,7 @@ backend with none of these capabilities.
 from __future__ import annotations
 
 import argparse
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -85,3 +86,21 @@ class OwnsArguments(Protocol):
         CLI makes one from the flags into `EngineOptions.backend_options`, and the backend
         reads it with `EngineOptions.own`."""
         ...
+
+
+class ArgumentsIn:
+    """`OwnsArguments` for facts whose flags and options are one module's (the backend's
+    `args.py`: `add_arguments(parser, *, export)` and `OPTIONS`, its options dataclass):
+    a backend's facts class names the module, `arguments = args`."""
+
+    #: A class attribute of the facts class (not a dataclass field: the subclass is not
+    #: decorated again).
+    arguments: ModuleType
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
+        self.arguments.add_arguments(parser, export=export)
+
+    @property
+    def options_type(self) -> type:
+        options: type = self.arguments.OPTIONS
+        return options

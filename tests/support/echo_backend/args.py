@@ -28,3 +28,7 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
         help="echo: a label its build records in the manifest (the operator passes the "
         "target's name)",
     )  # fmt: skip
+
+
+#: Its options (`engines.capabilities.ArgumentsIn`).
+OPTIONS = EchoOptions

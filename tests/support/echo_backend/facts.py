@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-
 from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.capabilities import ArgumentsIn
 from tests.support.echo_backend import SUPPORT, args
 
 
-class EchoFacts(BackendFacts):
+class EchoFacts(ArgumentsIn, BackendFacts):
     """Its facts and its own flag (`engines.capabilities.OwnsArguments`, `args`)."""
 
-    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
-        args.add_arguments(parser, export=export)
-
-    @property
-    def options_type(self) -> type:
-        return args.EchoOptions
+    arguments = args
 
 
 FACTS = EchoFacts(

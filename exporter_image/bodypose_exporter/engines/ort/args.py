@@ -49,3 +49,7 @@ def check(options: OnnxRuntimeOptions, precision: str) -> None:
         raise UserError(
             f"--int8_instruction_set: only used with --data_type int8; this build is {precision}"
         )
+
+
+#: Its options (`engines.capabilities.ArgumentsIn`).
+OPTIONS = OnnxRuntimeOptions

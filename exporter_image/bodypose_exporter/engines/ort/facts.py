@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
 from bodypose_contract.backends import FP16_AS_FP32, ONNXRUNTIME
 from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.capabilities import ArgumentsIn
 from bodypose_exporter.engines.ort import args
 from bodypose_exporter.engines.ort.hardware import INT8_CLASSES
 from bodypose_exporter.serving.triton import TritonPlatform
@@ -13,20 +12,15 @@ from bodypose_exporter.serving.triton import TritonPlatform
 __all__ = ["FACTS", "FP16_AS_FP32"]
 
 
-class OnnxRuntimeFacts(BackendFacts):
+class OnnxRuntimeFacts(ArgumentsIn, BackendFacts):
     """Its facts, the CPU classes its int8 artifacts are built for
     (`engines.capabilities.Int8InstructionSets`) and its own flag (`OwnsArguments`, `args`)."""
+
+    arguments = args
 
     @property
     def int8_instruction_sets(self) -> tuple[str, ...]:
         return INT8_CLASSES
-
-    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
-        args.add_arguments(parser, export=export)
-
-    @property
-    def options_type(self) -> type:
-        return args.OnnxRuntimeOptions
 
 
 FACTS = OnnxRuntimeFacts(

@@ -48,3 +48,7 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
         help="tensorrt: the compute capability this build must run on (e.g. 8.6); the build "
         "fails before starting if the device differs",
     )  # fmt: skip
+
+
+#: Its options (`engines.capabilities.ArgumentsIn`).
+OPTIONS = TensorRTOptions

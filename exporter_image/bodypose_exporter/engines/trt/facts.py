@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-
 from bodypose_contract.backends import TENSORRT
 from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.capabilities import ArgumentsIn
 from bodypose_exporter.engines.trt import args
 from bodypose_exporter.serving.triton import TritonPlatform
 
 
-class TensorRTFacts(BackendFacts):
+class TensorRTFacts(ArgumentsIn, BackendFacts):
     """Its facts, and its own flags (`engines.capabilities.OwnsArguments`, `args`)."""
 
-    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
-        args.add_arguments(parser, export=export)
-
-    @property
-    def options_type(self) -> type:
-        return args.TensorRTOptions
+    arguments = args
 
 
 FACTS = TensorRTFacts(

@@ -35,3 +35,7 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
         "(A10), 8.0 (A100), 7.5 (T4), 12.0 (Blackwell RTX); not 9.0 (Hopper: TensorRT-RTX "
         "does not run there); no GPU needed in this pod",
     )  # fmt: skip
+
+
+#: Its options (`engines.capabilities.ArgumentsIn`).
+OPTIONS = TensorRTRTXOptions

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 from bodypose_contract.backends import TENSORRT_RTX
 from bodypose_exporter.engines.base import BackendFacts
+from bodypose_exporter.engines.capabilities import ArgumentsIn
 from bodypose_exporter.engines.trt_rtx import args
 
 
-class TensorRTRTXFacts(BackendFacts):
+class TensorRTRTXFacts(ArgumentsIn, BackendFacts):
     """Its facts, and its own flag (`engines.capabilities.OwnsArguments`, `args`)."""
 
-    def add_arguments(self, parser: argparse.ArgumentParser, *, export: bool) -> None:
-        args.add_arguments(parser, export=export)
-
-    @property
-    def options_type(self) -> type:
-        return args.TensorRTRTXOptions
+    arguments = args
 
 
 FACTS = TensorRTRTXFacts(
