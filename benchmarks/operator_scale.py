@@ -341,8 +341,8 @@ def run_once(
         if queued:
             _queues_without_quota(cluster)
         # Each resource's S3 reads use the Secret it names (one shared here).
-        core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "s3-credentials"},
-                                                  "stringData": s3.environment()})  # fmt: skip
+        secret = {"metadata": {"name": "s3-credentials"}, "stringData": s3.environment()}
+        core.create_namespaced_secret(NAMESPACE, secret)
         kubeconfig, user = _operator_identity(cluster)
         operator = start_operator(kubeconfig, work / "operator.log", env)
         proc = psutil.Process(operator.proc.pid)
@@ -354,10 +354,9 @@ def run_once(
         for manifest in manifests:
             cluster.kubectl("apply", "-f", str(manifest))
         rss = _wait_all_jobs(cluster, proc, n, queued, started)
-        all_jobs = time.monotonic() - started
+        all_jobs, wall_burst = time.monotonic() - started, time.time()
         burst_cpu = sum(proc.cpu_times()[:2]) - cpu0
         passes = _passes(operator.metrics_port) - passes0
-        wall_burst = time.time()
         # Settled: the first look at the Jobs that did not start (pendingCheckSeconds
         # after each was made) is part of the work; then the operator goes quiet.
         settle_until = started + max(all_jobs, PENDING_CHECK) + PENDING_CHECK + SETTLE_EXTRA
@@ -368,19 +367,16 @@ def run_once(
         cpu2, wall2 = sum(proc.cpu_times()[:2]), time.time()
         time.sleep(2)  # the audit log is written in batches
         requests = _requests(cluster.audit_log, user, wall1, wall2)
-        calls = _calls(cluster.audit_log, user, wall0, wall_burst)
-        kueue_writes = (
-            _requests(cluster.audit_log, KUEUE_USER, wall1, wall2, writes_to="workloads")
-            if queued
-            else None
-        )
+        writes = _requests(cluster.audit_log, KUEUE_USER, wall1, wall2, writes_to="workloads")
+        kueue_writes = writes if queued else None
         if queued:
             suspended = batch.list_namespaced_job(
                 NAMESPACE, label_selector="bodypose.dev/stage=export"
             ).items
             assert all(j.spec.suspend for j in suspended), "a Job left its queue"
         return Figures(n, all_jobs, rss / 2**20, burst_cpu, (cpu2 - cpu1) / (wall2 - wall1),
-                       requests / (wall2 - wall1), passes, kueue_writes, calls)  # fmt: skip
+                       requests / (wall2 - wall1), passes, kueue_writes,
+                       _calls(cluster.audit_log, user, wall0, wall_burst))  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()
@@ -412,8 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 work = Path(tmp) / f"n{n}-{design.split()[0]}"
                 work.mkdir()
-                figures = run_once(bins, s3, n, env, work)
-                results[(n, design)] = figures
+                results[(n, design)] = figures = run_once(bins, s3, n, env, work)
                 print(f"N={n:<5} {design:<24} {figures.line()}", flush=True)
                 print(f"N={n:<5} {design:<24} {figures.calls_line()}", flush=True)
             base = results.get((n, "baseline (10 s timer)"))
