@@ -93,7 +93,7 @@ def created(what: str, manifest: dict[str, Any]) -> StageState:
 
 
 def _waiting_to_start(what: str, name: str) -> StageState:
-    message = f"{what}: Job {name} created, waiting to start"
+    message = f"{what}: Job created ({name}), waiting to start"
     return StageState("Pending", "JobPending", message, name)
 
 
