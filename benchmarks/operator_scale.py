@@ -16,7 +16,10 @@ each N and each design it prints:
   bodypose_reconciles_total) and their cost: what grows when the burst is not linear;
 - calls/resource: the operator's API requests during the burst per resource (watches
   left out), from the API server's audit log; status-patches/resource: those that
-  patched a status; then each kind (verb and resource) per resource;
+  patched a status; then each kind (verb and resource) per resource; and the same for
+  each resource's `life`, from the apply to the end of the idle window (the Job events
+  that came after the burst, the first look at the Jobs that did not start), with its
+  passes;
 - idle-cpu: the operator's CPU (cores) over the 60 s after everything settled
   (settled: all Jobs and statuses there, the first look at the Jobs that did
   not start, `pendingCheckSeconds` later, done, and then the operator under 1%
@@ -112,16 +115,21 @@ class Figures:
     kueue_writes: int | None = None  # Kueue's writes to Workloads in the idle window
     #: The operator's API requests during the burst, by kind (`_calls`).
     calls: Counter[str] = field(default_factory=Counter)
+    #: The passes and requests from the apply to the end of the idle window: the burst's,
+    #: the events that came after it, the first look at the Jobs that did not start.
+    life_passes: int = 0
+    life_calls: Counter[str] = field(default_factory=Counter)
 
-    def calls_line(self) -> str:
-        """The burst's API requests per resource: in all, the status patches, and by kind."""
-        total = sum(self.calls.values())
-        kinds = " ".join(
-            f"{kind}={count / self.n:.2f}" for kind, count in sorted(self.calls.items())
-        )
+    def calls_line(self, life: bool = False) -> str:
+        """The API requests per resource (the burst's, or the `life` of each resource): in
+        all, the status patches, and by kind."""
+        calls = self.life_calls if life else self.calls
+        total = sum(calls.values())
+        kinds = " ".join(f"{kind}={count / self.n:.2f}" for kind, count in sorted(calls.items()))
+        head = f"life: passes/resource={self.life_passes / self.n:.2f} " if life else ""
         return (
-            f"calls/resource={total / self.n:.2f} "
-            f"status-patches/resource={self.calls['patch bodyposeexports/status'] / self.n:.2f} "
+            f"{head}calls/resource={total / self.n:.2f} "
+            f"status-patches/resource={calls['patch bodyposeexports/status'] / self.n:.2f} "
             f"({kinds})"
         )
 
@@ -376,7 +384,9 @@ def run_once(
             assert all(j.spec.suspend for j in suspended), "a Job left its queue"
         return Figures(n, all_jobs, rss / 2**20, burst_cpu, (cpu2 - cpu1) / (wall2 - wall1),
                        requests / (wall2 - wall1), passes, kueue_writes,
-                       _calls(cluster.audit_log, user, wall0, wall_burst))  # fmt: skip
+                       _calls(cluster.audit_log, user, wall0, wall_burst),
+                       _passes(operator.metrics_port) - passes0,
+                       _calls(cluster.audit_log, user, wall0, wall2))  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()
@@ -409,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                 work = Path(tmp) / f"n{n}-{design.split()[0]}"
                 work.mkdir()
                 results[(n, design)] = figures = run_once(bins, s3, n, env, work)
-                print(f"N={n:<5} {design:<24} {figures.line()}", flush=True)
-                print(f"N={n:<5} {design:<24} {figures.calls_line()}", flush=True)
+                for text in (figures.line(), figures.calls_line(), figures.calls_line(life=True)):
+                    print(f"N={n:<5} {design:<24} {text}", flush=True)
             base = results.get((n, "baseline (10 s timer)"))
             ours = results[(n, "event-driven")]
             if base is not None:
