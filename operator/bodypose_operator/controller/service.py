@@ -10,7 +10,10 @@ queueing on: mapped to the Job through the Workload's owner reference, then to
 the Job's owner), and a check this service scheduled itself because a wait is on
 time rather than on an event (a Job that has not started; S3 that did not
 answer). Nothing polls: a resource whose Jobs are quiet, or wait in a queue,
-costs nothing.
+costs nothing. A Job event whose Job shows what the last pass over its owner saw
+(controller/job_digest.py) costs no pass either: most of a Job's events are the
+Job controller's writes that no pass reads, and the ADDED event of a Job the pass
+made (one pass from apply to a Job made, where there were three or four).
 
 One lock per resource keeps two triggers of the same resource from deciding
 at once (kopf runs sync handlers on a thread pool, and a check fires on a
