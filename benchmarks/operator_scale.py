@@ -14,6 +14,12 @@ each N and each design it prints:
 - burst-cpu: the operator's CPU seconds during the burst; cpu/resource: the same per
   resource; passes/resource and cpu/pass: the reconcile passes it made meanwhile (its
   bodypose_reconciles_total) and their cost: what grows when the burst is not linear;
+- calls/resource: the operator's API requests during the burst per resource (watches
+  left out), from the API server's audit log; status-patches/resource: those that
+  patched a status; then each kind (verb and resource) per resource; and the same for
+  each resource's `life`, from the apply to the end of the idle window (the Job events
+  that came after the burst, the first look at the Jobs that did not start), with its
+  passes;
 - idle-cpu: the operator's CPU (cores) over the 60 s after everything settled
   (settled: all Jobs and statuses there, the first look at the Jobs that did
   not start, `pendingCheckSeconds` later, done, and then the operator under 1%
@@ -60,7 +66,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +113,25 @@ class Figures:
     idle_requests: float
     passes: int  # reconcile passes during the burst (the operator's own counter)
     kueue_writes: int | None = None  # Kueue's writes to Workloads in the idle window
+    #: The operator's API requests during the burst, by kind (`_calls`).
+    calls: Counter[str] = field(default_factory=Counter)
+    #: The passes and requests from the apply to the end of the idle window: the burst's,
+    #: the events that came after it, the first look at the Jobs that did not start.
+    life_passes: int = 0
+    life_calls: Counter[str] = field(default_factory=Counter)
+
+    def calls_line(self, life: bool = False) -> str:
+        """The API requests per resource (the burst's, or the `life` of each resource): in
+        all, the status patches, and by kind."""
+        calls = self.life_calls if life else self.calls
+        total = sum(calls.values())
+        kinds = " ".join(f"{kind}={count / self.n:.2f}" for kind, count in sorted(calls.items()))
+        head = f"life: passes/resource={self.life_passes / self.n:.2f} " if life else ""
+        return (
+            f"{head}calls/resource={total / self.n:.2f} "
+            f"status-patches/resource={calls['patch bodyposeexports/status'] / self.n:.2f} "
+            f"({kinds})"
+        )
 
     def line(self) -> str:
         text = (
@@ -208,6 +234,25 @@ def _requests(
     return count
 
 
+def _calls(audit_log: Path, user: str, start: float, end: float) -> Counter[str]:
+    """Requests by `user` that completed between the two wall-clock times, by verb and
+    resource (`patch bodyposeexports/status`); watches left out (they end when they
+    time out, not when the burst does)."""
+    counts: Counter[str] = Counter()
+    with audit_log.open() as log:
+        for line in log:
+            event = json.loads(line)
+            if event.get("user", {}).get("username") != user or event.get("verb") == "watch":
+                continue
+            stamp = event.get("stageTimestamp", "").replace("Z", "+00:00")
+            if not start <= dt.datetime.fromisoformat(stamp).timestamp() < end:
+                continue
+            ref = event.get("objectRef") or {}
+            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            counts[f"{event.get('verb')} {ref.get('resource', '')}{sub}"] += 1
+    return counts
+
+
 def _watch_rss(proc: psutil.Process, seconds: float) -> int:
     """The process's peak RSS over the next `seconds`."""
     rss, end = 0, time.monotonic() + seconds
@@ -304,8 +349,8 @@ def run_once(
         if queued:
             _queues_without_quota(cluster)
         # Each resource's S3 reads use the Secret it names (one shared here).
-        core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "s3-credentials"},
-                                                  "stringData": s3.environment()})  # fmt: skip
+        secret = {"metadata": {"name": "s3-credentials"}, "stringData": s3.environment()}
+        core.create_namespaced_secret(NAMESPACE, secret)
         kubeconfig, user = _operator_identity(cluster)
         operator = start_operator(kubeconfig, work / "operator.log", env)
         proc = psutil.Process(operator.proc.pid)
@@ -313,11 +358,11 @@ def run_once(
         manifests = _manifests(work, n)
         passes0 = _passes(operator.metrics_port)
         cpu0 = sum(proc.cpu_times()[:2])
-        started = time.monotonic()
+        started, wall0 = time.monotonic(), time.time()
         for manifest in manifests:
             cluster.kubectl("apply", "-f", str(manifest))
         rss = _wait_all_jobs(cluster, proc, n, queued, started)
-        all_jobs = time.monotonic() - started
+        all_jobs, wall_burst = time.monotonic() - started, time.time()
         burst_cpu = sum(proc.cpu_times()[:2]) - cpu0
         passes = _passes(operator.metrics_port) - passes0
         # Settled: the first look at the Jobs that did not start (pendingCheckSeconds
@@ -330,18 +375,18 @@ def run_once(
         cpu2, wall2 = sum(proc.cpu_times()[:2]), time.time()
         time.sleep(2)  # the audit log is written in batches
         requests = _requests(cluster.audit_log, user, wall1, wall2)
-        kueue_writes = (
-            _requests(cluster.audit_log, KUEUE_USER, wall1, wall2, writes_to="workloads")
-            if queued
-            else None
-        )
+        writes = _requests(cluster.audit_log, KUEUE_USER, wall1, wall2, writes_to="workloads")
+        kueue_writes = writes if queued else None
         if queued:
             suspended = batch.list_namespaced_job(
                 NAMESPACE, label_selector="bodypose.dev/stage=export"
             ).items
             assert all(j.spec.suspend for j in suspended), "a Job left its queue"
         return Figures(n, all_jobs, rss / 2**20, burst_cpu, (cpu2 - cpu1) / (wall2 - wall1),
-                       requests / (wall2 - wall1), passes, kueue_writes)  # fmt: skip
+                       requests / (wall2 - wall1), passes, kueue_writes,
+                       _calls(cluster.audit_log, user, wall0, wall_burst),
+                       _passes(operator.metrics_port) - passes0,
+                       _calls(cluster.audit_log, user, wall0, wall2))  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()
@@ -373,9 +418,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 work = Path(tmp) / f"n{n}-{design.split()[0]}"
                 work.mkdir()
-                figures = run_once(bins, s3, n, env, work)
-                results[(n, design)] = figures
-                print(f"N={n:<5} {design:<24} {figures.line()}", flush=True)
+                results[(n, design)] = figures = run_once(bins, s3, n, env, work)
+                for text in (figures.line(), figures.calls_line(), figures.calls_line(life=True)):
+                    print(f"N={n:<5} {design:<24} {text}", flush=True)
             base = results.get((n, "baseline (10 s timer)"))
             ours = results[(n, "event-driven")]
             if base is not None:

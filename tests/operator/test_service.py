@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client import (
+    ApiClient,
     V1ContainerState,
     V1ContainerStateWaiting,
     V1JobStatus,
@@ -72,7 +73,8 @@ def service(cluster: ServedCluster, settings: Settings) -> tuple[ExportService, 
 
 
 def job_event(cluster: ServedCluster, name: str) -> dict[str, Any]:
-    """The Job as a watch event carries it: a plain dict with the owner reference."""
+    """The Job as a watch event carries it: a plain dict with the owner reference and the
+    Job's status (the service skips an event whose Job shows what its last pass saw)."""
     job = cluster.jobs[name]
     assert cluster.resource is not None
     meta = cluster.resource["metadata"]
@@ -83,7 +85,7 @@ def job_event(cluster: ServedCluster, name: str) -> dict[str, Any]:
             "ownerReferences": [{"apiVersion": "bodypose.dev/v1alpha1", "kind": "BodyPoseExport",
                                  "name": meta["name"], "uid": meta["uid"], "controller": True}],
         },
-        "status": {},
+        "status": ApiClient().sanitize_for_serialization(job.status) or {},
     }  # fmt: skip
 
 

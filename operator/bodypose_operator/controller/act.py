@@ -13,6 +13,7 @@ from typing import Any
 from bodypose_operator.controller.artifacts import ArtifactStore
 from bodypose_operator.controller.cluster import Cluster
 from bodypose_operator.controller.decide import Decision
+from bodypose_operator.controller.job_digest import job_digest
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,14 @@ def apply_jobs(decision: Decision, cluster: Cluster, namespace: str) -> None:
     for name in decision.delete:
         cluster.delete_job(namespace, name)
     for manifest in decision.create:
+        name = manifest["metadata"]["name"]
         if not cluster.create_job(manifest):
-            # Another pass (or replica) made it first: its creation is not news.
-            name = manifest["metadata"]["name"]
+            # Another pass (or replica) made it first: its creation is not news, and what
+            # it is now is not known here.
             decision.events[:] = [e for e in decision.events if e.job != name]
+            decision.jobs_seen.pop(name, None)
+        else:
+            decision.jobs_seen[name] = job_digest(manifest)  # as its ADDED event shows it
 
 
 def apply_index(decision: Decision, store: ArtifactStore) -> None:

@@ -47,6 +47,7 @@ from bodypose_operator.controller.conditions import (
     set_condition,
 )
 from bodypose_operator.controller.facts import Facts, StageFacts
+from bodypose_operator.controller.job_digest import Digest
 from bodypose_operator.controller.job_status import job_state
 from bodypose_operator.controller.manifests import (
     artifact_ref,
@@ -100,6 +101,9 @@ class Decision:
     jobs_running: int = 0
     #: Seconds until a check that no event will trigger; None: events suffice.
     requeue_after: float | None = None
+    #: Job name -> what this pass saw of it (controller/job_digest.py), the Jobs it
+    #: created included (act fills them in): a Job event that shows the same is no news.
+    jobs_seen: dict[str, Digest] = field(default_factory=dict)
 
     def look_again(self, seconds: float) -> None:
         self.requeue_after = _sooner(self.requeue_after, seconds)

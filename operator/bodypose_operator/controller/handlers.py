@@ -8,7 +8,10 @@
 - every event of a Job carrying the operator's `managed-by` label reconciles
   the Job's owner: children watched, not polled (kopf's docs, "Events" and
   "Filtering": `@kopf.on.event` with a label filter; the owner found through
-  the Job's ownerReferences, as the Kubernetes garbage collector finds it);
+  the Job's ownerReferences, as the Kubernetes garbage collector finds it),
+  unless the Job shows what the owner's last pass saw of it (the service's
+  `_no_news`: the ADDED event of a Job the pass made, the Job controller's
+  writes no pass reads);
 - with queueing on (`Settings.queueing`: the chart's kueue.enabled or
   jobs.queueName), every event of a Kueue Workload reconciles the resource that
   owns the Workload's Job (Workloads are owned by their Jobs): a Job waiting in

@@ -16,6 +16,8 @@ from bodypose_operator.controller.artifacts import S3Refused, S3Unreachable
 from bodypose_operator.controller.cluster import Cluster
 from bodypose_operator.controller.credentials import ResourceStores
 from bodypose_operator.controller.decide import S3_RETRY_SECONDS, Decision, decide
+from bodypose_operator.controller.facts import Facts
+from bodypose_operator.controller.job_digest import job_digest, job_name
 from bodypose_operator.controller.observe import observe
 from bodypose_operator.settings import Settings
 
@@ -34,6 +36,7 @@ def reconcile(
     stores = stores if stores is not None else ResourceStores(cluster, settings)
     facts = observe(body, cluster, stores, settings, now)
     decision = decide(body, facts, settings)
+    decision.jobs_seen = _jobs_seen(facts)
     apply_jobs(decision, cluster, namespace)
     if facts.store is not None:
         try:
@@ -44,3 +47,10 @@ def reconcile(
             log.warning("%s/%s: content index not written: %s", namespace, name, exc)
             decision.look_again(S3_RETRY_SECONDS)
     return decision
+
+
+def _jobs_seen(facts: Facts) -> dict[str, Any]:
+    """What this pass saw of each Job of the resource it listed (controller/job_digest.py)."""
+    stages = [facts.export, *facts.targets.values()]
+    jobs = [stage.job for stage in stages if stage is not None and stage.job is not None]
+    return {job_name(job): job_digest(job) for job in [*jobs, *facts.obsolete]}

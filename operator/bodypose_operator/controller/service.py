@@ -10,7 +10,10 @@ queueing on: mapped to the Job through the Workload's owner reference, then to
 the Job's owner), and a check this service scheduled itself because a wait is on
 time rather than on an event (a Job that has not started; S3 that did not
 answer). Nothing polls: a resource whose Jobs are quiet, or wait in a queue,
-costs nothing.
+costs nothing. A Job event whose Job shows what the last pass over its owner saw
+(controller/job_digest.py) costs no pass either: most of a Job's events are the
+Job controller's writes that no pass reads, and the ADDED event of a Job the pass
+made (one pass from apply to a Job made, where there were three or four).
 
 One lock per resource keeps two triggers of the same resource from deciding
 at once (kopf runs sync handlers on a thread pool, and a check fires on a
@@ -43,6 +46,7 @@ from bodypose_operator.controller.act import status_patch
 from bodypose_operator.controller.cluster import KubeCluster
 from bodypose_operator.controller.credentials import ResourceStores
 from bodypose_operator.controller.decide import Decision
+from bodypose_operator.controller.job_digest import Digest, job_digest
 from bodypose_operator.controller.reconcile import reconcile as reconcile_once
 from bodypose_operator.settings import Settings
 
@@ -196,6 +200,9 @@ class ExportService:
         # Jobs this service deleted (made for an earlier spec): their DELETED events are
         # no news to the user. Lost on restart, which costs at most a needless warning.
         self._deleting: set[tuple[str, str]] = set()
+        # (namespace, resource) -> (its uid, Job name -> digest): what the last complete
+        # pass over the resource saw of each of its Jobs (controller/job_digest.py).
+        self._seen: dict[tuple[str, str], tuple[str, dict[str, Digest]]] = {}
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._guard:
@@ -273,6 +280,8 @@ class ExportService:
                 )  # fmt: skip
             return
         with self._pass(namespace, owner["name"]):
+            if event_type != "DELETED" and self._no_news(namespace, owner, job):
+                return
             body = self.cluster.get_resource(namespace, owner["name"])
             if body is None or body["metadata"].get("uid") != owner.get("uid"):
                 return  # the owner is gone (its Jobs go with it) or was replaced
@@ -287,6 +296,19 @@ class ExportService:
                     f"Job {meta.get('name')} was deleted before it finished; creating it again",
                 )  # fmt: skip
             self._reconcile(body)
+
+    def _no_news(self, namespace: str, owner: dict[str, Any], job: dict[str, Any]) -> bool:
+        """The Job shows what the last complete pass over its owner saw of it (or made):
+        another pass would decide the same. Most of a Job's events are such: the Job
+        controller writing what no pass reads (its start time, active pods, counters), and
+        the ADDED event of a Job the pass made. A pass reads the resource as well, but a
+        change of its spec has a pass of its own (kopf's update handler), and our own
+        status patches are no input."""
+        seen = self._seen.get((namespace, owner["name"]))
+        if seen is None or seen[0] != owner.get("uid"):
+            return False
+        name = str((job.get("metadata") or {}).get("name"))
+        return seen[1].get(name) == job_digest(job)
 
     def on_workload_event(self, event_type: str, workload: dict[str, Any]) -> None:
         """A Kueue Workload changed: reconcile the resource that owns its Job, if any.
@@ -339,10 +361,24 @@ class ExportService:
     def forget(self, namespace: str, name: str) -> None:
         self.checks.schedule(namespace, name, None)
         metrics.forget(name, namespace)
+        self._seen.pop((namespace, name), None)
         with self._guard:
             self._locks.pop(f"{namespace}/{name}", None)
 
     # ---- one pass ----------------------------------------------------------------------
+    def _next_check(self, decision: Decision) -> float | None:
+        """When to look again: when the decision says, and, for a Job this pass made that
+        is not waiting in a queue, at `pending_check_seconds`: the look the pass of its
+        ADDED event would have scheduled (a Job of age 0), had `_no_news` not skipped it."""
+        made = [
+            m for m in decision.create
+            if m["metadata"]["name"] in decision.jobs_seen and not m["spec"].get("suspend")
+        ]  # fmt: skip
+        if not made:
+            return decision.requeue_after
+        first = max(float(self.settings.pending_check_seconds), 1.0)
+        return first if decision.requeue_after is None else min(first, decision.requeue_after)
+
     @staticmethod
     def _deleted_unfinished(job: dict[str, Any], body: dict[str, Any]) -> bool:
         labels = job["metadata"].get("labels") or {}
@@ -369,11 +405,12 @@ class ExportService:
         patch = status_patch(dict(body.get("status") or {}), decision.status)
         if patch is not None:
             self.cluster.patch_status(namespace, name, patch)
+        self._seen[(namespace, name)] = (str(meta.get("uid")), decision.jobs_seen)
         metrics.record(name, namespace, decision.status["phase"], decision.jobs_running)
         metrics.record_ap(name, namespace, decision.status)
         for stage, seconds in decision.durations:
             metrics.STAGE_SECONDS.labels(stage).observe(seconds)
-        self.checks.schedule(namespace, name, decision.requeue_after)
+        self.checks.schedule(namespace, name, self._next_check(decision))
         for event in decision.events:
             log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
             try:

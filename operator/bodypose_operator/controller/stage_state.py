@@ -89,7 +89,12 @@ def created(what: str, manifest: dict[str, Any]) -> StageState:
     queue = manifest["metadata"]["labels"].get(QUEUE_LABEL)
     if queue is not None:
         return _queued(what, queue, name)
-    return StageState("Pending", "JobPending", f"{what}: Job created, waiting to start", name)
+    return _waiting_to_start(what, name)
+
+
+def _waiting_to_start(what: str, name: str) -> StageState:
+    message = f"{what}: Job created ({name}), waiting to start"
+    return StageState("Pending", "JobPending", message, name)
 
 
 # ----- one stage, from its facts ------------------------------------------------------
@@ -155,7 +160,7 @@ def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.date
             f"{what}: Job {name} is suspended (spec.suspend); it starts when resumed", name,
         )  # fmt: skip
     if report is None:
-        return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
+        return _started_or_waiting(job, what, name)
     if report.start_failure is not None:
         return _start_failure(what, report.start_failure, name)
     if report.waiting_reason == "CreateContainerConfigError":
@@ -182,6 +187,15 @@ def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.date
         return StageState(
             "Running", "Unschedulable", f"{what}: {report.unschedulable_message}", name
         )
+    return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
+
+
+def _started_or_waiting(job: Any, what: str, name: str) -> StageState:
+    """A Job whose pods were not read: running once a pod is ready, else young (its pods
+    are read from `pending_check_seconds` on) and waiting to start, as the pass that made
+    it said (`created`): the pass of its next event has nothing to patch."""
+    if not job_started(job):
+        return _waiting_to_start(what, name)
     return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
 
 

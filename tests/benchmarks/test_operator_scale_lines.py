@@ -1,0 +1,61 @@
+"""benchmarks/operator_scale.py's count of the operator's API requests in the burst.
+
+The benchmark itself starts a control plane of its own (`make bench-operator`); this
+checks the line it prints from an audit log, on a log written here: the operator's
+requests by kind, watches and other users' requests left out, and per resource.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+USER = "system:serviceaccount:kube-system:bench-operator"
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "operator_scale", ROOT / "benchmarks" / "operator_scale.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _event(verb: str, resource: str, at: float, sub: str = "", user: str = USER) -> str:
+    stamp = dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
+    ref = {"resource": resource, **({"subresource": sub} if sub else {})}
+    return json.dumps({"user": {"username": user}, "verb": verb, "objectRef": ref,
+                       "stageTimestamp": stamp})  # fmt: skip
+
+
+def test_the_burst_requests_by_kind_and_per_resource(tmp_path: Path) -> None:
+    bench = _module()
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join([
+        _event("create", "jobs", 10.0),
+        _event("create", "jobs", 10.5),
+        _event("patch", "bodyposeexports", 11.0, "status"),
+        _event("patch", "bodyposeexports", 11.5),
+        _event("list", "jobs", 12.0),
+        _event("watch", "jobs", 12.0),  # a watch ends when it times out: left out
+        _event("list", "jobs", 12.0, user="system:kube-controller-manager"),  # not ours
+        _event("get", "bodyposeexports", 30.0),  # after the burst
+    ]) + "\n")  # fmt: skip
+    calls = bench._calls(log, USER, 9.0, 20.0)
+    assert calls == {
+        "create jobs": 2, "patch bodyposeexports/status": 1, "patch bodyposeexports": 1,
+        "list jobs": 1,
+    }  # fmt: skip
+    figures = bench.Figures(2, 1.0, 100.0, 0.5, 0.0, 0.0, 2, None, calls)
+    assert figures.calls_line() == (
+        "calls/resource=2.50 status-patches/resource=0.50 (create jobs=1.00 list jobs=0.50 "
+        "patch bodyposeexports=0.50 patch bodyposeexports/status=0.50)"
+    )
