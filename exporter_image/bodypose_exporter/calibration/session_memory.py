@@ -1,20 +1,25 @@
 """How the calibration session allocates, and handing freed heap back before the loop.
 
-Two measures, each measured on BpNet at 320x448 with `benchmarks/calibration.py`
-and the per-stage RSS figures quoted in `collect.RangeCollector`:
+Two measures, measured on BpNet at 320x448 (RSS sampled every 10 ms, peak
+above the start, 8 images of batch 4; `benchmarks/calibration.py` gives the
+whole run's figure):
 
 - ONNX Runtime's CPU arena grows by the next power of two by default
   (`OrtArenaCfg`'s `arena_extend_strategy` 0); growing by what is requested
   (1, `kSameAsRequested`) keeps the arena closer to what one image's run
-  needs. The CPU execution provider takes that setting only from an
+  needs: peak +574 -> +526 MB. Turning the arena off was worse (+648 MB:
+  glibc keeps what ONNX Runtime frees), and `session.disable_prepacking`
+  changed nothing. The CPU execution provider takes that setting only from an
   allocator registered with the environment and a session that opts in
   (`session.use_env_allocators`), so it applies to the calibration session
   alone, not to other sessions of the process.
 - Building the session copies the model several times (the augmented proto,
   its serialized bytes, ONNX Runtime's own parse); glibc keeps most of that
-  freed memory in the process's heap, where it stays under the loop's peak.
-  `malloc_trim(0)` returns it to the system (what dask's documentation,
-  "Memory not released back to the OS", recommends for the same reason).
+  freed memory in the process's heap (about 150 MB), where it stays under the
+  loop's peak. `malloc_trim(0)` returns it to the system (what dask's
+  documentation, "Memory not released back to the OS", recommends for the
+  same reason): +656 -> +574 MB, trimmed after shape inference (since made
+  weight-free, `tensors._without_weights`) and after the session.
   Elsewhere than glibc it is skipped.
 """
 
