@@ -22,6 +22,7 @@ import onnx
 import onnxruntime as ort
 from tqdm import tqdm
 
+from bodypose_exporter.calibration import session_memory
 from bodypose_exporter.calibration.augment import augment
 from bodypose_exporter.calibration.histogram import (
     BINS,
@@ -139,18 +140,15 @@ class RangeCollector:
     ) -> None:
         self.input_name = model_input(model).name
         calibration_model, self.probes = augment(model, tensors)
-        if session_options is None:
-            session_options = ort.SessionOptions()
-            # ONNX Runtime's memory pattern plans one block for every intermediate of
-            # the first run; with a probe hanging off each activation that block held
-            # about twice what the tensors alive at any moment need (3.5 GB instead of
-            # 1.9 GB for BpNet at 320x448, batch 8), and it bought no speed we could see.
-            session_options.enable_mem_pattern = False
+        serialized = calibration_model.SerializeToString()
+        del calibration_model
         self.session = ort.InferenceSession(
-            calibration_model.SerializeToString(),
-            sess_options=session_options,
+            serialized,
+            sess_options=session_options or session_memory.session_options(),
             providers=["CPUExecutionProvider"],
         )
+        del serialized
+        session_memory.release_freed_heap()  # the copies above, before the loop's peak
         self.images_per_run = max(1, images_per_run)
         self.histograms = {probe.tensor: AbsHistogram() for probe in self.probes}
         self._outputs = [name for p in self.probes for name in (p.index, p.range_out, p.amax)]
