@@ -272,6 +272,15 @@ def test_builds_wait_their_turn_then_run_and_a_preempted_one_is_queued_again_not
     )
     assert targets["cpu"]["queue"]["reason"] == "Pending"
 
+    # Kueue admits it (unsuspended) before its pod starts, and while the Job is young
+    # (its pods not read yet): Building, never back to Pending (the e2e's Queued,
+    # Building, Ready; a Job the pass made unqueued would say "waiting to start" here).
+    a100.spec.suspend = False
+    young = Settings(pending_check_seconds=600, pending_deadline_seconds=600, kueue=True)
+    unsuspended = reconcile(queued_body(bucket), cluster, young)  # type: ignore[arg-type]
+    targets = {t["name"]: t for t in unsuspended.status["targets"]}
+    assert targets["a100"]["phase"] == "Building", targets["a100"]
+
     # Kueue starts the a100 Job after it waited an hour in the queue: the pending clock
     # starts now (status.startTime), not when the Job was made.
     a100.metadata.creation_timestamp -= dt.timedelta(hours=1)

@@ -193,8 +193,10 @@ def _state_of_job(stage: StageFacts, what: str, settings: Settings, now: dt.date
 def _started_or_waiting(job: Any, what: str, name: str) -> StageState:
     """A Job whose pods were not read: running once a pod is ready, else young (its pods
     are read from `pending_check_seconds` on) and waiting to start, as the pass that made
-    it said (`created`): the pass of its next event has nothing to patch."""
-    if not job_started(job):
+    it said (`created`): the pass of its next event has nothing to patch. A queued Job
+    the pass made said Queued, not waiting: once Kueue admits it, it is Running, as
+    before, never back to Pending (Queued, Building, Ready: tests/e2e/test_kueue_queues.py)."""
+    if not job_started(job) and job_queue(job) is None:
         return _waiting_to_start(what, name)
     return StageState("Running", "JobRunning", f"{what}: Job {name} running", name)
 
