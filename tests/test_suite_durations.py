@@ -1,6 +1,6 @@
 """The end-of-run summary of where the suite's time went (`tests/infra/durations.py`)."""
 
-from tests.infra.durations import folder_of, summary_lines
+from tests.infra.durations import SESSION_END, folder_of, summary_lines
 
 
 def test_a_tests_phases_are_summed_and_grouped_by_its_folder() -> None:
@@ -13,6 +13,7 @@ def test_a_tests_phases_are_summed_and_grouped_by_its_folder() -> None:
     cpu = {
         "tests/e2e/test_faults.py::test_kill": 30.0,
         "tests/e2e/test_faults.py::test_restart": 90.0,
+        SESSION_END: 700.0,
     }
     lines = summary_lines(per_test, wall=200.0, cpu_per_test=cpu, cpu=240.0, cores=2)
     assert lines[0] == "wall clock 3.3 min, in tests (set-up, call, tear-down) 3.0 min"
@@ -20,10 +21,11 @@ def test_a_tests_phases_are_summed_and_grouped_by_its_folder() -> None:
         "CPU 4.0 min (this process and the children it waited for) of the 6.7 min 2 cores "
         "could give in that wall time: 60% busy"
     )
-    folders = [line.split()[0] for line in lines[3:6]]
+    assert lines[2] == f"{SESSION_END}: 700.0 cpu-s"  # in no folder
+    folders = [line.split()[0] for line in lines[4:7]]
     assert folders == ["tests/e2e", "tests/test_layers.py", "tests/cli"]
-    assert lines[3].split()[1:] == ["2", "180.0", "98.6%", "120.0"]
-    assert lines[5].split()[1:] == ["1", "0.5", "0.3%", "0.0"]  # no CPU figure: 0
+    assert lines[4].split()[1:] == ["2", "180.0", "98.6%", "120.0"]
+    assert lines[6].split()[1:] == ["1", "0.5", "0.3%", "0.0"]  # no CPU figure: 0
     slowest = lines[lines.index("slowest 25 tests (set-up + call + tear-down; CPU):") + 1 :]
     assert slowest[0] == "   120.0 s     30.0 cpu-s  tests/e2e/test_faults.py::test_kill"
     assert len(slowest) == 4

@@ -49,6 +49,26 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     _cpu_per_test[item.nodeid] += cpu_seconds() - before
 
 
+#: The CPU of the last test's tear-down, which stops the session's servers: the local
+#: cluster's executor is reaped there with every pod it ran, so this is most of the e2e
+#: pods' CPU (exports, builds), not the last test's.
+SESSION_END = "(the session's end: its servers, the cluster's executor and every pod it ran)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, None, None]:
+    if nextitem is not None:
+        yield
+        return
+    before = cpu_seconds()
+    yield
+    spent = cpu_seconds() - before
+    _cpu_per_test[item.nodeid] -= spent
+    _cpu_per_test[SESSION_END] += spent
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _per_test[report.nodeid] += report.duration
 
@@ -81,6 +101,8 @@ def summary_lines(
             f"{wall * cores / 60:.1f} min {cores} cores could give in that wall time: "
             f"{cpu / (wall * cores):.0%} busy"
         )
+    if cpu_of.get(SESSION_END):
+        lines.append(f"{SESSION_END}: {cpu_of[SESSION_END]:.1f} cpu-s")
     lines.append(f"{'folder':<40} {'tests':>6} {'seconds':>9} {'share':>6} {'cpu-s':>8}")
     for folder, ids in sorted(folders.items(), key=lambda item: -_sum(per_test, item[1])):
         spent, burnt = _sum(per_test, ids), _sum(cpu_of, ids)
