@@ -24,12 +24,14 @@ from bodypose_operator.api.admission import (
     OPTION_RULES,
     PRECISION_RULES,
     SPEC_RULES,
+    TARGET_RULES,
     UNIQUE_TARGET_NAMES,
     Rule,
     queue_name_problem,
     queue_name_rule,
     validations,
 )
+from bodypose_operator.api.backends import BACKENDS
 from bodypose_operator.api.crd import render
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
 from tests.support.operator_fakes import spec_dict
@@ -101,6 +103,35 @@ def test_the_crd_carries_each_rules_cel_on_its_node() -> None:
     for field in ("queueName", "exportQueueName"):
         node = spec["properties"][field]
         assert node["x-kubernetes-validations"] == validations([queue_name_rule(field)])
+    target = spec["properties"]["targets"]["items"]
+    assert target["x-kubernetes-validations"] == validations(TARGET_RULES)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_built_in_backend_refuses_any_backend_option_in_its_words(backend: str) -> None:
+    """The built-in backends declare no `backendOptions` key (their options are fields
+    of the target): any key is refused, by the CEL rule made for that backend and by the
+    operator with its sentence; an empty map is what no map is."""
+    rule = next(r for r in TARGET_RULES if r.message.startswith(f"backendOptions: the {backend} "))
+    assert rule.message.startswith(f"backendOptions: the {backend} backend takes none")
+    assert "size(self.backendOptions) == 0" in rule.cel
+    extra = {"computeCapabilities": ["8.9"]} if backend == "tensorrt-rtx" else {}
+    target = {"name": "t", "backend": backend, **extra}
+    with pytest.raises(ValidationError, match=re.escape(rule.message)):
+        BodyPoseExportSpec.model_validate(
+            spec_dict(targets=[{**target, "backendOptions": {"label": "x"}}])
+        )
+    BodyPoseExportSpec.model_validate(spec_dict(targets=[{**target, "backendOptions": {}}]))
+
+
+def test_a_backend_option_refusal_names_where_its_options_are() -> None:
+    """A user reaching for `backendOptions` on TensorRT learns its options are fields."""
+    messages = {r.message for r in TARGET_RULES}
+    assert (
+        "backendOptions: the tensorrt backend takes none (its options are the target's "
+        "fields hardwareCompatibility)" in messages
+    )
+    assert "backendOptions: the onnxruntime backend takes none" in messages
 
 
 @pytest.mark.parametrize(
