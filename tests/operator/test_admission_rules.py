@@ -194,3 +194,42 @@ def test_a_backend_gives_its_own_words_for_the_capabilities_it_leaves_out() -> N
     assert plain.message == (
         "computeCapabilities: plain-aot builds for 7.5, 8.0, 8.6, 8.9, 12.0, 12.1 only"
     )
+
+
+def test_a_declared_options_rules_apply_to_its_backends_targets_that_set_the_key() -> None:
+    """A part's option rule is guarded by the generator: its CEL and its check may read the
+    key as present, and another backend's target (or one not setting it) never meets it."""
+    from dataclasses import dataclass, replace
+
+    from bodypose_operator.api.admission import backend_option_rules
+    from bodypose_operator.api.capabilities import BackendOption, TakesBackendOptions
+    from bodypose_operator.api.v1alpha1 import Target
+
+    short: Rule[Target] = Rule(
+        "size(self.backendOptions['tag']) <= 3",
+        "backendOptions.tag: at most 3 characters",
+        lambda t: len(t.backendOptions["tag"]) <= 3,
+    )
+
+    @dataclass(frozen=True)
+    class Tagged:
+        def backend_options(self) -> tuple[BackendOption, ...]:
+            return (BackendOption("tag", "a tag", rules=(short,)),)
+
+    assert isinstance(Tagged(), TakesBackendOptions)
+    keys, own = backend_option_rules(replace(BACKENDS["onnxruntime"], part=Tagged()))
+    assert keys.message == "backendOptions: the onnxruntime backend takes tag only"
+    assert own.message == short.message
+    assert own.cel == (
+        "!(self.backend == 'onnxruntime') || !has(self.backendOptions) "
+        "|| !('tag' in self.backendOptions) || (size(self.backendOptions['tag']) <= 3)"
+    )
+
+    def target(backend: str, **options: str) -> Target:
+        return Target.model_construct(name="t", backend=backend, backendOptions=options)
+
+    assert own.holds(target("onnxruntime")) and own.holds(target("onnxruntime", tag="abc"))
+    assert not own.holds(target("onnxruntime", tag="abcd"))
+    assert own.holds(target("tensorrt", tag="abcd"))  # not its target: its own rules judge it
+    assert not keys.holds(target("onnxruntime", other="x"))
+    assert keys.holds(target("onnxruntime", tag="x")) and keys.holds(target("tensorrt", other="x"))
