@@ -3,7 +3,9 @@
 Named in `BODYPOSE_BACKEND_PLUGINS`, the operator reads it at start: the CRD
 generated in memory offers it, admission applies its own precision list, the
 operator makes its build Jobs with its options and the argument its part declares as
-its own, and the record key it declares as its
+its own, the key of `backendOptions` it declares (`label`) comes with its admission
+rule (CEL in the CRD, the same words from the operator's check) and reaches its Job,
+and the record key it declares as its
 own lands in the target's status map `backendStatus`. Each check runs in a child process:
 the spec's backend enum is fixed when `bodypose_operator.api` is first imported,
 and this test process imported it without the plug-in.
@@ -11,6 +13,7 @@ and this test process imported it without the plug-in.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -60,7 +63,34 @@ CHILD = textwrap.dedent(
     fields = target_fields(manifest, BACKENDS[spec.targets[0].backend].status_keys)
     TargetStatus.model_validate({"name": "cpu", "phase": "Ready", **fields})
     status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    # Its own option (`backendOptions.label`): the rules on the target node, the Python
+    # check's refusals, and the Job and identity of a target that sets it.
+    from bodypose_operator.builders.naming import target_identity
+
+    def refusal(options):
+        try:
+            BodyPoseExportSpec.model_validate(spec_dict(
+                targets=[{"name": "cpu", "backend": "echo", "backendOptions": options}]))
+        except pydantic.ValidationError as e:
+            return str(e)
+        return None
+
+    plain = [{"name": "cpu", "backend": "echo"}]
+    labelled = [{**plain[0], "backendOptions": {"label": "nightly-l4"}}]
+    spec_labelled = BodyPoseExportSpec.model_validate(spec_dict(targets=labelled))
+    labelled_job = build_target_job(resource(spec_dict(targets=labelled)), spec_labelled,
+                                    spec_labelled.targets[0], "k" * 16, Settings(), "i" * 16)
+    spec_plain = BodyPoseExportSpec.model_validate(spec_dict(targets=plain))
+    target_node = schema["properties"]["targets"]["items"]
     print(json.dumps({
+        "targetRules": target_node["x-kubernetes-validations"],
+        "optionsField": target_node["properties"]["backendOptions"],
+        "badLabel": refusal({"label": "Not A Label!"}),
+        "unknownKey": refusal({"x": "1"}),
+        "goodLabel": refusal({"label": "nightly-l4"}),
+        "labelledArgs": labelled_job["spec"]["template"]["spec"]["containers"][0]["args"],
+        "identities": [target_identity(spec_plain.targets[0]),
+                       target_identity(spec_labelled.targets[0])],
         "record": record.as_dict(),
         "fields": fields,
         "statusFields": sorted(status["properties"]["targets"]["items"]["properties"]),
@@ -74,6 +104,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@functools.cache  # one child process for the module's tests
 def _with_plugin() -> dict[str, Any]:
     paths = [str(ROOT), *sys.path]
     env = {**os.environ, "BODYPOSE_BACKEND_PLUGINS": PLUGIN,
@@ -123,3 +154,30 @@ def test_without_the_variable_the_operator_offers_the_built_in_backends_only() -
     from bodypose_operator.api.backends import BACKENDS
 
     assert "echo" not in BACKENDS
+
+
+def test_a_plugin_declares_an_option_of_its_own_with_its_rule() -> None:
+    from tests.support.echo_backend import LABEL_FLAG
+    from tests.support.echo_backend.operator_part import LABEL_IS_A_NAME
+
+    seen = _with_plugin()
+    # The CRD generated in memory has the map, its key described, and the plug-in's rule
+    # on the target node: its own CEL, applied to echo targets that set the key.
+    assert "echo takes label (" in seen["optionsField"]["description"]
+    own = next(r for r in seen["targetRules"] if r["message"] == LABEL_IS_A_NAME.message)
+    assert own["rule"].endswith(f"|| ({LABEL_IS_A_NAME.cel})")
+    assert (
+        "self.backend == 'echo'" in own["rule"] and "'label' in self.backendOptions" in own["rule"]
+    )
+    # The Python check refuses a bad value with the CEL's very message.
+    assert seen["badLabel"] is not None and LABEL_IS_A_NAME.message in seen["badLabel"]
+    assert seen["goodLabel"] is None
+    # A key it does not declare is refused, in the users' words, by both halves.
+    unknown = "backendOptions: the echo backend takes label only"
+    keys = next(r for r in seen["targetRules"] if r["message"] == unknown)
+    assert "self.backendOptions.all(k, k in ['label'])" in keys["rule"]
+    assert seen["unknownKey"] is not None and unknown in seen["unknownKey"]
+    # The value reaches the build through its part, and the target's identity.
+    assert seen["labelledArgs"][-2:] == [LABEL_FLAG, "nightly-l4"]
+    plain, labelled = seen["identities"]
+    assert plain != labelled

@@ -24,12 +24,14 @@ from bodypose_operator.api.admission import (
     OPTION_RULES,
     PRECISION_RULES,
     SPEC_RULES,
+    TARGET_RULES,
     UNIQUE_TARGET_NAMES,
     Rule,
     queue_name_problem,
     queue_name_rule,
     validations,
 )
+from bodypose_operator.api.backends import BACKENDS
 from bodypose_operator.api.crd import render
 from bodypose_operator.api.v1alpha1 import BodyPoseExportSpec
 from tests.support.operator_fakes import spec_dict
@@ -101,6 +103,35 @@ def test_the_crd_carries_each_rules_cel_on_its_node() -> None:
     for field in ("queueName", "exportQueueName"):
         node = spec["properties"][field]
         assert node["x-kubernetes-validations"] == validations([queue_name_rule(field)])
+    target = spec["properties"]["targets"]["items"]
+    assert target["x-kubernetes-validations"] == validations(TARGET_RULES)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_built_in_backend_refuses_any_backend_option_in_its_words(backend: str) -> None:
+    """The built-in backends declare no `backendOptions` key (their options are fields
+    of the target): any key is refused, by the CEL rule made for that backend and by the
+    operator with its sentence; an empty map is what no map is."""
+    rule = next(r for r in TARGET_RULES if r.message.startswith(f"backendOptions: the {backend} "))
+    assert rule.message.startswith(f"backendOptions: the {backend} backend takes none")
+    assert "size(self.backendOptions) == 0" in rule.cel
+    extra = {"computeCapabilities": ["8.9"]} if backend == "tensorrt-rtx" else {}
+    target = {"name": "t", "backend": backend, **extra}
+    with pytest.raises(ValidationError, match=re.escape(rule.message)):
+        BodyPoseExportSpec.model_validate(
+            spec_dict(targets=[{**target, "backendOptions": {"label": "x"}}])
+        )
+    BodyPoseExportSpec.model_validate(spec_dict(targets=[{**target, "backendOptions": {}}]))
+
+
+def test_a_backend_option_refusal_names_where_its_options_are() -> None:
+    """A user reaching for `backendOptions` on TensorRT learns its options are fields."""
+    messages = {r.message for r in TARGET_RULES}
+    assert (
+        "backendOptions: the tensorrt backend takes none (its options are the target's "
+        "fields hardwareCompatibility)" in messages
+    )
+    assert "backendOptions: the onnxruntime backend takes none" in messages
 
 
 @pytest.mark.parametrize(
@@ -163,3 +194,42 @@ def test_a_backend_gives_its_own_words_for_the_capabilities_it_leaves_out() -> N
     assert plain.message == (
         "computeCapabilities: plain-aot builds for 7.5, 8.0, 8.6, 8.9, 12.0, 12.1 only"
     )
+
+
+def test_a_declared_options_rules_apply_to_its_backends_targets_that_set_the_key() -> None:
+    """A part's option rule is guarded by the generator: its CEL and its check may read the
+    key as present, and another backend's target (or one not setting it) never meets it."""
+    from dataclasses import dataclass, replace
+
+    from bodypose_operator.api.admission import backend_option_rules
+    from bodypose_operator.api.capabilities import BackendOption, TakesBackendOptions
+    from bodypose_operator.api.v1alpha1 import Target
+
+    short: Rule[Target] = Rule(
+        "size(self.backendOptions['tag']) <= 3",
+        "backendOptions.tag: at most 3 characters",
+        lambda t: len(t.backendOptions["tag"]) <= 3,
+    )
+
+    @dataclass(frozen=True)
+    class Tagged:
+        def backend_options(self) -> tuple[BackendOption, ...]:
+            return (BackendOption("tag", "a tag", rules=(short,)),)
+
+    assert isinstance(Tagged(), TakesBackendOptions)
+    keys, own = backend_option_rules(replace(BACKENDS["onnxruntime"], part=Tagged()))
+    assert keys.message == "backendOptions: the onnxruntime backend takes tag only"
+    assert own.message == short.message
+    assert own.cel == (
+        "!(self.backend == 'onnxruntime') || !has(self.backendOptions) "
+        "|| !('tag' in self.backendOptions) || (size(self.backendOptions['tag']) <= 3)"
+    )
+
+    def target(backend: str, **options: str) -> Target:
+        return Target.model_construct(name="t", backend=backend, backendOptions=options)
+
+    assert own.holds(target("onnxruntime")) and own.holds(target("onnxruntime", tag="abc"))
+    assert not own.holds(target("onnxruntime", tag="abcd"))
+    assert own.holds(target("tensorrt", tag="abcd"))  # not its target: its own rules judge it
+    assert not keys.holds(target("onnxruntime", other="x"))
+    assert keys.holds(target("onnxruntime", tag="x")) and keys.holds(target("tensorrt", other="x"))

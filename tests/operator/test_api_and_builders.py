@@ -299,6 +299,8 @@ def test_target_identity_follows_the_compatibility_record() -> None:
     assert target_identity(target(name="other", tolerations=[]), "gpu:10.8") == base
     assert target_identity(target(hardwareCompatibility="ampere+"), "gpu:10.8") != base
     assert target_identity(target(), "gpu:10.9") != base  # another TensorRT
+    # An empty backendOptions map is no map: identities made before it existed hold.
+    assert target_identity(target(backendOptions={}), "gpu:10.8") == base
 
 
 def test_bad_input_and_failed_gates_fail_the_job_at_once_crashes_retry() -> None:
@@ -316,7 +318,8 @@ def test_each_built_in_backends_part_implements_the_interfaces_its_jobs_need() -
     from bodypose_operator.api.backends import BACKENDS
 
     interfaces = (c.TakesArguments, c.ChecksGpuProduct, c.Int8Routes, c.SharesTimingCache,
-                  c.Int8ByCpuClass, c.ExplainsUnsupportedCapabilities)  # fmt: skip
+                  c.Int8ByCpuClass, c.ExplainsUnsupportedCapabilities,
+                  c.TakesBackendOptions)  # fmt: skip
     implemented = {
         name: {i.__name__ for i in interfaces if isinstance(BACKENDS[name].part, i)}
         for name in ("tensorrt", "onnxruntime", "tensorrt-rtx")

@@ -10,10 +10,11 @@ rules (`validations`, `first_problem`) rather than looking a message up by its
 place in a list.
 
 Rules are placed on the schema node they read (CEL's `self`): the spec's on the
-spec (`SPEC_RULES`), a queue name's on its field (`queue_name_rule`).
-Most of the spec's are made from the backend table (`api/backends.py`): which
-targets may set an option, which precisions and compute capabilities a backend
-builds.
+spec (`SPEC_RULES`), a target's on each target (`TARGET_RULES`), a queue name's on
+its field (`queue_name_rule`).
+Most are made from the backend table (`api/backends.py`): which targets may set an
+option, which precisions and compute capabilities a backend builds, which keys of
+`backendOptions` it takes and the rules its part gives for them (a plug-in's too).
 
 CEL reference: https://kubernetes.io/docs/reference/using-api/cel/
 """
@@ -21,9 +22,8 @@ CEL reference: https://kubernetes.io/docs/reference/using-api/cel/
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, get_args
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias, get_args
 
 from bodypose_operator.api.backends import (
     BACKENDS,
@@ -36,40 +36,19 @@ from bodypose_operator.api.backends import (
     accepting,
 )
 from bodypose_operator.api.base import Precision, and_list
-from bodypose_operator.api.capabilities import ExplainsUnsupportedCapabilities
+from bodypose_operator.api.capabilities import (
+    BACKEND_OPTIONS_FIELD,
+    BackendOption,
+    ExplainsUnsupportedCapabilities,
+    TakesBackendOptions,
+)
 from bodypose_operator.api.queues import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
+from bodypose_operator.api.rules import Rule as Rule
+from bodypose_operator.api.rules import first_problem as first_problem
+from bodypose_operator.api.rules import validations as validations
 
 if TYPE_CHECKING:
-    from bodypose_operator.api.spec import BodyPoseExportSpec
-
-Node = TypeVar("Node")
-
-
-@dataclass(frozen=True)
-class Rule(Generic[Node]):
-    """One admission rule of a schema node: CEL for the API server, Python for the operator.
-
-    `holds` answers what `cel` answers, for the node's value as the operator's models
-    parse it (defaults filled in, where CEL sees a field unset)."""
-
-    cel: str
-    message: str
-    holds: Callable[[Node], bool]
-
-    def validation(self) -> dict[str, str]:
-        """Its `x-kubernetes-validations` entry."""
-        return {"rule": self.cel, "message": self.message}
-
-
-def validations(rules: Iterable[Rule[Any]]) -> list[dict[str, str]]:
-    """A schema node's `x-kubernetes-validations`, in the rules' order."""
-    return [rule.validation() for rule in rules]
-
-
-def first_problem(rules: Iterable[Rule[Node]], value: Node) -> str | None:
-    """The message of the first rule `value` breaks (admission's order), or None."""
-    return next((rule.message for rule in rules if not rule.holds(value)), None)
-
+    from bodypose_operator.api.spec import BodyPoseExportSpec, Target
 
 # ----- a queue name (on each queue-name field) ----------------------------------------
 
@@ -239,6 +218,88 @@ def precision_rule(backend: Backend) -> Spec:
             or all(t.backend != backend.name for t in spec.targets)
         ),
     )
+
+
+# ----- a target (on each target) ------------------------------------------------------
+
+#: A rule of a target node.
+Targeted: TypeAlias = Rule["Target"]
+
+
+def _is_this_backend(name: str) -> str:
+    """CEL on a target node: it builds with backend `name`."""
+    unnamed = "!has(self.backend) || " if name == DEFAULT_BACKEND else ""
+    return f"{unnamed}self.backend == '{name}'"
+
+
+def declared_options(backend: Backend) -> list[BackendOption]:
+    """The `backendOptions` keys `backend`'s part declares (`TakesBackendOptions`)."""
+    part = backend.part
+    return list(part.backend_options()) if isinstance(part, TakesBackendOptions) else []
+
+
+def _own_fields_note(backend: Backend) -> str:
+    """` (its options are the target's fields x)`: where a built-in's options are, so a
+    user reaching for the map learns where to look instead."""
+    if not backend.options:
+        return ""
+    return f" (its options are the target's fields {and_list(sorted(backend.options))})"
+
+
+def known_keys_rule(backend: Backend) -> Targeted:
+    """A target of `backend` sets only the `backendOptions` keys it declares (none: none).
+
+    The message names the keys, not the one refused: CEL's `messageExpression` could name
+    it, but a map's keys have no order in CEL, so with two unknown keys the API server and
+    the operator might name different ones; one sentence both give is worth more."""
+    name, f = backend.name, BACKEND_OPTIONS_FIELD
+    keys = [option.key for option in declared_options(backend)]
+    if keys:
+        listed = ", ".join(f"'{key}'" for key in keys)
+        cel, words = f"self.{f}.all(k, k in [{listed}])", f"{and_list(keys)} only"
+    else:
+        cel, words = f"size(self.{f}) == 0", "none" + _own_fields_note(backend)
+    return Rule(
+        f"!({_is_this_backend(name)}) || !has(self.{f}) || {cel}",
+        f"{f}: the {name} backend takes {words}",
+        lambda t: t.backend != name or set(t.backendOptions) <= set(keys),
+    )
+
+
+def _option_rule(name: str, option: BackendOption, rule: Targeted) -> Targeted:
+    """`rule` of `option`, applied to the targets of backend `name` that set its key."""
+    f, key = BACKEND_OPTIONS_FIELD, option.key
+    return Rule(
+        f"!({_is_this_backend(name)}) || !has(self.{f}) || !('{key}' in self.{f}) || ({rule.cel})",
+        rule.message,
+        lambda t: t.backend != name or key not in t.backendOptions or rule.holds(t),
+    )
+
+
+def backend_option_rules(backend: Backend) -> list[Targeted]:
+    """A backend's rules of the target node: the keys it takes, then each key's own."""
+    own = [
+        _option_rule(backend.name, option, rule)
+        for option in declared_options(backend)
+        for rule in option.rules
+    ]
+    return [known_keys_rule(backend), *own]
+
+
+#: A target's rules, in the CRD's order: each backend's, in table order.
+TARGET_RULES: list[Targeted] = [
+    rule for row in BACKENDS.values() for rule in backend_option_rules(row)
+]
+
+
+def describe_backend_options(backends: Mapping[str, Backend] = BACKENDS) -> str:
+    """The keys each backend takes, for `kubectl explain` of `backendOptions`."""
+    taking = [
+        f"{name} takes " + "; ".join(f"{o.key} ({o.description})" for o in options)
+        for name, row in backends.items()
+        if (options := declared_options(row))
+    ]
+    return ". ".join(taking) + "." if taking else "No backend offered here takes any."
 
 
 #: One rule per target option (by field), one per backend that does not build every

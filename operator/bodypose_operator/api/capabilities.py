@@ -18,7 +18,11 @@ what the backend's build takes (the flag and how the value is spelled) is the pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from bodypose_operator.api.rules import Rule
 
 if TYPE_CHECKING:
     # Types only: the spec models are made from the backend table, above it.
@@ -28,7 +32,8 @@ if TYPE_CHECKING:
 @runtime_checkable
 class TakesArguments(Protocol):
     """Its build takes arguments of its own, made from the resource and the target (after
-    the generic ones: the target options its row accepts, `TARGET_OPTIONS`)."""
+    the generic ones: the target options its row accepts, `TARGET_OPTIONS`), such as the
+    values of the `backendOptions` keys it declares (`TakesBackendOptions`)."""
 
     def build_arguments(self, spec: BodyPoseExportSpec, target: Target) -> list[str]:
         """The `bpnet-build` arguments of its own for `target`'s build Job."""
@@ -84,4 +89,34 @@ class ExplainsUnsupportedCapabilities(Protocol):
 
     def unsupported_capabilities_note(self) -> str:
         """Why the capabilities it does not list are left out, and what to use instead."""
+        ...
+
+
+#: The target's map of the options a backend declares (`TakesBackendOptions`).
+BACKEND_OPTIONS_FIELD = "backendOptions"
+
+
+@dataclass(frozen=True)
+class BackendOption:
+    """One key a backend takes in a target's `backendOptions` map (a string value).
+
+    `rules` are admission rules of the target node (CEL's `self` is the target): the
+    operator applies each only to a target of that backend which sets this key, so its
+    CEL may read `self.backendOptions['<key>']` as present, and its check
+    `target.backendOptions[key]` (`api/admission.py`, `backend_option_rules`)."""
+
+    key: str
+    description: str  # what it does, for `kubectl explain`
+    rules: Sequence[Rule[Target]] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class TakesBackendOptions(Protocol):
+    """It takes options of its own in the target's `backendOptions` map: the keys it
+    declares here, with their admission rules. The CRD's description of the map and its
+    rules on the target node are made from them (a key no backend of the target declares
+    is refused); its build takes the values through its part (`TakesArguments`)."""
+
+    def backend_options(self) -> Sequence[BackendOption]:
+        """The keys it takes, in the order its description lists them."""
         ...

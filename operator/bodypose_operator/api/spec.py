@@ -17,6 +17,8 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 
 from bodypose_operator.api.admission import (
     SPEC_RULES,
+    TARGET_RULES,
+    describe_backend_options,
     first_problem,
     queue_name_problem,
     queue_name_schema,
@@ -205,6 +207,11 @@ class Resources(ApiModel):
         return self
 
 
+#: The most keys a target's backendOptions holds, and the longest value.
+BACKEND_OPTIONS_MAX = 8
+BACKEND_OPTION_MAX = 63
+
+
 class Target(ApiModel):
     name: str = Field(
         min_length=1,
@@ -245,6 +252,29 @@ class Target(ApiModel):
         "default: the pool's, from its nodeSelector's nvidia.com/gpu.compute.major and .minor "
         "labels (GPU feature discovery's).",
     )
+    # Bounded (keys, values) so that the API server can afford the rules reading it
+    # (`admission.TARGET_RULES`); a backend's own rules bound a value further.
+    backendOptions: dict[str, Annotated[str, Field(max_length=BACKEND_OPTION_MAX)]] = Field(
+        default_factory=dict,
+        max_length=BACKEND_OPTIONS_MAX,
+        description="Options of the target's backend that are not fields of the target, by "
+        "key, each a string; a key its backend does not declare is refused. "
+        + describe_backend_options(),
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"x-kubernetes-validations": cast(Any, validations(TARGET_RULES))},
+    )
+
+    @model_validator(mode="after")
+    def _same_rules_as_admission(self) -> Target:
+        """The target node's CEL rules' own checks (its backend's options), with their words."""
+        problem = first_problem(TARGET_RULES, self)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class OutputSpec(ApiModel):

@@ -445,7 +445,9 @@ def build_args(
 
 def _backend_args(spec: BodyPoseExportSpec, target: Target) -> list[str]:
     """The arguments only the target's backend takes: the target options its row accepts,
-    then what its operator part gives (the interfaces of `api/capabilities.py`)."""
+    then what its operator part gives (the interfaces of `api/capabilities.py`; the values
+    of the target's `backendOptions` map reach the build only this way, through the part
+    that declared their keys, `TakesArguments`)."""
     backend = BACKENDS[target.backend]
     args: list[str] = []
     for option in TARGET_OPTIONS:

@@ -123,7 +123,8 @@ def job_spec_hash(job: dict[str, Any]) -> str:
 def target_identity(target: Target, image: str | None = None, int8_class: str | None = None) -> str:
     """Everything that changes a target's artifact, hashed: the pool it is built for, the
     backend, the backend-only options the target sets (a TensorRT engine's
-    hardware-compatibility level is part of its compatibility record), for a backend
+    hardware-compatibility level is part of its compatibility record; a plug-in's
+    `backendOptions`), for a backend
     whose artifacts depend on the library in its build image that image (a TensorRT
     engine loads only in the TensorRT version that built it), and for ONNX Runtime int8
     the CPU class the pool's nodes have (`int8_class`, read by the operator from Node
@@ -146,6 +147,8 @@ def target_identity(target: Target, image: str | None = None, int8_class: str | 
         for option in TARGET_OPTIONS
         if option.is_set(getattr(target, option.field))
     }
+    if target.backendOptions:  # a backend's own options (`Target.backendOptions`)
+        options["backendOptions"] = dict(target.backendOptions)
     blob = json.dumps(
         {"backend": target.backend, "nodeSelector": target.nodeSelector, **options,
          **({"image": image} if image and backend.image_in_identity else {}),

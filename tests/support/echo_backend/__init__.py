@@ -8,8 +8,10 @@ operator makes its build Jobs), with no file outside this folder naming it.
 Its artifact is a copy of the exported ONNX, run by ONNX Runtime (`engine.py`): a
 real build and a real verification, no GPU. It builds fp32 and fp16 (as the FP32
 graph, and says why), never int8, and takes `hardwareCompatibility` to show that a
-backend's options ride its Jobs' arguments; its operator part adds one argument of its
-own (`LABEL_FLAG`, `operator_part.py`), which its build takes (`args.py`). Its
+backend's options ride its Jobs' arguments; its operator part declares one option of
+its own in the target's `backendOptions` map (`label`, with its admission rule) and
+adds one argument of its own (`LABEL_FLAG <label>`, default the target's name,
+`operator_part.py`), which its build takes (`args.py`). Its
 compatibility record holds one key of its own (`RECORD_KEY`), which the operator
 reports in the target's `backendStatus`.
 
@@ -50,8 +52,8 @@ def register_exporter(register: Callable[..., None]) -> None:
 
 
 def register_operator(register: Callable[[Any], None]) -> None:
-    """The operator's half: its row of the backend table, with its part (the Job argument
-    of its own)."""
+    """The operator's half: its row of the backend table, with its part (its option in
+    `backendOptions`, with its rule, and the Job argument of its own)."""
     from bodypose_operator.api.backends import Backend, BuildImage
     from tests.support.echo_backend.operator_part import EchoPart
 

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
     p.add_argument(
         LABEL_FLAG, default=None, metavar="LABEL",
         help="echo: a label its build records in the manifest (the operator passes the "
-        "target's name)",
+        "target's backendOptions.label, else its name)",
     )  # fmt: skip
 
 
