@@ -63,8 +63,10 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster bodypose_contract
 
+# Two pytest sessions side by side, tests/e2e and the rest (tests/support/run_suite.py
+# says why); PYTEST_ARGS=... runs one session of exactly that.
 unit: tools env cluster-binaries images
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(PY) -m tests.support.run_suite $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
