@@ -94,6 +94,8 @@ CHILD = textwrap.dedent(
         "record": record.as_dict(),
         "fields": fields,
         "statusFields": sorted(status["properties"]["targets"]["items"]["properties"]),
+        "statusMapHelp": status["properties"]["targets"]["items"]["properties"][
+            "backendStatus"]["description"],
         "enum": schema["properties"]["targets"]["items"]["properties"]["backend"]["enum"],
         "rules": schema["x-kubernetes-validations"],
         "refused": refused,
@@ -148,6 +150,9 @@ def test_a_backend_under_tests_plugs_into_the_operator() -> None:
     assert list(seen["record"]) == [RECORD_KEY]
     assert seen["fields"] == {"backendStatus": seen["record"]}
     assert "backendStatus" in seen["statusFields"] and RECORD_KEY not in seen["statusFields"]
+    # `kubectl explain` of the map names its key beside the built-in ones.
+    assert f"echo: {RECORD_KEY}" in seen["statusMapHelp"]
+    assert "tensorrt-rtx: computeCapabilities, tensorrtRtxVersion" in seen["statusMapHelp"]
 
 
 def test_without_the_variable_the_operator_offers_the_built_in_backends_only() -> None:

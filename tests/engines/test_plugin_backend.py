@@ -45,3 +45,18 @@ def test_bpnet_build_builds_and_verifies_with_a_plugin_backend(
     assert manifest["build"]["echoLabel"] == "cpu"
     verification = manifest["verification"]
     assert verification["passed"] and verification["figures"]["cosine"] > 0.99999
+
+
+def test_bpnet_build_help_shows_the_plugins_example_beside_the_built_in_ones() -> None:
+    env = {**os.environ, "BODYPOSE_BACKEND_PLUGINS": "tests.support.echo_backend",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}  # fmt: skip
+    code = "import sys; from bodypose_exporter.cli.main import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "build", "--help"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    examples = done.stdout[done.stdout.index("examples:") : done.stdout.index("Beside the engine")]
+    assert "--engine_backend echo --echo_label cpu" in examples
+    for backend in ("tensorrt", "onnxruntime", "tensorrt-rtx --compute_capabilities 8.9"):
+        assert f"--engine_backend {backend}" in examples

@@ -14,7 +14,8 @@ from typing import Any
 
 from bodypose_exporter.cli import args as groups
 from bodypose_exporter.cli.paths import PathKind, mark
-from bodypose_exporter.engines.registry import BACKENDS
+from bodypose_exporter.engines.capabilities import ShowsExamples
+from bodypose_exporter.engines.registry import BACKEND_MODULES, BACKENDS
 from bodypose_exporter.errors import UserError
 from bodypose_exporter.manifest import Kind
 from bodypose_exporter.result import report_success
@@ -32,34 +33,14 @@ HELP = (
 )
 STAGE = "build"
 
-EPILOG = """\
-examples:
-  bpnet-build --onnx s3://b/x/bpnet_model.onnx --reference s3://b/x/reference.npz \\
-      --data_type fp16 --engine_backend tensorrt \\
-      --engine_file s3://b/x/targets/a100/bpnet_model.320.448.fp16.engine
-      what a build Job runs on a GPU pool
-  bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
-      --engine_backend onnxruntime --engine_file sample/cpu/bpnet_model.320.448.fp32.engine
-      a CPU artifact, on this machine
-  bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
-      --data_type fp16 --engine_backend tensorrt-rtx --compute_capabilities 8.9 \\
-      --engine_file sample/l4/bpnet_model.320.448.fp16.engine
-      an engine for L4 GPUs built here with no GPU: recorded as built, not run, unless
-      this machine opens a CUDA device of compute capability 8.9
-  bpnet-build --onnx x/bpnet_model.onnx --reference x/reference.npz --data_type int8 \\
-      --cal_cache_file x/cal.bin --qdq_model x/bpnet_model.qdq.onnx \\
-      --eval_reference x/evaluation.json --deploy_onnx x/bpnet_model.deploy.onnx \\
-      --engine_backend onnxruntime --engine_file x/cpu/bpnet_model.320.448.int8.engine
-      also evaluates the engine's OKS AP on the export's evaluation set and fails (exit
-      3, AccuracyDropTooLarge) past --max_ap_drop; then builds the SDK-compatible engine
-
+NOTES = """
 Beside the engine: a Triton model repository entry (triton/bpnet/config.pbtxt,
 1/model.plan or 1/model.onnx) and DeepStream's bodypose2d_pgie_config.txt,
 listed in manifest.json; --triton_repository and --deepstream_config write
-them elsewhere too. A TensorRT engine's name carries the GPU's compute
-capability, the TensorRT version and the hardware-compatibility level
-(bpnet_model.320.448.fp16.sm86.trt10.8.0.43.engine); an onnxruntime artifact
-is an ONNX model and is named .onnx.
+them elsewhere too. An engine's file name carries what its backend built it for
+(bpnet_model.320.448.fp16.sm86.trt10.8.0.43.engine: compute capability 8.6,
+TensorRT 10.8.0.43, no hardware compatibility); an artifact that is an ONNX
+model is named .onnx.
 
 The engine is run on the reference inputs and compared with the FP32 outputs
 against the gates of its precision; a failed gate publishes no engine (only
@@ -70,13 +51,24 @@ input, 3 the engine failed its gate. `bpnet build` is the same command.
 """
 
 
+def epilog() -> str:
+    """The examples each registered backend gives (`capabilities.ShowsExamples`), then
+    the notes every build shares: this module names no backend."""
+    examples = [
+        facts.help_examples
+        for facts, _ in BACKEND_MODULES.values()
+        if isinstance(facts, ShowsExamples) and facts.help_examples
+    ]
+    return "examples:\n" + "".join(examples) + NOTES
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
         f"Build a BodyPoseNet engine with one of the backends ({', '.join(BACKENDS)}), for "
         "this machine's hardware or, where the backend builds ahead of time, for named GPUs, "
         "and verify it against the FP32 reference the export kept wherever it can run."
     )
-    p.epilog = EPILOG
+    p.epilog = epilog()
     onnx = p.add_argument("--onnx", required=True, help="the FP32 ONNX model (path or s3://)")
     mark(onnx, PathKind.READ_FILE, label="ONNX model")
     reference = p.add_argument("--reference", default=None, help="reference.npz from the export")

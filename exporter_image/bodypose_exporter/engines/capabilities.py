@@ -88,6 +88,18 @@ class OwnsArguments(Protocol):
         ...
 
 
+@runtime_checkable
+class ShowsExamples(Protocol):
+    """Facts of a backend whose command lines `bpnet build --help` shows among its
+    examples (`ArgumentsIn`: its `args.py`'s `EXAMPLES`), so that the help teaches each
+    backend's flags in a real command line and the CLI names no backend."""
+
+    @property
+    def help_examples(self) -> str:
+        """Lines of the epilog: each a command, then what it does, indented."""
+        ...
+
+
 class ArgumentsIn:
     """`OwnsArguments` for facts whose flags and options are one module's (the backend's
     `args.py`: `add_arguments(parser, *, export)` and `OPTIONS`, its options dataclass):
@@ -104,3 +116,8 @@ class ArgumentsIn:
     def options_type(self) -> type:
         options: type = self.arguments.OPTIONS
         return options
+
+    @property
+    def help_examples(self) -> str:
+        examples: str = getattr(self.arguments, "EXAMPLES", "")
+        return examples

@@ -133,3 +133,12 @@ def describe_resources(backends: Mapping[str, Backend] = BACKENDS) -> str:
         )
         for name, row in backends.items()
     )
+
+
+def describe_status_keys(backends: Mapping[str, Backend] = BACKENDS) -> str:
+    """`tensorrt-rtx: computeCapabilities, tensorrtRtxVersion`: the keys each backend
+    records in a target's `backendStatus`, for `kubectl explain`."""
+    owning = [
+        f"{name}: {', '.join(row.status_keys)}" for name, row in backends.items() if row.status_keys
+    ]
+    return "; ".join(owning) if owning else "none of the backends offered here records any"

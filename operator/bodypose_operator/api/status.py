@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from bodypose_operator.api.backends import describe_status_keys
 from bodypose_operator.api.base import ApiModel
 
 
@@ -189,10 +190,9 @@ class TargetStatus(ApiModel):
     backendStatus: dict[str, str] | None = Field(
         default=None,
         description="What the target's backend recorded of the artifact that is its own, "
-        "keyed as its manifest names it (tensorrt-rtx: computeCapabilities, the compute "
-        "capabilities the engine was built for; tensorrtRtxVersion, the TensorRT-RTX "
-        "version that built it). Which keys a backend owns is its row of the backend "
-        "table (status_keys), so a backend plug-in adds its own with no CRD field.",
+        f"keyed as its manifest names it (by backend: {describe_status_keys()}). Which keys "
+        "a backend owns is its row of the backend table (status_keys), so a backend plug-in "
+        "adds its own with no CRD field.",
     )
     notRun: str | None = Field(
         default=None,

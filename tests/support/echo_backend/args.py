@@ -32,3 +32,10 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
 
 #: Its options (`engines.capabilities.ArgumentsIn`).
 OPTIONS = EchoOptions
+
+#: Its command line among `bpnet build --help`'s examples (`capabilities.ShowsExamples`).
+EXAMPLES = """\
+  bpnet-build --onnx x/bpnet_model.onnx --reference x/reference.npz \\
+      --engine_backend echo --echo_label cpu --engine_file x/echo/bpnet_model.fp32.onnx
+      the FP32 graph, echoed and verified (the test plug-in)
+"""

@@ -53,3 +53,16 @@ def check(options: OnnxRuntimeOptions, precision: str) -> None:
 
 #: Its options (`engines.capabilities.ArgumentsIn`).
 OPTIONS = OnnxRuntimeOptions
+
+#: Its command lines among `bpnet build --help`'s examples (`capabilities.ShowsExamples`).
+EXAMPLES = """\
+  bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
+      --engine_backend onnxruntime --engine_file sample/cpu/bpnet_model.320.448.fp32.engine
+      a CPU artifact, on this machine
+  bpnet-build --onnx x/bpnet_model.onnx --reference x/reference.npz --data_type int8 \\
+      --cal_cache_file x/cal.bin --qdq_model x/bpnet_model.qdq.onnx \\
+      --eval_reference x/evaluation.json --deploy_onnx x/bpnet_model.deploy.onnx \\
+      --engine_backend onnxruntime --engine_file x/cpu/bpnet_model.320.448.int8.engine
+      also evaluates the engine's OKS AP on the export's evaluation set and fails (exit
+      3, AccuracyDropTooLarge) past --max_ap_drop; then builds the SDK-compatible engine
+"""

@@ -52,3 +52,11 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
 
 #: Its options (`engines.capabilities.ArgumentsIn`).
 OPTIONS = TensorRTOptions
+
+#: Its command lines among `bpnet build --help`'s examples (`capabilities.ShowsExamples`).
+EXAMPLES = """\
+  bpnet-build --onnx s3://b/x/bpnet_model.onnx --reference s3://b/x/reference.npz \\
+      --data_type fp16 --engine_backend tensorrt \\
+      --engine_file s3://b/x/targets/a100/bpnet_model.320.448.fp16.engine
+      what a build Job runs on a GPU pool
+"""

@@ -39,3 +39,12 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
 
 #: Its options (`engines.capabilities.ArgumentsIn`).
 OPTIONS = TensorRTRTXOptions
+
+#: Its command lines among `bpnet build --help`'s examples (`capabilities.ShowsExamples`).
+EXAMPLES = """\
+  bpnet-build --onnx sample/bpnet_sample.onnx --reference sample/reference.npz \\
+      --data_type fp16 --engine_backend tensorrt-rtx --compute_capabilities 8.9 \\
+      --engine_file sample/l4/bpnet_model.320.448.fp16.engine
+      an engine for L4 GPUs built here with no GPU: recorded as built, not run, unless
+      this machine opens a CUDA device of compute capability 8.9
+"""
