@@ -14,6 +14,10 @@ each N and each design it prints:
 - burst-cpu: the operator's CPU seconds during the burst; cpu/resource: the same per
   resource; passes/resource and cpu/pass: the reconcile passes it made meanwhile (its
   bodypose_reconciles_total) and their cost: what grows when the burst is not linear;
+- machine-cpu: every process's CPU seconds on the machine during the burst, with the
+  operator's share and how busy it kept the cores: a burst with the cores busy and the
+  operator a minority of it waits on the control plane (the API server, etcd, the Job
+  controller), not on the operator;
 - calls/resource: the operator's API requests during the burst per resource (watches
   left out), from the API server's audit log; status-patches/resource: those that
   patched a status; then each kind (verb and resource) per resource; and the same for
@@ -101,6 +105,8 @@ PENDING_CHECK = 15.0  # the operator's default pendingCheckSeconds
 # limit (devcluster's LocalCluster.kubectl) on a loaded 2-core machine; the applies
 # follow each other at once, so the burst is the same.
 APPLY_CHUNK = 250
+#: The cores the machine has, against which machine-cpu says how busy the burst kept it.
+CORES = psutil.cpu_count() or 1
 
 
 @dataclass
@@ -119,6 +125,9 @@ class Figures:
     #: the events that came after it, the first look at the Jobs that did not start.
     life_passes: int = 0
     life_calls: Counter[str] = field(default_factory=Counter)
+    #: The whole machine's CPU seconds during the burst (every process: the control
+    #: plane, kubectl, the operator), to say which of them the burst waits on.
+    machine_cpu: float = 0.0
 
     def calls_line(self, life: bool = False) -> str:
         """The API requests per resource (the burst's, or the `life` of each resource): in
@@ -140,6 +149,9 @@ class Figures:
             f"cpu/resource={1000 * self.burst_cpu / self.n:.1f}ms "
             f"passes/resource={self.passes / self.n:.2f} "
             f"cpu/pass={1000 * self.burst_cpu / max(self.passes, 1):.1f}ms "
+            f"machine-cpu={self.machine_cpu:.1f}s "
+            f"(operator {100 * self.burst_cpu / max(self.machine_cpu, 1e-9):.0f}%, "
+            f"cores busy {100 * self.machine_cpu / (self.all_jobs * CORES):.0f}%) "
             f"idle-cpu={self.idle_cpu:.3f} idle-requests={self.idle_requests:.2f}/s"
         )
         if self.kueue_writes is not None:
@@ -253,6 +265,12 @@ def _calls(audit_log: Path, user: str, start: float, end: float) -> Counter[str]
     return counts
 
 
+def _machine_cpu() -> float:
+    """CPU seconds every process on the machine has used since boot (not idle or iowait)."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
+
+
 def _watch_rss(proc: psutil.Process, seconds: float) -> int:
     """The process's peak RSS over the next `seconds`."""
     rss, end = 0, time.monotonic() + seconds
@@ -357,13 +375,14 @@ def run_once(
         time.sleep(3)  # the operator's start-up is not part of the burst
         manifests = _manifests(work, n)
         passes0 = _passes(operator.metrics_port)
-        cpu0 = sum(proc.cpu_times()[:2])
+        cpu0, machine0 = sum(proc.cpu_times()[:2]), _machine_cpu()
         started, wall0 = time.monotonic(), time.time()
         for manifest in manifests:
             cluster.kubectl("apply", "-f", str(manifest))
         rss = _wait_all_jobs(cluster, proc, n, queued, started)
         all_jobs, wall_burst = time.monotonic() - started, time.time()
         burst_cpu = sum(proc.cpu_times()[:2]) - cpu0
+        machine_cpu = _machine_cpu() - machine0
         passes = _passes(operator.metrics_port) - passes0
         # Settled: the first look at the Jobs that did not start (pendingCheckSeconds
         # after each was made) is part of the work; then the operator goes quiet.
@@ -386,7 +405,8 @@ def run_once(
                        requests / (wall2 - wall1), passes, kueue_writes,
                        _calls(cluster.audit_log, user, wall0, wall_burst),
                        _passes(operator.metrics_port) - passes0,
-                       _calls(cluster.audit_log, user, wall0, wall2))  # fmt: skip
+                       _calls(cluster.audit_log, user, wall0, wall2),
+                       machine_cpu)  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()

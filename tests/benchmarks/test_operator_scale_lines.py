@@ -59,3 +59,11 @@ def test_the_burst_requests_by_kind_and_per_resource(tmp_path: Path) -> None:
         "calls/resource=2.50 status-patches/resource=0.50 (create jobs=1.00 list jobs=0.50 "
         "patch bodyposeexports=0.50 patch bodyposeexports/status=0.50)"
     )
+
+
+def test_the_burst_line_gives_the_machines_cpu_and_the_operators_share() -> None:
+    bench = _module()
+    figures = bench.Figures(100, 10.0, 100.0, 2.5, 0.0, 0.0, 100, machine_cpu=10.0)
+    line = figures.line()
+    busy = 100 * 10.0 / (10.0 * bench.CORES)  # 10 cpu-s in 10 s of wall clock
+    assert f"machine-cpu=10.0s (operator 25%, cores busy {busy:.0f}%)" in line
