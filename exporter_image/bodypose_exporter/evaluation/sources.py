@@ -5,8 +5,9 @@ that holds each image's `file_name`. From S3 only the images that will be
 evaluated are downloaded (after `maxImages`), and a listing of the prefix is
 compared with the annotations first, so a set whose files are missing is
 refused before any download or inference. S3 is reached as everywhere else
-in the exporter (`storage.s3`: the standard AWS_* environment, i.e. the
-credentials the resource's Secret gives the Job); a refusal names the URI and
+in the exporter, through `storage.location.Location` (the standard AWS_*
+environment, i.e. the credentials the resource's Secret gives the Job; only
+`storage` talks to S3, `.importlinter` holds it); a refusal names the URI and
 says that those credentials cannot read it.
 """
 
@@ -27,8 +28,8 @@ from bodypose_exporter.evaluation.dataset import (
     refuse_missing,
     select,
 )
-from bodypose_exporter.storage import s3
 from bodypose_exporter.storage.errors import AccessDeniedError
+from bodypose_exporter.storage.location import Location
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,11 @@ def _reading(what: str, uri: str) -> Iterator[None]:
 
 
 def _read_annotations(uri: str, work: Path) -> str:
-    if s3.is_s3(uri):
+    location = Location(uri)
+    if location.is_s3:
         path = work / "annotations.json"
         with _reading("annotations", uri):
-            s3.download(s3.S3Uri.parse(uri), path)
+            location.download(path)
     else:
         path = Path(uri).expanduser()
         if not path.is_file():
@@ -80,20 +82,19 @@ def _local_images(uri: str, names: list[str]) -> Path:
 
 
 def _s3_images(uri: str, names: list[str], work: Path) -> Path:
-    prefix = s3.S3Uri.parse(uri)
+    prefix = Location(uri)
     with _reading("images", uri):
-        listed = set(s3.list_directory(prefix))
+        listed = set(prefix.list())
     # file_name may hold a sub-path; those are looked up one by one.
     nested = [n for n in names if "/" in n]
     with _reading("images", uri):
-        available = listed | {n for n in nested if s3.exists(prefix.child(n))}
+        available = listed | {n for n in nested if prefix.child(n).exists()}
     refuse_missing(missing_files([{"file_name": n} for n in names], available), len(names), uri)
     dst = work / "images"
     log.info("downloading %d evaluation images from %s", len(names), uri)
 
     def fetch(name: str) -> None:
-        (dst / name).parent.mkdir(parents=True, exist_ok=True)
-        s3.download(prefix.child(name), dst / name)
+        prefix.child(name).download(dst / name)
 
     with _reading("images", uri), ThreadPoolExecutor(_DOWNLOAD_THREADS) as pool:
         list(pool.map(fetch, names))
@@ -107,7 +108,7 @@ def open_set(
     dataset = parse_annotations(_read_annotations(annotations, work), annotations)
     chosen, notes = select(dataset, annotations, max_images)
     names = [image["file_name"] for image in chosen["images"]]
-    if s3.is_s3(images):
+    if Location(images).is_s3:
         images_dir = _s3_images(images, names, work)
     else:
         images_dir = _local_images(images, names)

@@ -54,6 +54,12 @@ class Location:
             raise UserError(f"{what} {self.uri} is not a file")
         return path
 
+    def download(self, dst: Path) -> None:
+        """This S3 object written at `dst` (its directory made), for inputs kept under their
+        own names (an evaluation set's images); `fetch` when any local path will do."""
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        s3.download(s3.S3Uri.parse(self.uri), dst)
+
     def put(self, local: Path) -> None:
         """Write `local` here (an upload, or a copy with its directory made)."""
         if self.is_s3:
