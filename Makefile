@@ -64,7 +64,10 @@ typecheck: env
 	$(VENV)/bin/mypy exporter_image/bodypose_exporter operator/bodypose_operator devcluster bodypose_contract
 
 # Two pytest sessions side by side, tests/e2e and the rest (tests/support/run_suite.py
-# says why); PYTEST_ARGS=... runs one session of exactly that.
+# says why); PYTEST_ARGS=... runs one session of exactly that. Kueue's manager is built
+# here too (KUEUE, for cluster-binaries): built cold inside tests/cluster/test_kueue.py
+# it took 318 s of that test, and the e2e session's Kueue tests waited on its lock.
+unit: KUEUE := 1
 unit: tools env cluster-binaries images
 	$(PY) -m tests.support.run_suite $(PYTEST_ARGS)
 
