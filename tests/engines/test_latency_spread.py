@@ -81,6 +81,16 @@ def test_each_batch_size_records_its_warm_up_and_spread() -> None:
     assert record["warmup"] == latency.WARMUP
 
 
+def test_an_engine_whose_largest_batch_is_one_is_timed_once() -> None:
+    once = Scripted([0.002] * 400)
+    record = latency.measure(once, SAMPLE, 1, runs=12)  # type: ignore[arg-type]
+    assert record["batchMax"] == record["batch1"] and record["batch1"]["batch"] == 1
+    twice = Scripted([0.002] * 400)
+    latency.measure(twice, SAMPLE, 2, runs=12)  # type: ignore[arg-type]
+    # Warm-up and timed runs of batch 1 only, against batch 1 then batch 2.
+    assert once.calls == record["batch1"]["warmupRuns"] + 12 and twice.calls > once.calls
+
+
 def test_engines_timed_together_alternate_and_keep_their_own_figures() -> None:
     order: list[str] = []
     runners = {

@@ -9,7 +9,8 @@ timed runs (`RUNS`, fewer on a node where they would take more than
 reported as the 10th, 50th and 90th percentiles in milliseconds, their
 spread ((p90 - p10) / median, in percent: a figure whose spread is wide
 measured the node's noise as much as the engine) and images per second at
-the median. `measure_interleaved` times several engines in alternation, so
+the median (an engine whose largest batch is 1 is timed once: `batchMax` is
+`batch1`'s record). `measure_interleaved` times several engines in alternation, so
 that a change in the node's load falls on all of them alike (the resolution
 benchmark compares fp32 and int8 so). What is timed is the engine on an already
 preprocessed batch (no decoding, resizing or pose grouping), by one of two
@@ -161,6 +162,11 @@ def measure(
         record["threads"] = runner.threads  # type: ignore[attr-defined]
         record["threadsFrom"] = str(getattr(runner, "threads_from", "not said"))
     for label, batch_size in (("batch1", 1), ("batchMax", max(1, max_batch))):
+        if label == "batchMax" and batch_size == 1:
+            # The largest batch is batch 1: the same engine on the same input, timed again,
+            # would only double the build's timing (up to 15 s on a slow node) for no figure.
+            record[label] = dict(record["batch1"])
+            continue
         batch = _batch(sample, batch_size)
         warm, settled, per_run = warm_up(timer, batch, warmup, WARMUP_SHARE * budget)
         seconds = [timer(batch) for _ in range(_count(runs, budget, per_run))]
