@@ -27,8 +27,11 @@ def test_children_end_when_their_parent_is_killed() -> None:
         assert child.is_running()
         # setpriv sets the death signal and then execs: kill the parent only after
         # the exec, or (on a loaded machine) it may die before the flag is set.
+        # Wait for the command itself, not for setpriv to leave: a cmdline read while
+        # the exec is under way says neither, and a parent killed then leaves the
+        # child with no death signal (a 30 s failure in a loaded fresh-clone run).
         deadline = time.monotonic() + 10
-        while "setpriv" in " ".join(child.cmdline()):
+        while "time.sleep(120)" not in " ".join(child.cmdline()):
             assert time.monotonic() < deadline, "setpriv never exec'd the child"
             time.sleep(0.05)
         parent.send_signal(signal.SIGKILL)
@@ -37,7 +40,9 @@ def test_children_end_when_their_parent_is_killed() -> None:
         # and the reaping took over 10 s (the fresh-clone run of 2026-12-06).
         deadline = time.monotonic() + 30
         while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
-            assert time.monotonic() < deadline, "the child outlived its parent"
+            assert time.monotonic() < deadline, (
+                f"the child outlived its parent: {child.status()} {child.cmdline()}"
+            )
             time.sleep(0.1)
     finally:
         if child.is_running():
