@@ -91,7 +91,7 @@ def test_an_engine_whose_largest_batch_is_one_is_timed_once() -> None:
     assert once.calls == record["batch1"]["warmupRuns"] + 12 and twice.calls > once.calls
 
 
-def test_engines_timed_together_alternate_and_keep_their_own_figures() -> None:
+def test_engines_timed_together_take_turns_and_keep_their_own_figures() -> None:
     order: list[str] = []
     runners = {
         "fp32": Scripted([0.004] * 500, order, "fp32"),
@@ -101,8 +101,33 @@ def test_engines_timed_together_alternate_and_keep_their_own_figures() -> None:
     assert timed["fp32"]["medianMs"] == 4.0 and timed["int8"]["medianMs"] == 1.0
     assert timed["fp32"]["runs"] == timed["int8"]["runs"] == 6
     warm = timed["fp32"]["warmupRuns"] + timed["int8"]["warmupRuns"]
-    # After each one's warm-up: one of each per round, the order turning every round.
-    assert order[warm:] == ["fp32", "int8", "int8", "fp32"] * 3
+    # After each one's warm-up: turns of untimed runs for 20 ms (5 of 4 ms, 20 of 1 ms)
+    # and three timed runs, the order turning every round.
+    fp32_turn, int8_turn = ["fp32"] * (5 + 3), ["int8"] * (20 + 3)
+    assert order[warm:] == fp32_turn + int8_turn * 2 + fp32_turn
+
+
+class Spinning(Scripted):
+    """A runner whose first run after another engine's is slower: what ONNX Runtime's
+    spinning pool threads do to the session that runs next (`measure_interleaved`)."""
+
+    def __init__(self, fast: float, log: list[str], name: str) -> None:
+        super().__init__([fast], log, name)
+        self.fast = fast
+
+    def time_inference(self, inputs: npt.NDArray[np.float32]) -> float:
+        after_other = bool(self._log) and self._log[-1] != self._name
+        super().time_inference(inputs)
+        return self.fast * 1.5 if after_other else self.fast
+
+
+def test_no_timed_run_follows_another_engines_run() -> None:
+    order: list[str] = []
+    runners = {"fp32": Spinning(0.004, order, "fp32"), "int8": Spinning(0.001, order, "int8")}
+    timed = latency.measure_interleaved(runners, SAMPLE, runs=7)  # type: ignore[arg-type]
+    for name, fast_ms in (("fp32", 4.0), ("int8", 1.0)):
+        assert timed[name]["runs"] == 7
+        assert timed[name]["p10Ms"] == timed[name]["medianMs"] == timed[name]["p90Ms"] == fast_ms
 
 
 @pytest.mark.parametrize("runs", [1, 3])

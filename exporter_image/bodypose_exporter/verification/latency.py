@@ -10,12 +10,13 @@ reported as the 10th, 50th and 90th percentiles in milliseconds, their
 spread ((p90 - p10) / median, in percent: a figure whose spread is wide
 measured the node's noise as much as the engine) and images per second at
 the median (an engine whose largest batch is 1 is timed once: `batchMax` is
-`batch1`'s record). `measure_interleaved` times several engines in alternation, so
+`batch1`'s record). `measure_interleaved` times several engines in turns, so
 that a change in the node's load falls on all of them alike (the resolution
-benchmark compares fp32 and int8 so). What is timed is the engine on an already
-preprocessed batch (no decoding, resizing or pose grouping), by one of two
-clocks, and the record says which (`clock`) and what the figure covers
-(`includes`), because the two kinds are not comparable:
+benchmark and the int8 speed-up check compare fp32 and int8 so), each turn
+after a pause and untimed runs that let the other engine's threads go idle.
+What is timed is the engine on an already preprocessed batch (no decoding,
+resizing or pose grouping), by one of two clocks, and the record says which
+(`clock`) and what the figure covers (`includes`), because the two kinds are not comparable:
 
 - `cuda-events`: the runner's own clock (`EngineRunner.time_inference`,
   TensorRT's: CUDA events around `execute_async_v3`, the input already on
@@ -174,6 +175,15 @@ def measure(
     return record
 
 
+#: Engines timed together take turns in blocks of `BLOCK_RUNS` timed runs. Before each
+#: turn: a pause of `SWITCH_PAUSE_SECONDS` (the other engine's pool threads stop
+#: spinning), then untimed runs for at least `SWITCH_SECONDS` (at least one: this
+#: engine's threads wake up). Measured below, in `measure_interleaved`.
+SWITCH_PAUSE_SECONDS = 0.05
+SWITCH_SECONDS = 0.02
+BLOCK_RUNS = 3
+
+
 def measure_interleaved(
     runners: Mapping[str, EngineRunner],
     sample: Array,
@@ -181,26 +191,48 @@ def measure_interleaved(
     runs: int = RUNS,
     budget: float = BUDGET_SECONDS,
 ) -> dict[str, dict[str, Any]]:
-    """Several engines timed in alternation at one batch size, each warmed up until its
-    median settles first: `figures` by name, with its warm-up. The order alternates
-    every round, so neither engine always runs just after the other."""
+    """Several engines timed in turns at one batch size, each warmed up until its median
+    settles first: `figures` by name, with its warm-up. The order turns every round, so
+    neither engine always runs just after the other.
+
+    Each turn starts with a pause and untimed runs: ONNX Runtime's pool threads spin
+    for a while after a run before they sleep (`session.intra_op.allow_spinning`, on by
+    default), and a run soon after a switch shares the cores with the other session's
+    spinning threads. Measured with two threads on two cores (2-core AMD EPYC), three
+    timed runs per turn: the trained sample at 224x320 (9 ms fp32, 3.7 ms int8 alone,
+    spread 1-3%), one untimed run before each turn: spread 133% and 120%; untimed runs
+    for 50 ms: 70% and 106%; a 50 ms pause then untimed runs for 20 ms: 1% and 2%, the
+    medians those alone. Turning spinning off instead would time a session unlike the
+    one a server runs (BpNet 224x320 int8 alone 1.19x slower without it)."""
     batch = _batch(sample, batch_size)
     timers = {name: _timer(runner)[0] for name, runner in runners.items()}
     warmed = {
         name: warm_up(timer, batch, WARMUP, WARMUP_SHARE * budget / len(timers))
         for name, timer in timers.items()
     }
-    count = _count(runs, budget, sum(per_run for _, _, per_run in warmed.values()))
+    # The budget's cost of one timed run of each, the turns' pauses and untimed runs included.
+    switch = SWITCH_PAUSE_SECONDS + SWITCH_SECONDS
+    per_run = sum(p + (switch + p) / BLOCK_RUNS for _, _, p in warmed.values())
+    count = _count(runs, budget, per_run)
     seconds: dict[str, list[float]] = {name: [] for name in timers}
     order = list(timers)
-    for round_ in range(count):
+    for round_ in range(-(-count // BLOCK_RUNS)):
         for name in order if round_ % 2 == 0 else reversed(order):
-            seconds[name].append(timers[name](batch))
+            _settle_after_switch(timers[name], batch)
+            block = min(BLOCK_RUNS, count - len(seconds[name]))
+            seconds[name] += [timers[name](batch) for _ in range(block)]
     return {
         name: {**figures(seconds[name], batch_size), "warmupRuns": warmed[name][0],
                "settled": warmed[name][1]}
         for name in timers
     }  # fmt: skip
+
+
+def _settle_after_switch(timer: Callable[[Array], float], batch: Array) -> None:
+    time.sleep(SWITCH_PAUSE_SECONDS)
+    spent = timer(batch)
+    while spent < SWITCH_SECONDS:
+        spent += timer(batch)
 
 
 #: int8 that buys less than this over FP32 on its build node is published with a warning:
