@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -43,11 +44,37 @@ def run_build(exported: Path, engine: Path, *extra: str) -> dict[str, Any]:
     return manifest
 
 
+@dataclass(frozen=True)
+class Built:
+    """One build of an export, asked for configs where the user names them too."""
+
+    exported: Path
+    target: Path  # the artifact's directory: the configs beside it
+    manifest: dict[str, Any]
+    repository: Path  # --triton_repository
+    deepstream: Path  # --deepstream_config
+
+
+@pytest.fixture(scope="module")
+def built(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """One build per export for the tests of both kinds of place (beside the artifact, and
+    where asked): a build verifies and times its artifact, most of a test's minute."""
+    root = tmp_path_factory.mktemp("built")
+    target = root / "targets" / "cpu"
+    repository, deepstream = root / "triton-models", root / "ds" / "pgie.txt"
+    manifest = run_build(
+        exported_model, target / "bpnet_model.224.320.fp32.engine",
+        "--triton_repository", str(repository), "--deepstream_config", str(deepstream),
+    )  # fmt: skip
+    return Built(exported_model, target, manifest, repository, deepstream)
+
+
 def test_a_build_writes_both_configs_beside_its_artifact_and_lists_them(
-    exported_model: Path, tmp_path: Path, model_config_pb2: ModuleType
+    built: Built, model_config_pb2: ModuleType
 ) -> None:
-    target = tmp_path / "targets" / "cpu"
-    manifest = run_build(exported_model, target / "bpnet_model.224.320.fp32.engine")
+    exported_model, target, manifest = built.exported, built.target, built.manifest
+    # The copies asked for elsewhere are the user's, not artifacts: the manifest lists
+    # only what the build publishes beside the artifact.
     listed = {a["kind"]: a["path"] for a in manifest["artifacts"]}
     assert listed == {
         "engine": str(target / "bpnet_model.224.320.fp32.onnx"),
@@ -174,18 +201,12 @@ def test_a_repository_written_by_someone_else_is_refused(tmp_path: Path) -> None
     )
 
 
-def test_the_cli_writes_the_configs_where_asked(
-    exported_model: Path, tmp_path: Path, model_config_pb2: ModuleType
-) -> None:
-    repository, ds = tmp_path / "triton-models", tmp_path / "ds" / "pgie.txt"
-    run_build(
-        exported_model, tmp_path / "t" / "m.engine",
-        "--triton_repository", str(repository), "--deepstream_config", str(ds),
-    )  # fmt: skip
+def test_the_cli_writes_the_configs_where_asked(built: Built, model_config_pb2: ModuleType) -> None:
+    repository, ds = built.repository, built.deepstream
     config = parse_triton((repository / "bpnet" / "config.pbtxt").read_text(), model_config_pb2)
     check_against_model(config, repository / "bpnet" / "1" / "model.onnx", model_config_pb2, 4)
     ini = configparser.ConfigParser()
     ini.read(ds)
     assert (ds.parent / ini["property"]["onnx-file"]).resolve() == (
-        exported_model / "bpnet_model.onnx"
+        built.exported / "bpnet_model.onnx"
     )
