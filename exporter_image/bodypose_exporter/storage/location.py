@@ -43,9 +43,8 @@ class Location:
     def fetch(self, work: Path, what: str) -> Path:
         """A local file holding this input: the path itself, or a download into `work`."""
         if self.is_s3:
-            parsed = s3.S3Uri.parse(self.uri)
-            dst = work / (parsed.key.rpartition("/")[2] or "object")
-            s3.download(parsed, dst)
+            dst = work / (s3.S3Uri.parse(self.uri).key.rpartition("/")[2] or "object")
+            self.download(dst)
             return dst
         path = self._path()
         if not path.exists():
@@ -56,7 +55,10 @@ class Location:
 
     def download(self, dst: Path) -> None:
         """This S3 object written at `dst` (its directory made), for inputs kept under their
-        own names (an evaluation set's images); `fetch` when any local path will do."""
+        own names (an evaluation set's images); `fetch` when any local path will do. S3
+        only: a local input is read where it is, never copied."""
+        if not self.is_s3:
+            raise ValueError(f"download is for s3:// locations; {self.uri} is local")
         dst.parent.mkdir(parents=True, exist_ok=True)
         s3.download(s3.S3Uri.parse(self.uri), dst)
 
