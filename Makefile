@@ -19,6 +19,7 @@ help:
 	@echo "make soak   - the convergence campaign: STEPS=200 seeded edits and faults (SEED=...)"
 	@echo "make bench  - every benchmark (bench-operator, -fanout, -accuracy, -calibration, -engines, -resolutions)"
 	@echo "make bench-resolutions - TAO's resolution table on this CPU: latency and AP per size and precision"
+	@echo "             AS_CPU=x86-avx2|x86-avx512: bench-engines/-accuracy/-resolutions as on x86 without VNNI"
 	@echo "make images - build the operator and exporter images (buildah; cached by content)"
 	@echo "make sample-weights - retrain the trained sample and write its committed weights"
 	@echo "make lock   - regenerate requirements/*.lock (uv pip compile --universal, hashes)"
@@ -100,6 +101,10 @@ lock: env
 		--extra operator --extra dev -c requirements/exporter.lock -c requirements/operator.lock \
 		$(UV_LOCK_FLAGS) -o requirements/dev.lock
 
+# AS_CPU=x86-avx2 or x86-avx512: bench-engines, -accuracy and -resolutions run as on x86
+# without VNNI (hack/cpumask/run: ONNX Runtime's kernels for that class, on this CPU).
+CPUMASK = $(if $(AS_CPU),hack/cpumask/run $(AS_CPU) --)
+
 # The operator at scale on the local control plane, no pod executed: 100, 300 and 500
 # resources x 3 targets, event-driven against the old 10 s timer (benchmarks/operator_scale.py).
 bench-operator: env cluster-binaries
@@ -113,7 +118,7 @@ bench-fanout: env cluster-binaries images
 # OKS keypoint AP of the trained sample per precision (fp32, fp16, int8, ONNX Runtime) and
 # each one's drop against FP32, beside two engines the AP gate must refuse (benchmarks/accuracy.py).
 bench-accuracy: env
-	PYTHONPATH=. $(PY) benchmarks/accuracy.py
+	PYTHONPATH=. $(CPUMASK) $(PY) benchmarks/accuracy.py
 
 # Our streaming INT8 calibration against pure forward passes and ONNX Runtime's own
 # calibrator, time and peak memory at N=16 and 500 images (benchmarks/calibration.py).
@@ -123,13 +128,13 @@ bench-calibration: env
 # FP32 against int8 latency of the ONNX Runtime artifacts the build stage makes, at the
 # three input sizes (benchmarks/engines.py).
 bench-engines: env
-	PYTHONPATH=. $(PY) benchmarks/engines.py
+	PYTHONPATH=. $(CPUMASK) $(PY) benchmarks/engines.py
 
 # TAO's resolution table for this machine's CPU pool: the trained sample at 224x320, 288x384
 # and 320x448, fp32 and int8, latency and AP per cell beside TAO's RTX 2080 and Jetson AGX rows
 # as ratios to 224x320, and the plot (benchmarks/resolutions.py).
 bench-resolutions: env
-	PYTHONPATH=. $(PY) benchmarks/resolutions.py --plot $(DEMO_DIR)/resolutions
+	PYTHONPATH=. $(CPUMASK) $(PY) benchmarks/resolutions.py --plot $(DEMO_DIR)/resolutions
 
 # Every benchmark, one after another (about 30 minutes on two cores).
 bench: bench-operator bench-fanout bench-accuracy bench-calibration bench-engines bench-resolutions
