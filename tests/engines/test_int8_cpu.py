@@ -6,21 +6,31 @@ saturating one if it has VNNI). Both run here. Where this CPU saturates
 (x86 without VNNI), the artifact built for it (uint8 weights) agrees with
 FP32 inside the int8 gates while the one built for VNNI (int8 weights) is
 worse and is refused by the runner unless forced; where the CPU does not
-saturate, both artifacts agree with FP32 inside the gates. Nothing is
-skipped on either kind of machine.
+saturate, both artifacts agree with FP32 inside the gates. A machine with
+VNNI also runs the saturating case for real, in a process that sees its CPU
+as x86-avx2 (`hack/cpumask/run`; skipped only where the CPU cannot fault on
+CPUID, and on a saturating machine, where the first test is that case).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import onnx
+import onnx.numpy_helper
 import pytest
 
+from bodypose_exporter.calibration.qdq import WEIGHT_TYPES
 from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.engines.ort.builder import OnnxRuntimeBuilder
-from bodypose_exporter.engines.ort.runner import OrtRunner, SaturatingCpuError
+from bodypose_exporter.engines.ort.runner import OrtRunner, SaturatingCpuError, check_runs_here
+from bodypose_exporter.errors import UserError
 from bodypose_exporter.verification import reference as references
 from bodypose_exporter.verification.agreement_gates import DEFAULT_GATES
 from bodypose_exporter.verification.verify import verify
@@ -31,6 +41,8 @@ from tests.support.builds import build_request
 HERE = hardware.describe()["int8InstructionSet"]
 SATURATES_HERE = hardware.int8_weights(HERE) == "uint8"
 OTHER = "x86-vnni" if SATURATES_HERE else "x86-avx2"
+ROOT = Path(__file__).resolve().parents[2]
+CAN_MASK = "cpuid_fault" in Path("/proc/cpuinfo").read_text().split()
 
 
 def _build(exported: Path, calibrated: Calibrated, out: Path, cpu_class: str | None) -> Path:
@@ -54,36 +66,120 @@ def _figures(artifact: Path, reference: references.Reference) -> dict[str, float
         runner.close()
 
 
-def test_the_artifact_built_for_this_cpu_agrees_with_fp32_and_the_other_kind_differs(
-    exported: Path, calibrated: Calibrated, tmp_path: Path
-) -> None:
+def compare_kinds(exported: Path, calibrated: Calibrated, out: Path) -> dict[str, Any]:
+    """Both kinds built and run on this CPU (as the process sees it): the figures, and
+    whether the runner refuses the other kind. Run in the test's own process and, under
+    hack/cpumask/run, in one that sees a CPU without VNNI."""
     onnx = exported / "bpnet_model.onnx"
     height, width = references.input_hw(onnx)
     reference = references.from_images(
         onnx, references.image_paths(calibrated.images, 8), height, width
     )
-    own = _build(exported, calibrated, tmp_path / "own.onnx", None)
-    other = _build(exported, calibrated, tmp_path / "other.onnx", OTHER)
-    mine, theirs = _figures(own, reference), _figures(other, reference)
+    own = _build(exported, calibrated, out / "own.onnx", None)
+    other = _build(exported, calibrated, out / "other.onnx", OTHER)
+    try:
+        OrtRunner(other).close()
+        refused = ""
+    except SaturatingCpuError as exc:
+        refused = str(exc)
+    return {
+        "here": HERE,
+        "other": OTHER,
+        "mine": _figures(own, reference),
+        "theirs": _figures(other, reference),
+        "refused": refused,
+    }
+
+
+def _judge(found: dict[str, Any]) -> None:
+    here, other, mine, theirs = found["here"], found["other"], found["mine"], found["theirs"]
     gates = DEFAULT_GATES["int8"]
     FIGURES.append(
-        f"engines: ORT int8 on this {HERE} CPU, 224x320, 8 sample images: built for {HERE} "
-        f"({hardware.int8_weights(HERE)} weights) cosine {mine['cosine']:.4f} peaks "
-        f"{mine['peakAgreement']:.3f}; built for {OTHER} ({hardware.int8_weights(OTHER)} "
+        f"engines: ORT int8 on this {here} CPU, 224x320, 8 sample images: built for {here} "
+        f"({hardware.int8_weights(here)} weights) cosine {mine['cosine']:.4f} peaks "
+        f"{mine['peakAgreement']:.3f}; built for {other} ({hardware.int8_weights(other)} "
         f"weights) cosine {theirs['cosine']:.4f} peaks {theirs['peakAgreement']:.3f}"
     )
     assert mine["cosine"] >= gates["cosine"] and mine["peakAgreement"] >= gates["peakAgreement"]
-    if SATURATES_HERE:
+    if hardware.int8_weights(here) == "uint8":
         # int8 weights through saturating 16-bit sums: measurably further from FP32.
         assert theirs["maxAbsDiff"] > mine["maxAbsDiff"]
         assert theirs["cosine"] < mine["cosine"]
-        with pytest.raises(SaturatingCpuError, match=f"built for {OTHER} CPUs.*this CPU is {HERE}"):
-            OrtRunner(other)
+        assert re.search(f"built for {other} CPUs.*this CPU is {here}", found["refused"])
     else:
         # uint8 weights are exact on VNNI too: both kinds agree inside the gates here.
         assert theirs["cosine"] >= gates["cosine"]
         assert theirs["peakAgreement"] >= gates["peakAgreement"]
-        OrtRunner(other).close()
+        assert found["refused"] == ""
+
+
+def test_the_artifact_built_for_this_cpu_agrees_with_fp32_and_the_other_kind_differs(
+    exported: Path, calibrated: Calibrated, tmp_path: Path
+) -> None:
+    _judge(compare_kinds(exported, calibrated, tmp_path))
+
+
+@pytest.mark.skipif(SATURATES_HERE, reason="this CPU saturates: the test above is that case")
+@pytest.mark.skipif(not CAN_MASK, reason="no cpuid_fault flag: CPUID cannot be masked here")
+def test_the_same_as_a_cpu_without_vnni(
+    exported: Path, calibrated: Calibrated, tmp_path: Path
+) -> None:
+    """The comparison above in a process that sees this CPU as x86-avx2 (`hack/cpumask/run`:
+    ONNX Runtime then runs the saturating kernels for real), so that a machine with VNNI
+    checks the artifact a CPU without it gets, and the refusal there."""
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from tests.engines.test_int8_cpu import compare_kinds; "
+        "from tests.engines.conftest import Calibrated; "
+        "a = [Path(p) for p in sys.argv[1:]]; "
+        "print(json.dumps(compare_kinds(a[0], Calibrated(a[1], a[2], a[3]), a[4])))"
+    )
+    args = [exported, calibrated.cal_bin, calibrated.qdq_model, calibrated.images, tmp_path]
+    done = subprocess.run(
+        [str(ROOT / "hack" / "cpumask" / "run"), "x86-avx2", "--", sys.executable, "-c", code,
+         *map(str, args)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            str(p) for p in (ROOT / "exporter_image", ROOT / "operator", ROOT))},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["here"] == "x86-avx2" and found["other"] == "x86-vnni"
+    _judge(found)
+
+
+def test_int7_weights_stay_within_seven_bits_and_no_class_refuses_them(
+    exported: Path, calibrated: Calibrated, tmp_path: Path
+) -> None:
+    """int7 (benchmarks/engines.py's candidate where the kernels saturate): int8 weights
+    within [-64, 64], so two products of 255 x 64 fit a 16-bit lane; said in the model's
+    metadata, and run on every class."""
+    built = OnnxRuntimeBuilder().build(
+        build_request(
+            exported / "bpnet_model.onnx", tmp_path / "int7.onnx", precision="int8",
+            calibration_cache=calibrated.cal_bin, int8_weights="int7",
+        )
+    )  # fmt: skip
+    model = onnx.load(str(built.path))
+    recorded = {p.key: p.value for p in model.metadata_props}
+    assert recorded[hardware.METADATA_KEYS["weights"]] == "int7"
+    kernels = [
+        onnx.numpy_helper.to_array(i) for i in model.graph.initializer
+        if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4
+    ]  # fmt: skip
+    assert len(kernels) >= 30  # the convolutions' weights
+    assert min(int(k.min()) for k in kernels) >= -64 and max(int(k.max()) for k in kernels) <= 64
+    assert max(int(abs(k).max()) for k in kernels) == 64  # all seven bits used, not fewer
+    for here in hardware.INT8_CLASSES:
+        check_runs_here(Path(built.path), recorded, here)
+
+
+def test_weights_of_no_kind_are_refused_with_the_kinds() -> None:
+    from bodypose_exporter.engines.ort.args import OnnxRuntimeOptions, check
+
+    with pytest.raises(UserError, match="int8 weights 'int4': choose one of int8, uint8, int7"):
+        check(OnnxRuntimeOptions(int8_weights="int4"), "int8")
+    assert set(WEIGHT_TYPES) == set(hardware.WEIGHT_KINDS)
 
 
 @pytest.mark.parametrize(

@@ -74,8 +74,14 @@ class QdqFlavour:
 EXPLICIT_INT8 = QdqFlavour("explicit-int8", unsigned_activations=False, quantize_bias=False)
 #: ONNX Runtime's CPU artifacts: every Conv+Relu folded into one QLinearConv.
 UINT8_RELU = QdqFlavour("uint8-relu", unsigned_activations=True, quantize_bias=True)
-#: Weight types: int8 everywhere TensorRT reads the model; uint8 for saturating CPUs.
-WEIGHT_TYPES = {"int8": ortq.QuantType.QInt8, "uint8": ortq.QuantType.QUInt8}
+#: Weight types: int8 everywhere TensorRT reads the model; for CPUs whose u8 x s8
+#: kernels saturate, uint8 or int7 (int8 within [-64, 64], ONNX Runtime's `reduce_range`:
+#: two products of 255 x 64 fit a 16-bit lane).
+WEIGHT_TYPES = {
+    "int8": ortq.QuantType.QInt8,
+    "uint8": ortq.QuantType.QUInt8,
+    "int7": ortq.QuantType.QInt8,
+}
 
 
 def tensors_data(
@@ -182,7 +188,7 @@ def write_qdq_model(
     common = {
         "quant_format": ortq.QuantFormat.QDQ,
         "per_channel": True,
-        "reduce_range": False,
+        "reduce_range": weights == "int7",
         "activation_type": ortq.QuantType.QUInt8 if for_ort else ortq.QuantType.QInt8,
         "weight_type": WEIGHT_TYPES[weights],
         "extra_options": {

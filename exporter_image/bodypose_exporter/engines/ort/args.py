@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from bodypose_exporter.engines.base import flag
+from bodypose_exporter.engines.ort import hardware
 from bodypose_exporter.engines.ort.hardware import INT8_CLASSES
 from bodypose_exporter.errors import UserError
 
@@ -22,6 +23,10 @@ class OnnxRuntimeOptions:
     #: Discovery labels say; None: this CPU's. Another class than this CPU's is refused,
     #: except the architecture's baseline (`x86`: right on every x86 CPU).
     int8_instruction_set: str | None = field(default=None, metadata=flag("--int8_instruction_set"))
+    #: The weights of an int8 artifact (`calibration.qdq.WEIGHT_TYPES`); None: what its class
+    #: takes (`hardware.int8_weights`). No flag: for callers that compare the kinds on one
+    #: CPU (benchmarks/engines.py times int7 against uint8 where the kernels saturate).
+    int8_weights: str | None = None
 
 
 def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
@@ -38,6 +43,11 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
 def check(options: OnnxRuntimeOptions, precision: str) -> None:
     """--int8_instruction_set one of the classes, and only for int8 (an API caller may pass
     any string; the parser's choices hold only on the command line)."""
+    weights = options.int8_weights
+    if weights is not None and weights not in hardware.WEIGHT_KINDS:
+        raise UserError(
+            f"int8 weights {weights!r}: choose one of {', '.join(hardware.WEIGHT_KINDS)}"
+        )
     given = options.int8_instruction_set
     if given is None:
         return

@@ -105,12 +105,12 @@ def int8_record(options: EngineOptions, described: dict[str, Any]) -> Compatibil
     """An int8 artifact's record: the CPU class it is built for and the weights that needs."""
     if options.precision != "int8":
         return None
-    own = options.own(OnnxRuntimeOptions).int8_instruction_set
-    instruction_set = own or described["int8InstructionSet"]
+    own = options.own(OnnxRuntimeOptions)
+    instruction_set = own.int8_instruction_set or described["int8InstructionSet"]
     return CompatibilityRecord(
         {
             "instructionSet": instruction_set,
-            "weights": hardware.int8_weights(instruction_set),
+            "weights": own.int8_weights or hardware.int8_weights(instruction_set),
             "onnxruntimeVersion": ort.__version__,
         }
     )
@@ -144,8 +144,9 @@ class OnnxRuntimeBuilder:
                 "int8 for %s CPUs: %s weights%s",
                 instruction_set,
                 weights,
-                " (its uint8 x int8 kernels saturate; see engines/ort/hardware.py)"
-                if weights == "uint8"
+                " (its uint8 x int8 kernels saturate with 8-bit weights; see "
+                "engines/ort/hardware.py)"
+                if weights != "int8"
                 else "",
             )
             if not described["int8DotProduct"]:

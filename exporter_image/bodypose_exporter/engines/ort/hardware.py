@@ -89,6 +89,10 @@ METADATA_KEYS = {
     "instructionSet": "bodypose.int8InstructionSet",
     "weights": "bodypose.int8Weights",
 }
+#: The weights an int8 artifact can have: int8; uint8 (MLAS's u8u8 kernels); int7, int8
+#: within [-64, 64] (ONNX Runtime's `reduce_range`), which no u8 x s8 kernel can saturate:
+#: two products of 255 x 64 fit a 16-bit lane.
+WEIGHT_KINDS = ("int8", "uint8", "int7")
 #: Classes whose uint8 x int8 kernels add products in saturating 16-bit lanes.
 SATURATING_CLASSES = frozenset({"x86-avx512", "x86-avx2", "x86"})
 
