@@ -8,7 +8,8 @@ must name the same classes, in the same order, from the same CPU features:
 NFD's x86 label names are the kernel's /proc/cpuinfo flags without the
 underscore, upper case (klauspost/cpuid's names: `avx512_vnni` is
 `AVX512VNNI`), and the class a pool of mixed CPUs gets must be one the
-exporter builds with uint8 weights and accepts on every x86 CPU.
+exporter builds with weights no x86 kernel saturates (int7, uint8) and
+accepts on every x86 CPU.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def test_a_node_labelled_as_nfd_would_label_this_cpu_gets_the_exporters_class(
     assert cpu_class.node_int8_class(labels) == hardware.int8_instruction_set(flags, "x86_64")
 
 
-def test_the_portable_class_is_uint8_and_accepted_on_every_cpu_class_of_its_architecture() -> None:
+def test_the_portable_class_is_int7_and_accepted_on_every_cpu_class_of_its_architecture() -> None:
     assert cpu_class.PORTABLE in hardware.BASELINE_CLASSES
-    assert hardware.int8_weights(cpu_class.PORTABLE) == "uint8"
+    assert hardware.int8_weights(cpu_class.PORTABLE) == "int7"
+    assert hardware.FALLBACK_WEIGHTS["int7"] == "uint8"
     assert cpu_class.ARM64 in hardware.BASELINE_CLASSES
     for here in hardware.INT8_CLASSES:
         if hardware.architecture_of(here) == cpu_class.PORTABLE:

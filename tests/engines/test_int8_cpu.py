@@ -3,7 +3,7 @@
 The same sample model and cal.bin are built twice: for this machine's int8
 class, and for the other kind (a VNNI class if this CPU has none, a
 saturating one if it has VNNI). Both run here. Where this CPU saturates
-(x86 without VNNI), the artifact built for it (uint8 weights) agrees with
+(x86 without VNNI), the artifact built for it (int7 weights) agrees with
 FP32 inside the int8 gates while the one built for VNNI (int8 weights) is
 worse and is refused by the runner unless forced; where the CPU does not
 saturate, both artifacts agree with FP32 inside the gates. A machine with
@@ -39,7 +39,7 @@ from tests.engines.conftest import Calibrated
 from tests.support.builds import build_request
 
 HERE = hardware.describe()["int8InstructionSet"]
-SATURATES_HERE = hardware.int8_weights(HERE) == "uint8"
+SATURATES_HERE = hardware.saturates(HERE)
 OTHER = "x86-vnni" if SATURATES_HERE else "x86-avx2"
 ROOT = Path(__file__).resolve().parents[2]
 CAN_MASK = "cpuid_fault" in Path("/proc/cpuinfo").read_text().split()
@@ -101,13 +101,13 @@ def _judge(found: dict[str, Any]) -> None:
         f"weights) cosine {theirs['cosine']:.4f} peaks {theirs['peakAgreement']:.3f}"
     )
     assert mine["cosine"] >= gates["cosine"] and mine["peakAgreement"] >= gates["peakAgreement"]
-    if hardware.int8_weights(here) == "uint8":
+    if hardware.saturates(here):
         # int8 weights through saturating 16-bit sums: measurably further from FP32.
         assert theirs["maxAbsDiff"] > mine["maxAbsDiff"]
         assert theirs["cosine"] < mine["cosine"]
         assert re.search(f"built for {other} CPUs.*this CPU is {here}", found["refused"])
     else:
-        # uint8 weights are exact on VNNI too: both kinds agree inside the gates here.
+        # int7 weights are exact on VNNI too: both kinds agree inside the gates here.
         assert theirs["cosine"] >= gates["cosine"]
         assert theirs["peakAgreement"] >= gates["peakAgreement"]
         assert found["refused"] == ""
@@ -185,12 +185,12 @@ def test_weights_of_no_kind_are_refused_with_the_kinds() -> None:
 @pytest.mark.parametrize(
     ("flags", "machine", "expected", "weights"),
     [
-        ({"avx2", "fma"}, "x86_64", "x86-avx2", "uint8"),
-        ({"avx2", "avx512f", "avx512bw"}, "x86_64", "x86-avx512", "uint8"),
+        ({"avx2", "fma"}, "x86_64", "x86-avx2", "int7"),
+        ({"avx2", "avx512f", "avx512bw"}, "x86_64", "x86-avx512", "int7"),
         ({"avx2", "avx512bw", "avx512_vnni"}, "x86_64", "x86-vnni", "int8"),
         ({"avx2", "avx_vnni"}, "x86_64", "x86-vnni", "int8"),
         ({"avx512_vnni", "amx_tile", "amx_int8"}, "x86_64", "x86-amx", "int8"),
-        ({"sse4_2"}, "x86_64", "x86", "uint8"),
+        ({"sse4_2"}, "x86_64", "x86", "int7"),
         ({"asimd", "asimddp"}, "aarch64", "arm64-dotprod", "int8"),
         ({"asimd"}, "aarch64", "arm64", "int8"),
     ],
@@ -248,7 +248,8 @@ def test_the_baseline_class_asked_for_is_built_with_its_weights_and_recorded(
     exported: Path, calibrated: Calibrated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--int8_instruction_set x86` (what the operator asks of a pool of mixed CPUs) on this
-    CPU, whatever its own class: uint8 weights, and the manifest and the model name x86."""
+    CPU, whatever its own class: int7 weights (inside the gates at this size, so no
+    fallback), and the manifest and the model name x86."""
     from bodypose_exporter.cli.main import build_main
 
     baseline = hardware.architecture_of(HERE)
@@ -272,3 +273,58 @@ def test_the_baseline_class_asked_for_is_built_with_its_weights_and_recorded(
     assert manifest["build"]["int8Weights"] == hardware.int8_weights(baseline)
     recorded = {p.key: p.value for p in onnx.load(str(engine.with_suffix(".onnx"))).metadata_props}
     assert recorded[hardware.METADATA_KEYS["instructionSet"]] == baseline
+
+
+def test_int7_weights_outside_the_gates_are_built_again_as_uint8_and_recorded_so(
+    exported: Path, calibrated: Calibrated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The build step's fallback (`capabilities.FallsBackOnFailedGates`): a gate between
+    what int7 and uint8 weights reach on the same reference makes the int7 artifact fail;
+    the build then publishes the uint8 one, and every record says uint8 and why. A gate
+    above both fails the build as before (exit 3)."""
+    from bodypose_exporter.cli.main import build_main
+
+    onnx_path, reference_npz = exported / "bpnet_model.onnx", exported / "reference.npz"
+    reference = references.from_npz(reference_npz)
+    peaks = {}
+    for weights in ("int7", "uint8"):
+        built = OnnxRuntimeBuilder().build(
+            build_request(
+                onnx_path, tmp_path / weights / "a.onnx", precision="int8",
+                calibration_cache=calibrated.cal_bin, int8_instruction_set="x86",
+                int8_weights=weights,
+            )
+        )  # fmt: skip
+        peaks[weights] = _figures(Path(built.path), reference)["peakAgreement"]
+    assert peaks["uint8"] > peaks["int7"], peaks  # 8 bits of each weight against 7
+    between = round((peaks["int7"] + peaks["uint8"]) / 2, 4)
+
+    def build(gate: float, out: Path) -> tuple[int, dict[str, Any], str]:
+        engine = out / "bpnet_model.224.320.int8.engine"
+        code = build_main(
+            [
+                "--onnx", str(onnx_path), "--reference", str(reference_npz),
+                "--engine_backend", "onnxruntime", "--engine_file", str(engine),
+                "--data_type", "int8", "--cal_cache_file", str(calibrated.cal_bin),
+                "--int8_instruction_set", "x86", "--min_peak_agreement", str(gate),
+            ]
+        )  # fmt: skip
+        found = sorted(out.glob("*manifest.json"))
+        manifest = json.loads(found[0].read_text()) if found else {}
+        return code, manifest, capsys.readouterr().err
+
+    code, manifest, err = build(between, tmp_path / "between")
+    assert code == 0, err
+    assert manifest["build"]["int8Weights"] == "uint8"
+    assert manifest["compatibility"] == {**manifest["compatibility"], "weights": "uint8"}
+    assert manifest["verification"]["passed"] is True
+    (warning,) = [w for w in manifest["warnings"] if "int7 weights" in w]
+    assert "outside its gates; built again with uint8 weights" in warning
+    assert f"peakAgreement {peaks['int7']:.4g} < gate {between:g}" in warning, warning
+    artifact = tmp_path / "between" / "bpnet_model.224.320.int8.onnx"
+    recorded = {p.key: p.value for p in onnx.load(str(artifact)).metadata_props}
+    assert recorded[hardware.METADATA_KEYS["weights"]] == "uint8"
+
+    code, manifest, err = build(min(1.0, peaks["uint8"] + 0.01), tmp_path / "above")
+    assert code == 3, err
+    assert "peakAgreement" in err

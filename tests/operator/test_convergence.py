@@ -282,7 +282,7 @@ def test_a_cpu_pools_int8_class_is_read_from_its_nodes_and_a_change_of_them_rebu
 ) -> None:
     """ONNX Runtime int8: the class the pool's nodes agree on (Node Feature Discovery's
     labels) is part of the identity and told to the build; a pool whose nodes come to
-    disagree builds the x86 artifact (uint8 weights) and the status says why."""
+    disagree builds the x86 artifact (int7 or uint8 weights) and the status says why."""
     from bodypose_operator.controller.cpu_class import AVX2, AVX512VNNI
 
     cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)

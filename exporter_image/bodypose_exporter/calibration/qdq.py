@@ -12,8 +12,8 @@ parameter), and it quantizes every supported op's inputs and outputs, not
 only where TensorRT would place Q/DQ; TensorRT accepts the extra pairs.
 
 Two flavours from the same ranges, weights int8 symmetric per output channel
-(uint8 symmetric around 128 for the onnxruntime flavour on a CPU whose int8
-kernels saturate: `engines.ort.hardware`):
+(int7 or uint8 symmetric around 128 for the onnxruntime flavour on a CPU whose
+int8 kernels saturate: `engines.ort.hardware`):
 
 - `EXPLICIT_INT8` (the published `<model>.qdq.onnx`): int8 symmetric activations
   (zero point 0, scale = amax / 127, the scale `cal.bin` holds), the only Q/DQ
@@ -169,7 +169,7 @@ def write_qdq_model(
 
     `flavour`: `EXPLICIT_INT8` (int8 symmetric activations) or `UINT8_RELU`
     (uint8, Relu outputs [0, amax]); see the module docstring. `weights`:
-    "int8", or "uint8" (symmetric around 128) for the uint8 flavour on CPUs
+    "int8", or "int7" or "uint8" (symmetric around 128) for the uint8 flavour on CPUs
     whose int8 kernels saturate (`engines.ort.hardware`).
     """
     if weights not in WEIGHT_TYPES or (weights != "int8" and not flavour.unsigned_activations):

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from bodypose_exporter.engines.base import EngineOptions
+    from bodypose_exporter.engines.base import BuildRequest, EngineOptions
 
 
 @runtime_checkable
@@ -65,6 +65,18 @@ class Int8InstructionSets(Protocol):
     @property
     def int8_instruction_sets(self) -> tuple[str, ...]:
         """The classes it builds for, the baseline first."""
+        ...
+
+
+@runtime_checkable
+class FallsBackOnFailedGates(Protocol):
+    """Its first build may trade some accuracy for speed: where that engine fails its
+    gates, the build step builds once more from the request this names, before it fails
+    (onnxruntime: int7 weights, fast on every x86 CPU, then uint8, exact and slower)."""
+
+    def fallback_request(self, request: BuildRequest) -> tuple[BuildRequest, str] | None:
+        """The request to build instead of `request`'s engine that failed its gates, and
+        why, in words for the log and the manifest's warnings; None: no other."""
         ...
 
 

@@ -139,6 +139,9 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
         engine = build_and_verify(
             EngineJob(target.backend, plain, files.reference, dict(request.gates))
         )
+        if engine.record is not None:  # built from the backend's fallback: its own record
+            target = dataclasses.replace(target, record=engine.record)
+            run = dataclasses.replace(run, target=target)
         build_publish.record_build(manifest, request, target, engine)
         if not engine.verdict.passed:
             build_publish.reject(out, manifest, request, target, engine.verdict)

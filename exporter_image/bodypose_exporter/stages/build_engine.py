@@ -6,7 +6,9 @@ the reference (unless the backend builds ahead of time and says this pod cannot:
 precision's gates (`verification`) and, for the plain engine that passed, times it
 on this node (`verification.latency`) and, for an int8 artifact whose speed depends
 on the CPU's int8 kernels, against the FP32 model in alternation (a warning where
-int8 is not worth it here). Its result, `VerifiedEngine`, says which graph the
+int8 is not worth it here). A backend whose first build trades accuracy for speed
+(`capabilities.FallsBackOnFailedGates`) builds once more where that engine fails its
+gates, with the reason among the warnings. Its result, `VerifiedEngine`, says which graph the
 engine came from (`Graph`) and what the build updated (`Updated`: the timing cache,
 a cal.bin calibrated here), so the steps after it never read the backend's own words
 for these.
@@ -16,6 +18,7 @@ No S3 here: the files are the fetch step's local copies.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
@@ -25,8 +28,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from bodypose_exporter.engines import registry
-from bodypose_exporter.engines.base import BuildRequest, BuiltEngine, EngineBackend, Graph
-from bodypose_exporter.engines.capabilities import BuiltAheadOfTime, Int8InstructionSets
+from bodypose_exporter.engines.base import (
+    BuildRequest,
+    BuiltEngine,
+    CompatibilityRecord,
+    EngineBackend,
+    Graph,
+)
+from bodypose_exporter.engines.capabilities import (
+    BuiltAheadOfTime,
+    FallsBackOnFailedGates,
+    Int8InstructionSets,
+)
 from bodypose_exporter.verification import latency as latencies
 from bodypose_exporter.verification.agreement_gates import Verdict
 from bodypose_exporter.verification.reference import Reference
@@ -72,6 +85,9 @@ class VerifiedEngine:
     speedup: dict[str, Any] | None = None
     #: What the build found worth knowing that did not stop it (published all the same).
     warnings: tuple[str, ...] = ()
+    #: The compatibility record of the engine as built, where the build fell back to
+    #: another request than the target's (`capabilities.FallsBackOnFailedGates`).
+    record: CompatibilityRecord | None = None
 
 
 def _updated(request: BuildRequest, graph: Graph) -> frozenset[Updated]:
@@ -115,12 +131,32 @@ def build_and_verify(job: EngineJob) -> VerifiedEngine:
         verdict = Verdict(precision, {}, {}, (), not_run=not_run)
     else:
         verdict, latency, speedup = _verify(job, built, precision, timings)
+    warnings: tuple[str, ...] = ()
+    as_built = None
+    fallback = _fallback(job, verdict)
+    if fallback is not None:
+        request, why = fallback
+        warnings = (f"{why} ({'; '.join(verdict.failures)})",)
+        log.warning("%s", warnings[0])
+        job = dataclasses.replace(job, request=request)
+        with _timed(timings, f"build{which}Fallback"):
+            built = backend.build(request)
+        graph = built.graph
+        verdict, latency, speedup = _verify(job, built, precision, timings)
+        as_built = backend.target(request.options, backend.describe())
     updated = _updated(job.request, graph)
     record, warning = speedup
     return VerifiedEngine(
         built, verdict, graph, updated, job.reference.source, latency, timings, record,
-        () if warning is None else (warning,),
+        warnings + (() if warning is None else (warning,)), as_built,
     )  # fmt: skip
+
+
+def _fallback(job: EngineJob, verdict: Verdict) -> tuple[BuildRequest, str] | None:
+    """The backend's other request for an engine that ran and failed its gates, if any."""
+    if verdict.passed or verdict.not_run or not isinstance(job.backend, FallsBackOnFailedGates):
+        return None
+    return job.backend.fallback_request(job.request)
 
 
 def _verify(

@@ -159,7 +159,8 @@ class TargetStatus(ApiModel):
         default=None,
         description="ONNX Runtime int8: the CPU class the artifact is built for, read from "
         "Node Feature Discovery's cpu-cpuid labels of the nodes the target's nodeSelector "
-        "selects (x86-vnni, x86-avx2, ...; x86: uint8 weights, right on every x86 CPU).",
+        "selects (x86-vnni, x86-avx2, ...; x86: int7 weights (uint8 where int7 misses the "
+        "gates), right on every x86 CPU).",
     )
     int8ClassReason: str | None = Field(
         default=None,

@@ -2,7 +2,8 @@
 
 ONNX Runtime's int8 artifact differs by the CPU's int8 kernels: on x86
 without VNNI its uint8 x int8 kernels add products in saturating 16-bit lanes,
-so an artifact for those CPUs carries uint8 weights, while VNNI, AMX and Arm
+so an artifact for those CPUs carries int7 weights (uint8 where those miss the
+gates), which no x86 kernel can saturate, while VNNI, AMX and Arm
 kernels accumulate in 32 bits and take int8 weights (the exporter's
 `engines/ort/hardware.py` says why, with its sources). Only the build pod can
 read /proc/cpuinfo; the operator reads the labels Node Feature Discovery puts
@@ -23,8 +24,9 @@ weights: no Arm kernel saturates), which the exporter accepts on any arm64
 CPU. The architecture is the kubelet's `kubernetes.io/arch` label.
 
 Where the selected nodes disagree, carry no such labels, or none is selected,
-the pool is built for `x86`: uint8 weights, right on every x86 CPU (MLAS's
-u8u8 kernels cannot saturate), and the reason goes to the target's status.
+the pool is built for `x86`: int7 weights (uint8 where int7 misses the gates),
+right on every x86 CPU (no x86 kernel saturates on them), and the reason goes
+to the target's status.
 
 Pure: the nodes' names and labels in, the class and its reason out; the
 cluster is read by `Cluster.node_labels`. The class names are the exporter's
@@ -65,7 +67,7 @@ INT8_CLASSES: tuple[str, ...] = (
     "arm64-dotprod",
     "arm64",
 )
-#: Right on every x86 CPU (uint8 weights): what a pool of unknown or mixed CPUs gets.
+#: Right on every x86 CPU (int7 or uint8 weights): what a pool of unknown or mixed CPUs gets.
 PORTABLE = "x86"
 ARM64 = "arm64"
 _UNLABELLED = "no cpu-cpuid labels"
@@ -121,7 +123,9 @@ def _names(names: list[str]) -> str:
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-_PORTABLE_BUILD = "built for x86 with uint8 weights, right on every x86 CPU"
+_PORTABLE_BUILD = (
+    "built for x86 with int7 weights (uint8 where int7 misses the gates), right on every x86 CPU"
+)
 
 
 def pool_int8_class(

@@ -156,8 +156,8 @@ def _int8_class(cluster: Cluster, spec: BodyPoseExportSpec, target: Target) -> P
     except PermissionError as exc:
         return PoolClass(
             PORTABLE,
-            f"the operator may not list nodes ({exc}): built for x86 with uint8 weights, "
-            "right on every x86 CPU",
+            f"the operator may not list nodes ({exc}): built for x86 with int7 weights "
+            "(uint8 where int7 misses the gates), right on every x86 CPU",
         )
     return pool_int8_class(nodes, target.nodeSelector)
 

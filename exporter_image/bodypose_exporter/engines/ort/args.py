@@ -25,7 +25,7 @@ class OnnxRuntimeOptions:
     int8_instruction_set: str | None = field(default=None, metadata=flag("--int8_instruction_set"))
     #: The weights of an int8 artifact (`calibration.qdq.WEIGHT_TYPES`); None: what its class
     #: takes (`hardware.int8_weights`). No flag: for callers that compare the kinds on one
-    #: CPU (benchmarks/engines.py times int7 against uint8 where the kernels saturate).
+    #: CPU (benchmarks/engines.py), and for the build step's fallback (`backend.py`).
     int8_weights: str | None = None
 
 
@@ -35,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser, *, export: bool) -> None:
         "--int8_instruction_set", default=None, choices=list(INT8_CLASSES), metavar="CLASS",
         help="onnxruntime int8: the CPU class to build for, as the pool's Node Feature Discovery "
         f"labels say ({', '.join(INT8_CLASSES)}; default: this CPU's); x86 is right on "
-        "every x86 CPU (uint8 weights); any other class must be this node's own, else the "
-        "build fails before starting. Recorded in the manifest (compatibility.instructionSet)",
+        "every x86 CPU (int7 weights, uint8 where int7 misses the gates); any other class "
+        "must be this node's own, else the build fails before starting. Recorded in the "
+        "manifest (compatibility.instructionSet)",
     )  # fmt: skip
 
 

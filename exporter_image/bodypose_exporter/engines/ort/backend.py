@@ -7,6 +7,7 @@ The files of a backend package and their roles: `engines/__init__.py`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,31 @@ class OnnxRuntimeBackend:
 
     def build(self, request: BuildRequest) -> BuiltEngine:
         return OnnxRuntimeBuilder().build(request)
+
+    def fallback_request(self, request: BuildRequest) -> tuple[BuildRequest, str] | None:
+        """An int8 artifact with int7 weights that failed its gates is built again with
+        uint8 weights (`hardware.FALLBACK_WEIGHTS`): exact on every x86 kernel, slower."""
+        options = request.options
+        if options.precision != "int8":
+            return None
+        own = options.own(OnnxRuntimeOptions)
+        record = int8_record(options, self.describe())
+        weights = record.fields["weights"] if record is not None else None
+        fallback = hardware.FALLBACK_WEIGHTS.get(str(weights))
+        if fallback is None:
+            return None
+        replaced = tuple(
+            dataclasses.replace(o, int8_weights=fallback) if o is own else o
+            for o in options.backend_options
+        )
+        if own not in options.backend_options:
+            replaced += (OnnxRuntimeOptions(int8_weights=fallback),)
+        why = (
+            f"the int8 artifact with {weights} weights (fast on every x86 CPU) is outside "
+            f"its gates; built again with {fallback} weights (exact on every x86 CPU, slower)"
+        )
+        options = dataclasses.replace(options, backend_options=replaced)
+        return dataclasses.replace(request, options=options), why
 
     def load(self, engine_path: Path) -> OrtRunner:
         return OrtRunner(engine_path)

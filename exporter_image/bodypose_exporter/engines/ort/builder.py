@@ -20,7 +20,8 @@ flavour of calibration's `write_qdq_model` (uint8 activations, Relu outputs
 faster and closer to FP32 than the TensorRT-flavoured published QDQ model),
 with the weight type the CPU's int8 class needs to compute it without
 saturating (`hardware.int8_weights`: int8 where VNNI/AMX or Arm kernels
-accumulate in 32 bits, uint8 on x86 without VNNI). The class is this
+accumulate in 32 bits, int7 on x86 without VNNI, and uint8 there where
+int7 misses the gates: the build step's fallback, `backend.py`). The class is this
 machine's, or the one the request names (`int8_instruction_set`), and the
 artifact records it three times: its manifest's `compatibility`, its
 details, and the ONNX model's own metadata (`hardware.METADATA_KEYS`), so the runner

@@ -17,20 +17,30 @@ oneDNN, "Nuances of int8 computations":
 https://oneapi-src.github.io/oneDNN/dev_guide_int8_computations.html).
 VNNI (`vpdpbusd`) and AMX accumulate in 32 bits, and MLAS's Arm kernels
 widen each product before adding, so neither saturates. Where the class
-saturates, the artifact's weights are uint8 (`int8_weights`): MLAS then
-takes its u8u8 path, which widens to 16 bits before multiplying and cannot
-overflow. Measured on a 2-core AMD EPYC with AVX2 and no VNNI (the demo's
-untrained sample at 320x448, reference.npz; `tests/engines/test_int8_cpu.py`
-repeats the comparison on whatever CPU it runs on): int8 weights cosine 0.9973,
-heatmap-peak agreement 0.759 (below the 0.85 gate); 7-bit weights
-(`reduce_range`, ONNX Runtime's other cure) 0.9988 / 0.833; uint8 weights
-0.9995 / 0.890, what the same model gives on VNNI machines.
+saturates, the artifact's weights are int7 (`int8_weights`): int8 within
+[-64, 64], ONNX Runtime's `reduce_range`, so that two products of 255 x 64
+fit a 16-bit lane and the fast u8 x s8 kernels stay exact. An int7 artifact
+that fails its gates (a bit less of each weight) is built again with uint8
+weights (`FALLBACK_WEIGHTS`): MLAS's u8u8 path widens to 16 bits before
+multiplying and cannot overflow, but is slower.
+
+Measured on a 2-core AMD EPYC with AVX2 and no VNNI (the demo's untrained
+sample at 320x448, reference.npz; `tests/engines/test_int8_cpu.py` repeats
+the comparison on whatever CPU it runs on): int8 weights cosine 0.9973,
+heatmap-peak agreement 0.759 (below the 0.85 gate); int7 0.9988 / 0.833;
+uint8 0.9995 / 0.890, what the same model gives on VNNI machines. Speed,
+measured on a 2-core Intel Xeon with AMX seen as x86-avx2 (`make
+bench-engines AS_CPU=x86-avx2`, `hack/cpumask/run`; 2026-12-06), against
+fp32 at batch 1: int7 1.76-1.77x, uint8 1.11-1.15x, int8 1.77x (and wrong);
+as x86-avx512 int7 1.57x, uint8 0.93x; unmasked (AMX) int7 3.59x, uint8
+0.92x, int8 3.58x. int7 passed the gates at 224x320 (peaks 0.882) and missed
+them at 320x448 (0.848), on the untrained sample.
 
 A build may be told the class to build for (`bpnet-build --int8_instruction_set`:
 the operator reads it from Node Feature Discovery's labels on the pool's
 nodes before it creates the Job). The baseline class of an architecture
-(`x86`, `arm64`) is right on every CPU of it: `x86` is built with uint8 weights,
-which no x86 kernel can saturate, and every Arm class takes int8 weights. Any
+(`x86`, `arm64`) is right on every CPU of it: `x86` is built with int7 (or uint8)
+weights, which no x86 kernel can saturate, and every Arm class takes int8 weights. Any
 other class must be this CPU's own (`check_int8_class`): a pool whose labels
 name another class is mislabelled, and an artifact built here under that name
 would be recorded for CPUs it was never checked on.
@@ -137,9 +147,20 @@ def check_int8_class(requested: str, here: str) -> None:
     )
 
 
+#: Where an artifact with these weights fails its gates, the build tries these (int7 loses
+#: a bit of each weight; uint8 none, on the slower u8u8 kernels).
+FALLBACK_WEIGHTS = {"int7": "uint8"}
+
+
 def int8_weights(instruction_set: str) -> str:
-    """`uint8` where the class's int8 kernels saturate (see the module docstring), else `int8`."""
-    return "uint8" if instruction_set in SATURATING_CLASSES else "int8"
+    """`int7` where the class's int8 kernels saturate (see the module docstring), else
+    `int8`."""
+    return "int7" if instruction_set in SATURATING_CLASSES else "int8"
+
+
+def saturates(instruction_set: str) -> bool:
+    """Whether the class's u8 x s8 kernels add pairs of products in saturating 16-bit lanes."""
+    return instruction_set in SATURATING_CLASSES
 
 
 def parse_cpuinfo(text: str) -> tuple[str, set[str]]:

@@ -39,12 +39,12 @@ def check_runs_here(path: Path, recorded: dict[str, str], here: str) -> None:
     """Refuse an int8 artifact whose int8 weights would saturate on this CPU's class."""
     built_for = recorded.get(hardware.METADATA_KEYS["instructionSet"])
     weights = recorded.get(hardware.METADATA_KEYS["weights"])
-    if weights == "int8" and hardware.int8_weights(here) == "uint8":
+    if weights == "int8" and hardware.saturates(here):
         raise SaturatingCpuError(
             f"{path} is an int8 artifact built for {built_for} CPUs (int8 weights); this CPU is "
             f"{here}, whose int8 kernels add products in saturating 16-bit lanes, so its outputs "
             "would be wrong here. Build the artifact on a node of this kind (its build then "
-            "uses uint8 weights), or run it on a CPU with VNNI"
+            "uses int7 or uint8 weights), or run it on a CPU with VNNI"
         )
 
 
