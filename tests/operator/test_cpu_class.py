@@ -78,7 +78,8 @@ def test_nodes_that_disagree_get_the_portable_x86_build_and_a_reason() -> None:
     assert found == PoolClass(
         "x86",
         "the nodes of pool bodypose.dev/pool=cpu disagree on their int8 class (x86-vnni: "
-        "node-a; x86-avx2: node-b): built for x86 with int7 weights (uint8 where int7 misses the gates), right on every x86 CPU",
+        "node-a; x86-avx2: node-b): built for x86 with int7 weights (uint8 where int7 misses "
+        "the gates), right on every x86 CPU",
     )
 
 
@@ -98,7 +99,8 @@ def test_a_pool_without_nfd_labels_says_so() -> None:
     assert found.reason == (
         "no node of pool bodypose.dev/pool=cpu carries Node Feature Discovery's cpu-cpuid "
         "labels (feature.node.kubernetes.io/cpu-cpuid.*): built for x86 with int7 weights "
-        "(uint8 where int7 misses the gates), right on every x86 CPU; install Node Feature Discovery to build for the pool's own CPUs"
+        "(uint8 where int7 misses the gates), right on every x86 CPU; install Node Feature "
+        "Discovery to build for the pool's own CPUs"
     )
 
 
