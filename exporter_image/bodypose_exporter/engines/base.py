@@ -14,6 +14,7 @@ the differences as facts and optional capabilities it declares).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,11 @@ class EngineOptions:
         """This run's options of type `kind` (one backend's), its defaults when none came."""
         found = next((o for o in self.backend_options if type(o) is kind), None)
         return found if found is not None else kind()
+
+    def with_own(self, options: Any) -> EngineOptions:
+        """These options with `options` in place of its type's (added where none came)."""
+        kept = tuple(o for o in self.backend_options if type(o) is not type(options))
+        return dataclasses.replace(self, backend_options=(*kept, options))
 
 
 @dataclass(frozen=True)

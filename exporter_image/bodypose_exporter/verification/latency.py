@@ -257,7 +257,7 @@ def int8_speedup(
     runs: int = RUNS,
     budget: float | None = None,
 ) -> tuple[dict[str, Any], str | None]:
-    """An int8 artifact against the FP32 model it came from, batch 1, timed in alternation
+    """An int8 artifact against the FP32 model it came from, batch 1, timed in turns
     on this node: the record, and a warning when int8 is not worth its accuracy here."""
     timed = measure_interleaved({"int8": int8, "fp32": fp32}, sample, runs=runs, budget=budget)
     int8_ms, fp32_ms = timed["int8"]["medianMs"], timed["fp32"]["medianMs"]

@@ -57,17 +57,11 @@ class OnnxRuntimeBackend:
         fallback = hardware.FALLBACK_WEIGHTS.get(str(weights))
         if fallback is None:
             return None
-        replaced = tuple(
-            dataclasses.replace(o, int8_weights=fallback) if o is own else o
-            for o in options.backend_options
-        )
-        if own not in options.backend_options:
-            replaced += (OnnxRuntimeOptions(int8_weights=fallback),)
         why = (
             f"the int8 artifact with {weights} weights (fast on every x86 CPU) is outside "
             f"its gates; built again with {fallback} weights (exact on every x86 CPU, slower)"
         )
-        options = dataclasses.replace(options, backend_options=replaced)
+        options = options.with_own(dataclasses.replace(own, int8_weights=fallback))
         return dataclasses.replace(request, options=options), why
 
     def load(self, engine_path: Path) -> OrtRunner:

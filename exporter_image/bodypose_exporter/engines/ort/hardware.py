@@ -155,7 +155,7 @@ FALLBACK_WEIGHTS = {"int7": "uint8"}
 def int8_weights(instruction_set: str) -> str:
     """`int7` where the class's int8 kernels saturate (see the module docstring), else
     `int8`."""
-    return "int7" if instruction_set in SATURATING_CLASSES else "int8"
+    return "int7" if saturates(instruction_set) else "int8"
 
 
 def saturates(instruction_set: str) -> bool:
