@@ -9,11 +9,12 @@ import time
 
 import psutil
 
-PARENT = """
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+PARENT = f"""
 import subprocess, sys, time
 from devcluster.host import die_with_parent
-child = subprocess.Popen(die_with_parent([sys.executable, "-c", "import time; time.sleep(120)"]),
-                         start_new_session=True)
+child = subprocess.Popen(die_with_parent({SLEEPER!r}), start_new_session=True)
 print(child.pid, flush=True)
 time.sleep(120)
 """
@@ -27,11 +28,12 @@ def test_children_end_when_their_parent_is_killed() -> None:
         assert child.is_running()
         # setpriv sets the death signal and then execs: kill the parent only after
         # the exec, or (on a loaded machine) it may die before the flag is set.
-        # Wait for the command itself, not for setpriv to leave: a cmdline read while
-        # the exec is under way says neither, and a parent killed then leaves the
-        # child with no death signal (a 30 s failure in a loaded fresh-clone run).
+        # Wait for the command's exact argv: a cmdline read while the exec is under
+        # way is empty, and setpriv's own argv holds the command's words too (waiting
+        # for "time.sleep(120)" in it let the kill come before the prctl: the 30 s
+        # failure of the fresh-clone runs of 2026-12-06).
         deadline = time.monotonic() + 10
-        while "time.sleep(120)" not in " ".join(child.cmdline()):
+        while child.cmdline() != SLEEPER:
             assert time.monotonic() < deadline, "setpriv never exec'd the child"
             time.sleep(0.05)
         parent.send_signal(signal.SIGKILL)
