@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -129,6 +131,14 @@ class RangeCollector:
       its own images need; the batch's range is the largest of them (the
       growth is monotonic in the max), and each run's counts are merged into
       its bins by the same power-of-two step as a range doubling.
+
+    A run's bin indices are counted on every core, one tensor per thread
+    (OpenCV's calcHist releases the GIL and counts on one core): between two
+    runs ONNX Runtime leaves the cores idle, and counting one tensor after the
+    other took 0.27 s of each 2.1 s batch of 4 images (BpNet at 320x448, two
+    cores; 1.98 s a batch counted so). Counting alongside the next run instead
+    was measured too and bought nothing more: the run already fills the cores.
+    The counts are integers, so their order changes nothing.
     """
 
     def __init__(
@@ -152,6 +162,9 @@ class RangeCollector:
         self.images_per_run = max(1, images_per_run)
         self.histograms = {probe.tensor: AbsHistogram() for probe in self.probes}
         self._outputs = [name for p in self.probes for name in (p.index, p.range_out, p.amax)]
+        self._counting = ThreadPoolExecutor(
+            max_workers=len(os.sched_getaffinity(0)), thread_name_prefix="cal-count"
+        )
         self.images = 0
         self.batches = 0
 
@@ -162,9 +175,11 @@ class RangeCollector:
         merged = [_BatchCounts() for _ in self.probes]
         for run in runs:
             results = self.session.run(self._outputs, self._feed(run, incoming))
-            for i, counts in enumerate(merged):
-                index, range_, amax = results[3 * i : 3 * i + 3]
-                counts.add(count_with_top_edge(index), float(range_), float(amax))
+            counted = self._counting.map(count_with_top_edge, results[0::3])
+            for counts, bins, range_, amax in zip(
+                merged, counted, results[1::3], results[2::3], strict=True
+            ):
+                counts.add(bins, float(range_), float(amax))
             del results  # this run's indices go before the next run allocates its own
         for probe, counts in zip(self.probes, merged, strict=True):
             try:
