@@ -87,7 +87,7 @@ def spread(figures: dict[str, Any]) -> str:
 
 
 def interleaved(engines: dict[str, Path], size: tuple[int, int], runs: int) -> dict[str, Any]:
-    """Batch-1 figures of one resolution's artifacts, timed in alternation on one sample."""
+    """Batch-1 figures of one resolution's artifacts, timed in turns on one sample."""
     import numpy as np
 
     from bodypose_exporter.engines.registry import backend_by_name

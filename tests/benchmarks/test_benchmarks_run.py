@@ -10,20 +10,16 @@ run by `make bench-operator` / `make bench-fanout`.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-#: This checkout's packages first: the venv's editable install may be another checkout's.
-PYTHONPATH = os.pathsep.join(str(p) for p in (ROOT / "exporter_image", ROOT / "operator", ROOT))
+from tests.support.checkout import ROOT, python_env
 
 
 def run_benchmark(script: str, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = python_env(TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
@@ -56,7 +52,7 @@ def test_benchmark_prints_its_figures_and_goal(
 def test_accuracy_benchmark_refuses_too_few_images_for_its_calibration() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--images", "8"],
-        env={**os.environ, "PYTHONPATH": PYTHONPATH}, capture_output=True, text=True,
+        env=python_env(), capture_output=True, text=True,
         timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 2

@@ -15,7 +15,6 @@ CPUID, and on a saturating machine, where the first test is that case).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -37,11 +36,11 @@ from bodypose_exporter.verification.verify import verify
 from tests.conftest import FIGURES
 from tests.engines.conftest import Calibrated
 from tests.support.builds import build_request
+from tests.support.checkout import ROOT, python_env
 
 HERE = hardware.describe()["int8InstructionSet"]
 SATURATES_HERE = hardware.saturates(HERE)
 OTHER = "x86-vnni" if SATURATES_HERE else "x86-avx2"
-ROOT = Path(__file__).resolve().parents[2]
 CAN_MASK = "cpuid_fault" in Path("/proc/cpuinfo").read_text().split()
 
 
@@ -139,8 +138,7 @@ def test_the_same_as_a_cpu_without_vnni(
         [str(ROOT / "hack" / "cpumask" / "run"), "x86-avx2", "--", sys.executable, "-c", code,
          *map(str, args)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(
-            str(p) for p in (ROOT / "exporter_image", ROOT / "operator", ROOT))},
+        env=python_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])

@@ -145,7 +145,7 @@ def test_int8_no_faster_than_fp32_says_so_with_both_figures() -> None:
     assert record["runs"] == 8 and record["spreadPct"] == {"int8": 0.0, "fp32": 0.0}
     assert warning == (
         "int8 is not faster than fp32 on Intel Xeon (no VNNI): int8 11.00 ms, fp32 10.00 ms "
-        "at batch 1 (0.91x, medians of 8 runs each, timed in alternation); published all "
+        "at batch 1 (0.91x, medians of 8 runs each, timed in turns); published all "
         "the same: an fp32 target serves this pool as fast with the FP32 model's accuracy"
     )
     # Where the int8 kernels do not saturate: the figures, no warning.

@@ -10,14 +10,14 @@ checks are skipped with that reason; the refusal itself is checked there.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.checkout import ROOT, python_env
+
 RUN = ROOT / "hack" / "cpumask" / "run"
 CAN_FAULT = "cpuid_fault" in Path("/proc/cpuinfo").read_text().split()
 needs_fault = pytest.mark.skipif(
@@ -51,7 +51,7 @@ print(int(np.abs(got - exact).max()))
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "exporter_image")}
+    env = python_env()
     return subprocess.run(
         [str(RUN), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
@@ -61,7 +61,7 @@ def _python(cpu_class: str | None, code: str) -> str:
     if cpu_class is None:
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "exporter_image")},
+            env=python_env(),
         )  # fmt: skip
     else:
         done = _run(cpu_class, "--", sys.executable, "-c", code)

@@ -676,7 +676,7 @@ def test_an_int8_artifact_no_faster_than_fp32_is_ready_with_a_warning_event(
     resource = body(bucket, targets=[{"name": "cpu", "backend": "onnxruntime"}])
     prefix = exported(resource, cluster, settings, s3_endpoint, bucket)
     warning = ("int8 is not faster than fp32 on Intel Xeon: int8 11.00 ms, fp32 10.00 ms at "
-               "batch 1 (0.91x, medians of 40 runs each, timed in alternation); published all "
+               "batch 1 (0.91x, medians of 40 runs each, timed in turns); published all "
                "the same")  # fmt: skip
     ran = {"precision": "int8", "figures": {"cosine": 0.99}, "gates": {"cosine": 0.98},
            "passed": True, "failures": [], "run": True, "outcome": "verified"}  # fmt: skip

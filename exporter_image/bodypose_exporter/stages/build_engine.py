@@ -5,7 +5,7 @@ the reference (unless the backend builds ahead of time and says this pod cannot:
 `capabilities.BuiltAheadOfTime`, then the engine is built, not run), applies the
 precision's gates (`verification`) and, for the plain engine that passed, times it
 on this node (`verification.latency`) and, for an int8 artifact whose speed depends
-on the CPU's int8 kernels, against the FP32 model in alternation (a warning where
+on the CPU's int8 kernels, against the FP32 model in turns (a warning where
 int8 is not worth it here). A backend whose first build trades accuracy for speed
 (`capabilities.FallsBackOnFailedGates`) builds once more where that engine fails its
 gates, with the reason among the warnings. Its result, `VerifiedEngine`, says which graph the

@@ -268,13 +268,13 @@ def int8_speedup(
         "ratio": ratio,
         "runs": timed["int8"]["runs"],
         "spreadPct": {name: timed[name]["spreadPct"] for name in timed},
-        "how": "batch 1, the two models timed in alternation after each settled",
+        "how": "batch 1, the two models timed in turns after each settled",
     }
     if ratio >= WORTHWHILE_SPEEDUP:
         return record, None
     return record, (
         f"int8 is not faster than fp32 on {device}: int8 {int8_ms:.2f} ms, fp32 "
         f"{fp32_ms:.2f} ms at batch 1 ({ratio:.2f}x, medians of {record['runs']} runs "
-        f"each, timed in alternation); published all the same: an fp32 target serves this "
+        f"each, timed in turns); published all the same: an fp32 target serves this "
         f"pool as fast with the FP32 model's accuracy"
     )

@@ -79,7 +79,7 @@ class Latency(ApiModel):
 
 
 class Int8Speedup(ApiModel):
-    """An int8 CPU artifact against the FP32 model on the same node, timed in alternation."""
+    """An int8 CPU artifact against the FP32 model on the same node, timed in turns."""
 
     int8Ms: float = Field(description="The int8 artifact's batch-1 median, milliseconds.")
     fp32Ms: float = Field(description="The FP32 model's batch-1 median, milliseconds.")
