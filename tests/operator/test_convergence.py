@@ -236,6 +236,8 @@ def test_a_failed_target_is_replaced_by_any_edit_of_it_and_stalled_clears(
         "memory": "8Gi", "cpu": "1"
     }  # fmt: skip
     assert out.status["phase"] == "Building"
+    # Failed -> Building is told by what the pass did, each fact once.
+    assert [e.reason for e in out.events] == ["Superseded", "BuildStarted"]
     types = {c["type"] for c in out.status["conditions"]}
     assert "Stalled" not in types and cond(out.status, "Reconciling")["status"] == "True"
 

@@ -47,6 +47,8 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     cluster, settings = RecordedCluster(), Settings(pending_check_seconds=0)
     first = reconcile(body(bucket), cluster, settings)  # type: ignore[arg-type]
     assert first.status["phase"] == "Exporting"
+    # One event says the Job was made; the phase it starts is not said twice.
+    assert [e.reason for e in first.events] == ["ExportStarted"]
     assert [j.metadata.labels[LABEL_STAGE] for j in cluster.jobs.values()] == ["export"]
     assert cond(first.status, "Ready")["status"] == "False"
     prefix = f"s3://{bucket}/out/ml/demo/{first.status['contentKey']}"
@@ -91,6 +93,7 @@ def test_flow_export_then_builds_then_ready_and_reuse(bucket: str, s3_endpoint: 
     built = [e.message for e in ready.events if e.reason == "Built"]
     assert built[0] == "target a100: engine verified and published in 12s"
     assert len(built) == 2  # each target seen complete once
+    assert [e.reason for e in ready.events][-1] == "Ready"  # the end is always announced
     assert cond(ready.status, "Ready")["status"] == "True"
     a100 = ready.status["targets"][0]
     assert (a100["engineUri"], a100["gpuName"], a100["buildSeconds"]) == (
