@@ -60,7 +60,8 @@ def served(api_server: LocalCluster, s3_endpoint: S3Endpoint) -> Iterator[Served
         })  # fmt: skip
         kube = KubeCluster(api_server.api)
         events = Events()
-        settings = Settings(pending_check_seconds=3600)
+        # Neither the first look at a pending Job nor the safety resync comes in a test.
+        settings = Settings(pending_check_seconds=3600, resync_seconds=7200)
         service = ExportService(settings, kube, events=events)
         try:
             yield Served(api_server, namespace, service, kube, events)

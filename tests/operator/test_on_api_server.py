@@ -1,9 +1,10 @@
 """What the README promises of the looks no event triggers, on the real API server and MinIO.
 
 - the safety resync (`BODYPOSE_RESYNC_SECONDS`, the chart's `resyncSeconds`, 10 minutes by
-  default): kopf's timer reconciles an unfinished resource on its own, so a change no event
-  announces (a stage's manifest written while its Job's events were missed) is seen; a Ready
-  resource has no timer;
+  default): the operator's own scheduled check reconciles an unfinished resource, so a change
+  no event announces (a stage's manifest written while its Job's events were missed) is seen;
+  a Ready resource has none; and no finalizer holds the resource (a kopf timer would put
+  one on it): it is deleted at once and the operator forgets it;
 - a resource Stalled on S3 (access denied) is looked at again every two minutes, so a policy
   granted later heals it with no change to the resource.
 
@@ -114,6 +115,24 @@ def test_the_resync_sees_what_no_event_announced_and_a_ready_resource_has_none(
                     lambda: _status(custom, namespace, "quiet").get("phase") != "Ready",
                     10, "a pass over a Ready resource",
                 )  # fmt: skip
+            found = custom.get_namespaced_custom_object(
+                "bodypose.dev", "v1alpha1", namespace, "bodyposeexports", "quiet"
+            )
+            assert not found["metadata"].get("finalizers"), found["metadata"]
+            custom.delete_namespaced_custom_object(
+                "bodypose.dev", "v1alpha1", namespace, "bodyposeexports", "quiet"
+            )
+            names = [
+                item["metadata"]["name"]
+                for item in custom.list_namespaced_custom_object(
+                    "bodypose.dev", "v1alpha1", namespace, "bodyposeexports"
+                )["items"]
+            ]
+            assert names == []  # gone at once: nothing waited on the operator
+            wait_for(
+                lambda: "deleted: its Jobs go with it" in operator.log.read_text(),
+                30, "the operator to forget the deleted resource",
+            )  # fmt: skip
         finally:
             operator.stop()
         log = operator.log.read_text()

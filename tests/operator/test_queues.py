@@ -468,8 +468,9 @@ def test_the_workload_watch_is_registered_only_with_queueing_on() -> None:
         "print(sorted(str(h.selector.group) for h in "
         "kopf.get_default_registry()._watching.get_all_handlers()))\n"
     )
-    both = "['batch', 'kueue.x-k8s.io']"
-    cases = [({}, "['batch']"), ({"BODYPOSE_KUEUE": "true"}, both),
+    # bodypose.dev: the resource's own DELETED events (controller/handlers.py).
+    both = "['batch', 'bodypose.dev', 'kueue.x-k8s.io']"
+    cases = [({}, "['batch', 'bodypose.dev']"), ({"BODYPOSE_KUEUE": "true"}, both),
              ({"BODYPOSE_QUEUE_NAME": "gpus"}, both)]  # fmt: skip
     for env, groups in cases:
         done = subprocess.run([sys.executable, "-c", script], env={"PATH": "/usr/bin", **env},

@@ -113,11 +113,11 @@ def test_a_young_job_costs_no_pod_read_and_one_check_is_scheduled(bucket: str) -
     assert later.requeue_after == 600 - 20 + 1
     assert svc.checks._timers[("ml", "demo")].interval == 581.0
 
-    # A Job whose pod runs needs no look at all.
+    # A Job whose pod runs needs no look but the safety resync's (not at rest: Exporting).
     job.status = V1JobStatus(active=1, ready=1)
     running = svc.reconcile(cluster.resource)  # type: ignore[arg-type]
     assert running is not None and running.requeue_after is None and cluster.pod_reads == 1
-    assert svc.checks._timers == {}
+    assert svc.checks._timers[("ml", "demo")].interval == settings.resync_seconds == 600
     svc.checks.cancel_all()
 
 

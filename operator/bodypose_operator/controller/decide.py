@@ -68,6 +68,10 @@ S3_RETRY_SECONDS = 30.0
 REFUSED_RETRY_SECONDS = 120.0
 
 
+#: The phases a resource rests in: Ready is done, Failed waits for a spec change.
+TERMINAL = ("Ready", "Failed")
+
+
 @dataclass(frozen=True)
 class Event:
     """A Kubernetes event about the resource, worth telling its user."""
@@ -496,6 +500,6 @@ def _decision(generation: int, old: dict[str, Any], running: int, steps: list[St
     # "Exporting: ... Job created (...), waiting to start", two events of one fact, and
     # an event is a write to the API server (issue 32: 2.00 events a resource in the
     # burst of benchmarks/operator_scale.py). Ready and Failed are always announced.
-    if old.get("phase") != phase and (phase in ("Ready", "Failed") or not decision.events):
+    if old.get("phase") != phase and (phase in TERMINAL or not decision.events):
         decision.events.append(Event("Normal" if phase != "Failed" else "Warning", phase, message))
     return decision

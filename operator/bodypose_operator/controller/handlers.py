@@ -18,11 +18,17 @@
   its queue is reported in Kueue's words as soon as Kueue says something, with no
   polling; without queueing the Workloads are not watched at all (and the chart
   grants no access to them);
-- a safety resync (`BODYPOSE_RESYNC_SECONDS`, default 10 minutes, a kopf timer
-  that runs only while the resource is not Ready or Failed) covers an event
-  lost while the operator was down; a terminal resource has no timer at all;
-- delete forgets the resource (its Jobs go by owner references; its artifacts
-  stay in S3); `cleanup` cancels the scheduled checks.
+- a safety resync (`BODYPOSE_RESYNC_SECONDS`, default 10 minutes) covers an
+  event lost while the operator was down: the service's own scheduled check,
+  due that long after the last pass of a resource that is not Ready or Failed
+  (`ExportService._next_check`), not a kopf timer: kopf puts its finalizer on
+  every resource a timer matches (`kopf.on.timer` sets `requires_finalizer`),
+  which cost a patch at creation and another at deletion (issue 32: 2.00 patches
+  a resource in the 1000 x 3 burst) and left a resource undeletable while the
+  operator was down, for nothing we clean up;
+- a resource's DELETED event forgets it (its Jobs go by owner references; its
+  artifacts stay in S3): an event handler, since with no finalizer kopf calls no
+  deletion handler; `cleanup` cancels the scheduled checks.
 
 Followed: kopf's documentation on startup/cleanup handlers and `memo`
 ("Configuration", "Handler kwargs"), event and timer handlers with `when`
@@ -47,7 +53,6 @@ from bodypose_operator.settings import Settings
 # Read once at import: kopf's timer interval is fixed when the handler is registered.
 SETTINGS = Settings.from_env()
 MANAGED = {"app.kubernetes.io/managed-by": "bodypose-operator"}
-TERMINAL = ("Ready", "Failed")
 
 
 @kopf.on.startup()
@@ -79,18 +84,6 @@ def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.service.reconcile(dict(body))
 
 
-def _not_terminal(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL
-
-
-@kopf.timer(
-    GROUP, VERSION, PLURAL, interval=SETTINGS.resync_seconds, initial_delay=SETTINGS.resync_seconds,
-    sharp=False, when=_not_terminal,
-)  # fmt: skip
-def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.service.reconcile(dict(body))
-
-
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 def on_job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type is None:
@@ -113,8 +106,9 @@ if SETTINGS.queueing:
     kopf.on.event(group=queues.GROUP, plural=queues.WORKLOADS)(on_workload)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-def on_delete(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_resource_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type != "DELETED":
+        return  # the change handlers above reconcile; this one only hears the end
     meta = body["metadata"]
     memo.service.forget(meta["namespace"], meta["name"])
-    logger.info("deleted: its Jobs go with it (owner references); its artifacts stay in S3")

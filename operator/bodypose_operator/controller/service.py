@@ -45,7 +45,7 @@ from bodypose_operator.controller import metrics
 from bodypose_operator.controller.act import status_patch
 from bodypose_operator.controller.cluster import KubeCluster
 from bodypose_operator.controller.credentials import ResourceStores
-from bodypose_operator.controller.decide import Decision
+from bodypose_operator.controller.decide import TERMINAL, Decision
 from bodypose_operator.controller.job_digest import Digest, job_digest
 from bodypose_operator.controller.reconcile import reconcile as reconcile_once
 from bodypose_operator.settings import Settings
@@ -359,6 +359,11 @@ class ExportService:
             self._reconcile(body)
 
     def forget(self, namespace: str, name: str) -> None:
+        """The resource was deleted: no more looks, metrics or memory of it."""
+        log.info(
+            "%s/%s: deleted: its Jobs go with it (owner references); its artifacts stay in S3",
+            namespace, name,
+        )  # fmt: skip
         self.checks.schedule(namespace, name, None)
         metrics.forget(name, namespace)
         self._seen.pop((namespace, name), None)
@@ -369,15 +374,18 @@ class ExportService:
     def _next_check(self, decision: Decision) -> float | None:
         """When to look again: when the decision says, and, for a Job this pass made that
         is not waiting in a queue, at `pending_check_seconds`: the look the pass of its
-        ADDED event would have scheduled (a Job of age 0), had `_no_news` not skipped it."""
-        made = [
-            m for m in decision.create
-            if m["metadata"]["name"] in decision.jobs_seen and not m["spec"].get("suspend")
-        ]  # fmt: skip
-        if not made:
-            return decision.requeue_after
-        first = max(float(self.settings.pending_check_seconds), 1.0)
-        return first if decision.requeue_after is None else min(first, decision.requeue_after)
+        ADDED event would have scheduled (a Job of age 0), had `_no_news` not skipped it;
+        a resource not at rest at `resync_seconds` at the latest (the safety resync,
+        controller/handlers.py)."""
+        due = [decision.requeue_after]
+        if any(
+            m["metadata"]["name"] in decision.jobs_seen and not m["spec"].get("suspend")
+            for m in decision.create
+        ):
+            due.append(max(float(self.settings.pending_check_seconds), 1.0))
+        if decision.status["phase"] not in TERMINAL:
+            due.append(float(self.settings.resync_seconds))
+        return min((d for d in due if d is not None), default=None)
 
     @staticmethod
     def _deleted_unfinished(job: dict[str, Any], body: dict[str, Any]) -> bool:
