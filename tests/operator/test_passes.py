@@ -117,7 +117,7 @@ def test_one_pass_and_one_status_patch_from_apply_to_the_job_started(
     served, events, passes = watched
     served.apply({**body(bucket), "metadata": {"name": "life"}})
     mark = audit.lines(served.api)
-    first = served.reconcile("life")  # kopf's create handler
+    first = served.reconcile("life")  # the resource's ADDED event
     _started(served, "life")
     events.settle()
     # Its ADDED event and the Job controller's writes came, and cost no pass (3.65-3.95

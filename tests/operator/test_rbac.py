@@ -95,6 +95,9 @@ CLUSTER_NEVER = (
     ("list", "namespaces", ""),
 )
 
+#: The finalizer kopf put on resources while the resync was a kopf timer (kopf's default).
+KOPF_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+
 
 @dataclass(frozen=True)
 class Release:
@@ -348,6 +351,14 @@ def test_the_chart_grants_exactly_what_the_running_operator_calls(
         core.create_namespaced_secret(ml, {
             "metadata": {"name": CREDENTIALS}, "stringData": s3_endpoint.environment(),
         })  # fmt: skip
+        # A resource an earlier operator marked with kopf's finalizer (its resync was a kopf
+        # timer): this one's kopf takes the finalizer off (the grant to patch resources is
+        # for that), or the resource could never be deleted.
+        marked = body(bucket)
+        marked["metadata"] = {"name": "marked", "finalizers": [KOPF_FINALIZER]}
+        custom.create_namespaced_custom_object(
+            "bodypose.dev", "v1alpha1", ml, "bodyposeexports", marked
+        )
         with installed(api_server, helm, ops, *values, name=name) as release:
             grants = granted([d for d in yaml.safe_load_all(rendered.stdout) if d], release)
             mark = lines(api_server)
@@ -379,7 +390,8 @@ def test_the_chart_grants_exactly_what_the_running_operator_calls(
                 )  # fmt: skip
                 # The export Job as the API server has it: the S3 keys by name, no envFrom.
                 batch: Any = client.BatchV1Api(api_server.api)
-                (job,) = batch.list_namespaced_job(ml).items
+                (job,) = [j for j in batch.list_namespaced_job(ml).items
+                          if j.metadata.name.startswith("granted-")]  # fmt: skip
                 (container,) = job.spec.template.spec.containers
                 assert container.env_from is None
                 by_name = {e.name: e.value_from.secret_key_ref for e in container.env
@@ -398,6 +410,15 @@ def test_the_chart_grants_exactly_what_the_running_operator_calls(
                     _content_type="application/merge-patch+json",
                 )  # fmt: skip
 
+                wait_for(
+                    lambda: not custom.get_namespaced_custom_object(
+                        "bodypose.dev", "v1alpha1", ml, "bodyposeexports", "marked"
+                    )["metadata"].get("finalizers"),
+                    60, "kopf to take its old finalizer off",
+                )  # fmt: skip
+                custom.delete_namespaced_custom_object(
+                    "bodypose.dev", "v1alpha1", ml, "bodyposeexports", "marked"
+                )
                 with contextlib.suppress(TimeoutError):
                     wait_for(lambda: used_but_watches(api_server, release.user, mark, grants),
                              60, "every grant used")  # fmt: skip

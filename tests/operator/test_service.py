@@ -228,3 +228,72 @@ def test_an_api_server_that_does_not_answer_is_a_warning_and_a_later_look(
         lines == ["ml/demo: the API server did not answer (MaxRetryError); looking again in 5s"] * 2
     )
     assert not any(r.exc_info for r in caplog.records)  # no trace for an outage
+
+
+def test_a_resources_own_events_reconcile_what_no_pass_has_seen_and_nothing_else(
+    bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The resource's watch events (controller/handlers.py): its first sight and each spec
+    no pass saw are reconciled; our own status patches' events and a listing of what this
+    process already reconciled are not; a pass that raises is tried again; a deleted one is
+    forgotten, and one created again under the same name reconciled afresh."""
+    cluster = ServedCluster(body(bucket))
+    svc, _ = service(cluster, Settings(pending_check_seconds=3600, resync_seconds=7200))
+    passes: list[int] = []
+    original = svc._reconcile
+
+    def counted(resource: dict[str, Any]) -> Any:
+        passes.append(resource["metadata"]["generation"])
+        return original(resource)
+
+    svc._reconcile = counted  # type: ignore[method-assign]
+    resource = cluster.resource
+    assert resource is not None
+    svc.on_resource_event("ADDED", resource)
+    assert passes == [3] and resource["status"]["observedGeneration"] == 3
+    # The MODIFIED event of that status patch, a label added, the listing of a restart
+    # of the watch: nothing this process has not reconciled.
+    svc.on_resource_event("MODIFIED", resource)
+    resource["metadata"]["labels"] = {"team": "vision"}
+    svc.on_resource_event("MODIFIED", resource)
+    svc.on_resource_event(None, resource)
+    assert passes == [3]
+
+    # An edit of the spec moves the generation: reconciled once, then quiet again.
+    resource["spec"]["targets"] = [{"name": "cpu", "backend": "onnxruntime"}]
+    resource["metadata"]["generation"] = 4
+    svc.on_resource_event("MODIFIED", resource)
+    svc.on_resource_event("MODIFIED", resource)
+    assert passes == [3, 4] and resource["status"]["observedGeneration"] == 4
+    # A status someone wiped is written again.
+    del resource["status"]
+    svc.on_resource_event("MODIFIED", resource)
+    assert passes == [3, 4, 4] and resource["status"]["phase"] == "Exporting"
+
+    # A resource going (another's finalizer holds it) is left to its DELETED event.
+    resource["metadata"]["generation"] = 5
+    resource["metadata"]["deletionTimestamp"] = "2026-12-06T19:00:00Z"
+    svc.on_resource_event("MODIFIED", resource)
+    assert passes == [3, 4, 4]
+    del resource["metadata"]["deletionTimestamp"]
+
+    # A pass that raises (not the API server being away) is tried again after a pause.
+    def broken(namespace: str, name: str) -> list[Any]:
+        raise RuntimeError("a bug")
+
+    cluster.jobs_of = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="bodypose_operator"):
+        svc.on_resource_event("MODIFIED", resource)
+    assert "ml/demo: the pass failed; looking again in 5s" in caplog.text
+    assert svc.checks._timers[("ml", "demo")].interval == 5.0
+
+    # Deleted: forgotten; the same name created again (a new uid) is reconciled on sight.
+    svc.on_resource_event("DELETED", resource)
+    assert ("ml", "demo") not in svc.checks._timers
+    del cluster.jobs_of
+    again = body(bucket)
+    again["metadata"]["uid"] = "5678-uid"
+    cluster.resource = again
+    svc.on_resource_event(None, again)
+    assert passes[-1] == 3 and again["status"]["observedGeneration"] == 3
+    svc.checks.cancel_all()

@@ -4,7 +4,12 @@
   sets kopf's own behaviour: progress in annotations (our status is
   structural), only warnings posted as events (kopf's chatter stays out of
   them); peering (standby replicas) is set up by main.py from the settings;
-- a resource's create, spec update and resume reconcile it;
+- a resource's watch events go to the service (`on_resource_event`), which
+  reconciles one it has not reconciled since it started and one whose spec its
+  last pass did not see (`metadata.generation` against
+  `status.observedGeneration`), and forgets a deleted one: kopf's create, update
+  and resume handlers found the same with a diff base and progress annotations,
+  a patch of every resource (issue 32);
 - every event of a Job carrying the operator's `managed-by` label reconciles
   the Job's owner: children watched, not polled (kopf's docs, "Events" and
   "Filtering": `@kopf.on.event` with a label filter; the owner found through
@@ -26,9 +31,8 @@
   which cost a patch at creation and another at deletion (issue 32: 2.00 patches
   a resource in the 1000 x 3 burst) and left a resource undeletable while the
   operator was down, for nothing we clean up;
-- a resource's DELETED event forgets it (its Jobs go by owner references; its
-  artifacts stay in S3): an event handler, since with no finalizer kopf calls no
-  deletion handler; `cleanup` cancels the scheduled checks.
+- a deleted resource is forgotten (its Jobs go by owner references; its
+  artifacts stay in S3); `cleanup` cancels the scheduled checks.
 
 Followed: kopf's documentation on startup/cleanup handlers and `memo`
 ("Configuration", "Handler kwargs"), event and timer handlers with `when`
@@ -50,15 +54,13 @@ from bodypose_operator.controller.cluster import KubeCluster, api_client
 from bodypose_operator.controller.service import ExportService
 from bodypose_operator.settings import Settings
 
-# Read once at import: kopf's timer interval is fixed when the handler is registered.
+# Read once at import: whether the Workloads are watched is fixed at registration.
 SETTINGS = Settings.from_env()
 MANAGED = {"app.kubernetes.io/managed-by": "bodypose-operator"}
 
 
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     if SETTINGS.peering_name:
@@ -77,18 +79,16 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
         service.checks.cancel_all()
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.service.reconcile(dict(body))
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_resource(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.service.on_resource_event(type, dict(body))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 def on_job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type is None:
-        # The initial listing: the resume handlers already reconcile every owner; noted
-        # only for the Jobs' Workloads' events.
+        # The listing: the resources' own listing reconciles every owner; noted only
+        # for the Jobs' Workloads' events.
         memo.service.remember_job(dict(body))
         return
     memo.service.on_job_event(type, dict(body))
@@ -96,7 +96,7 @@ def on_job(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
 
 def on_workload(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if type is None:
-        return  # the initial listing: the resume handlers already reconcile every owner
+        return  # the listing: the resources' own listing reconciles every owner
     memo.service.on_workload_event(type, dict(body))
 
 
@@ -104,11 +104,3 @@ if SETTINGS.queueing:
     # No version: kopf watches the one the cluster prefers (v1beta2 from Kueue 0.15 on,
     # v1beta1 before), read-only (an event handler writes nothing to the object).
     kopf.on.event(group=queues.GROUP, plural=queues.WORKLOADS)(on_workload)
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-def on_resource_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type != "DELETED":
-        return  # the change handlers above reconcile; this one only hears the end
-    meta = body["metadata"]
-    memo.service.forget(meta["namespace"], meta["name"])

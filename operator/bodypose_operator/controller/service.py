@@ -3,8 +3,9 @@
 Made once at start-up and kept in kopf's memo (controller/handlers.py), with
 the clients it shares: one Kubernetes API client, and one S3 client per set of
 credentials the resources name (controller/credentials.py). Three things
-start a reconcile of a resource: a change of its own (kopf's create, update and
-resume handlers), an event of one of its Jobs (mapped to the owner through the
+start a reconcile of a resource: a change of its own (`on_resource_event`: its
+first sight by this process, or a spec this process has not reconciled yet),
+an event of one of its Jobs (mapped to the owner through the
 Job's owner reference), a change of a Kueue Workload of one of its Jobs (with
 queueing on: mapped to the Job through the Workload's owner reference, then to
 the Job's owner), and a check this service scheduled itself because a wait is on
@@ -203,6 +204,8 @@ class ExportService:
         # (namespace, resource) -> (its uid, Job name -> digest): what the last complete
         # pass over the resource saw of each of its Jobs (controller/job_digest.py).
         self._seen: dict[tuple[str, str], tuple[str, dict[str, Digest]]] = {}
+        # (namespace, resource) -> the uid this process reconciled on sight of it.
+        self._known: dict[tuple[str, str], str] = {}
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._guard:
@@ -226,6 +229,39 @@ class ExportService:
                 namespace, name, type(exc).__name__, API_RETRY_SECONDS,
             )  # fmt: skip
             self.checks.schedule(namespace, name, API_RETRY_SECONDS)
+
+    def on_resource_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """A watch event of the resource itself (`event_type` None: kopf's listing, at
+        start and again should its watch have to start over).
+
+        Reconciled: a resource this process has not reconciled yet (started, re-created)
+        and a spec its last pass did not see (`metadata.generation` moves with the spec
+        alone, and each pass writes the generation it saw into `status.observedGeneration`;
+        the Kubernetes API conventions' way, which also catches a status someone wiped).
+        Not: the MODIFIED events of our own status patches, labels and annotations, and a
+        listing of what this process already reconciled: kopf's change handlers found the
+        same with a diff base and progress kept in annotations, a patch of every resource
+        and deep copies of every body (issue 32: the burst's largest cost).
+        A pass that raises is tried again after a pause, as kopf retried its handlers.
+        """
+        meta = body["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], str(meta.get("uid"))
+        if event_type == "DELETED":
+            self.forget(namespace, name)
+            return
+        if meta.get("deletionTimestamp"):
+            return  # going (another's finalizer holds it): its DELETED event follows
+        seen = (body.get("status") or {}).get("observedGeneration")
+        if self._known.get((namespace, name)) == uid and seen == meta.get("generation"):
+            return
+        try:
+            self.reconcile(body)
+        except Exception:
+            log.exception("%s/%s: the pass failed; looking again in %.0fs",
+                          namespace, name, API_RETRY_SECONDS)  # fmt: skip
+            self.checks.schedule(namespace, name, API_RETRY_SECONDS)
+            return
+        self._known[(namespace, name)] = uid
 
     def reconcile(self, body: dict[str, Any]) -> Decision | None:
         """Reconcile the resource as `body` shows it (a handler's view of it)."""
@@ -367,6 +403,7 @@ class ExportService:
         self.checks.schedule(namespace, name, None)
         metrics.forget(name, namespace)
         self._seen.pop((namespace, name), None)
+        self._known.pop((namespace, name), None)
         with self._guard:
             self._locks.pop(f"{namespace}/{name}", None)
 
