@@ -468,7 +468,7 @@ def test_the_workload_watch_is_registered_only_with_queueing_on() -> None:
         "print(sorted(str(h.selector.group) for h in "
         "kopf.get_default_registry()._watching.get_all_handlers()))\n"
     )
-    # bodypose.dev: the resource's own DELETED events (controller/handlers.py).
+    # bodypose.dev: the resources' own watch events (controller/handlers.py).
     both = "['batch', 'bodypose.dev', 'kueue.x-k8s.io']"
     cases = [({}, "['batch', 'bodypose.dev']"), ({"BODYPOSE_KUEUE": "true"}, both),
              ({"BODYPOSE_QUEUE_NAME": "gpus"}, both)]  # fmt: skip

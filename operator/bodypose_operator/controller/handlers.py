@@ -1,9 +1,9 @@
 """kopf handlers: thin. Each hands its trigger to the service kept in kopf's memo.
 
 - `startup` makes the shared clients and the service (`memo.service`), and
-  sets kopf's own behaviour: progress in annotations (our status is
-  structural), only warnings posted as events (kopf's chatter stays out of
-  them); peering (standby replicas) is set up by main.py from the settings;
+  sets kopf's own behaviour: only warnings posted as events (kopf's chatter
+  stays out of them); peering (standby replicas) is set up by main.py from the
+  settings; kopf keeps no progress or diff base (no change handlers);
 - a resource's watch events go to the service (`on_resource_event`), which
   reconciles one it has not reconciled since it started and one whose spec its
   last pass did not see (`metadata.generation` against
@@ -35,8 +35,8 @@
   artifacts stay in S3); `cleanup` cancels the scheduled checks.
 
 Followed: kopf's documentation on startup/cleanup handlers and `memo`
-("Configuration", "Handler kwargs"), event and timer handlers with `when`
-filters, and peering ("Peering": `settings.peering.*`); lsst-sqre/gafaelfawr's
+("Configuration", "Handler kwargs"), event handlers with label filters
+("Events", "Filtering"), and peering ("Peering": `settings.peering.*`); lsst-sqre/gafaelfawr's
 kopf operator for the shape (thin handlers, a service built at start-up).
 """
 
