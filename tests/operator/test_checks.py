@@ -6,6 +6,10 @@ A burst of N resources schedules N looks at once (each Job's first look at
 workers, each resource looked at once (the latest schedule wins), and a resource
 broken while it waits (its image cannot be pulled) is reported at its look and
 then follows an edit of its spec: the status describes the spec as it is now.
+
+A look that falls due while passes started by events run waits for them (a
+burst's Jobs first), at most `max_hold` past its time, and then still reports
+what it found.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from kubernetes.client import V1ContainerState, V1ContainerStateWaiting
+from kubernetes.client import ApiClient, V1ContainerState, V1ContainerStateWaiting
 
 from bodypose_operator.builders.naming import LABEL_CONTENT_KEY, LABEL_RESOURCE
-from bodypose_operator.controller.service import Checks, ExportService
+from bodypose_operator.controller.service import QUIET_SECONDS, Checks, ExportService
 from bodypose_operator.settings import Settings
 from tests.support.operator_fakes import GPU_IMAGE, RecordedCluster, body, cond, pod_running
 
@@ -71,6 +75,35 @@ def test_a_cancelled_or_replaced_check_never_fires() -> None:
     time.sleep(0.1)
     assert fired == ["after"]
     checks.cancel_all()
+
+
+def test_a_due_check_waits_while_held_and_never_past_its_limit() -> None:
+    fired: dict[str, float] = {}
+    busy = threading.Event()
+    busy.set()
+
+    def fire(namespace: str, name: str) -> None:
+        fired[name] = time.monotonic()
+
+    held = Checks(fire, hold=lambda: 0.05 if busy.is_set() else 0.0, max_hold=60)
+    scheduled = time.monotonic()
+    held.schedule("ml", "held", 0.05)
+    time.sleep(0.6)
+    assert fired == {}  # due for half a second, held all along
+    released = time.monotonic()
+    busy.clear()
+    _wait(lambda: "held" in fired, 10, "the held check to fire once the hold ended")
+    assert fired["held"] >= released
+    held.cancel_all()
+
+    # A hold that never ends delays a check by `max_hold`, and no more.
+    capped = Checks(fire, hold=lambda: 10.0, max_hold=0.4)
+    scheduled = time.monotonic()
+    capped.schedule("ml", "capped", 0.05)
+    _wait(lambda: "capped" in fired, 10, "a check held past its limit to fire")
+    assert fired["capped"] - scheduled >= 0.05 + 0.4
+    assert capped._timers == {}
+    capped.cancel_all()
 
 
 class ManyCluster(RecordedCluster):
@@ -156,4 +189,78 @@ def test_resources_broken_together_are_each_reported_at_their_check_then_follow_
             assert len(jobs) == 1
             assert jobs[0].metadata.labels[LABEL_CONTENT_KEY] == status["contentKey"]
     finally:
+        svc.checks.cancel_all()
+
+
+class BlockingCluster(ManyCluster):
+    """A pass over the resource `slow` waits in its Jobs' list until `go` is set."""
+
+    def __init__(self, resources: dict[str, dict[str, Any]]) -> None:
+        super().__init__(resources)
+        self.go, self.inside = threading.Event(), threading.Event()
+
+    def jobs_of(self, namespace: str, resource: str) -> list[Any]:
+        if resource == "slow" and self.jobs:  # its first pass made its Job; not the others
+            self.inside.set()
+            assert self.go.wait(30)
+        return super().jobs_of(namespace, resource)
+
+
+def test_a_look_due_during_an_event_pass_waits_for_it_then_reports_and_follows_an_edit(
+    bucket: str,
+) -> None:
+    cluster = BlockingCluster({n: _named(bucket, n) for n in ("slow", "stuck")})
+    svc = ExportService(Settings(pending_check_seconds=0.2), cluster, events=lambda *a: None)  # type: ignore[arg-type]
+    try:
+        # Its Job, and its first look in 1 s (the service's floor for that look).
+        svc.reconcile(copy.deepcopy(cluster.resources["stuck"]))
+        (job,) = cluster.jobs_of("ml", "stuck")
+        kubelet = f'Back-off pulling image "{GPU_IMAGE}"'
+        waiting = V1ContainerState(
+            waiting=V1ContainerStateWaiting(reason="ImagePullBackOff", message=kubelet)
+        )
+        cluster.pods[job.metadata.name] = [pod_running(GPU_IMAGE, waiting)]
+
+        def reason() -> str:
+            return str(cond(cluster.resources["stuck"]["status"], "Ready").get("reason"))
+
+        # Another resource's event pass starts before the look is due, and runs on.
+        slow = threading.Thread(
+            target=svc.reconcile, args=(copy.deepcopy(cluster.resources["slow"]),)
+        )
+        cluster.jobs["placeholder"] = job  # the slow pass blocks (see BlockingCluster)
+        slow.start()
+        assert cluster.inside.wait(10)
+        del cluster.jobs["placeholder"]
+        time.sleep(2.0)  # the look fell due a second ago
+        assert svc.hold_checks() == QUIET_SECONDS
+        assert reason() != "ImagePullBackOff"  # held: the event pass goes first
+        cluster.go.set()
+        slow.join(10)
+        _wait(lambda: reason() == "ImagePullBackOff", 10, "the held look to report the pull")
+        _wait(lambda: svc.hold_checks() == 0.0, 10, "the quiet after the last event pass")
+
+        # A Job event that is no news starts no pass, so holds no look.
+        as_seen = dict(ApiClient().sanitize_for_serialization(job))
+        as_seen["metadata"]["namespace"] = "ml"
+        as_seen["metadata"]["ownerReferences"] = [{
+            "apiVersion": "bodypose.dev/v1alpha1", "kind": "BodyPoseExport",
+            "name": "stuck", "uid": "uid-stuck", "controller": True,
+        }]  # fmt: skip
+        svc.on_job_event("MODIFIED", as_seen)
+        assert svc.hold_checks() == 0.0
+
+        # The spec edited: the status follows it, the Job that could not pull is gone.
+        edited = copy.deepcopy(cluster.resources["stuck"])
+        edited["spec"]["input"] = {"height": 288, "width": 384}
+        edited["metadata"]["generation"] += 1
+        cluster.resources["stuck"] = edited
+        svc.reconcile(copy.deepcopy(edited))
+        status = cluster.resources["stuck"]["status"]
+        assert status["observedGeneration"] == edited["metadata"]["generation"]
+        assert reason() != "ImagePullBackOff"
+        (new,) = cluster.jobs_of("ml", "stuck")
+        assert new.metadata.labels[LABEL_CONTENT_KEY] == status["contentKey"]
+    finally:
+        cluster.go.set()
         svc.checks.cancel_all()

@@ -62,6 +62,12 @@ MAX_REMEMBERED_JOBS = 20_000
 # few enough that with kopf's handler threads they fit the API client's connection pool
 # (controller/cluster.py's CONNECTIONS).
 CHECK_WORKERS = 4
+# A check due while the passes of events keep the operator busy waits for a pause of
+# this long with none of them running (`ExportService.hold_checks`) ...
+QUIET_SECONDS = 0.25
+# ... but never longer than this after it fell due: a stream of events that never
+# pauses delays a look, it does not lose it.
+MAX_HOLD_SECONDS = 120.0
 # The label every Job the operator makes carries (builders/jobs.py).
 MANAGED_BY = ("app.kubernetes.io/managed-by", "bodypose-operator")
 
@@ -92,6 +98,10 @@ class Due:
     context: contextvars.Context
 
 
+def never_hold() -> float:
+    return 0.0
+
+
 @dataclass
 class Checks:
     """At most one scheduled check per resource: a new one replaces the old.
@@ -105,11 +115,23 @@ class Checks:
 
     A check runs in a copy of the context it was scheduled from (a kopf handler's, or
     an earlier check's): kopf's event posting finds its queue through context
-    variables that only kopf's own tasks carry."""
+    variables that only kopf's own tasks carry.
+
+    A due check waits while `hold()` says to (the seconds to wait yet), at most
+    `max_hold` seconds past its time: the passes that events start go first. A check
+    is a look on time (a Job that has not started, S3 or the API server away, the
+    safety resync), news to no one at that second; a burst's event passes make its
+    Jobs. Without the hold, the 15 s first looks at the burst's first pending Jobs
+    fell inside a long burst and competed with it (issue 32: 1.6 passes a resource at
+    1000 x 3 against 1.0 at 500, `benchmarks/operator_scale.py`). controller-runtime's
+    priority queue serves its low-priority items after the others in the same way
+    (https://github.com/kubernetes-sigs/controller-runtime/blob/main/designs/priorityqueue.md)."""
 
     fire: Any  # Callable[[str, str], None]
     workers: int = CHECK_WORKERS
     clock: Callable[[], float] = time.monotonic
+    hold: Callable[[], float] = never_hold
+    max_hold: float = MAX_HOLD_SECONDS
     _timers: dict[tuple[str, str], Due] = field(default_factory=dict)
     _heap: list[tuple[float, int, tuple[str, str], Due]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
@@ -139,15 +161,25 @@ class Checks:
             self._wake.notify()
 
     def _run(self) -> None:
-        """Until no check is left: wait for the earliest, hand the due ones to the pool."""
+        """Until no check is left: wait for the earliest, hand the due ones to the pool
+        (or put them back a little later while `hold` says so)."""
         with self._wake:
             while self._timers:
-                wait = self._heap[0][0] - self.clock() if self._heap else None
+                now = self.clock()
+                wait = self._heap[0][0] - now if self._heap else None
                 if wait is not None and wait <= 0:
                     _, _, key, due = heapq.heappop(self._heap)
-                    if self._timers.get(key) is due:
-                        del self._timers[key]
-                        self._submit(key, due)
+                    if self._timers.get(key) is not due:
+                        continue
+                    held = min(self.hold(), due.at + self.max_hold - now)
+                    if held > 0:
+                        # at least 50 ms: a held burst of checks is looked at again
+                        # in a few batches, not spun over.
+                        again = now + max(held, 0.05)
+                        heapq.heappush(self._heap, (again, next(self._seq), key, due))
+                        continue
+                    del self._timers[key]
+                    self._submit(key, due)
                     continue
                 self._wake.wait(wait)
             self._heap.clear()
@@ -190,7 +222,11 @@ class ExportService:
         self.cluster = cluster
         self.stores = stores if stores is not None else ResourceStores(cluster, settings)
         self.events = events
-        self.checks = Checks(self.check)
+        self.checks = Checks(self.check, hold=self.hold_checks)
+        # The passes events started that are running, and when the last one ended
+        # (monotonic): what `hold_checks` answers from.
+        self._event_passes = 0
+        self._event_pass_ended = -float("inf")
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._foreign: set[str] = set()  # Jobs with our labels we did not make: logged once
@@ -212,6 +248,27 @@ class ExportService:
             return self._locks.setdefault(f"{namespace}/{name}", threading.Lock())
 
     # ---- triggers ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _event_pass(self) -> Iterator[None]:
+        """Marks a pass an event started, for `hold_checks`."""
+        with self._guard:
+            self._event_passes += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._event_passes -= 1
+                self._event_pass_ended = time.monotonic()
+
+    def hold_checks(self) -> float:
+        """How long a due check should wait yet (`Checks`): while a pass an event started
+        runs, and until `QUIET_SECONDS` after the last one ended. A Job event that is no
+        news (`_no_news`) starts no pass and holds nothing: a cluster whose Jobs report
+        steadily does not delay the looks."""
+        if self._event_passes:
+            return QUIET_SECONDS
+        return max(self._event_pass_ended + QUIET_SECONDS - time.monotonic(), 0.0)
+
     @contextlib.contextmanager
     def _pass(self, namespace: str, name: str) -> Iterator[None]:
         """One pass over a resource: under its lock, and with the API server not answering
@@ -266,7 +323,7 @@ class ExportService:
     def reconcile(self, body: dict[str, Any]) -> Decision | None:
         """Reconcile the resource as `body` shows it (a handler's view of it)."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        with self._pass(namespace, name):
+        with self._event_pass(), self._pass(namespace, name):
             return self._reconcile(body)
         return None
 
@@ -318,20 +375,28 @@ class ExportService:
         with self._pass(namespace, owner["name"]):
             if event_type != "DELETED" and self._no_news(namespace, owner, job):
                 return
-            body = self.cluster.get_resource(namespace, owner["name"])
-            if body is None or body["metadata"].get("uid") != owner.get("uid"):
-                return  # the owner is gone (its Jobs go with it) or was replaced
-            if body["metadata"].get("deletionTimestamp"):
-                return
-            ours = (namespace, str(meta.get("name")))
-            if event_type == "DELETED" and ours in self._deleting:
-                self._deleting.discard(ours)
-            elif event_type == "DELETED" and self._deleted_unfinished(job, body):
-                self.events(
-                    body, "Warning", "JobDeleted",
-                    f"Job {meta.get('name')} was deleted before it finished; creating it again",
-                )  # fmt: skip
-            self._reconcile(body)
+            with self._event_pass():
+                self._on_job_pass(event_type, namespace, owner, job)
+
+    def _on_job_pass(
+        self, event_type: str, namespace: str, owner: dict[str, Any], job: dict[str, Any]
+    ) -> None:
+        """The pass a Job's event with news starts (under its owner's lock)."""
+        meta = job.get("metadata") or {}
+        body = self.cluster.get_resource(namespace, owner["name"])
+        if body is None or body["metadata"].get("uid") != owner.get("uid"):
+            return  # the owner is gone (its Jobs go with it) or was replaced
+        if body["metadata"].get("deletionTimestamp"):
+            return
+        ours = (namespace, str(meta.get("name")))
+        if event_type == "DELETED" and ours in self._deleting:
+            self._deleting.discard(ours)
+        elif event_type == "DELETED" and self._deleted_unfinished(job, body):
+            self.events(
+                body, "Warning", "JobDeleted",
+                f"Job {meta.get('name')} was deleted before it finished; creating it again",
+            )  # fmt: skip
+        self._reconcile(body)
 
     def _no_news(self, namespace: str, owner: dict[str, Any], job: dict[str, Any]) -> bool:
         """The Job shows what the last complete pass over its owner saw of it (or made):
@@ -386,7 +451,7 @@ class ExportService:
         if known is None:
             return
         _, name, owner_uid = known
-        with self._pass(namespace, name):
+        with self._event_pass(), self._pass(namespace, name):
             body = self.cluster.get_resource(namespace, name)
             if body is None or body["metadata"].get("uid") != owner_uid:
                 return
