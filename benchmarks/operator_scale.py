@@ -128,6 +128,9 @@ class Figures:
     #: The whole machine's CPU seconds during the burst (every process: the control
     #: plane, kubectl, the operator), to say which of them the burst waits on.
     machine_cpu: float = 0.0
+    #: The operator's requests in the idle window, by kind, watches included (a watch
+    #: counts when it ends: kopf's end at their 300 s server timeout and start again).
+    idle_calls: Counter[str] = field(default_factory=Counter)
 
     def calls_line(self, life: bool = False) -> str:
         """The API requests per resource (the burst's, or the `life` of each resource): in
@@ -154,6 +157,8 @@ class Figures:
             f"cores busy {100 * self.machine_cpu / (self.all_jobs * CORES):.0f}%) "
             f"idle-cpu={self.idle_cpu:.3f} idle-requests={self.idle_requests:.2f}/s"
         )
+        if self.idle_calls:
+            text += " (" + " ".join(f"{k}={c}" for k, c in sorted(self.idle_calls.items())) + ")"
         if self.kueue_writes is not None:
             text += f" kueue-writes={self.kueue_writes}"
         return text
@@ -246,15 +251,19 @@ def _requests(
     return count
 
 
-def _calls(audit_log: Path, user: str, start: float, end: float) -> Counter[str]:
+def _calls(
+    audit_log: Path, user: str, start: float, end: float, watches: bool = False
+) -> Counter[str]:
     """Requests by `user` that completed between the two wall-clock times, by verb and
-    resource (`patch bodyposeexports/status`); watches left out (they end when they
-    time out, not when the burst does)."""
+    resource (`patch bodyposeexports/status`); watches left out unless `watches` (they
+    end when they time out, not when the burst does)."""
     counts: Counter[str] = Counter()
     with audit_log.open() as log:
         for line in log:
             event = json.loads(line)
-            if event.get("user", {}).get("username") != user or event.get("verb") == "watch":
+            if event.get("user", {}).get("username") != user:
+                continue
+            if event.get("verb") == "watch" and not watches:
                 continue
             stamp = event.get("stageTimestamp", "").replace("Z", "+00:00")
             if not start <= dt.datetime.fromisoformat(stamp).timestamp() < end:
@@ -406,7 +415,8 @@ def run_once(
                        _calls(cluster.audit_log, user, wall0, wall_burst),
                        _passes(operator.metrics_port) - passes0,
                        _calls(cluster.audit_log, user, wall0, wall2),
-                       machine_cpu)  # fmt: skip
+                       machine_cpu,
+                       _calls(cluster.audit_log, user, wall1, wall2, watches=True))  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()

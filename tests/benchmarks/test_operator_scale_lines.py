@@ -67,3 +67,22 @@ def test_the_burst_line_gives_the_machines_cpu_and_the_operators_share() -> None
     line = figures.line()
     busy = 100 * 10.0 / (10.0 * bench.CORES)  # 10 cpu-s in 10 s of wall clock
     assert f"machine-cpu=10.0s (operator 25%, cores busy {busy:.0f}%)" in line
+
+
+def test_the_idle_windows_requests_are_named_watches_included(tmp_path: Path) -> None:
+    bench = _module()
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join([
+        _event("watch", "jobs", 40.0),  # kopf's watch ended at its server timeout
+        _event("watch", "bodyposeexports", 41.0),
+        _event("list", "jobs", 42.0),
+        _event("watch", "jobs", 90.0),  # after the window
+    ]) + "\n")  # fmt: skip
+    idle = bench._calls(log, USER, 30.0, 60.0, watches=True)
+    assert idle == {"watch jobs": 1, "watch bodyposeexports": 1, "list jobs": 1}
+    figures = bench.Figures(10, 1.0, 100.0, 0.5, 0.0, 0.05, 10, idle_calls=idle)
+    assert figures.line().endswith(
+        "idle-requests=0.05/s (list jobs=1 watch bodyposeexports=1 watch jobs=1)"
+    )
+    assert "idle-requests=0.00/s" in bench.Figures(10, 1.0, 100.0, 0.5, 0.0, 0.0, 10).line()
+    assert bench.Figures(10, 1.0, 100.0, 0.5, 0.0, 0.0, 10).line().endswith("/s")
