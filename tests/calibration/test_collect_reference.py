@@ -10,6 +10,7 @@ or kept from a previous batch, would change the counts and so the cache.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -83,12 +84,15 @@ def test_cal_bin_is_byte_identical_to_the_reference(
 def test_a_batch_of_another_size_gets_its_own_buffers(small_model: Path) -> None:
     model = onnx.load(str(small_model))
     tensors = select_tensors(model)
-    collector = RangeCollector(model, tensors)
     rng = np.random.default_rng(5)
     sizes = (3, 3, 1, 3)  # the third batch is smaller: new buffers, then new again
     batches = [rng.uniform(-0.5, 0.5, (n, HEIGHT, WIDTH, 3)).astype(np.float32) for n in sizes]
-    for batch in batches:
-        collector.update(batch)
+    with RangeCollector(model, tensors) as collector:
+        for batch in batches:
+            collector.update(batch)
+        assert any(t.name.startswith("cal-count") for t in threading.enumerate())
+    # Closed: its counting threads are gone, its histograms are still there to read.
+    assert not any(t.name.startswith("cal-count") for t in threading.enumerate())
 
     reference = _reference_histograms(small_model, tensors, batches)
     for name in tensors.measured:

@@ -168,6 +168,16 @@ class RangeCollector:
         self.images = 0
         self.batches = 0
 
+    def close(self) -> None:
+        """Ends the counting threads (the histograms stay readable)."""
+        self._counting.shutdown(wait=True)
+
+    def __enter__(self) -> RangeCollector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def update(self, batch: npt.NDArray[np.float32]) -> None:
         step = self.images_per_run
         runs = [batch[i : i + step] for i in range(0, int(batch.shape[0]), step)]

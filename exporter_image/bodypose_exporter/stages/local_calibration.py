@@ -457,7 +457,7 @@ def _collect(
     with ExitStack() as stack:
         batches = _calibration_batches(images, options, stack)
         with _timed(seconds, "session"):
-            collector = RangeCollector(_load_model(onnx_path), tensors)
+            collector = stack.enter_context(RangeCollector(_load_model(onnx_path), tensors))
         try:
             collected = collect(collector, batches, need, options.progress)
         except ImagesExhaustedError as exc:
