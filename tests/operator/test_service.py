@@ -286,10 +286,26 @@ def test_a_resources_own_events_reconcile_what_no_pass_has_seen_and_nothing_else
         svc.on_resource_event("MODIFIED", resource)
     assert "ml/demo: the pass failed; looking again in 5s" in caplog.text
     assert svc.checks._timers[("ml", "demo")].interval == 5.0
+    # Its looks fail too: each is traced and followed by another, twice as late, up to
+    # five minutes (a look may be the only trigger left: it must not be the last).
+    cluster.resource = resource
+    intervals = []
+    for _ in range(8):
+        svc.check("ml", "demo")
+        intervals.append(svc.checks._timers[("ml", "demo")].interval)
+    assert intervals == [10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0, 300.0]
+    # Mended: the next look succeeds and ends the row; a later failure starts at 5 s.
+    del cluster.jobs_of
+    svc.check("ml", "demo")
+    assert svc._failures == {} and resource["status"]["observedGeneration"] == 5
+    assert svc.checks._timers[("ml", "demo")].interval > 3000  # its pending Job's look: no retry
+    cluster.jobs_of = broken  # type: ignore[method-assign]
+    svc.check("ml", "demo")
+    assert svc.checks._timers[("ml", "demo")].interval == 5.0
 
     # Deleted: forgotten; the same name created again (a new uid) is reconciled on sight.
     svc.on_resource_event("DELETED", resource)
-    assert ("ml", "demo") not in svc.checks._timers
+    assert ("ml", "demo") not in svc.checks._timers and svc._failures == {}
     del cluster.jobs_of
     again = body(bucket)
     again["metadata"]["uid"] = "5678-uid"

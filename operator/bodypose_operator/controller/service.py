@@ -55,6 +55,11 @@ log = logging.getLogger("bodypose_operator")
 
 # The API server did not answer: look at the resource again after this long.
 API_RETRY_SECONDS = 5.0
+# A pass that raised otherwise (a bug, an answer it could not use): looked at again
+# after this long, twice as long after each failure in a row, up to the cap (kopf's
+# change handlers were retried the same way; event handlers and our checks are not).
+FAILED_PASS_RETRY_SECONDS = 5.0
+MAX_FAILED_PASS_RETRY_SECONDS = 300.0
 # Jobs whose owner the service remembers (for their Workloads' events) before it starts
 # again from the Jobs' next events.
 MAX_REMEMBERED_JOBS = 20_000
@@ -240,8 +245,10 @@ class ExportService:
         # (namespace, resource) -> (its uid, Job name -> digest): what the last complete
         # pass over the resource saw of each of its Jobs (controller/job_digest.py).
         self._seen: dict[tuple[str, str], tuple[str, dict[str, Digest]]] = {}
-        # (namespace, resource) -> the uid this process reconciled on sight of it.
+        # (namespace, resource) -> the uid of it this process's last complete pass saw.
         self._known: dict[tuple[str, str], str] = {}
+        # (namespace, resource) -> its passes that raised in a row (`_failed`).
+        self._failures: dict[tuple[str, str], int] = {}
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._guard:
@@ -274,13 +281,16 @@ class ExportService:
         """One pass over a resource: under its lock, and with the API server not answering
         (restarted, overloaded) taken as no bug to trace: one line, and a check of the
         resource once it may be back. kopf's watches reconnect by themselves; this covers
-        the pass that was cut."""
+        the pass that was cut. Any other failure is traced and tried again (`_failed`),
+        whatever started the pass: a check may be the only trigger a resource has left,
+        and kopf retries no event handler."""
         try:
             with self._lock(namespace, name):
                 yield
         except Exception as exc:
             if not api_unavailable(exc):
-                raise
+                self._failed(namespace, name)
+                return
             log.warning(
                 "%s/%s: the API server did not answer (%s); looking again in %.0fs",
                 namespace, name, type(exc).__name__, API_RETRY_SECONDS,
@@ -311,14 +321,15 @@ class ExportService:
         seen = (body.get("status") or {}).get("observedGeneration")
         if self._known.get((namespace, name)) == uid and seen == meta.get("generation"):
             return
-        try:
-            self.reconcile(body)
-        except Exception:
-            log.exception("%s/%s: the pass failed; looking again in %.0fs",
-                          namespace, name, API_RETRY_SECONDS)  # fmt: skip
-            self.checks.schedule(namespace, name, API_RETRY_SECONDS)
-            return
-        self._known[(namespace, name)] = uid
+        self.reconcile(body)
+
+    def _failed(self, namespace: str, name: str) -> None:
+        """A pass raised (called in its `except`): its traceback, and a look later, later
+        still for each failure in a row; a pass that succeeds ends the row."""
+        failures = self._failures[(namespace, name)] = self._failures.get((namespace, name), 0) + 1
+        delay = min(FAILED_PASS_RETRY_SECONDS * 2 ** (failures - 1), MAX_FAILED_PASS_RETRY_SECONDS)
+        log.exception("%s/%s: the pass failed; looking again in %.0fs", namespace, name, delay)
+        self.checks.schedule(namespace, name, delay)
 
     def reconcile(self, body: dict[str, Any]) -> Decision | None:
         """Reconcile the resource as `body` shows it (a handler's view of it)."""
@@ -469,6 +480,7 @@ class ExportService:
         metrics.forget(name, namespace)
         self._seen.pop((namespace, name), None)
         self._known.pop((namespace, name), None)
+        self._failures.pop((namespace, name), None)
         with self._guard:
             self._locks.pop(f"{namespace}/{name}", None)
 
@@ -516,6 +528,8 @@ class ExportService:
         if patch is not None:
             self.cluster.patch_status(namespace, name, patch)
         self._seen[(namespace, name)] = (str(meta.get("uid")), decision.jobs_seen)
+        self._failures.pop((namespace, name), None)
+        self._known[(namespace, name)] = str(meta.get("uid"))
         metrics.record(name, namespace, decision.status["phase"], decision.jobs_running)
         metrics.record_ap(name, namespace, decision.status)
         for stage, seconds in decision.durations:
