@@ -56,8 +56,9 @@ log = logging.getLogger("bodypose_operator")
 # The API server did not answer: look at the resource again after this long.
 API_RETRY_SECONDS = 5.0
 # A pass that raised otherwise (a bug, an answer it could not use): looked at again
-# after this long, twice as long after each failure in a row, up to the cap (kopf's
-# change handlers were retried the same way; event handlers and our checks are not).
+# after this long, twice as long after each failure in a row, up to the cap. kopf
+# retried its change handlers (every `execution.default_backoff` seconds), not its
+# event handlers, and a check is ours.
 FAILED_PASS_RETRY_SECONDS = 5.0
 MAX_FAILED_PASS_RETRY_SECONDS = 300.0
 # Jobs whose owner the service remembers (for their Workloads' events) before it starts
