@@ -86,3 +86,30 @@ def test_the_idle_windows_requests_are_named_watches_included(tmp_path: Path) ->
     )
     assert "idle-requests=0.00/s" in bench.Figures(10, 1.0, 100.0, 0.5, 0.0, 0.0, 10).line()
     assert bench.Figures(10, 1.0, 100.0, 0.5, 0.0, 0.0, 10).line().endswith("/s")
+
+
+def test_the_bursts_cpu_is_split_by_process_with_the_floor_it_sets() -> None:
+    bench = _module()
+    before = {10: ("kube-apiserver", 100.0), 11: ("etcd", 50.0), 12: ("python3", 5.0),
+              13: ("bash", 1.0), 14: ("kwok", 2.0)}  # fmt: skip
+    after = {10: ("kube-apiserver", 130.0), 11: ("etcd", 58.0), 12: ("python3", 17.0),
+             13: ("bash", 1.0),  # idle: left out
+             14: ("etcd", 0.5),  # pid 14 reused by another process: all of its CPU counts
+             15: ("kube-scheduler", 3.0)}  # started during the burst: all of it  # fmt: skip
+    spent = bench.cpu_by_process(before, after, {12: "operator"}, ended_children=4.0)
+    assert spent == {"kube-apiserver": 30.0, "etcd": 8.5, "operator": 12.0,
+                     "kube-scheduler": 3.0, "kubectl": 4.0}  # fmt: skip
+    figures = bench.Figures(1000, 20.0, 150.0, 12.0, 0.0, 0.0, 1000, machine_cpu=60.0,
+                            cpu_by_process=spent)  # fmt: skip
+    rest = 60.0 - 12.0
+    assert figures.processes_line() == (
+        "cpu by process: kube-apiserver=30.0s operator=12.0s etcd=8.5s kubectl=4.0s "
+        f"kube-scheduler=3.0s other=2.5s; without the operator's 12.0s: {rest:.1f} cpu-s = "
+        f"at least {rest / bench.CORES:.1f}s on {bench.CORES} cores (all-jobs 20.0s)"
+    )
+    # Processes charged more than the machine's busy time (a VM's steal): no other, and
+    # the floor is what they were charged.
+    figures.machine_cpu = 50.0
+    line = figures.processes_line()
+    assert "other" not in line
+    assert f"without the operator's 12.0s: {57.5 - 12.0:.1f} cpu-s" in line
