@@ -115,10 +115,26 @@ def test_the_resync_sees_what_no_event_announced_and_a_ready_resource_has_none(
                     lambda: _status(custom, namespace, "quiet").get("phase") != "Ready",
                     10, "a pass over a Ready resource",
                 )  # fmt: skip
+            # An edit reaches the operator through the resource's watch though kopf builds
+            # no diff base (handlers.NoDiffBase), and the status follows the spec.
+            targets = [*resource["spec"]["targets"], {"name": "t4"}]
+            custom.patch_namespaced_custom_object(
+                "bodypose.dev", "v1alpha1", namespace, "bodyposeexports", "quiet",
+                {"spec": {"targets": targets}},
+            )  # fmt: skip
+            edited = wait_for(
+                lambda: _status(custom, namespace, "quiet").get("observedGeneration") == 2
+                and _status(custom, namespace, "quiet"),
+                30, "the status to follow the edit",
+            )  # fmt: skip
+            assert [t["name"] for t in edited["targets"]] == ["a100", "cpu", "t4"]
+            assert edited["phase"] == "Building"
             found = custom.get_namespaced_custom_object(
                 "bodypose.dev", "v1alpha1", namespace, "bodyposeexports", "quiet"
             )
             assert not found["metadata"].get("finalizers"), found["metadata"]
+            kopf_marks = [k for k in found["metadata"].get("annotations") or {} if "kopf" in k]
+            assert kopf_marks == [], kopf_marks
             custom.delete_namespaced_custom_object(
                 "bodypose.dev", "v1alpha1", namespace, "bodyposeexports", "quiet"
             )

@@ -59,9 +59,30 @@ SETTINGS = Settings.from_env()
 MANAGED = {"app.kubernetes.io/managed-by": "bodypose-operator"}
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """A diff base that is never built, read or stored.
+
+    kopf builds one for every watch event, whatever its handlers (a deep copy of the
+    body less its status and system fields, then diffed against the stored one), and
+    only change handlers and daemons read it; this operator has neither. In the 1000 x 3
+    burst of `make bench-operator` that copy and diff were 8% of the operator's CPU
+    (py-spy). kopf's "Configuration" docs name `settings.persistence.diffbase_storage`
+    as the place for a storage of one's own."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     if SETTINGS.peering_name:
         settings.peering.mandatory = True  # the peering resource must exist (the chart's)
