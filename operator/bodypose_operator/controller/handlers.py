@@ -66,8 +66,9 @@ class NoDiffBase(kopf.DiffBaseStorage):
     body less its status and system fields, then diffed against the stored one), and
     only change handlers and daemons read it; this operator has neither. In the 1000 x 3
     burst of `make bench-operator` that copy and diff were 8% of the operator's CPU
-    (py-spy). kopf's "Configuration" docs name `settings.persistence.diffbase_storage`
-    as the place for a storage of one's own."""
+    (py-spy). `settings.persistence.diffbase_storage` is where kopf takes a storage of
+    one's own (its "Configuration" docs, "Change detection"; kopf's
+    `PersistenceSettings`), and `kopf.DiffBaseStorage` the class it subclasses."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         return kopf.BodyEssence()
