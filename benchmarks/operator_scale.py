@@ -149,10 +149,10 @@ class Figures:
         named = " ".join(f"{name}={cpu:.1f}s" for name, cpu in spent.most_common())
         # On a VM the processes are charged the time the hypervisor stole from them too,
         # which /proc/stat's busy time leaves out: `other` only when the machine's is more.
-        other = self.machine_cpu - sum(spent.values())
-        if other > 0.05:
-            named += f" other={other:.1f}s"
-        rest = max(self.machine_cpu, sum(spent.values())) - self.burst_cpu
+        charged = sum(spent.values())
+        if self.machine_cpu - charged > 0.05:
+            named += f" other={self.machine_cpu - charged:.1f}s"
+        rest = max(self.machine_cpu, charged) - self.burst_cpu
         return (
             f"cpu by process: {named}; without the operator's {self.burst_cpu:.1f}s: "
             f"{rest:.1f} cpu-s = at least {rest / CORES:.1f}s on {CORES} cores "

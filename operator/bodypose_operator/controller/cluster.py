@@ -168,7 +168,7 @@ class KubeCluster:
             if exc.status == 404:
                 return None
             raise
-        return cast(dict[str, Any], self.batch.api_client.sanitize_for_serialization(job))
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(job))
 
     def _workload_api_version(self) -> str:
         """The newest Workload version the cluster serves (discovery of Kueue's group, once
