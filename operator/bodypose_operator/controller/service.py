@@ -31,7 +31,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -313,16 +313,24 @@ class ExportService:
         A pass that raises is tried again after a pause, as kopf retried its handlers.
         """
         meta = body["metadata"]
-        namespace, name, uid = meta["namespace"], meta["name"], str(meta.get("uid"))
         if event_type == "DELETED":
-            self.forget(namespace, name)
-            return
+            self.forget(meta["namespace"], meta["name"])
+        elif self.resource_event_is_news(event_type, body):
+            self.reconcile(body)
+
+    def resource_event_is_news(self, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Whether the resource's event needs the work of `on_resource_event` (a pass, or
+        forgetting it): from the event's body and this process's memory alone, no call and
+        no lock a pass holds, so kopf's event loop asks it first (controller/handlers.py)
+        and hands only the events that are news to a thread."""
+        meta = body["metadata"]
+        if event_type == "DELETED":
+            return True
         if meta.get("deletionTimestamp"):
-            return  # going (another's finalizer holds it): its DELETED event follows
+            return False  # going (another's finalizer holds it): its DELETED event follows
         seen = (body.get("status") or {}).get("observedGeneration")
-        if self._known.get((namespace, name)) == uid and seen == meta.get("generation"):
-            return
-        self.reconcile(body)
+        known = self._known.get((meta["namespace"], meta["name"]))
+        return not (known == str(meta.get("uid")) and seen == meta.get("generation"))
 
     def _failed(self, namespace: str, name: str) -> None:
         """A pass raised (called in its `except`): its traceback, and a look later, later
@@ -347,7 +355,7 @@ class ExportService:
                 self._reconcile(body)
 
     @staticmethod
-    def _owner_ref(meta: dict[str, Any]) -> dict[str, Any] | None:
+    def _owner_ref(meta: Mapping[str, Any]) -> dict[str, Any] | None:
         return next(
             (
                 ref
@@ -359,7 +367,7 @@ class ExportService:
             None,
         )
 
-    def remember_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
+    def remember_job(self, job: Mapping[str, Any]) -> dict[str, Any] | None:
         """Note whose a Job is (for its Workload's events); its owner reference, if ours."""
         meta = job.get("metadata") or {}
         owner = self._owner_ref(meta)
@@ -369,6 +377,32 @@ class ExportService:
             None if owner is None else (meta.get("namespace", ""), owner["name"], owner["uid"])
         )
         return owner
+
+    def job_event_is_news(self, event_type: str | None, job: Mapping[str, Any]) -> bool:
+        """Whether the Job's event needs the work of `on_job_event`: False for the listing
+        (the Job's owner noted) and for a Job that shows what its owner's last pass saw
+        while no pass over that owner runs (`_no_news`, decided now, under the owner's lock
+        if it is free); True otherwise, the owner's lock busy included, and then
+        `on_job_event` waits for the lock and decides again. No call and no wait, so kopf's
+        event loop asks it first (controller/handlers.py): most of a burst's Job events end
+        here, without a trip through a thread."""
+        if event_type is None:
+            self.remember_job(job)
+            return False
+        meta = job.get("metadata") or {}
+        owner = self._owner_ref(meta)
+        if event_type == "DELETED" or owner is None:
+            return True
+        lock = self._lock(meta.get("namespace", ""), owner["name"])
+        if not lock.acquire(blocking=False):
+            return True
+        try:
+            if not self._no_news(meta.get("namespace", ""), owner, job):
+                return True
+            self.remember_job(job)
+            return False
+        finally:
+            lock.release()
 
     def on_job_event(self, event_type: str, job: dict[str, Any]) -> None:
         """A Job with our labels changed: reconcile its owner, if it has one that is ours."""
@@ -410,7 +444,7 @@ class ExportService:
             )  # fmt: skip
         self._reconcile(body)
 
-    def _no_news(self, namespace: str, owner: dict[str, Any], job: dict[str, Any]) -> bool:
+    def _no_news(self, namespace: str, owner: dict[str, Any], job: Mapping[str, Any]) -> bool:
         """The Job shows what the last complete pass over its owner saw of it (or made):
         another pass would decide the same. Most of a Job's events are such: the Job
         controller writing what no pass reads (its start time, active pods, counters), and
