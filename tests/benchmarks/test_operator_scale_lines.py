@@ -1,4 +1,5 @@
-"""benchmarks/operator_scale.py's count of the operator's API requests in the burst.
+"""benchmarks/operator_scale.py's count of the operator's API requests in the burst, and
+how it sees the burst end.
 
 The benchmark itself starts a control plane of its own (`make bench-operator`); this
 checks the line it prints from an audit log, on a log written here: the operator's
@@ -11,8 +12,10 @@ import datetime as dt
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "system:serviceaccount:kube-system:bench-operator"
@@ -113,3 +116,42 @@ def test_the_bursts_cpu_is_split_by_process_with_the_floor_it_sets() -> None:
     line = figures.processes_line()
     assert "other" not in line
     assert f"without the operator's 12.0s: {57.5 - 12.0:.1f} cpu-s" in line
+
+
+def test_the_burst_is_watched_not_polled(cluster: Any, namespace: str) -> None:
+    """The wait for the burst follows watches (what exists, then each change; a watch cut
+    at its timeout resumed where it stopped), here the Jobs of a label, created and
+    deleted, on the real API server; the resources' watch is the same with a test of
+    each one's status."""
+    from kubernetes import client
+
+    bench = _module()
+    batch: Any = client.BatchV1Api(cluster.api)
+
+    def job(name: str, stage: str) -> dict[str, Any]:
+        container = {"name": "c", "image": "busybox", "command": ["true"]}
+        return {
+            "metadata": {"name": name, "labels": {"bodypose.dev/stage": stage}},
+            "spec": {"suspend": True, "template": {"spec": {
+                "restartPolicy": "Never", "containers": [container]}}},
+        }  # fmt: skip
+
+    batch.create_namespaced_job(namespace, job("before", "export"))  # there at the start
+    with bench._Watched(
+        cluster.api, "batch/v1/jobs", bench._any, "bodypose.dev/stage=export", namespace
+    ) as exports:
+        _until(lambda: exports.count() == 1)
+        batch.create_namespaced_job(namespace, job("during", "export"))
+        batch.create_namespaced_job(namespace, job("a-build", "build"))  # not selected
+        _until(lambda: exports.passing == {"before", "during"})
+        time.sleep(6)  # past the watch's 5 s timeout: resumed, nothing counted twice
+        batch.delete_namespaced_job("before", namespace)
+        _until(lambda: exports.passing == {"during"})
+        assert exports.count() == 1
+
+
+def _until(condition: Any, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the watch did not follow"
+        time.sleep(0.05)
