@@ -417,12 +417,19 @@ class _Watched:
     grows with N, and it was charged to the burst it measured, on the same two cores."""
 
     def __init__(
-        self, api: Any, kind: str, test: Any, selector: str = "", namespace: str = NAMESPACE
+        self,
+        api: Any,
+        kind: str,
+        test: Any,
+        selector: str = "",
+        namespace: str = NAMESPACE,
+        timeout: int = 5,
     ) -> None:
         # Jobs too through the custom objects client: plain dicts, no model per event.
         self.custom: Any = client.CustomObjectsApi(api)
         self.group, self.version, self.plural = kind.split("/")
         self.selector, self.test, self.namespace = selector, test, namespace
+        self.timeout = timeout  # each watch call's, then resumed: how soon `__exit__` ends it
         self.passing: set[str] = set()
         self.failure: BaseException | None = None
         self._stop = threading.Event()
@@ -449,7 +456,7 @@ class _Watched:
                 stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
                     self.custom.list_namespaced_custom_object, self.group, self.version,
                     self.namespace, self.plural, label_selector=self.selector,
-                    timeout_seconds=5, **extra,
+                    timeout_seconds=self.timeout, **extra,
                 )  # fmt: skip
                 try:
                     for event in stream:

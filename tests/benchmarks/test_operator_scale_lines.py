@@ -138,13 +138,13 @@ def test_the_burst_is_watched_not_polled(cluster: Any, namespace: str) -> None:
 
     batch.create_namespaced_job(namespace, job("before", "export"))  # there at the start
     with bench._Watched(
-        cluster.api, "batch/v1/jobs", bench._any, "bodypose.dev/stage=export", namespace
+        cluster.api, "batch/v1/jobs", bench._any, "bodypose.dev/stage=export", namespace, timeout=1
     ) as exports:
         _until(lambda: exports.count() == 1)
         batch.create_namespaced_job(namespace, job("during", "export"))
         batch.create_namespaced_job(namespace, job("a-build", "build"))  # not selected
         _until(lambda: exports.passing == {"before", "during"})
-        time.sleep(6)  # past the watch's 5 s timeout: resumed, nothing counted twice
+        time.sleep(2.5)  # past the watch call's 1 s timeout, twice: resumed, nothing counted twice
         batch.delete_namespaced_job("before", namespace)
         _until(lambda: exports.passing == {"during"})
         assert exports.count() == 1
