@@ -21,7 +21,7 @@ from bodypose_operator.controller import handlers
 from bodypose_operator.controller.job_digest import job_digest
 from bodypose_operator.settings import Settings
 from tests.operator.test_service import ServedCluster, job_event, service
-from tests.support.operator_fakes import body
+from tests.support.operator_fakes import body, count_passes
 
 
 class CountingPool(ThreadPoolExecutor):
@@ -83,14 +83,7 @@ def test_a_job_event_waits_for_its_owners_running_pass_and_is_decided_after_it(
     svc.reconcile(cluster.resource)
     export = cluster.job("export").metadata.name
     event = job_event(cluster, export)
-    passes: list[str] = []
-    original = svc._reconcile
-
-    def counted(resource: dict[str, Any]) -> Any:
-        passes.append(resource["metadata"]["name"])
-        return original(resource)
-
-    svc._reconcile = counted  # type: ignore[method-assign]
+    passes = count_passes(svc)
 
     async def events() -> None:
         # The listing notes the Job's owner (for its Workload's events), no thread.

@@ -26,7 +26,7 @@ from bodypose_operator.controller.job_digest import job_digest
 from tests.infra import audit
 from tests.infra.wait import wait_for
 from tests.support.operator_api import Served
-from tests.support.operator_fakes import body, cond
+from tests.support.operator_fakes import body, cond, count_passes
 
 
 class JobEvents:
@@ -67,14 +67,7 @@ class JobEvents:
 def watched(served: Served) -> Iterator[tuple[Served, JobEvents, list[str]]]:
     """The served namespace, its Job events handed to the service, and each pass counted
     (the resource's name, once per pass)."""
-    passes: list[str] = []
-    original = served.service._reconcile
-
-    def counted(resource: dict[str, Any]) -> Any:
-        passes.append(resource["metadata"]["name"])
-        return original(resource)
-
-    served.service._reconcile = counted  # type: ignore[method-assign]
+    passes = count_passes(served.service)
     events = JobEvents(served)
     try:
         yield served, events, passes

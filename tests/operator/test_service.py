@@ -30,6 +30,7 @@ from tests.support.operator_fakes import (
     GPU_IMAGE,
     RecordedCluster,
     body,
+    count_passes,
     pod_running,
     put_manifest,
 )
@@ -239,14 +240,7 @@ def test_a_resources_own_events_reconcile_what_no_pass_has_seen_and_nothing_else
     forgotten, and one created again under the same name reconciled afresh."""
     cluster = ServedCluster(body(bucket))
     svc, _ = service(cluster, Settings(pending_check_seconds=3600, resync_seconds=7200))
-    passes: list[int] = []
-    original = svc._reconcile
-
-    def counted(resource: dict[str, Any]) -> Any:
-        passes.append(resource["metadata"]["generation"])
-        return original(resource)
-
-    svc._reconcile = counted  # type: ignore[method-assign]
+    passes = count_passes(svc, "generation")
     resource = cluster.resource
     assert resource is not None
     svc.on_resource_event("ADDED", resource)

@@ -256,3 +256,17 @@ def pod_running(image: str, state: V1ContainerState, age: float = 0) -> V1Pod:
             ],
         ),
     )  # fmt: skip
+
+
+def count_passes(service: Any, field: str = "name") -> list[Any]:
+    """Each reconcile pass of `service` (an ExportService) from now on, as the resource's
+    `metadata[field]` it passed over (its name, or its generation): the list it fills."""
+    passes: list[Any] = []
+    original = service._reconcile
+
+    def counted(resource: dict[str, Any]) -> Any:
+        passes.append(resource["metadata"][field])
+        return original(resource)
+
+    service._reconcile = counted
+    return passes
