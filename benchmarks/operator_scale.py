@@ -79,6 +79,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,7 +421,7 @@ class _Watched:
         self,
         api: Any,
         kind: str,
-        test: Any,
+        test: Callable[[dict[str, Any]], bool],
         selector: str = "",
         namespace: str = NAMESPACE,
         timeout: int = 5,
