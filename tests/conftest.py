@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from devcluster.minio import S3Server
+from tests.support.conversion_memo import ConversionMemo
 
 pytest_plugins = ["tests.infra.cluster", "tests.infra.durations"]
 
@@ -91,29 +92,52 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def export_sample(sample: Path, out: Path, *, sdk_compatible: bool = False) -> Path:
+@pytest.fixture(scope="session")
+def conversion_memo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConversionMemo]:
+    """One real TensorFlow-to-ONNX conversion per model content in this session
+    (tests/support/conversion_memo.py says why and what a reused file differs in)."""
+    memo = ConversionMemo(tmp_path_factory.mktemp("conversions"))
+    yield memo
+    if memo.converted_seconds:
+        FIGURES.append(memo.figure())
+
+
+@pytest.fixture(autouse=True)
+def _one_conversion_per_content(
+    conversion_memo: ConversionMemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversion_memo.patch(monkeypatch)
+
+
+def export_sample(
+    sample: Path, out: Path, memo: ConversionMemo, *, sdk_compatible: bool = False
+) -> Path:
     """`bpnet-export` of the sample at SAMPLE_HEIGHT x SAMPLE_WIDTH into `out` (fp32: no
     calibration); `out` holds the .etlt, the ONNX model(s) and reference.npz."""
     from bodypose_exporter.stages.export import ExportRequest, InputDims, run_export
 
     shutil.copy(sample / "bpnet_sample.tlt", out / "bpnet_model.tlt")
-    run_export(
-        ExportRequest(
-            model=str(out / "bpnet_model.tlt"),
-            key=SAMPLE_KEY,
-            output=str(out / "bpnet_model.etlt"),
-            dims=InputDims(SAMPLE_HEIGHT, SAMPLE_WIDTH, 3),
-            sdk_compatible=sdk_compatible,
+    with pytest.MonkeyPatch.context() as patch:
+        memo.patch(patch, load=True)
+        run_export(
+            ExportRequest(
+                model=str(out / "bpnet_model.tlt"),
+                key=SAMPLE_KEY,
+                output=str(out / "bpnet_model.etlt"),
+                dims=InputDims(SAMPLE_HEIGHT, SAMPLE_WIDTH, 3),
+                sdk_compatible=sdk_compatible,
+            )
         )
-    )
     return out
 
 
 @pytest.fixture(scope="session")
-def exported_sample(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exported_sample(
+    sample_dir: Path, tmp_path_factory: pytest.TempPathFactory, conversion_memo: ConversionMemo
+) -> Path:
     """The sample exported once per session (a TensorFlow export: a minute and GBs of
     memory), shared by the engine and the serving tests; read it, never write into it."""
-    return export_sample(sample_dir, tmp_path_factory.mktemp("exported"))
+    return export_sample(sample_dir, tmp_path_factory.mktemp("exported"), conversion_memo)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

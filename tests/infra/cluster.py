@@ -113,12 +113,32 @@ def cluster(
                 f"{statistics.median(starts):.2f}s, max {max(starts):.2f}s over {len(starts)} "
                 "containers"
             )
+        cpu = container_cpu_seconds(local.logs / "pod-executor.log")
+        if cpu:
+            by_name = ", ".join(
+                f"{name} {sum(seconds):.0f} cpu-s ({len(seconds)})"
+                for name, seconds in sorted(cpu.items(), key=lambda kv: -sum(kv[1]))
+            )
+            FIGURES.append(f"executor: the pods' CPU by container name (how many ran): {by_name}")
 
 
 def pod_start_seconds(executor_log: Path) -> list[float]:
     """From the executor's log: seconds from a pod being bound to its process starting."""
     found = re.findall(r": pid \d+, ([\d.]+)s after binding", executor_log.read_text())
     return [float(s) for s in found]
+
+
+def container_cpu_seconds(executor_log: Path) -> dict[str, list[float]]:
+    """From the executor's log: each ended container's CPU seconds (its process and every
+    process it reaped: `container_run.wait`), by container name (the stage: export,
+    calibrate, build...). Where the e2e session's pod CPU goes (issue 32, item 5)."""
+    found = re.findall(
+        r"/\S+ (\S+) exited -?\d+ after ([\d.]+) CPU seconds", executor_log.read_text()
+    )
+    by_name: dict[str, list[float]] = {}
+    for name, seconds in found:
+        by_name.setdefault(name, []).append(float(seconds))
+    return by_name
 
 
 @pytest.fixture
