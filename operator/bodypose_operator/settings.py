@@ -22,6 +22,24 @@ def _true(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes")
 
 
+def _seconds_or_none(env: dict[str, str], name: str, value: str) -> float | None:
+    """A number of seconds above 0 from `name`; None when unset or empty. ValueError naming
+    the variable and the Helm value it comes from."""
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(
+            f"{name} ({value}): a number of seconds above 0, or empty for the exporter's "
+            f"default: got {text!r}"
+        )
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     # The CPU exporter image: build Jobs of the backends whose row says BuildImage.CPU
@@ -54,6 +72,10 @@ class Settings:
     # The safety resync of a resource that is not Ready or Failed: events do the
     # work; this only covers one lost while the operator was down.
     resync_seconds: float = 600.0
+    # Seconds each latency figure of a build Job may take on its node (`bpnet-build
+    # --latency_budget`); None: the exporter's default (10 s). The figures' runs are
+    # fewer on a slower node, never under 5; the manifest records both.
+    latency_budget_seconds: float | None = None
     # kopf peering: a name makes replicas share it, one active, the others standing by.
     peering_name: str | None = None
     # A resource that names no credentials Secret uses the operator pod's own (the
@@ -121,6 +143,9 @@ class Settings:
                 e.get("BODYPOSE_PENDING_CHECK_SECONDS", cls.pending_check_seconds)
             ),
             resync_seconds=float(e.get("BODYPOSE_RESYNC_SECONDS", cls.resync_seconds)),
+            latency_budget_seconds=_seconds_or_none(
+                e, "BODYPOSE_LATENCY_BUDGET_SECONDS", "jobs.latencyBudgetSeconds"
+            ),
             peering_name=e.get("BODYPOSE_PEERING") or None,
             ambient_s3_credentials=_true(e.get("BODYPOSE_AMBIENT_S3_CREDENTIALS", "")),
             extra_pod_labels=labels,

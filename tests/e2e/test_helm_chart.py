@@ -187,6 +187,8 @@ def test_health_and_metrics_ports_must_differ(helm: Path) -> None:
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("replicas=0", "at '/replicas': minimum: got 0, want 1"),
         ("exporterImage=x", "additional properties 'exporterImage' not allowed"),
+        ("jobs.latencyBudgetSeconds=0", "'/jobs/latencyBudgetSeconds': exclusiveMinimum: got 0"),
+        ("jobs.latencyBudgetSeconds=soon", "'/jobs/latencyBudgetSeconds': got string, want number"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema(helm: Path, flag: str, message: str) -> None:

@@ -57,6 +57,7 @@ from devcluster.kueue import (
 from devcluster.minio import S3Server
 from devcluster.nodes import POOL_LABEL, POOLS
 from tests.conftest import FIGURES, SAMPLE_KEY
+from tests.e2e.conftest import E2E_LATENCY_BUDGET_SET
 from tests.infra.audit import job_writes
 from tests.infra.cluster import fresh_namespace
 from tests.infra.wait import wait_for
@@ -169,7 +170,7 @@ def setup(
                 "--set", f"watchNamespaces={{{ns}}}",
                 "--set", "jobs.queueName=gpus",
                 "--set", f"jobs.pendingDeadlineSeconds={PENDING_DEADLINE}",
-                "--set", "jobs.pendingCheckSeconds=2",
+                "--set", "jobs.pendingCheckSeconds=2", *E2E_LATENCY_BUDGET_SET,
                 "--set", f"health.port={free_port()}", "--set", f"metrics.port={free_port()}",
                 kubeconfig=local.kubeconfig,
             )  # fmt: skip

@@ -26,6 +26,7 @@ from devcluster.host import free_port
 from devcluster.images import BuiltImage
 from devcluster.minio import S3Server
 from tests.conftest import SAMPLE_KEY
+from tests.e2e.conftest import E2E_LATENCY_BUDGET_SECONDS, E2E_LATENCY_BUDGET_SET
 from tests.infra.wait import wait_for
 from tests.support.helm import CHART, helm_run
 
@@ -83,7 +84,7 @@ def installed(
         "--set", f"watchNamespaces={{{namespace}}}",
         # Pods share this machine's network here: ports nothing else uses.
         "--set", f"health.port={free_port()}", "--set", f"metrics.port={free_port()}",
-        "--set", "jobs.pendingDeadlineSeconds=30",
+        "--set", "jobs.pendingDeadlineSeconds=30", *E2E_LATENCY_BUDGET_SET,
         kubeconfig=cluster.kubeconfig,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -132,6 +133,10 @@ def test_helm_installed_operator_runs_in_its_image_and_its_jobs_in_theirs(
         (cs,) = job_pod.status.container_statuses
         assert cs.image == exporter_image.ref and cs.image_id.endswith(exporter_image.digest)
         assert cs.state.terminated.reason == "Completed"
+    # The chart's jobs.latencyBudgetSeconds reached the build through the operator.
+    (build,) = [p for p in jobs if p.metadata.labels["bodypose.dev/stage"] == "build"]
+    args = build.spec.containers[0].args
+    assert args[args.index("--latency_budget") + 1] == E2E_LATENCY_BUDGET_SECONDS
 
     # A tensorrt target: its GPU image was never built here, so it cannot be pulled.
     gpu = [{"name": "a100", "nodeSelector": {"bodypose.dev/pool": "a100"},

@@ -16,7 +16,7 @@ from bodypose_exporter.convert.fidelity import (
     write_verification_reference,
 )
 from bodypose_exporter.engines.ort import hardware
-from tests.conftest import FIGURES
+from tests.conftest import FIGURES, IN_PROCESS_LATENCY_BUDGET_SECONDS
 from tests.engines.conftest import Calibrated
 from tests.support.serving import check_against_model, load_model_config_pb2, parse_triton
 
@@ -42,7 +42,9 @@ def test_fp32_artifact_is_verified_and_described(
     exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asked = tmp_path / "cpu" / "bpnet_model.224.320.fp32.engine"
-    code, out, err = run(capsys, *ort_build(exported, asked, "--max_batch_size", "2"))
+    code, out, err = run(
+        capsys, *ort_build(exported, asked, "--max_batch_size", "2", "--latency_budget", "1.5")
+    )
     assert code == 0, err
     # an ONNX Runtime artifact is an ONNX model: named .onnx, and the manifest says so
     engine = asked.with_suffix(".onnx")
@@ -63,6 +65,7 @@ def test_fp32_artifact_is_verified_and_described(
     latency = manifest["latency"]
     assert (latency["batch1"]["batch"], latency["batchMax"]["batch"]) == (1, 2)
     assert latency["clock"] == "wall" and latency["warmup"] == 2
+    assert latency["budgetSeconds"] == 1.5  # --latency_budget
     assert latency["includes"] == ["inference", "output conversion"]
     assert all(5 <= latency[k]["runs"] <= 40 for k in ("batch1", "batchMax"))
     for timed in (latency["batch1"], latency["batchMax"]):
@@ -154,6 +157,13 @@ def test_int8_artifact_passes_its_gate_and_serves_the_model_it_was_built_from(
     speedup = manifest["int8Speedup"]
     assert speedup["ratio"] == round(speedup["fp32MedianMs"] / speedup["int8MedianMs"], 2)
     assert speedup["runs"] >= 5 and set(speedup["spreadPct"]) == {"int8", "fp32"}
+    # No --latency_budget: the default (BUDGET_SECONDS, which tests/conftest.py lowers for
+    # the builds made in this process), recorded with both timings.
+    assert (
+        speedup["budgetSeconds"]
+        == manifest["latency"]["budgetSeconds"]
+        == (IN_PROCESS_LATENCY_BUDGET_SECONDS)
+    )
     if speedup["ratio"] < 1.1:
         (warning,) = manifest["warnings"]
         assert (
@@ -293,3 +303,18 @@ def test_the_cpu_class_flag_is_refused_where_it_would_do_nothing(
     assert "--int8_instruction_set: only used when building an engine; add --engine_file" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "soon", "inf", "nan"])
+def test_a_latency_budget_that_is_no_number_of_seconds_above_zero_is_refused(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = tmp_path / "e.engine"
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, *ort_build(tmp_path, engine, "--latency_budget", value))
+    assert exited.value.code == 2
+    assert (
+        f"bpnet-build: error: argument --latency_budget: a number of seconds above 0, "
+        f"got {value!r}" in capsys.readouterr().err
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -179,6 +179,35 @@ def test_export_image_defaults_to_the_cpu_exporter_image() -> None:
     assert Settings.from_env({}) == Settings()
 
 
+def test_the_latency_budget_reaches_every_build_job_and_nothing_else() -> None:
+    def args(job: dict[str, Any]) -> list[str]:
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        return list(container["args"])
+
+    jobs = _jobs(Settings.from_env({"BODYPOSE_LATENCY_BUDGET_SECONDS": " 2.5 "}))
+    for name in ("gpu", "cpu"):
+        built = args(jobs[name])
+        assert built[built.index("--latency_budget") + 1] == "2.5", name
+    assert "--latency_budget" not in args(jobs["export"])
+    # Unset or empty (the chart's default): the exporter's own default, no flag at all, so
+    # no Job made before the setting existed is named anew.
+    for env in ({}, {"BODYPOSE_LATENCY_BUDGET_SECONDS": ""}):
+        unset = _jobs(Settings.from_env(env))
+        assert all("--latency_budget" not in args(job) for job in unset.values())
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_a_latency_budget_that_is_no_number_of_seconds_stops_the_operator_saying_so(
+    value: str,
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env({"BODYPOSE_LATENCY_BUDGET_SECONDS": value})
+    assert str(refused.value) == (
+        "BODYPOSE_LATENCY_BUDGET_SECONDS (jobs.latencyBudgetSeconds): a number of seconds "
+        f"above 0, or empty for the exporter's default: got {value!r}"
+    )
+
+
 def test_jobs_write_only_to_their_scratch_and_tmp_volumes() -> None:
     for job in _jobs(Settings(scratch_size_limit="5Gi")).values():
         pod = job["spec"]["template"]["spec"]

@@ -334,3 +334,36 @@ def test_s3_away_keeps_what_was_seen_of_the_same_spec_and_says_why(
     edited = _edit(resource, nodeSelector={"bodypose.dev/pool": "elsewhere"})
     other = reconcile(edited, cluster, settings)  # type: ignore[arg-type]
     assert "targets" not in other.status and other.status["readyTargets"] == "0/1"
+
+
+def test_a_new_latency_budget_rebuilds_nothing_ready_and_a_running_build_takes_it(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    """The operator's jobs.latencyBudgetSeconds is how long a build times its engine, not
+    what the engine is: after the operator is configured anew, a Ready target stays Ready
+    on its artifact with no Job made, and a build still running is replaced by one that
+    times with the new budget (a Job belongs to the spec it was made for)."""
+    cluster = RecordedCluster()
+    resource = _resource(bucket, CPU)
+    _ready(bucket, s3_endpoint, cluster, resource)
+    cluster.job("build", "cpu").status = V1JobStatus(succeeded=1)
+    engine = resource["status"]["targets"][0]["engineUri"]
+    brief = Settings(pending_check_seconds=0, latency_budget_seconds=2.0)
+    out = reconcile(resource, cluster, brief)  # type: ignore[arg-type]
+    assert out.status["phase"] == "Ready" and out.create == [] and out.delete == []
+    assert out.status["targets"][0]["engineUri"] == engine
+
+    building = RecordedCluster()
+    other = _resource(bucket, {**CPU, "nodeSelector": {"bodypose.dev/pool": "cpu-large"}})
+    _building(bucket, s3_endpoint, building, other)
+    running = building.job("build", "cpu")
+    args = building.manifests[running.metadata.name]["spec"]["template"]["spec"]
+    assert "--latency_budget" not in args["containers"][0]["args"]
+    out = reconcile(other, building, brief)  # type: ignore[arg-type]
+    assert out.delete == [running.metadata.name]
+    [new] = out.create
+    new_args = new["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert new_args[new_args.index("--latency_budget") + 1] == "2"
+    # The same artifact is asked for: the budget is not part of what it is.
+    assert new["metadata"]["labels"][LABEL_IDENTITY] == running.metadata.labels[LABEL_IDENTITY]
+    assert out.status["targets"][0]["jobName"] == new["metadata"]["name"]

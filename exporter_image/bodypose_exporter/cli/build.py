@@ -25,6 +25,7 @@ from bodypose_exporter.stages.build import (
     EngineApDropError,
     run_build,
 )
+from bodypose_exporter.verification import latency
 from bodypose_exporter.verification.agreement_gates import VerificationError
 
 HELP = (
@@ -116,7 +117,27 @@ def configure(p: argparse.ArgumentParser) -> None:
         "of the target the engine is for, and takes a published engine only for the "
         "identity it records)",
     )  # fmt: skip
+    p.add_argument(
+        "--latency_budget", type=seconds_above_zero, default=None, metavar="SECONDS",
+        help="how long each latency figure of the verified engine may take on this node "
+        "(batch 1, the largest batch, int8 against fp32): the warm-up until the median "
+        f"settles at most half of it, then {latency.RUNS} timed runs, fewer where they "
+        f"would take longer, never under {latency.MIN_RUNS}; the manifest records the runs "
+        f"and the budget (default {latency.BUDGET_SECONDS:g}; the operator passes its Helm "
+        "value jobs.latencyBudgetSeconds)",
+    )  # fmt: skip
     groups.add_verbose(p)
+
+
+def seconds_above_zero(text: str) -> float:
+    """A number of seconds above zero, for argparse (its message names the flag)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a number of seconds above 0, got {text!r}")
+    return value
 
 
 def evaluation_line(block: dict[str, Any]) -> str:
@@ -167,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             eval_max_images=args.eval_max_images,
             max_ap_drop=args.max_ap_drop,
             target_identity=args.target_identity,
+            latency_budget=args.latency_budget,
         )
     )
     engine = result.manifest["artifacts"][0]

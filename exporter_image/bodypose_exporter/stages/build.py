@@ -136,9 +136,11 @@ def run_build(request: BuildStageRequest) -> BuildStageResult:
             files = fetch_inputs(request, target, Path(tmp))
         run = _Run(request, target, out, Path(tmp), files, manifest)
         plain = _plain_request(run)
-        engine = build_and_verify(
-            EngineJob(target.backend, plain, files.reference, dict(request.gates))
-        )
+        job = EngineJob(
+            target.backend, plain, files.reference, dict(request.gates),
+            latency_budget=request.latency_budget,
+        )  # fmt: skip
+        engine = build_and_verify(job)
         if engine.record is not None:  # built from the backend's fallback: its own record
             target = dataclasses.replace(target, record=engine.record)
             run = dataclasses.replace(run, target=target)

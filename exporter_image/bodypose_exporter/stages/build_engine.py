@@ -66,6 +66,9 @@ class EngineJob:
     #: The SDK-compatible engine (`stages.deploy`): timed as `buildDeploy`/`verifyDeploy`,
     #: its latency never measured.
     deploy: bool = False
+    #: Seconds each latency figure may take on this node (`verification.latency`'s
+    #: budget); None: its default, BUDGET_SECONDS.
+    latency_budget: float | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,9 @@ def _against_fp32(
     with _timed(timings, "int8Speedup"):
         fp32 = registry.backend_by_name(registry.ONNX_REFERENCE).load(job.request.onnx_path)
         try:
-            record, warning = latencies.int8_speedup(runner, fp32, job.reference.inputs[0], device)
+            record, warning = latencies.int8_speedup(
+                runner, fp32, job.reference.inputs[0], device, budget=job.latency_budget
+            )
         finally:
             fp32.close()
     log.info("int8 against fp32 on %s: %.2f ms against %.2f ms at batch 1 (%.2fx)", device,
@@ -210,8 +215,9 @@ def _time(
     """The verified engine's latency on this node (`verification.latency`), logged."""
     with _timed(timings, "latency"):
         timed = latencies.measure(
-            runner, job.reference.inputs[0], job.request.options.max_batch_size
-        )
+            runner, job.reference.inputs[0], job.request.options.max_batch_size,
+            budget=job.latency_budget,
+        )  # fmt: skip
     hardware = built.hardware
     timed["device"] = str(hardware.get("gpuName") or hardware.get("cpuModel") or "unknown")
     log.info("latency on %s: batch 1 median %.2f ms (p90 %.2f), batch %d median %.2f ms, "

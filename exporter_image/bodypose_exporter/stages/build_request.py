@@ -81,6 +81,9 @@ class BuildStageRequest:
     #: built for: pool, backend, options, image), recorded verbatim in the manifest
     #: (`targetIdentity`): the operator takes an artifact only for the identity it records.
     target_identity: str | None = None
+    #: Seconds each latency figure of the verified engine may take on this node
+    #: (`verification.latency`); None: its default, BUDGET_SECONDS.
+    latency_budget: float | None = None
 
 
 @dataclass(frozen=True)

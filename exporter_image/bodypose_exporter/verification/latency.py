@@ -5,7 +5,8 @@ median settles (windows of `SETTLE_WINDOW` runs until one window's median is
 within `SETTLE_TOLERANCE` of the window before, or the warm-up budget is
 spent: the record says how many warm-up runs and whether it settled), then
 timed runs (`RUNS`, fewer on a node where they would take more than
-`BUDGET_SECONDS`, never under `MIN_RUNS`; the record says how many),
+`BUDGET_SECONDS` or the build's `--latency_budget`, never under `MIN_RUNS`;
+the record says how many, and the budget),
 reported as the 10th, 50th and 90th percentiles in milliseconds, their
 spread ((p90 - p10) / median, in percent: a figure whose spread is wide
 measured the node's noise as much as the engine) and images per second at
@@ -163,6 +164,8 @@ def measure(
         "grouping)",
         **kind,
         "warmup": warmup,
+        # What the number of runs was cut to fit (`bpnet-build --latency_budget`).
+        "budgetSeconds": budget,
         "cpuBudget": cpu_budget.budget().record(),
     }
     # Only a runner with a thread pool of its own has threads to name (ONNX Runtime's);
@@ -259,6 +262,7 @@ def int8_speedup(
 ) -> tuple[dict[str, Any], str | None]:
     """An int8 artifact against the FP32 model it came from, batch 1, timed in turns
     on this node: the record, and a warning when int8 is not worth its accuracy here."""
+    budget = _budget(budget)
     timed = measure_interleaved({"int8": int8, "fp32": fp32}, sample, runs=runs, budget=budget)
     int8_ms, fp32_ms = timed["int8"]["medianMs"], timed["fp32"]["medianMs"]
     ratio = round(fp32_ms / int8_ms, 2) if int8_ms > 0 else 0.0
@@ -267,6 +271,7 @@ def int8_speedup(
         "fp32MedianMs": fp32_ms,
         "ratio": ratio,
         "runs": timed["int8"]["runs"],
+        "budgetSeconds": budget,
         "spreadPct": {name: timed[name]["spreadPct"] for name in timed},
         "how": "batch 1, the two models timed in turns after each settled",
     }

@@ -391,11 +391,13 @@ def build_args(
     identity: str,
     shared: str | None = None,
     int8_class: str | None = None,
+    latency_budget: float | None = None,
 ) -> list[str]:
     """`bpnet-build` arguments: the shared artifacts (under `shared`, default `prefix`) in,
     one target's engine out (under `prefix`, in the folder of the target's identity, which
     its manifest records). `int8_class`: the CPU class the pool's nodes have, which the
-    artifact is built for (the build refuses a node of another)."""
+    artifact is built for (the build refuses a node of another). `latency_budget`: the
+    operator's `latency_budget_seconds` (None: the exporter's default)."""
     shared = shared or prefix
     backend = BACKENDS[target.backend]
     part = backend.part
@@ -440,6 +442,8 @@ def build_args(
             # from the same calibration beside it (the AP gate needs the plain graph's
             # outputs; DeepStream's bodypose2d app needs the SDK-compatible one).
             args += ["--deploy_onnx", f"{shared}/{file_name(Kind.DEPLOY_ONNX)}"]
+    if latency_budget is not None:
+        args += ["--latency_budget", f"{latency_budget:g}"]
     return args + _backend_args(spec, target) + _gate_args(spec)
 
 
@@ -508,7 +512,9 @@ def build_target_job(
     container = {
         "name": "build",
         "command": ["bpnet-build"],
-        "args": build_args(spec, target, prefix, identity, shared, int8_class),
+        "args": build_args(
+            spec, target, prefix, identity, shared, int8_class, settings.latency_budget_seconds
+        ),
         "env": _s3_env(spec),
         "resources": target_resources(target),
     }
