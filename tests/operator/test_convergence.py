@@ -12,9 +12,10 @@ tests/e2e/test_convergence.py.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from kubernetes.client import V1JobStatus
+from kubernetes.client import V1ContainerState, V1JobStatus, V1PodCondition
 
 from bodypose_operator.builders.naming import LABEL_IDENTITY
 from bodypose_operator.controller.reconcile import reconcile
@@ -24,6 +25,7 @@ from tests.support.operator_fakes import (
     RecordedCluster,
     body,
     cond,
+    pod,
     put_manifest,
     put_target_manifest,
     target_folder,
@@ -367,3 +369,36 @@ def test_a_new_latency_budget_rebuilds_nothing_ready_and_a_running_build_takes_i
     # The same artifact is asked for: the budget is not part of what it is.
     assert new["metadata"]["labels"][LABEL_IDENTITY] == running.metadata.labels[LABEL_IDENTITY]
     assert out.status["targets"][0]["jobName"] == new["metadata"]["name"]
+
+
+def test_a_retry_whose_pod_no_node_can_run_fails_its_target_without_a_job_event(
+    bucket: str, s3_endpoint: S3Endpoint
+) -> None:
+    """`make soak SEED=120710` step 29: a target Failed on an unschedulable pod; the pod
+    deleted, the Job made another (failed 2), the pass of that event read the new pod
+    before the scheduler had marked it, said "running", and no Job event came after: the
+    status said running until the safety resync. Now such a retry is looked at again
+    every pendingCheckSeconds until it starts, ends or fails its target, and a Failed
+    target's Job asks for no look."""
+    settings = Settings(pending_check_seconds=3, pending_deadline_seconds=20)
+    cluster = RecordedCluster()
+    resource = _resource(bucket, CPU)
+    _building(bucket, s3_endpoint, cluster, resource)
+    job = cluster.job("build", "cpu")
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)
+    job.status = V1JobStatus(active=1, failed=2, start_time=started)
+    cluster.pods[job.metadata.name] = [pod(V1ContainerState())]  # not yet scheduled, nor refused
+    out = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    assert out.status["targets"][0]["phase"] == "Building"
+    assert out.requeue_after == 3
+
+    cluster.pods[job.metadata.name] = [
+        pod(V1ContainerState(), [V1PodCondition(
+            type="PodScheduled", status="False", reason="Unschedulable",
+            message="0/6 nodes are available: 1 Insufficient nvidia.com/gpu")])
+    ]  # fmt: skip
+    looked = reconcile(resource, cluster, settings)  # type: ignore[arg-type]
+    target = looked.status["targets"][0]
+    assert target["phase"] == "Failed" and "Insufficient nvidia.com/gpu" in target["message"]
+    assert cond(looked.status, "Ready")["reason"] == "NoMatchingNodes"
+    assert looked.requeue_after is None

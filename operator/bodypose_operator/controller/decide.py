@@ -241,7 +241,7 @@ def _export_step(
         state = created("export", step.create[0])
     else:
         state = stage_state(export, "export", settings, facts.now)
-    step.look_again(next_look(export, settings, facts.now))
+    step.look_again(next_look(export, settings, facts.now, state.phase))
     step.events += _retry_events("export", state, int(old.get("exportRetries") or 0), settings)
     if state.retries:
         step.status["exportRetries"] = state.retries
@@ -348,7 +348,7 @@ def _target_step(
         state = created(what, job)
     else:
         state = stage_state(stage, what, settings, facts.now)
-        step.look_again(next_look(stage, settings, facts.now))
+        step.look_again(next_look(stage, settings, facts.now, state.phase))
     old_retries = next(
         (int(t.get("retries") or 0) for t in old.get("targets") or []
          if isinstance(t, dict) and t.get("name") == target.name), 0,

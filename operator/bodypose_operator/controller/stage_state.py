@@ -211,10 +211,14 @@ def _start_failure(what: str, failure: Any, name: str) -> StageState:
     )
 
 
-def next_look(stage: StageFacts, settings: Settings, now: dt.datetime) -> float | None:
+def next_look(
+    stage: StageFacts, settings: Settings, now: dt.datetime, phase: str | None = None
+) -> float | None:
     """When a Job that has not started is due a look no event will trigger: at
     `pending_check_seconds` (its pods read once), then just past the pending deadline
-    (where it fails). None for a stage that is complete, or whose Job runs or ended."""
+    (where it fails); a retry that has not started, every `pending_check_seconds` until
+    it starts, ends or its stage is `phase` Failed. None for a stage that is complete,
+    or whose Job runs or ended."""
     job = stage.job
     if stage.manifest is not None or job is None or job_state(job) != "Active":
         return None
@@ -233,4 +237,11 @@ def next_look(stage: StageFacts, settings: Settings, now: dt.datetime) -> float 
         return settings.pending_check_seconds - age
     if age < settings.pending_deadline_seconds:
         return settings.pending_deadline_seconds - age + 1
+    if job.status.failed and phase != "Failed":
+        # A retry past the Job's own deadline (its age counts from its first start): the
+        # pass that saw the attempt fail read a new pod before the scheduler had said
+        # whether any node can run it, and no Job event follows when none can (`make soak
+        # SEED=120710`, step 29: a Failed target's pending pod deleted, its replacement
+        # unschedulable, the status "running" until the safety resync).
+        return max(settings.pending_check_seconds, 1.0)
     return None
