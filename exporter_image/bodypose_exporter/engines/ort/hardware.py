@@ -102,6 +102,11 @@ METADATA_KEYS = {
 #: The weights an int8 artifact can have: int8; uint8 (MLAS's u8u8 kernels); int7, int8
 #: within [-64, 64] (ONNX Runtime's `reduce_range`), which no u8 x s8 kernel can saturate:
 #: two products of 255 x 64 fit a 16-bit lane.
+#: Symmetric int8 weights (zero point 0) run MLAS's symmetric convolution kernels
+#: (`QLinearConv::TryConvSymPrepack` in ONNX Runtime). The same weights shifted to zero
+#: point -1 (identical outputs) take its im2col + QGEMM path instead, AMX where the CPU
+#: has it: 6% slower on a 2-core Xeon with AMX (58.5 against 55.2 ms, BpNet 224x320,
+#: batch 1, 2026-12-07), so the artifact keeps zero point 0.
 WEIGHT_KINDS = ("int8", "uint8", "int7")
 #: Classes whose uint8 x int8 kernels add products in saturating 16-bit lanes.
 SATURATING_CLASSES = frozenset({"x86-avx512", "x86-avx2", "x86"})
