@@ -211,9 +211,7 @@ def _start_failure(what: str, failure: Any, name: str) -> StageState:
     )
 
 
-def next_look(
-    stage: StageFacts, settings: Settings, now: dt.datetime, phase: str | None = None
-) -> float | None:
+def next_look(stage: StageFacts, settings: Settings, now: dt.datetime, phase: str) -> float | None:
     """When a Job that has not started is due a look no event will trigger: at
     `pending_check_seconds` (its pods read once), then just past the pending deadline
     (where it fails); a retry that has not started, every `pending_check_seconds` until
